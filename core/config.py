@@ -1,0 +1,120 @@
+"""Configuration classes. Secrets come only from the environment.
+
+Every setting can be overridden by an environment variable prefixed with
+``TINGJIAN_`` (for example ``TINGJIAN_DATABASE_URL``); values are parsed as
+JSON where possible, see ``flask.Config.from_prefixed_env``.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ENV_PREFIX = "TINGJIAN"
+
+
+class Config:
+    SECRET_KEY: str | None = None
+    DATABASE_URL: str | None = None
+    REDIS_URL: str | None = None
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    BABEL_DEFAULT_LOCALE = "zh_Hans"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    LANGUAGES = ("zh_Hans", "en")
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    PERMANENT_SESSION_LIFETIME = 8 * 3600
+    WTF_CSRF_TIME_LIMIT = 8 * 3600
+    MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+    HSTS = False
+    # Staff login protection.
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_LOCKOUT_MINUTES = 15
+    LOGIN_RATE_LIMIT = "20 per minute"
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_STORAGE_URI: str | None = None
+    JOB_QUEUES = ("high", "default", "low")
+    SCHEDULER_TIMEZONE = "Asia/Shanghai"
+    AUDIT_PAGE_SIZE = 50
+
+    @classmethod
+    def finalise(cls, config: dict) -> None:
+        """Derive settings that depend on others after env overrides were read."""
+        url = config.get("DATABASE_URL")
+        if url and url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        if url and url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url[len("postgres://"):]
+        if url:
+            config["SQLALCHEMY_DATABASE_URI"] = url
+        if not config.get("RATELIMIT_STORAGE_URI"):
+            config["RATELIMIT_STORAGE_URI"] = config.get("REDIS_URL") or "memory://"
+
+
+class Development(Config):
+    """Embedded mode: SQLite in the instance folder, jobs run inline."""
+
+    DEBUG = False
+
+    @classmethod
+    def finalise(cls, config: dict) -> None:
+        instance = Path(config["INSTANCE_PATH"])
+        instance.mkdir(parents=True, exist_ok=True)
+        if not config.get("DATABASE_URL"):
+            config["DATABASE_URL"] = f"sqlite:///{instance / 'tingjian.db'}"
+        if not config.get("SECRET_KEY"):
+            # A per-install key kept in the instance folder, so that sessions
+            # survive restarts without a secret in the code.
+            key_file = instance / "secret_key"
+            if not key_file.exists():
+                key_file.write_text(secrets.token_hex(32))
+                os.chmod(key_file, 0o600)
+            config["SECRET_KEY"] = key_file.read_text().strip()
+        super().finalise(config)
+
+
+class Testing(Config):
+    TESTING = True
+    WTF_CSRF_ENABLED = False
+    RATELIMIT_STORAGE_URI = "memory://"
+    LOGIN_RATE_LIMIT = "1000 per minute"
+
+
+class Production(Config):
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    HSTS = True
+
+    @classmethod
+    def finalise(cls, config: dict) -> None:
+        missing = [k for k in ("SECRET_KEY", "DATABASE_URL") if not config.get(k)]
+        if missing:
+            names = ", ".join(f"{ENV_PREFIX}_{k}" for k in missing)
+            raise RuntimeError(f"Production configuration refuses to start: set {names}.")
+        super().finalise(config)
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": Development,
+    "testing": Testing,
+    "production": Production,
+}
+
+
+def resolve(config: type[Config] | str | dict | None) -> tuple[type[Config], dict]:
+    """Turn create_app's argument into a config class and explicit overrides."""
+    overrides: dict = {}
+    if isinstance(config, dict):
+        overrides = dict(config)
+        config = overrides.pop("CONFIG", None)
+    if config is None:
+        config = os.environ.get(f"{ENV_PREFIX}_CONFIG", "development")
+    if isinstance(config, str):
+        try:
+            config = CONFIGS[config.lower()]
+        except KeyError:
+            raise RuntimeError(f"Unknown configuration {config!r}; use one of {sorted(CONFIGS)}") from None
+    return config, overrides

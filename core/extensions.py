@@ -1,0 +1,35 @@
+"""Extensions, created unbound; create_app binds them."""
+from __future__ import annotations
+
+import redis as redis_lib
+from flask import Flask, current_app
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+
+from core.db import Base
+
+
+class RedisClient:
+    """One Redis connection pool per app, or None when REDIS_URL is not set."""
+
+    def init_app(self, app: Flask) -> None:
+        url = app.config.get("REDIS_URL")
+        app.extensions["redis"] = redis_lib.Redis.from_url(url) if url else None
+
+    @property
+    def connection(self) -> redis_lib.Redis | None:
+        return current_app.extensions.get("redis")
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+csrf = CSRFProtect()
+login_manager = LoginManager()
+babel = Babel()
+limiter = Limiter(get_remote_address)
+redis = RedisClient()

@@ -1,0 +1,50 @@
+"""/healthz: database, Redis and scheduler state for load balancers and operators."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from core.extensions import db, limiter
+from core.tasks import HEARTBEAT_KEY
+
+bp = Blueprint("health", __name__)
+
+
+def check_database() -> str:
+    try:
+        db.session.execute(text("SELECT 1"))
+        return "ok"
+    except Exception as exc:  # report, don't raise: this is the health page
+        db.session.rollback()
+        return f"error: {type(exc).__name__}"
+
+
+def check_redis() -> tuple[str, str | None]:
+    conn = current_app.extensions.get("redis")
+    if conn is None:
+        return "not configured", None
+    try:
+        conn.ping()
+        beat = conn.get(HEARTBEAT_KEY)
+    except Exception as exc:
+        return f"error: {type(exc).__name__}", None
+    return "ok", beat.decode() if beat else None
+
+
+@bp.get("/healthz")
+@limiter.exempt
+def healthz():
+    database = check_database()
+    redis_state, heartbeat = check_redis()
+    healthy = database == "ok" and redis_state in ("ok", "not configured")
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "database": database,
+        "redis": redis_state,
+        "jobs": "rq" if redis_state == "ok" else "inline",
+        "scheduler_heartbeat": heartbeat,
+        "time": datetime.now(timezone.utc).isoformat(),
+    }
+    return jsonify(body), 200 if healthy else 503

@@ -1,0 +1,86 @@
+"""Staff login, logout and password change. Patients never log in."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import format_datetime, gettext
+from flask_login import current_user, login_required, login_user, logout_user
+
+from core.audit import record
+from core.extensions import db, limiter
+from organisation import services
+from organisation.forms import ChangePasswordForm, LoginForm
+
+bp = Blueprint("auth", __name__)
+
+# Endpoints a user who must change the password may still reach.
+OPEN_ENDPOINTS = {"auth.login", "auth.logout", "auth.change_password", "static", "health.healthz",
+                  "i18n.switch_language"}
+
+
+def _safe_next(target: str | None) -> str | None:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return None
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("org.home"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        result = services.authenticate(form.username.data, form.password.data)
+        db.session.commit()
+        if result.user is not None:
+            login_user(result.user)
+            return redirect(_safe_next(request.args.get("next")) or url_for("org.home"))
+        if result.locked_until is not None:
+            form.password.errors.append(gettext(
+                "登录失败次数过多，账号已锁定至 %(time)s。如需提前解锁，请联系管理员。",
+                time=format_datetime(result.locked_until, "HH:mm")))
+        else:
+            form.password.errors.append(gettext("用户名或密码不正确。"))
+        return render_template("organisation/login.html", form=form), 401
+    return render_template("organisation/login.html", form=form)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    record(current_user, "staff.logout", current_user._get_current_object())
+    db.session.commit()
+    logout_user()
+    flash(gettext("您已退出登录。"), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.change_password(current_user._get_current_object(), current=form.current_password.data,
+                                     new=form.new_password.data)
+        except services.ServiceError as exc:
+            getattr(form, exc.field or "new_password").errors.append(str(exc))
+        else:
+            db.session.commit()
+            login_user(current_user._get_current_object())  # re-issue the session with the new version
+            flash(gettext("密码已修改。"), "success")
+            return redirect(url_for("org.home"))
+    return render_template("organisation/change_password.html", form=form)
+
+
+def enforce_password_change():
+    """Staff with an initial or reset password must change it before anything else."""
+    if (current_user.is_authenticated and current_user.must_change_password
+            and request.endpoint not in OPEN_ENDPOINTS):
+        flash(gettext("首次登录或密码被重置后，请先修改密码。"), "warning")
+        return redirect(url_for("auth.change_password"))
+    return None

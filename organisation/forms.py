@@ -1,0 +1,140 @@
+"""Staff-side forms for the organisation admin."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
+from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField, SubmitField
+from wtforms.validators import DataRequired, ValidationError, EqualTo, Length, Optional, Regexp
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from organisation.models import (
+    DepartmentKind,
+    InstitutionCategory,
+    InstitutionGrade,
+    InstitutionLevel,
+    RegionLevel,
+    TouchpointKind,
+)
+
+CODE = Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", message=_l("编码只能包含字母、数字、下划线、点和短横线。"))
+USERNAME = Regexp(r"^[a-z0-9][a-z0-9_.-]{2,63}$",
+                  message=_l("用户名为 3–64 位小写字母、数字、下划线、点或短横线。"))
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def valid_date(form, field):
+    """A YYYY-MM-DD date that exists in the calendar."""
+    try:
+        date.fromisoformat(field.data)
+    except (TypeError, ValueError):
+        raise ValidationError(_l("日期格式为 YYYY-MM-DD。")) from None
+
+
+def int_or_none(value):
+    if value in (None, "", "None"):
+        return None
+    return int(value)
+
+
+class LoginForm(FlaskForm):
+    username = StringField(_l("用户名"), validators=[DataRequired(), Length(max=64)],
+                           render_kw={"autocomplete": "username", "autofocus": True})
+    password = PasswordField(_l("密码"), validators=[DataRequired(), Length(max=200)],
+                             render_kw={"autocomplete": "current-password"})
+    submit = SubmitField(_l("登录"))
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(_l("当前密码"), validators=[DataRequired()],
+                                     render_kw={"autocomplete": "current-password"})
+    new_password = PasswordField(_l("新密码"), validators=[DataRequired(), Length(max=200)],
+                                 description=_l("至少 10 个字符，同时包含字母和数字。"),
+                                 render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField(_l("确认新密码"),
+                            validators=[DataRequired(), EqualTo("new_password", message=_l("两次输入的密码不一致。"))],
+                            render_kw={"autocomplete": "new-password"})
+    submit = SubmitField(_l("修改密码"))
+
+
+class RegionForm(FlaskForm):
+    code = StringField(_l("行政区划代码"), validators=[DataRequired(), Length(max=12), Regexp(r"^\d{2,12}$", message=_l("请输入数字代码。"))])
+    name = StringField(_l("名称"), validators=[DataRequired(), Length(max=80)])
+    level = SelectField(_l("层级"), choices=RegionLevel.choices())
+    parent_id = SelectField(_l("上级区域"), coerce=int_or_none, validators=[Optional()])
+    submit = SubmitField(_l("保存"))
+
+
+class InstitutionForm(FlaskForm):
+    name = StringField(_l("机构名称"), validators=[DataRequired(), Length(max=120)])
+    short_name = StringField(_l("简称"), validators=[Optional(), Length(max=40)])
+    registration_code = StringField(_l("登记号"), validators=[DataRequired(), Length(max=40), CODE],
+                                    description=_l("医疗机构执业许可证登记号或统一社会信用代码"))
+    level = SelectField(_l("等级"), choices=InstitutionLevel.choices())
+    grade = SelectField(_l("等次"), choices=InstitutionGrade.choices())
+    category = SelectField(_l("类别"), choices=InstitutionCategory.choices())
+    region_id = SelectField(_l("所属区域"), coerce=int)
+    submit = SubmitField(_l("保存"))
+
+
+class DepartmentForm(FlaskForm):
+    code = StringField(_l("科室编码"), validators=[DataRequired(), Length(max=32), CODE])
+    name = StringField(_l("科室名称"), validators=[DataRequired(), Length(max=80)])
+    kind = SelectField(_l("科室类型"), choices=DepartmentKind.choices())
+    parent_id = SelectField(_l("上级科室"), coerce=int_or_none, validators=[Optional()])
+    submit = SubmitField(_l("保存"))
+
+
+class TouchpointForm(FlaskForm):
+    code = StringField(_l("服务点编码"), validators=[DataRequired(), Length(max=32), CODE])
+    name = StringField(_l("服务点名称"), validators=[DataRequired(), Length(max=80)])
+    kind = SelectField(_l("类型"), choices=TouchpointKind.choices())
+    department_id = SelectField(_l("所属科室"), coerce=int)
+    location = StringField(_l("位置"), validators=[Optional(), Length(max=120)],
+                           description=_l("例如：门诊楼一层东侧"))
+    submit = SubmitField(_l("保存"))
+
+
+class StaffForm(FlaskForm):
+    username = StringField(_l("用户名"), validators=[DataRequired(), USERNAME])
+    display_name = StringField(_l("姓名"), validators=[DataRequired(), Length(max=64)])
+    roles = MultiCheckboxField(_l("角色"), validators=[DataRequired(message=_l("请至少选择一个角色。"))])
+    departments = MultiCheckboxField(_l("负责科室"), coerce=int,
+                                     description=_l("科室处理人只能看到所绑定科室的案件。"))
+    region_id = SelectField(_l("所辖区域"), coerce=int_or_none, validators=[Optional()])
+    submit = SubmitField(_l("保存"))
+
+
+class ImportForm(FlaskForm):
+    kind = SelectField(_l("导入内容"), choices=[("departments", _l("科室")), ("touchpoints", _l("服务点")),
+                                                ("staff", _l("人员"))])
+    file = FileField(_l("文件（CSV 或 XLSX）"), validators=[
+        FileRequired(message=_l("请选择要上传的文件。")),
+        FileAllowed(["csv", "xlsx"], message=_l("只支持 CSV 或 XLSX 文件。")),
+    ])
+    dry_run = BooleanField(_l("仅检查，不写入"), default=False)
+    submit = SubmitField(_l("上传并导入"))
+
+
+class ConfirmForm(FlaskForm):
+    """An empty form that only carries the CSRF token for POST-only actions."""
+
+    submit = SubmitField(_l("确认"))
+
+
+class AuditFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    actor = StringField(_l("操作人"), validators=[Optional(), Length(max=64)])
+    action = StringField(_l("操作"), validators=[Optional(), Length(max=80)])
+    target_type = StringField(_l("对象类型"), validators=[Optional(), Length(max=60)])
+    target_id = StringField(_l("对象编号"), validators=[Optional(), Length(max=60)])
+    date_from = StringField(_l("开始日期"), validators=[Optional(), valid_date], render_kw={"type": "date"})
+    date_to = StringField(_l("结束日期"), validators=[Optional(), valid_date], render_kw={"type": "date"})

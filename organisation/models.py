@@ -1,0 +1,320 @@
+"""Regions, institutions, departments, touchpoints and staff."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from flask_babel import lazy_gettext as _l
+from flask_login import UserMixin
+from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.db import InstitutionScoped, TimestampMixin, UTCDateTime
+from core.extensions import db
+
+
+class LabelledEnum(StrEnum):
+    """A string enum whose members carry a translatable label."""
+
+    @classmethod
+    def labels(cls) -> dict[str, object]:
+        raise NotImplementedError
+
+    @property
+    def label(self):
+        return self.labels()[self.value]
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, object]]:
+        return [(m.value, m.label) for m in cls]
+
+    @classmethod
+    def from_label(cls, text: str) -> "LabelledEnum | None":
+        """Accept a code or its Chinese or English label (for imports)."""
+        text = (text or "").strip()
+        for member in cls:
+            if text.lower() == member.value or text in {str(member.label), *member.aliases()}:
+                return member
+        return None
+
+    def aliases(self) -> set[str]:
+        return set()
+
+
+class RegionLevel(LabelledEnum):
+    PROVINCE = "province"
+    CITY = "city"
+    COUNTY = "county"
+
+    @classmethod
+    def labels(cls):
+        return {"province": _l("省级"), "city": _l("市级"), "county": _l("县级")}
+
+
+class InstitutionLevel(LabelledEnum):
+    TERTIARY = "tertiary"
+    SECONDARY = "secondary"
+    PRIMARY = "primary"
+    GRASSROOTS = "grassroots"
+
+    @classmethod
+    def labels(cls):
+        return {"tertiary": _l("三级"), "secondary": _l("二级"), "primary": _l("一级"), "grassroots": _l("基层")}
+
+    def aliases(self):
+        return {"tertiary": {"三级"}, "secondary": {"二级"}, "primary": {"一级"}, "grassroots": {"基层"}}[self.value]
+
+
+class InstitutionGrade(LabelledEnum):
+    A = "a"
+    B = "b"
+    C = "c"
+    UNGRADED = "ungraded"
+
+    @classmethod
+    def labels(cls):
+        return {"a": _l("甲等"), "b": _l("乙等"), "c": _l("丙等"), "ungraded": _l("未定等")}
+
+
+class InstitutionCategory(LabelledEnum):
+    GENERAL = "general"
+    TCM = "tcm"
+    INTEGRATED = "integrated"
+    SPECIALTY = "specialty"
+    MATERNAL_CHILD = "maternal_child"
+    COMMUNITY = "community"
+    TOWNSHIP = "township"
+    OTHER = "other"
+
+    @classmethod
+    def labels(cls):
+        return {
+            "general": _l("综合医院"),
+            "tcm": _l("中医医院"),
+            "integrated": _l("中西医结合医院"),
+            "specialty": _l("专科医院"),
+            "maternal_child": _l("妇幼保健院"),
+            "community": _l("社区卫生服务中心"),
+            "township": _l("乡镇卫生院"),
+            "other": _l("其他"),
+        }
+
+    def aliases(self):
+        return {"general": {"综合"}, "tcm": {"中医"}, "specialty": {"专科"}, "maternal_child": {"妇幼"}}.get(
+            self.value, set())
+
+
+class DepartmentKind(LabelledEnum):
+    CLINICAL = "clinical"
+    MEDICAL_TECH = "medical_tech"
+    ADMINISTRATIVE = "administrative"
+
+    @classmethod
+    def labels(cls):
+        return {"clinical": _l("临床科室"), "medical_tech": _l("医技科室"), "administrative": _l("行政后勤")}
+
+    def aliases(self):
+        return {"clinical": {"临床"}, "medical_tech": {"医技"}, "administrative": {"行政", "后勤"}}[self.value]
+
+
+class TouchpointKind(LabelledEnum):
+    WINDOW = "window"
+    CLINIC = "clinic"
+    WARD = "ward"
+    DISCHARGE = "discharge"
+    OTHER = "other"
+
+    @classmethod
+    def labels(cls):
+        return {"window": _l("服务窗口"), "clinic": _l("诊室"), "ward": _l("病区"),
+                "discharge": _l("出院结算处"), "other": _l("其他")}
+
+    def aliases(self):
+        return {"window": {"窗口"}, "clinic": {"门诊"}, "ward": set(), "discharge": {"出院"},
+                "other": set()}[self.value]
+
+
+class Role(LabelledEnum):
+    PLATFORM_ADMIN = "platform_admin"
+    REGIONAL_ADMIN = "regional_admin"
+    INSTITUTION_ADMIN = "institution_admin"
+    COMPLAINT_OFFICER = "complaint_officer"
+    DEPARTMENT_HANDLER = "department_handler"
+    FOLLOWUP_NURSE = "followup_nurse"
+    LEADERSHIP = "leadership"
+
+    @classmethod
+    def labels(cls):
+        return {
+            "platform_admin": _l("平台管理员"),
+            "regional_admin": _l("区域管理员"),
+            "institution_admin": _l("机构管理员"),
+            "complaint_officer": _l("投诉管理员"),
+            "department_handler": _l("科室处理人"),
+            "followup_nurse": _l("随访护士"),
+            "leadership": _l("院领导"),
+        }
+
+    def aliases(self):
+        return {"platform_admin": set(), "regional_admin": set(), "institution_admin": {"管理员"},
+                "complaint_officer": {"投诉专员"}, "department_handler": {"科室负责人", "处理人"},
+                "followup_nurse": {"随访员"}, "leadership": {"领导"}}[self.value]
+
+    @classmethod
+    def institution_roles(cls) -> list["Role"]:
+        return [cls.INSTITUTION_ADMIN, cls.COMPLAINT_OFFICER, cls.DEPARTMENT_HANDLER,
+                cls.FOLLOWUP_NURSE, cls.LEADERSHIP]
+
+
+class Region(TimestampMixin, db.Model):
+    __tablename__ = "region"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(12), unique=True)
+    name: Mapped[str] = mapped_column(String(80))
+    level: Mapped[RegionLevel] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("region.id"), index=True)
+    # Materialised path "/1/4/9/" so a subtree is one LIKE query.
+    path: Mapped[str] = mapped_column(String(255), default="/", index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    parent: Mapped["Region | None"] = relationship(remote_side="Region.id")
+
+    @property
+    def audit_label(self) -> str:
+        return self.name
+
+    @property
+    def depth(self) -> int:
+        return self.path.count("/") - 2
+
+
+class Institution(TimestampMixin, db.Model):
+    __tablename__ = "institution"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    short_name: Mapped[str] = mapped_column(String(40), default="")
+    registration_code: Mapped[str] = mapped_column(String(40), unique=True)
+    level: Mapped[InstitutionLevel] = mapped_column(String(16))
+    grade: Mapped[InstitutionGrade] = mapped_column(String(16), default=InstitutionGrade.UNGRADED)
+    category: Mapped[InstitutionCategory] = mapped_column(String(24))
+    region_id: Mapped[int] = mapped_column(ForeignKey("region.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    region: Mapped[Region] = relationship()
+
+    @property
+    def audit_label(self) -> str:
+        return self.name
+
+    @property
+    def peer_class(self) -> tuple[str, str]:
+        return (InstitutionLevel(self.level).value, InstitutionCategory(self.category).value)
+
+    @property
+    def display_name(self) -> str:
+        return self.short_name or self.name
+
+
+class Department(InstitutionScoped, TimestampMixin, db.Model):
+    __tablename__ = "department"
+    __table_args__ = (UniqueConstraint("institution_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[DepartmentKind] = mapped_column(String(24))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    parent: Mapped["Department | None"] = relationship(remote_side="Department.id")
+
+    @property
+    def audit_label(self) -> str:
+        return self.name
+
+
+class Touchpoint(InstitutionScoped, TimestampMixin, db.Model):
+    __tablename__ = "touchpoint"
+    __table_args__ = (UniqueConstraint("institution_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[TouchpointKind] = mapped_column(String(16))
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
+    location: Mapped[str] = mapped_column(String(120), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    department: Mapped[Department] = relationship()
+
+    @property
+    def audit_label(self) -> str:
+        return self.name
+
+
+staff_department = Table(
+    "staff_department",
+    db.metadata,
+    Column("staff_id", Integer, ForeignKey("staff_user.id", ondelete="CASCADE"), primary_key=True),
+    Column("department_id", Integer, ForeignKey("department.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class StaffRole(db.Model):
+    __tablename__ = "staff_role"
+    __table_args__ = (UniqueConstraint("staff_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"), index=True)
+    role: Mapped[Role] = mapped_column(String(32))
+
+
+class StaffUser(UserMixin, TimestampMixin, db.Model):
+    __tablename__ = "staff_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    # Institution staff carry their institution; regional admins their region;
+    # platform admins neither.
+    institution_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("institution.id"), index=True)
+    region_id: Mapped[int | None] = mapped_column(ForeignKey("region.id"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped when the password changes or the account is deactivated, which
+    # invalidates every existing session (Flask-Login's alternative id).
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+
+    institution: Mapped[Institution | None] = relationship()
+    region: Mapped[Region | None] = relationship()
+    role_rows: Mapped[list[StaffRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    departments: Mapped[list[Department]] = relationship(secondary=staff_department, lazy="selectin")
+
+    @property
+    def audit_label(self) -> str:
+        return self.username
+
+    @property
+    def roles(self) -> set[Role]:
+        return {Role(r.role) for r in self.role_rows}
+
+    def has_role(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return bool(self.active)
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def department_ids(self) -> set[int]:
+        return {d.id for d in self.departments}

@@ -1,0 +1,109 @@
+"""Tenant scoping: the one place that decides which institutions a staff member sees.
+
+Every institution-owned row is reached through these helpers. Rows a user may
+not see are reported as missing (404), never as forbidden, so that ids of other
+hospitals cannot be probed.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import wraps
+from typing import Any, Callable, TypeVar
+
+from flask import abort
+from flask_login import current_user
+from sqlalchemy import Select, select
+
+from core.extensions import db
+from organisation.models import Institution, Region, Role, StaffUser
+
+M = TypeVar("M")
+
+
+class Permission(StrEnum):
+    VIEW_ORG = "view_org"              # departments, touchpoints, staff list
+    MANAGE_ORG = "manage_org"          # create/edit/deactivate/import them
+    MANAGE_INSTITUTIONS = "manage_institutions"  # institution records in a region
+    MANAGE_REGIONS = "manage_regions"
+    VIEW_AUDIT = "view_audit"
+
+
+# Which roles grant each permission over an institution they can see.
+GRANTS: dict[Permission, set[Role]] = {
+    Permission.VIEW_ORG: {Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN, Role.INSTITUTION_ADMIN,
+                          Role.COMPLAINT_OFFICER, Role.LEADERSHIP},
+    Permission.MANAGE_ORG: {Role.PLATFORM_ADMIN, Role.INSTITUTION_ADMIN},
+    Permission.MANAGE_INSTITUTIONS: {Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN},
+    Permission.MANAGE_REGIONS: {Role.PLATFORM_ADMIN},
+    Permission.VIEW_AUDIT: {Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN, Role.INSTITUTION_ADMIN},
+}
+
+
+def region_subtree_ids(region: Region) -> Select:
+    return select(Region.id).where(Region.path.startswith(region.path))
+
+
+def visible_institution_ids(user: StaffUser) -> Select | None:
+    """A subquery of the institution ids the user may see; None means all."""
+    if user.has_role(Role.PLATFORM_ADMIN):
+        return None
+    if user.has_role(Role.REGIONAL_ADMIN) and user.region is not None:
+        return select(Institution.id).where(Institution.region_id.in_(region_subtree_ids(user.region)))
+    return select(Institution.id).where(Institution.id == (user.institution_id or -1))
+
+
+def scoped(stmt: Select, column: Any, user: StaffUser | None = None) -> Select:
+    """Restrict ``stmt`` to rows whose ``column`` (an institution id) the user may see."""
+    user = user or current_user
+    ids = visible_institution_ids(user)
+    return stmt if ids is None else stmt.where(column.in_(ids))
+
+
+def can_see_institution(user: StaffUser, institution: Institution) -> bool:
+    if user.has_role(Role.PLATFORM_ADMIN):
+        return True
+    if user.has_role(Role.REGIONAL_ADMIN) and user.region is not None:
+        return institution.region is not None and institution.region.path.startswith(user.region.path)
+    return user.institution_id == institution.id
+
+
+def can(user: StaffUser, permission: Permission, institution: Institution | None = None) -> bool:
+    """Whether ``user`` holds ``permission`` (over ``institution`` when given)."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if not user.roles.intersection(GRANTS[permission]):
+        return False
+    return institution is None or can_see_institution(user, institution)
+
+
+def get_institution_or_404(institution_id: int, permission: Permission) -> Institution:
+    """Load an institution the current user can see and act on with ``permission``."""
+    institution = db.session.get(Institution, institution_id)
+    if institution is None or not can_see_institution(current_user, institution):
+        abort(404)
+    if not can(current_user, permission, institution):
+        abort(403)
+    return institution
+
+
+def get_owned_or_404(model: type[M], row_id: int, institution: Institution) -> M:
+    """Load one row of ``model`` that belongs to ``institution``."""
+    row = db.session.scalar(select(model).where(model.id == row_id, model.institution_id == institution.id))
+    if row is None:
+        abort(404)
+    return row
+
+
+def require(permission: Permission) -> Callable:
+    """Guard a view that is not tied to one institution (e.g. region admin)."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not can(current_user, permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator

@@ -1,0 +1,369 @@
+"""Business rules for regions, institutions, departments, touchpoints and staff.
+
+Every function flushes and audits; the caller (a view, a job, the CLI) commits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from flask import current_app
+from sqlalchemy import select
+
+from core.audit import record
+from core.db import utcnow
+from core.extensions import db
+from organisation.models import (
+    Department,
+    DepartmentKind,
+    Institution,
+    Region,
+    Role,
+    StaffRole,
+    StaffUser,
+    Touchpoint,
+)
+from organisation.passwords import generate_initial_password, hash_password, verify_password
+
+
+class ServiceError(ValueError):
+    """A rule was broken; the message is for the user (already translated)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def _changes(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
+    """Apply ``values`` to ``obj`` and return {field: [old, new]} of what changed."""
+    changed = {}
+    for key, new in values.items():
+        old = getattr(obj, key)
+        if old != new:
+            changed[key] = [_plain(old), _plain(new)]
+            setattr(obj, key, new)
+    return changed
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+# Regions ---------------------------------------------------------------
+
+def create_region(*, code: str, name: str, level: str, parent: Region | None, actor: Any) -> Region:
+    """Create a region under ``parent``; its path places it in the tree."""
+    region = Region(code=code, name=name, level=level, parent_id=parent.id if parent else None)
+    db.session.add(region)
+    db.session.flush()
+    region.path = f"{parent.path if parent else '/'}{region.id}/"
+    record(actor, "region.create", region, {"code": code, "name": name, "level": level})
+    return region
+
+
+def update_region(region: Region, *, actor: Any, **values: Any) -> Region:
+    """Edit a region's code, name or level (its place in the tree is fixed)."""
+    changed = _changes(region, values)
+    if changed:
+        record(actor, "region.update", region, changed)
+    return region
+
+
+# Institutions ----------------------------------------------------------
+
+def create_institution(*, actor: Any, **values: Any) -> Institution:
+    """Register an institution; the registration code must be unique."""
+    _check_unique_registration(values["registration_code"], None)
+    institution = Institution(**values)
+    db.session.add(institution)
+    db.session.flush()
+    record(actor, "institution.create", institution, {k: _plain(v) for k, v in values.items()})
+    return institution
+
+
+def update_institution(institution: Institution, *, actor: Any, **values: Any) -> Institution:
+    """Edit an institution's record."""
+    if "registration_code" in values:
+        _check_unique_registration(values["registration_code"], institution.id)
+    changed = _changes(institution, values)
+    if changed:
+        record(actor, "institution.update", institution, changed)
+    return institution
+
+
+def _check_unique_registration(code: str, own_id: int | None) -> None:
+    from flask_babel import gettext
+
+    other = db.session.scalar(select(Institution).where(Institution.registration_code == code))
+    if other is not None and other.id != own_id:
+        raise ServiceError(gettext("登记号 %(code)s 已被其他机构使用。", code=code), "registration_code")
+
+
+def set_active(obj: Any, active: bool, *, actor: Any) -> Any:
+    """Deactivate or reactivate a row; history keeps pointing at it, nothing is deleted."""
+    if obj.active != active:
+        obj.active = active
+        if isinstance(obj, StaffUser):
+            obj.session_version += 1
+        record(actor, f"{obj.__tablename__}.{'activate' if active else 'deactivate'}", obj)
+    return obj
+
+
+# Departments and touchpoints -------------------------------------------
+
+def _check_unique_code(model: type, institution: Institution, code: str, own_id: int | None) -> None:
+    from flask_babel import gettext
+
+    other = db.session.scalar(select(model).where(model.institution_id == institution.id, model.code == code))
+    if other is not None and other.id != own_id:
+        raise ServiceError(gettext("编码 %(code)s 在本机构已被使用。", code=code), "code")
+
+
+def _check_parent(department: Department | None, parent: Department | None) -> None:
+    from flask_babel import gettext
+
+    node = parent
+    while node is not None and department is not None:
+        if node.id == department.id:
+            raise ServiceError(gettext("上级科室不能是该科室本身或其下级。"), "parent_id")
+        node = node.parent
+
+
+def create_department(institution: Institution, *, code: str, name: str, kind: str,
+                      parent: Department | None = None, actor: Any) -> Department:
+    """Add a department to an institution; codes are unique within it."""
+    _check_unique_code(Department, institution, code, None)
+    department = Department(institution_id=institution.id, code=code, name=name, kind=kind,
+                            parent_id=parent.id if parent else None)
+    db.session.add(department)
+    db.session.flush()
+    record(actor, "department.create", department, {"code": code, "name": name, "kind": kind,
+                                                     "parent_id": department.parent_id})
+    return department
+
+
+def update_department(department: Department, institution: Institution, *, actor: Any,
+                      parent: Department | None = None, **values: Any) -> Department:
+    """Edit a department; it may not become its own ancestor."""
+    if "code" in values:
+        _check_unique_code(Department, institution, values["code"], department.id)
+    _check_parent(department, parent)
+    values["parent_id"] = parent.id if parent else None
+    changed = _changes(department, values)
+    if changed:
+        record(actor, "department.update", department, changed)
+    return department
+
+
+def create_touchpoint(institution: Institution, *, code: str, name: str, kind: str,
+                      department: Department, location: str = "", actor: Any) -> Touchpoint:
+    """Add a touchpoint (window, clinic, ward …) belonging to a department."""
+    _check_unique_code(Touchpoint, institution, code, None)
+    touchpoint = Touchpoint(institution_id=institution.id, code=code, name=name, kind=kind,
+                            department_id=department.id, location=location)
+    db.session.add(touchpoint)
+    db.session.flush()
+    record(actor, "touchpoint.create", touchpoint, {"code": code, "name": name, "kind": kind,
+                                                    "department_id": department.id})
+    return touchpoint
+
+
+def update_touchpoint(touchpoint: Touchpoint, institution: Institution, *, actor: Any,
+                      **values: Any) -> Touchpoint:
+    """Edit a touchpoint."""
+    if "code" in values:
+        _check_unique_code(Touchpoint, institution, values["code"], touchpoint.id)
+    changed = _changes(touchpoint, values)
+    if changed:
+        record(actor, "touchpoint.update", touchpoint, changed)
+    return touchpoint
+
+
+# Staff -----------------------------------------------------------------
+
+def _check_roles(roles: Iterable[Role], institution: Institution | None, region: Region | None) -> set[Role]:
+    from flask_babel import gettext
+
+    roles = {Role(r) for r in roles}
+    if not roles:
+        raise ServiceError(gettext("请至少选择一个角色。"), "roles")
+    inst_roles = set(Role.institution_roles())
+    if institution is not None and not roles <= inst_roles:
+        raise ServiceError(gettext("机构人员只能拥有本机构的角色。"), "roles")
+    if institution is None and roles & inst_roles:
+        raise ServiceError(gettext("机构角色必须属于某一机构。"), "roles")
+    if Role.REGIONAL_ADMIN in roles and region is None:
+        raise ServiceError(gettext("区域管理员必须指定所辖区域。"), "region_id")
+    return roles
+
+
+def _check_handler_departments(roles: set[Role], departments: list[Department]) -> None:
+    from flask_babel import gettext
+
+    if Role.DEPARTMENT_HANDLER in roles and not departments:
+        raise ServiceError(gettext("科室处理人至少需要绑定一个科室。"), "departments")
+
+
+def create_staff(*, username: str, display_name: str, roles: Iterable[Role],
+                 institution: Institution | None = None, region: Region | None = None,
+                 departments: list[Department] | None = None, password: str | None = None,
+                 actor: Any) -> tuple[StaffUser, str]:
+    """Create a staff account with an initial password that must be changed at first login.
+
+    Returns the user and the initial password (shown once, never stored in clear).
+    """
+    from flask_babel import gettext
+
+    username = username.strip().lower()
+    if db.session.scalar(select(StaffUser.id).where(StaffUser.username == username)) is not None:
+        raise ServiceError(gettext("用户名 %(name)s 已存在。", name=username), "username")
+    roles = _check_roles(roles, institution, region)
+    departments = departments or []
+    _check_handler_departments(roles, departments)
+    if institution is not None and any(d.institution_id != institution.id for d in departments):
+        raise ServiceError(gettext("只能绑定本机构的科室。"), "departments")
+    initial = password or generate_initial_password()
+    user = StaffUser(
+        username=username,
+        display_name=display_name,
+        institution_id=institution.id if institution else None,
+        region_id=region.id if region else None,
+        password_hash=hash_password(initial),
+        must_change_password=True,
+        role_rows=[StaffRole(role=r.value) for r in sorted(roles)],
+        departments=departments,
+    )
+    db.session.add(user)
+    db.session.flush()
+    record(actor, "staff.create", user, {"roles": sorted(r.value for r in roles),
+                                         "departments": sorted(d.id for d in departments)})
+    return user, initial
+
+
+def update_staff(user: StaffUser, *, display_name: str, roles: Iterable[Role],
+                 departments: list[Department], region: Region | None = None, actor: Any) -> StaffUser:
+    """Change a staff member's name, roles and departments."""
+    roles = _check_roles(roles, user.institution, region if user.institution is None else None)
+    _check_handler_departments(roles, departments)
+    before_roles = sorted(r.value for r in user.roles)
+    before_departments = sorted(d.id for d in user.departments)
+    changed = _changes(user, {"display_name": display_name})
+    if user.institution is None:
+        changed.update(_changes(user, {"region_id": region.id if region else None}))
+    after_roles = sorted(r.value for r in roles)
+    if after_roles != before_roles:
+        user.role_rows = [row for row in user.role_rows if row.role in after_roles] + [
+            StaffRole(role=r) for r in after_roles if r not in before_roles]
+        changed["roles"] = [before_roles, after_roles]
+        user.session_version += 1  # a changed role takes effect on the next request
+    after_departments = sorted(d.id for d in departments)
+    if after_departments != before_departments:
+        user.departments = list(departments)
+        changed["departments"] = [before_departments, after_departments]
+    if changed:
+        record(actor, "staff.update", user, changed)
+    return user
+
+
+def reset_password(user: StaffUser, *, actor: Any) -> str:
+    """Give the user a new initial password; they must change it at next login."""
+    initial = generate_initial_password()
+    user.password_hash = hash_password(initial)
+    user.must_change_password = True
+    user.failed_logins = 0
+    user.locked_until = None
+    user.session_version += 1
+    record(actor, "staff.reset_password", user)
+    return initial
+
+
+def unlock_staff(user: StaffUser, *, actor: Any) -> StaffUser:
+    """Lift a lockout caused by failed logins."""
+    user.failed_logins = 0
+    user.locked_until = None
+    record(actor, "staff.unlock", user)
+    return user
+
+
+def change_password(user: StaffUser, *, current: str, new: str) -> StaffUser:
+    """Change one's own password after checking the current one and the policy."""
+    from flask_babel import gettext
+
+    from organisation.passwords import password_problems
+
+    if not verify_password(user.password_hash, current):
+        raise ServiceError(gettext("当前密码不正确。"), "current_password")
+    if current == new:
+        raise ServiceError(gettext("新密码不能与当前密码相同。"), "new_password")
+    problems = password_problems(new, username=user.username)
+    if problems:
+        raise ServiceError(" ".join(problems), "new_password")
+    user.password_hash = hash_password(new)
+    user.must_change_password = False
+    user.password_changed_at = utcnow()
+    user.session_version += 1
+    record(user, "staff.change_password", user)
+    return user
+
+
+@dataclass
+class LoginResult:
+    user: StaffUser | None
+    locked_until: datetime | None = None
+
+
+def authenticate(username: str, password: str) -> LoginResult:
+    """Check a login; lock the account for a while after repeated failures."""
+    username = (username or "").strip().lower()
+    user = db.session.scalar(select(StaffUser).where(StaffUser.username == username))
+    now = utcnow()
+    if user is None:
+        verify_password(None, password)
+        return LoginResult(None)
+    if user.locked_until is not None and user.locked_until > now:
+        record("login", "staff.login_refused_locked", user)
+        return LoginResult(None, user.locked_until)
+    if not user.active or not verify_password(user.password_hash, password):
+        user.failed_logins += 1
+        data = {"failed_logins": user.failed_logins}
+        if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
+            user.locked_until = now + timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
+            user.failed_logins = 0
+            data["locked_until"] = user.locked_until.isoformat()
+            record("login", "staff.locked", user, data)
+            return LoginResult(None, user.locked_until)
+        record("login", "staff.login_failed", user, data)
+        return LoginResult(None)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    record(user, "staff.login", user)
+    return LoginResult(user)
+
+
+def load_user(user_id: str) -> StaffUser | None:
+    """Flask-Login loader: the id carries the session version, so old sessions die."""
+    try:
+        raw_id, version = user_id.split(":", 1)
+        user = db.session.get(StaffUser, int(raw_id))
+    except (ValueError, TypeError):
+        return None
+    if user is None or str(user.session_version) != version:
+        return None
+    return user
+
+
+def departments_for(institution: Institution, *, active_only: bool = False) -> list[Department]:
+    stmt = select(Department).where(Department.institution_id == institution.id)
+    if active_only:
+        stmt = stmt.where(Department.active.is_(True))
+    return list(db.session.scalars(stmt.order_by(Department.code)))
+
+
+def default_kind() -> str:
+    return DepartmentKind.CLINICAL.value

@@ -1,0 +1,115 @@
+"""Test fixtures: a throw-away PostgreSQL database and a dedicated Redis db per run.
+
+Each test runs inside one outer transaction that is rolled back afterwards;
+the app's session works on savepoints, so a view's commit and rollback behave
+as in production but leave nothing behind.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import psycopg
+import pytest
+import redis as redis_lib
+
+ADMIN_DSN = os.environ.get("TINGJIAN_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TINGJIAN_TEST_REDIS", "redis://127.0.0.1:6379/14")
+
+
+def _fail(message: str) -> None:
+    pytest.exit(f"\n\n*** {message} ***\nThe test suite needs the real services; it never skips them.\n", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        conn = redis_lib.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        conn.ping()
+    except redis_lib.RedisError as exc:
+        _fail(f"Redis is unreachable at {REDIS_URL}: {exc}")
+    conn.flushdb()
+    yield REDIS_URL
+    conn.flushdb()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    name = f"tingjian_test_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        _fail(f"PostgreSQL is unreachable at {ADMIN_DSN}: {exc}")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = ADMIN_DSN.rsplit("/", 1)[0]
+    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def app(database_url, redis_url):
+    import flask_migrate
+
+    from core import create_app
+    from core.extensions import db
+    from organisation import demo
+
+    app = create_app({"CONFIG": "testing", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+                      "JOBS_INLINE": True, "SERVER_NAME": "tingjian.test"})
+    with app.app_context():
+        flask_migrate.upgrade()
+        demo.seed(demo.DEMO_PASSWORD)  # shared, committed fixture data; tests roll back on top of it
+        db.session.commit()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _transaction(request, app):
+    """Wrap each test in a transaction that is rolled back (see module docstring)."""
+    from core.extensions import db
+
+    if request.node.get_closest_marker("real_engine"):
+        yield None
+        return
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        conn = engine.connect()
+        outer = conn.begin()
+        engines[None] = conn
+        db.session.remove()
+        db.session.configure(join_transaction_mode="create_savepoint")
+    try:
+        yield conn
+    finally:
+        with app.app_context():
+            db.session.remove()
+            engines[None] = engine
+        outer.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context plus a request context, for calling services directly."""
+    with app.test_request_context():
+        yield
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def redis_conn(app):
+    return app.extensions["redis"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_engine: run without the per-test transaction swap")
+    config.addinivalue_line("markers", "browser: drives Debian's chromium through Playwright")
