@@ -12,16 +12,21 @@ from core import config as config_module
 ROOT = Path(__file__).resolve().parent.parent
 
 # Feature packages, in dependency order; each exposes init_app(app).
-FEATURES = ("organisation",)
+FEATURES = ("organisation", "survey")
 
 
 def create_app(config=None) -> Flask:
-    """Build the app. ``config`` is a Config class, its name, or a dict of overrides."""
+    """Build the app. ``config`` is a Config class, its name, or a dict of overrides.
+
+    A dict may carry ``INSTANCE_PATH`` to put the instance folder (SQLite file,
+    per-install secret key) elsewhere than ``instance/`` in the checkout.
+    """
+    instance_path = config.get("INSTANCE_PATH") if isinstance(config, dict) else None
     app = Flask(
         __name__,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
-        instance_path=str(ROOT / "instance"),
+        instance_path=str(instance_path or ROOT / "instance"),
     )
     configure(app, config)
     configure_logging(app)

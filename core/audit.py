@@ -53,10 +53,10 @@ def record(actor: Any, action: str, target: Any = None, data: dict[str, Any] | N
     ``target`` is a model instance or a ``(type, id)`` tuple. Never put personal
     data in ``data``: it is shown to admins and kept for years.
     """
+    if target is not None and not isinstance(target, tuple) and getattr(target, "id", None) is None:
+        # A new row needs its id (and, for an institution, its institution id) before we point at it.
+        db.session.flush()
     target_type, target_id, label, institution_id = _describe_target(target)
-    if target_id is None and target is not None and not isinstance(target, tuple):
-        db.session.flush()  # a new row needs its id before we point at it
-        target_id = None if getattr(target, "id", None) is None else str(target.id)
     actor_id = getattr(actor, "id", None)
     if institution_id is None:
         institution_id = getattr(actor, "institution_id", None)

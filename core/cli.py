@@ -18,7 +18,8 @@ def _redis_or_exit():
 
 
 @click.command("worker")
-@click.option("--queue", "-q", "queues", multiple=True, help="Queues to listen on (default: all, by priority).")
+@click.option("--queue", "-q", "queues", multiple=True, type=click.Choice(QUEUES),
+              help="Queues to listen on (default: all, by priority).")
 @click.option("--burst", is_flag=True, help="Quit when the queues are empty.")
 @click.option("--with-scheduler", is_flag=True, help="Also run RQ's delayed-job scheduler.")
 @with_appcontext
@@ -43,6 +44,7 @@ def scheduler_command(list_only: bool) -> None:
         click.echo(f"{job.name}: {job.func.__module__}.{job.func.__name__} [{when}] -> {job.queue}")
     if list_only:
         return
+    conn = _redis_or_exit()  # before touching the process's time zone
     from rq.cron import CronScheduler
 
     # Cron strings use the process's local time: hospitals work on Beijing time.
@@ -53,7 +55,7 @@ def scheduler_command(list_only: bool) -> None:
         time.tzset()
     except AttributeError:  # pragma: no cover - not on Windows
         pass
-    scheduler = CronScheduler(connection=_redis_or_exit())
+    scheduler = CronScheduler(connection=conn)
     for job in jobs:
         scheduler.register(job.func, queue_name=job.queue, cron=job.cron, interval=job.interval,
                            kwargs=job.kwargs, name=job.name)

@@ -36,13 +36,23 @@ class Config:
     LOGIN_RATE_LIMIT = "20 per minute"
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_STORAGE_URI: str | None = None
-    JOB_QUEUES = ("high", "default", "low")
+    # Number of reverse proxies in front of the app whose X-Forwarded-* headers
+    # are trusted (0: none). Rate limits key on the client address, so set this
+    # to 1 behind nginx.
+    PROXY_COUNT = 0
+    # Run jobs inside the request even when Redis is configured (tests, one-off scripts).
+    JOBS_INLINE = False
+    # Key for signed patient links and QR codes. Printed posters carry these
+    # signatures, so this must outlive SECRET_KEY rotations; defaults to SECRET_KEY.
+    LINK_SIGNING_KEY: str | None = None
     SCHEDULER_TIMEZONE = "Asia/Shanghai"
-    AUDIT_PAGE_SIZE = 50
 
     @classmethod
     def finalise(cls, config: dict) -> None:
         """Derive settings that depend on others after env overrides were read."""
+        for key in ("SECRET_KEY", "LINK_SIGNING_KEY"):
+            if config.get(key) is not None:
+                config[key] = str(config[key])  # env values are parsed as JSON: "1234" would be an int
         url = config.get("DATABASE_URL")
         if url and url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://"):]
@@ -70,14 +80,17 @@ class Development(Config):
             # survive restarts without a secret in the code.
             key_file = instance / "secret_key"
             if not key_file.exists():
-                key_file.write_text(secrets.token_hex(32))
-                os.chmod(key_file, 0o600)
+                # Created 0600 from the start: never readable by others, even briefly.
+                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32))
             config["SECRET_KEY"] = key_file.read_text().strip()
         super().finalise(config)
 
 
 class Testing(Config):
     TESTING = True
+    SECRET_KEY = "testing-only-not-a-secret"  # sessions need a key; never used outside tests
     WTF_CSRF_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"
     LOGIN_RATE_LIMIT = "1000 per minute"

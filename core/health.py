@@ -33,6 +33,16 @@ def check_redis() -> tuple[str, str | None]:
     return "ok", beat.decode() if beat else None
 
 
+def heartbeat_stale(heartbeat: str | None) -> bool | None:
+    if heartbeat is None:
+        return None
+    try:
+        age = datetime.now(timezone.utc) - datetime.fromisoformat(heartbeat)
+    except ValueError:
+        return True
+    return age.total_seconds() > 300
+
+
 @bp.get("/healthz")
 @limiter.exempt
 def healthz():
@@ -43,8 +53,11 @@ def healthz():
         "status": "ok" if healthy else "degraded",
         "database": database,
         "redis": redis_state,
-        "jobs": "rq" if redis_state == "ok" else "inline",
+        # Where enqueue() sends jobs (see core.tasks.enqueue), not merely whether Redis answers.
+        "jobs": "inline" if redis_state == "not configured" or current_app.config.get("JOBS_INLINE") else "rq",
         "scheduler_heartbeat": heartbeat,
+        # The heartbeat job runs every minute; older than five means no scheduler or no worker.
+        "scheduler_stale": heartbeat_stale(heartbeat),
         "time": datetime.now(timezone.utc).isoformat(),
     }
     return jsonify(body), 200 if healthy else 503

@@ -4,6 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, Flask, current_app, redirect, request, session
 from flask_babel import get_locale
 
+from core.security import safe_redirect_target
+
 bp = Blueprint("i18n", __name__)
 
 
@@ -30,10 +32,7 @@ def html_lang() -> str:
 def switch_language(code: str):
     if code in current_app.config["LANGUAGES"]:
         session["lang"] = code
-    target = request.args.get("next") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    return redirect(target)
+    return redirect(safe_redirect_target(request.args.get("next")) or "/")
 
 
 def init_app(app: Flask) -> None:
@@ -52,3 +51,18 @@ def format_local_datetime(value, fmt: str = "yyyy-MM-dd HH:mm") -> str:
 
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = format_local_datetime
+
+
+def local_timezone():
+    """The hospitals' time zone (BABEL_DEFAULT_TIMEZONE, Asia/Shanghai by default)."""
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(current_app.config.get("BABEL_DEFAULT_TIMEZONE", "Asia/Shanghai"))
+
+
+def local_day_bounds(day):
+    """[start, end) of a calendar day in the hospitals' time zone, as aware datetimes."""
+    from datetime import datetime, time, timedelta
+
+    start = datetime.combine(day, time.min, tzinfo=local_timezone())
+    return start, start + timedelta(days=1)

@@ -23,15 +23,24 @@ def init_app(app: Flask) -> None:
     app.context_processor(nav_context)
     register_core_nav(app)
     cli.init_app(app)
+    from organisation import models
+
+    register_label_enums(app, models.RegionLevel, models.InstitutionLevel, models.InstitutionGrade,
+                         models.InstitutionCategory, models.DepartmentKind, models.TouchpointKind, models.Role)
     app.jinja_env.globals["enum_label"] = enum_label
     app.jinja_env.filters["role_label"] = lambda value: Role(value).label
 
 
+def register_label_enums(app: Flask, *classes) -> None:
+    """Make LabelledEnum classes available to templates' enum_label() by class name."""
+    app.extensions.setdefault("label_enums", {}).update({cls.__name__: cls for cls in classes})
+
+
 def enum_label(enum_name: str, value: str):
     """The translated label of a stored enum value, for templates."""
-    from organisation import models
+    from flask import current_app
 
     try:
-        return getattr(models, enum_name)(value).label
-    except ValueError:
+        return current_app.extensions["label_enums"][enum_name](value).label
+    except (KeyError, ValueError):
         return value

@@ -7,6 +7,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from core.audit import record
 from core.extensions import db, limiter
+from core.security import safe_redirect_target
 from organisation import services
 from organisation.forms import ChangePasswordForm, LoginForm
 
@@ -18,9 +19,8 @@ OPEN_ENDPOINTS = {"auth.login", "auth.logout", "auth.change_password", "static",
 
 
 def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return None
+    # A bare startswith("/") check let "/\evil.example" through; browsers read it as "//evil.example".
+    return safe_redirect_target(target)
 
 
 def _login_limit() -> str:
@@ -46,7 +46,7 @@ def login():
         else:
             form.password.errors.append(gettext("用户名或密码不正确。"))
         return render_template("organisation/login.html", form=form), 401
-    return render_template("organisation/login.html", form=form)
+    return render_template("organisation/login.html", form=form), 400 if request.method == "POST" else 200
 
 
 @bp.post("/logout")
@@ -74,7 +74,7 @@ def change_password():
             login_user(current_user._get_current_object())  # re-issue the session with the new version
             flash(gettext("密码已修改。"), "success")
             return redirect(url_for("org.home"))
-    return render_template("organisation/change_password.html", form=form)
+    return render_template("organisation/change_password.html", form=form), 400 if request.method == "POST" else 200
 
 
 def enforce_password_change():

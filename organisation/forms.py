@@ -30,11 +30,14 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 def valid_date(form, field):
-    """A YYYY-MM-DD date that exists in the calendar."""
+    """A YYYY-MM-DD date that exists in the calendar, within years a query can use."""
     try:
-        date.fromisoformat(field.data)
+        value = date.fromisoformat(field.data)
     except (TypeError, ValueError):
         raise ValidationError(_l("日期格式为 YYYY-MM-DD。")) from None
+    # 0001-01-01 or 9999-12-31 overflow once turned into Beijing midnights in UTC.
+    if not 1900 <= value.year <= 2999:
+        raise ValidationError(_l("日期须在 1900 年至 2999 年之间。"))
 
 
 def int_or_none(value):

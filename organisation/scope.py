@@ -26,6 +26,9 @@ class Permission(StrEnum):
     MANAGE_INSTITUTIONS = "manage_institutions"  # institution records in a region
     MANAGE_REGIONS = "manage_regions"
     VIEW_AUDIT = "view_audit"
+    VIEW_SURVEYS = "view_surveys"      # responses, touchpoint results, alerts (handlers: own departments)
+    MANAGE_SURVEYS = "manage_surveys"  # templates, QR codes, posters, settings, staff survey tokens
+    FOLLOW_UP = "follow_up"            # discharge lists, call outcomes, phone answers
 
 
 # Which roles grant each permission over an institution they can see.
@@ -36,7 +39,23 @@ GRANTS: dict[Permission, set[Role]] = {
     Permission.MANAGE_INSTITUTIONS: {Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN},
     Permission.MANAGE_REGIONS: {Role.PLATFORM_ADMIN},
     Permission.VIEW_AUDIT: {Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN, Role.INSTITUTION_ADMIN},
+    Permission.VIEW_SURVEYS: {Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN, Role.INSTITUTION_ADMIN,
+                              Role.COMPLAINT_OFFICER, Role.DEPARTMENT_HANDLER, Role.LEADERSHIP},
+    Permission.MANAGE_SURVEYS: {Role.PLATFORM_ADMIN, Role.INSTITUTION_ADMIN},
+    Permission.FOLLOW_UP: {Role.PLATFORM_ADMIN, Role.INSTITUTION_ADMIN, Role.FOLLOWUP_NURSE},
 }
+
+
+def department_scope(user: StaffUser, institution: Institution) -> set[int] | None:
+    """Departments whose rows the user may see in ``institution``; None means all.
+
+    Department handlers see only the departments they are bound to; every other
+    role that can see the institution sees all of it.
+    """
+    if user.has_role(Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN, Role.INSTITUTION_ADMIN, Role.COMPLAINT_OFFICER,
+                     Role.LEADERSHIP, Role.FOLLOWUP_NURSE):
+        return None
+    return user.department_ids
 
 
 def region_subtree_ids(region: Region) -> Select:

@@ -58,6 +58,7 @@ def _plain(value: Any) -> Any:
 
 def create_region(*, code: str, name: str, level: str, parent: Region | None, actor: Any) -> Region:
     """Create a region under ``parent``; its path places it in the tree."""
+    _check_unique_region_code(code, None)
     region = Region(code=code, name=name, level=level, parent_id=parent.id if parent else None)
     db.session.add(region)
     db.session.flush()
@@ -68,10 +69,20 @@ def create_region(*, code: str, name: str, level: str, parent: Region | None, ac
 
 def update_region(region: Region, *, actor: Any, **values: Any) -> Region:
     """Edit a region's code, name or level (its place in the tree is fixed)."""
+    if "code" in values:
+        _check_unique_region_code(values["code"], region.id)
     changed = _changes(region, values)
     if changed:
         record(actor, "region.update", region, changed)
     return region
+
+
+def _check_unique_region_code(code: str, own_id: int | None) -> None:
+    from flask_babel import gettext
+
+    other = db.session.scalar(select(Region).where(Region.code == code))
+    if other is not None and other.id != own_id:
+        raise ServiceError(gettext("区划代码 %(code)s 已被其他区域使用。", code=code), "code")
 
 
 # Institutions ----------------------------------------------------------
@@ -328,7 +339,8 @@ def authenticate(username: str, password: str) -> LoginResult:
     if user.locked_until is not None and user.locked_until > now:
         record("login", "staff.login_refused_locked", user)
         return LoginResult(None, user.locked_until)
-    if not user.active or not verify_password(user.password_hash, password):
+    institution_closed = user.institution is not None and not user.institution.active
+    if not user.active or institution_closed or not verify_password(user.password_hash, password):
         user.failed_logins += 1
         data = {"failed_logins": user.failed_logins}
         if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
@@ -355,6 +367,8 @@ def load_user(user_id: str) -> StaffUser | None:
         return None
     if user is None or str(user.session_version) != version:
         return None
+    if user.institution is not None and not user.institution.active:
+        return None  # a deactivated institution's staff lose access at once
     return user
 
 

@@ -1,7 +1,7 @@
 """Organisation admin: regions, institutions, departments, touchpoints, staff, audit."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any, Callable
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, or_, select
 
 from core.audit import AuditEntry
+from core.i18n import local_day_bounds
 from core.extensions import db
 from organisation import importer, services
 from organisation.forms import (
@@ -35,6 +36,7 @@ from organisation.scope import (
 
 bp = Blueprint("org", __name__)
 PAGE_SIZE = 50
+MAX_PAGE = 100_000
 
 
 @bp.before_request
@@ -73,6 +75,12 @@ def toggle_active(obj: Any, next_url: str):
     db.session.commit()
     flash(gettext("已停用。") if not obj.active else gettext("已启用。"), "success")
     return redirect(next_url)
+
+
+def paginate(stmt, per_page: int = PAGE_SIZE):
+    """One page of ``stmt``; an absurd ?page= gives an empty page instead of a database overflow (500)."""
+    page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
+    return db.paginate(stmt, page=page, per_page=per_page, error_out=False)
 
 
 def search_filter(stmt, q: str, *columns):
@@ -158,7 +166,7 @@ def institutions():
     q = request.args.get("q", "").strip()
     stmt = scoped(select(Institution), Institution.id, user).order_by(Institution.level, Institution.name)
     stmt = search_filter(stmt, q, Institution.name, Institution.registration_code)
-    page = db.paginate(stmt, per_page=PAGE_SIZE, error_out=False)
+    page = paginate(stmt)
     return render_template("organisation/institutions.html", page=page, q=q, toggle=ConfirmForm(),
                            can_manage=can(user, Permission.MANAGE_INSTITUTIONS))
 
@@ -247,7 +255,7 @@ def departments(institution_id: int):
     institution = get_institution_or_404(institution_id, Permission.VIEW_ORG)
     q = request.args.get("q", "").strip()
     stmt = select(Department).where(Department.institution_id == institution.id).order_by(Department.code)
-    page = db.paginate(search_filter(stmt, q, Department.name, Department.code), per_page=PAGE_SIZE, error_out=False)
+    page = paginate(search_filter(stmt, q, Department.name, Department.code))
     return render_template("organisation/departments.html", institution=institution, page=page, q=q,
                            toggle=ConfirmForm(), can_manage=can(actor(), Permission.MANAGE_ORG, institution))
 
@@ -306,7 +314,7 @@ def touchpoints(institution_id: int):
     q = request.args.get("q", "").strip()
     stmt = (select(Touchpoint).where(Touchpoint.institution_id == institution.id)
             .order_by(Touchpoint.department_id, Touchpoint.code))
-    page = db.paginate(search_filter(stmt, q, Touchpoint.name, Touchpoint.code), per_page=PAGE_SIZE, error_out=False)
+    page = paginate(search_filter(stmt, q, Touchpoint.name, Touchpoint.code))
     return render_template("organisation/touchpoints.html", institution=institution, page=page, q=q,
                            toggle=ConfirmForm(), can_manage=can(actor(), Permission.MANAGE_ORG, institution))
 
@@ -365,8 +373,7 @@ def staff(institution_id: int):
     institution = get_institution_or_404(institution_id, Permission.VIEW_ORG)
     q = request.args.get("q", "").strip()
     stmt = select(StaffUser).where(StaffUser.institution_id == institution.id).order_by(StaffUser.username)
-    page = db.paginate(search_filter(stmt, q, StaffUser.username, StaffUser.display_name), per_page=PAGE_SIZE,
-                       error_out=False)
+    page = paginate(search_filter(stmt, q, StaffUser.username, StaffUser.display_name))
     return render_template("organisation/staff.html", institution=institution, page=page, q=q,
                            toggle=ConfirmForm(), can_manage=can(actor(), Permission.MANAGE_ORG, institution),
                            now=services.utcnow())
@@ -556,14 +563,16 @@ def import_template(institution_id: int, kind: str):
 
 # Audit -----------------------------------------------------------------
 
-def audit_query(form: AuditFilterForm, institution: Institution | None):
-    stmt = select(AuditEntry).order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
+def audit_scope(stmt, institution: Institution | None):
+    """Restrict an audit query to one institution, or to every institution the user sees."""
     if institution is not None:
-        stmt = stmt.where(AuditEntry.institution_id == institution.id)
-    else:
-        ids = visible_institution_ids(actor())
-        if ids is not None:
-            stmt = stmt.where(AuditEntry.institution_id.in_(ids))
+        return stmt.where(AuditEntry.institution_id == institution.id)
+    ids = visible_institution_ids(actor())
+    return stmt if ids is None else stmt.where(AuditEntry.institution_id.in_(ids))
+
+
+def audit_query(form: AuditFilterForm, institution: Institution | None):
+    stmt = audit_scope(select(AuditEntry), institution).order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
     if form.validate():
         if form.actor.data:
             stmt = stmt.where(AuditEntry.actor_label.ilike(f"%{form.actor.data.strip()}%"))
@@ -574,24 +583,20 @@ def audit_query(form: AuditFilterForm, institution: Institution | None):
         if form.target_id.data:
             stmt = stmt.where(AuditEntry.target_id == form.target_id.data.strip())
         if form.date_from.data:
-            stmt = stmt.where(AuditEntry.created_at >= _beijing_midnight(date.fromisoformat(form.date_from.data)))
+            stmt = stmt.where(AuditEntry.created_at >= local_day_bounds(date.fromisoformat(form.date_from.data))[0])
         if form.date_to.data:
             end = date.fromisoformat(form.date_to.data) + timedelta(days=1)
-            stmt = stmt.where(AuditEntry.created_at < _beijing_midnight(end))
+            stmt = stmt.where(AuditEntry.created_at < local_day_bounds(end)[0])
     return stmt
-
-
-def _beijing_midnight(day: date) -> datetime:
-    from zoneinfo import ZoneInfo
-
-    return datetime.combine(day, time.min, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
 def _render_audit(institution: Institution | None):
     form = AuditFilterForm(request.args)
     stmt = audit_query(form, institution)
-    page = db.paginate(stmt, per_page=50, error_out=False)
-    actions = db.session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action)).all()
+    page = paginate(stmt)
+    # Suggest only actions the user could see entries for: other hospitals' activity stays invisible.
+    actions = db.session.scalars(audit_scope(select(AuditEntry.action).distinct(), institution)
+                                 .order_by(AuditEntry.action)).all()
     status = 400 if form.errors else 200
     return render_template("organisation/audit.html", form=form, page=page, institution=institution,
                            actions=actions), status

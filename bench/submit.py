@@ -1,0 +1,240 @@
+"""Benchmark: the patient rating endpoint against a bare Flask insert, in one run.
+
+Usage:  .venv/bin/python bench/submit.py [--seconds 15] [--workers 2] [--clients 8]
+
+Both apps run under gunicorn with the same worker count against the same local
+PostgreSQL (a throw-away database). The load generator keeps one HTTP
+connection per client thread and posts as fast as answers come back. Prints
+requests per second and latency percentiles for each, their ratio (target:
+the rating endpoint reaches at least 0.6 of the bare insert), and the patient
+page's compressed weight and request count.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlencode, urlparse
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_DSN = os.environ.get("TINGJIAN_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/15")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port: int, path: str, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            conn.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server on port {port} did not come up")
+
+
+def prepare_database(url: str) -> str:
+    """Migrate, install templates, create one institution with a window; return its patient path."""
+    env = {**os.environ, "TINGJIAN_CONFIG": "production", "TINGJIAN_SECRET_KEY": "bench-secret-key",
+           "TINGJIAN_DATABASE_URL": url}
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    import flask_migrate
+
+    from core import create_app
+    from core.extensions import db
+
+    app = create_app({"SERVER_NAME": "bench.local", "PREFERRED_URL_SCHEME": "http"})
+    with app.app_context():
+        flask_migrate.upgrade()
+        from organisation import demo
+        from survey import qr, versioning
+        from organisation.models import Touchpoint
+        from sqlalchemy import select
+
+        demo.seed(demo.DEMO_PASSWORD)
+        versioning.install_builtin_templates(actor="bench")
+        touchpoint = db.session.scalar(select(Touchpoint).where(Touchpoint.code == "W-GH-01"))
+        code = qr.ensure_code(touchpoint, actor="bench")
+        db.session.execute(db.text("CREATE TABLE bench_bare (id bigserial PRIMARY KEY, submission_id text, "
+                                   "score int, created_at timestamptz DEFAULT now())"))
+        db.session.commit()
+        path = urlparse(qr.patient_url(code)).path
+        db.engine.dispose()
+    return path
+
+
+def start(cmd: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def load(port: int, path: str, make_body, seconds: float, clients: int, cookie: str = "") -> dict:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        mine, bad = [], 0
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if cookie:
+            headers["Cookie"] = cookie
+        while time.perf_counter() < stop_at:
+            body = make_body()
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status in (200, 303)
+            except OSError:
+                ok = False
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            mine.append(time.perf_counter() - t0)
+            bad += 0 if ok else 1
+        with lock:
+            latencies.extend(mine)
+            errors[0] += bad
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 2 else [0] * 99
+    return {"requests": len(latencies), "errors": errors[0], "rps": len(latencies) / elapsed,
+            "p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000}
+
+
+def page_weight(port: int, path: str) -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers={"Accept-Encoding": "identity"})
+    response = conn.getresponse()
+    html = response.read()
+    text = html.decode()
+    subresources = [u for u in re.findall(r'(?:src|href)="([^"]+)"', text)
+                    if not u.startswith(("data:", "#")) and not re.search(r"<a [^>]*href=\"" + re.escape(u), text)]
+    result = {"html_bytes": len(html), "gzip_bytes": len(gzip.compress(html, 6)),
+              "subresources_in_html": len(subresources)}
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                        args=["--no-sandbox", "--disable-background-networking"])
+            page = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True).new_page()
+            requests = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(f"http://127.0.0.1:{port}{path}")
+            page.wait_for_load_state("networkidle")
+            result["browser_requests"] = len(requests)
+            browser.close()
+    except Exception as exc:  # the browser is optional for this figure
+        result["browser_requests"] = f"n/a ({type(exc).__name__})"
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+
+    name = f"tingjian_bench_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(ADMIN_DSN, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    procs = []
+    try:
+        path = prepare_database(url)
+        gunicorn = str(ROOT / ".venv" / "bin" / "gunicorn")
+        common = ["-w", str(args.workers), "--no-control-socket", "--preload", "--log-level", "warning"]
+        app_port, bare_port = free_port(), free_port()
+        env = {**os.environ, "TINGJIAN_CONFIG": "production", "TINGJIAN_SECRET_KEY": "bench-secret-key",
+               "TINGJIAN_DATABASE_URL": url, "TINGJIAN_REDIS_URL": REDIS_URL,
+               "TINGJIAN_SESSION_COOKIE_SECURE": "false",
+               "TINGJIAN_SURVEY_IP_LIMIT": "1000000 per minute", "TINGJIAN_SURVEY_DEVICE_LIMIT": "1000000 per minute", **({"TINGJIAN_RATELIMIT_ENABLED": "false"} if os.environ.get("BENCH_NO_LIMITER") else {}),
+               "BENCH_DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg://", 1)}
+        procs.append(start([gunicorn, *common, "-b", f"127.0.0.1:{app_port}", "wsgi:app"], env))
+        procs.append(start([gunicorn, *common, "-b", f"127.0.0.1:{bare_port}", "bench.bare_app:app"], env))
+        wait_for(app_port, "/healthz")
+        wait_for(bare_port, "/nothing")
+
+        conn = http.client.HTTPConnection("127.0.0.1", app_port)
+        conn.request("GET", path)
+        page = conn.getresponse()
+        html = page.read().decode()
+        cookie = (page.getheader("Set-Cookie") or "").split(";")[0]
+        form_token = re.search(r'name="form_token" value="([^"]+)"', html).group(1)
+        time.sleep(2.1)  # a real patient takes longer than the minimum fill time
+
+        def rating_body():
+            return urlencode({"submission_id": uuid.uuid4().hex, "form_token": form_token, "q_WIN_OVERALL": "5"})
+
+        def bare_body():
+            return urlencode({"submission_id": uuid.uuid4().hex, "v": "5"})
+
+        # Warm both up, then measure them back to back with the same load.
+        load(bare_port, "/bare", bare_body, 2, args.clients)
+        load(app_port, path, rating_body, 2, args.clients, cookie)
+        bare = load(bare_port, "/bare", bare_body, args.seconds, args.clients)
+        rating = load(app_port, path, rating_body, args.seconds, args.clients, cookie)
+        weight = page_weight(app_port, path)
+        with psycopg.connect(url) as check:
+            stored = check.execute("SELECT count(*) FROM survey_response").fetchone()[0]
+
+        print(f"# bench/submit.py  {time.strftime('%Y-%m-%d %H:%M')}  gunicorn -w {args.workers}, "
+              f"{args.clients} client threads, {args.seconds:.0f} s each, PostgreSQL + Redis on this machine")
+        print(f"{'endpoint':<24}{'requests':>10}{'errors':>8}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+        for label, r in (("bare insert", bare), ("rating POST /q/…", rating)):
+            print(f"{label:<24}{r['requests']:>10}{r['errors']:>8}{r['rps']:>10.1f}{r['p50_ms']:>9.1f}"
+                  f"{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}")
+        ratio = rating["rps"] / bare["rps"]
+        print(f"throughput ratio rating/bare: {ratio:.2f} (target >= 0.60: {'met' if ratio >= 0.6 else 'NOT met'})")
+        print(f"responses stored: {stored} (rating requests without error, incl. warm-up)")
+        print(f"patient page: {weight['html_bytes']} B HTML, {weight['gzip_bytes']} B gzip (target <= 51200), "
+              f"{weight['subresources_in_html']} sub-resources in HTML, browser requests: {weight['browser_requests']}"
+              f" (target <= 3)")
+    finally:
+        for proc in procs:
+            stop(proc)
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Outbound notifications through a pluggable backend.
+
+``NOTIFIER_BACKEND`` selects one: ``log`` (default: writes who was told what,
+never message bodies that might hold personal data), ``memory`` (keeps
+messages in the app, for tests and demos), or a dotted path to a callable
+``send(message: Message) -> None`` for an SMS gateway or mail relay.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Callable
+
+from flask import current_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Message:
+    recipients: list[str]          # usernames, or addresses for external backends
+    subject: str
+    body: str
+    kind: str = "info"
+    link: str | None = None
+    meta: dict = field(default_factory=dict)
+
+
+def _log_backend(message: Message) -> None:
+    log.info("notify kind=%s to=%s subject=%s", message.kind, ",".join(message.recipients), message.subject)
+
+
+def _memory_backend(message: Message) -> None:
+    current_app.extensions.setdefault("notify_outbox", []).append(message)
+
+
+BACKENDS: dict[str, Callable[[Message], None]] = {"log": _log_backend, "memory": _memory_backend}
+
+
+def backend() -> Callable[[Message], None]:
+    name = current_app.config.get("NOTIFIER_BACKEND", "log")
+    if name in BACKENDS:
+        return BACKENDS[name]
+    module, _, attr = name.rpartition(".")
+    return getattr(import_module(module), attr)
+
+
+def send(message: Message) -> None:
+    """Deliver one message; raises if the backend fails so that the job can retry."""
+    if message.recipients:
+        backend()(message)
+
+
+def outbox() -> list[Message]:
+    """Messages kept by the memory backend."""
+    return current_app.extensions.setdefault("notify_outbox", [])

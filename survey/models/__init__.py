@@ -1,0 +1,14 @@
+"""Survey models, one module per concept."""
+from survey.models.alerts import AlertStatus, RecoveryAlert
+from survey.models.followup import ApiToken, Discharge, FollowupCall, FollowupOutcome
+from survey.models.responses import Channel, ContactRequest, SurveyAnswer, SurveyResponse
+from survey.models.settings import SurveySettings
+from survey.models.staff import StaffSurveyBatch, StaffSurveyToken
+from survey.models.templates import Audience, SurveyTemplate, TemplateVersion, VersionStatus
+from survey.models.touchpoint_codes import TouchpointCode
+
+__all__ = [
+    "AlertStatus", "ApiToken", "Audience", "Channel", "ContactRequest", "Discharge", "FollowupCall",
+    "FollowupOutcome", "RecoveryAlert", "StaffSurveyBatch", "StaffSurveyToken", "SurveyAnswer", "SurveyResponse",
+    "SurveySettings", "SurveyTemplate", "TemplateVersion", "TouchpointCode", "VersionStatus",
+]

@@ -1,0 +1,187 @@
+"""The patient's few seconds: public survey pages. No login, no JavaScript needed.
+
+Every page is one server-rendered HTML document with its CSS inline and its
+faces as inline SVG, so it arrives in one request (plus nothing: the favicon
+is a data URL). A POST is committed before the thank-you page is shown, and a
+retry of the same form (same submission id) shows the same thank-you page.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from typing import Any, Callable
+
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext
+
+from sqlalchemy import select
+
+from core.extensions import db, limiter
+from survey import qr, tokens, versioning
+from survey.models import Channel, SurveyResponse, TemplateVersion
+from survey.submission import Context, SubmissionError, find_by_submission_id, submit_response
+
+bp = Blueprint("patient", __name__)
+
+DEVICE_COOKIE = "tj_d"
+DEVICE_COOKIE_AGE = 365 * 24 * 3600
+
+
+def device_id() -> str:
+    value = request.cookies.get(DEVICE_COOKIE, "")
+    return value if len(value) == 32 and value.isalnum() else ""
+
+
+def device_key() -> str:
+    """Rate-limit key: the device cookie, else the address."""
+    return "d:" + (device_id() or (request.remote_addr or "-"))
+
+
+def ip_prefix() -> str:
+    """The /24 (IPv4) or /48 (IPv6) of the client: shared Wi-Fi counts as one network."""
+    addr = request.remote_addr or ""
+    if ":" in addr:
+        return ":".join(addr.split(":")[:3])
+    return ".".join(addr.split(".")[:3])
+
+
+def with_device_cookie(response):
+    if not device_id():
+        response.set_cookie(DEVICE_COOKIE, secrets.token_hex(16), max_age=DEVICE_COOKIE_AGE, httponly=True,
+                            samesite="Lax", secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def new_submission_id() -> str:
+    return uuid.uuid4().hex
+
+
+def render_survey(version: TemplateVersion | dict[str, Any], *, action: str, context_key: str, heading: str,
+                  subheading: str = "", values: Any = None, errors: dict[str, str] | None = None,
+                  submission_id: str | None = None, status: int = 200):
+    """The survey form for a version (or its definition); ``values`` refills a form that came back with errors."""
+    definition = version if isinstance(version, dict) else version.definition
+    body = render_template(
+        "survey/patient/form.html", definition=definition, action=action, heading=heading,
+        subheading=subheading, values=values or {}, errors=errors or {},
+        submission_id=submission_id or new_submission_id(),
+        form_token=tokens.issue_form_token(context_key),
+        window_mode=len(definition["items"]) <= 5)
+    return with_device_cookie(make_response(body, status))
+
+
+def render_notice(title: str, message: str, status: int):
+    return with_device_cookie(make_response(
+        render_template("survey/patient/notice.html", title=title, message=message), status))
+
+
+def form_values() -> dict[str, Any]:
+    return {key: request.form.getlist(key) for key in request.form}
+
+
+def read_context_timing(context_key: str) -> tuple[str | None, float | None]:
+    from survey.submission import FORM_TOKEN_MAX_AGE
+
+    problem, issued_at = tokens.read_form_token(request.form.get("form_token", ""), context_key, FORM_TOKEN_MAX_AGE)
+    fill = None
+    if issued_at is not None:
+        fill = round(time.time() - issued_at.timestamp(), 2)
+    return problem, fill
+
+
+def store(context: Context, context_key: str, *, version: TemplateVersion | dict[str, Any], action: str,
+          heading: str, subheading: str | Callable[[], str] = "", thanks_endpoint: str = "patient.thanks"):
+    """Validate and store a POSTed survey, then redirect to the thank-you page (303).
+
+    ``subheading`` may be a callable: it is only needed when the form comes back with errors.
+    """
+    context.form_problem, context.fill_seconds = read_context_timing(context_key)
+    context.device_hash = tokens.hash_value("device", device_id()) if device_id() else ""
+    context.ip_hash = tokens.hash_value("ip", ip_prefix())
+    submission_id = request.form.get("submission_id", "")
+    try:
+        response, _created = submit_response(context, submission_id, request.form.get, request.form.getlist)
+    except SubmissionError as exc:
+        db.session.rollback()
+        errors = {exc.item_code or "_form": str(exc)}
+        return render_survey(version, action=action, context_key=context_key, heading=heading,
+                             subheading=subheading() if callable(subheading) else subheading,
+                             values=form_values(), errors=errors,
+                             submission_id=submission_id if len(submission_id) >= 16 else None, status=400)
+    db.session.commit()  # committed before the patient is told it was received
+    after_commit(response)
+    return redirect(url_for(thanks_endpoint, submission_id=response.submission_id), code=303)
+
+
+def after_commit(response: SurveyResponse) -> None:
+    """Queue work that needs Redis, only when there is some; a periodic sweep re-drives it if Redis was down."""
+    from core.tasks import enqueue
+    from survey import tasks
+
+    if not tasks.needs_processing(response):
+        return
+    try:
+        enqueue(tasks.process_response, response.id)
+    except Exception:  # Redis down: the response is safe; the sweep picks it up
+        current_app.logger.exception("could not queue follow-up work for a response")
+
+
+def _ip_limit() -> str:
+    return current_app.config.get("SURVEY_IP_LIMIT", "300 per minute;5000 per day")
+
+
+def _device_limit() -> str:
+    return current_app.config.get("SURVEY_DEVICE_LIMIT", "20 per minute;200 per day")
+
+
+def institution_name(institution_id: int) -> str:
+    from organisation.models import Institution
+
+    return db.session.scalar(select(Institution.name).where(Institution.id == institution_id)) or ""
+
+
+@bp.route("/q/<token>", methods=["GET", "POST"])
+@limiter.limit(_ip_limit, methods=["POST"])
+@limiter.limit(_device_limit, methods=["POST"], key_func=device_key)
+def touchpoint_survey(token: str):
+    # The hot path of the product: one query finds the code, its touchpoint,
+    # the live version and the settings; the definition comes from a cache.
+    info, problem = qr.lookup(token)
+    if problem == "retired":
+        return render_notice(gettext("此二维码已更换"),
+                             gettext("请扫描服务点张贴的最新二维码进行评价。给您带来不便，敬请谅解。"), 410)
+    if problem == "inactive":
+        return render_notice(gettext("该服务点已停用"), gettext("该服务点目前不接受评价，感谢您的关注。"), 410)
+    if info is None:
+        return render_notice(gettext("二维码无法识别"),
+                             gettext("请确认扫描的是本院张贴的评价二维码，或向工作人员求助。"), 404)
+    definition = versioning.published_definition(info.version_id) if info.version_id else None
+    if definition is None:
+        return render_notice(gettext("评价暂未开放"), gettext("该服务点的问卷正在更新，请稍后再试。"), 503)
+    context_key = f"tp:{info.code_id}"
+    action = url_for("patient.touchpoint_survey", token=token)
+    if request.method == "POST":
+        context = Context(institution_id=info.institution_id, channel=Channel.TOUCHPOINT_QR,
+                          version_id=info.version_id, definition=definition, touchpoint_id=info.touchpoint_id,
+                          department_id=info.department_id, code_id=info.code_id, settings=info.settings)
+        return store(context, context_key, version=definition, action=action, heading=info.touchpoint_name,
+                     subheading=lambda: institution_name(info.institution_id))
+    return render_survey(definition, action=action, context_key=context_key, heading=info.touchpoint_name,
+                         subheading=institution_name(info.institution_id))
+
+
+@bp.get("/thanks/<submission_id>")
+def thanks(submission_id: str):
+    response = find_by_submission_id(submission_id)
+    if response is None:
+        abort(404)
+    complaint_url = None
+    if "complaints.intake" in current_app.view_functions:
+        complaint_url = url_for("complaints.intake", institution_id=response.institution_id,
+                                response=response.submission_id)
+    contact = any(a.item_code.endswith("_CONTACT") and a.value == "yes" for a in response.answers)
+    low = response.overall_score is not None and response.overall_score <= 50
+    return with_device_cookie(make_response(render_template(
+        "survey/patient/thanks.html", complaint_url=complaint_url, contact=contact, low=low)))

@@ -1,0 +1,202 @@
+"""Staff-side reading of responses: filters, touchpoint summaries, exports."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Iterator
+
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Select, and_, func, select
+
+from core.extensions import db
+from core.i18n import local_day_bounds, local_timezone
+from organisation.models import Department, Institution, Touchpoint
+from survey.models import Channel, SurveyAnswer, SurveyResponse, SurveyTemplate, TemplateVersion
+
+FLAG_LABELS = {
+    "token_invalid": _l("表单令牌无效"),
+    "token_expired": _l("表单已过期"),
+    "too_fast": _l("填写过快"),
+    "repeat_device": _l("同一设备重复评价"),
+    "ip_burst": _l("同一网络短时大量提交"),
+}
+
+
+@dataclass
+class ResponseFilter:
+    department_id: int | None = None
+    touchpoint_id: int | None = None
+    template_id: int | None = None
+    channel: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    max_score: float | None = None
+    min_score: float | None = None
+    flagged: str = "exclude"   # exclude | only | all
+    departments: set[int] | None = None  # department scope of the viewer (None: all)
+
+
+def filtered(institution: Institution, f: ResponseFilter) -> Select:
+    """Responses of one institution matching the filter, newest first."""
+    stmt = select(SurveyResponse).where(SurveyResponse.institution_id == institution.id)
+    if f.departments is not None:
+        stmt = stmt.where(SurveyResponse.department_id.in_(f.departments or {-1}))
+    if f.department_id:
+        stmt = stmt.where(SurveyResponse.department_id == f.department_id)
+    if f.touchpoint_id:
+        stmt = stmt.where(SurveyResponse.touchpoint_id == f.touchpoint_id)
+    if f.template_id:
+        stmt = stmt.join(TemplateVersion, TemplateVersion.id == SurveyResponse.template_version_id).where(
+            TemplateVersion.template_id == f.template_id)
+    if f.channel:
+        stmt = stmt.where(SurveyResponse.channel == f.channel)
+    if f.date_from:
+        stmt = stmt.where(SurveyResponse.submitted_at >= local_day_bounds(f.date_from)[0])
+    if f.date_to:
+        stmt = stmt.where(SurveyResponse.submitted_at < local_day_bounds(f.date_to)[1])
+    if f.max_score is not None:
+        stmt = stmt.where(SurveyResponse.overall_score <= f.max_score)
+    if f.min_score is not None:
+        stmt = stmt.where(SurveyResponse.overall_score >= f.min_score)
+    if f.flagged == "exclude":
+        stmt = stmt.where(SurveyResponse.excluded.is_(False))
+    elif f.flagged == "only":
+        stmt = stmt.where(SurveyResponse.excluded.is_(True))
+    return stmt.order_by(SurveyResponse.submitted_at.desc(), SurveyResponse.id.desc())
+
+
+@dataclass
+class TouchpointSummary:
+    touchpoint: Touchpoint
+    today_count: int
+    today_average: float | None
+    week_count: int
+    week_average: float | None
+    flagged_today: int
+
+
+def touchpoint_summaries(institution: Institution, *, today: date, departments: set[int] | None = None
+                         ) -> list[TouchpointSummary]:
+    """Per touchpoint: today's and the last 7 days' counts and average scores (flagged rows left out)."""
+    day_start, day_end = local_day_bounds(today)
+    week_start = local_day_bounds(today - timedelta(days=6))[0]
+    counted = SurveyResponse.excluded.is_(False)
+    in_today = and_(SurveyResponse.submitted_at >= day_start, SurveyResponse.submitted_at < day_end)
+    rows = db.session.execute(
+        select(SurveyResponse.touchpoint_id,
+               func.count().filter(and_(in_today, counted)),
+               func.avg(SurveyResponse.overall_score).filter(and_(in_today, counted)),
+               func.count().filter(counted),
+               func.avg(SurveyResponse.overall_score).filter(counted),
+               func.count().filter(and_(in_today, SurveyResponse.excluded.is_(True))))
+        .where(SurveyResponse.institution_id == institution.id, SurveyResponse.touchpoint_id.is_not(None),
+               SurveyResponse.submitted_at >= week_start, SurveyResponse.submitted_at < day_end)
+        .group_by(SurveyResponse.touchpoint_id)).all()
+    stats = {r[0]: r[1:] for r in rows}
+    stmt = select(Touchpoint).where(Touchpoint.institution_id == institution.id, Touchpoint.active.is_(True))
+    if departments is not None:
+        stmt = stmt.where(Touchpoint.department_id.in_(departments or {-1}))
+    result = []
+    for tp in db.session.scalars(stmt.order_by(Touchpoint.department_id, Touchpoint.code)):
+        today_count, today_avg, week_count, week_avg, flagged = stats.get(tp.id, (0, None, 0, None, 0))
+        result.append(TouchpointSummary(tp, today_count, _round(today_avg), week_count, _round(week_avg), flagged))
+    return result
+
+
+def _round(value) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+# Exports ---------------------------------------------------------------
+
+def export_columns(institution: Institution, stmt: Select) -> list[str]:
+    """Item codes across every version the selected responses answered (union, in first-seen order)."""
+    version_ids = select(SurveyResponse.template_version_id).where(
+        SurveyResponse.id.in_(stmt.with_only_columns(SurveyResponse.id).order_by(None))).distinct()
+    codes: list[str] = []
+    for definition in db.session.scalars(select(TemplateVersion.definition).where(TemplateVersion.id.in_(version_ids))
+                                         .order_by(TemplateVersion.id)):
+        for item in definition["items"]:
+            if item["code"] not in codes:
+                codes.append(item["code"])
+    return codes
+
+
+def export_rows(institution: Institution, stmt: Select, *, batch: int = 1000) -> Iterator[list[Any]]:
+    """Header then one row per response, read in batches with flat memory. No personal data."""
+    codes = export_columns(institution, stmt)
+    departments = dict(db.session.execute(select(Department.id, Department.name)
+                                          .where(Department.institution_id == institution.id)).all())
+    touchpoints = dict(db.session.execute(select(Touchpoint.id, Touchpoint.name)
+                                          .where(Touchpoint.institution_id == institution.id)).all())
+    versions = {v.id: (t.code, v.number) for v, t in db.session.execute(
+        select(TemplateVersion, SurveyTemplate).join(SurveyTemplate))}
+    yield ([gettext("编号"), gettext("提交时间"), gettext("问卷"), gettext("版本"), gettext("渠道"), gettext("科室"),
+            gettext("服务点"), gettext("总体得分"), gettext("填写秒数"), gettext("异常标记"), gettext("是否排除")]
+           + codes + [gettext("意见")])
+    last_id = None
+    base = stmt.order_by(None).order_by(SurveyResponse.id)
+    while True:
+        page_stmt = base if last_id is None else base.where(SurveyResponse.id > last_id)
+        page = db.session.scalars(page_stmt.limit(batch)).all()
+        if not page:
+            return
+        ids = [r.id for r in page]
+        answers: dict[int, dict[str, Any]] = {}
+        for a in db.session.scalars(select(SurveyAnswer).where(SurveyAnswer.response_id.in_(ids))):
+            answers.setdefault(a.response_id, {})[a.item_code] = a
+        for r in page:
+            code, number = versions.get(r.template_version_id, ("", ""))
+            by_code = answers.get(r.id, {})
+            yield ([r.id, r.submitted_at.astimezone(local_timezone()).strftime("%Y-%m-%d %H:%M:%S"), code, number,
+                    str(Channel(r.channel).label), departments.get(r.department_id, ""),
+                    touchpoints.get(r.touchpoint_id, ""), r.overall_score, r.fill_seconds,
+                    ";".join(r.flags or []), gettext("是") if r.excluded else gettext("否")]
+                   + [_cell(by_code.get(c), c) for c in codes] + [r.comment])
+        last_id = ids[-1]
+        db.session.expunge_all()
+
+
+def _cell(answer: SurveyAnswer | None, code: str) -> Any:
+    if answer is None:
+        return ""
+    if code.endswith("_COMMENT"):
+        return ""  # free text goes in the comment column once
+    if answer.not_applicable:
+        return "NA"
+    if isinstance(answer.value, list):
+        return ";".join(answer.value)
+    return answer.value
+
+
+def stream_csv(rows: Iterator[list[Any]]) -> Iterator[str]:
+    """UTF-8 with BOM so that Excel opens Chinese correctly."""
+    yield "\ufeff"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in rows:
+        writer.writerow(_safe(row))
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def _safe(row: list[Any]) -> list[Any]:
+    # Neutralise spreadsheet formulas in free text (CSV injection).
+    return ["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row]
+
+
+def write_xlsx(rows: Iterator[list[Any]]) -> bytes:
+    """An XLSX built in write-only mode (constant memory per row)."""
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(gettext("评价明细"))
+    for row in rows:
+        sheet.append(_safe(row))
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

@@ -1,0 +1,421 @@
+"""Staff pages: touchpoint results, responses and exports, templates, alerts, settings."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask_babel import gettext
+from flask_login import current_user
+from sqlalchemy import select
+
+from core.extensions import db
+from core.i18n import local_timezone
+from organisation.forms import ConfirmForm
+from organisation.models import Department, Institution, Touchpoint
+from organisation.scope import Permission, department_scope, get_institution_or_404, get_owned_or_404
+from organisation.services import departments_for
+from organisation.views import handle_form
+from survey import alerts as alert_service
+from survey import definitions, results, versioning
+from survey.blueprints import staff_bp as bp
+from survey.forms import AlertCloseForm, CopyTemplateForm, DraftForm, ResponseFilterForm, SettingsForm
+from survey.models import AlertStatus, Channel, RecoveryAlert, SurveyResponse, SurveyTemplate
+from survey.submission import settings_for
+
+
+def actor():
+    return current_user._get_current_object()
+
+
+def today() -> date:
+    return datetime.now(local_timezone()).date()
+
+
+# Touchpoint results ----------------------------------------------------
+
+@bp.get("/")
+def overview(institution_id: int):
+    institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
+    scope = department_scope(actor(), institution)
+    summaries = results.touchpoint_summaries(institution, today=today(), departments=scope)
+    open_alerts = db.session.scalar(_alerts_query(institution, scope, "open").with_only_columns(
+        db.func.count()).order_by(None))
+    return render_template("survey/staff/overview.html", institution=institution, summaries=summaries,
+                           open_alerts=open_alerts, today=today())
+
+
+# Responses -------------------------------------------------------------
+
+def _filter_form(institution: Institution, scope: set[int] | None) -> ResponseFilterForm:
+    form = ResponseFilterForm(request.args)
+    departments = [d for d in departments_for(institution) if scope is None or d.id in scope]
+    form.department_id.choices = [(None, gettext("全部"))] + [(d.id, d.name) for d in departments]
+    tps = db.session.scalars(select(Touchpoint).where(Touchpoint.institution_id == institution.id)
+                             .order_by(Touchpoint.code)).all()
+    form.touchpoint_id.choices = [(None, gettext("全部"))] + [
+        (t.id, t.name) for t in tps if scope is None or t.department_id in scope]
+    form.template_id.choices = [(None, gettext("全部"))] + [
+        (t.id, t.name) for t in versioning.templates_for(institution)]
+    form.channel.choices = [("", gettext("全部"))] + Channel.choices()
+    return form
+
+
+def _response_filter(form: ResponseFilterForm, scope: set[int] | None) -> results.ResponseFilter:
+    f = results.ResponseFilter(departments=scope)
+    if not form.validate():
+        return f
+    f.department_id = form.department_id.data
+    f.touchpoint_id = form.touchpoint_id.data
+    f.template_id = form.template_id.data
+    f.channel = form.channel.data or None
+    f.date_from = date.fromisoformat(form.date_from.data) if form.date_from.data else None
+    f.date_to = date.fromisoformat(form.date_to.data) if form.date_to.data else None
+    if form.score.data == "low":
+        f.max_score = 50
+    elif form.score.data == "high":
+        f.min_score = 75
+    f.flagged = form.flagged.data or "exclude"
+    return f
+
+
+@bp.get("/responses")
+def responses(institution_id: int):
+    institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
+    scope = department_scope(actor(), institution)
+    form = _filter_form(institution, scope)
+    stmt = results.filtered(institution, _response_filter(form, scope))
+    page = db.paginate(stmt, per_page=50, error_out=False)
+    names = _names(institution)
+    status = 400 if form.errors else 200
+    return render_template("survey/staff/responses.html", institution=institution, form=form, page=page,
+                           names=names, flag_labels=results.FLAG_LABELS,
+                           export_args=request.args.to_dict()), status
+
+
+def _names(institution: Institution) -> dict[str, dict[int, str]]:
+    return {
+        "departments": dict(db.session.execute(select(Department.id, Department.name)
+                                               .where(Department.institution_id == institution.id)).all()),
+        "touchpoints": dict(db.session.execute(select(Touchpoint.id, Touchpoint.name)
+                                               .where(Touchpoint.institution_id == institution.id)).all()),
+    }
+
+
+@bp.get("/responses/<int:response_id>")
+def response_detail(institution_id: int, response_id: int):
+    institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
+    response = get_owned_or_404(SurveyResponse, response_id, institution)
+    scope = department_scope(actor(), institution)
+    if scope is not None and response.department_id not in scope:
+        abort(404)
+    return render_template("survey/staff/response.html", institution=institution, response=response,
+                           definition=response.version.definition, names=_names(institution),
+                           flag_labels=results.FLAG_LABELS)
+
+
+@bp.get("/responses/export.<fmt>")
+def export_responses(institution_id: int, fmt: str):
+    institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
+    scope = department_scope(actor(), institution)
+    form = _filter_form(institution, scope)
+    if request.args and not form.validate():
+        abort(400)
+    stmt = results.filtered(institution, _response_filter(form, scope))
+    stamp = today().strftime("%Y%m%d")
+    filename = f"survey-responses-{institution.id}-{stamp}.{fmt}"
+    headers = {"Content-Disposition": f"attachment; filename={filename}", "Cache-Control": "no-store"}
+    if fmt == "csv":
+        return Response(stream_with_context(results.stream_csv(results.export_rows(institution, stmt))),
+                        mimetype="text/csv; charset=utf-8", headers=headers)
+    body = results.write_xlsx(results.export_rows(institution, stmt))
+    return Response(body, headers=headers,
+                    mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+# Templates -------------------------------------------------------------
+
+def _template_or_404(institution: Institution, template_id: int) -> SurveyTemplate:
+    template = db.session.get(SurveyTemplate, template_id)
+    if template is None or template.institution_id not in (None, institution.id):
+        abort(404)
+    return template
+
+
+@bp.get("/templates")
+def templates(institution_id: int):
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
+    return render_template("survey/staff/templates.html", institution=institution,
+                           templates=versioning.templates_for(institution))
+
+
+@bp.get("/templates/<int:template_id>")
+def template_detail(institution_id: int, template_id: int):
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
+    template = _template_or_404(institution, template_id)
+    version_id = request.args.get("version", type=int)
+    shown = next((v for v in template.versions if v.id == version_id), None) or template.published or template.draft
+    copy_form = CopyTemplateForm(data={"code": f"{template.code}_{institution.id}",
+                                       "name": gettext("%(name)s（本院）", name=template.name)})
+    return render_template("survey/staff/template.html", institution=institution, template=template, shown=shown,
+                           copy_form=copy_form, confirm=ConfirmForm())
+
+
+@bp.post("/templates/<int:template_id>/copy")
+def template_copy(institution_id: int, template_id: int):
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
+    source = _template_or_404(institution, template_id)
+    form = CopyTemplateForm()
+
+    def action():
+        try:
+            return versioning.copy_template(source, institution, code=form.code.data, name=form.name.data.strip(),
+                                            actor=actor())
+        except versioning.VersionError as exc:
+            raise _service_error(exc, "code") from None
+
+    return handle_form(form, action, success=gettext("已复制为本院问卷，可编辑草稿后发布。"),
+                       next_url=lambda t: url_for("survey_staff.template_edit", institution_id=institution.id,
+                                                  template_id=t.id),
+                       template="organisation/form.html", title=gettext("复制问卷"), institution=institution)
+
+
+def _service_error(exc: Exception, field: str | None):
+    from organisation.services import ServiceError
+
+    return ServiceError(str(exc), field)
+
+
+def definition_to_form(definition: dict[str, Any]) -> dict[str, Any]:
+    items = []
+    for item in definition["items"]:
+        standard = definitions.standard_options(item["type"])
+        options = [o for o in item["options"] if not (standard and not o.get("na"))]
+        items.append({
+            "code": item["code"], "type": item["type"], "text": item["text"], "required": item["required"],
+            "dimension": item.get("dimension") or "", "role": item.get("role") or "",
+            "options": "\n".join("|".join([o["value"], o["label"]] + (
+                [] if o.get("score") is None else [f"{o['score']:g}"]) + (["na"] if o.get("na") else []))
+                for o in options),
+            "alert_values": ",".join(item.get("alert_values") or []), "contact": item.get("contact", False),
+            "max_length": item.get("max_length"),
+            "show_if": "" if not item.get("show_if") else f"{item['show_if']['item']}<={item['show_if']['max_score']:g}",
+        })
+    return {"title": definition["title"], "intro": definition["intro"],
+            "dimensions": "\n".join(f"{d['code']}|{d['name']}|{d['weight']:g}" for d in definition["dimensions"]),
+            "items": items}
+
+
+def form_to_definition(form: DraftForm) -> dict[str, Any]:
+    """Turn the editor's fields into a raw definition; errors name the line."""
+    dimensions = []
+    for number, line in enumerate(filter(None, (form.dimensions.data or "").splitlines()), start=1):
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) < 2 or not parts[0]:
+            raise versioning.VersionError(gettext("维度第 %(n)d 行格式应为：编码|名称|权重", n=number))
+        try:
+            weight = float(parts[2]) if len(parts) > 2 and parts[2] else 1.0
+        except ValueError:
+            raise versioning.VersionError(gettext("维度第 %(n)d 行的权重不是数字。", n=number)) from None
+        dimensions.append({"code": parts[0], "name": parts[1], "weight": weight})
+    items = []
+    for entry in form.items.entries:
+        data = entry.form.data
+        if data["remove"] or not (data["code"] or data["text"]):
+            continue
+        options = []
+        for line in filter(None, (data["options"] or "").splitlines()):
+            parts = [p.strip() for p in line.split("|")]
+            na = parts[-1].lower() == "na" and len(parts) >= 3
+            if na:
+                parts = parts[:-1]
+            if len(parts) < 2:
+                raise versioning.VersionError(gettext("题目 %(code)s 的选项“%(line)s”格式应为：值|文字|分数",
+                                                      code=data["code"], line=line))
+            score = None
+            if len(parts) > 2 and parts[2] and not na:
+                try:
+                    score = float(parts[2])
+                except ValueError:
+                    raise versioning.VersionError(gettext("题目 %(code)s 的选项分数“%(s)s”不是数字。",
+                                                          code=data["code"], s=parts[2])) from None
+            options.append({"value": parts[0], "label": parts[1], "score": score, "na": na})
+        show_if = None
+        if data["show_if"]:
+            ref, _, limit = data["show_if"].partition("<=")
+            show_if = {"item": ref, "max_score": float(limit or 100)}
+        items.append({"code": data["code"].strip().upper(), "type": data["type"], "text": data["text"],
+                      "required": data["required"], "dimension": (data["dimension"] or "").strip() or None,
+                      "role": data["role"] or None, "options": options, "show_if": show_if,
+                      "alert_values": [v.strip() for v in (data["alert_values"] or "").split(",") if v.strip()],
+                      "contact": data["contact"], "max_length": data["max_length"] or 500})
+    return {"title": form.title.data, "intro": form.intro.data or "", "dimensions": dimensions, "items": items}
+
+
+@bp.route("/templates/<int:template_id>/edit", methods=["GET", "POST"])
+def template_edit(institution_id: int, template_id: int):
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
+    template = _template_or_404(institution, template_id)
+    if template.is_builtin:
+        flash(gettext("内置问卷不能直接修改，请先复制为本院问卷。"), "warning")
+        return redirect(url_for("survey_staff.template_detail", institution_id=institution.id, template_id=template.id))
+    if request.method == "GET":
+        draft = template.draft
+        if draft is None:
+            draft = versioning.start_draft(template, actor=actor())
+            db.session.commit()
+        form = DraftForm(data=definition_to_form(draft.definition))
+    else:
+        form = DraftForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            versioning.save_draft(template, form_to_definition(form), actor=actor())
+        except versioning.VersionError as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+            status = 400
+        else:
+            db.session.commit()
+            for _ in range(form.add_items.data or 0):
+                form.items.append_entry()
+            flash(gettext("草稿已保存。"), "success")
+            if not form.add_items.data:
+                return redirect(url_for("survey_staff.template_detail", institution_id=institution.id,
+                                        template_id=template.id, version=template.draft.id))
+    elif request.method == "POST":
+        status = 400
+    return render_template("survey/staff/template_edit.html", institution=institution, template=template,
+                           form=form), status
+
+
+@bp.post("/templates/<int:template_id>/publish")
+def template_publish(institution_id: int, template_id: int):
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
+    template = _template_or_404(institution, template_id)
+    if template.is_builtin or not ConfirmForm().validate_on_submit():
+        abort(400)
+    draft = template.draft
+    if draft is None:
+        flash(gettext("没有待发布的草稿。"), "warning")
+    else:
+        try:
+            versioning.publish_version(draft, actor=actor())
+        except versioning.VersionError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(gettext("第 %(n)d 版已发布，新的评价将使用此版本。", n=draft.number), "success")
+    return redirect(url_for("survey_staff.template_detail", institution_id=institution.id, template_id=template.id))
+
+
+@bp.get("/templates/<int:template_id>/versions/<int:version_id>/preview")
+def template_preview(institution_id: int, template_id: int, version_id: int):
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
+    template = _template_or_404(institution, template_id)
+    version = next((v for v in template.versions if v.id == version_id), None) or abort(404)
+    return render_template("survey/patient/form.html", definition=version.definition, action="#",
+                           heading=gettext("预览：%(name)s", name=template.name), subheading=institution.name,
+                           values={}, errors={}, submission_id="preview", form_token="",
+                           window_mode=len(version.definition["items"]) <= 5)
+
+
+# Alerts ----------------------------------------------------------------
+
+def _alerts_query(institution: Institution, scope: set[int] | None, status: str | None):
+    stmt = select(RecoveryAlert).where(RecoveryAlert.institution_id == institution.id)
+    if scope is not None:
+        stmt = stmt.where(RecoveryAlert.department_id.in_(scope or {-1}))
+    if status in {s.value for s in AlertStatus}:
+        stmt = stmt.where(RecoveryAlert.status == status)
+    return stmt.order_by(RecoveryAlert.created_at.desc())
+
+
+@bp.get("/alerts")
+def alerts(institution_id: int):
+    institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
+    status = request.args.get("status", "open")
+    page = db.paginate(_alerts_query(institution, department_scope(actor(), institution), status),
+                       per_page=50, error_out=False)
+    return render_template("survey/staff/alerts.html", institution=institution, page=page, status=status,
+                           statuses=AlertStatus, reason_label=alert_service.reason_label)
+
+
+def _alert_or_404(institution: Institution, alert_id: int) -> RecoveryAlert:
+    alert = get_owned_or_404(RecoveryAlert, alert_id, institution)
+    scope = department_scope(actor(), institution)
+    if scope is not None and alert.department_id not in scope:
+        abort(404)
+    return alert
+
+
+@bp.route("/alerts/<int:alert_id>", methods=["GET", "POST"])
+def alert_detail(institution_id: int, alert_id: int):
+    institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
+    alert = _alert_or_404(institution, alert_id)
+    form = AlertCloseForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            alert_service.close_alert(alert, form.note.data, actor=actor())
+        except alert_service.AlertError as exc:
+            form.note.errors.append(str(exc))
+            status = 400
+        else:
+            db.session.commit()
+            flash(gettext("提醒已关闭。"), "success")
+            return redirect(url_for("survey_staff.alerts", institution_id=institution.id))
+    elif request.method == "POST":
+        status = 400
+    from survey.models import ContactRequest
+
+    contact = db.session.scalar(select(ContactRequest).where(ContactRequest.response_id == alert.response_id))
+    return render_template("survey/staff/alert.html", institution=institution, alert=alert, form=form,
+                           confirm=ConfirmForm(), contact=contact, definition=alert.response.version.definition,
+                           reason_label=alert_service.reason_label), status
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+def alert_acknowledge(institution_id: int, alert_id: int):
+    institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
+    alert = _alert_or_404(institution, alert_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        alert_service.acknowledge_alert(alert, actor=actor())
+    except alert_service.AlertError as exc:
+        flash(str(exc), "warning")
+    else:
+        db.session.commit()
+        flash(gettext("已确认，请跟进处理后关闭。"), "success")
+    return redirect(url_for("survey_staff.alert_detail", institution_id=institution.id, alert_id=alert.id))
+
+
+# Settings --------------------------------------------------------------
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings(institution_id: int):
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
+    current = settings_for(institution.id)
+    form = SettingsForm(obj=current)
+
+    def action():
+        from core.audit import record
+
+        changed = {}
+        for name in ("alert_threshold", "followup_days", "contact_retention_days", "link_valid_days",
+                     "min_fill_seconds", "repeat_window_minutes", "staff_min_group"):
+            new = getattr(form, name).data
+            if getattr(current, name) != new:
+                changed[name] = [getattr(current, name), new]
+                setattr(current, name, new)
+        if changed:
+            record(actor(), "survey_settings.update", current, changed)
+        return current
+
+    return handle_form(form, action, success=gettext("设置已保存。"),
+                       next_url=lambda s: url_for("survey_staff.settings", institution_id=institution.id),
+                       template="organisation/form.html", title=gettext("评价设置"), institution=institution)

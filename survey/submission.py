@@ -1,0 +1,251 @@
+"""Storing a response: once, committed before "received", flagged rather than rejected.
+
+Anti-abuse flags (never a refusal, never a CAPTCHA): a form token that is
+missing, forged or stale; a fill time under the minimum; the same device
+rating the same touchpoint again within the window; a burst from one network.
+Flagged rows are kept and excluded from scores by default.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from flask_babel import gettext
+from sqlalchemy import and_, false, func, select
+from sqlalchemy.exc import IntegrityError
+
+from core.audit import record
+from core.db import utcnow
+from core.extensions import db
+from organisation.models import Touchpoint
+from survey import definitions
+from survey.models import (
+    Channel,
+    ContactRequest,
+    RecoveryAlert,
+    SurveyAnswer,
+    SurveyResponse,
+    SurveySettings,
+    TemplateVersion,
+)
+
+SUBMISSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
+PHONE_RE = re.compile(r"^(1\d{10}|0\d{2,3}-?\d{7,8})$")
+IP_BURST_LIMIT = 30          # responses per touchpoint from one /24 within IP_BURST_MINUTES
+IP_BURST_MINUTES = 10
+FORM_TOKEN_MAX_AGE = 6 * 3600
+
+
+class SubmissionError(ValueError):
+    """The submission cannot be stored as sent; the message (and item code) go back to the form."""
+
+    def __init__(self, message: str, item_code: str | None = None):
+        super().__init__(message)
+        self.item_code = item_code
+
+
+@dataclass
+class Context:
+    """Where and how a response was given.
+
+    Pass ORM objects (``version``, ``touchpoint``) or, on the hot path, their
+    ids and the version's definition; __post_init__ fills one from the other.
+    """
+
+    institution_id: int
+    channel: Channel
+    version: TemplateVersion | None = None
+    touchpoint: Touchpoint | None = None
+    department_id: int | None = None
+    code_id: int | None = None
+    interviewer_id: int | None = None
+    form_problem: str | None = None      # from tokens.read_form_token
+    fill_seconds: float | None = None
+    device_hash: str = ""
+    ip_hash: str = ""
+    extra_flags: list[str] = field(default_factory=list)
+    version_id: int | None = None
+    definition: dict[str, Any] | None = None
+    touchpoint_id: int | None = None
+    settings: "EffectiveSettings | None" = None
+
+    def __post_init__(self) -> None:
+        if self.version is not None:
+            self.version_id = self.version.id
+            self.definition = self.version.definition
+        if self.touchpoint is not None:
+            self.touchpoint_id = self.touchpoint.id
+            self.department_id = self.department_id or self.touchpoint.department_id
+        if self.version_id is None or self.definition is None:
+            raise ValueError("a Context needs a template version")
+
+
+@dataclass(frozen=True)
+class EffectiveSettings:
+    """The settings a submission needs, with the national defaults filled in."""
+
+    alert_threshold: float = 25.0
+    min_fill_seconds: float = 2.0
+    repeat_window_minutes: int = 30
+
+    @classmethod
+    def of(cls, row: "SurveySettings | None") -> "EffectiveSettings":
+        if row is None:
+            return cls()
+        return cls(row.alert_threshold, row.min_fill_seconds, row.repeat_window_minutes)
+
+
+def settings_for(institution_id: int) -> SurveySettings:
+    settings = db.session.get(SurveySettings, institution_id)
+    if settings is None:
+        settings = SurveySettings(institution_id=institution_id)
+        db.session.add(settings)
+        db.session.flush()
+    return settings
+
+
+def find_by_submission_id(submission_id: str) -> SurveyResponse | None:
+    return db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == submission_id))
+
+
+def submit_response(context: Context, submission_id: str, get: Callable[[str], Any],
+                    getlist: Callable[[str], list], *, actor: Any = "patient") -> tuple[SurveyResponse, bool]:
+    """Store one response for ``submission_id``; a repeat returns the stored one and False.
+
+    Raises SubmissionError for answers that cannot be stored (unknown options,
+    missing required answers), so the form can say what to fix.
+    """
+    if not SUBMISSION_ID_RE.match(submission_id or ""):
+        raise SubmissionError(gettext("提交编号无效，请刷新页面后重试。"))
+    definition = context.definition
+    try:
+        answers = definitions.parse_answers(definition, get, getlist)
+    except definitions.AnswerError as exc:
+        raise SubmissionError(str(exc), exc.code) from None
+    by_code = {a.code: a for a in answers}
+    contact_phone = _contact_phone(definition, by_code, get)
+    settings = context.settings or EffectiveSettings.of(db.session.get(SurveySettings, context.institution_id))
+    now = utcnow()
+    flags = _flags(context, settings, now)
+    response = SurveyResponse(
+        institution_id=context.institution_id,
+        submission_id=submission_id,
+        template_version_id=context.version_id,
+        channel=context.channel.value,
+        department_id=context.department_id,
+        touchpoint_id=context.touchpoint_id,
+        code_id=context.code_id,
+        interviewer_id=context.interviewer_id,
+        submitted_at=now,
+        fill_seconds=context.fill_seconds,
+        overall_score=definitions.overall_score(definition, answers),
+        comment=_comment(definition, by_code),
+        device_hash=context.device_hash,
+        ip_hash=context.ip_hash,
+        flags=flags,
+        excluded=bool(flags),
+        answers=[SurveyAnswer(item_code=a.code, value=a.value, score=a.score, not_applicable=a.not_applicable)
+                 for a in answers],
+    )
+    # The unique submission id decides: a retry or double tap loses the insert
+    # and gets the stored response back. The savepoint keeps the caller's other
+    # work (e.g. a recorded call) when that happens.
+    try:
+        with db.session.begin_nested():
+            db.session.add(response)
+            db.session.flush()
+    except IntegrityError:
+        existing = find_by_submission_id(submission_id)
+        if existing is None:
+            raise
+        return existing, False
+    if contact_phone is not None:
+        db.session.add(ContactRequest(institution_id=context.institution_id, response_id=response.id,
+                                      phone=contact_phone or None))
+    alert = None
+    if context.channel != Channel.STAFF_TOKEN:
+        # Staff answers are anonymous: no alert may point a department at one of them.
+        alert = raise_alert_if_needed(response, definition, by_code, settings,
+                                      contact_requested=contact_phone is not None)
+    response.needs_processing = alert is not None  # read by the view after commit; not stored
+    if context.interviewer_id is not None:
+        record(actor, "survey_response.record_phone", response, {"channel": response.channel})
+    return response, True
+
+
+def _contact_phone(definition, by_code, get) -> str | None:
+    """'' when contact was asked for without a number, the number when given, None when not asked."""
+    item = next((i for i in definition["items"] if i.get("contact")), None)
+    if item is None or by_code.get(item["code"]) is None or by_code[item["code"]].value != "yes":
+        return None
+    phone = re.sub(r"[\s-]", "", get("contact_phone") or "")
+    if phone and not PHONE_RE.match(phone.replace("-", "")):
+        raise SubmissionError(gettext("电话号码格式不正确，请填写 11 位手机号或带区号的固话。"), "contact_phone")
+    return phone
+
+
+def _comment(definition, by_code) -> str:
+    texts = [str(by_code[i["code"]].value) for i in definition["items"]
+             if i["type"] == definitions.TEXT and i["code"] in by_code]
+    return "\n".join(texts)
+
+
+def _flags(context: Context, settings: EffectiveSettings, now: datetime) -> list[str]:
+    flags = list(context.extra_flags)
+    if context.form_problem:
+        flags.append(context.form_problem)
+    if context.fill_seconds is not None and context.fill_seconds < settings.min_fill_seconds:
+        flags.append("too_fast")
+    if context.channel == Channel.TOUCHPOINT_QR and context.touchpoint_id is not None:
+        # One query answers both questions: has this device rated this
+        # touchpoint within the repeat window, and how many ratings came from
+        # this network in the burst window?
+        device_since = now - timedelta(minutes=settings.repeat_window_minutes)
+        burst_since = now - timedelta(minutes=IP_BURST_MINUTES)
+        same_device = and_(SurveyResponse.device_hash == context.device_hash,
+                           SurveyResponse.submitted_at >= device_since) if context.device_hash else false()
+        same_network = and_(SurveyResponse.ip_hash == context.ip_hash,
+                            SurveyResponse.submitted_at >= burst_since) if context.ip_hash else false()
+        repeats, burst = db.session.execute(
+            select(func.count().filter(same_device), func.count().filter(same_network))
+            .where(SurveyResponse.touchpoint_id == context.touchpoint_id,
+                   SurveyResponse.submitted_at >= min(device_since, burst_since))).one()
+        if repeats:
+            flags.append("repeat_device")
+        if burst >= IP_BURST_LIMIT:
+            flags.append("ip_burst")
+    return sorted(set(flags))
+
+
+def alert_reasons(definition, by_code, settings: "EffectiveSettings | SurveySettings", *,
+                  contact_requested: bool) -> list[str]:
+    reasons = []
+    overall = definitions.overall_item(definition)
+    if overall is not None:
+        answer = by_code.get(overall["code"])
+        if answer is not None and answer.score is not None and answer.score <= settings.alert_threshold:
+            reasons.append("low_score")
+    for item in definition["items"]:
+        answer = by_code.get(item["code"])
+        if answer is not None and item.get("alert_values") and str(answer.value) in item["alert_values"]:
+            reasons.append(f"flagged_answer:{item['code']}")
+    if contact_requested:
+        reasons.append("contact_requested")
+    return reasons
+
+
+def raise_alert_if_needed(response: SurveyResponse, definition, by_code, settings: "EffectiveSettings | SurveySettings", *,
+                          contact_requested: bool) -> RecoveryAlert | None:
+    """Open a service-recovery alert for the department when the rules say so."""
+    reasons = alert_reasons(definition, by_code, settings, contact_requested=contact_requested)
+    if not reasons:
+        return None
+    alert = RecoveryAlert(institution_id=response.institution_id, response_id=response.id,
+                          department_id=response.department_id, touchpoint_id=response.touchpoint_id,
+                          reasons=reasons)
+    db.session.add(alert)
+    db.session.flush()
+    record("survey", "survey_alert.raise", alert, {"reasons": reasons, "response_id": response.id})
+    return alert

@@ -1,0 +1,77 @@
+"""Signed codes and tokens for patient-facing URLs and forms.
+
+Secrets are derived from the app's SECRET_KEY with a purpose string, so a
+token made for one purpose never validates for another.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: codes get typed from posters
+
+
+def _signing_key() -> str:
+    return current_app.config.get("LINK_SIGNING_KEY") or current_app.config["SECRET_KEY"]
+
+
+def _key(purpose: str) -> bytes:
+    return hmac.new(_signing_key().encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+def signature(purpose: str, value: str, length: int = 8) -> str:
+    mac = hmac.new(_key(purpose), value.encode(), hashlib.sha256).digest()
+    return base64.b32encode(mac).decode().rstrip("=").lower()[:length]
+
+
+def verify(purpose: str, value: str, sig: str, length: int = 8) -> bool:
+    return hmac.compare_digest(signature(purpose, value, length), (sig or "").lower())
+
+
+def new_code(length: int = 8) -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def signed_id(purpose: str, row_id: int) -> str:
+    """A URL token for a row id: ``<id>-<hmac>``; it cannot be guessed from the id."""
+    return f"{row_id}-{signature(purpose, str(row_id), 12)}"
+
+
+def parse_signed_id(purpose: str, token: str) -> int | None:
+    raw_id, _, sig = (token or "").partition("-")
+    if not raw_id.isdigit() or not verify(purpose, raw_id, sig, 12):
+        return None
+    return int(raw_id)
+
+
+def hash_value(purpose: str, value: str) -> str:
+    """A keyed hash for values we must recognise but never read back (devices, addresses, references)."""
+    return hmac.new(_key(purpose), value.encode(), hashlib.sha256).hexdigest()
+
+
+def form_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(_signing_key(), salt="survey-form")
+
+
+def issue_form_token(context: str) -> str:
+    """A token bound to the page it was served on, carrying the time it was issued."""
+    return form_serializer().dumps({"c": context, "n": secrets.token_hex(4)})
+
+
+def read_form_token(token: str, context: str, max_age: int) -> tuple[str | None, Any]:
+    """Return (problem, issued_at): problem is None, 'token_invalid' or 'token_expired'."""
+    try:
+        data, issued_at = form_serializer().loads(token or "", max_age=max_age, return_timestamp=True)
+    except SignatureExpired:
+        return "token_expired", None
+    except BadSignature:
+        return "token_invalid", None
+    if not isinstance(data, dict) or data.get("c") != context:
+        return "token_invalid", None
+    return None, issued_at

@@ -1,0 +1,29 @@
+"""Job functions for the task tests; importable by path, as RQ needs."""
+from __future__ import annotations
+
+from core.extensions import db
+from core.tasks import current_job_id, job_logger
+from organisation.models import Region
+
+log = job_logger(__name__)
+
+
+def echo(value):
+    log.info("working on %s", value)
+    return value
+
+
+def region_name(region_id: int) -> str | None:
+    """Reads through the app's session, so it needs the app context the worker pushes."""
+    region = db.session.get(Region, region_id)
+    log.info("read region %s", region_id)
+    return region.name if region else None
+
+
+def own_job_id() -> str | None:
+    return current_job_id()
+
+
+def fail(message: str):
+    raise RuntimeError(message)
+

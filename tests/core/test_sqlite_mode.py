@@ -1,0 +1,83 @@
+"""The embedded mode exactly as `make run` starts it: SQLite, no Redis, CLI then browser."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from core.extensions import db
+from organisation import demo
+from organisation.models import Department, Institution, StaffUser
+
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(page: str) -> str:
+    match = CSRF_FIELD.search(page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def embedded_app(make_app, tmp_path):
+    """`create_app()` as wsgi.py calls it (TINGJIAN_CONFIG unset: development), in a temp instance folder."""
+    return make_app(None, INSTANCE_PATH=str(tmp_path / "instance"))
+
+
+def test_embedded_mode_migrates_seeds_once_and_serves_the_staff_pages(embedded_app, tmp_path):
+    app = embedded_app
+    assert app.config["CONFIG_NAME"] == "Development"
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'instance' / 'tingjian.db'}"
+    cli = app.test_cli_runner()
+
+    result = cli.invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "instance" / "tingjian.db").exists()
+
+    result = cli.invoke(args=["seed-demo"])
+    assert result.exit_code == 0, result.output
+    assert "Demo loaded" in result.output
+    assert "rmyy-admin" in result.output
+    with app.app_context():
+        counts = [db.session.scalar(select(func.count()).select_from(m)) for m in (Institution, StaffUser)]
+    assert counts[0] == 3
+
+    result = cli.invoke(args=["seed-demo"])
+    assert result.exit_code == 0, result.output
+    assert "already loaded" in result.output
+    with app.app_context():
+        assert [db.session.scalar(select(func.count()).select_from(m)) for m in (Institution, StaffUser)] == counts
+
+    client = app.test_client()
+    login_page = client.get("/login")
+    assert login_page.status_code == 200
+    page = login_page.get_data(as_text=True)
+    assert '<html lang="zh-CN">' in page
+    assert "登录" in page
+
+    response = client.post("/login", data={"username": "rmyy-admin", "password": demo.DEMO_PASSWORD,
+                                           "csrf_token": csrf_token(page)})
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+    with app.app_context():
+        institution_id = db.session.scalar(
+            select(Institution.id).where(Institution.registration_code == "DEMO-510104-001"))
+        cardiology = db.session.scalar(select(Department.name).where(
+            Department.institution_id == institution_id, Department.code == "XNK"))
+    departments = client.get(f"/i/{institution_id}/departments")
+    assert departments.status_code == 200
+    assert cardiology in departments.get_data(as_text=True)
+
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.get_json() | {"time": None} == {
+        "status": "ok", "database": "ok", "redis": "not configured", "jobs": "inline",
+        "scheduler_heartbeat": None, "scheduler_stale": None, "time": None,
+    }
+
+
+def test_embedded_mode_checks_csrf_tokens_on_forms(embedded_app):
+    response = embedded_app.test_client().post("/login", data={"username": "rmyy-admin", "password": demo.DEMO_PASSWORD})
+    assert response.status_code == 400
+    assert "页面已过期" in response.get_data(as_text=True)

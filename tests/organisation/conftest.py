@@ -1,0 +1,148 @@
+"""Fixtures shared by the organisation tests: the demo tenants and small helpers.
+
+Institution A is the demo general hospital (rmyy), institution B the demo TCM
+hospital (zyy); both sit in the same demo district, so regional scoping is
+exercised with neighbours, not strangers.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from core.audit import AuditEntry
+from core.extensions import db
+from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
+from tests.factories import demo_institution, demo_user, login, make_region, make_staff
+
+ROLE_USERNAMES = {
+    Role.INSTITUTION_ADMIN: "admin",
+    Role.COMPLAINT_OFFICER: "officer",
+    Role.DEPARTMENT_HANDLER: "handler",
+    Role.FOLLOWUP_NURSE: "nurse",
+    Role.LEADERSHIP: "leader",
+}
+
+
+class RequestClient(FlaskClient):
+    """A test client whose every request starts like a real one.
+
+    The ``ctx`` fixture keeps an app context pushed, and Flask reuses it for the
+    client's requests, so without this ``g`` (where Flask-Login caches the
+    current user) and ``db.session`` would carry over from the test and from
+    earlier requests. Setup rows are committed first (to the per-test savepoint,
+    still rolled back after the test) so that a view's rollback cannot undo them,
+    and whatever the view left uncommitted is rolled back afterwards, as the end
+    of a real request would, so a view that forgets to commit is caught.
+    """
+
+    def open(self, *args, **kwargs):
+        if not has_app_context():
+            return super().open(*args, **kwargs)
+        db.session.commit()
+        for key in list(g):
+            g.pop(key)
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            db.session.rollback()
+
+
+@pytest.fixture
+def client(app):
+    return RequestClient(app, app.response_class, use_cookies=True)
+
+
+@pytest.fixture
+def new_client(app):
+    """Another browser: its own cookie jar."""
+    return lambda: RequestClient(app, app.response_class, use_cookies=True)
+
+
+@dataclass
+class Tenant:
+    institution: Institution
+    department: Department
+    touchpoint: Touchpoint
+    staff: StaffUser  # a member who is not one of the role accounts logged in by the tests
+
+    @property
+    def id(self) -> int:
+        return self.institution.id
+
+    def role_user(self, role: Role) -> StaffUser:
+        return demo_user(f"{self._key}-{ROLE_USERNAMES[role]}")
+
+    _key: str = ""
+
+
+def _tenant(key: str, department_code: str, touchpoint_code: str) -> Tenant:
+    institution = demo_institution(key)
+    department = db.session.scalar(select(Department).where(
+        Department.institution_id == institution.id, Department.code == department_code))
+    touchpoint = db.session.scalar(select(Touchpoint).where(
+        Touchpoint.institution_id == institution.id, Touchpoint.code == touchpoint_code))
+    staff = make_staff([Role.FOLLOWUP_NURSE], institution, display_name=f"{key}-目标人员")
+    assert department is not None and touchpoint is not None
+    return Tenant(institution, department, touchpoint, staff, _key=key)
+
+
+@pytest.fixture
+def tenant_a(ctx) -> Tenant:
+    return _tenant("rmyy", "XNK", "W-GH-01")
+
+
+@pytest.fixture
+def tenant_b(ctx) -> Tenant:
+    return _tenant("zyy", "ZYNK", "W-ZYF-01")
+
+
+@pytest.fixture
+def platform_admin(ctx) -> StaffUser:
+    return demo_user("platform")
+
+
+@pytest.fixture
+def city_admin(ctx) -> StaffUser:
+    """The demo regional admin: the city that contains all three demo institutions."""
+    return demo_user("region")
+
+
+@pytest.fixture
+def admin_client(client, tenant_a):
+    login(client, tenant_a.role_user(Role.INSTITUTION_ADMIN))
+    return client
+
+
+@pytest.fixture
+def other_province_admin(ctx) -> StaffUser:
+    return make_staff([Role.REGIONAL_ADMIN], region=make_region())
+
+
+def body(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def table_body(response) -> str:
+    """The rows of the page's data tables, without the echoed search box or filters."""
+    return "".join(re.findall(r"<tbody>(.*?)</tbody>", body(response), re.S))
+
+
+def audit_entries(**filters) -> list[AuditEntry]:
+    stmt = select(AuditEntry).order_by(AuditEntry.id)
+    for key, value in filters.items():
+        stmt = stmt.where(getattr(AuditEntry, key) == value)
+    return list(db.session.scalars(stmt))
+
+
+def fresh(obj):
+    """Re-read a row after a request: the request ran in its own session."""
+    db.session.refresh(obj)
+    return obj
+
+
+FLASH_SECRET = re.compile(r'class="flash flash-secret"[^>]*>([^<]*)<')

@@ -1,0 +1,264 @@
+"""Shared fixtures for the survey tests.
+
+The shipped templates are not installed in the test database: ask for
+``builtin_templates`` (or a ``*_code`` fixture, which needs them). Patient
+pages are driven through ``submit()``, which opens the page like a phone
+would, reads its hidden fields and posts the answers back.
+
+Every ``client`` gets its own remote address, so the per-IP limit and the
+/24 burst flag never leak between tests (the limiter's storage lives for
+the whole run).
+"""
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from html import unescape
+from typing import Any
+
+import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
+from itsdangerous import TimestampSigner
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from core.extensions import db
+from organisation.models import Institution, StaffUser, Touchpoint
+from survey import qr, tokens, versioning
+from survey.models import Channel, SurveyResponse, SurveyTemplate, TemplateVersion, TouchpointCode
+from survey.submission import Context, settings_for, submit_response
+from tests.factories import demo_institution, demo_user, login
+
+_networks = itertools.count(1)
+
+
+class RequestClient(FlaskClient):
+    """A test client whose every request starts like a real one.
+
+    Setup rows are committed first (to the per-test savepoint, still rolled
+    back after the test) so that a view's rollback cannot undo them, and
+    ``g`` is cleared because the ``ctx`` fixture's app context is reused.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            db.session.commit()
+            for key in list(g):
+                g.pop(key)
+        return super().open(*args, **kwargs)
+
+
+def _new_client(app, remote_addr: str | None = None) -> RequestClient:
+    client = RequestClient(app, app.response_class, use_cookies=True)
+    n = next(_networks)
+    client.environ_base["REMOTE_ADDR"] = remote_addr or f"10.{(n // 250) % 250}.{n % 250}.7"
+    return client
+
+
+@pytest.fixture
+def client(app):
+    """A phone (or a staff browser) on its own network."""
+    return _new_client(app)
+
+
+@pytest.fixture
+def new_client(app):
+    """Another browser: its own cookie jar; pass ``remote_addr`` to share a network."""
+    return lambda remote_addr=None: _new_client(app, remote_addr)
+
+
+# Tenants and users --------------------------------------------------------
+
+@pytest.fixture
+def rmyy(ctx) -> Institution:
+    return demo_institution("rmyy")
+
+
+@pytest.fixture
+def zyy(ctx) -> Institution:
+    return demo_institution("zyy")
+
+
+def touchpoint(institution: Institution, code: str) -> Touchpoint:
+    return db.session.scalar(select(Touchpoint).where(Touchpoint.institution_id == institution.id,
+                                                      Touchpoint.code == code))
+
+
+def staff_login(client, username: str) -> StaffUser:
+    """Log ``client`` in as a demo user (e.g. 'rmyy-admin', 'rmyy-handler')."""
+    user = demo_user(username)
+    assert user is not None, username
+    login(client, user)
+    return user
+
+
+# Templates and codes ------------------------------------------------------
+
+@pytest.fixture
+def builtin_templates(ctx) -> dict[str, SurveyTemplate]:
+    """The four shipped templates, installed and published: {'WIN': ..., 'OPD': ..., 'IPD': ..., 'STF': ...}."""
+    installed = versioning.install_builtin_templates(actor="test")
+    db.session.flush()
+    return {t.code: t for t in installed}
+
+
+@pytest.fixture
+def window_touchpoint(rmyy) -> Touchpoint:
+    """rmyy's registration window W-GH-01 (department CWK, to which rmyy-handler is bound)."""
+    return touchpoint(rmyy, "W-GH-01")
+
+
+@pytest.fixture
+def window_code(builtin_templates, window_touchpoint) -> TouchpointCode:
+    """The window's live QR code, answering the shipped window template (WIN)."""
+    return qr.ensure_code(window_touchpoint, actor="test")
+
+
+@pytest.fixture
+def ward_touchpoint(rmyy) -> Touchpoint:
+    """rmyy's cardiology ward B-XNK (department XNK, to which rmyy-handler is bound)."""
+    return touchpoint(rmyy, "B-XNK")
+
+
+@pytest.fixture
+def ward_code(builtin_templates, ward_touchpoint) -> TouchpointCode:
+    """The ward's live QR code, answering the shipped inpatient template (IPD)."""
+    return qr.ensure_code(ward_touchpoint, actor="test")
+
+
+def survey_path(code: TouchpointCode) -> str:
+    """The path a scanned QR code opens."""
+    return f"/q/{qr.path_token(code)}"
+
+
+# Driving the patient page ---------------------------------------------------
+
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    return {name: unescape(value) for name, value in _HIDDEN.findall(html)}
+
+
+def aged_form_token(token: str, seconds: float) -> str:
+    """The same form token as if the page had been served ``seconds`` ago (a patient taking their time)."""
+    serializer = tokens.form_serializer()
+    payload = serializer.loads(token)
+
+    class Earlier(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time() - seconds)
+
+    serializer.signer = Earlier
+    return serializer.dumps(payload)
+
+
+def answer_fields(answers: dict[str, Any]) -> list[tuple[str, str]]:
+    """``{'WIN_OVERALL': '5', 'WIN_REASON': ['R_WAIT']}`` as form fields q_<CODE>; other keys pass through."""
+    fields = []
+    for key, value in answers.items():
+        name = key if key.islower() else f"q_{key}"
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            fields.append((name, v))
+    return fields
+
+
+def open_form(client, path: str) -> dict[str, str]:
+    """GET the patient page; returns its hidden fields (submission_id, form_token)."""
+    page = client.get(path)
+    assert page.status_code == 200, page.status_code
+    return hidden_fields(page.get_data(as_text=True))
+
+
+def submit(client, target, *, fill_seconds: float | None = 10, submission_id: str | None = None,
+           form: dict[str, str] | None = None, **answers):
+    """Open the page for ``target`` (a TouchpointCode or a path), then POST ``answers``.
+
+    ``fill_seconds`` ages the page's form token (None: post at once);
+    ``form`` overrides hidden fields (e.g. a forged form_token). Returns the
+    POST response, not followed.
+    """
+    path = target if isinstance(target, str) else survey_path(target)
+    fields = open_form(client, path)
+    if fill_seconds is not None and fields.get("form_token"):
+        fields["form_token"] = aged_form_token(fields["form_token"], fill_seconds)
+    if submission_id is not None:
+        fields["submission_id"] = submission_id
+    fields.update(form or {})
+    data = MultiDict(list(fields.items()) + answer_fields(answers))
+    return client.post(path, data=data)
+
+
+def submission_id_of(post_response) -> str:
+    """The submission id a 303 to /thanks/<id> names."""
+    location = post_response.headers["Location"]
+    match = re.search(r"/thanks/([A-Za-z0-9_-]+)$", location)
+    assert match, location
+    return match.group(1)
+
+
+def stored(submission_id: str) -> SurveyResponse | None:
+    db.session.expire_all()
+    return db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == submission_id))
+
+
+# Storing responses without the page -------------------------------------------
+
+def record_response(*, version: TemplateVersion, institution_id: int, channel: Channel = Channel.TOUCHPOINT_QR,
+                    touchpoint: Touchpoint | None = None, code: TouchpointCode | None = None,
+                    submission_id: str | None = None, fields: dict[str, Any] | None = None,
+                    **context) -> SurveyResponse:
+    """Store one response through submission.submit_response; ``fields`` as for ``answer_fields``.
+
+    Context defaults describe a clean, unflagged self-completed answer
+    (``fill_seconds`` 30, a fresh device); override any Context field.
+    """
+    import uuid
+
+    context.setdefault("fill_seconds", 30.0)
+    context.setdefault("device_hash", uuid.uuid4().hex)
+    context.setdefault("ip_hash", uuid.uuid4().hex)
+    ctx = Context(institution_id=institution_id, channel=channel, version=version, touchpoint=touchpoint,
+                  code_id=code.id if code else None, **context)
+    data = MultiDict(answer_fields(fields or {}))
+    response, _created = submit_response(ctx, submission_id or uuid.uuid4().hex, data.get, data.getlist)
+    return response
+
+
+@pytest.fixture
+def respond(ctx):
+    """``respond(code, WIN_OVERALL='4', ...)``: a clean response to a touchpoint code, stored by the service."""
+
+    def make(code: TouchpointCode, *, channel: Channel = Channel.TOUCHPOINT_QR, submission_id: str | None = None,
+             version: TemplateVersion | None = None, context: dict[str, Any] | None = None, **answers):
+        return record_response(version=version or code.template.published, institution_id=code.institution_id,
+                               channel=channel, touchpoint=code.touchpoint, code=code, submission_id=submission_id,
+                               fields=answers, **(context or {}))
+
+    return make
+
+
+@pytest.fixture
+def survey_settings(rmyy):
+    """rmyy's survey settings row (created with the defaults if missing)."""
+    return settings_for(rmyy.id)
+
+
+@pytest.fixture
+def outbox(app):
+    """Messages sent through core.notify while the test runs (memory backend), restored afterwards."""
+    from core import notify
+
+    previous = app.config.get("NOTIFIER_BACKEND")
+    app.config["NOTIFIER_BACKEND"] = "memory"
+    with app.app_context():
+        messages = notify.outbox()
+        messages.clear()
+    yield messages
+    messages.clear()
+    if previous is None:
+        app.config.pop("NOTIFIER_BACKEND", None)
+    else:
+        app.config["NOTIFIER_BACKEND"] = previous
