@@ -84,6 +84,22 @@ def prepare_database(url: str) -> str:
     return path
 
 
+drained_seconds = [0.0]
+
+
+def drain(url: str) -> int:
+    """Run the inbox job once, as the worker would, and time it."""
+    from core import create_app
+    from survey import inbox
+
+    app = create_app({"SERVER_NAME": "bench.local"})
+    with app.app_context():
+        started = time.perf_counter()
+        rows = inbox.drain_inbox()
+        drained_seconds[0] = time.perf_counter() - started
+    return rows
+
+
 def start(cmd: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -174,6 +190,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
 
+    rating_total = [0, 0]
     name = f"tingjian_bench_{uuid.uuid4().hex[:8]}"
     admin = psycopg.connect(ADMIN_DSN, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
@@ -209,13 +226,19 @@ def main() -> None:
             return urlencode({"submission_id": uuid.uuid4().hex, "v": "5"})
 
         # Warm both up, then measure them back to back with the same load.
-        load(bare_port, "/bare", bare_body, 2, args.clients)
-        load(app_port, path, rating_body, 2, args.clients, cookie)
+        warm = load(bare_port, "/bare", bare_body, 2, args.clients)
+        warm_rating = load(app_port, path, rating_body, 2, args.clients, cookie)
         bare = load(bare_port, "/bare", bare_body, args.seconds, args.clients)
         rating = load(app_port, path, rating_body, args.seconds, args.clients, cookie)
+        rating_total[0] = warm_rating["requests"] + rating["requests"]
+        rating_total[1] = warm_rating["errors"] + rating["errors"]
+        del warm
         weight = page_weight(app_port, path)
+        accepted = rating_total[0] - rating_total[1]
+        drained = drain(url)
         with psycopg.connect(url) as check:
             stored = check.execute("SELECT count(*) FROM survey_response").fetchone()[0]
+            waiting = check.execute("SELECT count(*) FROM survey_inbox").fetchone()[0]
 
         print(f"# bench/submit.py  {time.strftime('%Y-%m-%d %H:%M')}  gunicorn -w {args.workers}, "
               f"{args.clients} client threads, {args.seconds:.0f} s each, PostgreSQL + Redis on this machine")
@@ -225,7 +248,9 @@ def main() -> None:
                   f"{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}")
         ratio = rating["rps"] / bare["rps"]
         print(f"throughput ratio rating/bare: {ratio:.2f} (target >= 0.60: {'met' if ratio >= 0.6 else 'NOT met'})")
-        print(f"responses stored: {stored} (rating requests without error, incl. warm-up)")
+        print(f"ratings answered 303: {accepted}; inbox drained by the job: {drained} rows in "
+              f"{drained_seconds[0]:.1f} s; responses stored: {stored}; left in inbox: {waiting}"
+              f" ({'none lost' if stored == accepted and waiting == 0 else 'MISMATCH'})")
         print(f"patient page: {weight['html_bytes']} B HTML, {weight['gzip_bytes']} B gzip (target <= 51200), "
               f"{weight['subresources_in_html']} sub-resources in HTML, browser requests: {weight['browser_requests']}"
               f" (target <= 3)")

@@ -40,6 +40,14 @@ class Config:
     # are trusted (0: none). Rate limits key on the client address, so set this
     # to 1 behind nginx.
     PROXY_COUNT = 0
+    # Patient survey pages. Limits are generous: a hospital's shared Wi-Fi is one address.
+    SURVEY_IP_LIMIT = "300 per minute"
+    SURVEY_DEVICE_LIMIT = "20 per minute"
+    SURVEY_CODE_CACHE_SECONDS = 5
+    # The address printed in QR codes, e.g. "https://survey.example-hospital.cn" (default: the request's host).
+    PUBLIC_BASE_URL: str | None = None
+    # Outbound notifications: "log", "memory", or a dotted path to a send(message) callable.
+    NOTIFIER_BACKEND = "log"
     # Run jobs inside the request even when Redis is configured (tests, one-off scripts).
     JOBS_INLINE = False
     # Key for signed patient links and QR codes. Printed posters carry these
@@ -90,6 +98,7 @@ class Development(Config):
 
 class Testing(Config):
     TESTING = True
+    SURVEY_CODE_CACHE_SECONDS = 0  # tests rotate codes and expect the change at once
     SECRET_KEY = "testing-only-not-a-secret"  # sessions need a key; never used outside tests
     WTF_CSRF_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"

@@ -13,9 +13,8 @@ def init_app(app: Flask) -> None:
     from organisation.nav import nav_context, register_core_nav
 
     login_manager.user_loader(services.load_user)
+    login_manager.unauthorized_handler(auth.unauthorized)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = _l("请先登录。")
-    login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)

@@ -18,6 +18,10 @@ OPEN_ENDPOINTS = {"auth.login", "auth.logout", "auth.change_password", "static",
                   "i18n.switch_language"}
 
 
+# Blueprints whose visitors are never staff (patients, machine clients).
+PUBLIC_BLUEPRINTS = {"patient", "api"}
+
+
 def _safe_next(target: str | None) -> str | None:
     # A bare startswith("/") check let "/\evil.example" through; browsers read it as "//evil.example".
     return safe_redirect_target(target)
@@ -77,8 +81,17 @@ def change_password():
     return render_template("organisation/change_password.html", form=form), 400 if request.method == "POST" else 200
 
 
+def unauthorized():
+    """Send anonymous visitors to the login page; say why unless they simply opened the site."""
+    if request.path != "/":
+        flash(gettext("请先登录。"), "info")
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?") if request.path != "/" else None))
+
+
 def enforce_password_change():
     """Staff with an initial or reset password must change it before anything else."""
+    if request.blueprint in PUBLIC_BLUEPRINTS:
+        return None  # patient pages and the API: no staff session to look at
     if (current_user.is_authenticated and current_user.must_change_password
             and request.endpoint not in OPEN_ENDPOINTS):
         flash(gettext("首次登录或密码被重置后，请先修改密码。"), "warning")

@@ -8,7 +8,8 @@ from flask.cli import with_appcontext
 
 def init_app(app: Flask) -> None:
     from core.extensions import csrf
-    from core.tasks import register_periodic
+    from core.tasks import QUEUE_HIGH, register_periodic
+    from survey import inbox
     from organisation import register_label_enums
     from survey import models, patient, staff_views, tasks  # noqa: F401 - staff_views adds routes to staff_bp
     from survey.blueprints import staff_bp
@@ -27,6 +28,7 @@ def init_app(app: Flask) -> None:
                          models.FollowupOutcome)
     app.extensions.setdefault("demo_seeders", []).append(seed_demo)
     register_periodic(app, tasks.sweep_unnotified_alerts, name="survey-alert-sweep", cron="* * * * *")
+    register_periodic(app, inbox.drain_inbox, name="survey-inbox", interval=10, queue=QUEUE_HIGH)
     app.cli.add_command(install_templates_command)
     register_survey_nav(app)
 

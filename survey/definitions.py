@@ -85,7 +85,9 @@ def normalise(definition: dict[str, Any]) -> dict[str, Any]:
             "dimension": raw.get("dimension") or None,
             "role": raw.get("role") or None,
             "options": [],
-            "show_if": raw.get("show_if") or None,
+            # Numbers normalised so that equal content always hashes the same (50 and 50.0).
+            "show_if": {"item": str(raw["show_if"].get("item", "")),
+                        "max_score": float(raw["show_if"].get("max_score", 100))} if raw.get("show_if") else None,
             "alert_values": [str(v) for v in raw.get("alert_values", [])],
             "contact": bool(raw.get("contact", False)),
             "max_length": int(raw.get("max_length", 500)) if item_type == TEXT else None,

@@ -37,7 +37,7 @@ from survey.models import (
     SurveySettings,
     TemplateVersion,
 )
-from survey.submission import Context, SubmissionError, find_by_submission_id, submit_response
+from survey.submission import Context, find_by_submission_id, submit_response
 
 TZ = ZoneInfo("Asia/Shanghai")
 LINK_PURPOSE = "discharge-link"
@@ -365,7 +365,7 @@ def record_call(discharge: Discharge, outcome: FollowupOutcome | str, *, nurse: 
         raise FollowupError(gettext("该患者的回访已结束（%(outcome)s）。",
                                     outcome=FollowupOutcome(discharge.outcome).label))
     now = now or utcnow()
-    call = FollowupCall(institution_id=discharge.institution_id, discharge_id=discharge.id, nurse_id=nurse.id,
+    call = FollowupCall(institution_id=discharge.institution_id, discharge=discharge, nurse_id=nurse.id,
                         outcome=outcome.value, called_at=now)
     db.session.add(call)
     discharge.attempts = (discharge.attempts or 0) + 1
@@ -610,11 +610,3 @@ def use_discharge_link(discharge: Discharge, context: Context, submission_id: st
         record("patient", "discharge.link_used", locked, {"response_id": response.id})
     return response, created
 
-
-__all__ = [
-    "COLUMNS", "DischargeImportReport", "DischargeInput", "DueCall", "FollowupError", "ImportFileError",
-    "RateReport", "RateRow", "SubmissionError", "TARGET_RATE", "Units", "check_discharge", "create_discharge",
-    "discharge_link_token", "discharge_link_url", "due_list", "followup_rates", "followup_settings",
-    "import_discharges", "local_today", "mask_phone", "purge_contact_data", "purge_contact_data_job",
-    "record_call", "record_phone_answers", "resolve_link", "use_discharge_link",
-]

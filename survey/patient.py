@@ -17,7 +17,7 @@ from flask_babel import gettext
 
 from sqlalchemy import select
 
-from core.extensions import db, limiter
+from core.extensions import db
 from survey import qr, tokens, versioning
 from survey.models import Channel, SurveyResponse, TemplateVersion
 from survey.submission import Context, SubmissionError, find_by_submission_id, submit_response
@@ -129,11 +129,11 @@ def after_commit(response: SurveyResponse) -> None:
 
 
 def _ip_limit() -> str:
-    return current_app.config.get("SURVEY_IP_LIMIT", "300 per minute;5000 per day")
+    return current_app.config["SURVEY_IP_LIMIT"]
 
 
 def _device_limit() -> str:
-    return current_app.config.get("SURVEY_DEVICE_LIMIT", "20 per minute;200 per day")
+    return current_app.config["SURVEY_DEVICE_LIMIT"]
 
 
 def institution_name(institution_id: int) -> str:
@@ -142,9 +142,15 @@ def institution_name(institution_id: int) -> str:
     return db.session.scalar(select(Institution.name).where(Institution.id == institution_id)) or ""
 
 
+def over_limits() -> bool:
+    """The per-device and generous per-network limits on submitting (survey/ratelimit.py)."""
+    from survey import ratelimit
+
+    return ratelimit.exceeded([(_ip_limit(), "ip:" + (request.remote_addr or "-")),
+                               (_device_limit(), device_key())])
+
+
 @bp.route("/q/<token>", methods=["GET", "POST"])
-@limiter.limit(_ip_limit, methods=["POST"])
-@limiter.limit(_device_limit, methods=["POST"], key_func=device_key)
 def touchpoint_survey(token: str):
     # The hot path of the product: one query finds the code, its touchpoint,
     # the live version and the settings; the definition comes from a cache.
@@ -163,25 +169,60 @@ def touchpoint_survey(token: str):
     context_key = f"tp:{info.code_id}"
     action = url_for("patient.touchpoint_survey", token=token)
     if request.method == "POST":
-        context = Context(institution_id=info.institution_id, channel=Channel.TOUCHPOINT_QR,
-                          version_id=info.version_id, definition=definition, touchpoint_id=info.touchpoint_id,
-                          department_id=info.department_id, code_id=info.code_id, settings=info.settings)
-        return store(context, context_key, version=definition, action=action, heading=info.touchpoint_name,
-                     subheading=lambda: institution_name(info.institution_id))
+        if over_limits():
+            notice = render_notice(gettext("提交过于频繁"),
+                                   gettext("请稍等一分钟后再试。您之前提交的评价已经收到。"), 429)
+            notice.headers["Retry-After"] = "60"
+            return notice
+        return accept(info, definition, context_key, action)
     return render_survey(definition, action=action, context_key=context_key, heading=info.touchpoint_name,
                          subheading=institution_name(info.institution_id))
+
+
+def accept(info: qr.CodeInfo, definition: dict[str, Any], context_key: str, action: str):
+    """The QR rating POST: validate, write to the inbox, commit, 303 to the thank-you page."""
+    from survey import inbox
+
+    form_problem, fill_seconds = read_context_timing(context_key)
+    submission_id = request.form.get("submission_id", "")
+    try:
+        inbox.accept_rating(info, definition, submission_id, request.form, form_problem=form_problem,
+                            fill_seconds=fill_seconds,
+                            device_hash=tokens.hash_value("device", device_id()) if device_id() else "",
+                            ip_hash=tokens.hash_value("ip", ip_prefix()))
+    except SubmissionError as exc:
+        db.session.rollback()
+        return render_survey(definition, action=action, context_key=context_key, heading=info.touchpoint_name,
+                             subheading=institution_name(info.institution_id), values=form_values(),
+                             errors={exc.item_code or "_form": str(exc)},
+                             submission_id=submission_id if len(submission_id) >= 16 else None, status=400)
+    db.session.commit()  # durable before the patient is told it was received
+    if inbox.processes_inline():
+        inbox.process_inbox(submission_id=submission_id)
+    return redirect(url_for("patient.thanks", submission_id=submission_id), code=303)
 
 
 @bp.get("/thanks/<submission_id>")
 def thanks(submission_id: str):
     response = find_by_submission_id(submission_id)
     if response is None:
-        abort(404)
-    complaint_url = None
-    if "complaints.intake" in current_app.view_functions:
-        complaint_url = url_for("complaints.intake", institution_id=response.institution_id,
-                                response=response.submission_id)
+        from survey import inbox
+
+        waiting = inbox.pending(submission_id)
+        if waiting is None:
+            abort(404)
+        return thanks_page(waiting.meta["institution_id"], submission_id,
+                           contact=any(k.endswith("_CONTACT") and v == ["yes"]
+                                       for k, v in waiting.payload["form"].items()), low=False)
     contact = any(a.item_code.endswith("_CONTACT") and a.value == "yes" for a in response.answers)
     low = response.overall_score is not None and response.overall_score <= 50
+    return thanks_page(response.institution_id, response.submission_id, contact=contact, low=low)
+
+
+def thanks_page(institution_id: int, submission_id: str, *, contact: bool, low: bool):
+    """"Received", with the way to a formal complaint once the complaint intake exists."""
+    complaint_url = None
+    if "complaints.intake" in current_app.view_functions:
+        complaint_url = url_for("complaints.intake", institution_id=institution_id, response=submission_id)
     return with_device_cookie(make_response(render_template(
         "survey/patient/thanks.html", complaint_url=complaint_url, contact=contact, low=low)))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,7 @@ def rotate_code(touchpoint: Touchpoint, *, actor: Any, template: SurveyTemplate 
     """Retire the live code (it stops working, history stays linked) and issue a new one."""
     old = active_code(touchpoint)
     if old is not None:
+        forget(old.code)
         old.retired_at = utcnow()
         record(actor, "survey_code.retire", old)
         db.session.flush()
@@ -66,6 +68,7 @@ def rotate_code(touchpoint: Touchpoint, *, actor: Any, template: SurveyTemplate 
 def set_template(code: TouchpointCode, template: SurveyTemplate, *, actor: Any) -> TouchpointCode:
     """Point a touchpoint's code at another template; the printed QR stays valid."""
     if code.template_id != template.id:
+        forget(code.code)
         record(actor, "survey_code.set_template", code, {"from": code.template_id, "to": template.id})
         code.template_id = template.id
     return code
@@ -113,11 +116,41 @@ class CodeInfo:
     settings: EffectiveSettings
 
 
+_LOOKUPS: dict[str, tuple[float, CodeInfo | None, str | None]] = {}
+
+
+def forget(value: str | None = None) -> None:
+    """Drop cached look-ups (one code, or all) in this process."""
+    if value is None:
+        _LOOKUPS.clear()
+    else:
+        _LOOKUPS.pop(value, None)
+
+
 def lookup(token: str) -> tuple[CodeInfo | None, str | None]:
-    """Like resolve(), but one round trip: code, touchpoint, live version and settings together."""
+    """Like resolve(), but one round trip: code, touchpoint, live version and settings together.
+
+    Results are kept for SURVEY_CODE_CACHE_SECONDS (a few seconds) per process,
+    so a busy window costs no query per scan; a rotation or a new version is
+    seen by every process within that time.
+    """
     value, _, sig = (token or "").partition("-")
     if not value or not tokens.verify(PURPOSE, value, sig, 6):
         return None, "unknown"
+    ttl = current_app.config["SURVEY_CODE_CACHE_SECONDS"]
+    now = time.monotonic()
+    cached = _LOOKUPS.get(value)
+    if cached is not None and now - cached[0] < ttl:
+        return cached[1], cached[2]
+    info, problem = _lookup(value)
+    if ttl > 0:
+        if len(_LOOKUPS) > 10000:
+            _LOOKUPS.clear()
+        _LOOKUPS[value] = (now, info, problem)
+    return info, problem
+
+
+def _lookup(value: str) -> tuple[CodeInfo | None, str | None]:
     live_version = (select(TemplateVersion.id)
                     .where(TemplateVersion.template_id == TouchpointCode.template_id,
                            TemplateVersion.status == VersionStatus.PUBLISHED)

@@ -41,7 +41,10 @@ class ResponseFilter:
 
 def filtered(institution: Institution, f: ResponseFilter) -> Select:
     """Responses of one institution matching the filter, newest first."""
-    stmt = select(SurveyResponse).where(SurveyResponse.institution_id == institution.id)
+    # Staff answers are anonymous: they are only ever shown as group results
+    # (survey/staff_survey.py), never one by one or in a row-level export.
+    stmt = select(SurveyResponse).where(SurveyResponse.institution_id == institution.id,
+                                        SurveyResponse.channel != Channel.STAFF_TOKEN.value)
     if f.departments is not None:
         stmt = stmt.where(SurveyResponse.department_id.in_(f.departments or {-1}))
     if f.department_id:

@@ -284,15 +284,15 @@ def staff_results(institution: Institution, template: SurveyTemplate, year: int,
     current = template.published or (template.versions[-1] if template.versions else None)
     definition = current.definition if current is not None else {"dimensions": [], "items": []}
     dimensions = [(d["code"], d["name"] or d["code"]) for d in definition["dimensions"]]
-    overall_item = definitions.overall_item(definition)
-    overall_label = overall_item["text"] if overall_item else gettext("总体满意度")
+    overall_label = gettext("总体满意度")
     codes = [c for c, _ in dimensions]
 
-    names = {d.id: d.name for d in db.session.scalars(select(Department).where(
+    known = {d.id: d for d in db.session.scalars(select(Department).where(
         Department.institution_id == institution.id))}
+    names = {d_id: d.name for d_id, d in known.items()}
+    order = {d_id: d.code for d_id, d in known.items()}
     all_groups = []
-    for department_id, scores in sorted(by_department.items(),
-                                        key=lambda kv: names.get(kv[0], "") if kv[0] is not None else "~"):
+    for department_id, scores in sorted(by_department.items(), key=lambda kv: order.get(kv[0], "~")):
         label = names.get(department_id, gettext("未指定科室")) if department_id is not None else gettext("未指定科室")
         all_groups.append(_group(str(department_id), label, department_id, scores, min_group, codes))
 

@@ -57,7 +57,7 @@ def _filter_form(institution: Institution, scope: set[int] | None) -> ResponseFi
         (t.id, t.name) for t in tps if scope is None or t.department_id in scope]
     form.template_id.choices = [(None, gettext("全部"))] + [
         (t.id, t.name) for t in versioning.templates_for(institution)]
-    form.channel.choices = [("", gettext("全部"))] + Channel.choices()
+    form.channel.choices = [("", gettext("全部"))] + [c for c in Channel.choices() if c[0] != Channel.STAFF_TOKEN]
     return form
 
 
@@ -106,6 +106,8 @@ def _names(institution: Institution) -> dict[str, dict[int, str]]:
 def response_detail(institution_id: int, response_id: int):
     institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
     response = get_owned_or_404(SurveyResponse, response_id, institution)
+    if response.channel == Channel.STAFF_TOKEN:
+        abort(404)  # anonymous staff answers are shown only as group results
     scope = department_scope(actor(), institution)
     if scope is not None and response.department_id not in scope:
         abort(404)

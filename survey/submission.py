@@ -110,24 +110,39 @@ def find_by_submission_id(submission_id: str) -> SurveyResponse | None:
     return db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == submission_id))
 
 
-def submit_response(context: Context, submission_id: str, get: Callable[[str], Any],
-                    getlist: Callable[[str], list], *, actor: Any = "patient") -> tuple[SurveyResponse, bool]:
-    """Store one response for ``submission_id``; a repeat returns the stored one and False.
+def check_submission(definition: dict[str, Any], submission_id: str, get: Callable[[str], Any],
+                     getlist: Callable[[str], list]) -> tuple[list[definitions.ParsedAnswer], str | None]:
+    """Validate a submission's id and answers; returns the answers and the contact phone
+    ('' when contact was asked for without a number, None when not asked).
 
     Raises SubmissionError for answers that cannot be stored (unknown options,
-    missing required answers), so the form can say what to fix.
+    missing required answers, a malformed phone), so the form can say what to fix.
     """
     if not SUBMISSION_ID_RE.match(submission_id or ""):
         raise SubmissionError(gettext("提交编号无效，请刷新页面后重试。"))
-    definition = context.definition
     try:
         answers = definitions.parse_answers(definition, get, getlist)
     except definitions.AnswerError as exc:
         raise SubmissionError(str(exc), exc.code) from None
+    return answers, _contact_phone(definition, {a.code: a for a in answers}, get)
+
+
+def submit_response(context: Context, submission_id: str, get: Callable[[str], Any],
+                    getlist: Callable[[str], list], *, actor: Any = "patient",
+                    received_at: datetime | None = None) -> tuple[SurveyResponse, bool]:
+    """Store one response for ``submission_id``; a repeat returns the stored one and False.
+
+    ``received_at`` is when the patient sent it (for rows taken from the inbox);
+    flags and the stored time use it. Raises SubmissionError as check_submission does.
+    """
+    if context.channel == Channel.PHONE_FOLLOWUP and context.interviewer_id is None:
+        # Modes score differently: a phone answer is only usable with its interviewer.
+        raise SubmissionError(gettext("电话回访的回答必须记录回访人员。"))
+    definition = context.definition
+    answers, contact_phone = check_submission(definition, submission_id, get, getlist)
     by_code = {a.code: a for a in answers}
-    contact_phone = _contact_phone(definition, by_code, get)
     settings = context.settings or EffectiveSettings.of(db.session.get(SurveySettings, context.institution_id))
-    now = utcnow()
+    now = received_at or utcnow()
     flags = _flags(context, settings, now)
     response = SurveyResponse(
         institution_id=context.institution_id,

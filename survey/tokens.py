@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app
@@ -22,7 +23,12 @@ def _signing_key() -> str:
 
 
 def _key(purpose: str) -> bytes:
-    return hmac.new(_signing_key().encode(), purpose.encode(), hashlib.sha256).digest()
+    return _derive(_signing_key(), purpose)
+
+
+@lru_cache(maxsize=64)
+def _derive(secret: str, purpose: str) -> bytes:
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
 
 
 def signature(purpose: str, value: str, length: int = 8) -> str:

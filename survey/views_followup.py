@@ -127,7 +127,7 @@ def _render_calls(institution: Institution, status: int = 200):
     calls = followup.due_list(institution, today=today, department_ids=scope)
     return render_template("survey/followup/calls.html", institution=institution, calls=calls, today=today,
                            awaiting=_awaiting_answers(institution, scope), outcomes=CALL_OUTCOMES,
-                           form=CallOutcomeForm(formdata=None), unit_label=followup.unit_label,
+                           unit_label=followup.unit_label,
                            settings=followup.followup_settings(institution.id)), status
 
 

@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import TextInput
 
 from core.db import utcnow
 from core.errors import render_error
@@ -35,7 +36,8 @@ class BatchForm(FlaskForm):
     size = IntegerField(_l("份数"), validators=[InputRequired(message=_l("请填写份数。")),
                                                NumberRange(1, service.MAX_BATCH_SIZE,
                                                            message=_l("份数须在 1 到 1000 之间。"))],
-                        description=_l("一般为科室在岗人数。每份是一个只能使用一次的匿名链接。"))
+                        description=_l("一般为科室在岗人数。每份是一个只能使用一次的匿名链接。"),
+                        widget=TextInput(), render_kw={"inputmode": "numeric", "autocomplete": "off"})
     label = StringField(_l("名称（选填）"), validators=[Optional(), Length(max=80)],
                         description=_l("例如“2026 年度职工满意度调查”。留空则按科室和日期命名。"))
     submit = SubmitField(_l("生成问卷链接"))
@@ -123,7 +125,8 @@ def staff_batches(institution_id: int):
         StaffSurveyBatch.institution_id == institution.id).order_by(StaffSurveyBatch.created_at.desc())))
     used = {b.id: service.batch_used_count(b) for b in batches}
     return render_template("survey/staff_survey/batches.html", institution=institution, batches=batches, used=used,
-                           local_date=service.local_date, now=utcnow())
+                           local_date=service.local_date, now=utcnow(),
+                           min_group=service.settings_for(institution.id).staff_min_group)
 
 
 @bp.route("/staff-survey/batches/new", methods=["GET", "POST"])
@@ -158,6 +161,7 @@ def staff_batch(institution_id: int, batch_id: int):
     batch = _batch_or_404(institution, batch_id)
     return render_template("survey/staff_survey/batch.html", institution=institution, batch=batch,
                            used=service.batch_used_count(batch), expires=service.local_date(batch.expires_at),
+                           min_group=service.settings_for(institution.id).staff_min_group,
                            sample=service.batch_urls(batch)[:1])
 
 

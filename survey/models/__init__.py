@@ -1,5 +1,6 @@
 """Survey models, one module per concept."""
 from survey.models.alerts import AlertStatus, RecoveryAlert
+from survey.models.inbox import SurveyInbox
 from survey.models.followup import ApiToken, Discharge, FollowupCall, FollowupOutcome
 from survey.models.responses import Channel, ContactRequest, SurveyAnswer, SurveyResponse
 from survey.models.settings import SurveySettings
@@ -9,6 +10,6 @@ from survey.models.touchpoint_codes import TouchpointCode
 
 __all__ = [
     "AlertStatus", "ApiToken", "Audience", "Channel", "ContactRequest", "Discharge", "FollowupCall",
-    "FollowupOutcome", "RecoveryAlert", "StaffSurveyBatch", "StaffSurveyToken", "SurveyAnswer", "SurveyResponse",
+    "FollowupOutcome", "RecoveryAlert", "StaffSurveyBatch", "StaffSurveyToken", "SurveyAnswer", "SurveyInbox", "SurveyResponse",
     "SurveySettings", "SurveyTemplate", "TemplateVersion", "TouchpointCode", "VersionStatus",
 ]

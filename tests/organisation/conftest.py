@@ -7,7 +7,6 @@ exercised with neighbours, not strangers.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import pytest
 from flask import g, has_app_context
@@ -63,21 +62,31 @@ def new_client(app):
     return lambda: RequestClient(app, app.response_class, use_cookies=True)
 
 
-@dataclass
 class Tenant:
-    institution: Institution
-    department: Department
-    touchpoint: Touchpoint
-    staff: StaffUser  # a member who is not one of the role accounts logged in by the tests
+    """One institution with a department, a touchpoint and a spare staff member to act on."""
+
+    def __init__(self, institution: Institution, department: Department, touchpoint: Touchpoint,
+                 staff: StaffUser | None = None, key: str = ""):
+        self.institution, self.department, self.touchpoint = institution, department, touchpoint
+        self._staff, self._key = staff, key
+
+    def __repr__(self) -> str:
+        return f"Tenant({self.institution.registration_code})"
 
     @property
     def id(self) -> int:
         return self.institution.id
 
+    @property
+    def staff(self) -> StaffUser:
+        """Not one of the role accounts the tests log in as; made on first use (password hashing is slow)."""
+        if self._staff is None:
+            self._staff = make_staff([Role.FOLLOWUP_NURSE], self.institution,
+                                     display_name=f"{self._key}-目标人员")
+        return self._staff
+
     def role_user(self, role: Role) -> StaffUser:
         return demo_user(f"{self._key}-{ROLE_USERNAMES[role]}")
-
-    _key: str = ""
 
 
 def _tenant(key: str, department_code: str, touchpoint_code: str) -> Tenant:
@@ -86,9 +95,8 @@ def _tenant(key: str, department_code: str, touchpoint_code: str) -> Tenant:
         Department.institution_id == institution.id, Department.code == department_code))
     touchpoint = db.session.scalar(select(Touchpoint).where(
         Touchpoint.institution_id == institution.id, Touchpoint.code == touchpoint_code))
-    staff = make_staff([Role.FOLLOWUP_NURSE], institution, display_name=f"{key}-目标人员")
     assert department is not None and touchpoint is not None
-    return Tenant(institution, department, touchpoint, staff, _key=key)
+    return Tenant(institution, department, touchpoint, key=key)
 
 
 @pytest.fixture

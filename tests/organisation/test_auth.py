@@ -263,3 +263,15 @@ def test_login_page_is_offered_with_next_when_a_page_needs_login(client, tenant_
     response = client.get(f"/i/{tenant_a.id}/departments")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_deactivating_an_institution_ends_its_staffs_sessions_and_logins(client, new_client, platform_admin, staff,
+                                                                         tenant_a):
+    user_client = new_client()
+    assert post_login(user_client, staff.username, PASSWORD).status_code == 302
+    assert is_logged_in(user_client, tenant_a)
+    login(client, platform_admin)
+    assert client.post(f"/i/{tenant_a.id}/toggle").status_code == 302
+    assert not is_logged_in(user_client, tenant_a)
+    response = post_login(user_client, staff.username, PASSWORD)
+    assert response.status_code == 401 and BAD_CREDENTIALS in body(response)

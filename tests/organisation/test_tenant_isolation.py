@@ -218,6 +218,7 @@ def test_matrix_enumerates_the_institution_routes(app):
 def test_outsider_gets_404_on_every_url_of_another_institution(app, client, tenant_b, outsider_factory, outsider):
     user = outsider_factory(outsider)
     login(client, user)
+    assert tenant_b.staff  # made before the snapshot
     before_b, before_counts = rows_of(tenant_b.id), table_counts()
     failures = []
     for rule in staff_rules(app, with_institution=True):
@@ -239,6 +240,7 @@ def test_outsider_gets_404_on_every_url_of_another_institution(app, client, tena
 def test_another_institutions_object_ids_under_an_own_institution_url_are_404(
         app, client, tenant_a, tenant_b, platform_admin, who):
     login(client, tenant_a.role_user(Role.INSTITUTION_ADMIN) if who == "institution_admin" else platform_admin)
+    assert tenant_b.staff  # made before the snapshot
     before_b, before_counts = rows_of(tenant_b.id), table_counts()
     tampered = [r for r in staff_rules(app, with_institution=True) if set(r.arguments) & set(OBJECT_ARGS)]
     assert {"org.department_edit", "org.touchpoint_edit", "org.staff_edit", "org.staff_unlock"} <= \
@@ -257,6 +259,7 @@ def test_another_institutions_object_ids_under_an_own_institution_url_are_404(
 
 
 def test_anonymous_visitor_is_sent_to_login_from_every_staff_url(app, client, tenant_b):
+    assert tenant_b.staff  # made before the snapshot
     before = table_counts()
     failures = []
     for rule in staff_rules(app, with_institution=True) + staff_rules(app, with_institution=False):
@@ -285,6 +288,7 @@ def test_every_institution_route_is_classified(app):
 def test_roles_reach_exactly_the_pages_of_their_own_institution_their_role_allows(
         app, client, tenant_a, city_admin, platform_admin, role):
     login(client, _user_for(role, tenant_a, city_admin, platform_admin))
+    assert tenant_a.staff  # made before the snapshot
     before = rows_of(tenant_a.id)
     failures = []
     for rule in staff_rules(app, with_institution=True):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
+import uuid
 from html import unescape
 from typing import Any
 
@@ -215,8 +216,6 @@ def record_response(*, version: TemplateVersion, institution_id: int, channel: C
     Context defaults describe a clean, unflagged self-completed answer
     (``fill_seconds`` 30, a fresh device); override any Context field.
     """
-    import uuid
-
     context.setdefault("fill_seconds", 30.0)
     context.setdefault("device_hash", uuid.uuid4().hex)
     context.setdefault("ip_hash", uuid.uuid4().hex)

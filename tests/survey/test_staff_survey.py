@@ -358,3 +358,18 @@ def test_department_handler_cannot_issue_tokens_and_sees_only_own_departments(cl
     assert "75.0" in results_row(html, own.department_id)
     assert f'data-group="{other.department_id}"' not in html and 'data-group="all"' not in html
     assert "消化内科" not in client.get(f"{base(rmyy)}/results.csv").data.decode("utf-8")
+
+
+def test_batch_list_does_not_count_a_small_group_of_answers(client, rmyy, make_batch):
+    few = make_batch("XNK", 6)
+    many = make_batch("XHNK", 6)
+    fill(few, ["4"] * 3)
+    fill(many, ["4"] * 5)
+    staff_login(client, "rmyy-admin")
+    html = client.get(f"{base(rmyy)}/batches").get_data(as_text=True)
+    few_row = re.search(rf'<tr data-batch="{few.id}">(.*?)</tr>', html, re.S).group(1)
+    many_row = re.search(rf'<tr data-batch="{many.id}">(.*?)</tr>', html, re.S).group(1)
+    assert "不足 5" in few_row and '<td class="num">3</td>' not in few_row
+    assert '<td class="num">5</td>' in many_row
+    detail = client.get(f"{base(rmyy)}/batches/{few.id}").get_data(as_text=True)
+    assert "<dd>不足 5</dd>" in detail
