@@ -12,7 +12,7 @@ from core import config as config_module
 ROOT = Path(__file__).resolve().parent.parent
 
 # Feature packages, in dependency order; each exposes init_app(app).
-FEATURES = ("organisation", "survey")
+FEATURES = ("organisation", "survey", "complaints")
 
 
 def create_app(config=None) -> Flask:

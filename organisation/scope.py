@@ -29,6 +29,9 @@ class Permission(StrEnum):
     VIEW_SURVEYS = "view_surveys"      # responses, touchpoint results, alerts (handlers: own departments)
     MANAGE_SURVEYS = "manage_surveys"  # templates, QR codes, posters, settings, staff survey tokens
     FOLLOW_UP = "follow_up"            # discharge lists, call outcomes, phone answers
+    HANDLE_COMPLAINTS = "handle_complaints"  # see and work cases (handlers: their departments' cases)
+    MANAGE_COMPLAINTS = "manage_complaints"  # register, triage, route, approve replies, close, settings
+    VIEW_COMPLAINT_STATS = "view_complaint_stats"  # ledger and statistics
 
 
 # Which roles grant each permission over an institution they can see.
@@ -43,6 +46,11 @@ GRANTS: dict[Permission, set[Role]] = {
                               Role.COMPLAINT_OFFICER, Role.DEPARTMENT_HANDLER, Role.LEADERSHIP},
     Permission.MANAGE_SURVEYS: {Role.PLATFORM_ADMIN, Role.INSTITUTION_ADMIN},
     Permission.FOLLOW_UP: {Role.PLATFORM_ADMIN, Role.INSTITUTION_ADMIN, Role.FOLLOWUP_NURSE},
+    Permission.HANDLE_COMPLAINTS: {Role.PLATFORM_ADMIN, Role.INSTITUTION_ADMIN, Role.COMPLAINT_OFFICER,
+                                   Role.DEPARTMENT_HANDLER},
+    Permission.MANAGE_COMPLAINTS: {Role.PLATFORM_ADMIN, Role.INSTITUTION_ADMIN, Role.COMPLAINT_OFFICER},
+    Permission.VIEW_COMPLAINT_STATS: {Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN, Role.INSTITUTION_ADMIN,
+                                      Role.COMPLAINT_OFFICER, Role.LEADERSHIP},
 }
 
 

@@ -1,0 +1,127 @@
+"""What a case produces: replies, the complainant's feedback, rectifications, refunds."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Date, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.db import UTCDateTime, utcnow
+from core.extensions import db
+from organisation.models import Department, LabelledEnum, StaffUser
+
+
+class ReplyStatus(LabelledEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    RETURNED = "returned"
+    SENT = "sent"
+
+    @classmethod
+    def labels(cls):
+        return {"draft": _l("草稿"), "submitted": _l("待审核"), "approved": _l("已审核"), "returned": _l("已退回"),
+                "sent": _l("已发送")}
+
+
+class Reply(db.Model):
+    """One version of the answer to the complainant; approval by someone other than the drafter."""
+
+    __tablename__ = "complaint_reply"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[ReplyStatus] = mapped_column(String(12), default=ReplyStatus.DRAFT)
+    drafted_by_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    drafted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    review_note: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_via: Mapped[str] = mapped_column(String(20), default="")
+
+    drafted_by: Mapped[StaffUser] = relationship(foreign_keys=[drafted_by_id])
+    reviewed_by: Mapped[StaffUser | None] = relationship(foreign_keys=[reviewed_by_id])
+
+
+class Feedback(db.Model):
+    """The complainant's one-question satisfaction answer after closing (tokenised link, no account)."""
+
+    __tablename__ = "complaint_feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answer: Mapped[str | None] = mapped_column(String(16))   # satisfied | basically | unsatisfied
+    comment: Mapped[str] = mapped_column(Text, default="")
+    new_facts: Mapped[bool] = mapped_column(default=False)
+    reopened: Mapped[bool] = mapped_column(default=False)
+
+
+class RectificationStatus(LabelledEnum):
+    OPEN = "open"
+    DONE = "done"
+    VERIFIED = "verified"
+
+    @classmethod
+    def labels(cls):
+        return {"open": _l("整改中"), "done": _l("已完成待验证"), "verified": _l("已验证销号")}
+
+
+class Rectification(db.Model):
+    """A corrective action (整改), tracked until verified and closed (挂账销号)."""
+
+    __tablename__ = "complaint_rectification"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    action: Mapped[str] = mapped_column(Text)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    due_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[RectificationStatus] = mapped_column(String(12), default=RectificationStatus.OPEN)
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    owner: Mapped[StaffUser] = relationship(foreign_keys=[owner_id])
+    department: Mapped[Department | None] = relationship()
+
+
+class RefundStatus(LabelledEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    COMPLETED = "completed"
+
+    @classmethod
+    def labels(cls):
+        return {"requested": _l("待审批"), "approved": _l("已批准"), "rejected": _l("未批准"), "completed": _l("已退费")}
+
+
+class Refund(db.Model):
+    """A refund for a price complaint: amount, approval, completion (003 item 30)."""
+
+    __tablename__ = "complaint_refund"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[RefundStatus] = mapped_column(String(12), default=RefundStatus.REQUESTED)
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    payment_ref: Mapped[str] = mapped_column(String(60), default="")

@@ -1,0 +1,156 @@
+"""The complaint workflow as one explicit state machine.
+
+Every transition is listed in TRANSITIONS with the statuses it may start
+from, the status it leads to and the roles that may take it. transition()
+checks both, refuses a stale page (optimistic locking), appends a timeline
+event and writes the audit entry. Services add what a transition means
+(deadlines, replies, notifications) around it; nothing else sets
+Complaint.status.
+
+    registered ─accept→ accepted ─assign→ in_handling ─draft_reply→ reply_drafted
+        │                                  │  ↑   ↑                    │     │
+        ├─settle→ settled                  │  │   └──return_reply──────┘     approve_reply
+        └─decline→ declined        transfer│  │receive                        ↓
+                                           ↓  │                        reply_approved
+                                       transferred                          │ send_reply
+                                                                             ↓
+                      reopened ←reopen─ closed ←close─ replied ←─────────────┘
+                         └─resume→ in_handling
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm.exc import StaleDataError
+
+from core.audit import record
+from core.extensions import db
+from organisation.models import Role, StaffUser
+from complaints.models import CaseEvent, Complaint, Status
+
+OFFICERS = {Role.COMPLAINT_OFFICER, Role.INSTITUTION_ADMIN}
+HANDLERS = {Role.DEPARTMENT_HANDLER}
+
+
+class Action(StrEnum):
+    ACCEPT = "accept"
+    SETTLE = "settle"
+    DECLINE = "decline"
+    ASSIGN = "assign"
+    TRANSFER = "transfer"
+    RECEIVE = "receive"
+    DRAFT_REPLY = "draft_reply"
+    RETURN_REPLY = "return_reply"
+    APPROVE_REPLY = "approve_reply"
+    SEND_REPLY = "send_reply"
+    CLOSE = "close"
+    REOPEN = "reopen"
+    RESUME = "resume"
+
+
+@dataclass(frozen=True)
+class Rule:
+    sources: frozenset[Status]
+    target: Status
+    roles: frozenset[Role]
+    # Handlers may act only on cases led by one of their departments.
+    handler_needs_lead: bool = True
+
+
+def _rule(sources, target, roles) -> Rule:
+    return Rule(frozenset(sources), target, frozenset(roles))
+
+
+TRANSITIONS: dict[Action, Rule] = {
+    Action.ACCEPT: _rule({Status.REGISTERED}, Status.ACCEPTED, OFFICERS),
+    Action.SETTLE: _rule({Status.REGISTERED}, Status.SETTLED, OFFICERS),
+    Action.DECLINE: _rule({Status.REGISTERED}, Status.DECLINED, OFFICERS),
+    Action.ASSIGN: _rule({Status.ACCEPTED}, Status.IN_HANDLING, OFFICERS),
+    Action.TRANSFER: _rule({Status.IN_HANDLING}, Status.TRANSFERRED, OFFICERS | HANDLERS),
+    Action.RECEIVE: _rule({Status.TRANSFERRED}, Status.IN_HANDLING, OFFICERS | HANDLERS),
+    Action.DRAFT_REPLY: _rule({Status.IN_HANDLING}, Status.REPLY_DRAFTED, OFFICERS | HANDLERS),
+    Action.RETURN_REPLY: _rule({Status.REPLY_DRAFTED}, Status.IN_HANDLING, OFFICERS),
+    Action.APPROVE_REPLY: _rule({Status.REPLY_DRAFTED}, Status.REPLY_APPROVED, OFFICERS),
+    Action.SEND_REPLY: _rule({Status.REPLY_APPROVED}, Status.REPLIED, OFFICERS),
+    Action.CLOSE: _rule({Status.REPLIED}, Status.CLOSED, OFFICERS),
+    Action.REOPEN: _rule({Status.CLOSED}, Status.REOPENED, OFFICERS),
+    Action.RESUME: _rule({Status.REOPENED}, Status.IN_HANDLING, OFFICERS),
+}
+
+ACTION_LABELS = {
+    Action.ACCEPT: _l("受理"), Action.SETTLE: _l("当场办结"), Action.DECLINE: _l("不予受理"),
+    Action.ASSIGN: _l("分派科室"), Action.TRANSFER: _l("转办"), Action.RECEIVE: _l("接收转办"),
+    Action.DRAFT_REPLY: _l("提交答复草稿"), Action.RETURN_REPLY: _l("退回答复"),
+    Action.APPROVE_REPLY: _l("审核通过答复"), Action.SEND_REPLY: _l("发送答复"), Action.CLOSE: _l("办结"),
+    Action.REOPEN: _l("重新处理"), Action.RESUME: _l("恢复处理"),
+}
+
+
+class WorkflowError(ValueError):
+    """A transition was refused; the message is for the user."""
+
+
+class NotAllowed(WorkflowError):
+    pass
+
+
+class ConcurrentChange(WorkflowError):
+    pass
+
+
+def may(user: StaffUser, complaint: Complaint, action: Action) -> bool:
+    """Whether ``user`` may take ``action`` on ``complaint`` in its current status."""
+    rule = TRANSITIONS[action]
+    if Status(complaint.status) not in rule.sources:
+        return False
+    if user.institution_id != complaint.institution_id and not user.has_role(Role.PLATFORM_ADMIN):
+        return False
+    roles = user.roles
+    if roles & (rule.roles - HANDLERS) or Role.PLATFORM_ADMIN in roles:
+        return True
+    if roles & rule.roles & HANDLERS:
+        return not rule.handler_needs_lead or complaint.lead_department_id in user.department_ids
+    return False
+
+
+def allowed_actions(user: StaffUser, complaint: Complaint) -> list[Action]:
+    return [action for action in TRANSITIONS if may(user, complaint, action)]
+
+
+def transition(complaint: Complaint, action: Action, *, actor: StaffUser, expected_version: int | None = None,
+               note: str = "", data: dict[str, Any] | None = None) -> Complaint:
+    """Move a case along one edge of the state machine, checked, audited and safe against a stale page."""
+    if expected_version is not None and expected_version != complaint.version:
+        raise ConcurrentChange(gettext("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。"))
+    rule = TRANSITIONS[action]
+    before = Status(complaint.status)
+    if before not in rule.sources:
+        raise NotAllowed(gettext("案件当前状态为“%(status)s”，不能执行“%(action)s”。", status=before.label,
+                                 action=str(ACTION_LABELS[action])))
+    if not may(actor, complaint, action):
+        raise NotAllowed(gettext("您没有权限对该案件执行“%(action)s”。", action=str(ACTION_LABELS[action])))
+    complaint.status = rule.target.value
+    complaint.events.append(CaseEvent(actor_id=actor.id, actor_label=actor.username, action=action.value,
+                                      from_status=before.value, to_status=rule.target.value, note=note,
+                                      data=data or {}))
+    try:
+        db.session.flush()
+    except StaleDataError:
+        db.session.rollback()
+        raise ConcurrentChange(gettext("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。")) from None
+    record(actor, f"complaint.{action.value}", complaint,
+           {"from": before.value, "to": rule.target.value, **({"note": note[:200]} if note else {})})
+    return complaint
+
+
+def log_event(complaint: Complaint, action: str, *, actor: Any, note: str = "", data: dict[str, Any] | None = None
+              ) -> CaseEvent:
+    """Add a timeline entry that is not a status change (a note, a pause, an extension, a reminder)."""
+    event = CaseEvent(actor_id=getattr(actor, "id", None), actor_label=getattr(actor, "username", str(actor)),
+                      action=action, note=note, data=data or {})
+    complaint.events.append(event)
+    return event
