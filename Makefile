@@ -29,12 +29,17 @@ run: $(VENV)/.runtime translations
 
 ## test: the whole suite against the local PostgreSQL and Redis
 test: $(VENV)/.dev translations
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure for this project" >&2; fi; \
+	exit $$rc
 
 ## extract-messages: refresh the message catalogue after changing user-facing strings
+# No fuzzy matching: `make translations` compiles with -f, so a fuzzy guess would ship as the
+# translation (and a guessed %(placeholder)s that the new id lacks crashes at runtime). A changed
+# string comes back empty and its old translation stays in the .po as an obsolete #~ entry.
 extract-messages: $(VENV)/.runtime
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs=".venv tests bench migrations" -o translations/messages.pot .
-	$(BIN)/pybabel update -i translations/messages.pot -d translations
+	$(BIN)/pybabel update --no-fuzzy-matching -i translations/messages.pot -d translations
 
 clean:
 	rm -rf $(VENV) instance/tingjian.db .pytest_cache

@@ -17,7 +17,9 @@ class Config:
     SECRET_KEY: str | None = None
     DATABASE_URL: str | None = None
     REDIS_URL: str | None = None
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # Errors (and the log lines the error handler writes) must not list bound values: rows hold
+    # patients' names and phone numbers (PIPL).
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
     BABEL_DEFAULT_LOCALE = "zh_Hans"
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
     LANGUAGES = ("zh_Hans", "en")
@@ -36,6 +38,9 @@ class Config:
     LOGIN_RATE_LIMIT = "20 per minute"
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_STORAGE_URI: str | None = None
+    # A Redis outage must not turn logins and patient pages into 500s: count in the process meanwhile.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
     # Number of reverse proxies in front of the app whose X-Forwarded-* headers
     # are trusted (0: none). Rate limits key on the client address, so set this
     # to 1 behind nginx.

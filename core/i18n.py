@@ -1,7 +1,7 @@
 """Locale selection and the language switch."""
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, redirect, request, session
+from flask import Blueprint, Flask, current_app, has_request_context, redirect, request, session
 from flask_babel import get_locale
 
 from core.security import safe_redirect_target
@@ -11,6 +11,8 @@ bp = Blueprint("i18n", __name__)
 
 def select_locale() -> str:
     """The session's choice, else the browser's (any zh* is Simplified Chinese), else zh_Hans."""
+    if not has_request_context():  # a job or a command: no session, no browser
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     languages = current_app.config["LANGUAGES"]
     chosen = session.get("lang")
     if chosen in languages:

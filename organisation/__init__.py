@@ -30,9 +30,14 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["role_label"] = lambda value: Role(value).label
 
 
-def register_label_enums(app: Flask, *classes) -> None:
-    """Make LabelledEnum classes available to templates' enum_label() by class name."""
-    app.extensions.setdefault("label_enums", {}).update({cls.__name__: cls for cls in classes})
+def register_label_enums(app: Flask, *classes, **named) -> None:
+    """Make LabelledEnum classes available to templates' enum_label() by class name
+    (or by the keyword name given, where two features use the same class name)."""
+    registry = app.extensions.setdefault("label_enums", {})
+    for name, cls in [(cls.__name__, cls) for cls in classes] + list(named.items()):
+        if registry.get(name, cls) is not cls:
+            raise ValueError(f"two label enums are registered as {name!r}; register one under another name")
+        registry[name] = cls
 
 
 def enum_label(enum_name: str, value: str):

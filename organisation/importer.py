@@ -90,11 +90,16 @@ def read_rows(filename: str, stream: IO[bytes]) -> Iterator[list[str]]:
         raise ImportFileError(gettext("文件超过 5 MB，请拆分后再导入。"))
     lower = (filename or "").lower()
     if lower.endswith(".xlsx"):
-        yield from _read_xlsx(data)
+        rows = _read_xlsx(data)
     elif lower.endswith(".csv"):
-        yield from _read_csv(data)
+        rows = _read_csv(data)
     else:
         raise ImportFileError(gettext("只支持 CSV 或 XLSX 文件。"))
+    for row in rows:
+        # PostgreSQL refuses NUL in text; they come from UTF-16 saves or damaged files, never from people.
+        if any("\x00" in cell for cell in row):
+            raise ImportFileError(gettext("文件含有无效字符，请另存为 UTF-8 编码的 CSV 或 XLSX 后重试。"))
+        yield row
 
 
 def _read_csv(data: bytes) -> Iterator[list[str]]:
@@ -135,15 +140,19 @@ def _cell_text(cell: Any) -> str:
 
 
 def _map_header(kind: str, header: list[str]) -> dict[str, int]:
+    from flask_babel import force_locale
+
+    with force_locale("zh_Hans"):  # templates are downloaded in Chinese whatever the page language
+        chinese = {key: str(shown) for key, shown, _a, _r in COLUMNS[kind]}
     positions: dict[str, int] = {}
     for index, title in enumerate(header):
         title = title.strip().lstrip("\ufeff")
         for key, shown, aliases, _required in COLUMNS[kind]:
-            if title == str(shown) or title.lower() in aliases or title == gettext(str(shown)):
+            if title in (str(shown), chinese[key]) or title.lower() in aliases:
                 positions.setdefault(key, index)
     missing = [str(shown) for key, shown, _a, required in COLUMNS[kind] if required and key not in positions]
     if missing:
-        raise ImportFileError(gettext("缺少必填列：%(columns)s。请使用导入模板。", columns="、".join(missing)))
+        raise ImportFileError(gettext("缺少必填列：%(columns)s。请使用导入模板。", columns=gettext("、").join(missing)))
     return positions
 
 

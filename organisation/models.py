@@ -31,9 +31,13 @@ class LabelledEnum(StrEnum):
     @classmethod
     def from_label(cls, text: str) -> "LabelledEnum | None":
         """Accept a code or its Chinese or English label (for imports)."""
+        from flask_babel import force_locale
+
         text = (text or "").strip()
         for member in cls:
-            if text.lower() == member.value or text in {str(member.label), *member.aliases()}:
+            with force_locale("zh_Hans"):  # files are filled in in Chinese whatever the page language
+                chinese = str(member.label)
+            if text.lower() == member.value or text in {chinese, str(member.label), *member.aliases()}:
                 return member
         return None
 

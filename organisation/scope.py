@@ -29,6 +29,7 @@ class Permission(StrEnum):
     VIEW_SURVEYS = "view_surveys"      # responses, touchpoint results, alerts (handlers: own departments)
     MANAGE_SURVEYS = "manage_surveys"  # templates, QR codes, posters, settings, staff survey tokens
     FOLLOW_UP = "follow_up"            # discharge lists, call outcomes, phone answers
+    HANDLE_ALERTS = "handle_alerts"    # acknowledge and close service-recovery alerts, see the contact phone
     HANDLE_COMPLAINTS = "handle_complaints"  # see and work cases (handlers: their departments' cases)
     MANAGE_COMPLAINTS = "manage_complaints"  # register, triage, route, approve replies, close, settings
     VIEW_COMPLAINT_STATS = "view_complaint_stats"  # ledger and statistics
@@ -46,6 +47,9 @@ GRANTS: dict[Permission, set[Role]] = {
                               Role.COMPLAINT_OFFICER, Role.DEPARTMENT_HANDLER, Role.LEADERSHIP},
     Permission.MANAGE_SURVEYS: {Role.PLATFORM_ADMIN, Role.INSTITUTION_ADMIN},
     Permission.FOLLOW_UP: {Role.PLATFORM_ADMIN, Role.INSTITUTION_ADMIN, Role.FOLLOWUP_NURSE},
+    # Leadership and regional admins watch alerts; they do not work them nor need the patient's number.
+    Permission.HANDLE_ALERTS: {Role.PLATFORM_ADMIN, Role.INSTITUTION_ADMIN, Role.COMPLAINT_OFFICER,
+                               Role.DEPARTMENT_HANDLER},
     Permission.HANDLE_COMPLAINTS: {Role.PLATFORM_ADMIN, Role.INSTITUTION_ADMIN, Role.COMPLAINT_OFFICER,
                                    Role.DEPARTMENT_HANDLER},
     Permission.MANAGE_COMPLAINTS: {Role.PLATFORM_ADMIN, Role.INSTITUTION_ADMIN, Role.COMPLAINT_OFFICER},

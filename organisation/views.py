@@ -246,7 +246,7 @@ def _count(model, institution: Institution) -> int:
 
 def department_choices(institution: Institution, *, blank: bool, exclude: int | None = None):
     rows = services.departments_for(institution, active_only=False)
-    choices = [(d.id, f"{d.name}（{d.code}）") for d in rows if d.id != exclude]
+    choices = [(d.id, gettext("%(name)s（%(code)s）", name=d.name, code=d.code)) for d in rows if d.id != exclude]
     return ([(None, gettext("（无）"))] if blank else []) + choices
 
 

@@ -24,8 +24,8 @@ def init_app(app: Flask) -> None:
     csrf.exempt(api.bp)  # bearer-token JSON API: no cookie session, so no CSRF to protect against
     app.register_blueprint(api.bp)
     register_periodic(app, followup.purge_contact_data_job, name="survey-contact-purge", cron="30 2 * * *")
-    register_label_enums(app, models.Channel, models.AlertStatus, models.VersionStatus, models.Audience,
-                         models.FollowupOutcome)
+    register_label_enums(app, models.AlertStatus, models.VersionStatus, models.Audience, models.FollowupOutcome,
+                         SurveyChannel=models.Channel)
     app.extensions.setdefault("demo_seeders", []).append(seed_demo)
     register_periodic(app, tasks.sweep_unnotified_alerts, name="survey-alert-sweep", cron="* * * * *")
     register_periodic(app, inbox.drain_inbox, name="survey-inbox", interval=10, queue=QUEUE_HIGH)

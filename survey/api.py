@@ -129,6 +129,8 @@ def _raw_item(item: Any) -> tuple[dict[str, str], list[tuple[str, str]]]:
         text = _text(value)
         if text is None:
             errors.append((name, gettext("应为文本。")))
+        elif "\x00" in text:  # PostgreSQL refuses NUL in text
+            errors.append((name, gettext("含有无效字符。")))
         elif text.strip():
             raw[key] = text
     return raw, errors

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -118,6 +119,10 @@ def validate(definition: dict[str, Any]) -> None:
     if len(items) > MAX_ITEMS:
         raise DefinitionError(gettext("问卷最多 %(n)d 个题目。", n=MAX_ITEMS))
     dimensions = {d["code"] for d in definition["dimensions"]}
+    for dim in definition["dimensions"]:
+        # NaN and infinity are not JSON: PostgreSQL would refuse the whole definition.
+        if not math.isfinite(dim["weight"]) or dim["weight"] < 0:
+            raise DefinitionError(gettext("维度 %(code)s 的权重须为不小于 0 的数字。", code=dim["code"]))
     seen: set[str] = set()
     for item in items:
         code = item["code"]
@@ -140,7 +145,11 @@ def validate(definition: dict[str, Any]) -> None:
                 raise DefinitionError(gettext("题目 %(code)s 的选项值不能为空或重复。", code=code))
             if any(not o["label"] for o in item["options"]):
                 raise DefinitionError(gettext("题目 %(code)s 的选项文字不能为空。", code=code))
+        if any(o["score"] is not None and not math.isfinite(o["score"]) for o in item["options"]):
+            raise DefinitionError(gettext("题目 %(code)s 的选项分数须为有限的数字。", code=code))
         show_if = item["show_if"]
+        if show_if and not math.isfinite(show_if.get("max_score", 100)):
+            raise DefinitionError(gettext("题目 %(code)s 的显示条件分数须为有限的数字。", code=code))
         if show_if and show_if.get("item") not in seen - {code}:
             raise DefinitionError(gettext("题目 %(code)s 的显示条件必须引用它之前的题目。", code=code))
         if item["dimension"] and not is_scored(item):

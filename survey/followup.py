@@ -271,7 +271,7 @@ def _map_header(header: list[str]) -> dict[str, int]:
                 positions.setdefault(key, index)
     missing = [str(shown) for key, (shown, _a) in COLUMNS.items() if key not in positions]
     if missing:
-        raise ImportFileError(gettext("缺少必填列：%(columns)s。请使用导入模板。", columns="、".join(missing)))
+        raise ImportFileError(gettext("缺少必填列：%(columns)s。请使用导入模板。", columns=gettext("、").join(missing)))
     return positions
 
 

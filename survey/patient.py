@@ -20,7 +20,7 @@ from sqlalchemy import select
 from core.extensions import db
 from survey import qr, tokens, versioning
 from survey.models import Channel, SurveyResponse, TemplateVersion
-from survey.submission import Context, SubmissionError, find_by_submission_id, submit_response
+from survey.submission import SUBMISSION_ID_RE, Context, SubmissionError, find_by_submission_id, submit_response
 
 bp = Blueprint("patient", __name__)
 
@@ -204,6 +204,8 @@ def accept(info: qr.CodeInfo, definition: dict[str, Any], context_key: str, acti
 
 @bp.get("/thanks/<submission_id>")
 def thanks(submission_id: str):
+    if not SUBMISSION_ID_RE.match(submission_id):
+        abort(404)  # never a stored id; and a NUL byte would reach PostgreSQL as an error
     response = find_by_submission_id(submission_id)
     if response is None:
         from survey import inbox
@@ -211,12 +213,26 @@ def thanks(submission_id: str):
         waiting = inbox.pending(submission_id)
         if waiting is None:
             abort(404)
+        form = waiting.payload["form"]
         return thanks_page(waiting.meta["institution_id"], submission_id,
-                           contact=any(k.endswith("_CONTACT") and v == ["yes"]
-                                       for k, v in waiting.payload["form"].items()), low=False)
+                           contact=any(k.endswith("_CONTACT") and v == ["yes"] for k, v in form.items()),
+                           low=_low_overall(waiting.meta["version_id"], form))
     contact = any(a.item_code.endswith("_CONTACT") and a.value == "yes" for a in response.answers)
     low = response.overall_score is not None and response.overall_score <= 50
     return thanks_page(response.institution_id, response.submission_id, contact=contact, low=low)
+
+
+def _low_overall(version_id: int, form: dict[str, list[str]]) -> bool:
+    """Whether a rating not yet processed scores its overall item at 50 or below, as a stored one would."""
+    from survey import definitions
+
+    definition = versioning.published_definition(version_id)
+    item = definitions.overall_item(definition) if definition else None
+    if item is None:
+        return False
+    chosen = (form.get(f"q_{item['code']}") or [None])[0]
+    score = next((o["score"] for o in item["options"] if o["value"] == chosen and not o.get("na")), None)
+    return score is not None and score <= 50
 
 
 def thanks_page(institution_id: int, submission_id: str, *, contact: bool, low: bool):

@@ -14,6 +14,7 @@ import time
 
 from flask import current_app
 from limits import parse
+from redis.exceptions import RedisError
 
 _local: dict[str, tuple[int, int]] = {}
 _lock = threading.Lock()
@@ -42,7 +43,12 @@ def exceeded(checks: list[tuple[str, str]]) -> bool:
     for counter, _allowed, window in windows:
         pipe.incr(counter)
         pipe.expire(counter, window, nx=True)
-    counts = pipe.execute()[::2]
+    try:
+        counts = pipe.execute()[::2]
+    except RedisError:
+        # Redis down must not cost a patient's rating: count in this process until it is back.
+        current_app.logger.warning("rate-limit counters unavailable in Redis; counting in the process")
+        return _exceeded_locally(windows)
     return any(count > allowed for count, (_c, allowed, _w) in zip(counts, windows))
 
 

@@ -181,14 +181,14 @@ def stream_csv(rows: Iterator[list[Any]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for row in rows:
-        writer.writerow(_safe(row))
+        writer.writerow(safe_row(row))
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
 
 
-def _safe(row: list[Any]) -> list[Any]:
-    # Neutralise spreadsheet formulas in free text (CSV injection).
+def safe_row(row: list[Any]) -> list[Any]:
+    """The row with text that a spreadsheet would run as a formula made inert (CSV injection)."""
     return ["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row]
 
 
@@ -199,7 +199,7 @@ def write_xlsx(rows: Iterator[list[Any]]) -> bytes:
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(gettext("评价明细"))
     for row in rows:
-        sheet.append(_safe(row))
+        sheet.append(safe_row(row))
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

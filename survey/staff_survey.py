@@ -38,6 +38,7 @@ from survey.models import (
     SurveyTemplate,
     TemplateVersion,
 )
+from survey.results import safe_row
 from survey.submission import Context, submit_response, settings_for
 
 PURPOSE = "staff-token"
@@ -118,7 +119,7 @@ def urls_csv(batch: StaffSurveyBatch) -> str:
     writer.writerow([gettext("序号"), gettext("科室"), gettext("问卷链接"), gettext("有效期至")])
     expires = local_date(batch.expires_at)
     for number, url in enumerate(batch_urls(batch), start=1):
-        writer.writerow([number, batch.department.name, url, expires])
+        writer.writerow(safe_row([number, batch.department.name, url, expires]))
     return out.getvalue()
 
 
@@ -340,16 +341,16 @@ def results_csv(results: StaffResults) -> str:
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out)
-    writer.writerow([gettext("科室"), gettext("答卷数"), results.overall_label]
-                    + [name for _code, name in results.dimensions])
+    writer.writerow(safe_row([gettext("科室"), gettext("答卷数"), results.overall_label]
+                             + [name for _code, name in results.dimensions]))
     notice = suppressed_message(results.min_group)
     rows = list(results.groups) + ([results.total] if results.total is not None else [])
     for group in rows:
         if not group.shown:
-            writer.writerow([group.label, notice] + [""] * (1 + len(results.dimensions)))
+            writer.writerow(safe_row([group.label, notice] + [""] * (1 + len(results.dimensions))))
             continue
         cells = [group.overall] + [group.dimensions.get(code) for code, _ in results.dimensions]
-        writer.writerow([group.label, group.n] + [format_cell(c, notice) for c in cells])
+        writer.writerow(safe_row([group.label, group.n] + [format_cell(c, notice) for c in cells]))
     return out.getvalue()
 
 

@@ -13,9 +13,9 @@ from core.extensions import db
 from core.i18n import local_timezone
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
-from organisation.scope import Permission, department_scope, get_institution_or_404, get_owned_or_404
+from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
-from organisation.views import handle_form
+from organisation.views import handle_form, paginate
 from survey import alerts as alert_service
 from survey import definitions, results, versioning
 from survey.blueprints import staff_bp as bp
@@ -85,12 +85,14 @@ def responses(institution_id: int):
     scope = department_scope(actor(), institution)
     form = _filter_form(institution, scope)
     stmt = results.filtered(institution, _response_filter(form, scope))
-    page = db.paginate(stmt, per_page=50, error_out=False)
+    page = paginate(stmt)
     names = _names(institution)
     status = 400 if form.errors else 200
+    # Only the filters go into the download links: other arguments (url_for's _anchor, _external …) would
+    # rewrite the link or collide with its own arguments.
+    export_args = {name: value for name, value in request.args.items() if name in form._fields}
     return render_template("survey/staff/responses.html", institution=institution, form=form, page=page,
-                           names=names, flag_labels=results.FLAG_LABELS,
-                           export_args=request.args.to_dict()), status
+                           names=names, flag_labels=results.FLAG_LABELS, export_args=export_args), status
 
 
 def _names(institution: Institution) -> dict[str, dict[int, str]]:
@@ -247,7 +249,11 @@ def form_to_definition(form: DraftForm) -> dict[str, Any]:
         show_if = None
         if data["show_if"]:
             ref, _, limit = data["show_if"].partition("<=")
-            show_if = {"item": ref, "max_score": float(limit or 100)}
+            try:
+                show_if = {"item": ref, "max_score": float(limit or 100)}
+            except ValueError:
+                raise versioning.VersionError(gettext("题目 %(code)s 的显示条件格式应为：题目编码<=分数",
+                                                      code=data["code"])) from None
         items.append({"code": data["code"].strip().upper(), "type": data["type"], "text": data["text"],
                       "required": data["required"], "dimension": (data["dimension"] or "").strip() or None,
                       "role": data["role"] or None, "options": options, "show_if": show_if,
@@ -340,8 +346,7 @@ def _alerts_query(institution: Institution, scope: set[int] | None, status: str 
 def alerts(institution_id: int):
     institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
     status = request.args.get("status", "open")
-    page = db.paginate(_alerts_query(institution, department_scope(actor(), institution), status),
-                       per_page=50, error_out=False)
+    page = paginate(_alerts_query(institution, department_scope(actor(), institution), status))
     return render_template("survey/staff/alerts.html", institution=institution, page=page, status=status,
                            statuses=AlertStatus, reason_label=alert_service.reason_label)
 
@@ -358,6 +363,9 @@ def _alert_or_404(institution: Institution, alert_id: int) -> RecoveryAlert:
 def alert_detail(institution_id: int, alert_id: int):
     institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
     alert = _alert_or_404(institution, alert_id)
+    can_handle = can(actor(), Permission.HANDLE_ALERTS, institution)
+    if request.method == "POST" and not can_handle:
+        abort(403)
     form = AlertCloseForm()
     status = 200
     if form.validate_on_submit():
@@ -374,16 +382,19 @@ def alert_detail(institution_id: int, alert_id: int):
         status = 400
     from survey.models import ContactRequest
 
-    contact = db.session.scalar(select(ContactRequest).where(ContactRequest.response_id == alert.response_id))
+    contact = db.session.scalar(select(ContactRequest).where(ContactRequest.response_id == alert.response_id)) \
+        if can_handle else None
     return render_template("survey/staff/alert.html", institution=institution, alert=alert, form=form,
                            confirm=ConfirmForm(), contact=contact, definition=alert.response.version.definition,
-                           reason_label=alert_service.reason_label), status
+                           reason_label=alert_service.reason_label, can_handle=can_handle), status
 
 
 @bp.post("/alerts/<int:alert_id>/acknowledge")
 def alert_acknowledge(institution_id: int, alert_id: int):
     institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
     alert = _alert_or_404(institution, alert_id)
+    if not can(actor(), Permission.HANDLE_ALERTS, institution):
+        abort(403)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:

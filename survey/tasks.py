@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from flask import url_for
 from flask_babel import force_locale, gettext
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.db import utcnow
 from core.extensions import db
@@ -45,15 +45,26 @@ def notify_alert(alert_id: int) -> bool:
     alert = db.session.get(RecoveryAlert, alert_id)
     if alert is None or alert.notified_at is not None:
         return False
+    # Claim the alert in the database, not on the object read above: the sweep and the job queued at
+    # submit time can run at once on two workers, and only one of them may send. A second claimant
+    # waits on the row lock and then updates nothing; a failed send rolls the claim back.
+    claimed = db.session.execute(
+        update(RecoveryAlert).where(RecoveryAlert.id == alert_id, RecoveryAlert.notified_at.is_(None))
+        .values(notified_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        return False
     recipients = alert_recipients(alert)
     where = alert.touchpoint.name if alert.touchpoint else (alert.department.name if alert.department else "")
     with force_locale("zh_Hans"):
         subject = gettext("服务补救提醒：%(where)s 收到一条需要跟进的评价", where=where)
         body = gettext("请在“服务补救”中查看并处理。")
     link = _alert_link(alert)
-    send(Message(recipients=[u.username for u in recipients], subject=subject, body=body, kind="survey_alert",
-                 link=link, meta={"alert_id": alert.id}))
-    alert.notified_at = utcnow()
+    try:
+        send(Message(recipients=[u.username for u in recipients], subject=subject, body=body, kind="survey_alert",
+                     link=link, meta={"alert_id": alert.id}))
+    except Exception:
+        db.session.rollback()  # unclaimed again: a retry or the sweep sends it
+        raise
     db.session.commit()
     log.info("alert %s notified to %d staff", alert.id, len(recipients))
     return True

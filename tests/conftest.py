@@ -6,12 +6,17 @@ as in production but leave nothing behind.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 
 import psycopg
 import pytest
 import redis as redis_lib
+from flask import g, has_app_context
+from flask.testing import FlaskClient
+
+from core.extensions import db
 
 ADMIN_DSN = os.environ.get("TINGJIAN_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TINGJIAN_TEST_REDIS", "redis://127.0.0.1:6379/14")
@@ -100,9 +105,50 @@ def ctx(app):
         yield
 
 
+class RequestClient(FlaskClient):
+    """A test client whose every request starts and ends like a real one.
+
+    The ``ctx`` fixture keeps an app context pushed, and Flask reuses it for the
+    client's requests, so without this ``g`` (where Flask-Login caches the
+    current user) and ``db.session`` would carry over from the test and from
+    earlier requests. Setup rows are committed first (to the per-test savepoint,
+    still rolled back after the test) so that a view's rollback cannot undo them,
+    and whatever the view left uncommitted is rolled back afterwards, as the end
+    of a real request would, so a view that forgets to commit is caught.
+    """
+
+    def open(self, *args, **kwargs):
+        if not has_app_context():
+            return super().open(*args, **kwargs)
+        db.session.commit()
+        for key in list(g):
+            g.pop(key)
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            db.session.rollback()
+
+
+_networks = itertools.count(1)
+
+
+def make_client(app, remote_addr: str | None = None) -> RequestClient:
+    """A browser with its own cookie jar on its own network (per-IP limits never leak between tests)."""
+    client = RequestClient(app, app.response_class, use_cookies=True)
+    n = next(_networks)
+    client.environ_base["REMOTE_ADDR"] = remote_addr or f"10.{(n // 250) % 250}.{n % 250}.7"
+    return client
+
+
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    return make_client(app)
+
+
+@pytest.fixture
+def new_client(app):
+    """Another browser: ``new_client()`` or ``new_client("10.1.2.3")`` to share a network."""
+    return lambda remote_addr=None: make_client(app, remote_addr)
 
 
 @pytest.fixture

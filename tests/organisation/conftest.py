@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from flask import g, has_app_context
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from core.audit import AuditEntry
@@ -25,41 +23,6 @@ ROLE_USERNAMES = {
     Role.FOLLOWUP_NURSE: "nurse",
     Role.LEADERSHIP: "leader",
 }
-
-
-class RequestClient(FlaskClient):
-    """A test client whose every request starts like a real one.
-
-    The ``ctx`` fixture keeps an app context pushed, and Flask reuses it for the
-    client's requests, so without this ``g`` (where Flask-Login caches the
-    current user) and ``db.session`` would carry over from the test and from
-    earlier requests. Setup rows are committed first (to the per-test savepoint,
-    still rolled back after the test) so that a view's rollback cannot undo them,
-    and whatever the view left uncommitted is rolled back afterwards, as the end
-    of a real request would, so a view that forgets to commit is caught.
-    """
-
-    def open(self, *args, **kwargs):
-        if not has_app_context():
-            return super().open(*args, **kwargs)
-        db.session.commit()
-        for key in list(g):
-            g.pop(key)
-        try:
-            return super().open(*args, **kwargs)
-        finally:
-            db.session.rollback()
-
-
-@pytest.fixture
-def client(app):
-    return RequestClient(app, app.response_class, use_cookies=True)
-
-
-@pytest.fixture
-def new_client(app):
-    """Another browser: its own cookie jar."""
-    return lambda: RequestClient(app, app.response_class, use_cookies=True)
 
 
 class Tenant:

@@ -346,3 +346,13 @@ def test_dry_run_reports_row_errors_too(admin_client, tenant_a):
     response = upload(admin_client, tenant_a, "departments", content, "dry.csv", dry_run=True)
     assert response.status_code == 400
     assert [(r, c) for r, c, _m in row_errors(response)] == [(2, "科室类型")]
+
+
+def test_a_file_in_chinese_imports_while_the_admin_reads_the_pages_in_english(admin_client, tenant_a):
+    admin_client.get("/lang/en")
+    content = csv_bytes([DEPARTMENT_HEADER, ["IMP-EN", "康复医学科", "临床科室", ""],
+                         ["IMP-EN2", "病案室", "行政后勤", ""]])
+    response = upload(admin_client, tenant_a, "departments", content, "departments.csv")
+    assert response.status_code == 200, row_errors(response)
+    found = departments_by_code(tenant_a)
+    assert found["IMP-EN"].kind == "clinical" and found["IMP-EN2"].kind == "administrative"

@@ -5,13 +5,12 @@ The shipped templates are not installed in the test database: ask for
 pages are driven through ``submit()``, which opens the page like a phone
 would, reads its hidden fields and posts the answers back.
 
-Every ``client`` gets its own remote address, so the per-IP limit and the
-/24 burst flag never leak between tests (the limiter's storage lives for
-the whole run).
+The ``client`` and ``new_client`` fixtures (tests/conftest.py) give every
+client its own remote address, so the per-IP limit and the /24 burst flag
+never leak between tests.
 """
 from __future__ import annotations
 
-import itertools
 import re
 import time
 import uuid
@@ -19,8 +18,6 @@ from html import unescape
 from typing import Any
 
 import pytest
-from flask import g, has_app_context
-from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
@@ -31,44 +28,6 @@ from survey import qr, tokens, versioning
 from survey.models import Channel, SurveyResponse, SurveyTemplate, TemplateVersion, TouchpointCode
 from survey.submission import Context, settings_for, submit_response
 from tests.factories import demo_institution, demo_user, login
-
-_networks = itertools.count(1)
-
-
-class RequestClient(FlaskClient):
-    """A test client whose every request starts like a real one.
-
-    Setup rows are committed first (to the per-test savepoint, still rolled
-    back after the test) so that a view's rollback cannot undo them, and
-    ``g`` is cleared because the ``ctx`` fixture's app context is reused.
-    """
-
-    def open(self, *args, **kwargs):
-        if has_app_context():
-            db.session.commit()
-            for key in list(g):
-                g.pop(key)
-        return super().open(*args, **kwargs)
-
-
-def _new_client(app, remote_addr: str | None = None) -> RequestClient:
-    client = RequestClient(app, app.response_class, use_cookies=True)
-    n = next(_networks)
-    client.environ_base["REMOTE_ADDR"] = remote_addr or f"10.{(n // 250) % 250}.{n % 250}.7"
-    return client
-
-
-@pytest.fixture
-def client(app):
-    """A phone (or a staff browser) on its own network."""
-    return _new_client(app)
-
-
-@pytest.fixture
-def new_client(app):
-    """Another browser: its own cookie jar; pass ``remote_addr`` to share a network."""
-    return lambda remote_addr=None: _new_client(app, remote_addr)
-
 
 # Tenants and users --------------------------------------------------------
 

@@ -10,8 +10,6 @@ import re
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from flask import g, has_app_context
-from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from core.audit import AuditEntry
@@ -38,39 +36,20 @@ NAME = "王秀兰"
 HEADER = "病区/科室编码,出院日期,患者姓名,联系电话,住院号\n"
 
 
-class RequestClient(FlaskClient):
-    """Each request starts like a real one: setup rows committed (to the test's savepoint), ``g`` cleared."""
-
-    def open(self, *args, **kwargs):
-        if has_app_context():
-            db.session.commit()
-            for key in list(g):
-                g.pop(key)
-        return super().open(*args, **kwargs)
-
-
-@pytest.fixture
-def client(app):
-    return RequestClient(app, app.response_class, use_cookies=True)
-
-
 @pytest.fixture(autouse=True)
-def templates(ctx):
+def templates(builtin_templates):
     """The shipped questionnaires (not installed in the test database by default)."""
-    from survey.versioning import install_builtin_templates
-
-    install_builtin_templates(actor="test")
-    db.session.flush()
+    return builtin_templates
 
 
 @pytest.fixture
-def hospital(ctx) -> Institution:
-    return demo_institution("rmyy")
+def hospital(rmyy) -> Institution:
+    return rmyy
 
 
 @pytest.fixture
-def other_hospital(ctx) -> Institution:
-    return demo_institution("zyy")
+def other_hospital(zyy) -> Institution:
+    return zyy
 
 
 @pytest.fixture

@@ -1,0 +1,91 @@
+"""Review: bad input anywhere in a URL or form is a 4xx with a Chinese message, never a 500."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from core.extensions import db
+from organisation.models import StaffUser
+from tests.factories import demo_institution, login
+
+TOO_BIG = "99999999999999999999"  # beyond PostgreSQL's integer (and bigint) range
+
+
+@pytest.fixture
+def platform_client(app, client):
+    with app.app_context():
+        user = db.session.scalar(select(StaffUser).where(StaffUser.username == "platform"))
+        login(client, user)
+    return client
+
+
+@pytest.fixture
+def rmyy_id(app):
+    with app.app_context():
+        return demo_institution("rmyy").id
+
+
+@pytest.mark.parametrize("path", [
+    "/i/{big}/",
+    "/i/{big}/departments",
+    "/i/{inst}/departments/{big}/edit",
+    "/admin/regions/{big}/edit",
+    "/admin/staff/{big}/edit",
+    "/i/{inst}/survey/responses/{big}",
+    "/i/{inst}/survey/alerts/{big}",
+    "/i/{inst}/survey/templates/{big}",
+    "/i/{inst}/survey/followup/{big}/slip",
+    "/i/{inst}/survey/codes/{big}/qr.png",
+    "/i/{inst}/survey/staff-survey/batches/{big}",
+])
+def test_an_id_beyond_the_database_integer_range_is_404_not_500(platform_client, rmyy_id, path):
+    response = platform_client.get(path.format(big=TOO_BIG, inst=rmyy_id))
+
+    assert response.status_code == 404
+    assert "页面不存在" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", [
+    "/admin/institutions?q=%00",
+    "/i/{inst}/departments?q=a%00b",
+    "/i/{inst}/staff?q=%00",
+    "/i/{inst}/audit?actor=%00",
+    "/admin/audit?target_id=%00",
+])
+def test_a_nul_byte_in_the_url_is_400_not_500(platform_client, rmyy_id, path):
+    response = platform_client.get(path.format(inst=rmyy_id))
+
+    assert response.status_code == 400
+    assert "无效字符" in response.get_data(as_text=True)
+
+
+def test_a_nul_byte_in_a_staff_form_is_400_not_500(platform_client, rmyy_id):
+    response = platform_client.post(f"/i/{rmyy_id}/survey/api-tokens", data={"name": "HIS\x00"})
+
+    assert response.status_code == 400
+    assert "无效字符" in response.get_data(as_text=True)
+
+
+def test_a_garbled_thank_you_link_is_404_not_500(client):
+    response = client.get("/thanks/abcdefghijklmnop%00qrst")
+
+    assert response.status_code == 404
+
+
+def test_the_login_page_still_answers_while_the_rate_limit_store_is_down(make_app, database_url):
+    # Flask-Limiter keeps its counters in Redis in production; an outage must not turn logins into 500s.
+    app = make_app(DATABASE_URL=database_url, REDIS_URL="redis://127.0.0.1:1/0",
+                   RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0", LOGIN_RATE_LIMIT="20 per minute")
+
+    response = app.test_client().post("/login", data={"username": "nobody-here", "password": "wrong-password"})
+
+    assert response.status_code == 401
+
+
+def test_messages_translate_in_jobs_and_commands_outside_any_request(app):
+    # RQ jobs and CLI commands run in an app context only; a translated message there must not crash
+    # (e.g. an inbox row whose answers fail validation would otherwise stop the whole batch).
+    from flask_babel import gettext
+
+    with app.app_context():
+        assert gettext("请求无效") == "请求无效"
