@@ -24,6 +24,8 @@ translations: $(VENV)/.runtime
 ## run: migrate the SQLite database, load the demo once, serve on http://127.0.0.1:5000
 run: $(VENV)/.runtime translations
 	$(BIN)/flask db upgrade
+	$(BIN)/flask install-templates
+	$(BIN)/flask seed-calendar
 	$(BIN)/flask seed-demo
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 

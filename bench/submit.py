@@ -16,41 +16,16 @@ import gzip
 import http.client
 import os
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import urlencode, urlparse
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
-ADMIN_DSN = os.environ.get("TINGJIAN_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/15")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(port: int, path: str, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", path)
-            conn.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"server on port {port} did not come up")
+from servers import ADMIN_DSN, ROOT, app_env, free_port, start, stop, wait_for
 
 
 def prepare_database(url: str) -> str:
@@ -98,19 +73,6 @@ def drain(url: str) -> int:
         rows = inbox.drain_inbox()
         drained_seconds[0] = time.perf_counter() - started
     return rows
-
-
-def start(cmd: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def load(port: int, path: str, make_body, seconds: float, clients: int, cookie: str = "") -> dict:
@@ -201,11 +163,10 @@ def main() -> None:
         gunicorn = str(ROOT / ".venv" / "bin" / "gunicorn")
         common = ["-w", str(args.workers), "--no-control-socket", "--preload", "--log-level", "warning"]
         app_port, bare_port = free_port(), free_port()
-        env = {**os.environ, "TINGJIAN_CONFIG": "production", "TINGJIAN_SECRET_KEY": "bench-secret-key",
-               "TINGJIAN_DATABASE_URL": url, "TINGJIAN_REDIS_URL": REDIS_URL,
-               "TINGJIAN_SESSION_COOKIE_SECURE": "false",
-               "TINGJIAN_SURVEY_IP_LIMIT": "1000000 per minute", "TINGJIAN_SURVEY_DEVICE_LIMIT": "1000000 per minute", **({"TINGJIAN_RATELIMIT_ENABLED": "false"} if os.environ.get("BENCH_NO_LIMITER") else {}),
-               "BENCH_DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg://", 1)}
+        env = app_env(url, TINGJIAN_SURVEY_IP_LIMIT="1000000 per minute",
+                      TINGJIAN_SURVEY_DEVICE_LIMIT="1000000 per minute",
+                      BENCH_DATABASE_URL=url.replace("postgresql://", "postgresql+psycopg://", 1),
+                      **({"TINGJIAN_RATELIMIT_ENABLED": "false"} if os.environ.get("BENCH_NO_LIMITER") else {}))
         procs.append(start([gunicorn, *common, "-b", f"127.0.0.1:{app_port}", "wsgi:app"], env))
         procs.append(start([gunicorn, *common, "-b", f"127.0.0.1:{bare_port}", "bench.bare_app:app"], env))
         wait_for(app_port, "/healthz")

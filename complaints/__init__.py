@@ -7,7 +7,7 @@ from flask import Flask
 
 # View modules add their routes to the blueprints in complaints.blueprints
 # and may define init_app(app) for nav entries, periodic jobs and case-page sections.
-VIEW_MODULES = ("views_calendar", "views_intake", "views_cases", "views_outcomes", "views_ledger")
+VIEW_MODULES = ("views_calendar", "views_intake", "views_cases", "views_outcomes", "views_ledger", "views_settings")
 
 
 def init_app(app: Flask) -> None:
@@ -24,6 +24,9 @@ def init_app(app: Flask) -> None:
     register_label_enums(app, models.Channel, models.Status, models.DeclineReason, models.PauseReason,
                          models.ReplyStatus, models.RectificationStatus, models.RefundStatus, models.DayKind,
                          models.YearStatus)
+    from complaints.workflow import actor_name
+
+    app.jinja_env.globals["complaint_actor_name"] = actor_name
     for module in modules:
         if hasattr(module, "init_app"):  # nav entries, periodic jobs, case-page sections
             module.init_app(app)

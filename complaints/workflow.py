@@ -147,6 +147,22 @@ def transition(complaint: Complaint, action: Action, *, actor: StaffUser, expect
     return complaint
 
 
+# Actors that are not staff members, as the timeline names them.
+SYSTEM_ACTORS = {
+    "self-service": _l("投诉人（自助提交）"),
+    "complainant": _l("投诉人"),
+    "system": _l("系统"),
+    "cli": _l("系统管理员（命令行）"),
+    "seed-demo": _l("演示数据"),
+    "demo": _l("演示数据"),
+}
+
+
+def actor_name(label: str | None) -> str:
+    """How the timeline shows an actor that is not a staff member."""
+    return str(SYSTEM_ACTORS.get(label or "system", label or SYSTEM_ACTORS["system"]))
+
+
 def log_event(complaint: Complaint, action: str, *, actor: Any, note: str = "", data: dict[str, Any] | None = None
               ) -> CaseEvent:
     """Add a timeline entry that is not a status change (a note, a pause, an extension, a reminder)."""

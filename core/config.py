@@ -49,6 +49,12 @@ class Config:
     SURVEY_IP_LIMIT = "300 per minute"
     SURVEY_DEVICE_LIMIT = "20 per minute"
     SURVEY_CODE_CACHE_SECONDS = 5
+    # Public complaint pages and the discharge API.
+    COMPLAINT_INTAKE_IP_LIMIT = "120 per minute"
+    COMPLAINT_INTAKE_DEVICE_LIMIT = "10 per minute;60 per day"
+    COMPLAINT_LOOKUP_IP_LIMIT = "60 per minute"
+    API_RATE_LIMIT = "600 per minute"
+    RATELIMIT_ENABLED = True
     # The address printed in QR codes, e.g. "https://survey.example-hospital.cn" (default: the request's host).
     PUBLIC_BASE_URL: str | None = None
     # Outbound notifications: "log", "memory", or a dotted path to a send(message) callable.

@@ -14,6 +14,8 @@ from typing import Callable
 
 from flask import current_app
 
+from core.privacy import mask_address
+
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +30,8 @@ class Message:
 
 
 def _log_backend(message: Message) -> None:
-    log.info("notify kind=%s to=%s subject=%s", message.kind, ",".join(message.recipients), message.subject)
+    log.info("notify kind=%s to=%s subject=%s", message.kind, ",".join(mask_address(r) for r in message.recipients),
+             message.subject)
 
 
 def _memory_backend(message: Message) -> None:

@@ -69,9 +69,21 @@ def enqueue(func: Callable[..., Any], *args: Any, queue: str = QUEUE_DEFAULT, **
         raise ValueError(f"unknown queue {queue!r}")
     conn = current_app.extensions.get("redis")
     if conn is not None and not current_app.config.get("JOBS_INLINE"):
+        from redis.exceptions import RedisError
         from rq import Queue
 
-        return Queue(queue, connection=conn).enqueue(func, *args, **kwargs)
+        try:
+            return Queue(queue, connection=conn).enqueue(func, *args, **kwargs)
+        except RedisError:
+            # The change this job follows is committed already: with Redis down,
+            # do the work now rather than lose it or show the user an error.
+            job_logger(__name__).warning("Redis unavailable: running %s inline",
+                                         getattr(func, "__name__", func))
+    return run_inline(func, *args, **kwargs)
+
+
+def run_inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> "InlineResult":
+    """Run a job in this process and app context, stamped with an inline job id; never raises."""
     job = InlineResult(id=f"inline-{uuid.uuid4().hex[:12]}")
     token = _inline_job_id.set(job.id)
     log = job_logger(__name__)

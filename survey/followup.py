@@ -21,6 +21,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
+from core import privacy
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
@@ -85,19 +86,13 @@ def followup_settings(institution_id: int) -> SurveySettings:
 
 
 def mask_phone(phone: str | None) -> str:
-    """138****5678: enough to tell calls apart in a list, useless to dial."""
-    if not phone:
-        return "—"
-    if len(phone) <= 7:
-        return "*" * len(phone)
-    return f"{phone[:3]}{'*' * (len(phone) - 7)}{phone[-4:]}"
+    """138****5678 in lists other than the call list; a dash when there is none."""
+    return privacy.mask_phone(phone) or "—"
 
 
 def mask_name(name: str | None) -> str:
-    """张** : the family name only, for lists other than the call list."""
-    if not name:
-        return "—"
-    return name[0] + "*" * min(len(name) - 1, 3) if len(name) > 1 else "*"
+    """张** in lists other than the call list; a dash when there is none."""
+    return privacy.mask_name(name) or "—"
 
 
 # Validating one discharge (shared by the upload and the API) -------------

@@ -17,6 +17,10 @@ from limits import parse
 from redis.exceptions import RedisError
 
 _local: dict[str, tuple[int, int]] = {}
+
+
+def _clock() -> float:
+    return time.time()
 _lock = threading.Lock()
 
 
@@ -26,14 +30,14 @@ def _windows(limit_string: str, key: str) -> list[tuple[str, int, int]]:
     for part in filter(None, (p.strip() for p in limit_string.split(";"))):
         item = parse(part)
         window = item.get_expiry()
-        bucket = int(time.time() // window)
+        bucket = int(_clock() // window)
         out.append((f"tj:rl:{key}:{item.amount}/{window}:{bucket}", item.amount, window))
     return out
 
 
 def exceeded(checks: list[tuple[str, str]]) -> bool:
     """Count one hit for each (limit string, key); True when any counter is over its limit."""
-    if not current_app.config.get("RATELIMIT_ENABLED", True):
+    if not current_app.config["RATELIMIT_ENABLED"]:
         return False
     windows = [w for limit_string, key in checks for w in _windows(limit_string, key)]
     conn = current_app.extensions.get("redis")
@@ -53,7 +57,7 @@ def exceeded(checks: list[tuple[str, str]]) -> bool:
 
 
 def _exceeded_locally(windows) -> bool:
-    now = int(time.time())
+    now = int(_clock())
     over = False
     with _lock:
         for counter, allowed, window in windows:

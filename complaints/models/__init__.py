@@ -2,6 +2,7 @@
 from complaints.models.calendar import CalendarDay, CalendarYear, DayKind, YearStatus
 from complaints.models.cases import (
     Attachment,
+    CaseCounter,
     CaseDepartment,
     CaseEvent,
     CasePause,
@@ -26,7 +27,7 @@ from complaints.models.outcomes import (
 )
 
 __all__ = [
-    "Attachment", "CalendarDay", "CalendarYear", "CaseDepartment", "CaseEvent", "CasePause", "Category", "Channel",
+    "Attachment", "CalendarDay", "CalendarYear", "CaseCounter", "CaseDepartment", "CaseEvent", "CasePause", "Category", "Channel",
     "Complaint", "ComplaintSettings", "DayKind", "DeclineReason", "Extension", "Feedback", "PauseReason",
     "Rectification", "RectificationStatus", "Refund", "RefundStatus", "Reply", "ReplyStatus", "RoutingRule",
     "Status", "YearStatus",

@@ -5,7 +5,8 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, Text,
+                        UniqueConstraint, text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import InstitutionScoped, TimestampMixin, UTCDateTime, utcnow
@@ -105,12 +106,22 @@ class Category(db.Model):
         return self.name
 
 
+# Status.open_statuses() as SQL, for the partial index of the officer's queue (keep the two in step).
+OPEN_STATUS_SQL = ("status IN ('accepted', 'in_handling', 'transferred', 'reply_drafted', 'reply_approved', "
+                   "'reopened')")
+
+
 class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     __tablename__ = "complaint"
     __table_args__ = (
         UniqueConstraint("institution_id", "case_number"),
         Index("ix_complaint_inst_status_due", "institution_id", "status", "due_at"),
         Index("ix_complaint_inst_received", "institution_id", "received_at"),
+        # Cases awaiting triage (status 'registered'), oldest first: the queue's triage panel.
+        Index("ix_complaint_inst_status_received", "institution_id", "status", "received_at"),
+        # The officer's queue: open cases by due date, read in index order (LIMIT 50 stops early).
+        Index("ix_complaint_open_due", "institution_id", "due_at", postgresql_where=text(OPEN_STATUS_SQL),
+              sqlite_where=text(OPEN_STATUS_SQL)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -125,6 +136,8 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     category_id: Mapped[int | None] = mapped_column(ForeignKey("complaint_category.id"))
     touchpoint_id: Mapped[int | None] = mapped_column(ForeignKey("touchpoint.id"))
     survey_response_id: Mapped[int | None] = mapped_column(ForeignKey("survey_response.id"))
+    # Keyed hash of the client's submission id: a double tap or a retry finds the case instead of adding one.
+    submission_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     subject: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(Text)
     wish: Mapped[str] = mapped_column(Text, default="")            # 诉求
@@ -166,6 +179,9 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     touchpoint: Mapped[Touchpoint | None] = relationship()
     lead_department: Mapped[Department | None] = relationship()
     first_contact: Mapped[StaffUser | None] = relationship()
+    # The departments the complaint is about (涉及科室), as registered; not who handles it.
+    concerned_departments: Mapped[list[Department]] = relationship(secondary="complaint_concerned_department",
+                                                                   order_by="Department.code")
     departments: Mapped[list["CaseDepartment"]] = relationship(back_populates="complaint",
                                                                 cascade="all, delete-orphan",
                                                                 order_by="CaseDepartment.id")
@@ -181,11 +197,34 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
         return Status(self.status) in Status.open_statuses()
 
 
+complaint_concerned_department = Table(
+    "complaint_concerned_department",
+    db.metadata,
+    Column("complaint_id", Integer, ForeignKey("complaint.id", ondelete="CASCADE"), primary_key=True),
+    Column("department_id", Integer, ForeignKey("department.id"), primary_key=True, index=True),
+)
+
+
+class CaseCounter(db.Model):
+    """The last case number issued per institution and year; its row lock serialises numbering."""
+
+    __tablename__ = "complaint_case_counter"
+
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class CaseDepartment(db.Model):
     """A department on a case: the lead (主办) or a co-handler (协办) with its own sub-deadline."""
 
     __tablename__ = "complaint_department"
-    __table_args__ = (UniqueConstraint("complaint_id", "department_id"),)
+    __table_args__ = (
+        UniqueConstraint("complaint_id", "department_id"),
+        # A department's queue: the open cases it co-handles (the lead is Complaint.lead_department_id).
+        Index("ix_complaint_department_co", "department_id", "complaint_id",
+              postgresql_where=text("role = 'co' AND active"), sqlite_where=text("role = 'co' AND active")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
@@ -197,6 +236,10 @@ class CaseDepartment(db.Model):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The officer may let the lead reply without this co-handler's answer, with a reason (check C13).
+    waived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    waived_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    waive_reason: Mapped[str] = mapped_column(Text, default="")
 
     complaint: Mapped[Complaint] = relationship(back_populates="departments")
     department: Mapped[Department] = relationship()

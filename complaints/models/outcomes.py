@@ -62,6 +62,14 @@ class Feedback(db.Model):
     comment: Mapped[str] = mapped_column(Text, default="")
     new_facts: Mapped[bool] = mapped_column(default=False)
     reopened: Mapped[bool] = mapped_column(default=False)
+    # An unhappy answer asks for the case to be handled again (重办): requested | accepted | refused.
+    reopen_status: Mapped[str | None] = mapped_column(String(12))
+    reopen_note: Mapped[str] = mapped_column(Text, default="")      # the officer's reason for refusing
+    reopen_decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    reopen_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Staff who recorded the answer from a follow-up call; None when the complainant used the link.
+    answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    link_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)   # the SMS with the link went out
 
 
 class RectificationStatus(LabelledEnum):
@@ -89,6 +97,7 @@ class Rectification(db.Model):
     status: Mapped[RectificationStatus] = mapped_column(String(12), default=RectificationStatus.OPEN)
     evidence: Mapped[str] = mapped_column(Text, default="")
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))  # the verifier must be someone else
     verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -123,5 +132,7 @@ class Refund(db.Model):
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     payment_ref: Mapped[str] = mapped_column(String(60), default="")

@@ -87,3 +87,17 @@ def test_long_actor_names_are_cut_to_fit_the_column(ctx):
     entry = record("job:" + "x" * 300, "maintenance.sweep")
     db.session.flush()  # PostgreSQL refuses a value longer than the column
     assert entry.actor_label == ("job:" + "x" * 300)[:120]
+
+
+def test_the_log_notifier_never_writes_a_phone_number_or_mail_address(app, caplog):
+    import logging
+
+    from core.notify import Message, _log_backend
+
+    with caplog.at_level(logging.INFO, logger="core.notify"):
+        _log_backend(Message(recipients=["rmyy-officer", "13912345678", "wang.li@example.cn"],
+                             subject="答复", body="您的投诉已处理"))
+    text = caplog.text
+    assert "rmyy-officer" in text
+    assert "13912345678" not in text and "139****5678" in text
+    assert "wang.li@example.cn" not in text and "w***@example.cn" in text

@@ -6,7 +6,6 @@ import os
 import signal
 
 import pytest
-import redis as redis_lib
 from rq import Queue
 from rq.job import Job
 from sqlalchemy import delete
@@ -187,10 +186,12 @@ def test_flask_worker_burst_runs_queued_jobs(rq_app, monkeypatch):
     assert worker_module._app is rq_app
 
 
-def test_enqueue_raises_when_redis_is_down_so_the_caller_can_fall_back(make_app, database_url):
+def test_enqueue_runs_the_job_inline_when_redis_is_down_so_no_work_is_lost(make_app, database_url, caplog):
     app = make_app(DATABASE_URL=database_url, REDIS_URL="redis://127.0.0.1:1/0", JOBS_INLINE=False)
-    with app.app_context(), pytest.raises(redis_lib.ConnectionError):
-        enqueue(jobs.echo, 1)
+    with app.app_context():
+        job = enqueue(jobs.echo, 1)
+    assert job.id.startswith("inline-") and job.is_finished and job.result == 1
+    assert "Redis unavailable: running echo inline" in caplog.text
 
 
 # Commands and periodic jobs ------------------------------------------------

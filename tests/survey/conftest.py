@@ -27,19 +27,9 @@ from organisation.models import Institution, StaffUser, Touchpoint
 from survey import qr, tokens, versioning
 from survey.models import Channel, SurveyResponse, SurveyTemplate, TemplateVersion, TouchpointCode
 from survey.submission import Context, settings_for, submit_response
-from tests.factories import demo_institution, demo_user, login
+from tests.factories import demo_user, login
 
 # Tenants and users --------------------------------------------------------
-
-@pytest.fixture
-def rmyy(ctx) -> Institution:
-    return demo_institution("rmyy")
-
-
-@pytest.fixture
-def zyy(ctx) -> Institution:
-    return demo_institution("zyy")
-
 
 def touchpoint(institution: Institution, code: str) -> Touchpoint:
     return db.session.scalar(select(Touchpoint).where(Touchpoint.institution_id == institution.id,
@@ -204,19 +194,3 @@ def survey_settings(rmyy):
     return settings_for(rmyy.id)
 
 
-@pytest.fixture
-def outbox(app):
-    """Messages sent through core.notify while the test runs (memory backend), restored afterwards."""
-    from core import notify
-
-    previous = app.config.get("NOTIFIER_BACKEND")
-    app.config["NOTIFIER_BACKEND"] = "memory"
-    with app.app_context():
-        messages = notify.outbox()
-        messages.clear()
-    yield messages
-    messages.clear()
-    if previous is None:
-        app.config.pop("NOTIFIER_BACKEND", None)
-    else:
-        app.config["NOTIFIER_BACKEND"] = previous

@@ -311,6 +311,15 @@ def test_template_without_a_published_version_is_503(client, window_code, builti
 
 # Rate limits --------------------------------------------------------------------------
 
+@pytest.fixture(autouse=True)
+def _one_rate_window(monkeypatch):
+    """Pin the limiter's clock: a fixed window that turns over mid-test would reset the count."""
+    from survey import ratelimit
+
+    frozen = ratelimit._clock()
+    monkeypatch.setattr(ratelimit, "_clock", lambda: frozen)
+
+
 def test_device_limit_answers_429_in_chinese(client, new_client, window_code, monkeypatch, app):
     monkeypatch.setitem(app.config, "SURVEY_DEVICE_LIMIT", "2 per minute")
     assert submit(client, window_code, WIN_OVERALL="5").status_code == 303

@@ -1,0 +1,598 @@
+"""Intake: one front desk for complaints from every channel (投诉一口受理, 首诉负责).
+
+Seed 003 item 33: "投诉一口受理 … 明确一个科室受理医德医风、医疗质量安全、安全保卫和其他投诉，
+负责受理投诉的科室根据投诉内容分配至相关科室处理". Seed 004 item 5/15: "一体化患者投诉服务中心，
+对患者投诉做到首接负责 … 健全并落实患者投诉、接待、受理、处理、反馈制度".
+
+Whoever receives a complaint registers it here, whatever the channel: the
+patient's own form (QR code, web, the survey thank-you page), a walk-in, a
+call, a letter, an e-mail, a 12345 hotline work order, or a survey alert.
+Every case gets a readable number per institution and year, a six-digit
+lookup code for the complainant (stored only as a keyed hash), a timeline
+entry and an audit entry. Neither the timeline nor the audit trail carries
+the complainant's name or phone number.
+"""
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence
+
+from flask import current_app, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from core import notify
+from core.audit import record
+from core.db import utcnow
+from core.extensions import db
+from core.i18n import local_timezone
+from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
+from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
+from organisation.services import ServiceError
+from complaints.models import Attachment, CaseCounter, Category, Channel, Complaint, Status
+from complaints.settings import complaint_settings
+from complaints.workflow import log_event
+
+# The national list (003 item 33 names 医德医风、医疗质量安全、安全保卫和其他; the
+# product adds the three most frequent kinds of hospital complaints).
+# code, name, safety, charges, sort
+DEFAULT_CATEGORIES: list[tuple[str, str, bool, bool, int]] = [
+    ("ethics", "医德医风", False, False, 10),
+    ("quality_safety", "医疗质量安全", True, False, 20),
+    ("attitude", "服务态度", False, False, 30),
+    ("charges", "收费价格", False, True, 40),
+    ("environment", "环境后勤", False, False, 50),
+    ("security", "安全保卫", False, False, 60),
+    ("other", "其他", False, False, 90),
+]
+# The stored names are Chinese; these translate them for other locales.
+DEFAULT_LABELS = {"ethics": _l("医德医风"), "quality_safety": _l("医疗质量安全"), "attitude": _l("服务态度"),
+                  "charges": _l("收费价格"), "environment": _l("环境后勤"), "security": _l("安全保卫"),
+                  "other": _l("其他")}
+
+RELATIONS = {"self": _l("本人"), "family": _l("家属"), "other": _l("其他（代理人等）")}
+STAFF_CHANNELS = (Channel.WALK_IN, Channel.PHONE, Channel.LETTER, Channel.EMAIL, Channel.HOTLINE_12345)
+
+SUBMISSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
+PHONE_RE = re.compile(r"^(1\d{10}|0\d{2,3}-?\d{7,8}|\d{7,8})$")
+MAX_ATTACHMENTS = 5
+MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+# Received times a little in the future are clock skew between the officer's PC and the server.
+FUTURE_SKEW = timedelta(minutes=10)
+EARLIEST_RECEIPT = timedelta(days=366)
+
+
+class IntakeError(ServiceError):
+    """A complaint cannot be registered as given; the message (and field) go back to the form."""
+
+
+# Categories ---------------------------------------------------------------------
+
+def default_categories(*, actor: Any = "system") -> list[Category]:
+    """Make sure the national default categories exist (institution NULL); idempotent, returns them."""
+    existing = {c.code: c for c in db.session.scalars(select(Category).where(Category.institution_id.is_(None))
+                                                       .order_by(Category.id))}
+    created = []
+    for code, name, safety, charges, sort in DEFAULT_CATEGORIES:
+        if code not in existing:
+            category = Category(institution_id=None, code=code, name=name, safety=safety, charges=charges,
+                                sort=sort, active=True)
+            db.session.add(category)
+            existing[code] = category
+            created.append(code)
+    if created:
+        db.session.flush()
+        record(actor, "complaint_category.seed_defaults", ("complaint_category", None), {"codes": created})
+    return sorted(existing.values(), key=lambda c: (c.sort, c.id))
+
+
+def defaults_missing() -> bool:
+    """Whether the national default categories have not been seeded yet (a fresh install)."""
+    return db.session.scalar(select(Category.id).where(Category.institution_id.is_(None)).limit(1)) is None
+
+
+def categories_for(institution: Institution, *, include_inactive: bool = False) -> list[Category]:
+    """The categories an institution files under: the national defaults plus its own (active ones by default)."""
+    stmt = select(Category).where(or_(Category.institution_id.is_(None), Category.institution_id == institution.id))
+    if not include_inactive:
+        stmt = stmt.where(Category.active.is_(True))
+    rows = list(db.session.scalars(stmt.order_by(Category.sort, Category.id)))
+    if not any(c.institution_id is None for c in rows) and not include_inactive:
+        default_categories()  # a fresh install: the national list appears on first use
+        return categories_for(institution)
+    seen: set[tuple[int | None, str]] = set()
+    unique = []
+    for c in rows:  # two first uses at once could seed the defaults twice; show each code once
+        if (c.institution_id, c.code) not in seen:
+            seen.add((c.institution_id, c.code))
+            unique.append(c)
+    return unique
+
+
+def category_label(category: Category | None) -> str:
+    """A category's name in the user's language (defaults are translated, an institution's own are as typed)."""
+    if category is None:
+        return ""
+    if category.institution_id is None and category.code in DEFAULT_LABELS:
+        return str(DEFAULT_LABELS[category.code])
+    return category.name
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise IntakeError(gettext("请填写类别名称。"), "name")
+    if len(name) > 40:
+        raise IntakeError(gettext("类别名称不能超过 40 个字。"), "name")
+    return name
+
+
+def _check_name_free(institution: Institution, name: str, exclude_id: int | None = None) -> None:
+    for c in categories_for(institution, include_inactive=True):
+        if c.id != exclude_id and c.name == name and (c.institution_id is None or c.institution_id == institution.id):
+            raise IntakeError(gettext("已有同名类别“%(name)s”。", name=name), "name")
+
+
+def create_category(institution: Institution, *, name: str, safety: bool = False, charges: bool = False,
+                    sort: int = 100, actor: Any) -> Category:
+    """Add an institution's own category next to the national list; names are unique within what it sees."""
+    name = _clean_name(name)
+    _check_name_free(institution, name)
+    category = Category(institution_id=institution.id, code=f"c{secrets.token_hex(4)}", name=name,
+                        safety=bool(safety), charges=bool(charges), sort=int(sort), active=True)
+    db.session.add(category)
+    db.session.flush()
+    record(actor, "complaint_category.create", category,
+           {"name": name, "safety": category.safety, "charges": category.charges})
+    return category
+
+
+def update_category(category: Category, *, name: str, safety: bool, charges: bool, sort: int, actor: Any
+                    ) -> Category:
+    """Rename or re-flag an institution's own category; the national defaults are not editable."""
+    if category.institution_id is None:
+        raise IntakeError(gettext("全国默认类别不能修改。"))
+    institution = db.session.get(Institution, category.institution_id)
+    name = _clean_name(name)
+    _check_name_free(institution, name, exclude_id=category.id)
+    changes = {}
+    for key, value in (("name", name), ("safety", bool(safety)), ("charges", bool(charges)), ("sort", int(sort))):
+        if getattr(category, key) != value:
+            changes[key] = [getattr(category, key), value]
+            setattr(category, key, value)
+    if changes:
+        db.session.flush()
+        record(actor, "complaint_category.update", category, changes)
+    return category
+
+
+def set_category_active(category: Category, active: bool, *, actor: Any) -> Category:
+    """Deactivate (or reactivate) an institution's own category; existing cases keep it."""
+    if category.institution_id is None:
+        raise IntakeError(gettext("全国默认类别不能停用。"))
+    if category.active != active:
+        category.active = active
+        db.session.flush()
+        record(actor, "complaint_category.activate" if active else "complaint_category.deactivate", category)
+    return category
+
+
+# Numbers, codes and masks -----------------------------------------------------------
+
+def next_case_number(institution: Institution, received_at: datetime) -> str:
+    """The next readable case number, e.g. "TS2026-00042": prefix, Beijing-time year, a sequence per institution and year.
+
+    The per-institution counter row is updated in place, so its row lock
+    serialises two registrations at once until the first commits; the
+    first registration of a year inserts the row, and a twin insert retries.
+    """
+    year = received_at.astimezone(local_timezone()).year
+    prefix = complaint_settings(institution.id).case_prefix or "TS"
+    for _attempt in range(3):
+        number = db.session.execute(
+            update(CaseCounter)
+            .where(CaseCounter.institution_id == institution.id, CaseCounter.year == year)
+            .values(last_number=CaseCounter.last_number + 1)
+            .returning(CaseCounter.last_number)
+            .execution_options(synchronize_session=False)
+        ).scalar()
+        if number is not None:
+            break
+        try:
+            with db.session.begin_nested():
+                db.session.add(CaseCounter(institution_id=institution.id, year=year, last_number=1))
+            number = 1
+            break
+        except IntegrityError:
+            continue  # another registration created the year's row first: take the next number from it
+    else:  # pragma: no cover - three collisions in a row
+        raise IntakeError(gettext("登记繁忙，请重试。"))
+    return f"{prefix}{year}-{number:05d}"
+
+
+def lookup_code_for(institution_id: int, submission_id: str) -> str:
+    """The six-digit lookup code of a submission: derived with the app's key, so a retry shows the same code."""
+    from survey.tokens import hash_value
+
+    return f"{int(hash_value('complaint-lookup-code', f'{institution_id}:{submission_id}'), 16) % 1_000_000:06d}"
+
+
+def hash_lookup_code(institution_id: int, case_number: str, code: str) -> str:
+    from survey.tokens import hash_value
+
+    return hash_value("complaint-lookup", f"{institution_id}:{case_number}:{code}")
+
+
+def check_lookup_code(complaint: Complaint, code: str) -> bool:
+    expected = hash_lookup_code(complaint.institution_id, complaint.case_number, code)
+    return bool(complaint.lookup_code_hash) and hmac.compare_digest(expected, complaint.lookup_code_hash)
+
+
+def _submission_hash(institution_id: int, submission_id: str) -> str:
+    from survey.tokens import hash_value
+
+    return hash_value("complaint-submission", f"{institution_id}:{submission_id}")
+
+
+def find_submission(institution: Institution, submission_id: str) -> Complaint | None:
+    """The case a client submission id already created, if any."""
+    if not submission_id:
+        return None
+    return db.session.scalar(select(Complaint).where(
+        Complaint.institution_id == institution.id,
+        Complaint.submission_hash == _submission_hash(institution.id, submission_id)))
+
+
+def new_submission_id() -> str:
+    return secrets.token_hex(16)
+
+
+def reissue_lookup_code(complaint: Complaint, *, actor: Any) -> str:
+    """Give the complainant a new lookup code (the old one stops working); returns it to be told once."""
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    complaint.lookup_code_hash = hash_lookup_code(complaint.institution_id, complaint.case_number, code)
+    log_event(complaint, "lookup_code_reissued", actor=actor)
+    db.session.flush()
+    record(actor, "complaint.reissue_lookup_code", complaint)
+    return code
+
+
+def normalise_phone(phone: str | None) -> str | None:
+    """Digits (and one dash for landlines) of a phone number typed with spaces or full-width digits; None if empty."""
+    phone = unicodedata.normalize("NFKC", phone or "").strip()
+    phone = re.sub(r"[\s()（）]", "", phone).removeprefix("+86")
+    if not phone:
+        return None
+    if not PHONE_RE.match(phone):
+        raise IntakeError(gettext("请填写正确的电话号码（手机 11 位，或带区号的座机）。"), "complainant_phone")
+    return phone
+
+
+# Attachments ----------------------------------------------------------------------
+
+@dataclass
+class Upload:
+    """A file as received, before it is checked."""
+
+    filename: str
+    data: bytes
+    declared_type: str = ""
+
+
+KINDS = {  # sniffed kind → (content type, extensions accepted for it)
+    "jpg": ("image/jpeg", {".jpg", ".jpeg", ".jfif"}),
+    "png": ("image/png", {".png"}),
+    "pdf": ("application/pdf", {".pdf"}),
+    "heic": ("image/heic", {".heic", ".heif"}),
+}
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+
+
+def sniff(data: bytes) -> str | None:
+    """The file's real kind from its first bytes (the browser's content type is not trusted)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"%PDF-"):
+        return "pdf"
+    if len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return "heic"
+    return None
+
+
+def _safe_filename(name: str, kind: str) -> str:
+    name = unicodedata.normalize("NFC", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in '"<>|:*?').strip(" .")
+    stem, dot, ext = name.rpartition(".")
+    if not dot or f".{ext.lower()}" not in KINDS[kind][1]:
+        stem, ext = (name or "file"), kind
+    stem = stem[: 120 - len(ext) - 1] or "file"
+    return f"{stem}.{ext}"
+
+
+def check_attachments(uploads: Sequence[Upload]) -> list[tuple[str, str, bytes]]:
+    """At most 5 files of at most 5 MB each, JPG, PNG, PDF or HEIC (checked by content); returns (name, type, data)."""
+    uploads = [u for u in uploads if u.filename or u.data]
+    if len(uploads) > MAX_ATTACHMENTS:
+        raise IntakeError(gettext("最多上传 %(n)d 个文件，您选择了 %(m)d 个。", n=MAX_ATTACHMENTS, m=len(uploads)),
+                          "attachments")
+    checked = []
+    for upload in uploads:
+        label = upload.filename or gettext("未命名文件")
+        if not upload.data:
+            raise IntakeError(gettext("文件“%(name)s”是空的，请重新选择。", name=label), "attachments")
+        if len(upload.data) > MAX_ATTACHMENT_BYTES:
+            raise IntakeError(gettext("文件“%(name)s”超过 5 MB，请压缩或拍摄较小的照片后再上传。", name=label),
+                              "attachments")
+        kind = sniff(upload.data)
+        if kind is None:
+            raise IntakeError(gettext("文件“%(name)s”格式不支持，只能上传 JPG、PNG、HEIC 照片或 PDF 文件。", name=label),
+                              "attachments")
+        checked.append((_safe_filename(upload.filename, kind), KINDS[kind][0], upload.data))
+    return checked
+
+
+# Registration ---------------------------------------------------------------------
+
+def _clean_text(value: str | None, field: str, limit: int, *, required: bool = False, label: str = "") -> str:
+    value = (value or "").replace("\r\n", "\n").strip()
+    if required and not value:
+        raise IntakeError(gettext("请填写%(what)s。", what=label), field)
+    if len(value) > limit:
+        raise IntakeError(gettext("%(what)s不能超过 %(n)d 个字。", what=label, n=limit), field)
+    return value
+
+
+def derive_subject(description: str, category: Category | None = None) -> str:
+    """A subject for a form that did not ask for one: the first line of the description, shortened."""
+    first = (description or "").strip().split("\n", 1)[0].strip()
+    if len(first) > 30:
+        first = first[:30] + "…"
+    return first or category_label(category)
+
+
+def _check_category(institution: Institution, category: Category | None) -> Category:
+    if category is None:
+        raise IntakeError(gettext("请选择投诉类别。"), "category")
+    if category.institution_id not in (None, institution.id) or not category.active:
+        raise IntakeError(gettext("所选投诉类别不可用，请重新选择。"), "category")
+    return category
+
+
+def _check_received(received_at: datetime) -> datetime:
+    if received_at.tzinfo is None:
+        raise ValueError("received_at must be timezone-aware")
+    now = utcnow()
+    if received_at > now + FUTURE_SKEW:
+        raise IntakeError(gettext("接到投诉的时间不能晚于现在。"), "received_at")
+    if received_at < now - EARLIEST_RECEIPT:
+        raise IntakeError(gettext("接到投诉的时间不能早于一年前。"), "received_at")
+    return received_at
+
+
+def register_complaint(institution: Institution, *, channel: Channel | str, received_at: datetime, subject: str,
+                       description: str, wish: str, category: Category | None, touchpoint: Touchpoint | None = None,
+                       departments_concerned: Iterable[Department] = (), staff_involved: str = "",
+                       complainant_name: str | None = None, complainant_phone: str | None = None,
+                       relation: str = "self", channel_ref: str = "", first_contact: StaffUser | None = None,
+                       survey_response: Any = None, attachments: Sequence[Upload] = (),
+                       submission_id: str | None = None, safety_emergency: bool = False,
+                       actor: Any) -> tuple[Complaint, str]:
+    """Register a complaint from any channel (首诉负责: ``first_contact`` stays responsible); returns (case, lookup code).
+
+    A repeated ``submission_id`` (a double tap, a retry on a bad network)
+    returns the case it first created, with the same code. A category flagged
+    as quality-and-safety, or ``safety_emergency``, alerts the officers at once.
+    """
+    channel = Channel(channel)
+    submission_id = submission_id or new_submission_id()
+    if not SUBMISSION_ID_RE.match(submission_id):
+        raise IntakeError(gettext("提交编号无效，请刷新页面后重新填写。"))
+    existing = find_submission(institution, submission_id)
+    if existing is not None:
+        return existing, lookup_code_for(institution.id, submission_id)
+
+    category = _check_category(institution, category)
+    received_at = _check_received(received_at)
+    description = _clean_text(description, "description", 4000, required=True, label=gettext("投诉内容"))
+    subject = _clean_text(subject, "subject", 120, label=gettext("事由")) or derive_subject(description, category)
+    wish = _clean_text(wish, "wish", 2000, label=gettext("诉求"))
+    staff_involved = _clean_text(staff_involved, "staff_involved", 200, label=gettext("涉及人员"))
+    channel_ref = _clean_text(channel_ref, "channel_ref", 60, label=gettext("来源编号"))
+    if channel == Channel.HOTLINE_12345 and not channel_ref:
+        raise IntakeError(gettext("12345 热线转办须填写工单编号。"), "channel_ref")
+    name = _clean_text(complainant_name, "complainant_name", 40, label=gettext("姓名")) or None
+    phone = normalise_phone(complainant_phone)
+    if relation not in RELATIONS:
+        raise IntakeError(gettext("请选择与患者的关系。"), "relation")
+    if touchpoint is not None and touchpoint.institution_id != institution.id:
+        raise IntakeError(gettext("所选服务点不属于本院。"), "touchpoint")
+    departments = list(dict.fromkeys(departments_concerned))
+    if any(d.institution_id != institution.id for d in departments):
+        raise IntakeError(gettext("所选科室不属于本院。"), "departments")
+    if survey_response is not None and survey_response.institution_id != institution.id:
+        raise IntakeError(gettext("关联的满意度评价不属于本院。"))
+    files = check_attachments(attachments)
+    if touchpoint is not None and not departments and touchpoint.department is not None:
+        departments = [touchpoint.department]
+
+    try:
+        with db.session.begin_nested():
+            case_number = next_case_number(institution, received_at)
+            code = lookup_code_for(institution.id, submission_id)
+            complaint = Complaint(
+                institution_id=institution.id, case_number=case_number, channel=channel.value,
+                channel_ref=channel_ref, received_at=received_at,
+                first_contact_id=first_contact.id if first_contact is not None else None,
+                category_id=category.id, touchpoint_id=touchpoint.id if touchpoint is not None else None,
+                survey_response_id=survey_response.id if survey_response is not None else None,
+                submission_hash=_submission_hash(institution.id, submission_id),
+                lookup_code_hash=hash_lookup_code(institution.id, case_number, code),
+                subject=subject, description=description, wish=wish, staff_involved=staff_involved,
+                complainant_name=name, complainant_phone=phone, complainant_relation=relation,
+                safety_emergency=False)
+            complaint.concerned_departments = departments
+            db.session.add(complaint)
+            db.session.flush()
+    except IntegrityError:
+        # A twin of this submission committed while this one waited for the case number.
+        existing = find_submission(institution, submission_id)
+        if existing is None:
+            raise
+        return existing, lookup_code_for(institution.id, submission_id)
+
+    uploader = getattr(actor, "id", None) if isinstance(actor, StaffUser) else None
+    for filename, content_type, data in files:
+        db.session.add(Attachment(complaint_id=complaint.id, filename=filename, content_type=content_type,
+                                  size=len(data), data=data, uploaded_by_id=uploader))
+    log_event(complaint, "registered", actor=actor,
+              data={"channel": channel.value, "category": category.code, "attachments": len(files),
+                    **({"survey_response_id": survey_response.id} if survey_response is not None else {}),
+                    **({"first_contact_id": first_contact.id} if first_contact is not None else {})})
+    db.session.flush()
+    record(actor, "complaint.register", complaint,
+           {"channel": channel.value, "category": category.code, "attachments": len(files),
+            "departments": [d.id for d in departments], "has_contact": bool(name or phone)})
+    if category.safety or safety_emergency:
+        flag_emergency(complaint, actor=actor)
+    return complaint, code
+
+
+def add_attachments(complaint: Complaint, uploads: Sequence[Upload], *, actor: Any) -> list[Attachment]:
+    """Add evidence to a registered case, within the same limits as at registration (5 files in all)."""
+    files = check_attachments(uploads)
+    have = db.session.scalar(select(db.func.count()).select_from(Attachment)
+                             .where(Attachment.complaint_id == complaint.id)) or 0
+    if have + len(files) > MAX_ATTACHMENTS:
+        raise IntakeError(gettext("每个案件最多 %(n)d 个附件，已有 %(m)d 个。", n=MAX_ATTACHMENTS, m=have),
+                          "attachments")
+    rows = [Attachment(complaint_id=complaint.id, filename=f, content_type=t, size=len(d), data=d,
+                       uploaded_by_id=getattr(actor, "id", None)) for f, t, d in files]
+    db.session.add_all(rows)
+    log_event(complaint, "attachments_added", actor=actor, data={"count": len(rows)})
+    db.session.flush()
+    record(actor, "complaint.add_attachments", complaint, {"count": len(rows)})
+    return rows
+
+
+# Quality-and-safety emergencies ---------------------------------------------------------
+
+def emergency_recipients(institution_id: int) -> list[StaffUser]:
+    """Who is alerted at once: the institution's complaint officers, admins and leadership."""
+    from organisation.models import StaffRole
+
+    roles = [Role.COMPLAINT_OFFICER.value, Role.INSTITUTION_ADMIN.value, Role.LEADERSHIP.value]
+    return list(db.session.scalars(
+        select(StaffUser).join(StaffRole, StaffRole.staff_id == StaffUser.id)
+        .where(StaffUser.institution_id == institution_id, StaffUser.active.is_(True), StaffRole.role.in_(roles))
+        .distinct().order_by(StaffUser.username)))
+
+
+def case_url(complaint: Complaint, *, external: bool = False) -> str | None:
+    """The staff page of a case, when the case pages are installed."""
+    if "complaints_staff.case" not in current_app.view_functions:
+        return None
+    return url_for("complaints_staff.case", institution_id=complaint.institution_id, case_id=complaint.id,
+                   _external=external)
+
+
+FINISHED_STATUSES = {Status.CLOSED, Status.DECLINED, Status.SETTLED}
+
+
+def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
+    """Mark a case as a quality-and-safety emergency and alert the officers, admins and leadership now.
+
+    "涉及医疗质量安全、可能危及患者健康的，应当立即采取积极措施" (医疗机构投诉管理办法): the alert
+    is sent in the request, not queued. Returns False if the case was already flagged.
+    """
+    if complaint.safety_emergency:
+        return False
+    if Status(complaint.status) in FINISHED_STATUSES:
+        # A finished case is reopened first; an alarm about it would send people to nothing.
+        raise IntakeError(gettext("案件已结束，请先重新处理后再标记紧急。"))
+    complaint.safety_emergency = True
+    log_event(complaint, "emergency", actor=actor, note=(note or "")[:500])
+    db.session.flush()
+    record(actor, "complaint.flag_emergency", complaint)
+    recipients = [u.username for u in emergency_recipients(complaint.institution_id)]
+    category = db.session.get(Category, complaint.category_id) if complaint.category_id else None
+    place = complaint.touchpoint.name if complaint.touchpoint is not None else ""
+    departments = "、".join(d.name for d in complaint.concerned_departments)
+    # No complainant name, phone or description: the message may travel by SMS or e-mail.
+    body = gettext("案件 %(number)s（%(category)s）涉及医疗质量安全，可能危及患者健康，请立即处理。", number=complaint.case_number,
+                   category=category_label(category))
+    where = "；".join(filter(None, [place, departments]))
+    if where:
+        body += " " + gettext("涉及：%(where)s。", where=where)
+    message = notify.Message(recipients=recipients, kind="complaint_emergency",
+                             subject=gettext("【紧急】医疗质量安全投诉 %(number)s", number=complaint.case_number),
+                             body=body, link=case_url(complaint, external=True),
+                             meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id})
+    try:
+        notify.send(message)
+    except Exception:  # the case must not be lost because the SMS gateway is down
+        current_app.logger.exception("emergency alert for complaint %s could not be sent", complaint.id)
+        log_event(complaint, "emergency_alert_failed", actor="system")
+    else:
+        log_event(complaint, "emergency_alerted", actor="system", data={"recipients": len(recipients)})
+    db.session.flush()
+    return True
+
+
+# Survey alerts ---------------------------------------------------------------------
+
+def response_is_low(response: Any) -> bool:
+    """Whether a survey response was a low rating (it raised, or would raise, a low-score alert)."""
+    from survey.models import RecoveryAlert, SurveySettings
+    from survey.submission import EffectiveSettings
+
+    alert = db.session.scalar(select(RecoveryAlert).where(RecoveryAlert.response_id == response.id))
+    if alert is not None and "low_score" in (alert.reasons or []):
+        return True
+    threshold = EffectiveSettings.of(db.session.get(SurveySettings, response.institution_id)).alert_threshold
+    return response.overall_score is not None and response.overall_score <= threshold
+
+
+def alert_submission_id(alert_id: int) -> str:
+    return f"survey-alert-{alert_id:08d}"
+
+
+def complaint_for_alert(alert: Any) -> Complaint | None:
+    institution = db.session.get(Institution, alert.institution_id)
+    return find_submission(institution, alert_submission_id(alert.id))
+
+
+def complaint_from_alert(alert: Any, *, actor: StaffUser, category: Category | None = None) -> tuple[Complaint, str]:
+    """Turn a survey service-recovery alert into a complaint (once per alert); the converting officer is first contact."""
+    from survey import alerts as alert_service
+    from survey.models import AlertStatus, ContactRequest
+
+    institution = db.session.get(Institution, alert.institution_id)
+    response = alert.response
+    contact = db.session.scalar(select(ContactRequest).where(ContactRequest.response_id == response.id))
+    if category is None:
+        category = next((c for c in categories_for(institution) if c.institution_id is None and c.code == "other"),
+                        None)
+    place = alert.touchpoint.name if alert.touchpoint is not None else (
+        alert.department.name if alert.department is not None else "")
+    reasons = "、".join(alert_service.reason_label(r) for r in alert.reasons or [])
+    description = (response.comment or "").strip() or gettext(
+        "患者在满意度评价中给出低分（%(reasons)s），未填写具体意见。", reasons=reasons or gettext("低分"))
+    complaint, code = register_complaint(
+        institution, channel=Channel.SURVEY_ALERT, received_at=utcnow(),
+        subject=gettext("满意度评价转投诉：%(place)s", place=place) if place else gettext("满意度评价转投诉"),
+        description=description, wish="", category=category, touchpoint=alert.touchpoint,
+        departments_concerned=[alert.department] if alert.department is not None else [],
+        complainant_phone=contact.phone if contact is not None and contact.phone else None,
+        first_contact=actor, survey_response=response, submission_id=alert_submission_id(alert.id), actor=actor)
+    if alert.status == AlertStatus.OPEN:
+        alert_service.acknowledge_alert(alert, actor=actor)
+    return complaint, code

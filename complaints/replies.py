@@ -1,0 +1,395 @@
+"""Replies to the complainant: drafted by the handler, approved by someone else, sent, recorded; then closing.
+
+The rules this module keeps:
+
+* 003 item 33: "明确投诉回复责任科室，并认真做好投诉回复工作" -- the lead department (or
+  an officer) drafts; each draft is a new numbered version, never overwritten.
+* Acceptance check C10: a reply is invisible to the complainant until a user
+  *other than its drafter* approves it; only the approved text ever leaves the
+  hospital.
+* 000 II.11: "限时整改落实，结果及时回应当事人和社会公众" -- the approved reply goes out
+  through the configured notifier (SMS, e-mail) or is printed as a letter, and
+  the sending is recorded (Reply.sent_at / sent_via, Complaint.replied_at).
+* Closing records whether the matter was resolved (解决率) and opens the
+  one-question satisfaction link (complaints.feedback).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from flask_babel import force_locale, gettext
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
+
+from core import notify
+from core.audit import record
+from core.db import utcnow
+from core.extensions import db
+from core.i18n import local_timezone
+from core.privacy import mask_address
+from organisation.models import Institution, LabelledEnum, Role, StaffUser
+from complaints.models import Channel, Complaint, Feedback, Reply, ReplyStatus, Status
+from complaints.workflow import OFFICERS, Action, ConcurrentChange, NotAllowed, WorkflowError, log_event, transition
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 5000
+MAX_NOTE = 2000
+
+
+class ReplyError(WorkflowError):
+    """A reply rule was broken; the message is for the user (``field`` names the form field, if any)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class ReplyVia(LabelledEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    LETTER = "letter"
+
+    @classmethod
+    def labels(cls):
+        return {"sms": _l("短信"), "email": _l("电子邮件"), "letter": _l("书面答复（打印）")}
+
+
+# Starting texts the drafter can pick. Kept as data so that an institution's own
+# texts (a table and an editor) can replace them behind reply_templates() later.
+# Placeholders: %(case_number)s, %(received)s, %(subject)s, %(institution)s.
+@dataclass(frozen=True)
+class ReplyTemplate:
+    code: str
+    title: Any
+    body: Any
+
+
+DEFAULT_REPLY_TEMPLATES: tuple[ReplyTemplate, ...] = (
+    ReplyTemplate("confirmed", _l("情况属实，致歉并说明整改"), _l(
+        "您好！您于%(received)s反映的“%(subject)s”（投诉编号 %(case_number)s）已收悉。经调查核实，您反映的情况属实，"
+        "给您带来的不便，我们深表歉意。\n\n医院已责成相关科室：\n1. \n2. \n\n感谢您对我院工作的监督。如对处理结果有疑问，"
+        "请联系%(institution)s患者服务中心。")),
+    ReplyTemplate("explained", _l("调查后说明情况"), _l(
+        "您好！您于%(received)s反映的“%(subject)s”（投诉编号 %(case_number)s）已收悉。医院高度重视，"
+        "经调查核实，现将情况说明如下：\n\n\n我们理解您的心情，也感谢您的意见。如您有新的情况或证据，"
+        "可以通过回访链接或到%(institution)s患者服务中心反映，我们将重新予以处理。")),
+    ReplyTemplate("charges", _l("收费问题（含退费）"), _l(
+        "您好！您于%(received)s反映的收费问题（投诉编号 %(case_number)s）已收悉。经财务科与相关科室核对收费明细：\n\n"
+        "经核实，多收/误收费用 元，已按医院退费程序为您办理退费，款项将原路退回。\n\n"
+        "给您带来的不便，我们深表歉意，并已要求相关科室加强收费核对。")),
+    ReplyTemplate("attitude", _l("服务态度"), _l(
+        "您好！您于%(received)s反映的服务态度问题（投诉编号 %(case_number)s）已收悉。医院已与当事工作人员谈话，"
+        "当事人已认识到问题所在。我们已在科室内通报并加强服务规范培训，对给您带来的不愉快深表歉意。\n\n"
+        "感谢您的监督，欢迎您继续对我们的工作提出意见。")),
+)
+
+
+def reply_templates(institution: Institution) -> list[ReplyTemplate]:
+    """The starting texts offered to a drafter in ``institution`` (today the defaults)."""
+    return list(DEFAULT_REPLY_TEMPLATES)
+
+
+def fill_template(template: ReplyTemplate, complaint: Complaint, institution: Institution) -> str:
+    """The template's text with the case's number, receipt date, subject and hospital filled in."""
+    received = complaint.received_at.astimezone(local_timezone()).date()
+    values = {"case_number": complaint.case_number, "subject": complaint.subject,
+              "received": gettext("%(y)d年%(m)d月%(d)d日", y=received.year, m=received.month, d=received.day),
+              "institution": institution.name}
+    return str(template.body) % values
+
+
+# Reading ----------------------------------------------------------------------------
+
+def replies_for(complaint: Complaint) -> list[Reply]:
+    """Every version of the case's reply, oldest first."""
+    return list(db.session.scalars(select(Reply).where(Reply.complaint_id == complaint.id).order_by(Reply.number)))
+
+
+def latest_reply(complaint: Complaint) -> Reply | None:
+    return db.session.scalar(select(Reply).where(Reply.complaint_id == complaint.id)
+                             .order_by(Reply.number.desc()).limit(1))
+
+
+def visible_reply(complaint: Complaint) -> Reply | None:
+    """The newest reply the complainant has been sent: approved by a second person first (check C10)."""
+    return db.session.scalar(select(Reply).where(Reply.complaint_id == complaint.id,
+                                                 Reply.status == ReplyStatus.SENT)
+                             .order_by(Reply.number.desc()).limit(1))
+
+
+def _complaint(reply: Reply) -> Complaint:
+    return db.session.get(Complaint, reply.complaint_id)
+
+
+# Who may do what ----------------------------------------------------------------------
+
+def is_officer(user: StaffUser, complaint: Complaint) -> bool:
+    """A complaint officer or institution admin of the case's hospital (or a platform admin)."""
+    if user.has_role(Role.PLATFORM_ADMIN):
+        return True
+    return user.institution_id == complaint.institution_id and bool(user.roles & OFFICERS)
+
+
+def may_draft(user: StaffUser, complaint: Complaint) -> bool:
+    """Officers, and handlers of the lead department, write replies."""
+    if is_officer(user, complaint):
+        return True
+    return (user.institution_id == complaint.institution_id and user.has_role(Role.DEPARTMENT_HANDLER)
+            and complaint.lead_department_id in user.department_ids)
+
+
+def has_case_access(user: StaffUser, complaint: Complaint) -> bool:
+    """Officers see every case of their hospital; handlers the cases their departments lead or co-handle."""
+    if is_officer(user, complaint):
+        return True
+    if user.institution_id != complaint.institution_id or not user.has_role(Role.DEPARTMENT_HANDLER):
+        return False
+    mine = user.department_ids
+    return complaint.lead_department_id in mine or any(
+        d.department_id in mine and d.active for d in complaint.departments)
+
+
+def can_start_draft(user: StaffUser, complaint: Complaint) -> bool:
+    return (complaint.merged_into_id is None and Status(complaint.status) in (Status.IN_HANDLING, Status.REPLY_DRAFTED)
+            and may_draft(user, complaint))
+
+
+def check_writable(complaint: Complaint) -> None:
+    """A case merged into another is kept read-only (check C12)."""
+    if complaint.merged_into_id is not None:
+        raise NotAllowed(gettext("该案件已合并，只能查看。"))
+
+
+def _check_version(complaint: Complaint, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != complaint.version:
+        raise ConcurrentChange(gettext("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。"))
+
+
+def touch(complaint: Complaint) -> None:
+    """Bump the case's version for a change that is not a status change, so stale pages are refused."""
+    complaint.updated_at = utcnow()
+    try:
+        db.session.flush()
+    except StaleDataError:
+        db.session.rollback()
+        raise ConcurrentChange(gettext("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。")) from None
+
+
+def _check_ready_to_reply(complaint: Complaint) -> None:
+    """The co-handling rule (check C13) lives in complaints.handling; ask it when it is installed."""
+    try:
+        from complaints import handling
+    except ModuleNotFoundError as exc:
+        if exc.name != "complaints.handling":
+            raise
+        return
+    check = getattr(handling, "check_ready_to_reply", None)
+    if check is None:
+        return
+    result = check(complaint)  # raises with a message for the user when a co-handler's answer is missing
+    if result is False:
+        raise ReplyError(gettext("协办科室的意见尚未全部提交，暂不能提交答复。"))
+    if isinstance(result, str) and result:
+        raise ReplyError(result)
+
+
+# Drafting and review -------------------------------------------------------------------
+
+def _clean(text: str | None) -> str:
+    return (text or "").replace("\r\n", "\n").strip()
+
+
+def draft_reply(complaint: Complaint, body: str, *, actor: StaffUser, expected_version: int | None = None) -> Reply:
+    """The lead department's handler or an officer submits the next version of the reply for review."""
+    body = _clean(body)
+    if not body:
+        raise ReplyError(gettext("请填写答复内容。"), "body")
+    if len(body) > MAX_BODY:
+        raise ReplyError(gettext("答复内容不能超过 %(n)d 字。", n=MAX_BODY), "body")
+    check_writable(complaint)
+    status = Status(complaint.status)
+    if status not in (Status.IN_HANDLING, Status.REPLY_DRAFTED):
+        raise NotAllowed(gettext("案件当前状态为“%(status)s”，不能起草答复。", status=status.label))
+    if not may_draft(actor, complaint):
+        raise NotAllowed(gettext("只有主办科室的处理人或投诉管理人员可以起草答复。"))
+    _check_version(complaint, expected_version)
+    if status == Status.IN_HANDLING:
+        _check_ready_to_reply(complaint)
+    number = (db.session.scalar(select(func.max(Reply.number)).where(Reply.complaint_id == complaint.id)) or 0) + 1
+    reply = Reply(complaint_id=complaint.id, number=number, body=body, status=ReplyStatus.SUBMITTED,
+                  drafted_by_id=actor.id, drafted_at=utcnow(), review_note="", sent_via="")
+    db.session.add(reply)
+    if status == Status.IN_HANDLING:
+        transition(complaint, Action.DRAFT_REPLY, actor=actor, data={"reply": number})
+    else:
+        # A new version while the previous one waits for review: that one can no longer be approved.
+        log_event(complaint, "reply_revised", actor=actor, data={"reply": number},
+                  note=gettext("提交了答复第 %(n)d 版，替换待审核的上一版。", n=number))
+        touch(complaint)
+    record(actor, "complaint.reply.draft", complaint, {"reply": number, "length": len(body)})
+    return reply
+
+
+def _pending(reply: Reply, complaint: Complaint) -> None:
+    check_writable(complaint)
+    if reply.status != ReplyStatus.SUBMITTED:
+        raise ReplyError(gettext("该版本答复不在待审核状态。"))
+    latest = latest_reply(complaint)
+    if latest is not None and latest.id != reply.id:
+        raise ReplyError(gettext("已有更新的答复版本（第 %(n)d 版），请审核最新版本。", n=latest.number))
+
+
+def return_reply(reply: Reply, note: str, *, actor: StaffUser, expected_version: int | None = None) -> Reply:
+    """An officer sends a draft back for rework, saying what to change (the note is required)."""
+    note = _clean(note)
+    if not note:
+        raise ReplyError(gettext("请填写退回意见。"), "note")
+    if len(note) > MAX_NOTE:
+        raise ReplyError(gettext("退回意见不能超过 %(n)d 字。", n=MAX_NOTE), "note")
+    complaint = _complaint(reply)
+    _pending(reply, complaint)
+    transition(complaint, Action.RETURN_REPLY, actor=actor, expected_version=expected_version, note=note,
+               data={"reply": reply.number})
+    reply.status = ReplyStatus.RETURNED
+    reply.reviewed_by_id = actor.id
+    reply.reviewed_at = utcnow()
+    reply.review_note = note
+    record(actor, "complaint.reply.return", complaint, {"reply": reply.number})
+    return reply
+
+
+def approve_reply(reply: Reply, *, actor: StaffUser, expected_version: int | None = None) -> Reply:
+    """An officer other than the drafter approves the reply (check C10); only then may it reach the patient."""
+    complaint = _complaint(reply)
+    _pending(reply, complaint)
+    if reply.drafted_by_id == actor.id:
+        raise NotAllowed(gettext("答复须由起草人以外的人员审核，您不能审核自己起草的答复。"))
+    transition(complaint, Action.APPROVE_REPLY, actor=actor, expected_version=expected_version,
+               data={"reply": reply.number})
+    reply.status = ReplyStatus.APPROVED
+    reply.reviewed_by_id = actor.id
+    reply.reviewed_at = utcnow()
+    record(actor, "complaint.reply.approve", complaint, {"reply": reply.number, "drafted_by": reply.drafted_by_id})
+    return reply
+
+
+# Sending ----------------------------------------------------------------------------------
+
+def available_vias(complaint: Complaint) -> list[ReplyVia]:
+    """How this complainant can be answered: SMS needs a phone; a letter is always possible."""
+    vias = []
+    if complaint.complainant_phone:
+        vias.append(ReplyVia.SMS)
+    if complaint.channel == Channel.EMAIL or getattr(complaint, "complainant_email", None):
+        vias.append(ReplyVia.EMAIL)
+    vias.append(ReplyVia.LETTER)
+    return vias
+
+
+def default_via(complaint: Complaint) -> ReplyVia:
+    """Answer the way the complaint came in: e-mail for e-mail, a letter for walk-ins and letters, else SMS."""
+    if complaint.channel == Channel.EMAIL:
+        return ReplyVia.EMAIL
+    if complaint.channel in (Channel.WALK_IN, Channel.LETTER) or not complaint.complainant_phone:
+        return ReplyVia.LETTER
+    return ReplyVia.SMS
+
+
+def deliver_to_complainant(message: notify.Message) -> None:
+    """Send a message to a complainant's phone or address without that address reaching the logs.
+
+    core.notify's default "log" backend writes the recipients; for complainants it is
+    replaced by a line with the masked address (PIPL: phone numbers never in logs).
+    """
+    if current_app.config.get("NOTIFIER_BACKEND", "log") == "log":
+        log.info("notify kind=%s to=%s subject=%s", message.kind,
+                 ",".join(mask_address(r) for r in message.recipients), message.subject)
+        return
+    notify.send(message)
+
+
+def _sms_prefix(institution: Institution) -> str:
+    return f"【{institution.short_name or institution.name}】"
+
+
+def send_reply(complaint: Complaint, *, actor: StaffUser, via: str | None = None, email: str | None = None,
+               expected_version: int | None = None) -> Reply:
+    """An officer sends the approved reply (SMS, e-mail, or a printed letter) and the sending is recorded."""
+    check_writable(complaint)
+    reply = latest_reply(complaint)
+    if reply is None or reply.status != ReplyStatus.APPROVED:
+        raise ReplyError(gettext("没有已审核的答复可以发送。"))
+    try:
+        chosen = ReplyVia(via) if via else default_via(complaint)
+    except ValueError:
+        raise ReplyError(gettext("请选择答复方式。"), "via") from None
+    if chosen not in available_vias(complaint):
+        raise ReplyError(gettext("投诉人未留手机号，不能发送短信答复。") if chosen == ReplyVia.SMS
+                         else gettext("无法使用该答复方式。"), "via")
+    address = ""
+    if chosen == ReplyVia.EMAIL:
+        address = (email or getattr(complaint, "complainant_email", None) or "").strip()
+        if "@" not in address or len(address) > 254 or any(ch.isspace() for ch in address):
+            raise ReplyError(gettext("请填写有效的电子邮件地址。"), "email")
+    transition(complaint, Action.SEND_REPLY, actor=actor, expected_version=expected_version,
+               data={"reply": reply.number, "via": chosen.value})
+    institution = db.session.get(Institution, complaint.institution_id)
+    with force_locale("zh_Hans"):
+        subject = gettext("投诉处理答复（编号 %(n)s）", n=complaint.case_number)
+    if chosen == ReplyVia.SMS:
+        message = notify.Message(recipients=[complaint.complainant_phone], subject=subject,
+                                 body=f"{_sms_prefix(institution)}{subject}：{reply.body}", kind="complaint_reply",
+                                 meta={"channel": "sms", "complaint_id": complaint.id, "reply": reply.number})
+    elif chosen == ReplyVia.EMAIL:
+        message = notify.Message(recipients=[address], subject=f"{institution.name} {subject}", body=reply.body,
+                                 kind="complaint_reply",
+                                 meta={"channel": "email", "complaint_id": complaint.id, "reply": reply.number})
+    else:
+        message = None  # the printed letter is handed over or posted by the officer
+    if message is not None:
+        try:
+            deliver_to_complainant(message)
+        except Exception:
+            log.exception("reply for complaint %s could not be sent via %s", complaint.id, chosen.value)
+            raise ReplyError(gettext("答复发送失败，请稍后重试或改用书面答复。")) from None
+    now = utcnow()
+    reply.status = ReplyStatus.SENT
+    reply.sent_at = now
+    reply.sent_via = chosen.value
+    complaint.replied_at = now
+    if complaint.first_response_at is None:
+        complaint.first_response_at = now
+    record(actor, "complaint.reply.send", complaint, {"reply": reply.number, "via": chosen.value})
+    return reply
+
+
+# Closing ----------------------------------------------------------------------------------
+
+def close_complaint(complaint: Complaint, resolved: bool, note: str, *, actor: StaffUser,
+                    expected_version: int | None = None, now: datetime | None = None) -> Feedback:
+    """An officer closes a replied case, judging whether it was resolved; a satisfaction link is opened.
+
+    A case closed as not resolved needs a note saying why. Returns the new
+    Feedback; the view queues complaints.feedback.send_feedback_link after its commit.
+    """
+    from complaints import feedback as feedback_service
+
+    check_writable(complaint)
+    note = _clean(note)
+    if not resolved and not note:
+        raise ReplyError(gettext("未解决的案件办结时，请写明情况说明。"), "note")
+    if len(note) > MAX_NOTE:
+        raise ReplyError(gettext("办结说明不能超过 %(n)d 字。", n=MAX_NOTE), "note")
+    transition(complaint, Action.CLOSE, actor=actor, expected_version=expected_version, note=note,
+               data={"resolved": bool(resolved)})
+    complaint.closed_at = now or utcnow()
+    complaint.resolved = bool(resolved)
+    feedback = feedback_service.open_feedback(complaint, actor=actor, now=complaint.closed_at)
+    record(actor, "complaint.close.outcome", complaint, {"resolved": bool(resolved), "feedback": feedback.id})
+    return feedback

@@ -1,0 +1,64 @@
+"""Per-institution complaint targets, defaulting to the national rules.
+
+"一般应当于接到投诉之日起5个工作日内向患者反馈…涉及多个科室…应当于接到投诉之日起10个工作日内
+向患者反馈" (医疗机构投诉管理办法): 5 and 10 working days are the defaults; a hospital
+may set its own, stricter targets here.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length, NumberRange, Regexp
+
+from core.audit import record
+from core.extensions import db
+from complaints.models import ComplaintSettings
+
+FIELDS = ("standard_days", "complex_days", "reminder_days_before", "escalate_after_days", "case_prefix",
+          "feedback_valid_days")
+
+
+def complaint_settings(institution_id: int) -> ComplaintSettings:
+    """The institution's complaint settings, or the national defaults (not stored) when it has none."""
+    row = db.session.get(ComplaintSettings, institution_id)
+    if row is not None:
+        return row
+    defaults = {c.name: c.default.arg for c in ComplaintSettings.__table__.columns if c.default is not None}
+    return ComplaintSettings(institution_id=institution_id, **defaults)
+
+
+def update_complaint_settings(institution_id: int, values: dict[str, Any], *, actor: Any) -> ComplaintSettings:
+    """Change an institution's targets; the complex rule may not be shorter than the standard one."""
+    from flask_babel import gettext
+
+    if values["complex_days"] < values["standard_days"]:
+        raise ValueError(gettext("多科室协调的办理时限不能短于一般时限。"))
+    row = db.session.get(ComplaintSettings, institution_id)
+    if row is None:
+        row = complaint_settings(institution_id)
+        db.session.add(row)
+    changed = {}
+    for name in FIELDS:
+        if getattr(row, name) != values[name]:
+            changed[name] = [getattr(row, name), values[name]]
+            setattr(row, name, values[name])
+    db.session.flush()
+    if changed:
+        record(actor, "complaint_settings.update", row, changed)
+    return row
+
+
+class ComplaintSettingsForm(FlaskForm):
+    standard_days = IntegerField(_l("一般投诉办理时限（工作日）"), validators=[NumberRange(min=1, max=30)],
+                                 description=_l("情况较复杂、需调查核实的投诉，自接到投诉次日起计算；国家规定为 5 个工作日。"))
+    complex_days = IntegerField(_l("多科室协调投诉办理时限（工作日）"), validators=[NumberRange(min=1, max=60)],
+                                description=_l("涉及多个科室、需组织协调的投诉；国家规定为 10 个工作日。"))
+    reminder_days_before = IntegerField(_l("到期前提醒（工作日）"), validators=[NumberRange(min=0, max=10)])
+    escalate_after_days = IntegerField(_l("超期后再等几个工作日督办"), validators=[NumberRange(min=0, max=10)])
+    case_prefix = StringField(_l("案件编号前缀"), validators=[DataRequired(), Length(max=8),
+                                                       Regexp(r"^[A-Z]{1,8}$", message=_l("前缀为 1–8 个大写字母。"))])
+    feedback_valid_days = IntegerField(_l("满意度回访链接有效天数"), validators=[NumberRange(min=1, max=60)])
+    submit = SubmitField(_l("保存设置"))

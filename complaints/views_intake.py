@@ -1,0 +1,544 @@
+"""Intake pages: the complainant's form and receipt, the progress lookup, the officer's registration form,
+turning a survey alert into a complaint, attachments and the category list."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from io import BytesIO
+from typing import Any
+
+from flask import Flask, abort, current_app, flash, make_response, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from core.extensions import db, limiter
+from core.i18n import local_timezone
+from organisation.forms import ConfirmForm
+from organisation.models import Department, Institution, Touchpoint
+from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
+from organisation.services import departments_for
+from complaints import intake, lookup
+from complaints.blueprints import public_bp, staff_bp
+from complaints.forms_intake import (
+    CategoryForm,
+    FromAlertForm,
+    LookupForm,
+    OfficerComplaintForm,
+    PublicComplaintForm,
+    parse_local_datetime,
+)
+from complaints.models import Attachment, CaseDepartment, Category, Channel, Complaint
+
+FORM_TOKEN_MAX_AGE = 24 * 3600  # an elderly patient may take a long time, or come back to the tab later
+# Five files of 5 MB and the text: more than the app-wide limit, for the intake forms only.
+INTAKE_MAX_CONTENT_LENGTH = intake.MAX_ATTACHMENTS * intake.MAX_ATTACHMENT_BYTES + 1024 * 1024
+INTAKE_ENDPOINTS = {"complaints.intake", "complaints_staff.register"}
+
+
+def actor():
+    return current_user._get_current_object()
+
+
+def _intake_ip_limit() -> str:
+    return current_app.config["COMPLAINT_INTAKE_IP_LIMIT"]
+
+
+def _intake_device_limit() -> str:
+    return current_app.config["COMPLAINT_INTAKE_DEVICE_LIMIT"]
+
+
+def _lookup_ip_limit() -> str:
+    return current_app.config["COMPLAINT_LOOKUP_IP_LIMIT"]
+
+
+def _device_key() -> str:
+    from survey.patient import device_key
+
+    return device_key()
+
+
+@public_bp.url_value_preprocessor
+@staff_bp.url_value_preprocessor
+def _allow_attachments(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    # Runs before any before_request hook reads the body.
+    if endpoint in INTAKE_ENDPOINTS:
+        request.max_content_length = INTAKE_MAX_CONTENT_LENGTH
+
+
+# The public pages: phone-friendly, no login, no JavaScript -------------------------------------
+
+def _patient_page(template: str, status: int = 200, **context):
+    from survey.patient import with_device_cookie
+
+    return with_device_cookie(make_response(render_template(template, **context), status))
+
+
+def _notice(title: str, message: str, status: int, *, back: str | None = None):
+    return _patient_page("complaints/public/notice.html", status, title=title, message=message, back=back)
+
+
+@public_bp.errorhandler(429)
+def _too_many(error):
+    response = _notice(gettext("操作过于频繁"), gettext("请稍等一会儿再试。您已经提交成功的投诉不会丢失。"), 429)
+    response.headers["Retry-After"] = "60"
+    return response
+
+
+@public_bp.errorhandler(RequestEntityTooLarge)
+def _too_large(error):
+    return _notice(gettext("文件太大"),
+                   gettext("上传的照片或文件合计太大。每个文件不超过 5 MB，最多 5 个；请返回减少或压缩后再提交。"), 413)
+
+
+def _public_institution_or_404(institution_id: int) -> Institution:
+    institution = db.session.get(Institution, institution_id)
+    if institution is None or not institution.active:
+        abort(404)
+    return institution
+
+
+def _linked_response(institution: Institution, submission_id: str | None):
+    """The survey response a complainant came from (the thank-you page's ?response=), if it is this hospital's."""
+    from survey.models import SurveyResponse
+
+    if not submission_id or not intake.SUBMISSION_ID_RE.match(submission_id):
+        return None
+    return db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == submission_id,
+                                                          SurveyResponse.institution_id == institution.id))
+
+
+def _ensure_default_categories() -> None:
+    """On a fresh install the national categories appear with the first form, committed so that their ids hold."""
+    if intake.defaults_missing():
+        intake.default_categories(actor="system")
+        db.session.commit()
+
+
+def _public_choices(form: PublicComplaintForm, institution: Institution) -> None:
+    _ensure_default_categories()
+    form.category.choices = [(c.id, intake.category_label(c)) for c in intake.categories_for(institution)]
+    form.department.choices = [(None, gettext("不清楚 / 不选"))] + [
+        (d.id, d.name) for d in departments_for(institution, active_only=True)]
+
+
+def _expected_reply(institution: Institution, received_at: datetime) -> dict[str, Any]:
+    """The rule in plain words and, where the calendar allows, the date it means for this complaint."""
+    settings = intake.complaint_settings(institution.id)
+    info: dict[str, Any] = {"days": settings.standard_days, "complex_days": settings.complex_days,
+                            "date": None, "provisional": False}
+    try:
+        from complaints.deadlines import compute_deadline
+
+        deadline = compute_deadline(received_at, settings.standard_days, rule="standard")
+        info.update(date=deadline.due_date, provisional=deadline.provisional)
+    except Exception:  # the date is a courtesy; the rule alone is enough
+        current_app.logger.warning("could not compute the expected reply date", exc_info=True)
+    return info
+
+
+def _receipt(institution: Institution, complaint: Complaint, code: str):
+    response = _patient_page(
+        "complaints/public/receipt.html", institution=institution, case_number=complaint.case_number, code=code,
+        emergency=complaint.safety_emergency, expected=_expected_reply(institution, complaint.received_at),
+        lookup_url=url_for("complaints.lookup", i=institution.id, n=complaint.case_number))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _uploads(field) -> list[intake.Upload]:
+    files = []
+    for storage in field.data or []:
+        if storage is None or not getattr(storage, "filename", ""):
+            continue
+        files.append(intake.Upload(filename=storage.filename, declared_type=storage.mimetype or "",
+                                   data=storage.stream.read(intake.MAX_ATTACHMENT_BYTES + 1)))
+    return files
+
+
+# The survey thank-you page links here: url_for("complaints.intake", institution_id=…, response=…).
+@public_bp.route("/<int:institution_id>/new", methods=["GET", "POST"], endpoint="intake")
+@limiter.limit(_intake_ip_limit, methods=["POST"])
+@limiter.limit(_intake_device_limit, methods=["POST"], key_func=_device_key)
+def intake_form(institution_id: int):
+    """The complainant's own form (from a QR code or the survey thank-you page) and, after POST, the receipt."""
+    from survey import tokens
+
+    institution = _public_institution_or_404(institution_id)
+    form = PublicComplaintForm()
+    _public_choices(form, institution)
+    context_key = f"complaint:{institution.id}"
+    status = 200
+    if request.method == "POST":
+        submission_id = form.submission_id.data or ""
+        existing = intake.find_submission(institution, submission_id) if intake.SUBMISSION_ID_RE.match(
+            submission_id) else None
+        if existing is not None:  # a double tap or a retry: the receipt again, nothing stored twice
+            return _receipt(institution, existing, intake.lookup_code_for(institution.id, submission_id))
+        problem, _issued = tokens.read_form_token(form.form_token.data or "", context_key, FORM_TOKEN_MAX_AGE)
+        status = 400
+        if problem is not None:
+            form.form_errors.append(gettext("页面已过期，请检查内容后再点一次“提交投诉”。"))
+        elif form.validate():
+            response = _linked_response(institution, form.response.data)
+            department = db.session.get(Department, form.department.data) if form.department.data else None
+            category = db.session.get(Category, form.category.data) if form.category.data else None
+            try:
+                complaint, code = intake.register_complaint(
+                    institution,
+                    channel=(Channel.SURVEY_ALERT if response is not None and intake.response_is_low(response)
+                             else Channel.SELF_SERVICE),
+                    received_at=datetime.now(timezone.utc), subject="", description=form.description.data,
+                    wish=form.wish.data, category=category,
+                    touchpoint=db.session.get(Touchpoint, response.touchpoint_id) if response is not None
+                    and response.touchpoint_id else None,
+                    departments_concerned=[department] if department is not None else [],
+                    complainant_name=form.complainant_name.data, complainant_phone=form.complainant_phone.data,
+                    relation=form.relation.data, first_contact=None, survey_response=response,
+                    attachments=_uploads(form.attachments), submission_id=submission_id, actor="self-service")
+            except intake.IntakeError as exc:
+                db.session.rollback()
+                target = getattr(form, exc.field, None) if exc.field else None
+                if exc.field == "departments":
+                    target = form.department
+                (target.errors if target is not None else form.form_errors).append(str(exc))
+            else:
+                db.session.commit()  # durable before the complainant is told it was received
+                return _receipt(institution, complaint, code)
+    else:
+        form.submission_id.data = intake.new_submission_id()
+        form.response.data = request.args.get("response", "")[:40]
+    if not intake.SUBMISSION_ID_RE.match(form.submission_id.data or ""):
+        form.submission_id.data = intake.new_submission_id()
+    form.form_token.data = tokens.issue_form_token(context_key)
+    settings = intake.complaint_settings(institution.id)
+    return _patient_page("complaints/public/form.html", status, form=form, institution=institution,
+                         settings=settings, max_files=intake.MAX_ATTACHMENTS,
+                         lookup_url=url_for("complaints.lookup", i=institution.id))
+
+
+def _lookup_institutions() -> list[tuple[int, str]]:
+    return [(i.id, i.name) for i in db.session.scalars(
+        select(Institution).where(Institution.active.is_(True)).order_by(Institution.name))]
+
+
+@public_bp.route("/lookup", methods=["GET", "POST"], endpoint="lookup")
+@limiter.limit(_lookup_ip_limit, methods=["POST"])
+def lookup_page():
+    """The complainant's progress lookup by case number and code (check C9)."""
+    from survey.patient import device_id, ip_prefix
+
+    form = LookupForm()
+    fixed = request.values.get("i", type=int)
+    institution = db.session.get(Institution, fixed) if fixed else None
+    if institution is not None and not institution.active:
+        institution = None
+    choices = _lookup_institutions()
+    form.institution.choices = [(None, gettext("请选择"))] + choices
+    if institution is None and len(choices) == 1:
+        institution = db.session.get(Institution, choices[0][0])
+    if request.method == "GET":
+        if institution is not None:
+            form.institution.data = institution.id
+        form.case_number.data = lookup.normalise_case_number(request.args.get("n", ""))[:40] if request.args.get(
+            "n") else ""
+        return _patient_page("complaints/public/lookup.html", form=form, institution=institution, steps=lookup.STEPS)
+
+    status_code = 400
+    result = None
+    not_found = locked = False
+    if form.validate():
+        institution_id = form.institution.data
+        keys = lookup.lockout_keys(institution_id, form.case_number.data,
+                                   "d:" + device_id() if device_id() else "a:" + (request.remote_addr or "-"),
+                                   "n:" + ip_prefix())
+        if lookup.locked(keys):
+            locked, status_code = True, 429
+        else:
+            complaint = lookup.find_case(institution_id, form.case_number.data, form.code.data)
+            if complaint is None:
+                lookup.record_failure(keys)
+                not_found, status_code = True, 404
+            else:
+                lookup.clear(keys[0][0])
+                result, status_code = lookup.public_status(complaint), 200
+                if institution is None:
+                    institution = db.session.get(Institution, institution_id)
+    if not_found or locked:  # the code is never echoed back
+        form.code.raw_data, form.code.data = [], ""
+    response = _patient_page("complaints/public/lookup.html", status_code, form=form, institution=institution,
+                             result=result, not_found=not_found, locked=locked, steps=lookup.STEPS,
+                             lockout_minutes=lookup.LOCKOUT_SECONDS // 60)
+    response.headers["Cache-Control"] = "no-store"
+    if locked:
+        response.headers["Retry-After"] = str(lookup.LOCKOUT_SECONDS)
+    return response
+
+
+# The officer's registration form (首诉负责) ----------------------------------------------------
+
+def _local_now_text() -> str:
+    return datetime.now(local_timezone()).strftime("%Y-%m-%dT%H:%M")
+
+
+def _staff_choices(form: OfficerComplaintForm, institution: Institution) -> None:
+    _ensure_default_categories()
+    form.category.choices = [(None, gettext("请选择"))] + [
+        (c.id, intake.category_label(c) + (gettext("（质量安全）") if c.safety else ""))
+        for c in intake.categories_for(institution)]
+    touchpoints = db.session.scalars(select(Touchpoint).where(Touchpoint.institution_id == institution.id,
+                                                              Touchpoint.active.is_(True))
+                                     .order_by(Touchpoint.code)).all()
+    form.touchpoint.choices = [(None, gettext("（无）"))] + [(t.id, t.name) for t in touchpoints]
+    form.departments.choices = [(d.id, d.name) for d in departments_for(institution, active_only=True)]
+
+
+def _staff_receipt(institution: Institution, complaint: Complaint, code: str, *, heading: str):
+    return render_template("complaints/intake/registered.html", institution=institution, complaint=complaint,
+                           code=code, heading=heading, case_url=intake.case_url(complaint),
+                           category=intake.category_label(complaint.category),
+                           expected=_expected_reply(institution, complaint.received_at),
+                           lookup_url=url_for("complaints.lookup", i=institution.id, n=complaint.case_number,
+                                              _external=True))
+
+
+@staff_bp.route("/new", methods=["GET", "POST"])
+def register(institution_id: int):
+    """Register a walk-in, phone, letter, e-mail or 12345 complaint; the officer becomes first contact."""
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
+    form = OfficerComplaintForm()
+    _staff_choices(form, institution)
+    if request.method == "GET":
+        form.submission_id.data = intake.new_submission_id()
+        form.received_at.data = _local_now_text()
+    elif form.validate_on_submit():
+        submission_id = form.submission_id.data or ""
+        existing = intake.find_submission(institution, submission_id) if intake.SUBMISSION_ID_RE.match(
+            submission_id) else None
+        if existing is not None:
+            return _staff_receipt(institution, existing, intake.lookup_code_for(institution.id, submission_id),
+                                  heading=gettext("该投诉已登记"))
+        received_at = parse_local_datetime(form.received_at.data).replace(tzinfo=local_timezone())
+        departments = [d for d in (db.session.get(Department, i) for i in form.departments.data or []) if d]
+        try:
+            complaint, code = intake.register_complaint(
+                institution, channel=form.channel.data, channel_ref=form.channel_ref.data,
+                received_at=received_at.astimezone(timezone.utc), subject=form.subject.data,
+                description=form.description.data, wish=form.wish.data,
+                category=db.session.get(Category, form.category.data) if form.category.data else None,
+                touchpoint=db.session.get(Touchpoint, form.touchpoint.data) if form.touchpoint.data else None,
+                departments_concerned=departments, staff_involved=form.staff_involved.data,
+                complainant_name=form.complainant_name.data, complainant_phone=form.complainant_phone.data,
+                relation=form.relation.data, first_contact=actor(), attachments=_uploads(form.attachments),
+                submission_id=submission_id or None, safety_emergency=form.emergency.data, actor=actor())
+        except intake.IntakeError as exc:
+            db.session.rollback()
+            target = getattr(form, exc.field, None) if exc.field else None
+            (target.errors if target is not None else form.form_errors).append(str(exc))
+        else:
+            db.session.commit()
+            return _staff_receipt(institution, complaint, code, heading=gettext("投诉已登记"))
+    if not intake.SUBMISSION_ID_RE.match(form.submission_id.data or ""):
+        form.submission_id.data = intake.new_submission_id()
+    status = 400 if request.method == "POST" else 200
+    return render_template("complaints/intake/register.html", institution=institution, form=form), status
+
+
+@staff_bp.post("/from-alert/<int:alert_id>")
+def from_alert(institution_id: int, alert_id: int):
+    """Turn a survey service-recovery alert into a complaint (once; a second click shows the same case)."""
+    from survey.models import RecoveryAlert
+
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
+    alert = get_owned_or_404(RecoveryAlert, alert_id, institution)
+    form = FromAlertForm()
+    categories = intake.categories_for(institution)
+    form.category.choices = [(None, "")] + [(c.id, c.name) for c in categories]
+    if not form.validate_on_submit():
+        abort(400)
+    category = next((c for c in categories if c.id == form.category.data), None)
+    existing = intake.complaint_for_alert(alert)
+    try:
+        complaint, code = intake.complaint_from_alert(alert, actor=actor(), category=category)
+    except intake.IntakeError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("survey_staff.alert_detail", institution_id=institution.id, alert_id=alert.id))
+    db.session.commit()
+    return _staff_receipt(institution, complaint, code,
+                          heading=gettext("该提醒已转为投诉") if existing is not None else gettext("已转为投诉"))
+
+
+def alert_button_context(institution: Institution, alert: Any) -> dict[str, Any]:
+    """What the survey alert page needs to show the "转为投诉" button (or the case it became)."""
+    if not can(current_user, Permission.MANAGE_COMPLAINTS, institution):
+        return {"can_convert": False}
+    complaint = intake.complaint_for_alert(alert)
+    form = FromAlertForm()
+    form.category.choices = [(None, gettext("类别：默认“其他”"))] + [
+        (c.id, intake.category_label(c)) for c in intake.categories_for(institution)]
+    return {"can_convert": True, "converted": complaint, "convert_form": form,
+            "case_url": intake.case_url(complaint) if complaint is not None else None,
+            "convert_url": url_for("complaints_staff.from_alert", institution_id=institution.id, alert_id=alert.id)}
+
+
+def complaint_attachments(complaint: Complaint) -> list[Attachment]:
+    """A case's attachments without their bytes (for the case page)."""
+    from sqlalchemy.orm import defer
+
+    return list(db.session.scalars(select(Attachment).options(defer(Attachment.data))
+                                   .where(Attachment.complaint_id == complaint.id).order_by(Attachment.id)))
+
+
+# Attachments, lookup codes --------------------------------------------------------------------
+
+def visible_case_or_404(institution: Institution, complaint_id: int) -> Complaint:
+    """A case of this institution the current user may see: handlers only their departments' cases."""
+    complaint = get_owned_or_404(Complaint, complaint_id, institution)
+    scope = department_scope(actor(), institution)
+    if scope is not None:
+        departments = {complaint.lead_department_id} | set(db.session.scalars(
+            select(CaseDepartment.department_id).where(CaseDepartment.complaint_id == complaint.id,
+                                                       CaseDepartment.active.is_(True))))
+        if not departments & scope:
+            abort(404)
+    return complaint
+
+
+@staff_bp.get("/attachments/<int:attachment_id>")
+def attachment(institution_id: int, attachment_id: int):
+    """Download one attachment, for those who may see its case."""
+    institution = get_institution_or_404(institution_id, Permission.HANDLE_COMPLAINTS)
+    row = db.session.get(Attachment, attachment_id)
+    if row is None:
+        abort(404)
+    visible_case_or_404(institution, row.complaint_id)
+    response = send_file(BytesIO(row.data), mimetype=row.content_type, as_attachment=True,
+                         download_name=row.filename, max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@staff_bp.post("/<int:complaint_id>/lookup-code")
+def reissue_code(institution_id: int, complaint_id: int):
+    """A new lookup code for a complainant who lost theirs (shown once to the officer)."""
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
+    complaint = get_owned_or_404(Complaint, complaint_id, institution)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    code = intake.reissue_lookup_code(complaint, actor=actor())
+    db.session.commit()
+    return _staff_receipt(institution, complaint, code, heading=gettext("已重新生成查询码"))
+
+
+@staff_bp.post("/<int:complaint_id>/emergency")
+def emergency(institution_id: int, complaint_id: int):
+    """Flag a registered case as a quality-and-safety emergency: officers, admins and leadership are alerted now."""
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
+    complaint = get_owned_or_404(Complaint, complaint_id, institution)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        flagged = intake.flag_emergency(complaint, actor=actor())
+    except intake.IntakeError as exc:
+        flash(str(exc), "error")
+    else:
+        if flagged:
+            db.session.commit()
+            flash(gettext("已标记为医疗质量安全紧急投诉，并已通知相关负责人。"), "success")
+        else:
+            flash(gettext("该案件已是医疗质量安全紧急投诉。"), "info")
+    return redirect(intake.case_url(complaint) or url_for("complaints_staff.register", institution_id=institution.id))
+
+
+# Categories -------------------------------------------------------------------------------
+
+@staff_bp.route("/categories", methods=["GET", "POST"])
+def categories(institution_id: int):
+    """The category list: the national defaults and the institution's own; add one."""
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
+    _ensure_default_categories()
+    form = CategoryForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            intake.create_category(institution, name=form.name.data, safety=form.safety.data,
+                                   charges=form.charges.data, sort=form.sort.data, actor=actor())
+        except intake.IntakeError as exc:
+            db.session.rollback()
+            (getattr(form, exc.field).errors if exc.field else form.form_errors).append(str(exc))
+        else:
+            db.session.commit()
+            flash(gettext("类别已添加。"), "success")
+            return redirect(url_for("complaints_staff.categories", institution_id=institution.id))
+    if request.method == "POST":
+        status = 400
+    rows = intake.categories_for(institution, include_inactive=True)
+    return render_template("complaints/intake/categories.html", institution=institution, form=form,
+                           defaults=[c for c in rows if c.institution_id is None],
+                           own=[c for c in rows if c.institution_id == institution.id],
+                           label=intake.category_label, toggle=ConfirmForm()), status
+
+
+def _own_category_or_404(institution: Institution, category_id: int) -> Category:
+    category = db.session.get(Category, category_id)
+    if category is None or category.institution_id != institution.id:
+        abort(404)
+    return category
+
+
+@staff_bp.route("/categories/<int:category_id>/edit", methods=["GET", "POST"])
+def category_edit(institution_id: int, category_id: int):
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
+    category = _own_category_or_404(institution, category_id)
+    form = CategoryForm(obj=category)
+    if form.validate_on_submit():
+        try:
+            intake.update_category(category, name=form.name.data, safety=form.safety.data,
+                                   charges=form.charges.data, sort=form.sort.data, actor=actor())
+        except intake.IntakeError as exc:
+            db.session.rollback()
+            (getattr(form, exc.field).errors if exc.field else form.form_errors).append(str(exc))
+        else:
+            db.session.commit()
+            flash(gettext("类别已保存。"), "success")
+            return redirect(url_for("complaints_staff.categories", institution_id=institution.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template("complaints/intake/category_form.html", institution=institution, form=form,
+                           category=category), status
+
+
+@staff_bp.post("/categories/<int:category_id>/toggle")
+def category_toggle(institution_id: int, category_id: int):
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
+    category = _own_category_or_404(institution, category_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    intake.set_category_active(category, not category.active, actor=actor())
+    db.session.commit()
+    flash(gettext("类别已启用。") if category.active else gettext("类别已停用。"), "success")
+    return redirect(url_for("complaints_staff.categories", institution_id=institution.id))
+
+
+# Wiring ------------------------------------------------------------------------------------
+
+def init_app(app: Flask) -> None:
+    from complaints import case_section
+    from organisation.nav import register_nav
+
+    def manages(user, institution):
+        return can(user, Permission.MANAGE_COMPLAINTS, institution)
+
+    register_nav(app, _l("登记投诉"), "complaints_staff.register", manages, order=51)
+    register_nav(app, _l("投诉类别"), "complaints_staff.categories", manages, order=58)
+    case_section(app, "complaints/intake/_case_intake.html", order=5)
+    app.jinja_env.globals["complaint_alert_button"] = alert_button_context
+    app.jinja_env.globals["complaint_attachments"] = complaint_attachments
+    app.extensions.setdefault("demo_seeders", []).append(seed_demo)
+
+
+def seed_demo() -> None:
+    """The national complaint categories."""
+    intake.default_categories(actor="seed-demo")

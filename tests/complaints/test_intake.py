@@ -1,0 +1,704 @@
+"""Intake: categories, case numbers, registration from every channel, attachments, emergencies, survey alerts."""
+from __future__ import annotations
+
+import io
+import re
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from core.audit import AuditEntry
+from core.extensions import db
+from complaints import intake
+from complaints.intake import IntakeError, Upload
+from complaints.models import Attachment, CaseCounter, CaseEvent, Category, Channel, Complaint, ComplaintSettings
+from tests.complaints.conftest import department, staff_login, touchpoint
+from tests.factories import demo_institution, demo_user
+from tests.survey.conftest import record_response
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+PDF = b"%PDF-1.7\n" + b"\x00" * 200
+HEIC = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 200
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    """The hidden inputs of a page, whatever the order of their attributes."""
+    from html import unescape
+
+    fields = {}
+    for tag in re.findall(r"<input\b[^>]*>", html):
+        if 'type="hidden"' in tag:
+            name = re.search(r'name="([^"]+)"', tag)
+            value = re.search(r'value="([^"]*)"', tag)
+            if name:
+                fields[name.group(1)] = unescape(value.group(1)) if value else ""
+    return fields
+
+
+def beijing(*args) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return datetime(*args, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def cases_of(institution) -> list[Complaint]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(Complaint).where(Complaint.institution_id == institution.id)
+                                   .order_by(Complaint.id)))
+
+
+# Categories ---------------------------------------------------------------------------
+
+def test_default_categories_are_the_national_list_and_seeding_twice_adds_nothing(ctx):
+    first = intake.default_categories(actor="test")
+    again = intake.default_categories(actor="test")
+    assert [c.name for c in first] == ["医德医风", "医疗质量安全", "服务态度", "收费价格", "环境后勤", "安全保卫", "其他"]
+    assert [c.id for c in again] == [c.id for c in first]
+    assert db.session.scalar(select(func.count()).select_from(Category)
+                             .where(Category.institution_id.is_(None))) == 7
+    by_code = {c.code: c for c in first}
+    assert by_code["quality_safety"].safety and not by_code["attitude"].safety
+    assert by_code["charges"].charges and not by_code["quality_safety"].charges
+    assert all(c.institution_id is None and c.active for c in first)
+
+
+def test_categories_for_adds_the_institutions_own_active_categories_only(rmyy, zyy, categories):
+    own = intake.create_category(rmyy, name="膳食服务", actor="test")
+    retired = intake.create_category(rmyy, name="停车收费", charges=True, actor="test")
+    intake.set_category_active(retired, False, actor="test")
+    theirs = intake.create_category(zyy, name="中药代煎", actor="test")
+    names = [c.name for c in intake.categories_for(rmyy)]
+    assert names[:7] == [c.name for c in categories.values()] and "膳食服务" in names
+    assert "停车收费" not in names and "中药代煎" not in names
+    assert retired in intake.categories_for(rmyy, include_inactive=True)
+    assert theirs in intake.categories_for(zyy) and own not in intake.categories_for(zyy)
+
+
+def test_categories_for_seeds_the_defaults_on_a_fresh_install(rmyy):
+    db.session.execute(delete(Category).where(Category.institution_id.is_(None)))
+    assert {c.code for c in intake.categories_for(rmyy)} >= {"ethics", "quality_safety", "other"}
+
+
+def test_category_names_must_be_unique_and_defaults_cannot_be_changed(rmyy, categories):
+    with pytest.raises(IntakeError, match="同名"):
+        intake.create_category(rmyy, name="服务态度", actor="test")
+    with pytest.raises(IntakeError):
+        intake.update_category(categories["other"], name="杂项", safety=False, charges=False, sort=1, actor="test")
+    with pytest.raises(IntakeError):
+        intake.set_category_active(categories["other"], False, actor="test")
+
+
+def test_officer_adds_renames_and_deactivates_a_category_on_the_admin_page(client, rmyy, categories):
+    staff_login(client, "rmyy-officer")
+    base = f"/i/{rmyy.id}/complaints/categories"
+    page = client.get(base)
+    assert page.status_code == 200 and "医疗质量安全" in page.get_data(as_text=True)
+    assert client.post(base, data={"name": "膳食服务", "sort": "70"}).status_code == 302
+    category = db.session.scalar(select(Category).where(Category.institution_id == rmyy.id))
+    assert category.name == "膳食服务" and category.active
+    assert client.post(f"{base}/{category.id}/edit", data={"name": "营养膳食", "sort": "70", "safety": "y"}
+                       ).status_code == 302
+    assert client.post(f"{base}/{category.id}/toggle").status_code == 302
+    db.session.refresh(category)
+    assert (category.name, category.safety, category.active) == ("营养膳食", True, False)
+    actions = set(db.session.scalars(select(AuditEntry.action).where(AuditEntry.target_type == "complaint_category",
+                                                                     AuditEntry.target_id == str(category.id))))
+    assert actions == {"complaint_category.create", "complaint_category.update", "complaint_category.deactivate"}
+    duplicate = client.post(base, data={"name": "其他", "sort": "1"})
+    assert duplicate.status_code == 400 and "已有同名类别" in duplicate.get_data(as_text=True)
+
+
+def test_category_pages_are_for_complaint_managers_and_their_own_hospital(client, rmyy, zyy, categories):
+    own = intake.create_category(zyy, name="中药代煎", actor="test")
+    staff_login(client, "rmyy-handler")
+    assert client.get(f"/i/{rmyy.id}/complaints/categories").status_code == 403
+    staff_login(client, "rmyy-officer")
+    assert client.get(f"/i/{zyy.id}/complaints/categories").status_code == 404
+    assert client.post(f"/i/{rmyy.id}/complaints/categories/{own.id}/toggle").status_code == 404
+    assert client.post(f"/i/{rmyy.id}/complaints/categories/{categories['other'].id}/toggle").status_code == 404
+
+
+# Case numbers --------------------------------------------------------------------------
+
+def test_case_numbers_count_per_institution_and_year(rmyy, zyy, make_case):
+    a = make_case(received_at=beijing(2026, 3, 2, 9, 0))
+    b = make_case(received_at=beijing(2026, 3, 2, 9, 5))
+    c = make_case(institution=zyy, received_at=beijing(2026, 3, 2, 9, 6))
+    d = make_case(received_at=datetime.now(timezone.utc))
+    year = datetime.now(timezone.utc).year
+    assert (a.case_number, b.case_number, c.case_number) == ("TS2026-00001", "TS2026-00002", "TS2026-00001")
+    if year != 2026:
+        assert d.case_number == f"TS{year}-00001"
+
+
+def test_the_year_of_a_case_number_is_the_year_in_beijing(rmyy):
+    # 2025-12-31 17:00 UTC is already 2026-01-01 01:00 in Beijing.
+    assert intake.next_case_number(rmyy, datetime(2025, 12, 31, 17, 0, tzinfo=timezone.utc)) == "TS2026-00001"
+    assert intake.next_case_number(rmyy, datetime(2025, 12, 31, 15, 59, tzinfo=timezone.utc)) == "TS2025-00001"
+
+
+def test_the_case_number_prefix_is_the_institutions_setting(rmyy):
+    db.session.add(ComplaintSettings(institution_id=rmyy.id, case_prefix="SY"))
+    db.session.flush()
+    assert intake.next_case_number(rmyy, beijing(2026, 5, 6, 10, 0)) == "SY2026-00001"
+    assert intake.next_case_number(rmyy, beijing(2026, 5, 6, 10, 0)) == "SY2026-00002"
+
+
+@pytest.mark.real_engine
+def test_two_registrations_at_once_get_different_numbers(app):
+    """Two web processes take a number at the same moment: the counter row lock serialises them."""
+    from core.extensions import db as database
+
+    year = 2091  # nobody else's counter
+    results, errors = [], []
+    first_has_lock = threading.Event()
+    second_started = threading.Event()
+
+    def take(hold: bool):
+        try:
+            with app.app_context():
+                institution = demo_institution("rmyy")
+                if not hold:
+                    first_has_lock.wait(5)
+                    second_started.set()
+                number = intake.next_case_number(institution, datetime(year, 6, 1, 4, tzinfo=timezone.utc))
+                if hold:
+                    first_has_lock.set()
+                    second_started.wait(5)
+                    threading.Event().wait(0.3)  # the other one is now blocked on the row
+                results.append(number)
+                database.session.commit()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=take, args=(True,)), threading.Thread(target=take, args=(False,))]
+    try:
+        # Create the year's row first, so both updates contend for the same row.
+        with app.app_context():
+            intake.next_case_number(demo_institution("rmyy"), datetime(year, 6, 1, 4, tzinfo=timezone.utc))
+            database.session.commit()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(15)
+        assert not errors
+        assert sorted(results) == [f"TS{year}-00002", f"TS{year}-00003"]
+    finally:
+        with app.app_context():
+            database.session.execute(delete(CaseCounter).where(CaseCounter.year == year))
+            database.session.commit()
+
+
+# Registration --------------------------------------------------------------------------
+
+def test_registration_records_the_case_its_event_and_an_audit_entry_without_personal_data(rmyy, make_case):
+    officer = demo_user("rmyy-officer")
+    case = make_case(channel=Channel.PHONE, complainant_name="李小红", complainant_phone="139 1234 5678",
+                     departments_concerned=["XNK"], staff_involved="王医生", relation="family")
+    assert case.status == "registered" and case.channel == "phone" and case.first_contact_id == officer.id
+    assert case.complainant_phone == "13912345678" and case.complainant_relation == "family"
+    assert [d.code for d in case.concerned_departments] == ["XNK"]
+    event = db.session.scalar(select(CaseEvent).where(CaseEvent.complaint_id == case.id))
+    assert event.action == "registered" and event.actor_id == officer.id
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "complaint.register",
+                                                       AuditEntry.target_id == str(case.id)))
+    assert entry.institution_id == rmyy.id and entry.data["channel"] == "phone"
+    for text in (str(entry.data), str(event.data), event.note, entry.target_label):
+        assert "李小红" not in text and "13912345678" not in text and "1234" not in text
+
+
+def test_the_lookup_code_is_six_digits_stored_only_as_a_keyed_hash(make_case):
+    case = make_case()
+    code = case.plain_lookup_code
+    assert re.fullmatch(r"\d{6}", code)
+    assert code not in case.lookup_code_hash and len(case.lookup_code_hash) == 64
+    assert intake.check_lookup_code(case, code)
+    assert not intake.check_lookup_code(case, f"{(int(code) + 1) % 1_000_000:06d}")
+
+
+def test_the_same_submission_id_registers_one_case_and_gives_the_same_code(rmyy, make_case):
+    sid = uuid.uuid4().hex
+    first = make_case(submission_id=sid)
+    again = make_case(submission_id=sid, description="另一段文字")
+    assert again.id == first.id and again.plain_lookup_code == first.plain_lookup_code
+    assert len(cases_of(rmyy)) == 1
+
+
+def test_a_hotline_transfer_needs_its_work_order_number(make_case):
+    with pytest.raises(IntakeError) as raised:
+        make_case(channel=Channel.HOTLINE_12345, channel_ref="")
+    assert raised.value.field == "channel_ref" and "工单编号" in str(raised.value)
+    case = make_case(channel=Channel.HOTLINE_12345, channel_ref="GD20260930001")
+    assert case.channel_ref == "GD20260930001"
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"description": "   "}, "description"),
+    ({"complainant_phone": "12345"}, "complainant_phone"),
+    ({"relation": "boss"}, "relation"),
+    ({"received_at": datetime.now(timezone.utc) + timedelta(hours=2)}, "received_at"),
+])
+def test_bad_registrations_are_refused_with_a_field_and_a_chinese_message(make_case, overrides, field):
+    with pytest.raises(IntakeError) as raised:
+        make_case(**overrides)
+    assert raised.value.field == field and re.search(r"[\u4e00-\u9fff]", str(raised.value))
+
+
+def test_another_hospitals_category_touchpoint_or_department_is_refused(rmyy, zyy, make_case):
+    theirs = intake.create_category(zyy, name="中药代煎", actor="test")
+    with pytest.raises(IntakeError):
+        make_case(category=theirs)
+    with pytest.raises(IntakeError):
+        make_case(touchpoint=touchpoint(zyy, "W-GH-01"))
+    with pytest.raises(IntakeError):
+        make_case(departments_concerned=[department(zyy, "ZYNK")])
+
+
+def test_a_touchpoint_names_its_department_as_concerned(make_case):
+    case = make_case(touchpoint="W-GH-01")
+    assert [d.code for d in case.concerned_departments] == ["CWK"]
+
+
+def test_masks_show_enough_to_tell_cases_apart_and_no_more():
+    assert intake.mask_name("张三") == "张*" and intake.mask_name("欧阳娜娜") == "欧***"
+    assert intake.mask_phone("13912345678") == "139****5678" and intake.mask_phone("") == ""
+
+
+# Attachments -----------------------------------------------------------------------------
+
+def test_attachments_are_checked_by_content_and_stored(make_case):
+    case = make_case(attachments=[Upload("收据.JPG", JPEG), Upload("x.png", PNG), Upload("病历", PDF),
+                                  Upload("IMG_0001.HEIC", HEIC, "application/octet-stream")])
+    rows = db.session.scalars(select(Attachment).where(Attachment.complaint_id == case.id)
+                              .order_by(Attachment.id)).all()
+    assert [(r.filename, r.content_type) for r in rows] == [
+        ("收据.JPG", "image/jpeg"), ("x.png", "image/png"), ("病历.pdf", "application/pdf"),
+        ("IMG_0001.HEIC", "image/heic")]
+    assert rows[0].data == JPEG and rows[0].size == len(JPEG)
+
+
+@pytest.mark.parametrize("uploads, message", [
+    ([Upload("a.exe", b"MZ\x90\x00" + b"\x00" * 100, "image/jpeg")], "格式不支持"),
+    ([Upload("fake.jpg", b"GIF89a" + b"\x00" * 100)], "格式不支持"),
+    ([Upload("big.jpg", b"\xff\xd8\xff" + b"\x00" * (5 * 1024 * 1024))], "超过 5 MB"),
+    ([Upload(f"{i}.png", PNG) for i in range(6)], "最多上传 5 个"),
+    ([Upload("empty.png", b"")], "是空的"),
+])
+def test_bad_attachments_are_refused_with_a_clear_message(rmyy, make_case, uploads, message):
+    with pytest.raises(IntakeError) as raised:
+        make_case(attachments=uploads)
+    assert message in str(raised.value) and raised.value.field == "attachments"
+    assert cases_of(rmyy) == []
+
+
+def test_an_officer_downloads_an_attachment_and_handlers_only_their_departments(client, rmyy, zyy, make_case):
+    case = make_case(attachments=[Upload("收据.pdf", PDF)])
+    row = db.session.scalar(select(Attachment).where(Attachment.complaint_id == case.id))
+    url = f"/i/{rmyy.id}/complaints/attachments/{row.id}"
+    staff_login(client, "rmyy-officer")
+    got = client.get(url)
+    assert got.status_code == 200 and got.data == PDF and got.mimetype == "application/pdf"
+    assert "attachment" in got.headers["Content-Disposition"] and "no-store" in got.headers["Cache-Control"]
+    assert client.get(f"/i/{zyy.id}/complaints/attachments/{row.id}").status_code == 404
+    staff_login(client, "rmyy-handler")
+    assert client.get(url).status_code == 404  # not routed to the handler's departments
+    case.lead_department_id = department(rmyy, "XNK").id
+    assert client.get(url).status_code == 200
+    staff_login(client, "zyy-officer")
+    assert client.get(url).status_code == 404
+
+
+# Quality-and-safety emergencies ---------------------------------------------------------------
+
+def test_a_safety_category_flags_the_case_and_alerts_officers_admins_and_leadership_at_once(rmyy, make_case,
+                                                                                            outbox):
+    case = make_case(category="quality_safety", touchpoint="B-XNK", complainant_name="王五",
+                     complainant_phone="13800138000", description="输液时护士拿错了药，险些输错")
+    assert case.safety_emergency
+    (message,) = outbox
+    assert message.kind == "complaint_emergency" and case.case_number in message.subject
+    assert set(message.recipients) == {"rmyy-officer", "rmyy-admin", "rmyy-leader"}
+    text = message.subject + message.body
+    assert "王五" not in text and "13800138000" not in text and "拿错了药" not in text
+    actions = [e.action for e in case.events]
+    assert actions[:2] == ["registered", "emergency"] and "emergency_alerted" in actions
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "complaint.flag_emergency",
+                                                      AuditEntry.target_id == str(case.id))) is not None
+
+
+def test_flagging_twice_alerts_once_and_other_categories_do_not_alert(make_case, outbox):
+    case = make_case(category="attitude")
+    assert not case.safety_emergency and outbox == []
+    assert intake.flag_emergency(case, actor=demo_user("rmyy-officer")) is True
+    assert intake.flag_emergency(case, actor=demo_user("rmyy-officer")) is False
+    assert len(outbox) == 1
+
+
+def test_a_failing_notifier_does_not_lose_the_case(app, rmyy, make_case, monkeypatch):
+    from core import notify
+
+    def broken(message):
+        raise ConnectionError("sms gateway down")
+
+    monkeypatch.setitem(notify.BACKENDS, "broken", broken)
+    monkeypatch.setitem(app.config, "NOTIFIER_BACKEND", "broken")
+    case = make_case(category="quality_safety")
+    assert case.safety_emergency and "emergency_alert_failed" in [e.action for e in case.events]
+
+
+def test_an_officer_flags_a_registered_case_from_the_case_page(client, rmyy, make_case, outbox):
+    case = make_case()
+    staff_login(client, "rmyy-handler")
+    assert client.post(f"/i/{rmyy.id}/complaints/{case.id}/emergency").status_code == 403
+    staff_login(client, "rmyy-officer")
+    assert client.post(f"/i/{rmyy.id}/complaints/{case.id}/emergency").status_code == 302
+    db.session.refresh(case)
+    assert case.safety_emergency and len(outbox) == 1
+
+
+# The complainant's own form ---------------------------------------------------------------------
+
+def open_form(client, path: str) -> dict[str, str]:
+    page = client.get(path)
+    assert page.status_code == 200, page.status_code
+    return hidden_fields(page.get_data(as_text=True))
+
+
+def file_field(data: bytes, name: str):
+    return (io.BytesIO(data), name)
+
+
+def post_complaint(client, institution, *, fields: dict | None = None, files=(), query: str = ""):
+    path = f"/c/{institution.id}/new{query}"
+    hidden = open_form(client, path)
+    data = {**hidden, "category": str(intake.categories_for(institution)[2].id), "relation": "self",
+            "description": "在收费窗口排队一小时，工作人员中途离开没有说明。",
+            "wish": "希望增加窗口", "complainant_phone": "13912345678", **(fields or {})}
+    if files:
+        data["attachments"] = list(files)
+    return client.post(path, data=data, content_type="multipart/form-data"), data
+
+
+def test_the_public_form_is_a_phone_page_in_one_request(client, rmyy, categories):
+    page = client.get(f"/c/{rmyy.id}/new")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "我要投诉" in html and rmyy.name in html
+    assert 'enctype="multipart/form-data"' in html and "<script" not in html
+    assert "<link rel=\"stylesheet\"" not in html and 'rel="icon" href="data:,"' in html
+    fields = hidden_fields(html)
+    assert re.fullmatch(r"[0-9a-f]{32}", fields["submission_id"]) and fields["form_token"]
+    assert all(name in html for name in ("医德医风", "医疗质量安全", "收费价格", "其他"))
+
+
+def test_a_complainant_files_a_complaint_and_gets_the_number_and_code_once(client, rmyy, categories):
+    response, data = post_complaint(client, rmyy, files=[file_field(JPEG, "票据.jpg")])
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "投诉已提交" in html
+    (case,) = cases_of(rmyy)
+    assert case.channel == "self_service" and case.first_contact_id is None and case.status == "registered"
+    assert case.subject.startswith("在收费窗口排队一小时") and case.complainant_phone == "13912345678"
+    code = re.search(r'class="code pin">(\d{6})<', html).group(1)
+    assert case.case_number in html and intake.check_lookup_code(case, code)
+    assert "一般 5 个工作日内答复" in html and f"/c/lookup?i={rmyy.id}" in html
+    assert response.headers["Cache-Control"] == "no-store"
+    assert db.session.scalar(select(func.count()).select_from(Attachment)
+                             .where(Attachment.complaint_id == case.id)) == 1
+
+
+def test_a_double_tap_stores_one_case_and_shows_the_same_receipt(client, rmyy, categories):
+    first, data = post_complaint(client, rmyy)
+    data.pop("attachments", None)
+    again = client.post(f"/c/{rmyy.id}/new", data=data, content_type="multipart/form-data")
+    assert again.status_code == 200 and len(cases_of(rmyy)) == 1
+    code = re.compile(r'class="code pin">(\d{6})<')
+    assert code.search(first.get_data(as_text=True)).group(1) == code.search(again.get_data(as_text=True)).group(1)
+
+
+def test_a_form_with_mistakes_comes_back_with_chinese_messages_and_the_text_kept(client, rmyy, categories):
+    response, _data = post_complaint(client, rmyy, fields={"description": "", "complainant_phone": "12",
+                                                           "wish": "请回电"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "请写下发生了什么" in html and "请回电" in html
+    assert cases_of(rmyy) == []
+    response, _data = post_complaint(client, rmyy, fields={"complainant_phone": "12345"})
+    assert response.status_code == 400 and "电话号码" in response.get_data(as_text=True)
+    assert cases_of(rmyy) == []
+
+
+def test_a_bad_attachment_on_the_public_form_is_a_400_with_the_reason(client, rmyy, categories):
+    response, _ = post_complaint(client, rmyy, files=[file_field(b"MZ" + b"\x00" * 50, "virus.jpg")])
+    assert response.status_code == 400 and "格式不支持" in response.get_data(as_text=True)
+    assert cases_of(rmyy) == []
+
+
+def test_a_forged_form_token_stores_nothing_and_keeps_what_was_typed(client, rmyy, categories):
+    response, _ = post_complaint(client, rmyy, fields={"form_token": "forged", "wish": "请给我一个说法"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "页面已过期" in html and "请给我一个说法" in html
+    assert cases_of(rmyy) == []
+    resubmit = hidden_fields(html)
+    assert resubmit["form_token"] != "forged"
+
+
+def test_on_a_fresh_install_the_first_form_seeds_categories_that_hold(client, rmyy):
+    db.session.execute(delete(Category).where(Category.institution_id.is_(None)))
+    page = client.get(f"/c/{rmyy.id}/new").get_data(as_text=True)
+    chosen = re.search(r'name="category" type="radio" value="(\d+)"|type="radio" name="category" value="(\d+)"|'
+                       r'name="category"[^>]*value="(\d+)"', page)
+    category_id = next(g for g in chosen.groups() if g)
+    response, _ = post_complaint(client, rmyy, fields={"category": category_id})
+    assert response.status_code == 200 and cases_of(rmyy)[0].category_id == int(category_id)
+
+
+def test_too_much_upload_gets_a_friendly_413_page(client, rmyy, categories, monkeypatch):
+    from complaints import views_intake
+
+    monkeypatch.setattr(views_intake, "INTAKE_MAX_CONTENT_LENGTH", 4096)
+    response, _ = post_complaint(client, rmyy, files=[file_field(JPEG * 40, "big.jpg")])
+    html = response.get_data(as_text=True)
+    assert response.status_code == 413 and "文件太大" in html and "每个文件不超过 5 MB" in html
+    assert cases_of(rmyy) == []
+
+
+def test_an_unknown_or_inactive_hospital_has_no_form(client, rmyy):
+    assert client.get("/c/999999/new").status_code == 404
+    rmyy.active = False
+    assert client.get(f"/c/{rmyy.id}/new").status_code == 404
+
+
+def test_the_public_form_is_rate_limited_per_device_with_a_friendly_page(app, client, rmyy, categories,
+                                                                        monkeypatch):
+    monkeypatch.setitem(app.config, "COMPLAINT_INTAKE_DEVICE_LIMIT", "2 per minute")
+    statuses = [post_complaint(client, rmyy)[0].status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert len(cases_of(rmyy)) == 2
+
+
+@pytest.fixture
+def window_response(rmyy):
+    """A low rating (不满意) of rmyy's registration window, with a comment and a request for contact."""
+    from survey import versioning
+
+    templates = {t.code: t for t in versioning.install_builtin_templates(actor="test")}
+
+    def make(score: str = "1", comment: str = "收费员态度很差，还多收了钱", phone: str | None = "13800138000"):
+        fields = {"WIN_OVERALL": score, "WIN_COMMENT": comment}
+        if phone:
+            fields.update(WIN_CONTACT="yes", contact_phone=phone)
+        return record_response(version=templates["WIN"].published, institution_id=rmyy.id,
+                               touchpoint=touchpoint(rmyy, "W-GH-01"), fields=fields)
+
+    return make
+
+
+def test_a_complaint_from_the_survey_thank_you_page_is_linked_to_the_low_rating(client, rmyy, categories,
+                                                                               window_response):
+    rating = window_response(score="1")
+    thanks = client.get(f"/thanks/{rating.submission_id}")
+    assert f"/c/{rmyy.id}/new?response={rating.submission_id}" in thanks.get_data(as_text=True)
+    response, _ = post_complaint(client, rmyy, query=f"?response={rating.submission_id}")
+    assert response.status_code == 200
+    (case,) = cases_of(rmyy)
+    assert case.channel == "survey_alert" and case.survey_response_id == rating.id
+    assert case.touchpoint_id == rating.touchpoint_id
+
+
+def test_a_complaint_after_a_good_rating_is_self_service_and_other_hospitals_responses_are_ignored(
+        client, rmyy, zyy, categories, window_response):
+    rating = window_response(score="5", phone=None)
+    post_complaint(client, rmyy, query=f"?response={rating.submission_id}")
+    post_complaint(client, zyy, query=f"?response={rating.submission_id}")
+    (ours,) = cases_of(rmyy)
+    (theirs,) = cases_of(zyy)
+    assert ours.channel == "self_service" and ours.survey_response_id == rating.id
+    assert theirs.channel == "self_service" and theirs.survey_response_id is None
+
+
+# The officer's registration form -------------------------------------------------------------
+
+def officer_form(client, institution, **fields):
+    hidden = open_form(client, f"/i/{institution.id}/complaints/new")
+    data = {**hidden, "channel": "walk_in", "received_at": "2026-10-08T09:30",
+            "category": str(intake.categories_for(institution)[2].id), "subject": "门诊护士态度差",
+            "description": "患者家属来访反映门诊护士态度差。", "relation": "family",
+            "complainant_name": "赵六", "complainant_phone": "13712345678", **fields}
+    return client.post(f"/i/{institution.id}/complaints/new", data=data, content_type="multipart/form-data"), data
+
+
+@pytest.fixture
+def october_2026(monkeypatch):
+    """Registration accepts receipts up to a year back; the tests enter October 2026."""
+    monkeypatch.setattr(intake, "utcnow", lambda: datetime(2026, 10, 9, 2, 0, tzinfo=timezone.utc))
+
+
+def test_an_officer_registers_a_walk_in_and_becomes_first_contact(client, rmyy, categories, october_2026):
+    officer = staff_login(client, "rmyy-officer")
+    xnk = department(rmyy, "XNK")
+    response, _ = officer_form(client, rmyy, departments=[str(xnk.id)], staff_involved="护士甲",
+                               attachments=[file_field(PNG, "照片.png")])
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "投诉已登记" in html
+    (case,) = cases_of(rmyy)
+    assert case.first_contact_id == officer.id and case.channel == "walk_in"
+    assert case.received_at == beijing(2026, 10, 8, 9, 30)
+    assert [d.id for d in case.concerned_departments] == [xnk.id] and case.staff_involved == "护士甲"
+    code = re.search(r"<code>(\d{6})</code>", html).group(1)
+    assert intake.check_lookup_code(case, code) and case.case_number in html
+    assert f"/c/lookup?i={rmyy.id}" in html
+
+
+def test_a_hotline_transfer_without_its_work_order_number_comes_back(client, rmyy, categories, october_2026):
+    staff_login(client, "rmyy-officer")
+    response, _ = officer_form(client, rmyy, channel="hotline_12345", channel_ref="")
+    assert response.status_code == 400 and "12345 热线转办须填写工单编号" in response.get_data(as_text=True)
+    assert cases_of(rmyy) == []
+    response, _ = officer_form(client, rmyy, channel="hotline_12345", channel_ref="12345-GD-0001")
+    assert response.status_code == 200 and cases_of(rmyy)[0].channel_ref == "12345-GD-0001"
+
+
+def test_an_officer_double_click_registers_once(client, rmyy, categories, october_2026):
+    staff_login(client, "rmyy-officer")
+    first, data = officer_form(client, rmyy)
+    again = client.post(f"/i/{rmyy.id}/complaints/new", data=data, content_type="multipart/form-data")
+    assert again.status_code == 200 and "该投诉已登记" in again.get_data(as_text=True)
+    assert len(cases_of(rmyy)) == 1
+
+
+def test_an_officer_can_raise_the_emergency_flag_at_registration(client, rmyy, categories, october_2026, outbox):
+    staff_login(client, "rmyy-officer")
+    officer_form(client, rmyy, emergency="y")
+    (case,) = cases_of(rmyy)
+    assert case.safety_emergency and [m.kind for m in outbox] == ["complaint_emergency"]
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"received_at": "2026-13-40T99:00"}, "请填写日期和时间"),
+    ({"received_at": "2026-10-10T09:00"}, "不能晚于现在"),
+    ({"description": ""}, "请填写投诉内容"),
+])
+def test_bad_officer_input_is_a_400(client, rmyy, categories, october_2026, fields, message):
+    staff_login(client, "rmyy-officer")
+    response, _ = officer_form(client, rmyy, **fields)
+    assert response.status_code == 400 and cases_of(rmyy) == []
+    assert message in response.get_data(as_text=True) and 'role="alert"' in response.get_data(as_text=True)
+
+
+def test_only_complaint_managers_register_and_only_for_their_hospital(client, rmyy, zyy, categories):
+    staff_login(client, "rmyy-handler")
+    assert client.get(f"/i/{rmyy.id}/complaints/new").status_code == 403
+    staff_login(client, "rmyy-leader")
+    assert client.get(f"/i/{rmyy.id}/complaints/new").status_code == 403
+    staff_login(client, "rmyy-officer")
+    assert client.get(f"/i/{zyy.id}/complaints/new").status_code == 404
+    assert client.get(f"/i/{rmyy.id}/complaints/new").status_code == 200
+
+
+def test_an_officer_reissues_a_lost_lookup_code(client, rmyy, make_case):
+    case = make_case()
+    old = case.plain_lookup_code
+    staff_login(client, "rmyy-officer")
+    response = client.post(f"/i/{rmyy.id}/complaints/{case.id}/lookup-code")
+    new = re.search(r"<code>(\d{6})</code>", response.get_data(as_text=True)).group(1)
+    db.session.refresh(case)
+    assert intake.check_lookup_code(case, new)
+    assert new == old or not intake.check_lookup_code(case, old)
+    staff_login(client, "rmyy-handler")
+    assert client.post(f"/i/{rmyy.id}/complaints/{case.id}/lookup-code").status_code == 403
+
+
+# Survey alerts ----------------------------------------------------------------------------------
+
+def alert_of(response):
+    from survey.models import RecoveryAlert
+
+    return db.session.scalar(select(RecoveryAlert).where(RecoveryAlert.response_id == response.id))
+
+
+def test_an_alert_becomes_a_complaint_once_with_the_ratings_comment_place_and_phone(rmyy, categories,
+                                                                                  window_response):
+    rating = window_response(score="1")
+    alert = alert_of(rating)
+    officer = demo_user("rmyy-officer")
+    case, code = intake.complaint_from_alert(alert, actor=officer)
+    assert case.channel == "survey_alert" and case.survey_response_id == rating.id
+    assert case.description == "收费员态度很差，还多收了钱" and case.complainant_phone == "13800138000"
+    assert case.touchpoint_id == alert.touchpoint_id and [d.id for d in case.concerned_departments] == [
+        alert.department_id]
+    assert case.first_contact_id == officer.id and case.category.code == "other"
+    assert alert.status == "acknowledged"
+    again, again_code = intake.complaint_from_alert(alert, actor=officer)
+    assert again.id == case.id and again_code == code and len(cases_of(rmyy)) == 1
+
+
+def test_the_alert_button_converts_with_a_category_and_a_second_click_shows_the_same_case(
+        client, rmyy, categories, window_response):
+    rating = window_response(score="2", comment="", phone=None)
+    alert = alert_of(rating)
+    url = f"/i/{rmyy.id}/complaints/from-alert/{alert.id}"
+    staff_login(client, "rmyy-handler")
+    assert client.post(url).status_code == 403
+    staff_login(client, "rmyy-officer")
+    first = client.post(url, data={"category": str(categories["charges"].id)})
+    assert first.status_code == 200 and "已转为投诉" in first.get_data(as_text=True)
+    (case,) = cases_of(rmyy)
+    assert case.category_id == categories["charges"].id and "未填写具体意见" in case.description
+    assert case.complainant_phone is None
+    second = client.post(url)
+    assert second.status_code == 200 and "该提醒已转为投诉" in second.get_data(as_text=True)
+    assert len(cases_of(rmyy)) == 1
+    staff_login(client, "zyy-officer")
+    assert client.post(f"/i/{rmyy.id}/complaints/from-alert/{alert.id}").status_code == 404
+
+
+def test_the_alert_page_helper_offers_the_button_to_managers_only(app, client, rmyy, categories, window_response):
+    from flask_login import login_user, logout_user
+
+    from complaints.views_intake import alert_button_context
+
+    alert = alert_of(window_response())
+    with app.test_request_context():
+        login_user(demo_user("rmyy-officer"))
+        offered = alert_button_context(rmyy, alert)
+        assert offered["can_convert"] and offered["converted"] is None
+        assert offered["convert_url"].endswith(f"/complaints/from-alert/{alert.id}")
+        logout_user()
+        login_user(demo_user("rmyy-handler"))
+        assert alert_button_context(rmyy, alert) == {"can_convert": False}
+
+
+def test_the_case_page_shows_the_intake_section_and_its_actions_to_managers(client, rmyy, make_case):
+    case = make_case(departments_concerned=["XNK", "CWK"])
+    staff_login(client, "rmyy-officer")
+    page = client.get(f"/i/{rmyy.id}/complaints/{case.id}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="intake"' in html and "财务科、心血管内科" in html
+    assert f"/complaints/{case.id}/lookup-code" in html and f"/complaints/{case.id}/emergency" in html
+    case.lead_department_id = department(rmyy, "XNK").id
+    staff_login(client, "rmyy-handler")
+    html = client.get(f"/i/{rmyy.id}/complaints/{case.id}").get_data(as_text=True)
+    assert 'id="intake"' in html and "lookup-code" not in html and "/emergency" not in html
+
+
+def test_the_survey_alert_page_shows_the_convert_button_and_then_the_case(client, rmyy, categories, window_response):
+    alert = alert_of(window_response(score="1"))
+    staff_login(client, "rmyy-officer")
+    page = client.get(f"/i/{rmyy.id}/survey/alerts/{alert.id}").get_data(as_text=True)
+    assert "转为投诉" in page and f"/i/{rmyy.id}/complaints/from-alert/{alert.id}" in page
+    case, _code = intake.complaint_from_alert(alert, actor=demo_user("rmyy-officer"))
+    page = client.get(f"/i/{rmyy.id}/survey/alerts/{alert.id}").get_data(as_text=True)
+    assert "已转为投诉" in page and case.case_number in page
+
+
+def test_a_finished_case_cannot_raise_an_emergency_alarm(client, rmyy, make_case, outbox):
+    from complaints.models import Status
+
+    case = make_case()
+    case.status = Status.CLOSED.value
+    db.session.flush()
+    with pytest.raises(IntakeError):
+        intake.flag_emergency(case, actor=demo_user("rmyy-officer"))
+    assert not case.safety_emergency and outbox == []

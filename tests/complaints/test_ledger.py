@@ -1,0 +1,419 @@
+"""The complaint ledger (投诉台账): filters, fixed columns, no personal data, streamed XLSX/CSV exports.
+
+``october_ledger`` builds the C15 fixture: 20 cases of rmyy received in October 2026 (Beijing
+time) in every state that matters for the ledger and the statistics, plus two cases just
+outside the month and one of another hospital. Its hand counts are in HAND (used by
+test_stats.py too).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import unquote
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import event, select
+
+from core.extensions import db
+from organisation.models import Institution
+from complaints import demo, ledger
+from complaints.models import CaseDepartment, Complaint, Feedback, Rectification
+from tests.complaints.conftest import department, staff_login
+from tests.factories import demo_user
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+_numbers = itertools.count(1)
+
+COLUMNS = ["案件编号", "状态", "投诉渠道", "首诉接待人", "主办科室", "投诉类别", "接收时间", "办理时限", "答复时间",
+           "办结时间", "是否按时答复", "不予受理原因", "满意度", "整改状态"]
+PHONE = "13912345678"
+
+# What a person counts by hand on the October ledger (see october_ledger below).
+HAND = {
+    "rows": 20,              # every case received in October, the merged-away duplicate included
+    "received": 19,          # the statistics leave the merged-away duplicate out
+    "declined": 2, "registered": 1, "accepted": 16, "closed": 9,
+    "response": (9, 16), "resolution": (8, 9), "satisfaction": (4, 6), "on_time": (6, 12),
+    "median_days": 4,
+}
+
+
+def at(day: int, hour: float = 10.0, month: int = 10) -> datetime:
+    """A Beijing-time moment in 2026, as the aware UTC datetime the database stores."""
+    local = datetime(2026, month, day, tzinfo=BEIJING) + timedelta(hours=hour)
+    return local.astimezone(timezone.utc)
+
+
+def end_of(day: int, month: int = 10) -> datetime:
+    """24:00 Beijing time of a due day (how deadlines are stored)."""
+    return at(day, 24, month)
+
+
+def add_case(institution: Institution, *, received: datetime, status: str = "closed", **values: Any) -> Complaint:
+    """A case written directly (the services are tested elsewhere): only what the ledger reads."""
+    number = values.pop("case_number", None) or f"TT2026-{next(_numbers):05d}"
+    values.setdefault("channel", "walk_in")
+    values.setdefault("subject", "挂号窗口态度生硬")
+    values.setdefault("description", "工作人员态度生硬。")
+    values.setdefault("complainant_name", "欧阳测试")
+    values.setdefault("complainant_phone", "13800000000")
+    complaint = Complaint(institution_id=institution.id, case_number=number, received_at=received, status=status,
+                          **values)
+    db.session.add(complaint)
+    db.session.flush()
+    return complaint
+
+
+@dataclass
+class Ledger:
+    rmyy: Institution
+    zyy: Institution
+    cases: dict[str, Complaint]
+
+
+@pytest.fixture
+def october_ledger(rmyy, zyy, categories, calendar_2026) -> Ledger:
+    """The C15 fixture: 20 October cases of rmyy with known answers (HAND), and three outside it."""
+    officer = demo_user("rmyy-officer")
+    xnk, cwk, ywk = department(rmyy, "XNK"), department(rmyy, "CWK"), department(rmyy, "YWK")
+    attitude, charges, safety = categories["attitude"], categories["charges"], categories["quality_safety"]
+    common = {"first_contact_id": officer.id, "category_id": attitude.id, "lead_department_id": xnk.id}
+    cases: dict[str, Complaint] = {}
+
+    def case(key: str, **values: Any) -> Complaint:
+        merged = {**common, **values}
+        cases[key] = add_case(rmyy, case_number=f"TS2026-1{len(cases):04d}", **merged)
+        return cases[key]
+
+    # Closed: replied on time / late; resolved or not; satisfaction answered on the case, or only on its feedback.
+    case("A1", received=at(12), due_at=end_of(19), replied_at=at(15), first_response_at=at(15), closed_at=at(16),
+         resolved=True, satisfaction="satisfied", complainant_phone=PHONE, complainant_name="张三丰")
+    case("A2", received=at(13), due_at=end_of(20), replied_at=at(19), first_response_at=at(19), closed_at=at(20),
+         resolved=True, satisfaction="basically", channel="phone")
+    case("A3", received=at(14), due_at=end_of(21), replied_at=at(27), first_response_at=at(27), closed_at=at(28),
+         resolved=False, satisfaction="unsatisfied", category_id=safety.id, lead_department_id=ywk.id)
+    case("A4", received=at(15), due_at=end_of(22), replied_at=at(20), first_response_at=at(20), closed_at=at(21),
+         resolved=True)
+    case("A5", received=at(16), due_at=end_of(23), replied_at=at(29), first_response_at=at(29), closed_at=at(30),
+         resolved=True, satisfaction="satisfied", complainant_phone="139-1234-5678", channel="hotline_12345",
+         category_id=charges.id, lead_department_id=cwk.id)
+    # Replied, not closed yet.
+    case("A6", status="replied", received=at(19), due_at=end_of(26), replied_at=at(23), first_response_at=at(23))
+    case("A7", status="replied", received=at(20), due_at=end_of(27), replied_at=at(28, 9), first_response_at=at(28, 9))
+    # Open: overdue (contacted in time, never answered); paused; still within a deadline that lies ahead.
+    case("A8", status="in_handling", received=at(21), due_at=end_of(28), first_response_at=at(22))
+    case("A9", status="in_handling", received=at(22), due_at=end_of(29), paused_since=at(26),
+         pause_reason="awaiting_material")
+    case("A10", status="in_handling", received=at(23),
+         due_at=datetime.now(timezone.utc) + timedelta(days=5))  # an approved extension
+    # Settled on the spot: no deadline; resolved recorded by the service, or left empty.
+    case("A11", status="settled", received=at(20, 9), first_response_at=at(20, 9.5), replied_at=at(20, 9.5),
+         closed_at=at(20, 9.5), resolved=True, channel="self_service", first_contact_id=None)
+    case("A12", status="settled", received=at(21, 15), closed_at=at(21, 15.5), lead_department_id=None)
+    # Declined (C11): listed, out of every denominator — even with a passed deadline and an answer.
+    case("D1", status="declined", received=at(22, 11), decline_reason="in_court", decline_notice="已向法院起诉。",
+         first_response_at=at(23), closed_at=at(23), due_at=end_of(23), satisfaction="unsatisfied",
+         lead_department_id=None)
+    case("D2", status="declined", received=at(26), decline_reason="repeated", decline_notice="重复投诉。",
+         first_response_at=at(26, 12), closed_at=at(26, 12), complainant_phone=PHONE, lead_department_id=None,
+         channel="letter")
+    case("R1", status="registered", received=at(30, 16), lead_department_id=None, channel="email")
+    # More open cases past their deadline.
+    case("A13", status="reply_drafted", received=at(26, 9), due_at=end_of(30))
+    case("A16", status="transferred", received=at(27), due_at=end_of(30))
+    # Closed on co-handling: the lead is XNK, CWK co-handles it.
+    case("A14", received=at(19, 14), due_at=end_of(30), replied_at=at(22), first_response_at=at(22), closed_at=at(23),
+         resolved=True, satisfaction="satisfied", channel="self_service")
+    # Replied exactly at 24:00 of the due day: still on time; received across the make-up Saturday.
+    case("A15", received=at(8), due_at=end_of(12), replied_at=end_of(12), first_response_at=end_of(12),
+         closed_at=at(12, 16), resolved=True)
+    # A duplicate merged into A1 (C12): listed in the ledger, not counted twice.
+    case("M1", received=at(12, 11), merged_into_id=cases["A1"].id, due_at=end_of(19), replied_at=at(15),
+         closed_at=at(16), resolved=True, satisfaction="satisfied")
+
+    db.session.add(CaseDepartment(complaint_id=cases["A14"].id, department_id=xnk.id, role="lead"))
+    db.session.add(CaseDepartment(complaint_id=cases["A14"].id, department_id=cwk.id, role="co"))
+    # A4's answer was recorded on its feedback only: the ledger and the statistics still see it.
+    db.session.add(Feedback(complaint_id=cases["A4"].id, expires_at=at(28), answered_at=at(22), answer="unsatisfied"))
+    db.session.add(Rectification(complaint_id=cases["A1"].id, institution_id=rmyy.id, action="培训", owner_id=officer.id,
+                                 due_date=date(2026, 11, 15), status="verified"))
+    db.session.add(Rectification(complaint_id=cases["A3"].id, institution_id=rmyy.id, action="复盘", owner_id=officer.id,
+                                 due_date=date(2026, 11, 15), status="verified"))
+    db.session.add(Rectification(complaint_id=cases["A3"].id, institution_id=rmyy.id, action="质控", owner_id=officer.id,
+                                 due_date=date(2026, 11, 30), status="open"))
+    # Just outside October in Beijing time (though inside it, or not, in UTC); and another hospital's case.
+    add_case(rmyy, case_number="TS2026-20001", received=at(30, 23.5, month=9), status="registered")
+    add_case(rmyy, case_number="TS2026-20002", received=at(1, 0.2, month=11), status="registered")
+    add_case(zyy, case_number="TS2026-30001", received=at(15), status="registered")
+    db.session.flush()
+    return Ledger(rmyy, zyy, cases)
+
+
+OCTOBER = ledger.LedgerFilter(date_from=date(2026, 10, 1), date_to=date(2026, 10, 31))
+
+
+def numbers(institution: Institution, f: ledger.LedgerFilter) -> set[str]:
+    return {row.case_number for row in ledger.iter_rows(institution, f)}
+
+
+def keys(data: Ledger, *names: str) -> set[str]:
+    return {data.cases[n].case_number for n in names}
+
+
+# Filters -----------------------------------------------------------------------------
+
+def test_october_ledger_lists_every_case_received_in_the_beijing_month(october_ledger):
+    rows = list(ledger.iter_rows(october_ledger.rmyy, OCTOBER))
+
+    assert len(rows) == HAND["rows"]
+    assert {r.case_number for r in rows} == {c.case_number for c in october_ledger.cases.values()}
+    assert [r.received_at for r in rows] == sorted(r.received_at for r in rows)
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("status", "declined", {"D1", "D2"}),
+    ("status", "done", {"A1", "A2", "A3", "A4", "A5", "A14", "A15", "M1", "A11", "A12"}),
+    ("status", "open", {"A8", "A9", "A10", "A13", "A16", "R1"}),
+    ("channel", "hotline_12345", {"A5"}),
+    ("timeliness", "on_time", {"A1", "A2", "A4", "A6", "A14", "A15"}),
+    ("timeliness", "overdue", {"A3", "A5", "A7", "A8", "A13", "A16"}),
+    ("satisfaction", "satisfied", {"A1", "A5", "A14", "M1"}),
+    ("satisfaction", "unsatisfied", {"A3", "A4", "D1"}),
+])
+def test_ledger_filters_select_the_hand_picked_cases(october_ledger, field, value, expected):
+    f = ledger.LedgerFilter(date_from=OCTOBER.date_from, date_to=OCTOBER.date_to, **{field: value})
+
+    assert numbers(october_ledger.rmyy, f) == keys(october_ledger, *expected)
+
+
+def test_department_filter_finds_lead_and_co_handled_cases(october_ledger):
+    cwk = department(october_ledger.rmyy, "CWK")
+    f = ledger.LedgerFilter(date_from=OCTOBER.date_from, date_to=OCTOBER.date_to, department_id=cwk.id)
+
+    assert numbers(october_ledger.rmyy, f) == keys(october_ledger, "A5", "A14")
+
+
+def test_category_filter_and_unanswered_satisfaction(october_ledger, categories):
+    rmyy = october_ledger.rmyy
+    by_category = ledger.LedgerFilter(date_from=OCTOBER.date_from, date_to=OCTOBER.date_to,
+                                      category_id=categories["charges"].id)
+    not_answered = ledger.LedgerFilter(date_from=OCTOBER.date_from, date_to=OCTOBER.date_to, satisfaction="none")
+
+    assert numbers(rmyy, by_category) == keys(october_ledger, "A5")
+    assert numbers(rmyy, not_answered) == keys(october_ledger, "A6", "A7", "A8", "A9", "A10", "A11", "A12", "A13",
+                                               "A15", "A16", "D2", "R1")
+
+
+def test_received_date_bounds_are_beijing_days(october_ledger):
+    rmyy = october_ledger.rmyy
+
+    assert numbers(rmyy, ledger.LedgerFilter(date_to=date(2026, 9, 30))) == {"TS2026-20001"}
+    assert numbers(rmyy, ledger.LedgerFilter(date_from=date(2026, 11, 1))) == {"TS2026-20002"}
+
+
+def test_ledger_is_scoped_to_its_institution(october_ledger):
+    assert "TS2026-30001" not in numbers(october_ledger.rmyy, ledger.LedgerFilter())
+    assert numbers(october_ledger.zyy, ledger.LedgerFilter()) == {"TS2026-30001"}
+
+
+# Fixed columns (C15) and the on-time column ---------------------------------------------
+
+def test_columns_are_the_fixed_c15_columns():
+    assert ledger.columns() == COLUMNS
+
+
+def test_on_time_column_follows_the_deadline(october_ledger):
+    rows = {r.case_number: r for r in ledger.iter_rows(october_ledger.rmyy, OCTOBER)}
+    verdict = {key: rows[c.case_number].on_time for key, c in october_ledger.cases.items()}
+
+    assert {k for k, v in verdict.items() if v is True} == {"A1", "A2", "A4", "A6", "A14", "A15"}
+    assert {k for k, v in verdict.items() if v is False} == {"A3", "A5", "A7", "A8", "A13", "A16"}
+    assert verdict["A9"] is None and verdict["A10"] is None  # paused; deadline ahead
+    assert verdict["D1"] is None and verdict["A11"] is None and verdict["M1"] is None
+
+
+def test_rectification_and_satisfaction_columns_summarise_the_case(october_ledger):
+    rows = {r.case_number: r for r in ledger.iter_rows(october_ledger.rmyy, OCTOBER)}
+    cases = october_ledger.cases
+
+    assert rows[cases["A1"].case_number].rectification == "verified"
+    assert rows[cases["A3"].case_number].rectification == "open"  # one verified, one still open
+    assert rows[cases["A2"].case_number].rectification is None
+    assert rows[cases["A4"].case_number].satisfaction == "unsatisfied"  # from its feedback row
+
+
+# Pages and exports -----------------------------------------------------------------------
+
+def ledger_url(data: Ledger, **args: Any) -> str:
+    query = "&".join(f"{k}={v}" for k, v in args.items())
+    return f"/i/{data.rmyy.id}/complaints/ledger" + (f"?{query}" if query else "")
+
+
+def test_ledger_page_shows_fixed_columns_and_no_complainant(client, october_ledger):
+    staff_login(client, "rmyy-officer")
+
+    page = client.get(ledger_url(october_ledger, date_from="2026-10-01", date_to="2026-10-31"))
+
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    for column in COLUMNS:
+        assert f">{column}</th>" in html
+    assert october_ledger.cases["A1"].case_number in html
+    assert "张三丰" not in html and "欧阳测试" not in html and "张*" not in html
+    assert PHONE not in html and "5678" not in html
+    assert "投诉台账" in html and "投诉统计" in html  # the navigation entries
+
+
+def test_ledger_page_rejects_bad_filters_with_a_chinese_message(client, october_ledger):
+    staff_login(client, "rmyy-officer")
+
+    page = client.get(ledger_url(october_ledger, date_from="2026-13-01", timeliness="soon"))
+
+    assert page.status_code == 400
+    assert "日期格式为 YYYY-MM-DD" in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("username, status", [("rmyy-leader", 200), ("rmyy-admin", 200), ("rmyy-handler", 403),
+                                              ("zyy-officer", 404)])
+def test_ledger_is_for_those_who_may_see_complaint_statistics(client, october_ledger, username, status):
+    staff_login(client, username)
+
+    assert client.get(ledger_url(october_ledger)).status_code == status
+    assert client.get(f"/i/{october_ledger.rmyy.id}/complaints/ledger/export.csv").status_code == status
+
+
+def test_xlsx_export_opens_with_openpyxl_with_real_dates_and_no_personal_data(client, october_ledger):
+    staff_login(client, "rmyy-officer")
+
+    response = client.get(f"/i/{october_ledger.rmyy.id}/complaints/ledger/export.xlsx"
+                          "?date_from=2026-10-01&date_to=2026-10-31")
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment; filename=\"complaint-ledger-")
+    assert "投诉台账-示范一院-2026-10-01至2026-10-31.xlsx" in unquote(disposition.split("filename*=UTF-8''")[1])
+    workbook = load_workbook(io.BytesIO(response.get_data()), read_only=True)
+    rows = list(workbook.active.iter_rows(values_only=True))
+    assert list(rows[0]) == COLUMNS
+    assert len(rows) == 1 + HAND["rows"]
+    a15 = next(r for r in rows if r[0] == october_ledger.cases["A15"].case_number)
+    assert a15[6] == datetime(2026, 10, 8, 10, 0)       # received, Beijing time, a real date
+    assert a15[7] == datetime(2026, 10, 12)             # due day
+    assert a15[10] == "是"
+    text = repr(rows)
+    assert "张三丰" not in text and "欧阳测试" not in text and "13912345678" not in text and "13800000000" not in text
+
+
+def test_csv_export_has_a_bom_and_the_same_rows(client, october_ledger):
+    staff_login(client, "rmyy-officer")
+
+    response = client.get(f"/i/{october_ledger.rmyy.id}/complaints/ledger/export.csv"
+                          "?date_from=2026-10-01&date_to=2026-10-31&timeliness=overdue")
+
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and body.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
+    assert rows[0] == COLUMNS
+    assert {r[0] for r in rows[1:]} == keys(october_ledger, "A3", "A5", "A7", "A8", "A13", "A16")
+    assert all(r[10] == "否" for r in rows[1:])
+    assert "张三丰" not in body and PHONE not in body
+
+
+def test_export_with_bad_filters_is_a_400(client, october_ledger):
+    staff_login(client, "rmyy-officer")
+
+    response = client.get(f"/i/{october_ledger.rmyy.id}/complaints/ledger/export.xlsx?category_id=abc")
+
+    assert response.status_code == 400
+    assert "筛选条件有误" in response.get_data(as_text=True)
+
+
+def test_on_time_rate_equals_a_hand_count_of_the_exported_ledger(client, october_ledger):
+    from complaints import stats
+
+    staff_login(client, "rmyy-officer")
+    response = client.get(f"/i/{october_ledger.rmyy.id}/complaints/ledger/export.xlsx"
+                          "?date_from=2026-10-01&date_to=2026-10-31")
+    rows = list(load_workbook(io.BytesIO(response.get_data()), read_only=True).active.iter_rows(values_only=True))
+    yes = sum(1 for r in rows[1:] if r[10] == "是")
+    no = sum(1 for r in rows[1:] if r[10] == "否")
+
+    rate = stats.summaries([october_ledger.rmyy.id], stats.parse_period("2026-10"))[october_ledger.rmyy.id].on_time
+    assert (yes, yes + no) == (rate.numerator, rate.denominator) == HAND["on_time"]
+
+
+# Streaming -----------------------------------------------------------------------------
+
+@pytest.fixture
+def three_thousand_cases(rmyy, categories):
+    """3,000 bare cases of rmyy, inserted in bulk."""
+    officer = demo_user("rmyy-officer")
+    start = datetime(2026, 1, 5, 2, tzinfo=timezone.utc)
+    rows = [{"institution_id": rmyy.id, "case_number": f"BULK-{i:05d}", "channel": "phone",
+             "received_at": start + timedelta(minutes=97 * i), "first_contact_id": officer.id,
+             "category_id": categories["other"].id, "subject": "测试", "description": "测试",
+             "complainant_name": "王五", "complainant_phone": "13700000000", "status": "closed",
+             "due_at": start + timedelta(minutes=97 * i, days=7), "replied_at": start + timedelta(minutes=97 * i, days=3),
+             "closed_at": start + timedelta(minutes=97 * i, days=4), "deadline_trace": {}, "version": 1}
+            for i in range(3000)]
+    demo.write_rows(Complaint, rows)
+    db.session.flush()
+    return rmyy
+
+
+def test_export_reads_the_ledger_in_keyset_batches(app, three_thousand_cases):
+    fetched: list[int] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM complaint" in statement \
+                and "case_number" in statement:
+            fetched.append(cursor.rowcount)
+
+    engine = db.engines[None]
+    target = engine.engine if hasattr(engine, "engine") else engine
+    event.listen(target, "after_cursor_execute", count)
+    try:
+        handle, written = ledger.write_xlsx(ledger.iter_rows(three_thousand_cases, ledger.LedgerFilter(), batch=1000))
+    finally:
+        event.remove(target, "after_cursor_execute", count)
+
+    assert written == 3000
+    assert fetched == [1000, 1000, 1000, 0] or fetched == [1000, 1000, 1000]
+    assert sum(1 for _ in load_workbook(handle, read_only=True).active.iter_rows()) == 3001
+
+
+def test_export_keeps_no_orm_objects_in_the_session(three_thousand_cases):
+    before = len(db.session.identity_map)
+
+    for _row in ledger.iter_rows(three_thousand_cases, ledger.LedgerFilter(), batch=500):
+        pass
+
+    assert len(db.session.identity_map) == before
+
+
+def test_keyset_batches_keep_cases_received_at_the_same_instant(rmyy, categories):
+    same = datetime(2026, 3, 3, 3, tzinfo=timezone.utc)
+    for i in range(7):
+        add_case(rmyy, received=same, case_number=f"SAME-{i}")
+
+    read = [r.case_number for r in ledger.iter_rows(rmyy, ledger.LedgerFilter(), batch=3)]
+
+    assert sorted(read) == [f"SAME-{i}" for i in range(7)]
+
+
+def test_demo_generator_fills_every_status_and_channel(rmyy, categories, calendar_2026):
+    from complaints.models import Status
+
+    demo.seed_cases(120, institutions=[rmyy], days=90)
+
+    statuses = set(db.session.scalars(select(Complaint.status).where(Complaint.institution_id == rmyy.id)))
+    channels = set(db.session.scalars(select(Complaint.channel).where(Complaint.institution_id == rmyy.id)))
+    assert statuses == {s.value for s in Status}
+    assert len(channels) == 7
