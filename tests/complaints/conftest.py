@@ -40,6 +40,24 @@ from tests.factories import demo_institution, demo_user, login
 
 # Tenants and users ---------------------------------------------------------------
 
+@pytest.fixture
+def officer(ctx) -> StaffUser:
+    """rmyy's complaint officer."""
+    return demo_user("rmyy-officer")
+
+
+@pytest.fixture
+def admin(ctx) -> StaffUser:
+    """rmyy's institution admin (an officer-capable second person for approvals)."""
+    return demo_user("rmyy-admin")
+
+
+@pytest.fixture
+def handler(ctx) -> StaffUser:
+    """rmyy's department handler, bound to XNK (心血管内科) and CWK (财务科)."""
+    return demo_user("rmyy-handler")
+
+
 def staff_login(client, username: str) -> StaffUser:
     """Log ``client`` in as a demo user ('rmyy-officer', 'rmyy-admin', 'rmyy-handler', 'rmyy-leader', 'zyy-…')."""
     user = demo_user(username)

@@ -26,21 +26,6 @@ def beijing(y, m, d, hh=0, mm=0) -> datetime:
 
 
 @pytest.fixture
-def officer(ctx):
-    return demo_user("rmyy-officer")
-
-
-@pytest.fixture
-def admin(ctx):
-    return demo_user("rmyy-admin")
-
-
-@pytest.fixture
-def handler(ctx):
-    return demo_user("rmyy-handler")
-
-
-@pytest.fixture
 def c1_case(make_case, calendar_2026):
     """Check C1's case: received Wed 2026-09-30 17:00 Beijing, registered by rmyy-officer."""
     return make_case(received_at=BEIJING_1700_0930)

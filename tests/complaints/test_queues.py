@@ -14,11 +14,6 @@ from tests.complaints.conftest import department, staff_login
 from tests.factories import demo_user
 
 
-@pytest.fixture
-def officer(ctx):
-    return demo_user("rmyy-officer")
-
-
 def now_minus(days: float) -> datetime:
     return datetime.now(timezone.utc) - timedelta(days=days)
 

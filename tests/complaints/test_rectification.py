@@ -37,21 +37,6 @@ def routed_case(make_case, rmyy, *, lead: str = "XNK", **overrides):
     return case
 
 
-@pytest.fixture
-def officer(ctx):
-    return demo_user("rmyy-officer")
-
-
-@pytest.fixture
-def admin(ctx):
-    return demo_user("rmyy-admin")
-
-
-@pytest.fixture
-def handler(ctx):
-    return demo_user("rmyy-handler")
-
-
 def in_a_week() -> date:
     return local_today() + timedelta(days=7)
 

@@ -47,21 +47,6 @@ def replied_case(make_case, rmyy, **overrides):
     return case
 
 
-@pytest.fixture
-def officer(ctx):
-    return demo_user("rmyy-officer")
-
-
-@pytest.fixture
-def admin(ctx):
-    return demo_user("rmyy-admin")
-
-
-@pytest.fixture
-def handler(ctx):
-    return demo_user("rmyy-handler")
-
-
 # Drafting and review -------------------------------------------------------------------
 
 def test_lead_department_handler_drafts_and_the_case_awaits_review(make_case, rmyy, handler):

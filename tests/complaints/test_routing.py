@@ -19,11 +19,6 @@ C1_RECEIVED = datetime(2026, 9, 30, 9, 0, tzinfo=timezone.utc)  # Wed 2026-09-30
 
 
 @pytest.fixture
-def officer(ctx):
-    return demo_user("rmyy-officer")
-
-
-@pytest.fixture
 def accepted(make_case, calendar_2026, officer):
     """C1's case, accepted (due 2026-10-13 on the 5-day rule)."""
     case = make_case(received_at=C1_RECEIVED, subject="心内科病房夜间噪音", description="病房夜间有人大声喧哗，护士未制止。")
