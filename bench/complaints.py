@@ -22,7 +22,6 @@ import argparse
 import http.client
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
-from servers import ADMIN_DSN, ROOT, app_env, free_port, start, stop, wait_for
+from servers import ADMIN_DSN, ROOT, app_env, free_port, run_clients, start, stop, summary, wait_for
 TARGET_P95_MS = 150.0
 OPEN_STATUSES = ("accepted", "in_handling", "transferred", "reply_drafted", "reply_approved", "reopened")
 
@@ -175,17 +174,7 @@ def measure(port: int, path: str, count: int, clients: int, cookie: str = "", ex
             latencies.extend(mine)
             errors[0] += bad
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 2 else [0.0] * 99
-    return {"requests": len(latencies), "errors": errors[0], "rps": len(latencies) / elapsed,
-            "p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000}
+    return summary(latencies, errors[0], run_clients(client, clients))
 
 
 def worker_pids(master: int) -> list[int]:

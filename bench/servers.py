@@ -56,3 +56,26 @@ def app_env(url: str, **extra: str) -> dict[str, str]:
     return {**os.environ, "TINGJIAN_CONFIG": "production", "TINGJIAN_SECRET_KEY": "bench-secret-key",
             "TINGJIAN_DATABASE_URL": url, "TINGJIAN_REDIS_URL": REDIS_URL, "TINGJIAN_SESSION_COOKIE_SECURE": "false",
             **extra}
+
+
+def run_clients(client, count: int) -> float:
+    """Run ``count`` threads of ``client`` to completion; the wall time in seconds."""
+    import threading
+
+    threads = [threading.Thread(target=client) for _ in range(count)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def summary(latencies: list[float], errors: int, elapsed: float) -> dict:
+    """Requests, errors, requests per second and latency percentiles in milliseconds."""
+    import statistics
+
+    latencies = sorted(latencies)
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 2 else [0.0] * 99
+    return {"requests": len(latencies), "errors": errors, "rps": len(latencies) / elapsed if elapsed else 0.0,
+            "p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000}

@@ -16,7 +16,6 @@ import gzip
 import http.client
 import os
 import re
-import statistics
 import sys
 import threading
 import time
@@ -25,7 +24,7 @@ from urllib.parse import urlencode, urlparse
 
 import psycopg
 
-from servers import ADMIN_DSN, ROOT, app_env, free_port, start, stop, wait_for
+from servers import ADMIN_DSN, ROOT, app_env, free_port, run_clients, start, stop, summary, wait_for
 
 
 def prepare_database(url: str) -> str:
@@ -104,17 +103,7 @@ def load(port: int, path: str, make_body, seconds: float, clients: int, cookie: 
             latencies.extend(mine)
             errors[0] += bad
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 2 else [0] * 99
-    return {"requests": len(latencies), "errors": errors[0], "rps": len(latencies) / elapsed,
-            "p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000}
+    return summary(latencies, errors[0], run_clients(client, clients))
 
 
 def page_weight(port: int, path: str) -> dict:
