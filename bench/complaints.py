@@ -31,7 +31,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
-from servers import ADMIN_DSN, ROOT, app_env, free_port, run_clients, start, stop, summary, wait_for
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # as a script: the app and bench/ importable
+from bench.servers import ADMIN_DSN, ROOT, app_env, free_port, run_clients, start, stop, summary, wait_for  # noqa: E402
 TARGET_P95_MS = 150.0
 OPEN_STATUSES = ("accepted", "in_handling", "transferred", "reply_drafted", "reply_approved", "reopened")
 

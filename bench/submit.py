@@ -20,11 +20,13 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlencode, urlparse
 
 import psycopg
 
-from servers import ADMIN_DSN, ROOT, app_env, free_port, run_clients, start, stop, summary, wait_for
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # as a script: the app and bench/ importable
+from bench.servers import ADMIN_DSN, ROOT, app_env, free_port, run_clients, start, stop, summary, wait_for  # noqa: E402
 
 
 def prepare_database(url: str) -> str:
