@@ -7,7 +7,8 @@ import io
 import json
 import logging
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -531,9 +532,12 @@ def test_purge_nulls_old_names_and_phones_once_and_keeps_recent_ones(ctx, hospit
     db.session.add(old_request)
     db.session.flush()
 
-    first = followup.purge_contact_data(now=utcnow())
+    # Noon in Beijing on the fixture's "today": the two runs must not straddle local midnight,
+    # or the boundary discharge would rightly fall due in the second one.
+    noon = datetime.combine(today, time(12, 0), tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(timezone.utc)
+    first = followup.purge_contact_data(now=noon)
     stamp = old.purged_at
-    second = followup.purge_contact_data(now=utcnow() + timedelta(minutes=5))
+    second = followup.purge_contact_data(now=noon + timedelta(minutes=5))
 
     assert first == {"discharges": 1, "contact_requests": 1}
     assert second == {"discharges": 0, "contact_requests": 0}
