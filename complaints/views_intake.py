@@ -19,6 +19,7 @@ from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
+from organisation.views import handle_form
 from complaints import intake, lookup
 from complaints.blueprints import public_bp, staff_bp
 from complaints.forms_intake import (
@@ -461,25 +462,18 @@ def categories(institution_id: int):
     institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
     _ensure_default_categories()
     form = CategoryForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            intake.create_category(institution, name=form.name.data, safety=form.safety.data,
-                                   charges=form.charges.data, sort=form.sort.data, actor=actor())
-        except intake.IntakeError as exc:
-            db.session.rollback()
-            (getattr(form, exc.field).errors if exc.field else form.form_errors).append(str(exc))
-        else:
-            db.session.commit()
-            flash(gettext("类别已添加。"), "success")
-            return redirect(url_for("complaints_staff.categories", institution_id=institution.id))
-    if request.method == "POST":
-        status = 400
+
+    def add():
+        return intake.create_category(institution, name=form.name.data, safety=form.safety.data,
+                                      charges=form.charges.data, sort=form.sort.data, actor=actor())
+
     rows = intake.categories_for(institution, include_inactive=True)
-    return render_template("complaints/intake/categories.html", institution=institution, form=form,
-                           defaults=[c for c in rows if c.institution_id is None],
-                           own=[c for c in rows if c.institution_id == institution.id],
-                           label=intake.category_label, toggle=ConfirmForm()), status
+    return handle_form(form, add, success=gettext("类别已添加。"),
+                       next_url=lambda _c: url_for("complaints_staff.categories", institution_id=institution.id),
+                       template="complaints/intake/categories.html", institution=institution,
+                       defaults=[c for c in rows if c.institution_id is None],
+                       own=[c for c in rows if c.institution_id == institution.id],
+                       label=intake.category_label, toggle=ConfirmForm())
 
 
 def _own_category_or_404(institution: Institution, category_id: int) -> Category:
@@ -494,20 +488,14 @@ def category_edit(institution_id: int, category_id: int):
     institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
     category = _own_category_or_404(institution, category_id)
     form = CategoryForm(obj=category)
-    if form.validate_on_submit():
-        try:
-            intake.update_category(category, name=form.name.data, safety=form.safety.data,
-                                   charges=form.charges.data, sort=form.sort.data, actor=actor())
-        except intake.IntakeError as exc:
-            db.session.rollback()
-            (getattr(form, exc.field).errors if exc.field else form.form_errors).append(str(exc))
-        else:
-            db.session.commit()
-            flash(gettext("类别已保存。"), "success")
-            return redirect(url_for("complaints_staff.categories", institution_id=institution.id))
-    status = 400 if request.method == "POST" else 200
-    return render_template("complaints/intake/category_form.html", institution=institution, form=form,
-                           category=category), status
+
+    def save():
+        return intake.update_category(category, name=form.name.data, safety=form.safety.data,
+                                      charges=form.charges.data, sort=form.sort.data, actor=actor())
+
+    return handle_form(form, save, success=gettext("类别已保存。"),
+                       next_url=lambda _c: url_for("complaints_staff.categories", institution_id=institution.id),
+                       template="complaints/intake/category_form.html", institution=institution, category=category)
 
 
 @staff_bp.post("/categories/<int:category_id>/toggle")

@@ -56,6 +56,7 @@ def handle_form(form, action: Callable[[], Any], *, success: str, next_url: Call
         try:
             result = action()
         except services.ServiceError as exc:
+            db.session.rollback()  # nothing of a refused action may reach a later commit
             field = getattr(form, exc.field, None) if exc.field else None
             (field.errors if field is not None else form.form_errors).append(str(exc))
         else:

@@ -10,17 +10,16 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext
-
 from sqlalchemy import select
 
 from core.extensions import db
 from survey import qr, tokens, versioning
-from survey.models import Channel, SurveyResponse, TemplateVersion
-from survey.submission import SUBMISSION_ID_RE, Context, SubmissionError, find_by_submission_id, submit_response
+from survey.models import SurveyResponse, TemplateVersion
+from survey.submission import SUBMISSION_ID_RE, SubmissionError, find_by_submission_id
 
 bp = Blueprint("patient", __name__)
 
@@ -91,28 +90,22 @@ def read_context_timing(context_key: str) -> tuple[str | None, float | None]:
     return problem, fill
 
 
-def store(context: Context, context_key: str, *, version: TemplateVersion | dict[str, Any], action: str,
-          heading: str, subheading: str | Callable[[], str] = "", thanks_endpoint: str = "patient.thanks"):
-    """Validate and store a POSTed survey, then redirect to the thank-you page (303).
+def client_hashes() -> tuple[str, str]:
+    """Keyed hashes of the device cookie and the client's network, for the anti-abuse flags."""
+    device = tokens.hash_value("device", device_id()) if device_id() else ""
+    return device, tokens.hash_value("ip", ip_prefix())
 
-    ``subheading`` may be a callable: it is only needed when the form comes back with errors.
+
+def render_rejected(version: TemplateVersion | dict[str, Any], error: SubmissionError, *, action: str,
+                    context_key: str, heading: str, subheading: str = ""):
+    """The form again, 400, with what was typed and the message at the item it concerns.
+
+    Call it after rolling back: nothing of the rejected submission was stored.
     """
-    context.form_problem, context.fill_seconds = read_context_timing(context_key)
-    context.device_hash = tokens.hash_value("device", device_id()) if device_id() else ""
-    context.ip_hash = tokens.hash_value("ip", ip_prefix())
     submission_id = request.form.get("submission_id", "")
-    try:
-        response, _created = submit_response(context, submission_id, request.form.get, request.form.getlist)
-    except SubmissionError as exc:
-        db.session.rollback()
-        errors = {exc.item_code or "_form": str(exc)}
-        return render_survey(version, action=action, context_key=context_key, heading=heading,
-                             subheading=subheading() if callable(subheading) else subheading,
-                             values=form_values(), errors=errors,
-                             submission_id=submission_id if len(submission_id) >= 16 else None, status=400)
-    db.session.commit()  # committed before the patient is told it was received
-    after_commit(response)
-    return redirect(url_for(thanks_endpoint, submission_id=response.submission_id), code=303)
+    return render_survey(version, action=action, context_key=context_key, heading=heading, subheading=subheading,
+                         values=form_values(), errors={error.item_code or "_form": str(error)},
+                         submission_id=submission_id if len(submission_id) >= 16 else None, status=400)
 
 
 def after_commit(response: SurveyResponse) -> None:
@@ -185,17 +178,14 @@ def accept(info: qr.CodeInfo, definition: dict[str, Any], context_key: str, acti
 
     form_problem, fill_seconds = read_context_timing(context_key)
     submission_id = request.form.get("submission_id", "")
+    device_hash, ip_hash = client_hashes()
     try:
         inbox.accept_rating(info, definition, submission_id, request.form, form_problem=form_problem,
-                            fill_seconds=fill_seconds,
-                            device_hash=tokens.hash_value("device", device_id()) if device_id() else "",
-                            ip_hash=tokens.hash_value("ip", ip_prefix()))
+                            fill_seconds=fill_seconds, device_hash=device_hash, ip_hash=ip_hash)
     except SubmissionError as exc:
         db.session.rollback()
-        return render_survey(definition, action=action, context_key=context_key, heading=info.touchpoint_name,
-                             subheading=institution_name(info.institution_id), values=form_values(),
-                             errors={exc.item_code or "_form": str(exc)},
-                             submission_id=submission_id if len(submission_id) >= 16 else None, status=400)
+        return render_rejected(definition, exc, action=action, context_key=context_key,
+                               heading=info.touchpoint_name, subheading=institution_name(info.institution_id))
     db.session.commit()  # durable before the patient is told it was received
     if inbox.processes_inline():
         inbox.process_inbox(submission_id=submission_id)

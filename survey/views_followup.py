@@ -381,18 +381,15 @@ def discharge_survey(token: str):
     context = Context(institution_id=discharge.institution_id, channel=Channel.DISCHARGE_LINK, version=version,
                       touchpoint=discharge.touchpoint, department_id=discharge.department_id)
     context.form_problem, context.fill_seconds = patient.read_context_timing(context_key)
-    context.device_hash = followup.tokens.hash_value("device", patient.device_id()) if patient.device_id() else ""
-    context.ip_hash = followup.tokens.hash_value("ip", patient.ip_prefix())
+    context.device_hash, context.ip_hash = patient.client_hashes()
     submission_id = request.form.get("submission_id", "")
     try:
         response, _created = followup.use_discharge_link(discharge, context, submission_id, request.form.get,
                                                          request.form.getlist)
     except SubmissionError as exc:
         db.session.rollback()
-        return patient.render_survey(version, action=action, context_key=context_key, heading=heading,
-                                     subheading=subheading, values=patient.form_values(),
-                                     errors={exc.item_code or "_form": str(exc)},
-                                     submission_id=submission_id if len(submission_id) >= 16 else None, status=400)
+        return patient.render_rejected(version, exc, action=action, context_key=context_key, heading=heading,
+                                       subheading=subheading)
     except followup.FollowupError:
         db.session.rollback()
         return patient.render_notice(gettext("此链接已使用，感谢您的评价"),

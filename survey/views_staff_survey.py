@@ -234,11 +234,8 @@ def staff_survey(token: str):
                                   form_problem=form_problem, fill_seconds=fill_seconds)
     except SubmissionError as exc:
         db.session.rollback()
-        return patient.render_survey(version, action=action, context_key=context_key, heading=heading,
-                                     subheading=subheading, values=patient.form_values(),
-                                     errors={exc.item_code or "_form": str(exc)},
-                                     submission_id=submission_id if len(submission_id) >= 16 else None,
-                                     status=400)
+        return patient.render_rejected(version, exc, action=action, context_key=context_key, heading=heading,
+                                       subheading=subheading)
     db.session.commit()  # response stored and token used up together, before "received"
     return redirect(url_for("patient.staff_survey_done"), code=303)
 
