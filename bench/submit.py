@@ -1,10 +1,13 @@
 """Benchmark: the patient rating endpoint against a bare Flask insert, in one run.
 
-Usage:  .venv/bin/python bench/submit.py [--seconds 15] [--workers 2] [--clients 8]
+Usage:  .venv/bin/python bench/submit.py [--seconds 30] [--rounds 5] [--workers 2] [--clients 8]
 
 Both apps run under gunicorn with the same worker count against the same local
 PostgreSQL (a throw-away database). The load generator keeps one HTTP
-connection per client thread and posts as fast as answers come back. Prints
+connection per client thread and posts as fast as answers come back. The
+``--seconds`` of load per endpoint are split into ``--rounds`` that alternate
+between the two endpoints (ABBA order), so a change in the machine's
+background load during the run falls on both alike. Prints
 requests per second and latency percentiles for each, their ratio (target:
 the rating endpoint reaches at least 0.6 of the bare insert), and the patient
 page's compressed weight and request count.
@@ -76,7 +79,8 @@ def drain(url: str) -> int:
     return rows
 
 
-def load(port: int, path: str, make_body, seconds: float, clients: int, cookie: str = "") -> dict:
+def load(port: int, path: str, make_body, seconds: float, clients: int, cookie: str = "") -> tuple[list, int, float]:
+    """Post for ``seconds``: (latencies, errors, wall time)."""
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -105,7 +109,13 @@ def load(port: int, path: str, make_body, seconds: float, clients: int, cookie: 
             latencies.extend(mine)
             errors[0] += bad
 
-    return summary(latencies, errors[0], run_clients(client, clients))
+    elapsed = run_clients(client, clients)
+    return latencies, errors[0], elapsed
+
+
+def rounds(runs: list[tuple[list, int, float]]) -> dict:
+    """One summary of several load() runs of the same endpoint."""
+    return summary([x for r in runs for x in r[0]], sum(r[1] for r in runs), sum(r[2] for r in runs))
 
 
 def page_weight(port: int, path: str) -> dict:
@@ -138,7 +148,8 @@ def page_weight(port: int, path: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
@@ -177,14 +188,22 @@ def main() -> None:
         def bare_body():
             return urlencode({"submission_id": uuid.uuid4().hex, "v": "5"})
 
-        # Warm both up, then measure them back to back with the same load.
-        warm = load(bare_port, "/bare", bare_body, 2, args.clients)
+        # Warm both up, then measure them in alternating rounds with the same load.
+        load(bare_port, "/bare", bare_body, 2, args.clients)
         warm_rating = load(app_port, path, rating_body, 2, args.clients, cookie)
-        bare = load(bare_port, "/bare", bare_body, args.seconds, args.clients)
-        rating = load(app_port, path, rating_body, args.seconds, args.clients, cookie)
-        rating_total[0] = warm_rating["requests"] + rating["requests"]
-        rating_total[1] = warm_rating["errors"] + rating["errors"]
-        del warm
+        runs: dict[str, list] = {"bare": [], "rating": []}
+        chunk = args.seconds / args.rounds
+        for n in range(args.rounds):
+            order = ("bare", "rating") if n % 2 == 0 else ("rating", "bare")
+            for which in order:
+                if which == "bare":
+                    runs["bare"].append(load(bare_port, "/bare", bare_body, chunk, args.clients))
+                else:
+                    runs["rating"].append(load(app_port, path, rating_body, chunk, args.clients, cookie))
+        bare, rating = rounds(runs["bare"]), rounds(runs["rating"])
+        per_round = [len(r[0]) / r[2] / (len(b[0]) / b[2]) for b, r in zip(runs["bare"], runs["rating"])]
+        rating_total[0] = len(warm_rating[0]) + rating["requests"]
+        rating_total[1] = warm_rating[1] + rating["errors"]
         weight = page_weight(app_port, path)
         accepted = rating_total[0] - rating_total[1]
         drained = drain(url)
@@ -193,13 +212,15 @@ def main() -> None:
             waiting = check.execute("SELECT count(*) FROM survey_inbox").fetchone()[0]
 
         print(f"# bench/submit.py  {time.strftime('%Y-%m-%d %H:%M')}  gunicorn -w {args.workers}, "
-              f"{args.clients} client threads, {args.seconds:.0f} s each, PostgreSQL + Redis on this machine")
+              f"{args.clients} client threads, {args.seconds:.0f} s each in {args.rounds} alternating rounds, "
+              f"PostgreSQL + Redis on this machine")
         print(f"{'endpoint':<24}{'requests':>10}{'errors':>8}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
         for label, r in (("bare insert", bare), ("rating POST /q/…", rating)):
             print(f"{label:<24}{r['requests']:>10}{r['errors']:>8}{r['rps']:>10.1f}{r['p50_ms']:>9.1f}"
                   f"{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}")
         ratio = rating["rps"] / bare["rps"]
-        print(f"throughput ratio rating/bare: {ratio:.2f} (target >= 0.60: {'met' if ratio >= 0.6 else 'NOT met'})")
+        print(f"throughput ratio rating/bare: {ratio:.2f} (target >= 0.60: {'met' if ratio >= 0.6 else 'NOT met'}); "
+              f"per round: {' '.join(f'{x:.2f}' for x in per_round)}")
         print(f"ratings answered 303: {accepted}; inbox drained by the job: {drained} rows in "
               f"{drained_seconds[0]:.1f} s; responses stored: {stored}; left in inbox: {waiting}"
               f" ({'none lost' if stored == accepted and waiting == 0 else 'MISMATCH'})")
