@@ -13,8 +13,9 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core.extensions import db, limiter
+from core.extensions import db
 from core.i18n import local_timezone
+from core.ratelimit import client_address, limited
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
@@ -31,6 +32,7 @@ from complaints.forms_intake import (
     parse_local_datetime,
 )
 from complaints.models import Attachment, CaseDepartment, Category, Channel, Complaint
+from survey.patient import device_key
 
 FORM_TOKEN_MAX_AGE = 24 * 3600  # an elderly patient may take a long time, or come back to the tab later
 # Five files of 5 MB and the text: more than the app-wide limit, for the intake forms only.
@@ -42,22 +44,6 @@ def actor():
     return current_user._get_current_object()
 
 
-def _intake_ip_limit() -> str:
-    return current_app.config["COMPLAINT_INTAKE_IP_LIMIT"]
-
-
-def _intake_device_limit() -> str:
-    return current_app.config["COMPLAINT_INTAKE_DEVICE_LIMIT"]
-
-
-def _lookup_ip_limit() -> str:
-    return current_app.config["COMPLAINT_LOOKUP_IP_LIMIT"]
-
-
-def _device_key() -> str:
-    from survey.patient import device_key
-
-    return device_key()
 
 
 @public_bp.url_value_preprocessor
@@ -160,8 +146,7 @@ def _uploads(field) -> list[intake.Upload]:
 
 # The survey thank-you page links here: url_for("complaints.intake", institution_id=…, response=…).
 @public_bp.route("/<int:institution_id>/new", methods=["GET", "POST"], endpoint="intake")
-@limiter.limit(_intake_ip_limit, methods=["POST"])
-@limiter.limit(_intake_device_limit, methods=["POST"], key_func=_device_key)
+@limited(("COMPLAINT_INTAKE_IP_LIMIT", client_address), ("COMPLAINT_INTAKE_DEVICE_LIMIT", device_key))
 def intake_form(institution_id: int):
     """The complainant's own form (from a QR code or the survey thank-you page) and, after POST, the receipt."""
     from survey import tokens
@@ -225,7 +210,7 @@ def _lookup_institutions() -> list[tuple[int, str]]:
 
 
 @public_bp.route("/lookup", methods=["GET", "POST"], endpoint="lookup")
-@limiter.limit(_lookup_ip_limit, methods=["POST"])
+@limited(("COMPLAINT_LOOKUP_IP_LIMIT", client_address))
 def lookup_page():
     """The complainant's progress lookup by case number and code (check C9)."""
     from survey.patient import device_id, ip_prefix

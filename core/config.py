@@ -36,11 +36,6 @@ class Config:
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCKOUT_MINUTES = 15
     LOGIN_RATE_LIMIT = "20 per minute"
-    RATELIMIT_HEADERS_ENABLED = True
-    RATELIMIT_STORAGE_URI: str | None = None
-    # A Redis outage must not turn logins and patient pages into 500s: count in the process meanwhile.
-    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
-    RATELIMIT_SWALLOW_ERRORS = True
     # Number of reverse proxies in front of the app whose X-Forwarded-* headers
     # are trusted (0: none). Rate limits key on the client address, so set this
     # to 1 behind nginx.
@@ -54,6 +49,7 @@ class Config:
     COMPLAINT_INTAKE_DEVICE_LIMIT = "10 per minute;60 per day"
     COMPLAINT_LOOKUP_IP_LIMIT = "60 per minute"
     API_RATE_LIMIT = "600 per minute"
+    # Limits are counted in REDIS_URL (in the process while Redis is away, or without it); see core/ratelimit.py.
     RATELIMIT_ENABLED = True
     # The address printed in QR codes, e.g. "https://survey.example-hospital.cn" (default: the request's host).
     PUBLIC_BASE_URL: str | None = None
@@ -79,8 +75,6 @@ class Config:
             url = "postgresql+psycopg://" + url[len("postgres://"):]
         if url:
             config["SQLALCHEMY_DATABASE_URI"] = url
-        if not config.get("RATELIMIT_STORAGE_URI"):
-            config["RATELIMIT_STORAGE_URI"] = config.get("REDIS_URL") or "memory://"
 
 
 class Development(Config):
@@ -112,7 +106,6 @@ class Testing(Config):
     SURVEY_CODE_CACHE_SECONDS = 0  # tests rotate codes and expect the change at once
     SECRET_KEY = "testing-only-not-a-secret"  # sessions need a key; never used outside tests
     WTF_CSRF_ENABLED = False
-    RATELIMIT_STORAGE_URI = "memory://"
     LOGIN_RATE_LIMIT = "1000 per minute"
 
 

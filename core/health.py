@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
-from core.extensions import db, limiter
+from core.extensions import db
 from core.tasks import HEARTBEAT_KEY
 
 bp = Blueprint("health", __name__)
@@ -44,7 +44,6 @@ def heartbeat_stale(heartbeat: str | None) -> bool | None:
 
 
 @bp.get("/healthz")
-@limiter.exempt
 def healthz():
     database = check_database()
     redis_state, heartbeat = check_redis()

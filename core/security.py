@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 
 from flask import Flask, Response, g
+from flask.sessions import SecureCookieSessionInterface
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'{style_nonce}; img-src 'self' data:; "
@@ -34,7 +35,23 @@ def safe_redirect_target(target: str | None) -> str | None:
     return target
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signer built once per secret key.
+
+    Flask builds it on every request, and itsdangerous test-serialises a value
+    while doing so: a cost paid on every page, the patient's rating included.
+    """
+
+    def get_signing_serializer(self, app: Flask):
+        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        cached = app.extensions.get("tingjian.session_signer")
+        if cached is None or cached[0] != keys:
+            cached = app.extensions["tingjian.session_signer"] = (keys, super().get_signing_serializer(app))
+        return cached[1]
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = SessionInterface()
     proxies = int(app.config.get("PROXY_COUNT") or 0)
     if proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -1,12 +1,13 @@
 """Staff login, logout and password change. Patients never log in."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import format_datetime, gettext
 from flask_login import current_user, login_required, login_user, logout_user
 
 from core.audit import record
-from core.extensions import db, limiter
+from core.extensions import db
+from core.ratelimit import client_address, limited
 from core.security import safe_redirect_target
 from organisation import services
 from organisation.forms import ChangePasswordForm, LoginForm
@@ -27,12 +28,8 @@ def _safe_next(target: str | None) -> str | None:
     return safe_redirect_target(target)
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@limited(("LOGIN_RATE_LIMIT", client_address))
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("org.home"))

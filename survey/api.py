@@ -11,13 +11,14 @@ import secrets
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from flask_babel import gettext
 from sqlalchemy import select
 
 from core.audit import record
 from core.db import utcnow
-from core.extensions import db, limiter
+from core.extensions import db
+from core.ratelimit import client_address, limited
 from organisation.models import Institution, StaffUser
 from survey import followup
 from survey.models import ApiToken
@@ -136,12 +137,8 @@ def _raw_item(item: Any) -> tuple[dict[str, str], list[tuple[str, str]]]:
     return raw, errors
 
 
-def _api_limit() -> str:
-    return current_app.config["API_RATE_LIMIT"]
-
-
 @bp.post("/discharges")
-@limiter.limit(_api_limit)
+@limited(("API_RATE_LIMIT", client_address))
 def post_discharges():
     refused = require_token(SCOPE_DISCHARGES)
     if refused is not None:

@@ -17,6 +17,7 @@ from flask_babel import gettext
 from sqlalchemy import select
 
 from core.extensions import db
+from core.ratelimit import client_address, limited
 from survey import qr, tokens, versioning
 from survey.models import SurveyResponse, TemplateVersion
 from survey.submission import SUBMISSION_ID_RE, SubmissionError, find_by_submission_id
@@ -121,29 +122,29 @@ def after_commit(response: SurveyResponse) -> None:
         current_app.logger.exception("could not queue follow-up work for a response")
 
 
-def _ip_limit() -> str:
-    return current_app.config["SURVEY_IP_LIMIT"]
-
-
-def _device_limit() -> str:
-    return current_app.config["SURVEY_DEVICE_LIMIT"]
-
-
 def institution_name(institution_id: int) -> str:
     from organisation.models import Institution
 
     return db.session.scalar(select(Institution.name).where(Institution.id == institution_id)) or ""
 
 
-def over_limits() -> bool:
-    """The per-device and generous per-network limits on submitting (survey/ratelimit.py)."""
-    from survey import ratelimit
+# Every patient form (QR, discharge slip, staff token) shares these counters:
+# a per-device limit, and a generous one per address so a hospital's shared
+# Wi-Fi is never locked out.
+limit_submissions = limited(("SURVEY_IP_LIMIT", client_address), ("SURVEY_DEVICE_LIMIT", device_key),
+                            scope="survey")
 
-    return ratelimit.exceeded([(_ip_limit(), "ip:" + (request.remote_addr or "-")),
-                               (_device_limit(), device_key())])
+
+@bp.errorhandler(429)
+def too_many_submissions(error):
+    """The patient's own notice (not the staff error page), with when to try again."""
+    notice = render_notice(gettext("提交过于频繁"), gettext("请稍等一分钟后再试。您之前提交的评价已经收到。"), 429)
+    notice.headers["Retry-After"] = str(getattr(error, "retry_after", None) or 60)
+    return notice
 
 
 @bp.route("/q/<token>", methods=["GET", "POST"])
+@limit_submissions
 def touchpoint_survey(token: str):
     # The hot path of the product: one query finds the code, its touchpoint,
     # the live version and the settings; the definition comes from a cache.
@@ -160,19 +161,14 @@ def touchpoint_survey(token: str):
     if definition is None:
         return render_notice(gettext("评价暂未开放"), gettext("该服务点的问卷正在更新，请稍后再试。"), 503)
     context_key = f"tp:{info.code_id}"
-    action = url_for("patient.touchpoint_survey", token=token)
     if request.method == "POST":
-        if over_limits():
-            notice = render_notice(gettext("提交过于频繁"),
-                                   gettext("请稍等一分钟后再试。您之前提交的评价已经收到。"), 429)
-            notice.headers["Retry-After"] = "60"
-            return notice
-        return accept(info, definition, context_key, action)
-    return render_survey(definition, action=action, context_key=context_key, heading=info.touchpoint_name,
+        return accept(info, definition, context_key, token)
+    return render_survey(definition, action=url_for("patient.touchpoint_survey", token=token),
+                         context_key=context_key, heading=info.touchpoint_name,
                          subheading=institution_name(info.institution_id))
 
 
-def accept(info: qr.CodeInfo, definition: dict[str, Any], context_key: str, action: str):
+def accept(info: qr.CodeInfo, definition: dict[str, Any], context_key: str, token: str):
     """The QR rating POST: validate, write to the inbox, commit, 303 to the thank-you page."""
     from survey import inbox
 
@@ -184,9 +180,10 @@ def accept(info: qr.CodeInfo, definition: dict[str, Any], context_key: str, acti
                             fill_seconds=fill_seconds, device_hash=device_hash, ip_hash=ip_hash)
     except SubmissionError as exc:
         db.session.rollback()
-        return render_rejected(definition, exc, action=action, context_key=context_key,
-                               heading=info.touchpoint_name, subheading=institution_name(info.institution_id))
-    db.session.commit()  # durable before the patient is told it was received
+        return render_rejected(definition, exc, action=url_for("patient.touchpoint_survey", token=token),
+                               context_key=context_key, heading=info.touchpoint_name,
+                               subheading=institution_name(info.institution_id))
+    db.session.commit()  # the row is durable before the patient is told it was received (see inbox._store)
     if inbox.processes_inline():
         inbox.process_inbox(submission_id=submission_id)
     return redirect(url_for("patient.thanks", submission_id=submission_id), code=303)

@@ -62,7 +62,12 @@ def hash_value(purpose: str, value: str) -> str:
 
 
 def form_serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(_signing_key(), salt="survey-form")
+    return _form_serializer(_signing_key())
+
+
+@lru_cache(maxsize=8)
+def _form_serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt="survey-form")
 
 
 def issue_form_token(context: str) -> str:

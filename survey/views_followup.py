@@ -17,7 +17,7 @@ from wtforms import HiddenField, RadioField, SelectField, SelectMultipleField, S
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from core.db import utcnow
-from core.extensions import db, limiter
+from core.extensions import db
 from organisation.forms import ConfirmForm
 from organisation.importer import ImportFileError
 from organisation.models import Institution
@@ -351,8 +351,7 @@ def api_token_revoke(institution_id: int, token_id: int):
 # The discharge-slip survey (patient) --------------------------------------
 
 @patient.bp.route("/d/<token>", methods=["GET", "POST"])
-@limiter.limit(patient._ip_limit, methods=["POST"])
-@limiter.limit(patient._device_limit, methods=["POST"], key_func=patient.device_key)
+@patient.limit_submissions
 def discharge_survey(token: str):
     discharge, problem = followup.resolve_link(token)
     if problem == "unknown":

@@ -16,7 +16,7 @@ from wtforms.widgets import TextInput
 
 from core.db import utcnow
 from core.errors import render_error
-from core.extensions import db, limiter
+from core.extensions import db
 from organisation.forms import int_or_none
 from organisation.models import Institution
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
@@ -205,8 +205,7 @@ def _notice(problem: str):
 
 
 @patient_bp.route("/s/<token>", methods=["GET", "POST"])
-@limiter.limit(patient._ip_limit, methods=["POST"])
-@limiter.limit(patient._device_limit, methods=["POST"], key_func=patient.device_key)
+@patient.limit_submissions
 def staff_survey(token: str):
     posted = request.method == "POST"
     staff_token, problem = service.resolve_token(token, lock=posted)

@@ -76,6 +76,23 @@ def app(database_url, redis_url):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_rate_limits(redis_url, monkeypatch):
+    """Each test starts with no rate-limit counts (they live in Redis, or in the process when it is away),
+    and all its requests fall in one window: a minute that turned over mid-test would reset the counts."""
+    from core import ratelimit
+
+    frozen = ratelimit._clock()
+    monkeypatch.setattr(ratelimit, "_clock", lambda: frozen)
+
+    conn = redis_lib.Redis.from_url(redis_url)
+    keys = list(conn.scan_iter("tj:rl:*", count=1000))
+    if keys:
+        conn.delete(*keys)
+    conn.close()
+    ratelimit.reset_local()
+
+
+@pytest.fixture(autouse=True)
 def _transaction(request, app):
     """Wrap each test in a transaction that is rolled back (see module docstring)."""
     from core.extensions import db

@@ -87,7 +87,7 @@ def test_development_keeps_its_sqlite_database_in_the_instance_folder(make_app, 
     app = make_app("development", INSTANCE_PATH=str(tmp_path / "install"))
     assert app.config["CONFIG_NAME"] == Development.__name__
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'install' / 'tingjian.db'}"
-    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert app.extensions["redis"] is None  # embedded: jobs inline, rate limits counted in the process
 
 
 def test_development_uses_a_secret_key_from_the_environment_instead_of_a_file(clean_env, make_app, tmp_path):

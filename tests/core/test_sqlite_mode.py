@@ -81,3 +81,33 @@ def test_embedded_mode_checks_csrf_tokens_on_forms(embedded_app):
     response = embedded_app.test_client().post("/login", data={"username": "rmyy-admin", "password": demo.DEMO_PASSWORD})
     assert response.status_code == 400
     assert "页面已过期" in response.get_data(as_text=True)
+
+
+def test_embedded_mode_takes_a_patients_rating_once(embedded_app):
+    """The rating's one-statement insert works on SQLite too, and a double tap stays one response."""
+    from survey import qr
+    from survey.models import SurveyResponse, TouchpointCode
+
+    app = embedded_app
+    cli = app.test_cli_runner()
+    for args in (["db", "upgrade"], ["seed-demo"]):
+        result = cli.invoke(args=args)
+        assert result.exit_code == 0, result.output
+    with app.app_context():
+        code = db.session.scalars(select(TouchpointCode).where(TouchpointCode.retired_at.is_(None))).first()
+        path, code_id = f"/q/{qr.path_token(code)}", code.id
+        before = db.session.scalar(select(func.count()).select_from(SurveyResponse))
+    phone = app.test_client()
+    page = phone.get(path).get_data(as_text=True)
+    form = {"submission_id": "a" * 32, "q_WIN_OVERALL": "5",
+            "form_token": re.search(r'name="form_token" value="([^"]+)"', page).group(1)}
+
+    answers = [phone.post(path, data=form) for _ in range(2)]
+
+    assert [a.status_code for a in answers] == [303, 303]
+    assert answers[0].headers["Location"] == answers[1].headers["Location"] == "/thanks/" + "a" * 32
+    with app.app_context():  # no Redis: processed within the request
+        assert db.session.scalar(select(func.count()).select_from(SurveyResponse)) == before + 1
+        stored = db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == "a" * 32))
+        assert stored.code_id == code_id and stored.overall_score == 100.0
+    assert "评价已收到" in phone.get(answers[0].headers["Location"]).get_data(as_text=True)

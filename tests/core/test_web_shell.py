@@ -276,3 +276,21 @@ def test_error_pages_still_render_when_the_database_is_unreachable(make_app):
     response = app.test_client().get("/no-such-page")
     assert response.status_code == 404
     assert "<h1>页面不存在</h1>" in response.get_data(as_text=True)
+
+
+# Sessions ----------------------------------------------------------------------
+
+def test_a_session_signed_with_a_retired_key_is_kept_only_while_that_key_is_a_fallback(make_app, database_url):
+    """The session signer is built once per key set, so a key rotation still takes effect at once."""
+    app = make_app(DATABASE_URL=database_url, SECRET_KEY="the-first-secret-key")
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["lang"] = "en"
+    assert '<html lang="en">' in client.get("/login").get_data(as_text=True)
+
+    app.secret_key = app.config["SECRET_KEY"] = "the-second-secret-key"
+    app.config["SECRET_KEY_FALLBACKS"] = ["the-first-secret-key"]
+    assert '<html lang="en">' in client.get("/login").get_data(as_text=True)
+
+    app.config["SECRET_KEY_FALLBACKS"] = []
+    assert '<html lang="zh-CN">' in client.get("/login").get_data(as_text=True)  # the old cookie no longer counts

@@ -11,6 +11,8 @@ never leak between tests.
 """
 from __future__ import annotations
 
+import copy
+
 import re
 import time
 import uuid
@@ -94,7 +96,7 @@ def hidden_fields(html: str) -> dict[str, str]:
 
 def aged_form_token(token: str, seconds: float) -> str:
     """The same form token as if the page had been served ``seconds`` ago (a patient taking their time)."""
-    serializer = tokens.form_serializer()
+    serializer = copy.copy(tokens.form_serializer())  # the app's own is shared: never change it
     payload = serializer.loads(token)
 
     class Earlier(TimestampSigner):

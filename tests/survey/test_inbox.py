@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
@@ -89,3 +91,44 @@ def test_the_thank_you_page_answers_for_a_rating_still_in_the_inbox(app, client,
     assert "评价已收到" in thanks.get_data(as_text=True)
     inbox.drain_inbox()
     assert _responses(submission_id) == 1
+
+
+@pytest.mark.real_engine
+def test_on_the_real_engine_the_row_is_committed_by_its_own_insert_and_a_retry_is_refused(app, database_url):
+    """Production path: one autocommitted INSERT, durable before accept_rating returns (no session commit)."""
+    from sqlalchemy import create_engine, delete, text
+
+    from organisation.models import Touchpoint
+    from survey import builtin, definitions
+    from survey.qr import CodeInfo, EffectiveSettings
+
+    submission_id = uuid.uuid4().hex
+    observer = create_engine(database_url)
+    try:
+        with app.app_context():
+            touchpoint = db.session.scalars(select(Touchpoint)).first()
+            info = CodeInfo(code_id=1, institution_id=touchpoint.institution_id, touchpoint_id=touchpoint.id,
+                            department_id=touchpoint.department_id, touchpoint_name=touchpoint.name,
+                            touchpoint_active=True, retired=False, version_id=1, settings=EffectiveSettings())
+            definition = definitions.normalise(builtin.WINDOW)
+            form = MultiDict({"submission_id": submission_id, "q_WIN_OVERALL": "4"})
+            accept = lambda: inbox.accept_rating(  # noqa: E731
+                info, definition, submission_id, form, form_problem=None, fill_seconds=9.0, device_hash="",
+                ip_hash="")
+
+            assert accept() is True
+            db.session.rollback()  # whatever the request's session does next, the row is stored
+            with observer.connect() as other:
+                stored = other.execute(text("SELECT payload FROM survey_inbox WHERE submission_id = :s"),
+                                       {"s": submission_id}).scalar_one()
+            assert stored["form"] == {"q_WIN_OVERALL": ["4"]}
+            assert stored["meta"]["touchpoint_id"] == touchpoint.id
+
+            assert accept() is False  # a retry of the same submission
+            with observer.connect() as other:
+                assert other.execute(text("SELECT count(*) FROM survey_inbox WHERE submission_id = :s"),
+                                     {"s": submission_id}).scalar_one() == 1
+    finally:
+        with observer.begin() as other:
+            other.execute(delete(SurveyInbox.__table__).where(SurveyInbox.submission_id == submission_id))
+        observer.dispose()

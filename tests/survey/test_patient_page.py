@@ -311,15 +311,6 @@ def test_template_without_a_published_version_is_503(client, window_code, builti
 
 # Rate limits --------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def _one_rate_window(monkeypatch):
-    """Pin the limiter's clock: a fixed window that turns over mid-test would reset the count."""
-    from survey import ratelimit
-
-    frozen = ratelimit._clock()
-    monkeypatch.setattr(ratelimit, "_clock", lambda: frozen)
-
-
 def test_device_limit_answers_429_in_chinese(client, new_client, window_code, monkeypatch, app):
     monkeypatch.setitem(app.config, "SURVEY_DEVICE_LIMIT", "2 per minute")
     assert submit(client, window_code, WIN_OVERALL="5").status_code == 303
@@ -327,7 +318,7 @@ def test_device_limit_answers_429_in_chinese(client, new_client, window_code, mo
     limited = submit(client, window_code, WIN_OVERALL="5")
     assert limited.status_code == 429
     assert "提交过于频繁" in page_text(limited)
-    assert limited.headers["Retry-After"] == "60"
+    assert 0 < int(limited.headers["Retry-After"]) <= 60  # until this minute's window ends
     assert "staff.css" not in page_text(limited)  # the patient's own page style, not the staff error page
     # Another phone on the same hospital Wi-Fi is not affected.
     neighbour = new_client(client.environ_base["REMOTE_ADDR"])

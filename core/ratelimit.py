@@ -1,0 +1,137 @@
+"""Fixed-window rate limits: one Redis round trip per request, counted in the process while Redis is away.
+
+A view declares its limits with ``@limited(("CONFIG_KEY", key_function), ...)``:
+each config value is a limit string such as "20 per minute" or
+"10 per minute;60 per day", and each key function names who is counted (the
+client's address, the patient's device cookie). All the counters of one
+request are bumped by one Lua script, so two limits cost what one does; only
+the listed methods are counted (POST by default), so viewing a page is never
+limited. Over a limit, the view is not called and a 429 with Retry-After is
+raised; the app's error pages (or a blueprint's own 429 handler) answer it.
+
+Nothing runs on requests to unlimited views: no hook is installed.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+from collections.abc import Callable
+
+from flask import current_app, request
+from limits import parse
+from redis.exceptions import RedisError
+from werkzeug.exceptions import TooManyRequests
+
+Rule = tuple[str, Callable[[], str]]
+
+# KEYS are counters, ARGV their window lengths; returns each counter after this hit.
+_SCRIPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+  counts[i] = n
+end
+return counts
+"""
+
+_local: dict[str, tuple[int, int]] = {}
+_lock = threading.Lock()
+
+
+def _clock() -> float:
+    return time.time()
+
+
+def client_address() -> str:
+    """The client's address (behind a proxy, as ProxyFix reports it)."""
+    return request.remote_addr or "-"
+
+
+@functools.lru_cache(maxsize=64)
+def _parse(limit_string: str) -> tuple[tuple[int, int], ...]:
+    """(allowed, window seconds) for each limit in a string such as "10 per minute;60 per day"."""
+    items = (parse(part) for part in filter(None, (p.strip() for p in limit_string.split(";"))))
+    return tuple((item.amount, item.get_expiry()) for item in items)
+
+
+def _windows(limit_string: str, key: str, now: float) -> list[tuple[str, int, int]]:
+    """(counter key, allowed, window seconds) for each limit in a limit string."""
+    return [(f"tj:rl:{key}:{allowed}/{window}:{int(now // window)}", allowed, window)
+            for allowed, window in _parse(limit_string)]
+
+
+def retry_after(checks: list[tuple[str, str]]) -> int | None:
+    """Count one hit for each (limit string, key); the seconds to wait when any is over its limit, else None."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return None
+    now = _clock()
+    windows = [w for limit_string, key in checks for w in _windows(limit_string, key, now)]
+    counts = _count_in_redis(windows)
+    if counts is None:
+        counts = _count_locally(windows, now)
+    waits = [math.ceil((now // window + 1) * window - now)
+             for count, (_key, allowed, window) in zip(counts, windows) if count > allowed]
+    return max(1, *waits) if waits else None
+
+
+def _count_in_redis(windows) -> list[int] | None:
+    conn = current_app.extensions.get("redis")
+    if conn is None:
+        return None
+    script = current_app.extensions.get("tingjian.ratelimit_script")
+    if script is None:
+        script = current_app.extensions["tingjian.ratelimit_script"] = conn.register_script(_SCRIPT)
+    try:
+        return script(keys=[w[0] for w in windows], args=[w[2] for w in windows])
+    except RedisError:
+        # Redis down must not turn a patient's rating or a login into an error.
+        current_app.logger.warning("rate-limit counters unavailable in Redis; counting in the process")
+        return None
+
+
+def _count_locally(windows, now: float) -> list[int]:
+    second = int(now)
+    counts = []
+    with _lock:
+        for counter, _allowed, window in windows:
+            count, expires = _local.get(counter, (0, second + window))
+            if expires <= second:
+                count, expires = 0, second + window
+            _local[counter] = (count + 1, expires)
+            counts.append(count + 1)
+        if len(_local) > 50000:
+            for stale in [k for k, (_n, e) in _local.items() if e <= second]:
+                del _local[stale]
+    return counts
+
+
+def reset_local() -> None:
+    """Forget the in-process counters (tests)."""
+    with _lock:
+        _local.clear()
+
+
+def limited(*rules: Rule, scope: str | None = None, methods: tuple[str, ...] = ("POST",)):
+    """Limit a view: each rule is (config key holding the limit string, function naming who is counted).
+
+    Counters are per ``scope`` (default: the view's name), so views that share
+    a scope share their counts.
+    """
+    def decorate(view):
+        name = scope or view.__name__
+
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            if request.method in methods:
+                config = current_app.config
+                wait = retry_after([(config[setting], f"{name}:{setting}:{key()}") for setting, key in rules])
+                if wait is not None:
+                    raise TooManyRequests(retry_after=wait)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
