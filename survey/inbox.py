@@ -81,7 +81,7 @@ def process_inbox(limit: int = BATCH, *, submission_id: str | None = None) -> in
     if submission_id is not None:
         stmt = stmt.where(SurveyInbox.submission_id == submission_id)
     rows = db.session.scalars(stmt.with_for_update(skip_locked=True)).all()
-    created, alert_ids = 0, []
+    created, alert_ids, done = 0, [], []
     for row in rows:
         meta = row.meta
         context = Context(institution_id=meta["institution_id"], channel=Channel.TOUCHPOINT_QR,
@@ -102,7 +102,12 @@ def process_inbox(limit: int = BATCH, *, submission_id: str | None = None) -> in
         created += int(was_new)
         if getattr(response, "needs_processing", False):
             alert_ids.append(response.id)
-        db.session.execute(delete(SurveyInbox).where(SurveyInbox.id == row.id))
+        done.append(row.id)
+    if done:
+        # One DELETE for the batch, without matching it against the session's objects:
+        # per row, that matching made a batch quadratic in its size.
+        db.session.execute(delete(SurveyInbox).where(SurveyInbox.id.in_(done))
+                           .execution_options(synchronize_session=False))
     db.session.commit()
     if alert_ids:
         from survey import tasks
