@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from flask_babel import gettext
-from sqlalchemy import and_, false, func, select
+from sqlalchemy import exists, func, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from core.audit import record
@@ -215,18 +215,22 @@ def _flags(context: Context, settings: EffectiveSettings, now: datetime) -> list
         flags.append("too_fast")
     if context.channel == Channel.TOUCHPOINT_QR and context.touchpoint_id is not None:
         # One query answers both questions: has this device rated this
-        # touchpoint within the repeat window, and how many ratings came from
-        # this network in the burst window?
+        # touchpoint within the repeat window, and did this network send at
+        # least IP_BURST_LIMIT ratings in the burst window? Both stop at what
+        # they need (the first repeat, the limit), so a touchpoint flooded with
+        # ratings does not make each one slower to process.
         device_since = now - timedelta(minutes=settings.repeat_window_minutes)
         burst_since = now - timedelta(minutes=IP_BURST_MINUTES)
-        same_device = and_(SurveyResponse.device_hash == context.device_hash,
-                           SurveyResponse.submitted_at >= device_since) if context.device_hash else false()
-        same_network = and_(SurveyResponse.ip_hash == context.ip_hash,
-                            SurveyResponse.submitted_at >= burst_since) if context.ip_hash else false()
-        repeats, burst = db.session.execute(
-            select(func.count().filter(same_device), func.count().filter(same_network))
-            .where(SurveyResponse.touchpoint_id == context.touchpoint_id,
-                   SurveyResponse.submitted_at >= min(device_since, burst_since))).one()
+        at_touchpoint = SurveyResponse.touchpoint_id == context.touchpoint_id
+        same_device = (exists().where(at_touchpoint, SurveyResponse.device_hash == context.device_hash,
+                                      SurveyResponse.submitted_at >= device_since)
+                       if context.device_hash else literal(False))
+        same_network = (select(literal(1)).where(at_touchpoint, SurveyResponse.ip_hash == context.ip_hash,
+                                                 SurveyResponse.submitted_at >= burst_since)
+                        .limit(IP_BURST_LIMIT).subquery())
+        burst_count = (select(func.count()).select_from(same_network).scalar_subquery()
+                       if context.ip_hash else literal(0))
+        repeats, burst = db.session.execute(select(same_device, burst_count)).one()
         if repeats:
             flags.append("repeat_device")
         if burst >= IP_BURST_LIMIT:
