@@ -214,7 +214,7 @@ def _read_outcomes(complaint: Complaint) -> Outcomes:
     ids.discard(None)
     if ids:
         o.names = dict(db.session.execute(select(StaffUser.id, StaffUser.display_name)
-                                         .where(StaffUser.id.in_(ids))).tuples().all())
+                                         .where(StaffUser.id.in_(ids))).all())
     return o
 
 
@@ -478,11 +478,11 @@ def rectifications(institution_id: int):
     page = paginate(remedies.open_rectifications(institution, user=actor(), status=status), per_page=50)
     rows = list(page.items)
     owners = dict(db.session.execute(select(StaffUser.id, StaffUser.display_name)
-                                     .where(StaffUser.id.in_({r.owner_id for r in rows} or {-1}))).tuples().all())
+                                     .where(StaffUser.id.in_({r.owner_id for r in rows} or {-1}))).all())
     departments = dict(db.session.execute(select(Department.id, Department.name).where(
-        Department.id.in_(({r.department_id for r in rows} - {None}) or {-1}))).tuples().all())
+        Department.id.in_(({r.department_id for r in rows} - {None}) or {-1}))).all())
     case_numbers = dict(db.session.execute(select(Complaint.id, Complaint.case_number).where(
-        Complaint.id.in_({r.complaint_id for r in rows} or {-1}))).tuples().all())
+        Complaint.id.in_({r.complaint_id for r in rows} or {-1}))).all())
     return render_template("complaints/outcomes/rectifications.html", institution=institution, form=form,
                            page=page, rows=rows, owners=owners, departments=departments, case_numbers=case_numbers,
                            today=remedies.local_today(), status=status, is_overdue=remedies.is_overdue)
