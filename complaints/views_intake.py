@@ -69,7 +69,7 @@ def _notice(title: str, message: str, status: int, *, back: str | None = None):
 @public_bp.errorhandler(429)
 def _too_many(error):
     response = _notice(gettext("操作过于频繁"), gettext("请稍等一会儿再试。您已经提交成功的投诉不会丢失。"), 429)
-    response.headers["Retry-After"] = "60"
+    response.headers["Retry-After"] = str(getattr(error, "retry_after", None) or 60)
     return response
 
 

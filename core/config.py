@@ -51,6 +51,7 @@ class Config:
     API_RATE_LIMIT = "600 per minute"
     # Limits are counted in REDIS_URL (in the process while Redis is away, or without it); see core/ratelimit.py.
     RATELIMIT_ENABLED = True
+    RATELIMIT_REDIS_TIMEOUT = 0.5  # seconds; past it a request counts in the process for a few seconds
     # The address printed in QR codes, e.g. "https://survey.example-hospital.cn" (default: the request's host).
     PUBLIC_BASE_URL: str | None = None
     # Outbound notifications: "log", "memory", or a dotted path to a send(message) callable.

@@ -19,8 +19,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from flask import current_app, request
-from limits import parse
+import redis as redis_lib
+from flask import Flask, current_app, request
+from limits import parse_many
 from redis.exceptions import RedisError
 from werkzeug.exceptions import TooManyRequests
 
@@ -39,6 +40,33 @@ return counts
 
 _local: dict[str, tuple[int, int]] = {}
 _lock = threading.Lock()
+_swept_at = [0]
+LOCAL_SWEEP_SIZE = 50_000  # sweep expired in-process counters past this many, at most once a second
+LOCAL_MAX_SIZE = 200_000  # and forget them all past this many (a flood of new keys while Redis is away)
+REDIS_RETRY_SECONDS = 5  # after Redis failed, count in the process this long before trying it again
+
+
+def init_app(app: Flask) -> None:
+    """Check every limit setting now (a typo must fail the start, not every POST) and connect the counters.
+
+    The counters get their own Redis client with short timeouts: a Redis that
+    hangs must cost a request half a second once, not block it.
+    """
+    for name, value in app.config.items():
+        if name.endswith("_LIMIT") and isinstance(value, str):
+            try:
+                _parse(value)
+            except ValueError as exc:
+                raise RuntimeError(f"{name}: {exc} (write e.g. \"20 per minute\" or \"10 per minute;60 per day\")") from None
+    if app.config.get("RATELIMIT_STORAGE_URI"):
+        app.logger.warning("RATELIMIT_STORAGE_URI is no longer read: rate limits are counted in REDIS_URL")
+    url = app.config.get("REDIS_URL")
+    timeout = app.config.get("RATELIMIT_REDIS_TIMEOUT", 0.5)
+    app.extensions["tingjian.ratelimit"] = {
+        "redis": redis_lib.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout) if url else None,
+        "script": None,
+        "down_until": 0.0,
+    }
 
 
 def _clock() -> float:
@@ -52,9 +80,9 @@ def client_address() -> str:
 
 @functools.lru_cache(maxsize=64)
 def _parse(limit_string: str) -> tuple[tuple[int, int], ...]:
-    """(allowed, window seconds) for each limit in a string such as "10 per minute;60 per day"."""
-    items = (parse(part) for part in filter(None, (p.strip() for p in limit_string.split(";"))))
-    return tuple((item.amount, item.get_expiry()) for item in items)
+    """(allowed, window seconds) for each limit in a string such as "10 per minute;60 per day"
+    (limits separated by ";", "," or "|")."""
+    return tuple((item.amount, item.get_expiry()) for item in parse_many(limit_string))
 
 
 def _windows(limit_string: str, key: str, now: float) -> list[tuple[str, int, int]]:
@@ -78,17 +106,18 @@ def retry_after(checks: list[tuple[str, str]]) -> int | None:
 
 
 def _count_in_redis(windows) -> list[int] | None:
-    conn = current_app.extensions.get("redis")
-    if conn is None:
+    state = current_app.extensions["tingjian.ratelimit"]
+    if state["redis"] is None or time.monotonic() < state["down_until"]:
         return None
-    script = current_app.extensions.get("tingjian.ratelimit_script")
-    if script is None:
-        script = current_app.extensions["tingjian.ratelimit_script"] = conn.register_script(_SCRIPT)
+    if state["script"] is None:
+        state["script"] = state["redis"].register_script(_SCRIPT)
     try:
-        return script(keys=[w[0] for w in windows], args=[w[2] for w in windows])
+        return state["script"](keys=[w[0] for w in windows], args=[w[2] for w in windows])
     except RedisError:
-        # Redis down must not turn a patient's rating or a login into an error.
-        current_app.logger.warning("rate-limit counters unavailable in Redis; counting in the process")
+        # Redis down or hanging must not turn a patient's rating or a login into an error.
+        state["down_until"] = time.monotonic() + REDIS_RETRY_SECONDS
+        current_app.logger.warning("rate-limit counters unavailable in Redis; counting in the process for %d s",
+                                   REDIS_RETRY_SECONDS)
         return None
 
 
@@ -102,9 +131,12 @@ def _count_locally(windows, now: float) -> list[int]:
                 count, expires = 0, second + window
             _local[counter] = (count + 1, expires)
             counts.append(count + 1)
-        if len(_local) > 50000:
+        if len(_local) > LOCAL_SWEEP_SIZE and second > _swept_at[0]:
+            _swept_at[0] = second
             for stale in [k for k, (_n, e) in _local.items() if e <= second]:
                 del _local[stale]
+            if len(_local) > LOCAL_MAX_SIZE:
+                _local.clear()
     return counts
 
 
@@ -121,7 +153,7 @@ def limited(*rules: Rule, scope: str | None = None, methods: tuple[str, ...] = (
     a scope share their counts.
     """
     def decorate(view):
-        name = scope or view.__name__
+        name = scope or f"{view.__module__}.{view.__name__}"
 
         @functools.wraps(view)
         def wrapper(*args, **kwargs):

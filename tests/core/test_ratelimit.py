@@ -28,7 +28,8 @@ def build(make_app, database_url, redis_url, **config):
     from flask import jsonify
 
     config.setdefault("REDIS_URL", redis_url)
-    app = make_app(DATABASE_URL=database_url, TIGHT_LIMIT="2 per minute;3 per day", LOOSE_LIMIT="100 per minute", **config)
+    config.setdefault("TIGHT_LIMIT", "2 per minute;3 per day")
+    app = make_app(DATABASE_URL=database_url, LOOSE_LIMIT="100 per minute", **config)
 
     @app.route("/test/limited", methods=["GET", "POST"])
     @limited(("TIGHT_LIMIT", client_address), ("LOOSE_LIMIT", lambda: "everyone"))
@@ -69,8 +70,9 @@ def test_a_view_answers_429_past_its_limit_and_says_when_to_retry(limited_app, r
     assert "操作过于频繁" in refused.get_data(as_text=True)
 
 
-def test_each_limit_of_a_string_counts_over_its_own_window(limited_app, redis_url, clock):
-    client = limited_app().test_client()
+@pytest.mark.parametrize("tight", ["2 per minute;3 per day", "2/minute, 3/day"])
+def test_each_limit_of_a_string_counts_over_its_own_window(limited_app, redis_url, clock, tight):
+    client = limited_app(TIGHT_LIMIT=tight).test_client()
     assert statuses(client, "/test/limited", 2) == [200, 200]  # 2 per minute
 
     clock[0] += 60  # a new minute: the minute count starts again, the day count does not
@@ -111,8 +113,9 @@ def test_two_limits_cost_one_redis_round_trip(limited_app, redis_url, clock):
     before = script_calls()
     client.post("/test/limited")
     assert script_calls() - before == 1
-    assert len(list(conn.scan_iter("tj:rl:one:*"))) == 3  # tight per minute and per day, loose per minute
-    assert all(0 < conn.ttl(key) <= 86400 for key in conn.scan_iter("tj:rl:one:*"))
+    own = f"tj:rl:{__name__}.one:*"  # keys are scoped by the view's module and name
+    assert len(list(conn.scan_iter(own))) == 3  # tight per minute and per day, loose per minute
+    assert all(0 < conn.ttl(key) <= 86400 for key in conn.scan_iter(own))
 
 
 def test_with_redis_down_the_limits_are_counted_in_the_process(limited_app, clock):
@@ -142,3 +145,25 @@ def test_limits_can_be_switched_off(limited_app, redis_url, clock):
     client = limited_app(RATELIMIT_ENABLED=False).test_client()
 
     assert statuses(client, "/test/limited", 5) == [200] * 5
+
+
+def test_a_redis_that_hangs_costs_one_request_a_short_wait_then_the_process_counts(limited_app, clock):
+    import socket
+    import time
+
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        client = limited_app(REDIS_URL=f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
+                             RATELIMIT_REDIS_TIMEOUT=0.3).test_client()
+        started = time.monotonic()
+        assert statuses(client, "/test/limited", 3) == [200, 200, 429]
+        assert time.monotonic() - started < 2  # one 0.3 s wait, then Redis is left alone for a while
+    finally:
+        silent.close()
+
+
+def test_a_malformed_limit_setting_stops_the_app_at_start_and_names_it(make_app, database_url):
+    with pytest.raises(RuntimeError, match="LOGIN_RATE_LIMIT"):
+        make_app(DATABASE_URL=database_url, LOGIN_RATE_LIMIT="twenty a minute")

@@ -84,7 +84,13 @@ def test_embedded_mode_checks_csrf_tokens_on_forms(embedded_app):
 
 
 def test_embedded_mode_takes_a_patients_rating_once(embedded_app):
-    """The rating's one-statement insert works on SQLite too, and a double tap stays one response."""
+    """The rating's one-statement insert works on SQLite too, and a double tap stays one response.
+
+    Without Redis the first copy is processed (and leaves the inbox) within its
+    own request, so here the second copy is recognised as a duplicate by the
+    responses' unique submission id; the inbox's own duplicate check is in
+    tests/survey/test_inbox.py.
+    """
     from survey import qr
     from survey.models import SurveyResponse, TouchpointCode
 

@@ -729,3 +729,21 @@ def test_phone_numbers_never_reach_the_logs(client, nurse, hospital, api_token, 
 
     assert discharges_of(hospital), "the flows above must have run"
     assert PHONE not in caplog.text and OTHER_PHONE not in caplog.text and NAME not in caplog.text
+
+
+def test_the_slip_and_staff_forms_share_the_patient_limits_and_answer_with_the_patient_notice(
+        client, hospital, app, monkeypatch):
+    monkeypatch.setitem(app.config, "SURVEY_DEVICE_LIMIT", "2 per minute")
+    discharge = make_discharge(hospital)
+    url = f"/d/{followup.discharge_link_token(discharge)}"
+    fields = form_fields(body(client.get(url)))
+
+    first = client.post(url, data={**fields, **ipd_answers()})
+    second = client.post(url, data={**fields, **ipd_answers()})  # a retry still counts
+    staff_form = client.post("/s/no-such-token", data={"submission_id": "e" * 32})
+
+    assert (first.status_code, second.status_code) == (303, 303)
+    assert staff_form.status_code == 429  # the third patient POST of this phone in the minute
+    assert "提交过于频繁" in body(staff_form) and "staff.css" not in body(staff_form)
+    assert 0 < int(staff_form.headers["Retry-After"]) <= 60
+    assert client.post(url, data={**fields, **ipd_answers()}).status_code == 429

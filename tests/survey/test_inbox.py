@@ -116,8 +116,12 @@ def test_on_the_real_engine_the_row_is_committed_by_its_own_insert_and_a_retry_i
                 info, definition, submission_id, form, form_problem=None, fill_seconds=9.0, device_hash="",
                 ip_hash="")
 
+            db.engine.dispose()  # one pooled connection from here on: the insert's
             assert accept() is True
             db.session.rollback()  # whatever the request's session does next, the row is stored
+            with db.engine.connect() as pooled:  # back in the pool, it is transactional again
+                assert pooled.connection.dbapi_connection.autocommit is False
+                assert pooled.get_isolation_level() == "READ COMMITTED"
             with observer.connect() as other:
                 stored = other.execute(text("SELECT payload FROM survey_inbox WHERE submission_id = :s"),
                                        {"s": submission_id}).scalar_one()
