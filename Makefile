@@ -43,5 +43,10 @@ extract-messages: $(VENV)/.runtime
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs=".venv tests bench migrations" -o translations/messages.pot .
 	$(BIN)/pybabel update --no-fuzzy-matching -i translations/messages.pot -d translations
 
+## bench: the benchmark scripts against the local PostgreSQL and Redis (figures: docs/benchmarks.md)
+bench: $(VENV)/.dev translations
+	$(BIN)/python bench/submit.py
+	$(BIN)/python bench/complaints.py
+
 clean:
 	rm -rf $(VENV) instance/tingjian.db .pytest_cache
