@@ -32,7 +32,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # as a script: the app and bench/ importable
-from bench.servers import ADMIN_DSN, ROOT, app_env, free_port, run_clients, start, stop, summary, wait_for  # noqa: E402
+from bench.servers import ADMIN_DSN, ROOT, app_env, free_port, hammer, start, stop, summary, wait_for  # noqa: E402
 TARGET_P95_MS = 150.0
 OPEN_STATUSES = ("accepted", "in_handling", "transferred", "reply_drafted", "reply_approved", "reopened")
 
@@ -147,35 +147,24 @@ class Session:
 
 def measure(port: int, path: str, count: int, clients: int, cookie: str = "", expect: str | None = None) -> dict:
     """``count`` GETs of ``path`` from ``clients`` threads, one keep-alive connection each."""
-    latencies: list[float] = []
-    errors = [0]
     lock = threading.Lock()
     remaining = [count]
+    headers = {"Cookie": cookie} if cookie else {}
 
-    def client():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        mine, bad = [], 0
-        while True:
-            with lock:
-                if remaining[0] <= 0:
-                    break
-                remaining[0] -= 1
-            t0 = time.perf_counter()
-            try:
-                conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
-                response = conn.getresponse()
-                body = response.read()
-                ok = response.status == 200 and (expect is None or expect.encode() in body)
-            except OSError:
-                ok = False
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            mine.append(time.perf_counter() - t0)
-            bad += 0 if ok else 1
+    def next_job():
         with lock:
-            latencies.extend(mine)
-            errors[0] += bad
+            if remaining[0] <= 0:
+                return None
+            remaining[0] -= 1
+        return path
 
-    return summary(latencies, errors[0], run_clients(client, clients))
+    def send(conn, job):
+        conn.request("GET", job, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        return response.status == 200 and (expect is None or expect.encode() in body)
+
+    return summary(*hammer(port, clients, next_job, send, timeout=60))
 
 
 def worker_pids(master: int) -> list[int]:

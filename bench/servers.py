@@ -71,6 +71,40 @@ def run_clients(client, count: int) -> float:
     return time.perf_counter() - started
 
 
+def hammer(port: int, clients: int, next_job, send, timeout: float) -> tuple[list[float], int, float]:
+    """``clients`` threads, one keep-alive connection each, send jobs until ``next_job()`` gives None.
+
+    ``next_job()`` prepares a job outside the timed part (it must be thread-safe);
+    ``send(conn, job)`` makes the request, reads the answer and says whether it
+    was right. A broken connection is counted as an error and replaced.
+    Returns (latencies in seconds, errors, wall time).
+    """
+    import threading
+
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        mine, bad = [], 0
+        while (job := next_job()) is not None:
+            t0 = time.perf_counter()
+            try:
+                ok = send(conn, job)
+            except OSError:
+                ok = False
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            mine.append(time.perf_counter() - t0)
+            bad += 0 if ok else 1
+        with lock:
+            latencies.extend(mine)
+            errors[0] += bad
+
+    elapsed = run_clients(client, clients)
+    return latencies, errors[0], elapsed
+
+
 def summary(latencies: list[float], errors: int, elapsed: float) -> dict:
     """Requests, errors, requests per second and latency percentiles in milliseconds."""
     import statistics

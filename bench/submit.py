@@ -20,7 +20,6 @@ import http.client
 import os
 import re
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -29,7 +28,7 @@ from urllib.parse import urlencode, urlparse
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # as a script: the app and bench/ importable
-from bench.servers import ADMIN_DSN, ROOT, app_env, free_port, run_clients, start, stop, summary, wait_for  # noqa: E402
+from bench.servers import ADMIN_DSN, ROOT, app_env, free_port, hammer, start, stop, summary, wait_for  # noqa: E402
 
 
 def prepare_database(url: str) -> str:
@@ -81,36 +80,19 @@ def drain(url: str) -> int:
 
 def load(port: int, path: str, make_body, seconds: float, clients: int, cookie: str = "") -> tuple[list, int, float]:
     """Post for ``seconds``: (latencies, errors, wall time)."""
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **({"Cookie": cookie} if cookie else {})}
 
-    def client():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        mine, bad = [], 0
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        if cookie:
-            headers["Cookie"] = cookie
-        while time.perf_counter() < stop_at:
-            body = make_body()
-            t0 = time.perf_counter()
-            try:
-                conn.request("POST", path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                ok = response.status in (200, 303)
-            except OSError:
-                ok = False
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            mine.append(time.perf_counter() - t0)
-            bad += 0 if ok else 1
-        with lock:
-            latencies.extend(mine)
-            errors[0] += bad
+    def next_job():
+        return make_body() if time.perf_counter() < stop_at else None
 
-    elapsed = run_clients(client, clients)
-    return latencies, errors[0], elapsed
+    def send(conn, body):
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status in (200, 303)
+
+    return hammer(port, clients, next_job, send, timeout=10)
 
 
 def rounds(runs: list[tuple[list, int, float]]) -> dict:
