@@ -15,7 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.extensions import db
 from core.i18n import local_timezone
-from core.ratelimit import client_address, limited
+from core.ratelimit import client_address, limited, retry_after_header
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
@@ -69,7 +69,7 @@ def _notice(title: str, message: str, status: int, *, back: str | None = None):
 @public_bp.errorhandler(429)
 def _too_many(error):
     response = _notice(gettext("操作过于频繁"), gettext("请稍等一会儿再试。您已经提交成功的投诉不会丢失。"), 429)
-    response.headers["Retry-After"] = str(getattr(error, "retry_after", None) or 60)
+    response.headers["Retry-After"] = retry_after_header(error)
     return response
 
 

@@ -140,6 +140,11 @@ def _count_locally(windows, now: float) -> list[int]:
     return counts
 
 
+def retry_after_header(error) -> str:
+    """The Retry-After of a page answering a 429: the limiter's own wait, else a minute."""
+    return str(getattr(error, "retry_after", None) or 60)
+
+
 def reset_local() -> None:
     """Forget the in-process counters (tests)."""
     with _lock:

@@ -17,7 +17,7 @@ from flask_babel import gettext
 from sqlalchemy import select
 
 from core.extensions import db
-from core.ratelimit import client_address, limited
+from core.ratelimit import client_address, limited, retry_after_header
 from survey import qr, tokens, versioning
 from survey.models import SurveyResponse, TemplateVersion
 from survey.submission import SUBMISSION_ID_RE, SubmissionError, find_by_submission_id
@@ -139,7 +139,7 @@ limit_submissions = limited(("SURVEY_IP_LIMIT", client_address), ("SURVEY_DEVICE
 def too_many_submissions(error):
     """The patient's own notice (not the staff error page), with when to try again."""
     notice = render_notice(gettext("提交过于频繁"), gettext("请稍等一分钟后再试。您之前提交的评价已经收到。"), 429)
-    notice.headers["Retry-After"] = str(getattr(error, "retry_after", None) or 60)
+    notice.headers["Retry-After"] = retry_after_header(error)
     return notice
 
 
