@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # as a script: the app and bench/ importable
 from bench.servers import ADMIN_DSN, ROOT, app_env, free_port, hammer, start, stop, summary, wait_for  # noqa: E402
+
 TARGET_P95_MS = 150.0
 OPEN_STATUSES = ("accepted", "in_handling", "transferred", "reply_drafted", "reply_approved", "reopened")
 
@@ -74,11 +75,11 @@ def prepare_database(url: str, cases: int, recent_share: float = 0.0) -> dict:
     app = create_app({"SERVER_NAME": "bench.local", "PREFERRED_URL_SCHEME": "http"})
     with app.app_context(), app.test_request_context():
         flask_migrate.upgrade()
-        from organisation import demo as org_demo
-        from organisation.models import Institution
         from complaints import demo
         from complaints.calendar_data import seed_from_chinesecalendar
         from complaints.models import Category, Complaint
+        from organisation import demo as org_demo
+        from organisation.models import Institution
 
         org_demo.seed(org_demo.DEMO_PASSWORD)
         seed_from_chinesecalendar(actor="bench")
@@ -224,8 +225,8 @@ def explain(url: str, institution_id: int, scenarios: list[tuple[str, dict]]) ->
     os.environ.update(app_env(url))
     app = create_app({"SERVER_NAME": "bench.local"})
     with app.app_context(), app.test_request_context():
-        from organisation.models import Institution
         from complaints import handling
+        from organisation.models import Institution
 
         institution = db.session.get(Institution, institution_id)
         for label, args in scenarios:

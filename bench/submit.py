@@ -45,10 +45,11 @@ def prepare_database(url: str) -> str:
     app = create_app({"SERVER_NAME": "bench.local", "PREFERRED_URL_SCHEME": "http"})
     with app.app_context():
         flask_migrate.upgrade()
-        from organisation import demo
-        from survey import qr, versioning
-        from organisation.models import Touchpoint
         from sqlalchemy import select
+
+        from organisation import demo
+        from organisation.models import Touchpoint
+        from survey import qr, versioning
 
         demo.seed(demo.DEMO_PASSWORD)
         versioning.install_builtin_templates(actor="bench")

@@ -11,10 +11,10 @@ VIEW_MODULES = ("views_calendar", "views_intake", "views_cases", "views_outcomes
 
 
 def init_app(app: Flask) -> None:
-    from core.extensions import csrf
-    from organisation import register_label_enums
     from complaints import models
     from complaints.blueprints import admin_bp, public_bp, staff_bp
+    from core.extensions import csrf
+    from organisation import register_label_enums
 
     modules = [m for m in (_optional(name) for name in VIEW_MODULES) if m is not None]
     csrf.exempt(public_bp)  # public forms carry signed form tokens (as the patient survey pages do)

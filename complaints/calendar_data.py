@@ -19,21 +19,22 @@ is drafting.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any
 
 import click
 from flask.cli import with_appcontext
 from flask_babel import gettext
 from sqlalchemy import select
 
+from complaints.deadlines import invalidate_calendar_cache, recompute_open_deadlines, statutory_holidays
+from complaints.models import CalendarDay, CalendarYear, DayKind, YearStatus
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
 from core.i18n import local_timezone
 from organisation.models import StaffUser
-from complaints.deadlines import invalidate_calendar_cache, recompute_open_deadlines, statutory_holidays
-from complaints.models import CalendarDay, CalendarYear, DayKind, YearStatus
 
 PACKAGE_SOURCE = "chinesecalendar"
 NOTICE_SOURCE = "国务院办公厅通知"

@@ -35,20 +35,21 @@ one it would have if the clock restarted at once, and the trace says so.
 from __future__ import annotations
 
 import time as _time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from flask import current_app, g, has_app_context
 from flask_babel import force_locale, gettext
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
+from complaints.models import CalendarDay, CalendarYear, CasePause, Complaint, DayKind, Extension, Status
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
 from core.i18n import local_timezone
-from complaints.models import CalendarDay, CalendarYear, CasePause, Complaint, DayKind, Extension, Status
 
 WORKING = "working"
 WEEKEND = "weekend"
@@ -367,10 +368,10 @@ def compute_deadline(received_at: datetime, working_days: int, *, rule: str,
             if counted > working_days:
                 entry["extension"] = True
         trace.append(entry)
-    due_at = (datetime.combine(day, time.min, tzinfo=tz) + timedelta(days=1)).astimezone(timezone.utc)
+    due_at = (datetime.combine(day, time.min, tzinfo=tz) + timedelta(days=1)).astimezone(UTC)
     return Deadline(due_date=day, due_at=due_at, working_days=working_days, rule=rule, provisional=provisional,
                     calendar_versions=versions, trace=trace, extra_days=extra_days,
-                    received_at=received_at.astimezone(timezone.utc), pauses=pause_json, open_pause=open_pause)
+                    received_at=received_at.astimezone(UTC), pauses=pause_json, open_pause=open_pause)
 
 
 # Cases ----------------------------------------------------------------------------

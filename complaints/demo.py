@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import JSON, Table, func, select
 
-from core.db import utcnow
-from core.extensions import db
-from core.i18n import local_timezone
-from organisation.models import Department, Institution, Role, StaffRole, StaffUser, Touchpoint
 from complaints import deadlines
 from complaints.models import (
     CaseCounter,
@@ -47,6 +44,10 @@ from complaints.models import (
     Reply,
     Status,
 )
+from core.db import utcnow
+from core.extensions import db
+from core.i18n import local_timezone
+from organisation.models import Department, Institution, Role, StaffRole, StaffUser, Touchpoint
 
 try:  # the complaints' concerned departments (涉及科室), when the intake's table exists
     from complaints.models.cases import complaint_concerned_department as CONCERNED
@@ -247,7 +248,7 @@ def _phone(rng: random.Random) -> str:
 
 def _local(day: date, hour: float) -> datetime:
     tz = local_timezone()
-    return (datetime.combine(day, time.min, tzinfo=tz) + timedelta(hours=hour)).astimezone(timezone.utc)
+    return (datetime.combine(day, time.min, tzinfo=tz) + timedelta(hours=hour)).astimezone(UTC)
 
 
 def _working_day(day: date, n: int) -> date:
@@ -263,7 +264,7 @@ def _due(received_at: datetime, days: int, rule: str, *, trace: bool,
                 "deadline_trace": d.to_json(), "deadline_rule": rule, "working_days": days}
     due_date, provisional = deadlines.add_working_days(received_at.astimezone(local_timezone()).date(), days)
     due_at = (datetime.combine(due_date, time.min, tzinfo=local_timezone()) + timedelta(days=1)).astimezone(
-        timezone.utc)
+        UTC)
     return {"due_date": due_date, "due_at": due_at, "deadline_provisional": provisional, "deadline_trace": {},
             "deadline_rule": rule, "working_days": days}
 
@@ -346,7 +347,7 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
             moved = moved.replace(hour=8, minute=rng.randrange(60))
         elif moved.hour >= 18:
             moved = (moved + timedelta(days=1)).replace(hour=8, minute=rng.randrange(60))
-        return moved.astimezone(timezone.utc)
+        return moved.astimezone(UTC)
 
     def on_working_day(day: date, low: float = 8.5, high: float = 17.0) -> datetime:
         return _local(day, rng.uniform(low, high))

@@ -25,13 +25,13 @@ from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
+from complaints.models import Complaint, ComplaintSettings, Feedback, Status
+from complaints.workflow import Action, WorkflowError, log_event, transition
 from core import notify
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Institution, LabelledEnum, Role, StaffUser
-from complaints.models import Complaint, ComplaintSettings, Feedback, Status
-from complaints.workflow import Action, WorkflowError, log_event, transition
 from survey import tokens
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
-from organisation.forms import MultiCheckboxField, int_or_none
 from complaints.intake import RELATIONS, STAFF_CHANNELS
+from organisation.forms import MultiCheckboxField, int_or_none
 
 PHONE_HINT = _l("手机 11 位，或带区号的座机号码")
 RECEIVED_FORMAT = "%Y-%m-%dT%H:%M"

@@ -6,10 +6,10 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
-from organisation.forms import int_or_none, valid_date
 from complaints.feedback import MAX_COMMENT, Answer
 from complaints.rectification import RemedyError, parse_amount
 from complaints.replies import MAX_BODY, MAX_NOTE
+from organisation.forms import int_or_none, valid_date
 
 ANSWERS = [a.value for a in Answer]
 

@@ -20,9 +20,10 @@ complaints.workflow.transition; routing (assign, transfer, co-handlers) is in co
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
@@ -30,14 +31,6 @@ from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select
 from sqlalchemy.orm import load_only
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.audit import record
-from core.db import utcnow
-from core.extensions import db
-from core.i18n import local_timezone
-from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
-from organisation.models import Institution, Role, StaffUser
-from organisation.scope import Permission, can
-from organisation.services import ServiceError
 from complaints import deadlines
 from complaints.models import (
     CaseDepartment,
@@ -50,6 +43,14 @@ from complaints.models import (
 )
 from complaints.settings import complaint_settings
 from complaints.workflow import Action, ConcurrentChange, NotAllowed, WorkflowError, log_event, transition
+from core.audit import record
+from core.db import utcnow
+from core.extensions import db
+from core.i18n import local_timezone
+from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
+from organisation.models import Institution, Role, StaffUser
+from organisation.scope import Permission, can
+from organisation.services import ServiceError
 
 STANDARD = "standard"
 COMPLEX = "complex"

@@ -18,9 +18,10 @@ import hmac
 import re
 import secrets
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from flask import current_app, url_for
 from flask_babel import gettext
@@ -28,6 +29,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from complaints.models import Attachment, CaseCounter, Category, Channel, Complaint, Status
+from complaints.settings import complaint_settings
+from complaints.workflow import log_event
 from core import notify
 from core.audit import record
 from core.db import utcnow
@@ -36,9 +40,6 @@ from core.i18n import local_timezone
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
 from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
 from organisation.services import ServiceError
-from complaints.models import Attachment, CaseCounter, Category, Channel, Complaint, Status
-from complaints.settings import complaint_settings
-from complaints.workflow import log_event
 
 # The national list (003 item 33 names 医德医风、医疗质量安全、安全保卫和其他; the
 # product adds the three most frequent kinds of hospital complaints).

@@ -24,9 +24,10 @@ import io
 import re
 import tempfile
 import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any
 from xml.sax.saxutils import escape
 
 from flask_babel import gettext
@@ -34,10 +35,6 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
-from core.db import utcnow
-from core.extensions import db
-from core.i18n import local_day_bounds, local_timezone
-from organisation.models import Department, Institution, StaffUser
 from complaints.models import (
     CaseDepartment,
     Category,
@@ -49,6 +46,10 @@ from complaints.models import (
     RectificationStatus,
     Status,
 )
+from core.db import utcnow
+from core.extensions import db
+from core.i18n import local_day_bounds, local_timezone
+from organisation.models import Department, Institution, StaffUser
 
 BATCH = 1000
 

@@ -25,10 +25,10 @@ from flask_babel import lazy_gettext as _l
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from core.extensions import db
-from core.i18n import local_timezone
 from complaints.intake import check_lookup_code, hash_lookup_code
 from complaints.models import Complaint, PauseReason, Reply, ReplyStatus, Status
+from core.extensions import db
+from core.i18n import local_timezone
 
 MAX_FAILURES = 5
 LOCKOUT_SECONDS = 15 * 60

@@ -23,12 +23,6 @@ from decimal import Decimal, InvalidOperation
 from flask_babel import gettext
 from sqlalchemy import Select, or_, select, update
 
-from core.audit import record
-from core.db import utcnow
-from core.extensions import db
-from core.i18n import local_timezone
-from organisation.models import Department, Institution, StaffUser
-from organisation.scope import GRANTS, Permission
 from complaints.models import (
     Category,
     Complaint,
@@ -40,6 +34,12 @@ from complaints.models import (
 )
 from complaints.replies import check_writable, has_case_access, is_officer, may_draft
 from complaints.workflow import NotAllowed, WorkflowError, log_event
+from core.audit import record
+from core.db import utcnow
+from core.extensions import db
+from core.i18n import local_timezone
+from organisation.models import Department, Institution, StaffUser
+from organisation.scope import GRANTS, Permission
 
 MAX_TEXT = 2000
 MAX_AMOUNT = Decimal("9999999999.99")  # Numeric(12, 2)

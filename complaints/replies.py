@@ -26,6 +26,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
+from complaints.models import Channel, Complaint, Feedback, Reply, ReplyStatus, Status
+from complaints.workflow import OFFICERS, Action, ConcurrentChange, NotAllowed, WorkflowError, log_event, transition
 from core import notify
 from core.audit import record
 from core.db import utcnow
@@ -33,8 +35,6 @@ from core.extensions import db
 from core.i18n import local_timezone
 from core.privacy import mask_address
 from organisation.models import Institution, LabelledEnum, Role, StaffUser
-from complaints.models import Channel, Complaint, Feedback, Reply, ReplyStatus, Status
-from complaints.workflow import OFFICERS, Action, ConcurrentChange, NotAllowed, WorkflowError, log_event, transition
 
 log = logging.getLogger(__name__)
 

@@ -11,20 +11,20 @@ the first-contact officer stays responsible throughout (首诉负责制: "不得
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from flask_babel import gettext
 from sqlalchemy import select
 
+from complaints.handling import COMPLEX, STANDARD, check_version, flush_case, is_officer, require_open, update_deadline
+from complaints.models import CaseDepartment, Category, Complaint, RoutingRule
+from complaints.workflow import Action, NotAllowed, log_event, transition
 from core.audit import record
 from core.extensions import db
 from organisation.models import Department, Institution, StaffUser, Touchpoint
 from organisation.services import ServiceError
-from complaints.handling import (COMPLEX, STANDARD, check_version, flush_case, is_officer, require_open,
-                                 update_deadline)
-from complaints.models import CaseDepartment, Category, Complaint, RoutingRule
-from complaints.workflow import Action, NotAllowed, log_event, transition
 
 KEYWORD_SPLIT = re.compile(r"[;；,，、\s]+")
 

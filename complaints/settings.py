@@ -13,9 +13,9 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, NumberRange, Regexp
 
+from complaints.models import ComplaintSettings
 from core.audit import record
 from core.extensions import db
-from complaints.models import ComplaintSettings
 
 FIELDS = ("standard_days", "complex_days", "reminder_days_before", "escalate_after_days", "case_prefix",
           "feedback_valid_days")

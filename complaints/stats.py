@@ -47,18 +47,16 @@ import hmac
 import re
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import and_, case, func, or_, select
 
-from core.db import utcnow
-from core.extensions import db
-from core.i18n import local_day_bounds, local_timezone
-from organisation.models import Department, Institution, InstitutionCategory, InstitutionLevel
+from complaints.deadlines import working_days_between
 from complaints.ledger import (
     CLOSED_STATUSES,
     SATISFIED_VALUES,
@@ -66,8 +64,11 @@ from complaints.ledger import (
     overdue_expr,
     satisfaction_expr,
 )
-from complaints.deadlines import working_days_between
 from complaints.models import Category, Channel, Complaint, DeclineReason, Status
+from core.db import utcnow
+from core.extensions import db
+from core.i18n import local_day_bounds, local_timezone
+from organisation.models import Department, Institution, InstitutionCategory, InstitutionLevel
 
 SMALL_SAMPLE = 10
 
@@ -122,12 +123,12 @@ class Period:
         """[start, end) as aware datetimes in the hospitals' time zone."""
         return local_day_bounds(self.start)[0], local_day_bounds(self.end)[0]
 
-    def shifted(self, steps: int) -> "Period":
+    def shifted(self, steps: int) -> Period:
         size = 12 if self.kind == "month" else 4
         index = self.year * size + self.number - 1 + steps
         return Period(self.kind, index // size, index % size + 1)
 
-    def other_kind(self) -> "Period":
+    def other_kind(self) -> Period:
         """The quarter this month falls in, or the quarter's first month."""
         if self.kind == "month":
             return Period("quarter", self.year, (self.number - 1) // 3 + 1)

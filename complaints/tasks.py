@@ -25,12 +25,6 @@ from flask import url_for
 from flask_babel import force_locale, gettext
 from sqlalchemy import or_, select, update
 
-from core.audit import record
-from core.db import utcnow
-from core.extensions import db
-from core.notify import BACKENDS, Message, backend, send
-from core.tasks import job_logger
-from organisation.models import Department, Role, StaffUser, staff_department
 from complaints import deadlines
 from complaints.handling import (
     OPEN_VALUES,
@@ -38,11 +32,17 @@ from complaints.handling import (
     due_threshold,
     local_today,
     mask_phone,
-    status_in,
     missing_co_answers,
+    status_in,
 )
 from complaints.models import Complaint, ComplaintSettings, Status
 from complaints.workflow import log_event
+from core.audit import record
+from core.db import utcnow
+from core.extensions import db
+from core.notify import BACKENDS, Message, backend, send
+from core.tasks import job_logger
+from organisation.models import Department, Role, StaffUser, staff_department
 
 log = job_logger(__name__)
 SYSTEM = "complaint-deadlines"

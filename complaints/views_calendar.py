@@ -21,15 +21,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from wtforms import IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from complaints import calendar_data, deadlines
+from complaints.blueprints import admin_bp as bp
+from complaints.models import CalendarDay, CalendarYear, DayKind
 from core.errors import render_error
 from core.extensions import db
 from core.i18n import local_timezone
 from core.tasks import InlineResult, enqueue
 from organisation.forms import ConfirmForm, valid_date
 from organisation.models import Role
-from complaints import calendar_data, deadlines
-from complaints.blueprints import admin_bp as bp
-from complaints.models import CalendarDay, CalendarYear, DayKind
 
 VIEW_ROLES = (Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN, Role.INSTITUTION_ADMIN, Role.COMPLAINT_OFFICER)
 EDIT_ROLES = (Role.PLATFORM_ADMIN,)

@@ -5,9 +5,10 @@ rendered with; a stale page gets "该案件刚被其他人更新…" (409) and c
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_date, gettext
@@ -16,15 +17,6 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
-from core.db import utcnow
-from core.extensions import db
-from core.tasks import QUEUE_HIGH, enqueue
-from organisation.forms import ConfirmForm
-from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
-from organisation.scope import Permission, can, can_see_institution, department_scope, get_institution_or_404, \
-    get_owned_or_404
-from organisation.services import ServiceError, departments_for
-from organisation.views import paginate
 from complaints import handling, routing, tasks
 from complaints.blueprints import staff_bp as bp
 from complaints.forms_cases import (
@@ -60,6 +52,21 @@ from complaints.models import (
     Status,
 )
 from complaints.workflow import ACTION_LABELS, Action, ConcurrentChange, NotAllowed, WorkflowError, allowed_actions
+from core.db import utcnow
+from core.extensions import db
+from core.tasks import QUEUE_HIGH, enqueue
+from organisation.forms import ConfirmForm
+from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
+from organisation.scope import (
+    Permission,
+    can,
+    can_see_institution,
+    department_scope,
+    get_institution_or_404,
+    get_owned_or_404,
+)
+from organisation.services import ServiceError, departments_for
+from organisation.views import paginate
 
 QUEUE_PAGE_SIZE = 50
 # The calendar part's case-page section shows how the deadline was computed; without it this page does.

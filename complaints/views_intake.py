@@ -2,25 +2,28 @@
 turning a survey alert into a complaint, attachments and the category list."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any
 
-from flask import Flask, abort, current_app, flash, make_response, redirect, render_template, request, send_file, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core.extensions import db
-from core.i18n import local_timezone
-from core.ratelimit import client_address, limited, retry_after_header
-from organisation.forms import ConfirmForm
-from organisation.models import Department, Institution, Touchpoint
-from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
-from organisation.services import departments_for
-from organisation.views import handle_form
 from complaints import intake, lookup
 from complaints.blueprints import public_bp, staff_bp
 from complaints.forms_intake import (
@@ -32,6 +35,14 @@ from complaints.forms_intake import (
     parse_local_datetime,
 )
 from complaints.models import Attachment, CaseDepartment, Category, Channel, Complaint
+from core.extensions import db
+from core.i18n import local_timezone
+from core.ratelimit import client_address, limited, retry_after_header
+from organisation.forms import ConfirmForm
+from organisation.models import Department, Institution, Touchpoint
+from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
+from organisation.services import departments_for
+from organisation.views import handle_form
 from survey.patient import device_key
 
 FORM_TOKEN_MAX_AGE = 24 * 3600  # an elderly patient may take a long time, or come back to the tab later
@@ -175,7 +186,7 @@ def intake_form(institution_id: int):
                     institution,
                     channel=(Channel.SURVEY_ALERT if response is not None and intake.response_is_low(response)
                              else Channel.SELF_SERVICE),
-                    received_at=datetime.now(timezone.utc), subject="", description=form.description.data,
+                    received_at=datetime.now(UTC), subject="", description=form.description.data,
                     wish=form.wish.data, category=category,
                     touchpoint=db.session.get(Touchpoint, response.touchpoint_id) if response is not None
                     and response.touchpoint_id else None,
@@ -310,7 +321,7 @@ def register(institution_id: int):
         try:
             complaint, code = intake.register_complaint(
                 institution, channel=form.channel.data, channel_ref=form.channel_ref.data,
-                received_at=received_at.astimezone(timezone.utc), subject=form.subject.data,
+                received_at=received_at.astimezone(UTC), subject=form.subject.data,
                 description=form.description.data, wish=form.wish.data,
                 category=db.session.get(Category, form.category.data) if form.category.data else None,
                 touchpoint=db.session.get(Touchpoint, form.touchpoint.data) if form.touchpoint.data else None,

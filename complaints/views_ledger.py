@@ -15,6 +15,9 @@ from werkzeug.wsgi import wrap_file
 from wtforms import SelectField, StringField
 from wtforms.validators import Optional, ValidationError
 
+from complaints import ledger, stats
+from complaints.blueprints import admin_bp, staff_bp
+from complaints.models import Category, Channel, Status
 from core.errors import render_error
 from core.extensions import db
 from core.i18n import local_timezone
@@ -22,9 +25,6 @@ from organisation.forms import int_or_none, valid_date
 from organisation.models import Institution, Region, Role
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, region_subtree_ids
 from organisation.services import departments_for
-from complaints import ledger, stats
-from complaints.blueprints import admin_bp, staff_bp
-from complaints.models import Category, Channel, Status
 
 PER_PAGE = 50
 MAX_PAGE = 100_000

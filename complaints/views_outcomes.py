@@ -6,9 +6,10 @@ to the case page. The complainant's satisfaction page is public (/c/feedback/<to
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext
@@ -16,12 +17,6 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from core.db import utcnow
-from core.extensions import db
-from organisation.models import Department, Institution, StaffUser
-from organisation.scope import Permission, can, get_institution_or_404, get_owned_or_404
-from organisation.services import ServiceError
-from organisation.views import paginate  # clamps ?page= (an absurd page overflowed OFFSET: 500)
 from complaints import feedback as feedback_service
 from complaints import rectification as remedies
 from complaints import replies as reply_service
@@ -53,6 +48,13 @@ from complaints.models import (
     Status,
 )
 from complaints.workflow import Action, ConcurrentChange, WorkflowError, may
+from core.db import utcnow
+from core.extensions import db
+from organisation.models import Department, Institution, StaffUser
+from organisation.scope import Permission, can, get_institution_or_404, get_owned_or_404
+from organisation.services import ServiceError
+from organisation.views import paginate  # clamps ?page= (an absurd page overflowed OFFSET: 500)
+
 
 def actor() -> StaffUser:
     return current_user._get_current_object()
@@ -594,10 +596,10 @@ EVENT_LABELS = {
 
 
 def init_app(app: Flask) -> None:
+    from complaints import case_section
     from core.tasks import register_periodic
     from organisation import register_label_enums
     from organisation.nav import register_nav
-    from complaints import case_section
 
     app.extensions.setdefault("complaint_event_labels", {}).update(EVENT_LABELS)  # the case timeline's labels
     register_label_enums(app, reply_service.ReplyVia, feedback_service.Answer, feedback_service.ReopenStatus)

@@ -6,12 +6,12 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from complaints.blueprints import staff_bp
+from complaints.settings import FIELDS, ComplaintSettingsForm, complaint_settings, update_complaint_settings
 from organisation.nav import register_nav
 from organisation.scope import Permission, can, get_institution_or_404
 from organisation.services import ServiceError
 from organisation.views import handle_form
-from complaints.blueprints import staff_bp
-from complaints.settings import FIELDS, ComplaintSettingsForm, complaint_settings, update_complaint_settings
 
 
 @staff_bp.route("/settings", methods=["GET", "POST"])

@@ -1,7 +1,7 @@
 """/healthz: database, Redis and scheduler state for load balancers and operators."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
@@ -37,7 +37,7 @@ def heartbeat_stale(heartbeat: str | None) -> bool | None:
     if heartbeat is None:
         return None
     try:
-        age = datetime.now(timezone.utc) - datetime.fromisoformat(heartbeat)
+        age = datetime.now(UTC) - datetime.fromisoformat(heartbeat)
     except ValueError:
         return True
     return age.total_seconds() > 300
@@ -57,6 +57,6 @@ def healthz():
         "scheduler_heartbeat": heartbeat,
         # The heartbeat job runs every minute; older than five means no scheduler or no worker.
         "scheduler_stale": heartbeat_stale(heartbeat),
-        "time": datetime.now(timezone.utc).isoformat(),
+        "time": datetime.now(UTC).isoformat(),
     }
     return jsonify(body), 200 if healthy else 503

@@ -8,9 +8,9 @@ messages in the app, for tests and demos), or a dotted path to a callable
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Callable
 
 from flask import current_app
 

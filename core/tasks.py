@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -82,7 +83,7 @@ def enqueue(func: Callable[..., Any], *args: Any, queue: str = QUEUE_DEFAULT, **
     return run_inline(func, *args, **kwargs)
 
 
-def run_inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> "InlineResult":
+def run_inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> InlineResult:
     """Run a job in this process and app context, stamped with an inline job id; never raises."""
     job = InlineResult(id=f"inline-{uuid.uuid4().hex[:12]}")
     token = _inline_job_id.set(job.id)

@@ -7,12 +7,16 @@ from core.extensions import db
 from organisation import services
 from organisation.models import (
     DepartmentKind as DK,
+)
+from organisation.models import (
     InstitutionCategory,
     InstitutionGrade,
     InstitutionLevel,
     Region,
     RegionLevel,
     Role,
+)
+from organisation.models import (
     TouchpointKind as TK,
 )
 

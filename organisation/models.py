@@ -29,7 +29,7 @@ class LabelledEnum(StrEnum):
         return [(m.value, m.label) for m in cls]
 
     @classmethod
-    def from_label(cls, text: str) -> "LabelledEnum | None":
+    def from_label(cls, text: str) -> LabelledEnum | None:
         """Accept a code or its Chinese or English label (for imports)."""
         from flask_babel import force_locale
 
@@ -165,7 +165,7 @@ class Role(LabelledEnum):
                 "followup_nurse": {"随访员"}, "leadership": {"领导"}}[self.value]
 
     @classmethod
-    def institution_roles(cls) -> list["Role"]:
+    def institution_roles(cls) -> list[Role]:
         return [cls.INSTITUTION_ADMIN, cls.COMPLAINT_OFFICER, cls.DEPARTMENT_HANDLER,
                 cls.FOLLOWUP_NURSE, cls.LEADERSHIP]
 
@@ -182,7 +182,7 @@ class Region(TimestampMixin, db.Model):
     path: Mapped[str] = mapped_column(String(255), default="/", index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
-    parent: Mapped["Region | None"] = relationship(remote_side="Region.id")
+    parent: Mapped[Region | None] = relationship(remote_side="Region.id")
 
     @property
     def audit_label(self) -> str:
@@ -232,7 +232,7 @@ class Department(InstitutionScoped, TimestampMixin, db.Model):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
-    parent: Mapped["Department | None"] = relationship(remote_side="Department.id")
+    parent: Mapped[Department | None] = relationship(remote_side="Department.id")
 
     @property
     def audit_label(self) -> str:

@@ -5,8 +5,9 @@ whether the user sees it, so the base template holds no permission logic.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, current_app, request, url_for
 from flask_babel import lazy_gettext as _l

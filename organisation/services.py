@@ -4,9 +4,10 @@ Every function flushes and audits; the caller (a view, a job, the CLI) commits.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select

@@ -1,8 +1,9 @@
 """Organisation admin: regions, institutions, departments, touchpoints, staff, audit."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
@@ -10,8 +11,8 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, or_, select
 
 from core.audit import AuditEntry
-from core.i18n import local_day_bounds
 from core.extensions import db
+from core.i18n import local_day_bounds
 from organisation import importer, services
 from organisation.forms import (
     AuditFilterForm,

@@ -9,12 +9,20 @@ from flask.cli import with_appcontext
 def init_app(app: Flask) -> None:
     from core.extensions import csrf
     from core.tasks import QUEUE_HIGH, register_periodic
-    from survey import inbox
     from organisation import register_label_enums
-    from survey import models, patient, staff_views, tasks  # noqa: F401 - staff_views adds routes to staff_bp
+    from survey import (  # noqa: F401 - staff_views adds routes to staff_bp  # noqa: F401 - views_followup adds routes to staff_bp and patient.bp  # noqa: F401 - they add routes to staff_bp and patient.bp
+        api,
+        followup,
+        inbox,
+        models,
+        patient,
+        staff_views,
+        tasks,
+        views_codes,
+        views_followup,
+        views_staff_survey,
+    )
     from survey.blueprints import staff_bp
-    from survey import api, followup, views_followup  # noqa: F401 - views_followup adds routes to staff_bp and patient.bp
-    from survey import views_codes, views_staff_survey  # noqa: F401 - they add routes to staff_bp and patient.bp
 
     # Patient forms carry a signed, time-stamped form token instead of a
     # session-bound CSRF token: patients have no session to protect.

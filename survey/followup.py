@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import IO, Any, Callable, Iterable
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app, url_for
@@ -115,7 +116,7 @@ class Units:
     wards: dict[str, Touchpoint]
 
     @classmethod
-    def load(cls, institution: Institution) -> "Units":
+    def load(cls, institution: Institution) -> Units:
         departments = {d.code: d for d in db.session.scalars(
             select(Department).where(Department.institution_id == institution.id))}
         wards = {t.code: t for t in db.session.scalars(

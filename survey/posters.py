@@ -8,8 +8,8 @@ they stay sharp at any print size.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from flask_babel import gettext
 from reportlab.graphics import renderPDF

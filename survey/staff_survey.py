@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import url_for
@@ -39,7 +40,7 @@ from survey.models import (
     TemplateVersion,
 )
 from survey.results import safe_row
-from survey.submission import Context, submit_response, settings_for
+from survey.submission import Context, settings_for, submit_response
 
 PURPOSE = "staff-token"
 MAX_BATCH_SIZE = 1000
@@ -125,7 +126,7 @@ def urls_csv(batch: StaffSurveyBatch) -> str:
 
 def local_date(value: datetime) -> str:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(TZ).date().isoformat()
 
 
@@ -144,7 +145,7 @@ def resolve_token(value: str, *, lock: bool = False) -> tuple[StaffSurveyToken |
     if token.used_at is not None:
         return token, "used"
     batch = token.batch
-    expires = batch.expires_at if batch.expires_at.tzinfo else batch.expires_at.replace(tzinfo=timezone.utc)
+    expires = batch.expires_at if batch.expires_at.tzinfo else batch.expires_at.replace(tzinfo=UTC)
     if expires <= utcnow():
         return token, "expired"
     if batch.template.published is None:
@@ -166,7 +167,7 @@ def submit_with_token(token: StaffSurveyToken, submission_id: str, get: Callable
                       form_problem=form_problem, fill_seconds=fill_seconds)
     response, created = submit_response(context, submission_id, get, getlist, actor="staff-survey")
     if created:
-        today = datetime.combine(utcnow().date(), time.min, tzinfo=timezone.utc)
+        today = datetime.combine(utcnow().date(), time.min, tzinfo=UTC)
         token.used_at = today
         db.session.flush()
     return response, created
@@ -223,7 +224,7 @@ def years_with_responses(institution: Institution) -> list[int]:
     years = set()
     for value in rows:
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         years.add(value.astimezone(TZ).year)
     return sorted(years, reverse=True)
 

@@ -8,9 +8,10 @@ Flagged rows are kept and excluded from scores by default.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from flask_babel import gettext
 from sqlalchemy import exists, func, literal, select
@@ -69,7 +70,7 @@ class Context:
     version_id: int | None = None
     definition: dict[str, Any] | None = None
     touchpoint_id: int | None = None
-    settings: "EffectiveSettings | None" = None
+    settings: EffectiveSettings | None = None
 
     def __post_init__(self) -> None:
         if self.version is not None:
@@ -91,7 +92,7 @@ class EffectiveSettings:
     repeat_window_minutes: int = 30
 
     @classmethod
-    def of(cls, row: "SurveySettings | None") -> "EffectiveSettings":
+    def of(cls, row: SurveySettings | None) -> EffectiveSettings:
         if row is None:
             return cls()
         return cls(row.alert_threshold, row.min_fill_seconds, row.repeat_window_minutes)
@@ -238,7 +239,7 @@ def _flags(context: Context, settings: EffectiveSettings, now: datetime) -> list
     return sorted(set(flags))
 
 
-def alert_reasons(definition, by_code, settings: "EffectiveSettings | SurveySettings", *,
+def alert_reasons(definition, by_code, settings: EffectiveSettings | SurveySettings, *,
                   contact_requested: bool) -> list[str]:
     reasons = []
     overall = definitions.overall_item(definition)
@@ -255,7 +256,7 @@ def alert_reasons(definition, by_code, settings: "EffectiveSettings | SurveySett
     return reasons
 
 
-def raise_alert_if_needed(response: SurveyResponse, definition, by_code, settings: "EffectiveSettings | SurveySettings", *,
+def raise_alert_if_needed(response: SurveyResponse, definition, by_code, settings: EffectiveSettings | SurveySettings, *,
                           contact_requested: bool) -> RecoveryAlert | None:
     """Open a service-recovery alert for the department when the rules say so."""
     reasons = alert_reasons(definition, by_code, settings, contact_requested=contact_requested)

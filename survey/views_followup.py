@@ -22,9 +22,8 @@ from organisation.forms import ConfirmForm
 from organisation.importer import ImportFileError
 from organisation.models import Institution
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
-from survey import definitions, followup, qr
 from survey import api as api_service
-from survey import patient
+from survey import definitions, followup, patient, qr
 from survey.blueprints import staff_bp as bp
 from survey.models import ApiToken, Channel, Discharge, FollowupCall, FollowupOutcome
 from survey.submission import Context, SubmissionError

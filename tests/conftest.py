@@ -9,7 +9,10 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import socket
+import subprocess
 import threading
+import time
 import uuid
 
 import psycopg
@@ -22,23 +25,67 @@ from werkzeug.serving import make_server
 from core.extensions import db
 
 ADMIN_DSN = os.environ.get("TINGJIAN_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TINGJIAN_TEST_REDIS", "redis://127.0.0.1:6379/14")
+# Set to share an existing Redis; by default each run starts a throw-away redis-server of its own,
+# so two runs on one machine never see (or flush) each other's counters and queues.
+REDIS_URL = os.environ.get("TINGJIAN_TEST_REDIS", "")
 
 
 def _fail(message: str) -> None:
     pytest.exit(f"\n\n*** {message} ***\nThe test suite needs the real services; it never skips them.\n", returncode=3)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_redis_server(workdir: str) -> tuple[subprocess.Popen, str]:
+    """A redis-server on a free loopback port that keeps nothing on disk; fails the run if it cannot start."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        _fail("redis-server is not installed (apt-get install -y redis-server); the tests start one of their own")
+    for _attempt in range(5):
+        port = _free_port()
+        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                 "--dir", workdir, "--logfile", os.path.join(workdir, "redis.log")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"redis://127.0.0.1:{port}/0"
+        conn = redis_lib.Redis.from_url(url, socket_connect_timeout=1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                conn.ping()
+                return proc, url
+            except redis_lib.RedisError:
+                time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    _fail("could not start a throw-away redis-server")
+    raise AssertionError  # unreachable: _fail exits
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> str:
+def redis_url(tmp_path_factory) -> str:
+    if REDIS_URL:
+        try:
+            conn = redis_lib.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+            conn.ping()
+        except redis_lib.RedisError as exc:
+            _fail(f"Redis is unreachable at {REDIS_URL}: {exc}")
+        conn.flushdb()
+        yield REDIS_URL
+        conn.flushdb()
+        return
+    proc, url = _start_redis_server(str(tmp_path_factory.mktemp("redis")))
     try:
-        conn = redis_lib.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-        conn.ping()
-    except redis_lib.RedisError as exc:
-        _fail(f"Redis is unreachable at {REDIS_URL}: {exc}")
-    conn.flushdb()
-    yield REDIS_URL
-    conn.flushdb()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,20 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import (JSON, Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, Text,
-                        UniqueConstraint, text)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import InstitutionScoped, TimestampMixin, UTCDateTime, utcnow
@@ -51,7 +63,7 @@ class Status(LabelledEnum):
                 "settled": _l("当场办结"), "reopened": _l("已重新处理")}
 
     @classmethod
-    def open_statuses(cls) -> set["Status"]:
+    def open_statuses(cls) -> set[Status]:
         """Statuses whose clock runs (the case is awaiting an answer to the complainant)."""
         return {cls.ACCEPTED, cls.IN_HANDLING, cls.TRANSFERRED, cls.REPLY_DRAFTED, cls.REPLY_APPROVED,
                 cls.REOPENED}
@@ -175,17 +187,17 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
 
     __mapper_args__ = {"version_id_col": version}
 
-    category: Mapped["Category | None"] = relationship()
+    category: Mapped[Category | None] = relationship()
     touchpoint: Mapped[Touchpoint | None] = relationship()
     lead_department: Mapped[Department | None] = relationship()
     first_contact: Mapped[StaffUser | None] = relationship()
     # The departments the complaint is about (涉及科室), as registered; not who handles it.
     concerned_departments: Mapped[list[Department]] = relationship(secondary="complaint_concerned_department",
                                                                    order_by="Department.code")
-    departments: Mapped[list["CaseDepartment"]] = relationship(back_populates="complaint",
+    departments: Mapped[list[CaseDepartment]] = relationship(back_populates="complaint",
                                                                 cascade="all, delete-orphan",
                                                                 order_by="CaseDepartment.id")
-    events: Mapped[list["CaseEvent"]] = relationship(back_populates="complaint", cascade="all, delete-orphan",
+    events: Mapped[list[CaseEvent]] = relationship(back_populates="complaint", cascade="all, delete-orphan",
                                                      order_by="CaseEvent.id")
 
     @property

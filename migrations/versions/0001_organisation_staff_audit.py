@@ -5,11 +5,10 @@ Revises:
 Create Date: 2026-11-26 13:49:10.745017
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import core.db
-
 
 # revision identifiers, used by Alembic.
 revision = '0001'

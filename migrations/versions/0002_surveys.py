@@ -5,11 +5,10 @@ Revises: 0001
 Create Date: 2026-11-26 13:55:54.576818
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import core.db
-
 
 # revision identifiers, used by Alembic.
 revision = '0002'

@@ -5,11 +5,10 @@ Revises: 0003
 Create Date: 2026-11-26 14:33:38.280323
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import core.db
-
 
 # revision identifiers, used by Alembic.
 revision = '0004'

@@ -10,7 +10,6 @@ search when a touchpoint receives thousands of ratings in the window.
 """
 from alembic import op
 
-
 revision = '0005'
 down_revision = '0004'
 branch_labels = None

@@ -1,7 +1,7 @@
 """Survey models, one module per concept."""
 from survey.models.alerts import AlertStatus, RecoveryAlert
-from survey.models.inbox import SurveyInbox
 from survey.models.followup import ApiToken, Discharge, FollowupCall, FollowupOutcome
+from survey.models.inbox import SurveyInbox
 from survey.models.responses import Channel, ContactRequest, SurveyAnswer, SurveyResponse
 from survey.models.settings import SurveySettings
 from survey.models.staff import StaffSurveyBatch, StaffSurveyToken

@@ -60,7 +60,7 @@ class Discharge(InstitutionScoped, db.Model):
 
     department: Mapped[Department] = relationship()
     touchpoint: Mapped[Touchpoint | None] = relationship()
-    calls: Mapped[list["FollowupCall"]] = relationship(back_populates="discharge", order_by="FollowupCall.id")
+    calls: Mapped[list[FollowupCall]] = relationship(back_populates="discharge", order_by="FollowupCall.id")
 
     @property
     def audit_label(self) -> str:

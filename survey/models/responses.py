@@ -62,14 +62,14 @@ class SurveyResponse(InstitutionScoped, db.Model):
     sentiment: Mapped[float | None] = mapped_column(Float)
 
     version: Mapped[TemplateVersion] = relationship()
-    answers: Mapped[list["SurveyAnswer"]] = relationship(back_populates="response", cascade="all, delete-orphan",
+    answers: Mapped[list[SurveyAnswer]] = relationship(back_populates="response", cascade="all, delete-orphan",
                                                          order_by="SurveyAnswer.id")
 
     @property
     def audit_label(self) -> str:
         return f"response {self.id}"
 
-    def answer(self, code: str) -> "SurveyAnswer | None":
+    def answer(self, code: str) -> SurveyAnswer | None:
         return next((a for a in self.answers if a.item_code == code), None)
 
 

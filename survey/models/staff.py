@@ -26,7 +26,7 @@ class StaffSurveyBatch(InstitutionScoped, db.Model):
 
     department: Mapped[Department] = relationship()
     template: Mapped[SurveyTemplate] = relationship()
-    tokens: Mapped[list["StaffSurveyToken"]] = relationship(back_populates="batch", order_by="StaffSurveyToken.id")
+    tokens: Mapped[list[StaffSurveyToken]] = relationship(back_populates="batch", order_by="StaffSurveyToken.id")
 
     @property
     def audit_label(self) -> str:

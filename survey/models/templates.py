@@ -49,7 +49,7 @@ class SurveyTemplate(TimestampMixin, db.Model):
     copied_from_id: Mapped[int | None] = mapped_column(ForeignKey("survey_template.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
-    versions: Mapped[list["TemplateVersion"]] = relationship(
+    versions: Mapped[list[TemplateVersion]] = relationship(
         back_populates="template", order_by="TemplateVersion.number", cascade="all, delete-orphan")
 
     @property
@@ -61,13 +61,13 @@ class SurveyTemplate(TimestampMixin, db.Model):
         return self.institution_id is None
 
     @property
-    def published(self) -> "TemplateVersion | None":
+    def published(self) -> TemplateVersion | None:
         """The version new responses answer: the newest published one."""
         live = [v for v in self.versions if v.status == VersionStatus.PUBLISHED]
         return live[-1] if live else None
 
     @property
-    def draft(self) -> "TemplateVersion | None":
+    def draft(self) -> TemplateVersion | None:
         drafts = [v for v in self.versions if v.status == VersionStatus.DRAFT]
         return drafts[-1] if drafts else None
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -133,7 +133,7 @@ def make_case(ctx, categories):
                        for d in overrides.pop("departments_concerned", [])]
         values: dict[str, Any] = {
             "channel": Channel.WALK_IN,
-            "received_at": datetime.now(timezone.utc),
+            "received_at": datetime.now(UTC),
             "subject": "挂号窗口态度生硬",
             "description": "上午在挂号窗口询问医保报销流程，工作人员态度生硬，不愿解释。",
             "wish": "希望改进服务态度并给予解释。",

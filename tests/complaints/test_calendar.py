@@ -14,10 +14,10 @@ import pytest
 from click.testing import Result
 from sqlalchemy import event, func, select
 
-from core.audit import AuditEntry
-from core.extensions import db
 from complaints import calendar_data, deadlines, views_calendar
 from complaints.models import CalendarDay, CalendarYear, CaseEvent, Channel, Complaint, DayKind, Status
+from core.audit import AuditEntry
+from core.extensions import db
 from tests.complaints.conftest import staff_login
 from tests.factories import demo_user as staff_user
 

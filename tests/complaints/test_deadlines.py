@@ -6,14 +6,12 @@ chinesecalendar); 2027 is not announced, so it is provisional.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, select
 
-from core.audit import AuditEntry
-from core.extensions import db
 from complaints import calendar_data, deadlines
 from complaints.deadlines import (
     add_working_days,
@@ -25,6 +23,8 @@ from complaints.deadlines import (
     working_days_between,
 )
 from complaints.models import CaseEvent, CasePause, Channel, Complaint, DayKind, Extension, Status
+from core.audit import AuditEntry
+from core.extensions import db
 from tests.factories import demo_user
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -211,13 +211,13 @@ def test_approved_extensions_are_counted_after_the_regular_days(calendar):
 
 def test_deadline_ends_at_beijing_midnight_after_the_due_day(calendar):
     deadline = compute_deadline(beijing("2026-09-30 17:00"), 5, rule="standard")
-    assert deadline.due_at == datetime(2026, 10, 13, 16, 0, tzinfo=timezone.utc)
+    assert deadline.due_at == datetime(2026, 10, 13, 16, 0, tzinfo=UTC)
     assert deadline.due_at.tzinfo is not None
 
 
 def test_receipt_day_is_the_beijing_day_not_the_utc_day(calendar):
     # 2026-09-29 17:30 UTC is 2026-09-30 01:30 in Beijing.
-    deadline = compute_deadline(datetime(2026, 9, 29, 17, 30, tzinfo=timezone.utc), 5, rule="standard")
+    deadline = compute_deadline(datetime(2026, 9, 29, 17, 30, tzinfo=UTC), 5, rule="standard")
     assert deadline.trace[0]["date"] == "2026-09-30"
     assert deadline.due_date == day("2026-10-13")
 
@@ -409,7 +409,7 @@ def test_co_handlers_sub_deadlines_follow_the_calendar(calendar, rmyy):
     calendar_data.set_calendar_day(day("2026-10-09"), DayKind.HOLIDAY, "测试", actor="test")
     recompute_open_deadlines(actor="test")
     # Three working days after 09-30 with 10-09 off: 10-08, 10-10, 10-12.
-    assert co.due_at == datetime(2026, 10, 12, 16, 0, tzinfo=timezone.utc)
+    assert co.due_at == datetime(2026, 10, 12, 16, 0, tzinfo=UTC)
 
 
 def test_the_recompute_job_runs_in_a_worker_without_a_request(app):

@@ -16,16 +16,16 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from core.extensions import db
-from organisation.demo import DEMO_PASSWORD
 from complaints import calendar_data, deadlines, handling, lookup, routing
 from complaints.models import CaseEvent, Complaint, Feedback, Reply, ReplyStatus, RoutingRule, Status
+from core.extensions import db
+from organisation.demo import DEMO_PASSWORD
 from tests.complaints.conftest import department, staff_login, touchpoint
 from tests.factories import demo_user
 
@@ -329,7 +329,7 @@ def clock(monkeypatch):
     from complaints import intake, views_calendar
 
     now = beijing("2026-12-30 20:00")
-    monkeypatch.setattr(intake, "utcnow", lambda: now.astimezone(timezone.utc))
+    monkeypatch.setattr(intake, "utcnow", lambda: now.astimezone(UTC))
     monkeypatch.setattr(views_calendar, "local_today", lambda: now.date())
     deadlines._warning_cache.clear()
     yield now

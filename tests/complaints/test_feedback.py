@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, update
 
-from core.audit import AuditEntry
-from core.db import utcnow
-from core.extensions import db
 from complaints import feedback as feedback_service
 from complaints import handling, routing
 from complaints.deadlines import compute_deadline
@@ -17,6 +14,9 @@ from complaints.feedback import FeedbackError, accept_reopen, answer_feedback, r
 from complaints.models import Channel, Feedback, Status
 from complaints.replies import approve_reply, close_complaint, draft_reply, send_reply
 from complaints.workflow import ConcurrentChange
+from core.audit import AuditEntry
+from core.db import utcnow
+from core.extensions import db
 from tests.complaints.conftest import department, staff_login
 from tests.factories import demo_user
 
@@ -166,7 +166,7 @@ def test_unhappy_with_new_facts_reopens_with_a_deadline_from_the_reopening(make_
     assert case.status == Status.IN_HANDLING
     assert case.reopened_count == 1 and case.closed_at is None and case.resolved is None
     assert case.due_date == date(2026, 10, 13)
-    assert case.deadline_trace["received_at"] == reopened_at.astimezone(timezone.utc).isoformat()
+    assert case.deadline_trace["received_at"] == reopened_at.astimezone(UTC).isoformat()
     assert (fb.reopen_status, fb.reopened) == ("accepted", True)
     assert [e.action for e in case.events][-2:] == ["reopen", "resume"]
     # the case goes round again: a second reply is version 2, the first is kept

@@ -1,28 +1,28 @@
 """Triage, the clock (pauses, extensions), co-handling answers and the case page (issue 5, points 2-5)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select
 
-from core.audit import AuditEntry
-from core.extensions import db
 from complaints import handling, routing
 from complaints.models import CaseEvent, CasePause, DeclineReason, PauseReason, Status
 from complaints.workflow import ConcurrentChange, NotAllowed
+from core.audit import AuditEntry
+from core.extensions import db
 from organisation.services import ServiceError
 from tests.complaints.conftest import department
 from tests.factories import demo_user
 
-BEIJING_1700_0930 = datetime(2026, 9, 30, 9, 0, tzinfo=timezone.utc)  # Wed 2026-09-30 17:00 Beijing (C1)
+BEIJING_1700_0930 = datetime(2026, 9, 30, 9, 0, tzinfo=UTC)  # Wed 2026-09-30 17:00 Beijing (C1)
 
 
 def beijing(y, m, d, hh=0, mm=0) -> datetime:
     """A Beijing wall-clock time as an aware UTC datetime."""
     from zoneinfo import ZoneInfo
 
-    return datetime(y, m, d, hh, mm, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(timezone.utc)
+    return datetime(y, m, d, hh, mm, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)
 
 
 @pytest.fixture

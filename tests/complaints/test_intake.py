@@ -5,16 +5,16 @@ import io
 import re
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, func, select
 
-from core.audit import AuditEntry
-from core.extensions import db
 from complaints import intake
 from complaints.intake import IntakeError, Upload
 from complaints.models import Attachment, CaseCounter, CaseEvent, Category, Channel, Complaint, ComplaintSettings
+from core.audit import AuditEntry
+from core.extensions import db
 from tests.complaints.conftest import department, staff_login, touchpoint
 from tests.factories import demo_institution, demo_user
 from tests.survey.conftest import record_response
@@ -128,8 +128,8 @@ def test_case_numbers_count_per_institution_and_year(rmyy, zyy, make_case):
     a = make_case(received_at=beijing(2026, 3, 2, 9, 0))
     b = make_case(received_at=beijing(2026, 3, 2, 9, 5))
     c = make_case(institution=zyy, received_at=beijing(2026, 3, 2, 9, 6))
-    d = make_case(received_at=datetime.now(timezone.utc))
-    year = datetime.now(timezone.utc).year
+    d = make_case(received_at=datetime.now(UTC))
+    year = datetime.now(UTC).year
     assert (a.case_number, b.case_number, c.case_number) == ("TS2026-00001", "TS2026-00002", "TS2026-00001")
     if year != 2026:
         assert d.case_number == f"TS{year}-00001"
@@ -137,8 +137,8 @@ def test_case_numbers_count_per_institution_and_year(rmyy, zyy, make_case):
 
 def test_the_year_of_a_case_number_is_the_year_in_beijing(rmyy):
     # 2025-12-31 17:00 UTC is already 2026-01-01 01:00 in Beijing.
-    assert intake.next_case_number(rmyy, datetime(2025, 12, 31, 17, 0, tzinfo=timezone.utc)) == "TS2026-00001"
-    assert intake.next_case_number(rmyy, datetime(2025, 12, 31, 15, 59, tzinfo=timezone.utc)) == "TS2025-00001"
+    assert intake.next_case_number(rmyy, datetime(2025, 12, 31, 17, 0, tzinfo=UTC)) == "TS2026-00001"
+    assert intake.next_case_number(rmyy, datetime(2025, 12, 31, 15, 59, tzinfo=UTC)) == "TS2025-00001"
 
 
 def test_the_case_number_prefix_is_the_institutions_setting(rmyy):
@@ -165,7 +165,7 @@ def test_two_registrations_at_once_get_different_numbers(app):
                 if not hold:
                     first_has_lock.wait(5)
                     second_started.set()
-                number = intake.next_case_number(institution, datetime(year, 6, 1, 4, tzinfo=timezone.utc))
+                number = intake.next_case_number(institution, datetime(year, 6, 1, 4, tzinfo=UTC))
                 if hold:
                     first_has_lock.set()
                     second_started.wait(5)
@@ -179,7 +179,7 @@ def test_two_registrations_at_once_get_different_numbers(app):
     try:
         # Create the year's row first, so both updates contend for the same row.
         with app.app_context():
-            intake.next_case_number(demo_institution("rmyy"), datetime(year, 6, 1, 4, tzinfo=timezone.utc))
+            intake.next_case_number(demo_institution("rmyy"), datetime(year, 6, 1, 4, tzinfo=UTC))
             database.session.commit()
         for t in threads:
             t.start()
@@ -240,7 +240,7 @@ def test_a_hotline_transfer_needs_its_work_order_number(make_case):
     ({"description": "   "}, "description"),
     ({"complainant_phone": "12345"}, "complainant_phone"),
     ({"relation": "boss"}, "relation"),
-    ({"received_at": datetime.now(timezone.utc) + timedelta(hours=2)}, "received_at"),
+    ({"received_at": datetime.now(UTC) + timedelta(hours=2)}, "received_at"),
 ])
 def test_bad_registrations_are_refused_with_a_field_and_a_chinese_message(make_case, overrides, field):
     with pytest.raises(IntakeError) as raised:
@@ -533,7 +533,7 @@ def officer_form(client, institution, **fields):
 @pytest.fixture
 def october_2026(monkeypatch):
     """Registration accepts receipts up to a year back; the tests enter October 2026."""
-    monkeypatch.setattr(intake, "utcnow", lambda: datetime(2026, 10, 9, 2, 0, tzinfo=timezone.utc))
+    monkeypatch.setattr(intake, "utcnow", lambda: datetime(2026, 10, 9, 2, 0, tzinfo=UTC))
 
 
 def test_an_officer_registers_a_walk_in_and_becomes_first_contact(client, rmyy, categories, october_2026):

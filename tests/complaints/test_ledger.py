@@ -11,7 +11,7 @@ import csv
 import io
 import itertools
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
@@ -20,10 +20,10 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import event, select
 
-from core.extensions import db
-from organisation.models import Institution
 from complaints import demo, ledger
 from complaints.models import CaseDepartment, Complaint, Feedback, Rectification
+from core.extensions import db
+from organisation.models import Institution
 from tests.complaints.conftest import department, staff_login
 from tests.factories import demo_user
 
@@ -47,7 +47,7 @@ HAND = {
 def at(day: int, hour: float = 10.0, month: int = 10) -> datetime:
     """A Beijing-time moment in 2026, as the aware UTC datetime the database stores."""
     local = datetime(2026, month, day, tzinfo=BEIJING) + timedelta(hours=hour)
-    return local.astimezone(timezone.utc)
+    return local.astimezone(UTC)
 
 
 def end_of(day: int, month: int = 10) -> datetime:
@@ -111,7 +111,7 @@ def october_ledger(rmyy, zyy, categories, calendar_2026) -> Ledger:
     case("A9", status="in_handling", received=at(22), due_at=end_of(29), paused_since=at(26),
          pause_reason="awaiting_material")
     case("A10", status="in_handling", received=at(23),
-         due_at=datetime.now(timezone.utc) + timedelta(days=5))  # an approved extension
+         due_at=datetime.now(UTC) + timedelta(days=5))  # an approved extension
     # Settled on the spot: no deadline; resolved recorded by the service, or left empty.
     case("A11", status="settled", received=at(20, 9), first_response_at=at(20, 9.5), replied_at=at(20, 9.5),
          closed_at=at(20, 9.5), resolved=True, channel="self_service", first_contact_id=None)
@@ -355,7 +355,7 @@ def test_on_time_rate_equals_a_hand_count_of_the_exported_ledger(client, october
 def three_thousand_cases(rmyy, categories):
     """3,000 bare cases of rmyy, inserted in bulk."""
     officer = demo_user("rmyy-officer")
-    start = datetime(2026, 1, 5, 2, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 5, 2, tzinfo=UTC)
     rows = [{"institution_id": rmyy.id, "case_number": f"BULK-{i:05d}", "channel": "phone",
              "received_at": start + timedelta(minutes=97 * i), "first_contact_id": officer.id,
              "category_id": categories["other"].id, "subject": "测试", "description": "测试",
@@ -399,7 +399,7 @@ def test_export_keeps_no_orm_objects_in_the_session(three_thousand_cases):
 
 
 def test_keyset_batches_keep_cases_received_at_the_same_instant(rmyy, categories):
-    same = datetime(2026, 3, 3, 3, tzinfo=timezone.utc)
+    same = datetime(2026, 3, 3, 3, tzinfo=UTC)
     for i in range(7):
         add_case(rmyy, received=same, case_number=f"SAME-{i}")
 

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select
 
-from core.extensions import db
 from complaints import lookup
 from complaints.models import CaseEvent, Reply, Status
+from core.extensions import db
 from tests.factories import demo_user
 
 NONCE = re.compile(r'nonce="[^"]*"')
@@ -35,7 +35,7 @@ def wrong(code: str) -> str:
 
 
 def test_the_right_number_and_code_show_the_stage_and_dates_only(client, rmyy, make_case):
-    case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=timezone.utc),
+    case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=UTC),
                      description="内部可见的投诉经过", complainant_name="张三")
     case.events.append(CaseEvent(action="note", note="内部备注：当事护士已谈话", actor_label="rmyy-officer"))
     response = ask(client, rmyy, case.case_number, case.plain_lookup_code)
@@ -139,7 +139,7 @@ def test_another_hospitals_case_is_not_found_with_this_hospital(client, rmyy, zy
 
 @pytest.mark.parametrize("typed", ["ts2026-1", "ＴＳ２０２６－０００１", " TS 2026 00001 "])
 def test_case_numbers_typed_loosely_are_understood(client, rmyy, make_case, typed):
-    case = make_case(received_at=datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc))
+    case = make_case(received_at=datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
     assert case.case_number == "TS2026-00001"
     code = "".join(chr(ord(c) + 0xFEE0) for c in case.plain_lookup_code)  # full-width digits
     assert ask(client, rmyy, typed, code).status_code == 200
@@ -166,7 +166,7 @@ def test_only_a_sent_reply_is_shown_and_the_latest_one(client, rmyy, make_case):
     db.session.flush()
     html = ask(client, rmyy, case.case_number, case.plain_lookup_code).get_data(as_text=True)
     assert "草稿" not in html and "正在准备答复" in html
-    sent_at = datetime(2026, 10, 12, 3, 0, tzinfo=timezone.utc)
+    sent_at = datetime(2026, 10, 12, 3, 0, tzinfo=UTC)
     db.session.add_all([
         Reply(complaint_id=case.id, number=2, body="第一次答复", status="sent", drafted_by_id=officer.id,
               sent_at=sent_at),
@@ -191,7 +191,7 @@ def test_a_declined_case_shows_the_notice_the_complainant_is_owed(client, rmyy, 
 def test_a_paused_case_says_the_clock_stands_still(client, rmyy, make_case):
     case = make_case()
     case.status = Status.IN_HANDLING.value
-    case.paused_since = datetime.now(timezone.utc)
+    case.paused_since = datetime.now(UTC)
     case.pause_reason = "awaiting_material"
     html = ask(client, rmyy, case.case_number, case.plain_lookup_code).get_data(as_text=True)
     assert "等待您补充材料" in html
@@ -317,7 +317,7 @@ def test_on_a_phone_a_complaint_is_filed_and_its_progress_looked_up(app, live_se
         officer_name = officer.display_name
         case.status = Status.REPLIED.value
         db.session.add(Reply(complaint_id=case.id, number=1, status="sent", drafted_by_id=officer.id,
-                             sent_at=datetime.now(timezone.utc),
+                             sent_at=datetime.now(UTC),
                              body="您好！经核实，10月8日门诊收费处确有重复收取检查费 20 元的情况，"
                                   "已于今日原路退还。我们已对当班人员进行批评教育，并在收费窗口张贴退费指引。"
                                   "感谢您的监督。"))

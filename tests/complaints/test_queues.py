@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, select
 
-from core.extensions import db
 from complaints import handling, routing
 from complaints.models import CaseEvent, Status
+from core.extensions import db
 from tests.complaints.conftest import department, staff_login
 from tests.factories import demo_user
 
 
 def now_minus(days: float) -> datetime:
-    return datetime.now(timezone.utc) - timedelta(days=days)
+    return datetime.now(UTC) - timedelta(days=days)
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from core.audit import AuditEntry
-from core.extensions import db
 from complaints import handling, routing
 from complaints.models import Rectification, RectificationStatus, Refund, RefundStatus
 from complaints.rectification import (
@@ -23,6 +21,8 @@ from complaints.rectification import (
     verify_rectification,
 )
 from complaints.workflow import NotAllowed
+from core.audit import AuditEntry
+from core.extensions import db
 from organisation.models import Role
 from tests.complaints.conftest import department, staff_login
 from tests.factories import demo_user, login, make_staff

@@ -1,16 +1,16 @@
 """Reminders and escalation (督办): check C8, once per due date, safe to run twice, never while paused."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from core.audit import AuditEntry
-from core.extensions import db
 from complaints import handling, routing, tasks
 from complaints.models import CaseEvent, ComplaintSettings, PauseReason
+from core.audit import AuditEntry
+from core.extensions import db
 from tests.complaints.conftest import department
 from tests.factories import demo_user
 
@@ -19,14 +19,14 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 
 def at(y, m, d, hh=9, mm=0) -> str:
     """A Beijing wall-clock time, as the ISO string a job receives."""
-    return datetime(y, m, d, hh, mm, tzinfo=BEIJING).astimezone(timezone.utc).isoformat()
+    return datetime(y, m, d, hh, mm, tzinfo=BEIJING).astimezone(UTC).isoformat()
 
 
 @pytest.fixture
 def c8_case(make_case, calendar_2026, rmyy):
     """Check C1/C8's case: received Wed 2026-09-30 17:00, accepted, led by 心血管内科; due Tue 10-13."""
     officer = demo_user("rmyy-officer")
-    case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=timezone.utc))
+    case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=UTC))
     handling.accept_complaint(case, actor=officer)
     routing.assign_department(case, department(rmyy, "XNK"), actor=officer)
     db.session.flush()
@@ -128,7 +128,7 @@ def test_when_the_first_contact_has_left_the_escalation_goes_to_the_officers(mak
     from tests.factories import make_staff
 
     temp = make_staff([Role.COMPLAINT_OFFICER], rmyy, username="temp-officer")
-    case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=timezone.utc), channel=Channel.SELF_SERVICE,
+    case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=UTC), channel=Channel.SELF_SERVICE,
                      first_contact=None, actor="patient")
     handling.accept_complaint(case, actor=temp)
     assert case.first_contact_id == temp.id            # the officer who triaged a self-service complaint

@@ -7,8 +7,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from core.audit import AuditEntry
-from core.extensions import db
 from complaints import feedback as feedback_service
 from complaints import handling, lookup, routing
 from complaints.models import Channel, ComplaintSettings, Feedback, Reply, ReplyStatus, Status
@@ -23,9 +21,11 @@ from complaints.replies import (
     visible_reply,
 )
 from complaints.workflow import ConcurrentChange, NotAllowed, WorkflowError
+from core.audit import AuditEntry
+from core.extensions import db
+from organisation.models import Role
 from tests.complaints.conftest import department, staff_login
 from tests.factories import demo_user, make_staff
-from organisation.models import Role
 
 
 def handling_case(make_case, rmyy, *, lead: str = "XNK", co: tuple[str, ...] = (), **overrides):

@@ -10,8 +10,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from complaints.models import CaseDepartment, Complaint, Extension
-from complaints.models import Attachment
+from complaints.models import Attachment, CaseDepartment, Complaint, Extension
 from complaints.models.outcomes import Feedback, Rectification, Refund, Reply
 from core.extensions import db
 from tests.complaints.conftest import department, staff_login

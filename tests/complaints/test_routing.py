@@ -1,21 +1,21 @@
 """Routing: rules propose the department, assigning with co-handlers, transfers, first-contact responsibility."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select
 
-from core.audit import AuditEntry
-from core.extensions import db
 from complaints import handling, routing
 from complaints.models import RoutingRule, Status
 from complaints.workflow import NotAllowed
+from core.audit import AuditEntry
+from core.extensions import db
 from organisation.services import ServiceError
 from tests.complaints.conftest import department, staff_login, touchpoint
 from tests.factories import demo_user
 
-C1_RECEIVED = datetime(2026, 9, 30, 9, 0, tzinfo=timezone.utc)  # Wed 2026-09-30 17:00 Beijing
+C1_RECEIVED = datetime(2026, 9, 30, 9, 0, tzinfo=UTC)  # Wed 2026-09-30 17:00 Beijing
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_co_handlers_switch_the_case_to_the_ten_day_rule_with_sub_deadlines(acce
     rows = {cd.department.code: cd for cd in accepted.departments}
     assert {code: cd.role for code, cd in rows.items()} == {"XNK": "lead", "CWK": "co", "HLB": "co"}
     # Two working days before the case's deadline: 10-16 (Fri), due at 24:00 Beijing.
-    assert rows["CWK"].due_at == datetime(2026, 10, 16, 16, 0, tzinfo=timezone.utc)
+    assert rows["CWK"].due_at == datetime(2026, 10, 16, 16, 0, tzinfo=UTC)
     assert rows["XNK"].due_at is None
 
 

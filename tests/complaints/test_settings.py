@@ -1,13 +1,13 @@
 """An institution sets its own complaint targets; the national ones are the defaults."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from complaints.settings import complaint_settings
 from core.audit import AuditEntry
 from core.extensions import db
-from complaints.settings import complaint_settings
 from tests.complaints.conftest import staff_login
 from tests.factories import demo_user
 
@@ -33,7 +33,7 @@ def test_an_officer_shortens_the_deadline_and_new_cases_use_it(client, rmyy, mak
     assert complaint_settings(rmyy.id).standard_days == 3
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "complaint_settings.update"))
     assert entry.data["standard_days"] == [5, 3] and entry.institution_id == rmyy.id
-    case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=timezone.utc))
+    case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=UTC))
     assert case.case_number.startswith("YY2026-")
     handling.accept_complaint(case, actor=demo_user("rmyy-officer"), expected_version=case.version)
     assert case.working_days == 3

@@ -3,14 +3,14 @@ out of the denominators (C11), periods are Beijing-time months and quarters, and
 comparison is scoped to the admin's region."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from organisation.models import Role
 from complaints import stats
 from complaints.models import Status
+from organisation.models import Role
 from tests.complaints.conftest import staff_login
 from tests.complaints.test_ledger import HAND, PHONE, add_case, at, end_of, october_ledger  # noqa: F401 - fixture
 from tests.factories import make_institution, make_region, make_staff
@@ -45,8 +45,8 @@ def test_bad_period_strings_are_refused(ctx, text):
 def test_period_bounds_are_beijing_midnights_and_shift_across_years(ctx):
     start, end = stats.parse_period("2026-10").bounds()
 
-    assert start == datetime(2026, 9, 30, 16, tzinfo=timezone.utc)
-    assert end == datetime(2026, 10, 31, 16, tzinfo=timezone.utc)
+    assert start == datetime(2026, 9, 30, 16, tzinfo=UTC)
+    assert end == datetime(2026, 10, 31, 16, tzinfo=UTC)
     assert stats.parse_period("2026-12").shifted(1).code == "2027-01"
     assert stats.parse_period("2026Q1").shifted(-1).code == "2025Q4"
     assert stats.parse_period("2026-11").other_kind().code == "2026Q4"
@@ -242,7 +242,7 @@ def test_comparison_summarises_each_institution_in_its_peer_group(ctx, october_l
 
 
 def test_an_open_case_within_its_deadline_counts_against_the_response_rate_only(rmyy, categories):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     received = now - timedelta(minutes=5)
     add_case(rmyy, status="accepted", received=received, due_at=now + timedelta(days=5))
     local = received.astimezone(ZoneInfo("Asia/Shanghai"))

@@ -1,7 +1,7 @@
 """record(): one audit entry per state change, pointing at its target and institution."""
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 from sqlalchemy import select
 
@@ -24,7 +24,7 @@ def test_a_model_target_fills_type_id_label_and_its_institution(ctx):
     assert (entry.actor_id, entry.actor_label) == (platform.id, "platform")
     assert entry.action == "department.update"
     assert entry.data == {"name": ["旧", "新"]}
-    assert entry.created_at.tzinfo == timezone.utc
+    assert entry.created_at.tzinfo == UTC
     assert db.session.get(AuditEntry, entry.id) is entry
 
 

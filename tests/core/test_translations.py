@@ -14,7 +14,7 @@ complaint cases (subjects, categories, channel references).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -332,7 +332,7 @@ def complaint_office(ctx):
     from complaints import demo
 
     rmyy = demo_institution("rmyy")
-    demo.seed_cases(150, institutions=[rmyy], now=datetime(2026, 11, 20, 3, 0, tzinfo=timezone.utc))
+    demo.seed_cases(150, institutions=[rmyy], now=datetime(2026, 11, 20, 3, 0, tzinfo=UTC))
     db.session.flush()
     return rmyy
 

@@ -8,7 +8,7 @@ fails ``test_every_route_without_an_institution_is_classified`` until it is.
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from flask import url_for

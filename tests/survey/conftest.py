@@ -12,7 +12,6 @@ never leak between tests.
 from __future__ import annotations
 
 import copy
-
 import re
 import time
 import uuid

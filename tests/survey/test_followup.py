@@ -7,7 +7,7 @@ import io
 import json
 import logging
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -478,8 +478,8 @@ def test_rates_by_ward_and_month_count_only_calls_within_the_follow_up_window(cl
     xnk = [make_discharge(hospital, unit="B-XNK", discharge_date=may) for _ in range(4)]
     gk = make_discharge(hospital, unit="B-GK", discharge_date=may)
     make_discharge(hospital, unit="B-XNK", discharge_date=date(2026, 6, 1))  # next month
-    in_time = datetime(2026, 5, 17, 15, 0, tzinfo=timezone.utc)   # 23:00 Beijing on day 7: in time
-    late = datetime(2026, 5, 17, 16, 30, tzinfo=timezone.utc)     # 00:30 Beijing on day 8: too late
+    in_time = datetime(2026, 5, 17, 15, 0, tzinfo=UTC)   # 23:00 Beijing on day 7: in time
+    late = datetime(2026, 5, 17, 16, 30, tzinfo=UTC)     # 00:30 Beijing on day 8: too late
     followup.record_call(xnk[0], FollowupOutcome.REACHED, nurse=nurse, now=in_time)
     followup.record_call(xnk[1], FollowupOutcome.NO_ANSWER, nurse=nurse, now=in_time - timedelta(days=3))
     followup.record_call(xnk[1], FollowupOutcome.REACHED, nurse=nurse, now=in_time - timedelta(days=2))
@@ -509,7 +509,7 @@ def test_a_full_month_of_reached_patients_meets_the_100_percent_target(ctx, hosp
     june = [make_discharge(hospital, unit="B-FCK", discharge_date=date(2026, 6, 3)) for _ in range(3)]
     for discharge in june:
         followup.record_call(discharge, FollowupOutcome.REACHED, nurse=nurse,
-                             now=datetime(2026, 6, 4, 2, tzinfo=timezone.utc))
+                             now=datetime(2026, 6, 4, 2, tzinfo=UTC))
 
     (row,) = followup.followup_rates(hospital, 2026, 6).rows
 
@@ -534,7 +534,7 @@ def test_purge_nulls_old_names_and_phones_once_and_keeps_recent_ones(ctx, hospit
 
     # Noon in Beijing on the fixture's "today": the two runs must not straddle local midnight,
     # or the boundary discharge would rightly fall due in the second one.
-    noon = datetime.combine(today, time(12, 0), tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(timezone.utc)
+    noon = datetime.combine(today, time(12, 0), tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)
     first = followup.purge_contact_data(now=noon)
     stamp = old.purged_at
     second = followup.purge_contact_data(now=noon + timedelta(minutes=5))

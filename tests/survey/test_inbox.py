@@ -4,7 +4,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 

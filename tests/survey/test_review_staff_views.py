@@ -10,14 +10,11 @@ from sqlalchemy import select
 
 from core.audit import record
 from core.extensions import db
-from survey import staff_survey
 from survey.models import AlertStatus, RecoveryAlert, SurveyTemplate
-from tests.factories import demo_user
 
 from .conftest import staff_login
-from .test_staff_views import PHONE, base, pharmacy_code, seeded, text  # noqa: F401 - fixtures
 from .test_staff_survey import department, fill, make_batch, stf  # noqa: F401 - fixtures
-
+from .test_staff_views import PHONE, base, pharmacy_code, seeded, text  # noqa: F401 - fixtures
 
 # Odd query strings ----------------------------------------------------------------
 

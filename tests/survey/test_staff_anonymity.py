@@ -9,7 +9,6 @@ from survey.models import Channel
 from tests.survey.conftest import record_response, staff_login
 
 
-
 def _staff_response(rmyy, builtin_templates):
     department = db.session.scalar(select(Department).where(Department.institution_id == rmyy.id,
                                                             Department.code == "XNK"))

@@ -20,6 +20,7 @@ from core.audit import AuditEntry
 from core.db import utcnow
 from core.extensions import db
 from core.i18n import local_timezone
+from organisation.models import Role
 from survey import alerts, builtin, definitions, results, tasks
 from survey.models import (
     AlertStatus,
@@ -34,7 +35,6 @@ from survey.models import (
     VersionStatus,
 )
 from survey.submission import Context, SubmissionError, settings_for, submit_response
-from organisation.models import Role
 from tests.factories import demo_institution, demo_user, make_department, make_staff, make_touchpoint
 
 from .conftest import (

@@ -14,7 +14,7 @@ from survey.definitions import FREQ4, YESNO
 from survey.models import SurveyResponse, SurveyTemplate, TemplateVersion, VersionStatus
 from survey.models.templates import PublishedVersionChanged
 
-from .conftest import survey_path, submit, submission_id_of, stored
+from .conftest import stored, submission_id_of, submit, survey_path
 
 
 def version_count() -> int:
