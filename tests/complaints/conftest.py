@@ -18,6 +18,12 @@ Fixtures:
   (default: rmyy, walk-in, 服务态度, registered by rmyy-officer, received now);
   the one-time lookup code is on ``case.plain_lookup_code``;
 - ``outbox``: messages sent through core.notify while the test runs;
+- ``post_complaint(client, institution, ...)``: the public complaint form, opened and posted as a phone
+  would (``open_form`` and ``hidden_fields`` read a page's hidden inputs);
+- ``october_ledger``: the C15 fixture, 20 cases of rmyy received in October 2026 (Beijing time) in
+  every state that matters for the ledger and the statistics, plus two cases just outside the month
+  and one of another hospital; its hand counts are in ``HAND``, and ``add_case``, ``at`` and
+  ``end_of`` write more cases and Beijing-time moments;
 - ``live_server`` and ``shots`` from tests/browser, and ``in_browser(fn, phone=True)``, which runs
   ``fn(page)`` in a fresh chromium on its own thread. (Importing tests/browser's session-wide
   ``browser`` into a module here starts a second Playwright next to the one tests/browser keeps
@@ -25,14 +31,19 @@ Fixtures:
 """
 from __future__ import annotations
 
+import itertools
+import re
 import threading
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
+from complaints.models import CaseDepartment, Complaint, Feedback, Rectification
 from core.extensions import db
 from organisation.models import Department, Institution, StaffUser, Touchpoint
 from tests.conftest import CHROMIUM  # live_server and shots are fixtures of tests/conftest.py
@@ -149,6 +160,169 @@ def make_case(ctx, categories):
         return case
 
     return make
+
+
+# The complainant's public form ---------------------------------------------------------
+
+def hidden_fields(html: str) -> dict[str, str]:
+    """The hidden inputs of a page, whatever the order of their attributes."""
+    from html import unescape
+
+    fields = {}
+    for tag in re.findall(r"<input\b[^>]*>", html):
+        if 'type="hidden"' in tag:
+            name = re.search(r'name="([^"]+)"', tag)
+            value = re.search(r'value="([^"]*)"', tag)
+            if name:
+                fields[name.group(1)] = unescape(value.group(1)) if value else ""
+    return fields
+
+
+def open_form(client, path: str) -> dict[str, str]:
+    page = client.get(path)
+    assert page.status_code == 200, page.status_code
+    return hidden_fields(page.get_data(as_text=True))
+
+
+def post_complaint(client, institution, *, fields: dict | None = None, files=(), query: str = ""):
+    path = f"/c/{institution.id}/new{query}"
+    hidden = open_form(client, path)
+    from complaints import intake
+
+    data = {**hidden, "category": str(intake.categories_for(institution)[2].id), "relation": "self",
+            "description": "在收费窗口排队一小时，工作人员中途离开没有说明。",
+            "wish": "希望增加窗口", "complainant_phone": "13912345678", **(fields or {})}
+    if files:
+        data["attachments"] = list(files)
+    return client.post(path, data=data, content_type="multipart/form-data"), data
+
+
+# The October ledger (C15): hand-counted cases for the ledger and the statistics ------------
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+_numbers = itertools.count(1)
+
+PHONE = "13912345678"
+
+# What a person counts by hand on the October ledger (see october_ledger below).
+HAND = {
+    "rows": 20,              # every case received in October, the merged-away duplicate included
+    "received": 19,          # the statistics leave the merged-away duplicate out
+    "declined": 2, "registered": 1, "accepted": 16, "closed": 9,
+    "response": (9, 16), "resolution": (8, 9), "satisfaction": (4, 6), "on_time": (6, 12),
+    "median_days": 4,
+}
+
+
+def at(day: int, hour: float = 10.0, month: int = 10) -> datetime:
+    """A Beijing-time moment in 2026, as the aware UTC datetime the database stores."""
+    local = datetime(2026, month, day, tzinfo=BEIJING) + timedelta(hours=hour)
+    return local.astimezone(UTC)
+
+
+def end_of(day: int, month: int = 10) -> datetime:
+    """24:00 Beijing time of a due day (how deadlines are stored)."""
+    return at(day, 24, month)
+
+
+def add_case(institution: Institution, *, received: datetime, status: str = "closed", **values: Any) -> Complaint:
+    """A case written directly (the services are tested elsewhere): only what the ledger reads."""
+    number = values.pop("case_number", None) or f"TT2026-{next(_numbers):05d}"
+    values.setdefault("channel", "walk_in")
+    values.setdefault("subject", "挂号窗口态度生硬")
+    values.setdefault("description", "工作人员态度生硬。")
+    values.setdefault("complainant_name", "欧阳测试")
+    values.setdefault("complainant_phone", "13800000000")
+    complaint = Complaint(institution_id=institution.id, case_number=number, received_at=received, status=status,
+                          **values)
+    db.session.add(complaint)
+    db.session.flush()
+    return complaint
+
+
+@dataclass
+class Ledger:
+    rmyy: Institution
+    zyy: Institution
+    cases: dict[str, Complaint]
+
+
+@pytest.fixture
+def october_ledger(rmyy, zyy, categories, calendar_2026) -> Ledger:
+    """The C15 fixture: 20 October cases of rmyy with known answers (HAND), and three outside it."""
+    officer = demo_user("rmyy-officer")
+    xnk, cwk, ywk = department(rmyy, "XNK"), department(rmyy, "CWK"), department(rmyy, "YWK")
+    attitude, charges, safety = categories["attitude"], categories["charges"], categories["quality_safety"]
+    common = {"first_contact_id": officer.id, "category_id": attitude.id, "lead_department_id": xnk.id}
+    cases: dict[str, Complaint] = {}
+
+    def case(key: str, **values: Any) -> Complaint:
+        merged = {**common, **values}
+        cases[key] = add_case(rmyy, case_number=f"TS2026-1{len(cases):04d}", **merged)
+        return cases[key]
+
+    # Closed: replied on time / late; resolved or not; satisfaction answered on the case, or only on its feedback.
+    case("A1", received=at(12), due_at=end_of(19), replied_at=at(15), first_response_at=at(15), closed_at=at(16),
+         resolved=True, satisfaction="satisfied", complainant_phone=PHONE, complainant_name="张三丰")
+    case("A2", received=at(13), due_at=end_of(20), replied_at=at(19), first_response_at=at(19), closed_at=at(20),
+         resolved=True, satisfaction="basically", channel="phone")
+    case("A3", received=at(14), due_at=end_of(21), replied_at=at(27), first_response_at=at(27), closed_at=at(28),
+         resolved=False, satisfaction="unsatisfied", category_id=safety.id, lead_department_id=ywk.id)
+    case("A4", received=at(15), due_at=end_of(22), replied_at=at(20), first_response_at=at(20), closed_at=at(21),
+         resolved=True)
+    case("A5", received=at(16), due_at=end_of(23), replied_at=at(29), first_response_at=at(29), closed_at=at(30),
+         resolved=True, satisfaction="satisfied", complainant_phone="139-1234-5678", channel="hotline_12345",
+         category_id=charges.id, lead_department_id=cwk.id)
+    # Replied, not closed yet.
+    case("A6", status="replied", received=at(19), due_at=end_of(26), replied_at=at(23), first_response_at=at(23))
+    case("A7", status="replied", received=at(20), due_at=end_of(27), replied_at=at(28, 9), first_response_at=at(28, 9))
+    # Open: overdue (contacted in time, never answered); paused; still within a deadline that lies ahead.
+    case("A8", status="in_handling", received=at(21), due_at=end_of(28), first_response_at=at(22))
+    case("A9", status="in_handling", received=at(22), due_at=end_of(29), paused_since=at(26),
+         pause_reason="awaiting_material")
+    case("A10", status="in_handling", received=at(23),
+         due_at=datetime.now(UTC) + timedelta(days=5))  # an approved extension
+    # Settled on the spot: no deadline; resolved recorded by the service, or left empty.
+    case("A11", status="settled", received=at(20, 9), first_response_at=at(20, 9.5), replied_at=at(20, 9.5),
+         closed_at=at(20, 9.5), resolved=True, channel="self_service", first_contact_id=None)
+    case("A12", status="settled", received=at(21, 15), closed_at=at(21, 15.5), lead_department_id=None)
+    # Declined (C11): listed, out of every denominator — even with a passed deadline and an answer.
+    case("D1", status="declined", received=at(22, 11), decline_reason="in_court", decline_notice="已向法院起诉。",
+         first_response_at=at(23), closed_at=at(23), due_at=end_of(23), satisfaction="unsatisfied",
+         lead_department_id=None)
+    case("D2", status="declined", received=at(26), decline_reason="repeated", decline_notice="重复投诉。",
+         first_response_at=at(26, 12), closed_at=at(26, 12), complainant_phone=PHONE, lead_department_id=None,
+         channel="letter")
+    case("R1", status="registered", received=at(30, 16), lead_department_id=None, channel="email")
+    # More open cases past their deadline.
+    case("A13", status="reply_drafted", received=at(26, 9), due_at=end_of(30))
+    case("A16", status="transferred", received=at(27), due_at=end_of(30))
+    # Closed on co-handling: the lead is XNK, CWK co-handles it.
+    case("A14", received=at(19, 14), due_at=end_of(30), replied_at=at(22), first_response_at=at(22), closed_at=at(23),
+         resolved=True, satisfaction="satisfied", channel="self_service")
+    # Replied exactly at 24:00 of the due day: still on time; received across the make-up Saturday.
+    case("A15", received=at(8), due_at=end_of(12), replied_at=end_of(12), first_response_at=end_of(12),
+         closed_at=at(12, 16), resolved=True)
+    # A duplicate merged into A1 (C12): listed in the ledger, not counted twice.
+    case("M1", received=at(12, 11), merged_into_id=cases["A1"].id, due_at=end_of(19), replied_at=at(15),
+         closed_at=at(16), resolved=True, satisfaction="satisfied")
+
+    db.session.add(CaseDepartment(complaint_id=cases["A14"].id, department_id=xnk.id, role="lead"))
+    db.session.add(CaseDepartment(complaint_id=cases["A14"].id, department_id=cwk.id, role="co"))
+    # A4's answer was recorded on its feedback only: the ledger and the statistics still see it.
+    db.session.add(Feedback(complaint_id=cases["A4"].id, expires_at=at(28), answered_at=at(22), answer="unsatisfied"))
+    db.session.add(Rectification(complaint_id=cases["A1"].id, institution_id=rmyy.id, action="培训", owner_id=officer.id,
+                                 due_date=date(2026, 11, 15), status="verified"))
+    db.session.add(Rectification(complaint_id=cases["A3"].id, institution_id=rmyy.id, action="复盘", owner_id=officer.id,
+                                 due_date=date(2026, 11, 15), status="verified"))
+    db.session.add(Rectification(complaint_id=cases["A3"].id, institution_id=rmyy.id, action="质控", owner_id=officer.id,
+                                 due_date=date(2026, 11, 30), status="open"))
+    # Just outside October in Beijing time (though inside it, or not, in UTC); and another hospital's case.
+    add_case(rmyy, case_number="TS2026-20001", received=at(30, 23.5, month=9), status="registered")
+    add_case(rmyy, case_number="TS2026-20002", received=at(1, 0.2, month=11), status="registered")
+    add_case(zyy, case_number="TS2026-30001", received=at(15), status="registered")
+    db.session.flush()
+    return Ledger(rmyy, zyy, cases)
 
 
 def in_browser(fn, *, phone: bool = True, timeout: float = 180):

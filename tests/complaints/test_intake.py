@@ -15,7 +15,7 @@ from complaints.intake import IntakeError, Upload
 from complaints.models import Attachment, CaseCounter, CaseEvent, Category, Channel, Complaint, ComplaintSettings
 from core.audit import AuditEntry
 from core.extensions import db
-from tests.complaints.conftest import department, staff_login, touchpoint
+from tests.complaints.conftest import department, hidden_fields, open_form, post_complaint, staff_login, touchpoint
 from tests.factories import demo_institution, demo_user
 from tests.survey.conftest import record_response
 
@@ -23,20 +23,6 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
 PDF = b"%PDF-1.7\n" + b"\x00" * 200
 HEIC = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 200
-
-
-def hidden_fields(html: str) -> dict[str, str]:
-    """The hidden inputs of a page, whatever the order of their attributes."""
-    from html import unescape
-
-    fields = {}
-    for tag in re.findall(r"<input\b[^>]*>", html):
-        if 'type="hidden"' in tag:
-            name = re.search(r'name="([^"]+)"', tag)
-            value = re.search(r'value="([^"]*)"', tag)
-            if name:
-                fields[name.group(1)] = unescape(value.group(1)) if value else ""
-    return fields
 
 
 def beijing(*args) -> datetime:
@@ -362,25 +348,8 @@ def test_an_officer_flags_a_registered_case_from_the_case_page(client, rmyy, mak
 
 # The complainant's own form ---------------------------------------------------------------------
 
-def open_form(client, path: str) -> dict[str, str]:
-    page = client.get(path)
-    assert page.status_code == 200, page.status_code
-    return hidden_fields(page.get_data(as_text=True))
-
-
 def file_field(data: bytes, name: str):
     return (io.BytesIO(data), name)
-
-
-def post_complaint(client, institution, *, fields: dict | None = None, files=(), query: str = ""):
-    path = f"/c/{institution.id}/new{query}"
-    hidden = open_form(client, path)
-    data = {**hidden, "category": str(intake.categories_for(institution)[2].id), "relation": "self",
-            "description": "在收费窗口排队一小时，工作人员中途离开没有说明。",
-            "wish": "希望增加窗口", "complainant_phone": "13912345678", **(fields or {})}
-    if files:
-        data["attachments"] = list(files)
-    return client.post(path, data=data, content_type="multipart/form-data"), data
 
 
 def test_the_public_form_is_a_phone_page_in_one_request(client, rmyy, categories):

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from complaints import lookup
 from complaints.models import CaseEvent, Reply, Status
 from core.extensions import db
+from tests.complaints.conftest import post_complaint
 from tests.factories import demo_user
 
 NONCE = re.compile(r'nonce="[^"]*"')
@@ -235,8 +236,6 @@ def test_bad_lookup_input_is_a_400_in_chinese(client, rmyy):
 
 
 def test_the_receipt_leads_to_a_working_lookup(client, rmyy, categories):
-    from tests.complaints.test_intake import post_complaint
-
     receipt, _ = post_complaint(client, rmyy)
     html = receipt.get_data(as_text=True)
     code = re.search(r'class="code pin">(\d{6})<', html).group(1)

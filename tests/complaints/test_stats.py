@@ -11,8 +11,7 @@ import pytest
 from complaints import stats
 from complaints.models import Status
 from organisation.models import Role
-from tests.complaints.conftest import staff_login
-from tests.complaints.test_ledger import HAND, PHONE, add_case, at, end_of, october_ledger  # noqa: F401 - fixture
+from tests.complaints.conftest import HAND, PHONE, add_case, at, end_of, staff_login
 from tests.factories import make_institution, make_region, make_staff
 
 OCTOBER = stats.Period("month", 2026, 10)

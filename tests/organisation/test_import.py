@@ -322,6 +322,17 @@ def test_too_many_rows_are_refused(admin_client, tenant_a):
     assert count(Department, tenant_a) == before
 
 
+def test_a_csv_with_nul_bytes_is_refused_with_a_message_and_writes_nothing(admin_client, tenant_a):
+    before = count(Department, tenant_a)
+    content = csv_bytes([DEPARTMENT_HEADER, ["NEW1", "新\x00科室", "临床", ""]])
+
+    response = upload(admin_client, tenant_a, "departments", content, "departments.csv")
+
+    assert response.status_code == 400
+    assert "无效字符" in body(response)
+    assert count(Department, tenant_a) == before
+
+
 # Dry run ---------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["departments", "touchpoints", "staff"])

@@ -155,6 +155,15 @@ def stored(submission_id: str) -> SurveyResponse | None:
     return db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == submission_id))
 
 
+# Documents -------------------------------------------------------------------------
+
+def pdf_pages(data: bytes) -> int:
+    """Page objects in a PDF written by reportlab (no object streams, so they are plain text)."""
+    assert data.startswith(b"%PDF-"), data[:20]
+    assert data.rstrip().endswith(b"%%EOF")
+    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data))
+
+
 # Storing responses without the page -------------------------------------------
 
 def record_response(*, version: TemplateVersion, institution_id: int, channel: Channel = Channel.TOUCHPOINT_QR,

@@ -12,20 +12,13 @@ from core.extensions import db
 from organisation.models import Department, Touchpoint
 from survey import qr
 from survey.models import SurveyResponse, TouchpointCode
-from tests.survey.conftest import staff_login, survey_path, touchpoint
+from tests.survey.conftest import pdf_pages, staff_login, survey_path, touchpoint
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def base(institution) -> str:
     return f"/i/{institution.id}/survey/codes"
-
-
-def pdf_pages(data: bytes) -> int:
-    """Page objects in a PDF written by reportlab (no object streams, so they are plain text)."""
-    assert data.startswith(b"%PDF-"), data[:20]
-    assert data.rstrip().endswith(b"%%EOF")
-    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data))
 
 
 def audits(action: str, target_id=None) -> list[AuditEntry]:

@@ -334,6 +334,18 @@ def test_api_answers_bad_json_with_400_never_500(client, api_token, raw):
     assert response.is_json and response.get_json()["message"]
 
 
+def test_a_nul_byte_in_a_discharge_field_is_a_400_naming_the_field(client, hospital, api_token, today):
+    before = db.session.scalar(select(func.count()).select_from(Discharge))
+
+    response = post_api(client, api_item(today, patient_name="王\x00秀兰"), api_token)
+
+    assert response.status_code == 400
+    errors = response.get_json()["errors"]
+    assert [(e["index"], e["field"]) for e in errors] == [(0, "patient_name")]
+    assert "无效字符" in errors[0]["message"]
+    assert db.session.scalar(select(func.count()).select_from(Discharge)) == before
+
+
 def test_managers_create_tokens_shown_once_and_revoke_them(client, hospital, today):
     admin = demo_user("rmyy-admin")
     login(client, admin)

@@ -92,6 +92,26 @@ def test_the_thank_you_page_answers_for_a_rating_still_in_the_inbox(app, client,
     assert _responses(submission_id) == 1
 
 
+def test_a_low_rating_still_in_the_inbox_gets_the_apology(client, window_code):
+    # With a worker (production), the patient reaches the thank-you page before the inbox is processed.
+    submission_id, created = _accept(window_code, {"WIN_OVERALL": "2"})
+    assert created
+
+    page = client.get(f"/thanks/{submission_id}")
+
+    assert page.status_code == 200
+    assert "很抱歉这次没有让您满意" in page.get_data(as_text=True)
+
+
+def test_a_good_rating_still_in_the_inbox_gets_no_apology(client, window_code):
+    submission_id, _created = _accept(window_code, {"WIN_OVERALL": "5"})
+
+    page = client.get(f"/thanks/{submission_id}")
+
+    assert page.status_code == 200 and "评价已收到" in page.get_data(as_text=True)
+    assert "很抱歉" not in page.get_data(as_text=True)
+
+
 @pytest.mark.real_engine
 def test_on_the_real_engine_the_row_is_committed_by_its_own_insert_and_a_retry_is_refused(app, database_url):
     """Production path: one autocommitted INSERT, durable before accept_rating returns (no session commit)."""

@@ -17,8 +17,7 @@ from organisation.models import Department
 from survey import staff_survey, tokens
 from survey.models import Channel, RecoveryAlert, StaffSurveyBatch, StaffSurveyToken, SurveyResponse
 from survey.submission import settings_for
-from tests.survey.conftest import aged_form_token, hidden_fields, staff_login
-from tests.survey.test_codes import pdf_pages
+from tests.survey.conftest import aged_form_token, hidden_fields, pdf_pages, staff_login
 
 GOOD = {"STF_OVERALL": "5", "STF_WORKLOAD": "4", "STF_SCHEDULE": "4", "STF_PAY": "3", "STF_PAY_FAIR": "3",
         "STF_MANAGEMENT": "4", "STF_COLLEAGUES": "5", "STF_SAFETY": "3", "STF_ENV_EQUIP": "4", "STF_DEVELOP": "3"}
@@ -373,3 +372,23 @@ def test_batch_list_does_not_count_a_small_group_of_answers(client, rmyy, make_b
     assert '<td class="num">5</td>' in many_row
     detail = client.get(f"{base(rmyy)}/batches/{few.id}").get_data(as_text=True)
     assert "<dd>不足 5</dd>" in detail
+
+
+# Formula injection in the staff survey CSVs ------------------------------------------
+
+def _cells(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(response.get_data().decode("utf-8").lstrip("\ufeff"))))
+
+
+def test_staff_survey_csvs_neutralise_formulas_in_department_names(client, rmyy, make_batch):
+    batch = make_batch("XNK", 6)
+    batch.department.name = "=HYPERLINK(\"http://evil.example\",\"点我\")"
+    fill(batch, ["5", "4", "4", "2", "4"])
+    db.session.flush()
+    staff_login(client, "rmyy-admin")
+
+    links = _cells(client.get(f"{base(rmyy)}/batches/{batch.id}/links.csv"))
+    results = _cells(client.get(f"{base(rmyy)}/results.csv"))
+
+    cells = [c for row in links[1:] + results[1:] for c in row if "HYPERLINK" in c]
+    assert cells and all(c.startswith("'") for c in cells)

@@ -1,4 +1,4 @@
-"""Review probes: one hospital never reaches another's complaints, and bad input never makes a 500.
+"""Every complaint route, probed: one hospital never reaches another's complaints, and bad input never makes a 500.
 
 The routes are enumerated from ``app.url_map`` (blueprints complaints_staff, complaints_admin
 and the public complaints pages), so a route added later is probed without editing this file.

@@ -1,4 +1,4 @@
-"""Review: personal data never reaches a log line through a database error's message."""
+"""Personal data never reaches a log line through a database error's message."""
 from __future__ import annotations
 
 from datetime import date

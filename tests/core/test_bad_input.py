@@ -1,4 +1,4 @@
-"""Review: bad input anywhere in a URL or form is a 4xx with a Chinese message, never a 500."""
+"""Bad input anywhere in a URL or form is a 4xx with a Chinese message, never a 500."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Review: a Redis outage never costs a patient's rating (design.md, "Failure and bad input")."""
+"""A Redis outage never costs a patient's rating (design.md, "Failure and bad input")."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Review: an alert notification is sent once even when the sweep and the post-submit job race."""
+"""An alert notification is sent once even when the sweep and the post-submit job race."""
 from __future__ import annotations
 
 from sqlalchemy import select, update
