@@ -184,7 +184,7 @@ def main() -> None:
                 else:
                     runs["rating"].append(load(app_port, path, rating_body, chunk, args.clients, cookie))
         bare, rating = rounds(runs["bare"]), rounds(runs["rating"])
-        per_round = [len(r[0]) / r[2] / (len(b[0]) / b[2]) for b, r in zip(runs["bare"], runs["rating"])]
+        per_round = [len(r[0]) / r[2] / (len(b[0]) / b[2]) for b, r in zip(runs["bare"], runs["rating"], strict=True)]
         rating_total[0] = len(warm_rating[0]) + rating["requests"]
         rating_total[1] = warm_rating[1] + rating["errors"]
         weight = page_weight(app_port, path)

@@ -71,79 +71,96 @@ class Template:
 
 TEMPLATES: dict[str, list[Template]] = {
     "attitude": [
-        Template("挂号窗口工作人员态度生硬", "上午九点多在门诊挂号收费窗口咨询医保报销流程，工作人员很不耐烦，问了两遍就说“自己看墙上”，"
-                 "感觉很不被尊重。", "希望窗口人员改进服务态度，并给我一个解释。", ("CWK", "MZB"), "W-GH-01",
-                 "对当事窗口人员进行批评教育，组织收费窗口开展文明用语和医保政策培训"),
-        Template("夜班护士呼叫后迟迟不来，语气很冲", "父亲住院期间晚上输液快完了，按呼叫铃二十多分钟才有护士过来，来了以后还说“催什么催”。",
+        Template("挂号窗口工作人员态度生硬", "上午九点多在门诊挂号收费窗口咨询医保报销流程，工作人员很不耐烦，"
+                 "问了两遍就说“自己看墙上”，感觉很不被尊重。", "希望窗口人员改进服务态度，并给我一个解释。",
+                 ("CWK", "MZB"), "W-GH-01", "对当事窗口人员进行批评教育，组织收费窗口开展文明用语和医保政策培训"),
+        Template("夜班护士呼叫后迟迟不来，语气很冲",
+                 "父亲住院期间晚上输液快完了，按呼叫铃二十多分钟才有护士过来，来了以后还说“催什么催”。",
                  "希望护理部加强教育，改善夜班服务。", ("HLB", "XNK", "XHNK", "PWK", "GK"), None,
                  "护理部约谈当班护士，调整夜班人力排班，病区开展呼叫响应时间专项检查"),
-        Template("儿科医生问诊太快，不解释病情", "孩子发烧带到儿科门诊，医生看了不到两分钟就开了化验单，问孩子情况严不严重也不回答。",
-                 "希望医生能耐心解释病情和用药。", ("EK",), "C-EK-01", "科室组织医患沟通培训，门诊增加高峰时段出诊医生"),
-        Template("药房发药不交代用法用量", "在门诊西药房取药，工作人员把药往窗口一放就叫下一个，没有交代用法，回家发现两种药不知道怎么吃。",
+        Template("儿科医生问诊太快，不解释病情",
+                 "孩子发烧带到儿科门诊，医生看了不到两分钟就开了化验单，问孩子情况严不严重也不回答。",
+                 "希望医生能耐心解释病情和用药。", ("EK",), "C-EK-01",
+                 "科室组织医患沟通培训，门诊增加高峰时段出诊医生"),
+        Template("药房发药不交代用法用量",
+                 "在门诊西药房取药，工作人员把药往窗口一放就叫下一个，没有交代用法，回家发现两种药不知道怎么吃。",
                  "希望药房发药时说明用法用量。", ("YJK",), "W-YF-01", "药房落实发药交代制度，增设用药咨询窗口"),
-        Template("出院结算来回跑了三趟", "办理出院结算时窗口说资料不全，让回病区补，病区又让回窗口，来回跑了三趟，老人在大厅等了两个多小时。",
+        Template("出院结算来回跑了三趟",
+                 "办理出院结算时窗口说资料不全，让回病区补，病区又让回窗口，来回跑了三趟，老人在大厅等了两个多小时。",
                  "希望一次性告知所需材料，不要推诿。", ("RYGL", "CWK"), "D-CY-01",
                  "出院结算实行一次性告知清单，病区与结算窗口建立材料交接核对机制"),
         Template("导诊人员指路不耐烦", "第一次来医院不熟悉，问导诊台放射科在哪，工作人员头也没抬随手一指。",
                  "希望导诊人员热情一些。", ("MZB",), None, "门诊部对导诊人员进行服务规范培训并纳入月度考核"),
     ],
     "charges": [
-        Template("住院费用清单有重复收费", "出院后核对费用清单，发现同一天的静脉输液费收了两次，护理费也比实际住院天数多一天。",
-                 "请核实并退还多收的费用。", ("CWK", "RYGL"), "D-CY-01", "财务科逐项核对住院费用，退还重复收取的费用，并对计费人员进行培训"),
-        Template("CT 检查费用与告知的不一致", "做 CT 前医生说三百多元，缴费时却收了五百多，窗口说是增强检查，但医生没有告诉我要做增强。",
-                 "希望说明收费依据，多收的退还。", ("FSK", "CWK"), "W-FS-01", "放射科落实检查项目及费用事前告知，财务科复核收费"),
+        Template("住院费用清单有重复收费",
+                 "出院后核对费用清单，发现同一天的静脉输液费收了两次，护理费也比实际住院天数多一天。",
+                 "请核实并退还多收的费用。", ("CWK", "RYGL"), "D-CY-01",
+                 "财务科逐项核对住院费用，退还重复收取的费用，并对计费人员进行培训"),
+        Template("CT 检查费用与告知的不一致",
+                 "做 CT 前医生说三百多元，缴费时却收了五百多，窗口说是增强检查，但医生没有告诉我要做增强。",
+                 "希望说明收费依据，多收的退还。", ("FSK", "CWK"), "W-FS-01",
+                 "放射科落实检查项目及费用事前告知，财务科复核收费"),
         Template("医保报销比例比上次低很多", "这次住院医保报销的比例比上次低很多，窗口解释不清楚，只说是系统算的。",
-                 "希望给出详细的报销明细和解释。", ("CWK",), "W-GH-02", "医保办提供费用结算明细并逐项解释，窗口增设医保政策咨询"),
+                 "希望给出详细的报销明细和解释。", ("CWK",), "W-GH-02",
+                 "医保办提供费用结算明细并逐项解释，窗口增设医保政策咨询"),
         Template("取消检查后退费迟迟未到账", "检查取消后申请了退费，已经过去两周还没到账，打电话询问也没人说得清楚。",
                  "尽快办理退费。", ("CWK",), None, "财务科优化退费流程，退费办理时限压缩至 3 个工作日，并短信告知进度"),
-        Template("药品价格比药店贵", "同样的药在医院买比外面药店贵了十几块钱，怀疑乱收费。", "希望核实药品价格。", ("YJK", "CWK"), "W-YF-01",
-                 "药剂科核对药品价格执行情况，向患者说明集中采购价格政策"),
+        Template("药品价格比药店贵", "同样的药在医院买比外面药店贵了十几块钱，怀疑乱收费。", "希望核实药品价格。",
+                 ("YJK", "CWK"), "W-YF-01", "药剂科核对药品价格执行情况，向患者说明集中采购价格政策"),
     ],
     "quality_safety": [
         Template("术后伤口感染，换药不及时", "父亲在普外科做完手术后第五天伤口红肿流脓，换药不及时，担心感染扩散。",
-                 "请尽快组织会诊处理，并说明原因。", ("PWK", "YWK"), "B-PWK", "医务科组织会诊调整治疗方案，科室开展术后切口管理质控检查"),
-        Template("两次化验结果相差很大", "同一天抽血化验两次，血糖结果相差很大，第一次的报告明显有问题，医生据此加了药量。",
-                 "请核查检验流程，给出说法。", ("JYK", "YWK"), "W-CX-01", "检验科复核标本和仪器质控记录，完善异常结果复检制度"),
-        Template("输液后过敏，医生半小时才到", "输液后全身起疹子，叫了护士半小时医生才来处理，非常担心。", "要求查明原因，加强用药观察。",
-                 ("XNK", "HLB", "YWK"), "B-XNK", "科室对用药不良反应处置流程进行复盘，加强输液巡视"),
+                 "请尽快组织会诊处理，并说明原因。", ("PWK", "YWK"), "B-PWK",
+                 "医务科组织会诊调整治疗方案，科室开展术后切口管理质控检查"),
+        Template("两次化验结果相差很大",
+                 "同一天抽血化验两次，血糖结果相差很大，第一次的报告明显有问题，医生据此加了药量。",
+                 "请核查检验流程，给出说法。", ("JYK", "YWK"), "W-CX-01",
+                 "检验科复核标本和仪器质控记录，完善异常结果复检制度"),
+        Template("输液后过敏，医生半小时才到", "输液后全身起疹子，叫了护士半小时医生才来处理，非常担心。",
+                 "要求查明原因，加强用药观察。", ("XNK", "HLB", "YWK"), "B-XNK",
+                 "科室对用药不良反应处置流程进行复盘，加强输液巡视"),
         Template("急诊胸痛等了一个多小时", "老人胸痛到急诊，分诊后等了一个多小时才看上医生，期间病情加重。",
-                 "希望急诊改进分诊和候诊管理。", ("JZK", "YWK"), "C-JZ-01", "急诊科落实胸痛患者优先分诊，高峰时段增派医生"),
+                 "希望急诊改进分诊和候诊管理。", ("JZK", "YWK"), "C-JZ-01",
+                 "急诊科落实胸痛患者优先分诊，高峰时段增派医生"),
         Template("骨科术后康复指导不到位", "母亲骨科术后出院时没有人讲康复注意事项，回家后不敢下地，又回来复诊两次。",
                  "希望加强出院指导。", ("GK", "HLB"), "B-GK", "病区完善出院康复指导单，出院前由责任护士逐项讲解"),
     ],
     "environment": [
-        Template("病区卫生间不干净有异味", "住院楼卫生间地面湿滑，垃圾桶满了也没人清理，味道很大。", "希望增加保洁频次。", ("ZWK",), None,
-                 "总务科督促保洁公司增加巡查保洁频次，并在卫生间张贴保洁记录"),
+        Template("病区卫生间不干净有异味", "住院楼卫生间地面湿滑，垃圾桶满了也没人清理，味道很大。",
+                 "希望增加保洁频次。", ("ZWK",), None, "总务科督促保洁公司增加巡查保洁频次，并在卫生间张贴保洁记录"),
         Template("排队进停车场排了一个小时", "周一上午送老人来看病，排队进停车场排了一个小时，错过了预约时间。",
                  "希望改善停车管理，增加临时车位。", ("ZWK", "BWK"), None, "高峰时段增派车辆疏导人员，开放临时停车区"),
-        Template("住院餐饭菜是凉的", "住院期间饭菜送到就是凉的，一周都是同样几个菜，老人吃不下。", "希望改进膳食质量。", ("ZWK",), None,
-                 "营养食堂更换保温餐车，调整菜谱每周轮换"),
-        Template("门诊电梯一周坏了两次", "门诊楼电梯这周坏了两次，老人只能爬楼梯上三楼。", "尽快维修，保障老人出行。", ("ZWK",), None,
-                 "联系维保单位全面检修电梯，故障期间安排专人引导老人使用备用电梯"),
+        Template("住院餐饭菜是凉的", "住院期间饭菜送到就是凉的，一周都是同样几个菜，老人吃不下。", "希望改进膳食质量。",
+                 ("ZWK",), None, "营养食堂更换保温餐车，调整菜谱每周轮换"),
+        Template("门诊电梯一周坏了两次", "门诊楼电梯这周坏了两次，老人只能爬楼梯上三楼。", "尽快维修，保障老人出行。",
+                 ("ZWK",), None, "联系维保单位全面检修电梯，故障期间安排专人引导老人使用备用电梯"),
         Template("自助机经常故障，没有人指导", "挂号自助机总是卡住，旁边没有工作人员指导，只能回到人工窗口重新排队。",
-                 "希望安排人员指导并及时维修。", ("MZB", "ZWK"), None, "门诊大厅安排志愿者指导自助机使用，建立故障报修响应机制"),
+                 "希望安排人员指导并及时维修。", ("MZB", "ZWK"), None,
+                 "门诊大厅安排志愿者指导自助机使用，建立故障报修响应机制"),
     ],
     "ethics": [
-        Template("医生让到院外指定药店买药", "医生开完处方后让到医院外面某药店买药，说那里有货，怀疑有利益关系。", "请调查核实。",
-                 ("YWK",), None, "医务科调查核实，重申禁止指定院外购药的规定"),
+        Template("医生让到院外指定药店买药", "医生开完处方后让到医院外面某药店买药，说那里有货，怀疑有利益关系。",
+                 "请调查核实。", ("YWK",), None, "医务科调查核实，重申禁止指定院外购药的规定"),
         Template("检查排队时有人被带着插队", "排队做 B 超时，看到有人被工作人员直接带进去插队，排队的人都很有意见。",
-                 "希望公平对待每位患者。", ("FSK", "MZB"), None, "医技科室实行叫号系统排队，禁止人为插队，设立监督电话"),
-        Template("怀疑有工作人员收受患者家属财物", "看到有工作人员收了病人家属送的购物卡，风气不好。", "希望医院严肃处理。", ("YWK",), None,
-                 "纪检部门调查核实，开展医德医风专题教育"),
+                 "希望公平对待每位患者。", ("FSK", "MZB"), None,
+                 "医技科室实行叫号系统排队，禁止人为插队，设立监督电话"),
+        Template("怀疑有工作人员收受患者家属财物", "看到有工作人员收了病人家属送的购物卡，风气不好。",
+                 "希望医院严肃处理。", ("YWK",), None, "纪检部门调查核实，开展医德医风专题教育"),
     ],
     "security": [
-        Template("夜间病房有陌生人进出推销", "晚上病房有陌生人进来推销保健品，还翻看床头柜，很不安全。", "加强病区门禁管理。", ("BWK",),
-                 None, "保卫科加强夜间巡查，病区落实门禁和探视登记"),
-        Template("电动车在医院门口被盗", "停在医院门口的电动车被盗，保安说监控看不清。", "希望调取监控并加强巡逻。", ("BWK",), None,
-                 "保卫科配合公安机关调取监控，增设停车区监控探头"),
+        Template("夜间病房有陌生人进出推销", "晚上病房有陌生人进来推销保健品，还翻看床头柜，很不安全。",
+                 "加强病区门禁管理。", ("BWK",), None, "保卫科加强夜间巡查，病区落实门禁和探视登记"),
+        Template("电动车在医院门口被盗", "停在医院门口的电动车被盗，保安说监控看不清。", "希望调取监控并加强巡逻。",
+                 ("BWK",), None, "保卫科配合公安机关调取监控，增设停车区监控探头"),
     ],
     "other": [
-        Template("专家号太难挂", "网上预约专家号一放号就没了，现场也挂不到，跑了三次都没看上。", "希望增加号源。", ("MZB",), None,
-                 "门诊部调整专家出诊安排，增加号源并预留部分现场号"),
-        Template("检验报告手机上查不到", "化验报告要到医院现场自助机打印，手机上查不到，外地来看病很不方便。", "希望开通线上查询。",
-                 ("JYK", "MZB"), None, "信息科开通微信公众号检验报告查询"),
-        Template("门诊标识不清楚，找科室找了很久", "门诊楼标识不清楚，找放射科找了二十多分钟。", "希望完善导诊标识。", ("MZB",), None,
-                 "门诊部全面梳理导视标识，增设楼层指引"),
+        Template("专家号太难挂", "网上预约专家号一放号就没了，现场也挂不到，跑了三次都没看上。", "希望增加号源。",
+                 ("MZB",), None, "门诊部调整专家出诊安排，增加号源并预留部分现场号"),
+        Template("检验报告手机上查不到", "化验报告要到医院现场自助机打印，手机上查不到，外地来看病很不方便。",
+                 "希望开通线上查询。", ("JYK", "MZB"), None, "信息科开通微信公众号检验报告查询"),
+        Template("门诊标识不清楚，找科室找了很久", "门诊楼标识不清楚，找放射科找了二十多分钟。", "希望完善导诊标识。",
+                 ("MZB",), None, "门诊部全面梳理导视标识，增设楼层指引"),
     ],
 }
 
@@ -270,8 +287,9 @@ def _due(received_at: datetime, days: int, rule: str, *, trace: bool,
 
 
 def reply_body(template: Template, institution: Institution) -> str:
-    return (f"您好！关于您反映的“{template.subject}”一事，{institution.name}高度重视，投诉管理部门已会同相关科室调查核实。"
-            f"经核实，您反映的情况基本属实，我们向您致以诚挚的歉意。针对该问题，医院已{template.measure or '进行整改'}。"
+    return (f"您好！关于您反映的“{template.subject}”一事，{institution.name}高度重视，"
+            "投诉管理部门已会同相关科室调查核实。经核实，您反映的情况基本属实，我们向您致以诚挚的歉意。"
+            f"针对该问题，医院已{template.measure or '进行整改'}。"
             "感谢您对我院工作的监督和支持，如有其他意见和建议，欢迎随时联系患者服务中心。")
 
 
@@ -363,7 +381,8 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
                           closed_at=at)
             return _finish(case, state)
         if kind < 0.17:  # settled on the spot (当场办结)
-            at = step(received_at + timedelta(minutes=rng.uniform(10, 50)), "settle", Status.SETTLED.value, note="当场向投诉人解释并致歉，投诉人表示理解。")
+            at = step(received_at + timedelta(minutes=rng.uniform(10, 50)), "settle", Status.SETTLED.value,
+                      note="当场向投诉人解释并致歉，投诉人表示理解。")
             values.update(settlement_note="当场核实情况，向投诉人解释并致歉，投诉人表示理解，不再追究。",
                           first_response_at=at, replied_at=at, closed_at=at, resolved=True)
             return _finish(case, state)
@@ -499,7 +518,8 @@ def _pause(case: Case, rng: random.Random, since: datetime, now: datetime, recei
     case.values.update(paused_since=started, pause_reason="awaiting_material")
     case.pauses.append({"reason": "awaiting_material", "started_at": started, "ended_at": None,
                         "started_by_id": case.events[-1]["actor_id"]})
-    case.events.append({"at": started, "actor_id": case.events[-1]["actor_id"], "actor_label": case.events[-1]["actor_label"],
+    case.events.append({"at": started, "actor_id": case.events[-1]["actor_id"],
+                        "actor_label": case.events[-1]["actor_label"],
                         "action": "paused", "from_status": None, "to_status": None,
                         "note": "待投诉人补充就诊记录和票据，暂停计时。", "data": {"reason": "awaiting_material"}})
     case.values.update(_due(received_at, days, rule, trace=trace, pauses=[(started, None)], now=now))
@@ -514,21 +534,25 @@ def _outcomes(case: Case, rng: random.Random, office: Office, template: Template
         verifier = office.reviewer if owner == office.officer else office.officer
         due = sent.astimezone(tz).date() + timedelta(days=rng.choice((14, 21, 30)))
         row = {"institution_id": office.institution.id, "department_id": lead,
-               "action": template.measure or "针对投诉反映的问题制定整改措施并落实。", "owner_id": owner[0] or office.officer[0],
+               "action": template.measure or "针对投诉反映的问题制定整改措施并落实。",
+               "owner_id": owner[0] or office.officer[0],
                "due_date": due, "status": "open", "evidence": "", "created_at": sent}
         age = (now - sent).days
         if age > 7 and rng.random() < 0.8:
             done = sent + timedelta(days=rng.uniform(3, min(age, 25)))
-            row.update(status="done", evidence="整改措施已落实，相关培训记录和检查记录已存档。", done_at=done, done_by_id=row["owner_id"])
+            row.update(status="done", evidence="整改措施已落实，相关培训记录和检查记录已存档。", done_at=done,
+                       done_by_id=row["owner_id"])
             if done + timedelta(days=2) < now and rng.random() < 0.75:
-                row.update(status="verified", verified_by_id=verifier[0], verified_at=done + timedelta(days=rng.uniform(1, 5)))
+                row.update(status="verified", verified_by_id=verifier[0],
+                           verified_at=done + timedelta(days=rng.uniform(1, 5)))
         if row["owner_id"] is not None:
             case.rectifications.append(row)
     if category == "charges" and rng.random() < 0.55:
         amount = Decimal(rng.randrange(1500, 90000)) / 100
         requester = office.drafter(lead)
         requested = sent - timedelta(hours=rng.uniform(2, 20))
-        row = {"institution_id": office.institution.id, "amount": amount, "reason": "经核实存在重复计费，按规定退还多收费用。",
+        row = {"institution_id": office.institution.id, "amount": amount,
+               "reason": "经核实存在重复计费，按规定退还多收费用。",
                "status": "requested", "requested_by_id": requester[0] or office.officer[0], "requested_at": requested,
                "decision_note": "", "payment_ref": ""}
         roll = rng.random()
@@ -536,7 +560,8 @@ def _outcomes(case: Case, rng: random.Random, office: Office, template: Template
             row.update(status="approved", decided_by_id=office.reviewer[0], decided_at=requested + timedelta(hours=3))
             if roll < 0.75 and requested + timedelta(days=2) < now:
                 row.update(status="completed", completed_at=requested + timedelta(days=rng.uniform(1, 3)),
-                           completed_by_id=office.officer[0], payment_ref=f"TF{requested:%Y%m%d}{rng.randrange(10**4):04d}")
+                           completed_by_id=office.officer[0],
+                           payment_ref=f"TF{requested:%Y%m%d}{rng.randrange(10**4):04d}")
         elif roll < 0.95:
             row.update(status="rejected", decided_by_id=office.reviewer[0], decided_at=requested + timedelta(hours=5),
                        decision_note="经核实收费符合规定，已向投诉人说明。")
@@ -642,7 +667,7 @@ def write_cases(cases: list[Case]) -> int:
     children: dict[Any, list[dict[str, Any]]] = {CaseDepartment: [], CaseEvent: [], Reply: [], Feedback: [],
                                                  Rectification: [], Refund: [], CasePause: []}
     concerned = []
-    for cid, case in zip(ids, cases):
+    for cid, case in zip(ids, cases, strict=True):
         case.values["id"] = cid
         for model, rows in ((CaseDepartment, case.departments), (CaseEvent, case.events), (Reply, case.replies),
                             (Feedback, case.feedback), (Rectification, case.rectifications),
@@ -702,7 +727,8 @@ def seed_cases(n_per_institution: int = 300, seed: int = 2026, *, institutions: 
         older = [i for i, at in enumerate(times) if 20 <= (now - at).days <= 60]
         if older:
             holds[older[len(older) // 2]] = Status.REOPENED.value
-        cases = [simulate(rng, office, at, now, phones=phones, hold=hold) for at, hold in zip(times, holds)]
+        cases = [simulate(rng, office, at, now, phones=phones, hold=hold)
+                 for at, hold in zip(times, holds, strict=True)]
         _numbers(office, cases)
         total += write_cases(cases)
     return total

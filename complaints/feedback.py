@@ -216,7 +216,8 @@ def accept_reopen(feedback: Feedback, *, actor: StaffUser, expected_version: int
     if not _is_officer(actor, complaint):
         raise FeedbackError(gettext("只有投诉管理人员可以处理重办申请。"))
     if Status(complaint.status) != Status.CLOSED:
-        raise FeedbackError(gettext("案件当前状态为“%(status)s”，不能重新办理。", status=Status(complaint.status).label))
+        raise FeedbackError(gettext("案件当前状态为“%(status)s”，不能重新办理。",
+                                    status=Status(complaint.status).label))
     now = now or utcnow()
     note = gettext("投诉人对处理结果不满意，重新办理。")
     transition(complaint, Action.REOPEN, actor=actor, expected_version=expected_version, note=note,

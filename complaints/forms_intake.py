@@ -59,7 +59,8 @@ class PublicComplaintForm(FlaskForm):
     complainant_phone = StringField(_l("联系电话（建议填写，便于答复您）"), filters=[nfkc],
                                     validators=[Optional(), Length(max=20, message=_l("电话号码太长。"))],
                                     description=PHONE_HINT, render_kw={"inputmode": "tel", "autocomplete": "tel"})
-    relation = RadioField(_l("您是患者的"), choices=[("self", _l("本人")), ("family", _l("家属")), ("other", _l("其他"))],
+    relation = RadioField(_l("您是患者的"),
+                          choices=[("self", _l("本人")), ("family", _l("家属")), ("other", _l("其他"))],
                           default="self",
                           validators=[InputRequired(message=_l("请选择您与患者的关系。"))])
     attachments = MultipleFileField(_l("照片或材料（可不传，最多 5 个，每个不超过 5 MB）"))

@@ -41,7 +41,8 @@ class ReplyDraftForm(CaseVersionForm):
 
 
 class ReplyReturnForm(CaseVersionForm):
-    note = TextAreaField(_l("退回意见"), validators=[DataRequired(message=_l("请填写退回意见。")), Length(max=MAX_NOTE)],
+    note = TextAreaField(_l("退回意见"),
+                         validators=[DataRequired(message=_l("请填写退回意见。")), Length(max=MAX_NOTE)],
                          render_kw={"rows": 4}, description=_l("写明需要修改的地方，起草人会看到。"))
     submit = SubmitField(_l("退回修改"))
 
@@ -106,8 +107,9 @@ class RectificationForm(FlaskForm):
 
 
 class RectificationCompleteForm(FlaskForm):
-    evidence = TextAreaField(_l("完成情况及佐证"), validators=[DataRequired(message=_l("请填写整改完成情况和佐证材料说明。")),
-                                                         Length(max=2000)],
+    evidence = TextAreaField(_l("完成情况及佐证"),
+                             validators=[DataRequired(message=_l("请填写整改完成情况和佐证材料说明。")),
+                                         Length(max=2000)],
                              render_kw={"rows": 5},
                              description=_l("写明做了什么、何时完成，以及培训记录、制度文件、照片等佐证材料的存放位置。"))
     submit = SubmitField(_l("提交验证"))
@@ -123,8 +125,9 @@ class RectificationFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    status = SelectField(_l("状态"), choices=[("open", _l("未销号")), ("done", _l("待验证")), ("verified", _l("已销号")),
-                                             ("all", _l("全部"))], default="open", validators=[Optional()])
+    status = SelectField(_l("状态"), choices=[("open", _l("未销号")), ("done", _l("待验证")),
+                                             ("verified", _l("已销号")), ("all", _l("全部"))],
+                         default="open", validators=[Optional()])
 
 
 def _amount(form, field):
@@ -144,8 +147,9 @@ class RefundForm(FlaskForm):
 
 class RefundDecisionForm(FlaskForm):
     decision = RadioField(_l("审批意见"), choices=[("approve", _l("批准退费")), ("reject", _l("不批准"))],
-                          validate_choice=False, validators=[InputRequired(message=_l("请选择是否批准。")),
-                                                             AnyOf(["approve", "reject"], message=_l("请选择是否批准。"))])
+                          validate_choice=False,
+                          validators=[InputRequired(message=_l("请选择是否批准。")),
+                                      AnyOf(["approve", "reject"], message=_l("请选择是否批准。"))])
     note = TextAreaField(_l("说明"), validators=[Optional(), Length(max=2000)], render_kw={"rows": 3},
                          description=_l("不批准时必填。"))
     submit = SubmitField(_l("提交审批"))

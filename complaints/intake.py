@@ -188,7 +188,7 @@ def set_category_active(category: Category, active: bool, *, actor: Any) -> Cate
 # Numbers, codes and masks -----------------------------------------------------------
 
 def next_case_number(institution: Institution, received_at: datetime) -> str:
-    """The next readable case number, e.g. "TS2026-00042": prefix, Beijing-time year, a sequence per institution and year.
+    """The next readable case number, e.g. "TS2026-00042": prefix, Beijing-time year, a yearly per-institution sequence.
 
     The per-institution counter row is updated in place, so its row lock
     serialises two registrations at once until the first commits; the
@@ -335,8 +335,8 @@ def check_attachments(uploads: Sequence[Upload]) -> list[tuple[str, str, bytes]]
                               "attachments")
         kind = sniff(upload.data)
         if kind is None:
-            raise IntakeError(gettext("文件“%(name)s”格式不支持，只能上传 JPG、PNG、HEIC 照片或 PDF 文件。", name=label),
-                              "attachments")
+            raise IntakeError(gettext("文件“%(name)s”格式不支持，只能上传 JPG、PNG、HEIC 照片或 PDF 文件。",
+                                      name=label), "attachments")
         checked.append((_safe_filename(upload.filename, kind), KINDS[kind][0], upload.data))
     return checked
 
@@ -387,7 +387,7 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
                        survey_response: Any = None, attachments: Sequence[Upload] = (),
                        submission_id: str | None = None, safety_emergency: bool = False,
                        actor: Any) -> tuple[Complaint, str]:
-    """Register a complaint from any channel (首诉负责: ``first_contact`` stays responsible); returns (case, lookup code).
+    """Register a complaint from any channel (首诉负责: ``first_contact`` is responsible); returns (case, lookup code).
 
     A repeated ``submission_id`` (a double tap, a retry on a bad network)
     returns the case it first created, with the same code. A category flagged
@@ -528,8 +528,8 @@ def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
     place = complaint.touchpoint.name if complaint.touchpoint is not None else ""
     departments = "、".join(d.name for d in complaint.concerned_departments)
     # No complainant name, phone or description: the message may travel by SMS or e-mail.
-    body = gettext("案件 %(number)s（%(category)s）涉及医疗质量安全，可能危及患者健康，请立即处理。", number=complaint.case_number,
-                   category=category_label(category))
+    body = gettext("案件 %(number)s（%(category)s）涉及医疗质量安全，可能危及患者健康，请立即处理。",
+                   number=complaint.case_number, category=category_label(category))
     where = "；".join(filter(None, [place, departments]))
     if where:
         body += " " + gettext("涉及：%(where)s。", where=where)
@@ -572,7 +572,7 @@ def complaint_for_alert(alert: Any) -> Complaint | None:
 
 
 def complaint_from_alert(alert: Any, *, actor: StaffUser, category: Category | None = None) -> tuple[Complaint, str]:
-    """Turn a survey service-recovery alert into a complaint (once per alert); the converting officer is first contact."""
+    """Turn a service-recovery alert into a complaint (once per alert); the converting officer is first contact."""
     from survey import alerts as alert_service
     from survey.models import AlertStatus, ContactRequest
 

@@ -439,7 +439,8 @@ def _xml_cell(ref: str, value: Any, style: int = 0) -> str:
 
 def _xml_row(number: int, letters: list[str], cells: list[Any], style: int = 0) -> str:
     return (f'<row r="{number}">'
-            + "".join([_xml_cell(f"{letter}{number}", value, style) for letter, value in zip(letters, cells)])
+            + "".join([_xml_cell(f"{letter}{number}", value, style)
+                       for letter, value in zip(letters, cells, strict=True)])
             + "</row>")
 
 

@@ -73,8 +73,8 @@ class ReplyTemplate:
 DEFAULT_REPLY_TEMPLATES: tuple[ReplyTemplate, ...] = (
     ReplyTemplate("confirmed", _l("情况属实，致歉并说明整改"), _l(
         "您好！您于%(received)s反映的“%(subject)s”（投诉编号 %(case_number)s）已收悉。经调查核实，您反映的情况属实，"
-        "给您带来的不便，我们深表歉意。\n\n医院已责成相关科室：\n1. \n2. \n\n感谢您对我院工作的监督。如对处理结果有疑问，"
-        "请联系%(institution)s患者服务中心。")),
+        "给您带来的不便，我们深表歉意。\n\n医院已责成相关科室：\n1. \n2. \n\n感谢您对我院工作的监督。"
+        "如对处理结果有疑问，请联系%(institution)s患者服务中心。")),
     ReplyTemplate("explained", _l("调查后说明情况"), _l(
         "您好！您于%(received)s反映的“%(subject)s”（投诉编号 %(case_number)s）已收悉。医院高度重视，"
         "经调查核实，现将情况说明如下：\n\n\n我们理解您的心情，也感谢您的意见。如您有新的情况或证据，"

@@ -53,7 +53,8 @@ def update_complaint_settings(institution_id: int, values: dict[str, Any], *, ac
 
 class ComplaintSettingsForm(FlaskForm):
     standard_days = IntegerField(_l("一般投诉办理时限（工作日）"), validators=[NumberRange(min=1, max=30)],
-                                 description=_l("情况较复杂、需调查核实的投诉，自接到投诉次日起计算；国家规定为 5 个工作日。"))
+                                 description=_l("情况较复杂、需调查核实的投诉，自接到投诉次日起计算；"
+                                                "国家规定为 5 个工作日。"))
     complex_days = IntegerField(_l("多科室协调投诉办理时限（工作日）"), validators=[NumberRange(min=1, max=60)],
                                 description=_l("涉及多个科室、需组织协调的投诉；国家规定为 10 个工作日。"))
     reminder_days_before = IntegerField(_l("到期前提醒（工作日）"), validators=[NumberRange(min=0, max=10)])

@@ -265,8 +265,8 @@ def calendar_prefill(year: int):
     except calendar_data.CalendarError as exc:
         return render_error(400, str(exc))
     db.session.commit()
-    flash(gettext("已预填 %(n)d 天法定节假日（草稿）。请按国务院通知补充放假调休和调休上班日，然后标记为正式。", n=added),
-          "success")
+    flash(gettext("已预填 %(n)d 天法定节假日（草稿）。请按国务院通知补充放假调休和调休上班日，然后标记为正式。",
+                  n=added), "success")
     return redirect(url_for(".calendar_year", year=year))
 
 

@@ -533,7 +533,8 @@ def _feedback_notice(problem: str):
                                   gettext("这次回访已经提交过评价，每个链接只能提交一次。感谢您的反馈！"), 409)
     elif problem == "expired":
         title, message, status = (gettext("评价链接已过期"),
-                                  gettext("这个评价链接已超过有效期。如对处理结果仍有意见，请联系医院患者服务中心。"), 410)
+                                  gettext("这个评价链接已超过有效期。"
+                                          "如对处理结果仍有意见，请联系医院患者服务中心。"), 410)
     else:
         title, message, status = (gettext("链接无法识别"),
                                   gettext("请确认打开的是医院短信中的完整链接，或联系医院患者服务中心。"), 404)

@@ -57,7 +57,8 @@ def init_app(app: Flask) -> None:
             try:
                 _parse(value)
             except ValueError as exc:
-                raise RuntimeError(f"{name}: {exc} (write e.g. \"20 per minute\" or \"10 per minute;60 per day\")") from None
+                raise RuntimeError(f"{name}: {exc} "
+                                   "(write e.g. \"20 per minute\" or \"10 per minute;60 per day\")") from None
     if app.config.get("RATELIMIT_STORAGE_URI"):
         app.logger.warning("RATELIMIT_STORAGE_URI is no longer read: rate limits are counted in REDIS_URL")
     url = app.config.get("REDIS_URL")
@@ -101,7 +102,7 @@ def retry_after(checks: list[tuple[str, str]]) -> int | None:
     if counts is None:
         counts = _count_locally(windows, now)
     waits = [math.ceil((now // window + 1) * window - now)
-             for count, (_key, allowed, window) in zip(counts, windows) if count > allowed]
+             for count, (_key, allowed, window) in zip(counts, windows, strict=True) if count > allowed]
     return max(1, *waits) if waits else None
 
 

@@ -67,7 +67,8 @@ class ChangePasswordForm(FlaskForm):
 
 
 class RegionForm(FlaskForm):
-    code = StringField(_l("行政区划代码"), validators=[DataRequired(), Length(max=12), Regexp(r"^\d{2,12}$", message=_l("请输入数字代码。"))])
+    code = StringField(_l("行政区划代码"), validators=[DataRequired(), Length(max=12),
+                                                   Regexp(r"^\d{2,12}$", message=_l("请输入数字代码。"))])
     name = StringField(_l("名称"), validators=[DataRequired(), Length(max=80)])
     level = SelectField(_l("层级"), choices=RegionLevel.choices())
     parent_id = SelectField(_l("上级区域"), coerce=int_or_none, validators=[Optional()])

@@ -254,7 +254,7 @@ def _departments(institution: Institution, records, report: ImportReport, actor:
     if report.errors:
         return
     # Two passes so that a parent may appear below its children in the file.
-    for number, values, kind in valid:
+    for _number, values, kind in valid:
         row = existing.get(values["code"])
         if row is None:
             row = services.create_department(institution, code=values["code"], name=values["name"],

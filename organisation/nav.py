@@ -85,5 +85,5 @@ def register_core_nav(app: Flask) -> None:
                  per_institution=False, order=2)
     register_nav(app, _l("管理员账号"), "org.platform_staff", lambda u, i: can(u, Permission.MANAGE_REGIONS),
                  per_institution=False, order=3)
-    register_nav(app, _l("全部审计"), "org.audit_all", lambda u, i: u.has_role(Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN),
-                 per_institution=False, order=4)
+    register_nav(app, _l("全部审计"), "org.audit_all",
+                 lambda u, i: u.has_role(Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN), per_institution=False, order=4)

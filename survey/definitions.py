@@ -127,7 +127,8 @@ def validate(definition: dict[str, Any]) -> None:
     for item in items:
         code = item["code"]
         if not CODE_RE.match(code):
-            raise DefinitionError(gettext("题目编码“%(code)s”无效：只能用大写字母、数字和下划线，以字母开头。", code=code))
+            raise DefinitionError(gettext("题目编码“%(code)s”无效：只能用大写字母、数字和下划线，以字母开头。",
+                                          code=code))
         if code in seen:
             raise DefinitionError(gettext("题目编码 %(code)s 重复。", code=code))
         seen.add(code)
@@ -176,7 +177,8 @@ def check_compatible(previous: list[dict[str, Any]], new: dict[str, Any]) -> Non
         before = known.get(item["code"])
         if before is not None and before != scale_signature(item):
             raise DefinitionError(gettext(
-                "题目编码 %(code)s 在以前的版本中是另一种题型或量表，不能更改；请为新题目使用新编码。", code=item["code"]))
+                "题目编码 %(code)s 在以前的版本中是另一种题型或量表，不能更改；请为新题目使用新编码。",
+                code=item["code"]))
 
 
 def content_hash(definition: dict[str, Any]) -> str:

@@ -205,7 +205,8 @@ def definition_to_form(definition: dict[str, Any]) -> dict[str, Any]:
                 for o in options),
             "alert_values": ",".join(item.get("alert_values") or []), "contact": item.get("contact", False),
             "max_length": item.get("max_length"),
-            "show_if": "" if not item.get("show_if") else f"{item['show_if']['item']}<={item['show_if']['max_score']:g}",
+            "show_if": ("" if not item.get("show_if")
+                        else f"{item['show_if']['item']}<={item['show_if']['max_score']:g}"),
         })
     return {"title": definition["title"], "intro": definition["intro"],
             "dimensions": "\n".join(f"{d['code']}|{d['name']}|{d['weight']:g}" for d in definition["dimensions"]),

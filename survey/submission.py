@@ -256,7 +256,8 @@ def alert_reasons(definition, by_code, settings: EffectiveSettings | SurveySetti
     return reasons
 
 
-def raise_alert_if_needed(response: SurveyResponse, definition, by_code, settings: EffectiveSettings | SurveySettings, *,
+def raise_alert_if_needed(response: SurveyResponse, definition, by_code,
+                          settings: EffectiveSettings | SurveySettings, *,
                           contact_requested: bool) -> RecoveryAlert | None:
     """Open a service-recovery alert for the department when the rules say so."""
     reasons = alert_reasons(definition, by_code, settings, contact_requested=contact_requested)

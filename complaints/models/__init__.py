@@ -27,8 +27,8 @@ from complaints.models.outcomes import (
 )
 
 __all__ = [
-    "Attachment", "CalendarDay", "CalendarYear", "CaseCounter", "CaseDepartment", "CaseEvent", "CasePause", "Category", "Channel",
-    "Complaint", "ComplaintSettings", "DayKind", "DeclineReason", "Extension", "Feedback", "PauseReason",
+    "Attachment", "CalendarDay", "CalendarYear", "CaseCounter", "CaseDepartment", "CaseEvent", "CasePause", "Category",
+    "Channel", "Complaint", "ComplaintSettings", "DayKind", "DeclineReason", "Extension", "Feedback", "PauseReason",
     "Rectification", "RectificationStatus", "Refund", "RefundStatus", "Reply", "ReplyStatus", "RoutingRule",
     "Status", "YearStatus",
 ]

@@ -114,7 +114,8 @@ class RefundStatus(LabelledEnum):
 
     @classmethod
     def labels(cls):
-        return {"requested": _l("待审批"), "approved": _l("已批准"), "rejected": _l("未批准"), "completed": _l("已退费")}
+        return {"requested": _l("待审批"), "approved": _l("已批准"), "rejected": _l("未批准"),
+                "completed": _l("已退费")}
 
 
 class Refund(db.Model):

@@ -1,7 +1,7 @@
 """organisation, staff and audit
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-26 13:49:10.745017
 
 """

@@ -10,6 +10,6 @@ from survey.models.touchpoint_codes import TouchpointCode
 
 __all__ = [
     "AlertStatus", "ApiToken", "Audience", "Channel", "ContactRequest", "Discharge", "FollowupCall",
-    "FollowupOutcome", "RecoveryAlert", "StaffSurveyBatch", "StaffSurveyToken", "SurveyAnswer", "SurveyInbox", "SurveyResponse",
-    "SurveySettings", "SurveyTemplate", "TemplateVersion", "TouchpointCode", "VersionStatus",
+    "FollowupOutcome", "RecoveryAlert", "StaffSurveyBatch", "StaffSurveyToken", "SurveyAnswer", "SurveyInbox",
+    "SurveyResponse", "SurveySettings", "SurveyTemplate", "TemplateVersion", "TouchpointCode", "VersionStatus",
 ]

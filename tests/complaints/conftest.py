@@ -311,12 +311,11 @@ def october_ledger(rmyy, zyy, categories, calendar_2026) -> Ledger:
     db.session.add(CaseDepartment(complaint_id=cases["A14"].id, department_id=cwk.id, role="co"))
     # A4's answer was recorded on its feedback only: the ledger and the statistics still see it.
     db.session.add(Feedback(complaint_id=cases["A4"].id, expires_at=at(28), answered_at=at(22), answer="unsatisfied"))
-    db.session.add(Rectification(complaint_id=cases["A1"].id, institution_id=rmyy.id, action="培训", owner_id=officer.id,
-                                 due_date=date(2026, 11, 15), status="verified"))
-    db.session.add(Rectification(complaint_id=cases["A3"].id, institution_id=rmyy.id, action="复盘", owner_id=officer.id,
-                                 due_date=date(2026, 11, 15), status="verified"))
-    db.session.add(Rectification(complaint_id=cases["A3"].id, institution_id=rmyy.id, action="质控", owner_id=officer.id,
-                                 due_date=date(2026, 11, 30), status="open"))
+    for key, action, due, status in (("A1", "培训", date(2026, 11, 15), "verified"),
+                                     ("A3", "复盘", date(2026, 11, 15), "verified"),
+                                     ("A3", "质控", date(2026, 11, 30), "open")):
+        db.session.add(Rectification(complaint_id=cases[key].id, institution_id=rmyy.id, action=action,
+                                     owner_id=officer.id, due_date=due, status=status))
     # Just outside October in Beijing time (though inside it, or not, in UTC); and another hospital's case.
     add_case(rmyy, case_number="TS2026-20001", received=at(30, 23.5, month=9), status="registered")
     add_case(rmyy, case_number="TS2026-20002", received=at(1, 0.2, month=11), status="registered")

@@ -42,7 +42,8 @@ def cases_of(institution) -> list[Complaint]:
 def test_default_categories_are_the_national_list_and_seeding_twice_adds_nothing(ctx):
     first = intake.default_categories(actor="test")
     again = intake.default_categories(actor="test")
-    assert [c.name for c in first] == ["医德医风", "医疗质量安全", "服务态度", "收费价格", "环境后勤", "安全保卫", "其他"]
+    assert [c.name for c in first] == ["医德医风", "医疗质量安全", "服务态度", "收费价格", "环境后勤", "安全保卫",
+                                       "其他"]
     assert [c.id for c in again] == [c.id for c in first]
     assert db.session.scalar(select(func.count()).select_from(Category)
                              .where(Category.institution_id.is_(None))) == 7

@@ -212,8 +212,8 @@ def test_public_complaint_pages_survive_bad_input(app, client, make_case):
                 "/c/lookup?institution_id=" + str(BEYOND_INT4), "/c/feedback/" + "x" * 5000, "/c/feedback/%00"):
         for method in ("GET", "POST"):
             _check(problems, client, method, url, data={})
-    _check(problems, client, "POST", "/c/lookup", data={"institution_id": str(BEYOND_INT4), "case_number": "x" * 100_000,
-                                                         "code": "x" * 100_000})
+    _check(problems, client, "POST", "/c/lookup",
+           data={"institution_id": str(BEYOND_INT4), "case_number": "x" * 100_000, "code": "x" * 100_000})
     _check(problems, client, "POST", "/c/lookup", data={"institution_id": "abc", "case_number": "", "code": ""})
     _check(problems, client, "POST", f"/c/{rmyy.id}/new",
            data={"subject": HUGE, "description": HUGE, "wish": HUGE, "complainant_name": HUGE,

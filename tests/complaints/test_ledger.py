@@ -230,7 +230,8 @@ def three_thousand_cases(rmyy, categories):
              "received_at": start + timedelta(minutes=97 * i), "first_contact_id": officer.id,
              "category_id": categories["other"].id, "subject": "测试", "description": "测试",
              "complainant_name": "王五", "complainant_phone": "13700000000", "status": "closed",
-             "due_at": start + timedelta(minutes=97 * i, days=7), "replied_at": start + timedelta(minutes=97 * i, days=3),
+             "due_at": start + timedelta(minutes=97 * i, days=7),
+             "replied_at": start + timedelta(minutes=97 * i, days=3),
              "closed_at": start + timedelta(minutes=97 * i, days=4), "deadline_trace": {}, "version": 1}
             for i in range(3000)]
     demo.write_rows(Complaint, rows)

@@ -99,7 +99,7 @@ def test_a_client_guessing_across_case_numbers_is_locked_too(client, new_client,
 def test_many_phones_on_one_network_are_limited_together(new_client, rmyy, make_case):
     case = make_case()
     for device in range(5):
-        phone = new_client("10.250.3.%d" % (device + 1))
+        phone = new_client(f"10.250.3.{device + 1}")
         phone.get("/c/lookup")
         for n in range(4):  # under each phone's own limit
             assert ask(phone, rmyy, f"TS2026-{80000 + device * 10 + n}", "123456").status_code == 404
@@ -281,7 +281,8 @@ def test_on_a_phone_a_complaint_is_filed_and_its_progress_looked_up(app, live_se
         _targets_are_big(phone, ".opt span")
         _targets_are_big(phone, "button.btn")
         phone.get_by_text("收费价格", exact=True).tap()
-        phone.get_by_label("请说说发生了什么").fill("10月8日上午在门诊 2 号收费窗口缴费，被多收了 20 元检查费，窗口说不归他们管。")
+        phone.get_by_label("请说说发生了什么").fill("10月8日上午在门诊 2 号收费窗口缴费，被多收了 20 元检查费，"
+                                                    "窗口说不归他们管。")
         phone.get_by_label("您希望我们怎么处理？（可不填）").fill("退还多收的费用，并给个说法。")
         phone.set_input_files("input[type=file]", str(photo))
         phone.get_by_label("联系电话（建议填写，便于答复您）").fill("13912345678")

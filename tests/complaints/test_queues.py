@@ -175,7 +175,7 @@ def test_an_officer_accepts_and_assigns_through_the_case_page(client, rmyy, case
     case = cases["new"]
     staff_login(client, "rmyy-officer")
     page = client.get(f"/i/{rmyy.id}/complaints/{case.id}").get_data(as_text=True)
-    assert 'name="accept-version" type="hidden" value="%d"' % case.version in page
+    assert f'name="accept-version" type="hidden" value="{case.version}"' in page
 
     response = client.post(f"/i/{rmyy.id}/complaints/{case.id}/accept", data={"accept-version": case.version})
     assert response.status_code == 302

@@ -78,7 +78,8 @@ def test_embedded_mode_migrates_seeds_once_and_serves_the_staff_pages(embedded_a
 
 
 def test_embedded_mode_checks_csrf_tokens_on_forms(embedded_app):
-    response = embedded_app.test_client().post("/login", data={"username": "rmyy-admin", "password": demo.DEMO_PASSWORD})
+    response = embedded_app.test_client().post("/login",
+                                               data={"username": "rmyy-admin", "password": demo.DEMO_PASSWORD})
     assert response.status_code == 400
     assert "页面已过期" in response.get_data(as_text=True)
 

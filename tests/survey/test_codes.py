@@ -233,8 +233,9 @@ def test_admin_of_another_hospital_gets_404(client, rmyy, zyy, window_code):
         assert client.get(path).status_code == 404, path
     assert client.post(f"{base(rmyy)}/{tp}/rotate").status_code == 404
     # Their own institution in the URL does not unlock another hospital's touchpoint.
+    poster = f"{base(zyy)}/departments/{window_code.touchpoint.department_id}/poster.pdf"
     for path in (f"{base(zyy)}/{tp}/qr.png", f"{base(zyy)}/{tp}/qr.svg", f"{base(zyy)}/{tp}/tent.pdf",
-                 f"{base(zyy)}/{tp}/rotate", f"{base(zyy)}/departments/{window_code.touchpoint.department_id}/poster.pdf"):
+                 f"{base(zyy)}/{tp}/rotate", poster):
         assert client.get(path).status_code == 404, path
     assert client.post(f"{base(zyy)}/{tp}/rotate").status_code == 404
     db.session.expire_all()

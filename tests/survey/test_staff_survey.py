@@ -252,7 +252,7 @@ def csv_rows(response) -> dict[str, list[str]]:
 
 
 def fill(batch, overall_values: list[str]) -> None:
-    for token, overall in zip(batch.tokens, overall_values):
+    for token, overall in zip(batch.tokens, overall_values, strict=False):  # a batch has more tokens than answers
         answer(token, STF_OVERALL=overall, STF_DEVELOP="1")
 
 

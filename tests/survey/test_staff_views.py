@@ -196,7 +196,7 @@ def test_csv_export_has_a_bom_a_version_column_and_one_column_per_code(client, r
     codes = ["WIN_OVERALL", "WIN_REASON", "WIN_COMMENT", "WIN_CONTACT", "WIN_AGAIN"]
     assert [h for h in header if h.startswith("WIN_")] == codes
     assert "版本" in header and "渠道" in header
-    by_id = {row[0]: dict(zip(header, row)) for row in rows[1:]}
+    by_id = {row[0]: dict(zip(header, row, strict=True)) for row in rows[1:]}
     assert set(by_id) == {str(first.id), str(second.id)}
     assert by_id[str(first.id)]["版本"] == "1" and by_id[str(second.id)]["版本"] == "2"
     assert by_id[str(first.id)]["WIN_AGAIN"] == "" and by_id[str(second.id)]["WIN_AGAIN"] == "no"
@@ -540,7 +540,8 @@ def test_copy_edit_publish_and_preview_a_template(client, rmyy, builtin_template
     draft = template.draft
     assert draft.definition["items"][0]["text"] == "您对今天的窗口服务满意吗？"
     assert draft.definition["items"][-1]["code"] == "WIN_AGAIN"
-    assert [i["code"] for i in draft.definition["items"][:-1]] == [i["code"] for i in source.published.definition["items"]]
+    published = source.published.definition["items"]
+    assert [i["code"] for i in draft.definition["items"][:-1]] == [i["code"] for i in published]
     assert [v.number for v in template.versions] == [1]
 
     published = client.post(f"{base(rmyy)}/templates/{template.id}/publish")
