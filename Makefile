@@ -1,10 +1,10 @@
-# Two commands: `make run` (embedded demo on SQLite) and `make test` (the whole suite).
+# Two commands: `make run` (embedded demo on SQLite) and `make test` (the whole suite); `make lint` checks the code.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 export FLASK_APP = wsgi:app
 
-.PHONY: run test translations extract-messages bench clean
+.PHONY: run test lint translations extract-messages bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: $(VENV)/.dev translations
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure for this project" >&2; fi; \
 	exit $$rc
 
+## lint: ruff over the whole repository, mypy over core/ and the service modules (files listed in pyproject.toml)
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 ## extract-messages: refresh the message catalogue after changing user-facing strings
 # No fuzzy matching: `make translations` compiles with -f, so a fuzzy guess would ship as the
 # translation (and a guessed %(placeholder)s that the new id lacks crashes at runtime). A changed
@@ -49,4 +54,4 @@ bench: $(VENV)/.dev translations
 	$(BIN)/python bench/complaints.py
 
 clean:
-	rm -rf $(VENV) instance/tingjian.db .pytest_cache
+	rm -rf $(VENV) instance/tingjian.db .pytest_cache .mypy_cache .ruff_cache

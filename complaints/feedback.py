@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app, url_for
 from flask_babel import force_locale, gettext
@@ -33,6 +34,9 @@ from core.db import utcnow
 from core.extensions import db
 from organisation.models import Institution, LabelledEnum, Role, StaffUser
 from survey import tokens
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +154,15 @@ def answer_feedback(feedback: Feedback, answer: str, comment: str = "", new_fact
     comment = (comment or "").replace("\r\n", "\n").strip()
     if len(comment) > MAX_COMMENT:
         raise FeedbackError(gettext("意见不能超过 %(n)d 字。", n=MAX_COMMENT), "comment")
-    complaint = db.session.get(Complaint, feedback.complaint_id)
+    complaint = db.session.get_one(Complaint, feedback.complaint_id)
     unhappy = answer == Answer.UNSATISFIED
     # Single use even for two taps at once: only the first UPDATE finds the link unanswered.
-    claimed = db.session.execute(
+    claimed = cast("CursorResult[Any]", db.session.execute(
         update(Feedback).where(Feedback.id == feedback.id, Feedback.answered_at.is_(None))
         .values(answered_at=now, answer=answer.value, comment=comment, new_facts=bool(new_facts),
-                answered_by_id=actor.id if by_staff else None,
+                answered_by_id=actor.id if isinstance(actor, StaffUser) else None,
                 reopen_status=ReopenStatus.REQUESTED.value if unhappy else None)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)))  # an UPDATE's result carries its row count
     db.session.refresh(feedback)
     if claimed.rowcount != 1:
         raise FeedbackError(gettext("这次回访已经提交过评价，每个链接只能提交一次。"), problem="used")
@@ -185,7 +189,7 @@ def answer_feedback(feedback: Feedback, answer: str, comment: str = "", new_fact
 def _requested(feedback: Feedback) -> Complaint:
     if feedback.reopen_status != ReopenStatus.REQUESTED:
         raise FeedbackError(gettext("该重办申请已经处理过了。"))
-    return db.session.get(Complaint, feedback.complaint_id)
+    return db.session.get_one(Complaint, feedback.complaint_id)
 
 
 def _is_officer(user: StaffUser, complaint: Complaint) -> bool:
@@ -269,7 +273,7 @@ def refuse_reopen(feedback: Feedback, reason: str, *, actor: StaffUser, expected
 # Messages (jobs: take ids, safe to run twice) -----------------------------------------
 
 def _institution(complaint: Complaint) -> Institution:
-    return db.session.get(Institution, complaint.institution_id)
+    return db.session.get_one(Institution, complaint.institution_id)
 
 
 def send_feedback_link(feedback_id: int) -> bool:
@@ -279,7 +283,7 @@ def send_feedback_link(feedback_id: int) -> bool:
     feedback = db.session.get(Feedback, feedback_id)
     if feedback is None or feedback.link_sent_at is not None or feedback.answered_at is not None:
         return False
-    complaint = db.session.get(Complaint, feedback.complaint_id)
+    complaint = db.session.get_one(Complaint, feedback.complaint_id)
     if not complaint.complainant_phone or utcnow() >= feedback.expires_at:
         return False
     institution = _institution(complaint)
@@ -321,7 +325,7 @@ def notify_reopen_request(feedback_id: int) -> bool:
     feedback = db.session.get(Feedback, feedback_id)
     if feedback is None or feedback.reopen_status != ReopenStatus.REQUESTED:
         return False
-    complaint = db.session.get(Complaint, feedback.complaint_id)
+    complaint = db.session.get_one(Complaint, feedback.complaint_id)
     officers = [u for u in db.session.scalars(select(StaffUser).where(
         StaffUser.institution_id == complaint.institution_id, StaffUser.active.is_(True)))
         if u.has_role(Role.COMPLAINT_OFFICER)]
@@ -343,7 +347,7 @@ def notify_reopen_refused(feedback_id: int) -> bool:
     feedback = db.session.get(Feedback, feedback_id)
     if feedback is None or feedback.reopen_status != ReopenStatus.REFUSED:
         return False
-    complaint = db.session.get(Complaint, feedback.complaint_id)
+    complaint = db.session.get_one(Complaint, feedback.complaint_id)
     if not complaint.complainant_phone:
         return False
     with force_locale("zh_Hans"):

@@ -19,6 +19,7 @@ import re
 import unicodedata
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, cast
 
 from flask_babel import gettext
 from sqlalchemy import Select, or_, select, update
@@ -40,6 +41,9 @@ from core.extensions import db
 from core.i18n import local_timezone
 from organisation.models import Department, Institution, StaffUser
 from organisation.scope import GRANTS, Permission
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 MAX_TEXT = 2000
 MAX_AMOUNT = Decimal("9999999999.99")  # Numeric(12, 2)
@@ -70,15 +74,16 @@ def _text(value: str | None, *, field: str, empty: str, limit: int = MAX_TEXT) -
 def _move(row: Rectification | Refund, expected: str, **values) -> None:
     """Change the row only if it is still in ``expected`` status: of two people acting at once, one wins."""
     model = type(row)
-    result = db.session.execute(update(model).where(model.id == row.id, model.status == expected).values(**values)
-                                .execution_options(synchronize_session=False))
+    result = cast("CursorResult[Any]",  # an UPDATE's result carries its row count
+                  db.session.execute(update(model).where(model.id == row.id, model.status == expected)
+                                     .values(**values).execution_options(synchronize_session=False)))
     db.session.refresh(row)  # read back what the UPDATE wrote (or what the other person wrote)
     if result.rowcount != 1:
         raise RemedyError(gettext("该记录刚被其他人处理，请刷新页面查看最新情况。"))
 
 
 def _complaint(row: Rectification | Refund) -> Complaint:
-    return db.session.get(Complaint, row.complaint_id)
+    return db.session.get_one(Complaint, row.complaint_id)
 
 
 # Rectification ---------------------------------------------------------------------------
@@ -225,7 +230,8 @@ def check_amount(amount: Decimal) -> Decimal:
         raise RemedyError(gettext("退费金额须大于 0 元。"), "amount")
     if amount > MAX_AMOUNT:
         raise RemedyError(gettext("退费金额过大，请核对。"), "amount")
-    if amount.as_tuple().exponent < -2 and amount != amount.quantize(Decimal("0.01")):
+    exponent = amount.as_tuple().exponent  # an int: the amount is finite
+    if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(Decimal("0.01")):
         raise RemedyError(gettext("退费金额最多保留两位小数。"), "amount")
     return amount.quantize(Decimal("0.01"))
 

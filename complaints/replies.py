@@ -124,7 +124,7 @@ def visible_reply(complaint: Complaint) -> Reply | None:
 
 
 def _complaint(reply: Reply) -> Complaint:
-    return db.session.get(Complaint, reply.complaint_id)
+    return db.session.get_one(Complaint, reply.complaint_id)
 
 
 # Who may do what ----------------------------------------------------------------------
@@ -339,10 +339,11 @@ def send_reply(complaint: Complaint, *, actor: StaffUser, via: str | None = None
             raise ReplyError(gettext("请填写有效的电子邮件地址。"), "email")
     transition(complaint, Action.SEND_REPLY, actor=actor, expected_version=expected_version,
                data={"reply": reply.number, "via": chosen.value})
-    institution = db.session.get(Institution, complaint.institution_id)
+    institution = db.session.get_one(Institution, complaint.institution_id)
     with force_locale("zh_Hans"):
         subject = gettext("投诉处理答复（编号 %(n)s）", n=complaint.case_number)
     if chosen == ReplyVia.SMS:
+        assert complaint.complainant_phone  # available_vias() offers SMS only with a phone number
         message = notify.Message(recipients=[complaint.complainant_phone], subject=subject,
                                  body=f"{_sms_prefix(institution)}{subject}：{reply.body}", kind="complaint_reply",
                                  meta={"channel": "sms", "complaint_id": complaint.id, "reply": reply.number})

@@ -142,7 +142,7 @@ def update_routing_rule(rule: RoutingRule, *, priority: int, category_id: int | 
                         department_id: int | None, keywords: str, target_department_id: int,
                         actor: StaffUser) -> RoutingRule:
     """Change a routing rule; the audit entry keeps what changed."""
-    institution = db.session.get(Institution, rule.institution_id)
+    institution = db.session.get_one(Institution, rule.institution_id)
     values = _rule_values(institution, priority=priority, category_id=category_id, touchpoint_id=touchpoint_id,
                           department_id=department_id, keywords=keywords, target_department_id=target_department_id)
     changes = {k: [getattr(rule, k), v] for k, v in values.items() if getattr(rule, k) != v}

@@ -133,7 +133,7 @@ def transition(complaint: Complaint, action: Action, *, actor: StaffUser, expect
                                  action=str(ACTION_LABELS[action])))
     if not may(actor, complaint, action):
         raise NotAllowed(gettext("您没有权限对该案件执行“%(action)s”。", action=str(ACTION_LABELS[action])))
-    complaint.status = rule.target.value
+    complaint.status = rule.target
     complaint.events.append(CaseEvent(actor_id=actor.id, actor_label=actor.username, action=action.value,
                                       from_status=before.value, to_status=rule.target.value, note=note,
                                       data=data or {}))

@@ -28,7 +28,8 @@ def worker_command(queues: tuple[str, ...], burst: bool, with_scheduler: bool) -
     from core.worker import FlaskWorker, use_app
 
     conn = _redis_or_exit()
-    use_app(current_app._get_current_object())
+    # Flask types the current_app proxy as Flask itself, so mypy does not know the proxy's own method.
+    use_app(current_app._get_current_object())  # type: ignore[attr-defined]
     worker = FlaskWorker(list(queues or QUEUES), connection=conn)
     worker.work(burst=burst, with_scheduler=with_scheduler)
 

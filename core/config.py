@@ -134,14 +134,17 @@ CONFIGS: dict[str, type[Config]] = {
 def resolve(config: type[Config] | str | dict | None) -> tuple[type[Config], dict]:
     """Turn create_app's argument into a config class and explicit overrides."""
     overrides: dict = {}
+    chosen: type[Config] | str | None
     if isinstance(config, dict):
         overrides = dict(config)
-        config = overrides.pop("CONFIG", None)
-    if config is None:
-        config = os.environ.get(f"{ENV_PREFIX}_CONFIG", "development")
-    if isinstance(config, str):
+        chosen = overrides.pop("CONFIG", None)
+    else:
+        chosen = config
+    if chosen is None:
+        chosen = os.environ.get(f"{ENV_PREFIX}_CONFIG", "development")
+    if isinstance(chosen, str):
         try:
-            config = CONFIGS[config.lower()]
+            return CONFIGS[chosen.lower()], overrides
         except KeyError:
-            raise RuntimeError(f"Unknown configuration {config!r}; use one of {sorted(CONFIGS)}") from None
-    return config, overrides
+            raise RuntimeError(f"Unknown configuration {chosen!r}; use one of {sorted(CONFIGS)}") from None
+    return chosen, overrides

@@ -1,6 +1,8 @@
 """Extensions, created unbound; create_app binds them."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import redis as redis_lib
 from flask import Flask, current_app
 from flask_babel import Babel
@@ -25,6 +27,12 @@ class RedisClient:
 
 
 db = SQLAlchemy(model_class=Base)
+if TYPE_CHECKING:
+    # mypy cannot take an attribute (db.Model) as a base class; it sees the declarative base instead.
+    Model = Base
+else:
+    # Base with Flask-SQLAlchemy's mixins (bind keys, table names); the same class as db.Model.
+    Model = db.Model
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()

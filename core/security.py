@@ -56,7 +56,9 @@ def init_app(app: Flask) -> None:
     if proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+        # Flask documents wrapping wsgi_app this way; its type is a method, so mypy refuses the assignment.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies,  # type: ignore[method-assign]
+                                x_host=proxies)
     hsts = app.config.get("HSTS")
     app.jinja_env.globals["csp_nonce"] = csp_nonce
 

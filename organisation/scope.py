@@ -9,16 +9,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from flask import abort
 from flask_login import current_user
 from sqlalchemy import Select, select
+from sqlalchemy.orm import Mapped
 
 from core.extensions import db
 from organisation.models import Institution, Region, Role, StaffUser
 
-M = TypeVar("M")
+
+class InstitutionOwned(Protocol):
+    """A row owned by one institution (core.db.InstitutionScoped and the models that declare the column)."""
+
+    id: Mapped[int]
+    institution_id: Mapped[int]
+
+
+M = TypeVar("M", bound=InstitutionOwned)
 
 
 class Permission(StrEnum):

@@ -128,11 +128,12 @@ def set_active(obj: Any, active: bool, *, actor: Any) -> Any:
 
 # Departments and touchpoints -------------------------------------------
 
-def _check_unique_code(model: type, institution: Institution, code: str, own_id: int | None) -> None:
+def _check_unique_code(model: type[Department] | type[Touchpoint], institution: Institution, code: str,
+                       own_id: int | None) -> None:
     from flask_babel import gettext
 
-    other = db.session.scalar(select(model).where(model.institution_id == institution.id, model.code == code))
-    if other is not None and other.id != own_id:
+    other_id = db.session.scalar(select(model.id).where(model.institution_id == institution.id, model.code == code))
+    if other_id is not None and other_id != own_id:
         raise ServiceError(gettext("编码 %(code)s 在本机构已被使用。", code=code), "code")
 
 

@@ -62,7 +62,8 @@ class DefinitionError(ValueError):
 
 
 def standard_options(item_type: str) -> list[dict[str, Any]] | None:
-    return {SCALE5: SCALE5_OPTIONS, FREQ4: FREQ4_OPTIONS, YESNO: YESNO_OPTIONS}.get(item_type)
+    standard: dict[str, list[dict[str, Any]]] = {SCALE5: SCALE5_OPTIONS, FREQ4: FREQ4_OPTIONS, YESNO: YESNO_OPTIONS}
+    return standard.get(item_type)
 
 
 def na_option(value: str, label: str) -> dict[str, Any]:
@@ -71,8 +72,8 @@ def na_option(value: str, label: str) -> dict[str, Any]:
 
 def normalise(definition: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and standard options so that stored definitions are complete."""
-    out = {"title": str(definition.get("title", "")).strip(), "intro": str(definition.get("intro", "")).strip(),
-           "dimensions": [], "items": []}
+    out: dict[str, Any] = {"title": str(definition.get("title", "")).strip(),
+                           "intro": str(definition.get("intro", "")).strip(), "dimensions": [], "items": []}
     for dim in definition.get("dimensions", []):
         out["dimensions"].append({"code": str(dim["code"]).strip(), "name": str(dim.get("name", "")).strip(),
                                   "weight": float(dim.get("weight", 1.0))})
@@ -275,8 +276,8 @@ def dimension_scores(definition: dict[str, Any], answers: list[ParsedAnswer]) ->
     result = {}
     for dim in definition["dimensions"]:
         items = [i for i in definition["items"] if i["dimension"] == dim["code"]]
-        scored = [by_code[i["code"]].score for i in items
-                  if i["code"] in by_code and by_code[i["code"]].score is not None]
+        answered = [by_code[i["code"]] for i in items if i["code"] in by_code]
+        scored = [a.score for a in answered if a.score is not None]
         applicable = [i for i in items if not (i["code"] in by_code and by_code[i["code"]].not_applicable)]
         if scored and len(scored) * 2 >= len(applicable):
             result[dim["code"]] = round(sum(scored) / len(scored), 2)

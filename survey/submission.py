@@ -140,6 +140,7 @@ def submit_response(context: Context, submission_id: str, get: Callable[[str], A
         # Modes score differently: a phone answer is only usable with its interviewer.
         raise SubmissionError(gettext("电话回访的回答必须记录回访人员。"))
     definition = context.definition
+    assert definition is not None  # Context.__post_init__ refuses a context without its version's definition
     answers, contact_phone = check_submission(definition, submission_id, get, getlist)
     by_code = {a.code: a for a in answers}
     settings = context.settings or EffectiveSettings.of(db.session.get(SurveySettings, context.institution_id))
