@@ -4,19 +4,31 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 export FLASK_APP = wsgi:app
 
-.PHONY: run test lint translations extract-messages bench clean
+# requirements.txt and requirements-dev.txt name the direct dependencies; `make lock` resolves them
+# into requirements.lock and requirements-dev.lock (every package pinned, with hashes), which are what
+# gets installed. The dev lock is constrained by the runtime lock, so both agree on shared versions.
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host
+
+.PHONY: run test lint lock translations extract-messages bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(BIN)/pip install -q -r requirements.txt
+$(VENV)/.runtime: requirements.lock | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install -q -r requirements-dev.txt
+$(VENV)/.dev: requirements.lock requirements-dev.lock | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
 	touch $@ $(VENV)/.runtime
+
+## lock: resolve requirements*.txt into the hashed lock files (LOCK_ARGS=--upgrade to take newer
+## versions of the indirect dependencies too); then `make test` installs them
+lock: $(VENV)/.dev
+	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements.lock requirements.txt
+	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements-dev.lock requirements-dev.txt
 
 translations: $(VENV)/.runtime
 	$(BIN)/pybabel compile -f -d translations 2>/dev/null
