@@ -10,6 +10,10 @@ export FLASK_APP = wsgi:app
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host
 
+# The tests run on two pytest-xdist workers, each with its own database and redis-server;
+# PYTEST_WORKERS=0 runs them in one process (quicker to start for a few tests, and prints with -s).
+PYTEST_WORKERS ?= 2
+
 .PHONY: run test lint lock translations extract-messages bench clean
 
 $(BIN)/python:
@@ -43,7 +47,7 @@ run: $(VENV)/.runtime translations
 
 ## test: the whole suite against the local PostgreSQL and Redis
 test: $(VENV)/.dev translations
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure for this project" >&2; fi; \
 	exit $$rc
 

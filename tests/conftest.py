@@ -1,4 +1,6 @@
-"""Test fixtures: a throw-away PostgreSQL database and a dedicated Redis db per run.
+"""Test fixtures: a throw-away PostgreSQL database and a throw-away redis-server per run.
+
+Under pytest-xdist each worker is a run of its own: its own database, its own redis-server.
 
 Each test runs inside one outer transaction that is rolled back afterwards;
 the app's session works on savepoints, so a view's commit and rollback behave
@@ -65,16 +67,30 @@ def _start_redis_server(workdir: str) -> tuple[subprocess.Popen, str]:
     raise AssertionError  # unreachable: _fail exits
 
 
+def _shared_redis_url() -> str:
+    """TINGJIAN_TEST_REDIS, with the database number moved up by the pytest-xdist worker's number (gw1: +1),
+    so that the workers of one run never flush each other's database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    offset = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    if not offset:
+        return REDIS_URL
+    base, _slash, number = REDIS_URL.rpartition("/")
+    if not base.startswith("redis") or not number.isdigit():
+        _fail(f"TINGJIAN_TEST_REDIS must end in a database number (…/14) to be shared by test workers: {REDIS_URL}")
+    return f"{base}/{int(number) + offset}"
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> str:
     if REDIS_URL:
+        url = _shared_redis_url()
         try:
-            conn = redis_lib.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+            conn = redis_lib.Redis.from_url(url, socket_connect_timeout=3)
             conn.ping()
         except redis_lib.RedisError as exc:
-            _fail(f"Redis is unreachable at {REDIS_URL}: {exc}")
+            _fail(f"Redis is unreachable at {url}: {exc}")
         conn.flushdb()
-        yield REDIS_URL
+        yield url
         conn.flushdb()
         return
     proc, url = _start_redis_server(str(tmp_path_factory.mktemp("redis")))
@@ -224,6 +240,9 @@ def redis_conn(app):
 
 
 def pytest_configure(config):
+    if REDIS_URL and getattr(config.option, "numprocesses", None) and not REDIS_URL.rpartition("/")[2].isdigit():
+        raise pytest.UsageError("TINGJIAN_TEST_REDIS must end in a database number (e.g. redis://127.0.0.1:6379/14) "
+                                "when the tests run on several workers: each worker takes the next number")
     config.addinivalue_line("markers", "real_engine: run without the per-test transaction swap")
     config.addinivalue_line("markers", "browser: drives Debian's chromium through Playwright")
 
