@@ -2,7 +2,7 @@
 
 When a case closes the complainant gets a one-question link, no account needed:
 "您对本次投诉的处理结果是否满意？" (满意 / 基本满意 / 不满意), an optional comment and
-"我有新的情况或证据". The link is a signed id (survey.tokens.signed_id), works
+"我有新的情况或证据". The link is a signed id (core.signing.signed_id), works
 once, and expires after ComplaintSettings.feedback_valid_days (7 by default).
 Complaint.satisfaction takes the answer, which is what 满意率 counts.
 
@@ -27,12 +27,11 @@ from sqlalchemy import select, update
 
 from complaints.models import Complaint, ComplaintSettings, Feedback, Status
 from complaints.workflow import Action, WorkflowError, log_event, transition
-from core import notify
+from core import notify, signing
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Institution, LabelledEnum, Role, StaffUser
-from survey import tokens
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ def open_feedback(complaint: Complaint, *, actor, now: datetime | None = None) -
 
 
 def feedback_token(feedback: Feedback) -> str:
-    return tokens.signed_id(PURPOSE, feedback.id)
+    return signing.signed_id(PURPOSE, feedback.id)
 
 
 def feedback_url(feedback: Feedback) -> str:
@@ -107,7 +106,7 @@ def feedback_url(feedback: Feedback) -> str:
 
 def resolve_token(token: str, *, now: datetime | None = None) -> tuple[Feedback | None, str | None]:
     """The feedback a link names; problem is 'invalid', 'used' or 'expired' when it cannot be answered."""
-    feedback_id = tokens.parse_signed_id(PURPOSE, token)
+    feedback_id = signing.parse_signed_id(PURPOSE, token)
     feedback = db.session.get(Feedback, feedback_id) if feedback_id is not None else None
     if feedback is None:
         return None, "invalid"

@@ -15,7 +15,6 @@ the complainant's name or phone number.
 from __future__ import annotations
 
 import hmac
-import re
 import secrets
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -37,7 +36,9 @@ from core.audit import record
 from core.db import utcnow
 from core.extensions import db
 from core.i18n import local_timezone
+from core.phone import InvalidPhone, normalise_phone
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
+from core.public import new_submission_id, valid_submission_id
 from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
 from organisation.services import ServiceError
 
@@ -61,8 +62,6 @@ DEFAULT_LABELS = {"ethics": _l("医德医风"), "quality_safety": _l("医疗质�
 RELATIONS = {"self": _l("本人"), "family": _l("家属"), "other": _l("其他（代理人等）")}
 STAFF_CHANNELS = (Channel.WALK_IN, Channel.PHONE, Channel.LETTER, Channel.EMAIL, Channel.HOTLINE_12345)
 
-SUBMISSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
-PHONE_RE = re.compile(r"^(1\d{10}|0\d{2,3}-?\d{7,8}|\d{7,8})$")
 MAX_ATTACHMENTS = 5
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 # Received times a little in the future are clock skew between the officer's PC and the server.
@@ -220,13 +219,13 @@ def next_case_number(institution: Institution, received_at: datetime) -> str:
 
 def lookup_code_for(institution_id: int, submission_id: str) -> str:
     """The six-digit lookup code of a submission: derived with the app's key, so a retry shows the same code."""
-    from survey.tokens import hash_value
+    from core.signing import hash_value
 
     return f"{int(hash_value('complaint-lookup-code', f'{institution_id}:{submission_id}'), 16) % 1_000_000:06d}"
 
 
 def hash_lookup_code(institution_id: int, case_number: str, code: str) -> str:
-    from survey.tokens import hash_value
+    from core.signing import hash_value
 
     return hash_value("complaint-lookup", f"{institution_id}:{case_number}:{code}")
 
@@ -237,7 +236,7 @@ def check_lookup_code(complaint: Complaint, code: str) -> bool:
 
 
 def _submission_hash(institution_id: int, submission_id: str) -> str:
-    from survey.tokens import hash_value
+    from core.signing import hash_value
 
     return hash_value("complaint-submission", f"{institution_id}:{submission_id}")
 
@@ -251,10 +250,6 @@ def find_submission(institution: Institution, submission_id: str) -> Complaint |
         Complaint.submission_hash == _submission_hash(institution.id, submission_id)))
 
 
-def new_submission_id() -> str:
-    return secrets.token_hex(16)
-
-
 def reissue_lookup_code(complaint: Complaint, *, actor: Any) -> str:
     """Give the complainant a new lookup code (the old one stops working); returns it to be told once."""
     code = f"{secrets.randbelow(1_000_000):06d}"
@@ -265,15 +260,12 @@ def reissue_lookup_code(complaint: Complaint, *, actor: Any) -> str:
     return code
 
 
-def normalise_phone(phone: str | None) -> str | None:
-    """Digits (and one dash for landlines) of a phone number typed with spaces or full-width digits; None if empty."""
-    phone = unicodedata.normalize("NFKC", phone or "").strip()
-    phone = re.sub(r"[\s()（）]", "", phone).removeprefix("+86")
-    if not phone:
-        return None
-    if not PHONE_RE.match(phone):
-        raise IntakeError(gettext("请填写正确的电话号码（手机 11 位，或带区号的座机）。"), "complainant_phone")
-    return phone
+def clean_complainant_phone(phone: str | None) -> str | None:
+    """The complainant's number as stored (core.phone's rule; a local landline is accepted); None if empty."""
+    try:
+        return normalise_phone(phone, local=True)
+    except InvalidPhone as exc:
+        raise IntakeError(str(exc), "complainant_phone") from None
 
 
 # Attachments ----------------------------------------------------------------------
@@ -395,7 +387,7 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
     """
     channel = Channel(channel)
     submission_id = submission_id or new_submission_id()
-    if not SUBMISSION_ID_RE.match(submission_id):
+    if not valid_submission_id(submission_id):
         raise IntakeError(gettext("提交编号无效，请刷新页面后重新填写。"))
     existing = find_submission(institution, submission_id)
     if existing is not None:
@@ -411,7 +403,7 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
     if channel == Channel.HOTLINE_12345 and not channel_ref:
         raise IntakeError(gettext("12345 热线转办须填写工单编号。"), "channel_ref")
     name = _clean_text(complainant_name, "complainant_name", 40, label=gettext("姓名")) or None
-    phone = normalise_phone(complainant_phone)
+    phone = clean_complainant_phone(complainant_phone)
     if relation not in RELATIONS:
         raise IntakeError(gettext("请选择与患者的关系。"), "relation")
     if touchpoint is not None and touchpoint.institution_id != institution.id:

@@ -168,7 +168,7 @@ def _conn():
 
 def lockout_keys(institution_id: int, case_number: str, client: str, network: str) -> list[tuple[str, int]]:
     """(key, allowed failures): the case number, the client (device or address) and its network."""
-    from survey.tokens import hash_value
+    from core.signing import hash_value
 
     number = normalise_case_number(case_number)
     return [

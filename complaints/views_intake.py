@@ -11,7 +11,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    make_response,
     redirect,
     render_template,
     request,
@@ -37,13 +36,22 @@ from complaints.forms_intake import (
 from complaints.models import Attachment, CaseDepartment, Category, Channel, Complaint
 from core.extensions import db
 from core.i18n import local_timezone
-from core.ratelimit import client_address, limited, retry_after_header
+from core.public import (
+    device_id,
+    device_key,
+    ip_prefix,
+    new_submission_id,
+    public_page,
+    render_notice,
+    too_many_requests,
+    valid_submission_id,
+)
+from core.ratelimit import client_address, limited
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
 from organisation.views import handle_form
-from survey.patient import device_key
 
 FORM_TOKEN_MAX_AGE = 24 * 3600  # an elderly patient may take a long time, or come back to the tab later
 # Five files of 5 MB and the text: more than the app-wide limit, for the intake forms only.
@@ -67,26 +75,14 @@ def _allow_attachments(endpoint: str | None, values: dict[str, Any] | None) -> N
 
 # The public pages: phone-friendly, no login, no JavaScript -------------------------------------
 
-def _patient_page(template: str, status: int = 200, **context):
-    from survey.patient import with_device_cookie
-
-    return with_device_cookie(make_response(render_template(template, **context), status))
-
-
-def _notice(title: str, message: str, status: int, *, back: str | None = None):
-    return _patient_page("complaints/public/notice.html", status, title=title, message=message, back=back)
-
-
 @public_bp.errorhandler(429)
 def _too_many(error):
-    response = _notice(gettext("操作过于频繁"), gettext("请稍等一会儿再试。您已经提交成功的投诉不会丢失。"), 429)
-    response.headers["Retry-After"] = retry_after_header(error)
-    return response
+    return too_many_requests(error, gettext("操作过于频繁"), gettext("请稍等一会儿再试。您已经提交成功的投诉不会丢失。"))
 
 
 @public_bp.errorhandler(RequestEntityTooLarge)
 def _too_large(error):
-    return _notice(gettext("文件太大"),
+    return render_notice(gettext("文件太大"),
                    gettext("上传的照片或文件合计太大。每个文件不超过 5 MB，最多 5 个；请返回减少或压缩后再提交。"), 413)
 
 
@@ -101,7 +97,7 @@ def _linked_response(institution: Institution, submission_id: str | None):
     """The survey response a complainant came from (the thank-you page's ?response=), if it is this hospital's."""
     from survey.models import SurveyResponse
 
-    if not submission_id or not intake.SUBMISSION_ID_RE.match(submission_id):
+    if not submission_id or not valid_submission_id(submission_id):
         return None
     return db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == submission_id,
                                                           SurveyResponse.institution_id == institution.id))
@@ -137,7 +133,7 @@ def _expected_reply(institution: Institution, received_at: datetime) -> dict[str
 
 
 def _receipt(institution: Institution, complaint: Complaint, code: str):
-    response = _patient_page(
+    response = public_page(
         "complaints/public/receipt.html", institution=institution, case_number=complaint.case_number, code=code,
         emergency=complaint.safety_emergency, expected=_expected_reply(institution, complaint.received_at),
         lookup_url=url_for("complaints.lookup", i=institution.id, n=complaint.case_number))
@@ -160,7 +156,7 @@ def _uploads(field) -> list[intake.Upload]:
 @limited(("COMPLAINT_INTAKE_IP_LIMIT", client_address), ("COMPLAINT_INTAKE_DEVICE_LIMIT", device_key))
 def intake_form(institution_id: int):
     """The complainant's own form (from a QR code or the survey thank-you page) and, after POST, the receipt."""
-    from survey import tokens
+    from core import signing
 
     institution = _public_institution_or_404(institution_id)
     form = PublicComplaintForm()
@@ -169,11 +165,10 @@ def intake_form(institution_id: int):
     status = 200
     if request.method == "POST":
         submission_id = form.submission_id.data or ""
-        existing = intake.find_submission(institution, submission_id) if intake.SUBMISSION_ID_RE.match(
-            submission_id) else None
+        existing = intake.find_submission(institution, submission_id) if valid_submission_id(submission_id) else None
         if existing is not None:  # a double tap or a retry: the receipt again, nothing stored twice
             return _receipt(institution, existing, intake.lookup_code_for(institution.id, submission_id))
-        problem, _issued = tokens.read_form_token(form.form_token.data or "", context_key, FORM_TOKEN_MAX_AGE)
+        problem, _issued = signing.read_form_token(form.form_token.data or "", context_key, FORM_TOKEN_MAX_AGE)
         status = 400
         if problem is not None:
             form.form_errors.append(gettext("页面已过期，请检查内容后再点一次“提交投诉”。"))
@@ -204,13 +199,13 @@ def intake_form(institution_id: int):
                 db.session.commit()  # durable before the complainant is told it was received
                 return _receipt(institution, complaint, code)
     else:
-        form.submission_id.data = intake.new_submission_id()
+        form.submission_id.data = new_submission_id()
         form.response.data = request.args.get("response", "")[:40]
-    if not intake.SUBMISSION_ID_RE.match(form.submission_id.data or ""):
-        form.submission_id.data = intake.new_submission_id()
-    form.form_token.data = tokens.issue_form_token(context_key)
+    if not valid_submission_id(form.submission_id.data or ""):
+        form.submission_id.data = new_submission_id()
+    form.form_token.data = signing.issue_form_token(context_key)
     settings = intake.complaint_settings(institution.id)
-    return _patient_page("complaints/public/form.html", status, form=form, institution=institution,
+    return public_page("complaints/public/form.html", status, form=form, institution=institution,
                          settings=settings, max_files=intake.MAX_ATTACHMENTS,
                          lookup_url=url_for("complaints.lookup", i=institution.id))
 
@@ -224,8 +219,6 @@ def _lookup_institutions() -> list[tuple[int, str]]:
 @limited(("COMPLAINT_LOOKUP_IP_LIMIT", client_address))
 def lookup_page():
     """The complainant's progress lookup by case number and code (check C9)."""
-    from survey.patient import device_id, ip_prefix
-
     form = LookupForm()
     fixed = request.values.get("i", type=int)
     institution = db.session.get(Institution, fixed) if fixed else None
@@ -240,7 +233,7 @@ def lookup_page():
             form.institution.data = institution.id
         form.case_number.data = lookup.normalise_case_number(request.args.get("n", ""))[:40] if request.args.get(
             "n") else ""
-        return _patient_page("complaints/public/lookup.html", form=form, institution=institution, steps=lookup.STEPS)
+        return public_page("complaints/public/lookup.html", form=form, institution=institution, steps=lookup.STEPS)
 
     status_code = 400
     result = None
@@ -264,7 +257,7 @@ def lookup_page():
                     institution = db.session.get(Institution, institution_id)
     if not_found or locked:  # the code is never echoed back
         form.code.raw_data, form.code.data = [], ""
-    response = _patient_page("complaints/public/lookup.html", status_code, form=form, institution=institution,
+    response = public_page("complaints/public/lookup.html", status_code, form=form, institution=institution,
                              result=result, not_found=not_found, locked=locked, steps=lookup.STEPS,
                              lockout_minutes=lookup.LOCKOUT_SECONDS // 60)
     response.headers["Cache-Control"] = "no-store"
@@ -307,12 +300,11 @@ def register(institution_id: int):
     form = OfficerComplaintForm()
     _staff_choices(form, institution)
     if request.method == "GET":
-        form.submission_id.data = intake.new_submission_id()
+        form.submission_id.data = new_submission_id()
         form.received_at.data = _local_now_text()
     elif form.validate_on_submit():
         submission_id = form.submission_id.data or ""
-        existing = intake.find_submission(institution, submission_id) if intake.SUBMISSION_ID_RE.match(
-            submission_id) else None
+        existing = intake.find_submission(institution, submission_id) if valid_submission_id(submission_id) else None
         if existing is not None:
             return _staff_receipt(institution, existing, intake.lookup_code_for(institution.id, submission_id),
                                   heading=gettext("该投诉已登记"))
@@ -336,8 +328,8 @@ def register(institution_id: int):
         else:
             db.session.commit()
             return _staff_receipt(institution, complaint, code, heading=gettext("投诉已登记"))
-    if not intake.SUBMISSION_ID_RE.match(form.submission_id.data or ""):
-        form.submission_id.data = intake.new_submission_id()
+    if not valid_submission_id(form.submission_id.data or ""):
+        form.submission_id.data = new_submission_id()
     status = 400 if request.method == "POST" else 200
     return render_template("complaints/intake/register.html", institution=institution, form=form), status
 

@@ -50,6 +50,7 @@ from complaints.models import (
 from complaints.workflow import Action, ConcurrentChange, WorkflowError, may
 from core.db import utcnow
 from core.extensions import db
+from core.public import render_notice
 from organisation.models import Department, Institution, StaffUser
 from organisation.scope import Permission, can, get_institution_or_404, get_owned_or_404
 from organisation.services import ServiceError
@@ -537,10 +538,7 @@ def _feedback_notice(problem: str):
     else:
         title, message, status = (gettext("链接无法识别"),
                                   gettext("请确认打开的是医院短信中的完整链接，或联系医院患者服务中心。"), 404)
-    response = make_response(render_template("complaints/feedback/notice.html", title=title, message=message),
-                             status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return render_notice(title, message, status)
 
 
 @public_bp.route("/feedback/<token>", methods=["GET", "POST"])

@@ -22,13 +22,13 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
-from core import privacy
+from core import privacy, signing
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
+from core.phone import InvalidPhone, normalise_phone
 from organisation.importer import ImportFileError, RowError, read_rows
 from organisation.models import Department, Institution, StaffUser, Touchpoint, TouchpointKind
-from survey import tokens
 from survey.models import (
     Channel,
     ContactRequest,
@@ -49,7 +49,6 @@ MAX_ROWS = 5000
 MAX_NAME = 40
 MAX_REF = 64
 SOURCES = ("upload", "api")
-PHONE_RE = re.compile(r"^(1\d{10}|0\d{9,11})$")
 
 # column key -> (header shown, accepted header aliases)
 COLUMNS: dict[str, tuple[Any, set[str]]] = {
@@ -137,15 +136,6 @@ def parse_date(text: str) -> date | None:
         return None
 
 
-def normalise_phone(text: str) -> str:
-    phone = re.sub(r"[\s()（）-]", "", text or "")
-    if phone.startswith("+86"):
-        phone = phone[3:]
-    elif phone.startswith("0086"):
-        phone = phone[4:]
-    return phone
-
-
 def check_discharge(raw: dict[str, str], units: Units, settings: SurveySettings, *,
                     today: date) -> tuple[DischargeInput | None, list[tuple[str, str]]]:
     """Validate one discharge's fields; returns the input or [(field key, message)]."""
@@ -175,9 +165,11 @@ def check_discharge(raw: dict[str, str], units: Units, settings: SurveySettings,
                 "出院已超过 %(n)d 天（联系方式保留期限），不再随访，请勿上传。", n=settings.contact_retention_days)))
     if len(values["patient_name"]) > MAX_NAME:
         errors.append(("patient_name", gettext("超过 %(n)d 个字符。", n=MAX_NAME)))
-    phone = normalise_phone(values["phone"])
-    if values["phone"] and not PHONE_RE.match(phone):
-        errors.append(("phone", gettext("电话号码格式不正确，请填写 11 位手机号或带区号的固话。")))
+    phone = ""
+    try:
+        phone = normalise_phone(values["phone"]) or ""
+    except InvalidPhone as exc:
+        errors.append(("phone", str(exc)))
     if len(values["ref"]) > MAX_REF:
         errors.append(("ref", gettext("超过 %(n)d 个字符。", n=MAX_REF)))
     if errors:
@@ -187,7 +179,7 @@ def check_discharge(raw: dict[str, str], units: Units, settings: SurveySettings,
 
 
 def ref_hash(ref: str) -> str:
-    return tokens.hash_value(REF_PURPOSE, ref.strip())
+    return signing.hash_value(REF_PURPOSE, ref.strip())
 
 
 def link_expiry(discharge_date: date, settings: SurveySettings) -> datetime:
@@ -563,7 +555,7 @@ def purge_contact_data_job() -> dict[str, int]:
 # The discharge-slip one-time link ---------------------------------------
 
 def discharge_link_token(discharge: Discharge) -> str:
-    return tokens.signed_id(LINK_PURPOSE, discharge.id)
+    return signing.signed_id(LINK_PURPOSE, discharge.id)
 
 
 def discharge_link_url(discharge: Discharge) -> str:
@@ -577,7 +569,7 @@ def discharge_link_url(discharge: Discharge) -> str:
 
 def resolve_link(token: str, *, now: datetime | None = None) -> tuple[Discharge | None, str | None]:
     """The discharge a slip link names; problem is 'unknown', 'used' or 'expired' when it can't be used."""
-    discharge_id = tokens.parse_signed_id(LINK_PURPOSE, token)
+    discharge_id = signing.parse_signed_id(LINK_PURPOSE, token)
     discharge = db.session.get(Discharge, discharge_id) if discharge_id is not None else None
     if discharge is None:
         return None, "unknown"

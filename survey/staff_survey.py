@@ -24,12 +24,13 @@ from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from core import signing
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Department, Institution
 from organisation.services import ServiceError
-from survey import definitions, tokens
+from survey import definitions
 from survey.models import (
     Audience,
     Channel,
@@ -89,7 +90,7 @@ def create_batch(institution: Institution, department: Department, template: Sur
 
 
 def token_path(token: StaffSurveyToken) -> str:
-    return tokens.signed_id(PURPOSE, token.id)
+    return signing.signed_id(PURPOSE, token.id)
 
 
 def token_url(token: StaffSurveyToken) -> str:
@@ -132,7 +133,7 @@ def local_date(value: datetime) -> str:
 
 def resolve_token(value: str, *, lock: bool = False) -> tuple[StaffSurveyToken | None, str | None]:
     """The token a /s/ URL names; problem is 'invalid', 'used', 'expired' or 'closed' when it can't be used."""
-    token_id = tokens.parse_signed_id(PURPOSE, value)
+    token_id = signing.parse_signed_id(PURPOSE, value)
     if token_id is None:
         return None, "invalid"
     stmt = select(StaffSurveyToken).where(StaffSurveyToken.id == token_id)

@@ -7,7 +7,6 @@ Flagged rows are kept and excluded from scores by default.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,6 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
+from core.phone import InvalidPhone, normalise_phone
+from core.public import valid_submission_id
 from organisation.models import Touchpoint
 from survey import definitions
 from survey.models import (
@@ -32,8 +33,6 @@ from survey.models import (
     TemplateVersion,
 )
 
-SUBMISSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
-PHONE_RE = re.compile(r"^(1\d{10}|0\d{2,3}-?\d{7,8})$")
 IP_BURST_LIMIT = 30          # responses per touchpoint from one /24 within IP_BURST_MINUTES
 IP_BURST_MINUTES = 10
 FORM_TOKEN_MAX_AGE = 6 * 3600
@@ -119,7 +118,7 @@ def check_submission(definition: dict[str, Any], submission_id: str, get: Callab
     Raises SubmissionError for answers that cannot be stored (unknown options,
     missing required answers, a malformed phone), so the form can say what to fix.
     """
-    if not SUBMISSION_ID_RE.match(submission_id or ""):
+    if not valid_submission_id(submission_id):
         raise SubmissionError(gettext("提交编号无效，请刷新页面后重试。"))
     try:
         answers = definitions.parse_answers(definition, get, getlist)
@@ -196,10 +195,10 @@ def _contact_phone(definition, by_code, get) -> str | None:
     item = next((i for i in definition["items"] if i.get("contact")), None)
     if item is None or by_code.get(item["code"]) is None or by_code[item["code"]].value != "yes":
         return None
-    phone = re.sub(r"[\s-]", "", get("contact_phone") or "")
-    if phone and not PHONE_RE.match(phone.replace("-", "")):
-        raise SubmissionError(gettext("电话号码格式不正确，请填写 11 位手机号或带区号的固话。"), "contact_phone")
-    return phone
+    try:
+        return normalise_phone(get("contact_phone")) or ""
+    except InvalidPhone as exc:
+        raise SubmissionError(str(exc), "contact_phone") from None
 
 
 def _comment(definition, by_code) -> str:

@@ -14,6 +14,7 @@ from wtforms import IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import TextInput
 
+from core import public
 from core.db import utcnow
 from core.errors import render_error
 from core.extensions import db
@@ -201,7 +202,7 @@ NOTICES = {
 
 def _notice(problem: str):
     status, title, message = NOTICES[problem]
-    return patient.render_notice(str(title), str(message), status)
+    return public.render_notice(str(title), str(message), status)
 
 
 @patient_bp.route("/s/<token>", methods=["GET", "POST"])
@@ -241,5 +242,5 @@ def staff_survey(token: str):
 
 @patient_bp.get("/s/done")
 def staff_survey_done():
-    return patient.render_notice(gettext("问卷已提交，谢谢您！"),
+    return public.render_notice(gettext("问卷已提交，谢谢您！"),
                                  gettext("您的回答匿名保存，只以科室汇总结果呈现，人数太少的科室不单独显示。"), 200)
