@@ -20,7 +20,7 @@ is drafting.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import click
@@ -31,9 +31,9 @@ from sqlalchemy import select
 from complaints.deadlines import invalidate_calendar_cache, recompute_open_deadlines, statutory_holidays
 from complaints.models import CalendarDay, CalendarYear, DayKind, YearStatus
 from core.audit import record
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 from organisation.models import StaffUser
 
 PACKAGE_SOURCE = "chinesecalendar"
@@ -272,7 +272,7 @@ def seed_calendar_command(years: tuple[int, ...]) -> None:
         moved = recompute_open_deadlines(actor="cli")
         db.session.commit()
         click.echo(f"Open cases whose deadline moved: {moved}.")
-    today = datetime.now(local_timezone()).date()
+    today = local_today()
     missing = [y for y in range(today.year, today.year + 2) if db.session.get(CalendarYear, y) is None]
     if missing:
         click.echo(f"No official calendar for {', '.join(map(str, missing))}: deadlines there are provisional.")

@@ -47,9 +47,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from complaints.models import CalendarDay, CalendarYear, CasePause, Complaint, DayKind, Extension, Status
 from core.audit import record
+from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 
 WORKING = "working"
 WEEKEND = "weekend"

@@ -44,9 +44,9 @@ from complaints.models import (
     Reply,
     Status,
 )
+from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 from organisation.models import Department, Institution, Role, StaffRole, StaffUser, Touchpoint
 
 try:  # the complaints' concerned departments (涉及科室), when the intake's table exists

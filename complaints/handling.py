@@ -44,9 +44,9 @@ from complaints.models import (
 from complaints.settings import complaint_settings
 from complaints.workflow import Action, ConcurrentChange, NotAllowed, WorkflowError, log_event, transition
 from core.audit import record
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
 from organisation.models import Institution, Role, StaffUser
 from organisation.scope import Permission, can
@@ -97,10 +97,6 @@ class NotReady(WorkflowError):
 def rule_days(institution_id: int, rule: str) -> int:
     settings = complaint_settings(institution_id)
     return settings.complex_days if rule == COMPLEX else settings.standard_days
-
-
-def local_today(now: datetime | None = None) -> date:
-    return (now or utcnow()).astimezone(local_timezone()).date()
 
 
 def institution_of(complaint: Complaint) -> Institution:

@@ -33,9 +33,9 @@ from complaints.settings import complaint_settings
 from complaints.workflow import log_event
 from core import notify
 from core.audit import record
+from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 from core.phone import InvalidPhone, normalise_phone
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
 from core.public import new_submission_id, valid_submission_id

@@ -46,9 +46,9 @@ from complaints.models import (
     RectificationStatus,
     Status,
 )
+from core.clock import local_day_bounds, local_timezone
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_day_bounds, local_timezone
 from organisation.models import Department, Institution, StaffUser
 
 BATCH = 1000

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext
@@ -35,9 +35,9 @@ from complaints.models import (
 from complaints.replies import check_writable, has_case_access, is_officer, may_draft
 from complaints.workflow import NotAllowed, WorkflowError, log_event
 from core.audit import record
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 from organisation.models import Department, Institution, StaffUser
 from organisation.scope import GRANTS, Permission
 
@@ -52,10 +52,6 @@ class RemedyError(WorkflowError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
-
-
-def local_today() -> date:
-    return datetime.now(local_timezone()).date()
 
 
 def _text(value: str | None, *, field: str, empty: str, limit: int = MAX_TEXT) -> str:

@@ -30,9 +30,9 @@ from complaints.models import Channel, Complaint, Feedback, Reply, ReplyStatus, 
 from complaints.workflow import OFFICERS, Action, ConcurrentChange, NotAllowed, WorkflowError, log_event, transition
 from core import notify
 from core.audit import record
+from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 from core.privacy import mask_address
 from organisation.models import Institution, LabelledEnum, Role, StaffUser
 

@@ -30,17 +30,17 @@ from complaints.handling import (
     OPEN_VALUES,
     complaint_settings,
     due_threshold,
-    local_today,
-    mask_phone,
     missing_co_answers,
     status_in,
 )
 from complaints.models import Complaint, ComplaintSettings, Status
 from complaints.workflow import log_event
 from core.audit import record
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.notify import BACKENDS, Message, backend, send
+from core.privacy import mask_phone
 from core.tasks import job_logger
 from organisation.models import Department, Role, StaffUser, staff_department
 

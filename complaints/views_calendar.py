@@ -24,9 +24,9 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from complaints import calendar_data, deadlines
 from complaints.blueprints import admin_bp as bp
 from complaints.models import CalendarDay, CalendarYear, DayKind
+from core.clock import local_timezone, local_today
 from core.errors import render_error
 from core.extensions import db
-from core.i18n import local_timezone
 from core.tasks import InlineResult, enqueue
 from organisation.forms import ConfirmForm, valid_date
 from organisation.models import Role
@@ -78,10 +78,6 @@ def _require(roles) -> None:
 
 def _can_edit() -> bool:
     return current_user.has_role(*EDIT_ROLES)
-
-
-def local_today() -> date:
-    return datetime.now(local_timezone()).date()
 
 
 def _year_or_400(year: int):

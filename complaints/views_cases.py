@@ -52,6 +52,7 @@ from complaints.models import (
     Status,
 )
 from complaints.workflow import ACTION_LABELS, Action, ConcurrentChange, NotAllowed, WorkflowError, allowed_actions
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.tasks import QUEUE_HIGH, enqueue
@@ -213,7 +214,7 @@ def render_case(institution: Institution, complaint: Complaint, *, bound: dict[s
     forms.update(bound or {})
     officer = handling.is_officer(user, complaint)
     now = utcnow()
-    today = handling.local_today(now)
+    today = local_today(now)
 
     co_rows = handling.co_departments(complaint)
     co_forms, waive_forms = {}, {}
@@ -584,7 +585,7 @@ def _queue_context(institution: Institution, departments: set[int] | None, endpo
                                                                   CaseDepartment.role == "co")):
             co_rows[cd.complaint_id].append(cd)
     now = utcnow()
-    today = handling.local_today(now)
+    today = local_today(now)
     near = handling.due_threshold(1, now)
     return dict(
         institution=institution, form=form, filter=f, page=page, rows=rows, co_rows=co_rows, endpoint=endpoint,

@@ -34,8 +34,8 @@ from complaints.forms_intake import (
     parse_local_datetime,
 )
 from complaints.models import Attachment, CaseDepartment, Category, Channel, Complaint
+from core.clock import local_timezone
 from core.extensions import db
-from core.i18n import local_timezone
 from core.public import (
     device_id,
     device_key,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import date
 from urllib.parse import quote
 
 from flask import Flask, Response, abort, current_app, redirect, render_template, request, stream_with_context, url_for
@@ -18,9 +18,9 @@ from wtforms.validators import Optional, ValidationError
 from complaints import ledger, stats
 from complaints.blueprints import admin_bp, staff_bp
 from complaints.models import Category, Channel, Status
+from core.clock import local_today
 from core.errors import render_error
 from core.extensions import db
-from core.i18n import local_timezone
 from organisation.forms import int_or_none, valid_date
 from organisation.models import Institution, Region, Role
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, region_subtree_ids
@@ -36,7 +36,7 @@ def actor():
 
 
 def today() -> date:
-    return datetime.now(local_timezone()).date()
+    return local_today()
 
 
 # Forms -------------------------------------------------------------------------

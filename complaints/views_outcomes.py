@@ -48,6 +48,7 @@ from complaints.models import (
     Status,
 )
 from complaints.workflow import Action, ConcurrentChange, WorkflowError, may
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.public import render_notice
@@ -202,7 +203,7 @@ def _read_outcomes(complaint: Complaint) -> Outcomes:
     o = Outcomes(complaint=complaint, institution_id=complaint.institution_id, replies=replies,
                  latest=replies[-1] if replies else None, feedback=feedback_service.feedback_for(complaint),
                  rectifications=remedies.rectifications_for(complaint), refunds=remedies.refunds_for(complaint),
-                 price_complaint=remedies.is_price_complaint(complaint), today=remedies.local_today())
+                 price_complaint=remedies.is_price_complaint(complaint), today=local_today())
     o.is_officer = reply_service.is_officer(user, complaint)
     o.can_handle = reply_service.has_case_access(user, complaint)
     o.can_draft = reply_service.can_start_draft(user, complaint)
@@ -314,7 +315,7 @@ def print_reply(institution_id: int, case_id: int, reply_id: int):
         abort(404)  # only an approved text ever leaves the hospital
     response = make_response(render_template("complaints/outcomes/reply_print.html", institution=institution,
                                              complaint=complaint, reply=reply,
-                                             today=remedies.local_today()))
+                                             today=local_today()))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -488,7 +489,7 @@ def rectifications(institution_id: int):
         Complaint.id.in_({r.complaint_id for r in rows} or {-1}))).all())
     return render_template("complaints/outcomes/rectifications.html", institution=institution, form=form,
                            page=page, rows=rows, owners=owners, departments=departments, case_numbers=case_numbers,
-                           today=remedies.local_today(), status=status, is_overdue=remedies.is_overdue)
+                           today=local_today(), status=status, is_overdue=remedies.is_overdue)
 
 
 # Refunds ------------------------------------------------------------------------------------------

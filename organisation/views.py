@@ -11,8 +11,8 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, or_, select
 
 from core.audit import AuditEntry
+from core.clock import local_day_bounds
 from core.extensions import db
-from core.i18n import local_day_bounds
 from organisation import importer, services
 from organisation.forms import (
     AuditFilterForm,

@@ -13,9 +13,8 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import IO, Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app, url_for
 from flask_babel import gettext
@@ -24,6 +23,7 @@ from sqlalchemy import select, update
 
 from core import privacy, signing
 from core.audit import record
+from core.clock import local_midnight, local_today
 from core.db import utcnow
 from core.extensions import db
 from core.phone import InvalidPhone, normalise_phone
@@ -41,7 +41,6 @@ from survey.models import (
 )
 from survey.submission import Context, find_by_submission_id, submit_response
 
-TZ = ZoneInfo("Asia/Shanghai")
 LINK_PURPOSE = "discharge-link"
 REF_PURPOSE = "discharge-ref"
 TARGET_RATE = 100.0  # 004 item 13: 三级医院出院患者一周内随访率力争达到100%
@@ -65,15 +64,6 @@ class FollowupError(ValueError):
 
 
 # Time and settings -------------------------------------------------------
-
-def local_today(now: datetime | None = None) -> date:
-    """Today in the hospitals' time zone (Beijing)."""
-    return (now or utcnow()).astimezone(TZ).date()
-
-
-def local_midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=TZ)
-
 
 def followup_settings(institution_id: int) -> SurveySettings:
     """The institution's settings, or the national defaults (never written by a read)."""

@@ -12,8 +12,8 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, func, select
 
+from core.clock import local_day_bounds, local_timezone
 from core.extensions import db
-from core.i18n import local_day_bounds, local_timezone
 from organisation.models import Department, Institution, Touchpoint
 from survey.models import Channel, SurveyAnswer, SurveyResponse, SurveyTemplate, TemplateVersion
 

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import url_for
 from flask_babel import gettext
@@ -26,6 +25,7 @@ from sqlalchemy.orm import selectinload
 
 from core import signing
 from core.audit import record
+from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Department, Institution
@@ -45,7 +45,6 @@ from survey.submission import Context, settings_for, submit_response
 
 PURPOSE = "staff-token"
 MAX_BATCH_SIZE = 1000
-TZ = ZoneInfo("Asia/Shanghai")
 
 
 class StaffSurveyError(ServiceError):
@@ -76,7 +75,7 @@ def create_batch(institution: Institution, department: Department, template: Sur
     settings = settings_for(institution.id)
     now = utcnow()
     label = (label or "").strip() or gettext("%(dept)s %(date)s", dept=department.name,
-                                             date=now.astimezone(TZ).date().isoformat())
+                                             date=now.astimezone(local_timezone()).date().isoformat())
     batch = StaffSurveyBatch(institution_id=institution.id, label=label[:80], department_id=department.id,
                              template_id=template.id, size=size, created_by_id=getattr(actor, "id", None),
                              created_at=now, expires_at=now + timedelta(days=settings.link_valid_days))
@@ -128,7 +127,7 @@ def urls_csv(batch: StaffSurveyBatch) -> str:
 def local_date(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(TZ).date().isoformat()
+    return value.astimezone(local_timezone()).date().isoformat()
 
 
 def resolve_token(value: str, *, lock: bool = False) -> tuple[StaffSurveyToken | None, str | None]:
@@ -214,8 +213,8 @@ class _Scores:
 
 
 def year_bounds(year: int) -> tuple[datetime, datetime]:
-    start = datetime(year, 1, 1, tzinfo=TZ)
-    return start, datetime(year + 1, 1, 1, tzinfo=TZ)
+    start = datetime(year, 1, 1, tzinfo=local_timezone())
+    return start, datetime(year + 1, 1, 1, tzinfo=local_timezone())
 
 
 def years_with_responses(institution: Institution) -> list[int]:
@@ -226,7 +225,7 @@ def years_with_responses(institution: Institution) -> list[int]:
     for value in rows:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        years.add(value.astimezone(TZ).year)
+        years.add(value.astimezone(local_timezone()).year)
     return sorted(years, reverse=True)
 
 

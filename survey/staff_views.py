@@ -1,7 +1,7 @@
 """Staff pages: touchpoint results, responses and exports, templates, alerts, settings."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
@@ -9,8 +9,8 @@ from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
+from core.clock import local_today
 from core.extensions import db
-from core.i18n import local_timezone
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
@@ -29,7 +29,7 @@ def actor():
 
 
 def today() -> date:
-    return datetime.now(local_timezone()).date()
+    return local_today()
 
 
 # Touchpoint results ----------------------------------------------------

@@ -17,6 +17,7 @@ from wtforms import HiddenField, RadioField, SelectField, SelectMultipleField, S
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from core import public
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.public import new_submission_id
@@ -124,7 +125,7 @@ def _awaiting_answers(institution: Institution, scope: set[int] | None) -> list[
 
 def _render_calls(institution: Institution, status: int = 200):
     scope = department_scope(actor(), institution)
-    today = followup.local_today()
+    today = local_today()
     calls = followup.due_list(institution, today=today, department_ids=scope)
     return render_template("survey/followup/calls.html", institution=institution, calls=calls, today=today,
                            awaiting=_awaiting_answers(institution, scope), outcomes=CALL_OUTCOMES,
@@ -282,7 +283,7 @@ def followup_rates(institution_id: int):
     permission = Permission.FOLLOW_UP if can(actor(), Permission.FOLLOW_UP) else Permission.VIEW_SURVEYS
     institution = get_institution_or_404(institution_id, permission)
     form = MonthForm(request.args)
-    today = followup.local_today()
+    today = local_today()
     year, month = today.year, today.month
     status = 200
     if not form.validate():

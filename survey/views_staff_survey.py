@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime
 
 from flask import Response, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext
@@ -15,6 +14,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import TextInput
 
 from core import public
+from core.clock import local_today
 from core.db import utcnow
 from core.errors import render_error
 from core.extensions import db
@@ -57,7 +57,7 @@ def actor():
 
 
 def this_year() -> int:
-    return datetime.now(service.TZ).year
+    return local_today().year
 
 
 # Results -----------------------------------------------------------------

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from core import signing
 from core.audit import AuditEntry
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Department, Institution, StaffUser, Touchpoint
@@ -72,7 +73,7 @@ def nurse_client(client, nurse):
 
 @pytest.fixture
 def today() -> date:
-    return followup.local_today()
+    return local_today()
 
 
 def ward(institution: Institution, code: str) -> Touchpoint:
@@ -95,7 +96,7 @@ def make_discharge(institution: Institution, *, unit: str = "B-XNK", discharge_d
     It is validated as discharged today and then moved to ``discharge_date``, so that tests can
     place it in months the upload would refuse as past the retention period.
     """
-    today = followup.local_today()
+    today = local_today()
     raw = {"unit": unit, "discharge_date": today.isoformat(), "patient_name": name, "phone": phone,
            "ref": ref or f"ZY{next(_refs)}"}
     settings = followup.followup_settings(institution.id)

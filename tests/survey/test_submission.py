@@ -17,9 +17,9 @@ from sqlalchemy import delete, func, select
 from werkzeug.datastructures import MultiDict
 
 from core.audit import AuditEntry
+from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 from organisation.models import Role
 from survey import alerts, builtin, definitions, results, tasks
 from survey.models import (
