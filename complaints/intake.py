@@ -41,6 +41,7 @@ from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and cal
 from core.public import new_submission_id, valid_submission_id
 from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
 from organisation.services import ServiceError
+from survey import alerts
 
 # The national list (003 item 33 names 医德医风、医疗质量安全、安全保卫和其他; the
 # product adds the three most frequent kinds of hospital complaints).
@@ -376,7 +377,7 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
                        departments_concerned: Iterable[Department] = (), staff_involved: str = "",
                        complainant_name: str | None = None, complainant_phone: str | None = None,
                        relation: str = "self", channel_ref: str = "", first_contact: StaffUser | None = None,
-                       survey_response: Any = None, attachments: Sequence[Upload] = (),
+                       rating: alerts.RatingLink | None = None, attachments: Sequence[Upload] = (),
                        submission_id: str | None = None, safety_emergency: bool = False,
                        actor: Any) -> tuple[Complaint, str]:
     """Register a complaint from any channel (首诉负责: ``first_contact`` stays responsible); returns (case, lookup code).
@@ -411,7 +412,7 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
     departments = list(dict.fromkeys(departments_concerned))
     if any(d.institution_id != institution.id for d in departments):
         raise IntakeError(gettext("所选科室不属于本院。"), "departments")
-    if survey_response is not None and survey_response.institution_id != institution.id:
+    if rating is not None and rating.institution_id != institution.id:
         raise IntakeError(gettext("关联的满意度评价不属于本院。"))
     files = check_attachments(attachments)
     if touchpoint is not None and not departments and touchpoint.department is not None:
@@ -426,7 +427,7 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
                 channel_ref=channel_ref, received_at=received_at,
                 first_contact_id=first_contact.id if first_contact is not None else None,
                 category_id=category.id, touchpoint_id=touchpoint.id if touchpoint is not None else None,
-                survey_response_id=survey_response.id if survey_response is not None else None,
+                survey_response_id=rating.response_id if rating is not None else None,
                 submission_hash=_submission_hash(institution.id, submission_id),
                 lookup_code_hash=hash_lookup_code(institution.id, case_number, code),
                 subject=subject, description=description, wish=wish, staff_involved=staff_involved,
@@ -448,7 +449,7 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
                                   size=len(data), data=data, uploaded_by_id=uploader))
     log_event(complaint, "registered", actor=actor,
               data={"channel": channel.value, "category": category.code, "attachments": len(files),
-                    **({"survey_response_id": survey_response.id} if survey_response is not None else {}),
+                    **({"survey_response_id": rating.response_id} if rating is not None else {}),
                     **({"first_contact_id": first_contact.id} if first_contact is not None else {})})
     db.session.flush()
     record(actor, "complaint.register", complaint,
@@ -540,52 +541,39 @@ def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
     return True
 
 
-# Survey alerts ---------------------------------------------------------------------
-
-def response_is_low(response: Any) -> bool:
-    """Whether a survey response was a low rating (it raised, or would raise, a low-score alert)."""
-    from survey.models import RecoveryAlert, SurveySettings
-    from survey.submission import EffectiveSettings
-
-    alert = db.session.scalar(select(RecoveryAlert).where(RecoveryAlert.response_id == response.id))
-    if alert is not None and "low_score" in (alert.reasons or []):
-        return True
-    threshold = EffectiveSettings.of(db.session.get(SurveySettings, response.institution_id)).alert_threshold
-    return response.overall_score is not None and response.overall_score <= threshold
-
+# Survey alerts (through survey's public alert API) -----------------------------------------
 
 def alert_submission_id(alert_id: int) -> str:
     return f"survey-alert-{alert_id:08d}"
 
 
-def complaint_for_alert(alert: Any) -> Complaint | None:
-    institution = db.session.get(Institution, alert.institution_id)
-    return find_submission(institution, alert_submission_id(alert.id))
+def complaint_for_alert(institution: Institution, alert_id: int) -> Complaint | None:
+    """The case an alert became, if it became one."""
+    return find_submission(institution, alert_submission_id(alert_id))
 
 
-def complaint_from_alert(alert: Any, *, actor: StaffUser, category: Category | None = None) -> tuple[Complaint, str]:
+def complaint_from_alert(institution: Institution, alert_id: int, *, actor: StaffUser,
+                         category: Category | None = None) -> tuple[Complaint, str]:
     """Turn a survey service-recovery alert into a complaint (once per alert); the converting officer is first contact."""
-    from survey import alerts as alert_service
-    from survey.models import AlertStatus, ContactRequest
-
-    institution = db.session.get(Institution, alert.institution_id)
-    response = alert.response
-    contact = db.session.scalar(select(ContactRequest).where(ContactRequest.response_id == response.id))
+    alert = alerts.alert_for_complaint(institution.id, alert_id)
+    if alert is None:
+        raise IntakeError(gettext("该提醒不存在。"))
     if category is None:
         category = next((c for c in categories_for(institution) if c.institution_id is None and c.code == "other"),
                         None)
-    place = alert.touchpoint.name if alert.touchpoint is not None else (
-        alert.department.name if alert.department is not None else "")
-    reasons = "、".join(alert_service.reason_label(r) for r in alert.reasons or [])
-    description = (response.comment or "").strip() or gettext(
-        "患者在满意度评价中给出低分（%(reasons)s），未填写具体意见。", reasons=reasons or gettext("低分"))
+    touchpoint = db.session.get(Touchpoint, alert.touchpoint_id) if alert.touchpoint_id else None
+    department = db.session.get(Department, alert.department_id) if alert.department_id else None
+    description = alert.comment or gettext(
+        "患者在满意度评价中给出低分（%(reasons)s），未填写具体意见。", reasons=alert.reason_text or gettext("低分"))
     complaint, code = register_complaint(
         institution, channel=Channel.SURVEY_ALERT, received_at=utcnow(),
-        subject=gettext("满意度评价转投诉：%(place)s", place=place) if place else gettext("满意度评价转投诉"),
-        description=description, wish="", category=category, touchpoint=alert.touchpoint,
-        departments_concerned=[alert.department] if alert.department is not None else [],
-        complainant_phone=contact.phone if contact is not None and contact.phone else None,
-        first_contact=actor, survey_response=response, submission_id=alert_submission_id(alert.id), actor=actor)
-    if alert.status == AlertStatus.OPEN:
-        alert_service.acknowledge_alert(alert, actor=actor)
+        subject=gettext("满意度评价转投诉：%(place)s", place=alert.place) if alert.place else gettext("满意度评价转投诉"),
+        description=description, wish="", category=category, touchpoint=touchpoint,
+        departments_concerned=[department] if department is not None else [],
+        complainant_phone=alert.contact_phone, first_contact=actor,
+        rating=alerts.RatingLink(response_id=alert.response_id, institution_id=alert.institution_id,
+                                 touchpoint_id=alert.touchpoint_id, department_id=alert.department_id, low=True),
+        submission_id=alert_submission_id(alert.id), actor=actor)
+    if alert.open:
+        alerts.acknowledge_for_complaint(alert.id, actor=actor)
     return complaint, code

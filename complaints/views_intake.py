@@ -52,6 +52,7 @@ from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
 from organisation.views import handle_form
+from survey import alerts
 
 FORM_TOKEN_MAX_AGE = 24 * 3600  # an elderly patient may take a long time, or come back to the tab later
 # Five files of 5 MB and the text: more than the app-wide limit, for the intake forms only.
@@ -93,14 +94,11 @@ def _public_institution_or_404(institution_id: int) -> Institution:
     return institution
 
 
-def _linked_response(institution: Institution, submission_id: str | None):
-    """The survey response a complainant came from (the thank-you page's ?response=), if it is this hospital's."""
-    from survey.models import SurveyResponse
-
+def _linked_rating(institution: Institution, submission_id: str | None) -> alerts.RatingLink | None:
+    """The rating a complainant came from (the thank-you page's ?response=), if it is this hospital's."""
     if not submission_id or not valid_submission_id(submission_id):
         return None
-    return db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == submission_id,
-                                                          SurveyResponse.institution_id == institution.id))
+    return alerts.rating_for_complaint(institution.id, submission_id)
 
 
 def _ensure_default_categories() -> None:
@@ -173,21 +171,21 @@ def intake_form(institution_id: int):
         if problem is not None:
             form.form_errors.append(gettext("页面已过期，请检查内容后再点一次“提交投诉”。"))
         elif form.validate():
-            response = _linked_response(institution, form.response.data)
+            rating = _linked_rating(institution, form.response.data)
             department = db.session.get(Department, form.department.data) if form.department.data else None
             category = db.session.get(Category, form.category.data) if form.category.data else None
             try:
                 complaint, code = intake.register_complaint(
                     institution,
-                    channel=(Channel.SURVEY_ALERT if response is not None and intake.response_is_low(response)
+                    channel=(Channel.SURVEY_ALERT if rating is not None and rating.low
                              else Channel.SELF_SERVICE),
                     received_at=datetime.now(UTC), subject="", description=form.description.data,
                     wish=form.wish.data, category=category,
-                    touchpoint=db.session.get(Touchpoint, response.touchpoint_id) if response is not None
-                    and response.touchpoint_id else None,
+                    touchpoint=db.session.get(Touchpoint, rating.touchpoint_id) if rating is not None
+                    and rating.touchpoint_id else None,
                     departments_concerned=[department] if department is not None else [],
                     complainant_name=form.complainant_name.data, complainant_phone=form.complainant_phone.data,
-                    relation=form.relation.data, first_contact=None, survey_response=response,
+                    relation=form.relation.data, first_contact=None, rating=rating,
                     attachments=_uploads(form.attachments), submission_id=submission_id, actor="self-service")
             except intake.IntakeError as exc:
                 db.session.rollback()
@@ -337,23 +335,22 @@ def register(institution_id: int):
 @staff_bp.post("/from-alert/<int:alert_id>")
 def from_alert(institution_id: int, alert_id: int):
     """Turn a survey service-recovery alert into a complaint (once; a second click shows the same case)."""
-    from survey.models import RecoveryAlert
-
     institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
-    alert = get_owned_or_404(RecoveryAlert, alert_id, institution)
+    if alerts.alert_for_complaint(institution.id, alert_id) is None:
+        abort(404)
     form = FromAlertForm()
     categories = intake.categories_for(institution)
     form.category.choices = [(None, "")] + [(c.id, c.name) for c in categories]
     if not form.validate_on_submit():
         abort(400)
     category = next((c for c in categories if c.id == form.category.data), None)
-    existing = intake.complaint_for_alert(alert)
+    existing = intake.complaint_for_alert(institution, alert_id)
     try:
-        complaint, code = intake.complaint_from_alert(alert, actor=actor(), category=category)
+        complaint, code = intake.complaint_from_alert(institution, alert_id, actor=actor(), category=category)
     except intake.IntakeError as exc:
         db.session.rollback()
         flash(str(exc), "error")
-        return redirect(url_for("survey_staff.alert_detail", institution_id=institution.id, alert_id=alert.id))
+        return redirect(url_for("survey_staff.alert_detail", institution_id=institution.id, alert_id=alert_id))
     db.session.commit()
     return _staff_receipt(institution, complaint, code,
                           heading=gettext("该提醒已转为投诉") if existing is not None else gettext("已转为投诉"))
@@ -363,7 +360,7 @@ def alert_button_context(institution: Institution, alert: Any) -> dict[str, Any]
     """What the survey alert page needs to show the "转为投诉" button (or the case it became)."""
     if not can(current_user, Permission.MANAGE_COMPLAINTS, institution):
         return {"can_convert": False}
-    complaint = intake.complaint_for_alert(alert)
+    complaint = intake.complaint_for_alert(institution, alert.id)
     form = FromAlertForm()
     form.category.choices = [(None, gettext("类别：默认“其他”"))] + [
         (c.id, intake.category_label(c)) for c in intake.categories_for(institution)]

@@ -67,12 +67,7 @@ class FollowupError(ValueError):
 
 def followup_settings(institution_id: int) -> SurveySettings:
     """The institution's settings, or the national defaults (never written by a read)."""
-    settings = db.session.get(SurveySettings, institution_id)
-    if settings is None:
-        defaults = {c.name: c.default.arg for c in SurveySettings.__table__.columns
-                    if c.default is not None and not callable(c.default.arg)}
-        settings = SurveySettings(institution_id=institution_id, **defaults)
-    return settings
+    return SurveySettings.of(institution_id)
 
 
 def mask_phone(phone: str | None) -> str:

@@ -26,8 +26,8 @@ from core.public import (
     with_device_cookie,
 )
 from core.ratelimit import client_address, limited
-from survey import qr, versioning
-from survey.models import SurveyResponse, TemplateVersion
+from survey import alerts, qr, versioning
+from survey.models import SurveyResponse, SurveySettings, TemplateVersion
 from survey.submission import SubmissionError, find_by_submission_id
 
 bp = Blueprint("patient", __name__)
@@ -163,25 +163,26 @@ def thanks(submission_id: str):
         if waiting is None:
             abort(404)
         form = waiting.payload["form"]
-        return thanks_page(waiting.meta["institution_id"], submission_id,
+        institution_id = waiting.meta["institution_id"]
+        return thanks_page(institution_id, submission_id,
                            contact=any(k.endswith("_CONTACT") and v == ["yes"] for k, v in form.items()),
-                           low=_low_overall(waiting.meta["version_id"], form))
+                           low=alerts.is_low_rating(_overall_score(waiting.meta["version_id"], form),
+                                                    SurveySettings.of(institution_id)))
     contact = any(a.item_code.endswith("_CONTACT") and a.value == "yes" for a in response.answers)
-    low = response.overall_score is not None and response.overall_score <= 50
-    return thanks_page(response.institution_id, response.submission_id, contact=contact, low=low)
+    return thanks_page(response.institution_id, response.submission_id, contact=contact,
+                       low=alerts.response_is_low(response))
 
 
-def _low_overall(version_id: int, form: dict[str, list[str]]) -> bool:
-    """Whether a rating not yet processed scores its overall item at 50 or below, as a stored one would."""
+def _overall_score(version_id: int, form: dict[str, list[str]]) -> float | None:
+    """The overall score of a rating not yet processed, as the job will store it."""
     from survey import definitions
 
     definition = versioning.published_definition(version_id)
     item = definitions.overall_item(definition) if definition else None
     if item is None:
-        return False
+        return None
     chosen = (form.get(f"q_{item['code']}") or [None])[0]
-    score = next((o["score"] for o in item["options"] if o["value"] == chosen and not o.get("na")), None)
-    return score is not None and score <= 50
+    return next((o["score"] for o in item["options"] if o["value"] == chosen and not o.get("na")), None)
 
 
 def thanks_page(institution_id: int, submission_id: str, *, contact: bool, low: bool):

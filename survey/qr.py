@@ -15,8 +15,14 @@ from core.db import utcnow
 from core.extensions import db
 from organisation.models import Touchpoint
 from survey.builtin import DEFAULT_FOR_TOUCHPOINT
-from survey.models import SurveySettings, SurveyTemplate, TemplateVersion, TouchpointCode, VersionStatus
-from survey.submission import EffectiveSettings
+from survey.models import (
+    EffectiveSettings,
+    SurveySettings,
+    SurveyTemplate,
+    TemplateVersion,
+    TouchpointCode,
+    VersionStatus,
+)
 
 PURPOSE = "touchpoint-qr"
 

@@ -22,10 +22,11 @@ from core.extensions import db
 from core.phone import InvalidPhone, normalise_phone
 from core.public import valid_submission_id
 from organisation.models import Touchpoint
-from survey import definitions
+from survey import alerts, definitions
 from survey.models import (
     Channel,
     ContactRequest,
+    EffectiveSettings,
     RecoveryAlert,
     SurveyAnswer,
     SurveyResponse,
@@ -80,21 +81,6 @@ class Context:
             self.department_id = self.department_id or self.touchpoint.department_id
         if self.version_id is None or self.definition is None:
             raise ValueError("a Context needs a template version")
-
-
-@dataclass(frozen=True)
-class EffectiveSettings:
-    """The settings a submission needs, with the national defaults filled in."""
-
-    alert_threshold: float = 25.0
-    min_fill_seconds: float = 2.0
-    repeat_window_minutes: int = 30
-
-    @classmethod
-    def of(cls, row: SurveySettings | None) -> EffectiveSettings:
-        if row is None:
-            return cls()
-        return cls(row.alert_threshold, row.min_fill_seconds, row.repeat_window_minutes)
 
 
 def settings_for(institution_id: int) -> SurveySettings:
@@ -238,27 +224,10 @@ def _flags(context: Context, settings: EffectiveSettings, now: datetime) -> list
     return sorted(set(flags))
 
 
-def alert_reasons(definition, by_code, settings: EffectiveSettings | SurveySettings, *,
-                  contact_requested: bool) -> list[str]:
-    reasons = []
-    overall = definitions.overall_item(definition)
-    if overall is not None:
-        answer = by_code.get(overall["code"])
-        if answer is not None and answer.score is not None and answer.score <= settings.alert_threshold:
-            reasons.append("low_score")
-    for item in definition["items"]:
-        answer = by_code.get(item["code"])
-        if answer is not None and item.get("alert_values") and str(answer.value) in item["alert_values"]:
-            reasons.append(f"flagged_answer:{item['code']}")
-    if contact_requested:
-        reasons.append("contact_requested")
-    return reasons
-
-
 def raise_alert_if_needed(response: SurveyResponse, definition, by_code, settings: EffectiveSettings | SurveySettings, *,
                           contact_requested: bool) -> RecoveryAlert | None:
     """Open a service-recovery alert for the department when the rules say so."""
-    reasons = alert_reasons(definition, by_code, settings, contact_requested=contact_requested)
+    reasons = alerts.alert_reasons(definition, by_code, settings, contact_requested=contact_requested)
     if not reasons:
         return None
     alert = RecoveryAlert(institution_id=response.institution_id, response_id=response.id,
