@@ -25,6 +25,7 @@ from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
+from complaints.access import is_officer
 from complaints.models import Complaint, ComplaintSettings, Feedback, Status
 from complaints.workflow import Action, WorkflowError, log_event, transition
 from core import notify, signing
@@ -187,12 +188,6 @@ def _requested(feedback: Feedback) -> Complaint:
     return db.session.get(Complaint, feedback.complaint_id)
 
 
-def _is_officer(user: StaffUser, complaint: Complaint) -> bool:
-    from complaints.replies import is_officer
-
-    return is_officer(user, complaint)
-
-
 def reopen_deadline(complaint: Complaint, reopened_at: datetime):
     """The new deadline, counted from the reopening day as from a new receipt (民法典 第二百零一条)."""
     from complaints import deadlines
@@ -212,7 +207,7 @@ def accept_reopen(feedback: Feedback, *, actor: StaffUser, expected_version: int
                   now: datetime | None = None) -> Complaint:
     """An officer accepts a 重办 request: the case is reopened and handled again with a new deadline."""
     complaint = _requested(feedback)
-    if not _is_officer(actor, complaint):
+    if not is_officer(actor, complaint):
         raise FeedbackError(gettext("只有投诉管理人员可以处理重办申请。"))
     if Status(complaint.status) != Status.CLOSED:
         raise FeedbackError(gettext("案件当前状态为“%(status)s”，不能重新办理。", status=Status(complaint.status).label))
@@ -246,7 +241,7 @@ def refuse_reopen(feedback: Feedback, reason: str, *, actor: StaffUser, expected
     if len(reason) > MAX_REASON:
         raise FeedbackError(gettext("理由不能超过 %(n)d 字。", n=MAX_REASON), "reason")
     complaint = _requested(feedback)
-    if not _is_officer(actor, complaint):
+    if not is_officer(actor, complaint):
         raise FeedbackError(gettext("只有投诉管理人员可以处理重办申请。"))
     if expected_version is not None and expected_version != complaint.version:
         from complaints.workflow import ConcurrentChange

@@ -32,6 +32,7 @@ from sqlalchemy.orm import load_only
 from sqlalchemy.orm.exc import StaleDataError
 
 from complaints import deadlines
+from complaints.access import handles_department, is_officer, leads
 from complaints.models import (
     CaseDepartment,
     CasePause,
@@ -48,8 +49,7 @@ from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
-from organisation.models import Institution, Role, StaffUser
-from organisation.scope import Permission, can
+from organisation.models import Institution, StaffUser
 from organisation.services import ServiceError
 
 STANDARD = "standard"
@@ -97,35 +97,6 @@ class NotReady(WorkflowError):
 def rule_days(institution_id: int, rule: str) -> int:
     settings = complaint_settings(institution_id)
     return settings.complex_days if rule == COMPLEX else settings.standard_days
-
-
-def institution_of(complaint: Complaint) -> Institution:
-    return db.session.get(Institution, complaint.institution_id)
-
-
-def is_officer(user: StaffUser, complaint: Complaint) -> bool:
-    """Complaint officers and admins of the case's institution (MANAGE_COMPLAINTS)."""
-    return can(user, Permission.MANAGE_COMPLAINTS, institution_of(complaint))
-
-
-def case_department_ids(complaint: Complaint) -> set[int]:
-    """The lead and active co-handling departments of a case."""
-    ids = {cd.department_id for cd in complaint.departments if cd.active}
-    if complaint.lead_department_id is not None:
-        ids.add(complaint.lead_department_id)
-    return ids
-
-
-def handles(user: StaffUser, complaint: Complaint) -> bool:
-    """Whether a department handler is bound to the lead or an active co-handling department of the case."""
-    return (user.has_role(Role.DEPARTMENT_HANDLER) and complaint.institution_id == user.institution_id
-            and bool(user.department_ids & case_department_ids(complaint)))
-
-
-def leads(user: StaffUser, complaint: Complaint) -> bool:
-    """Whether a department handler is bound to the case's lead department."""
-    return (user.has_role(Role.DEPARTMENT_HANDLER) and complaint.institution_id == user.institution_id
-            and complaint.lead_department_id in user.department_ids)
 
 
 def check_version(complaint: Complaint, expected_version: int | None) -> None:
@@ -415,8 +386,7 @@ def record_co_answer(complaint: Complaint, case_department: CaseDepartment, answ
     check_version(complaint, expected_version)
     if case_department.complaint_id != complaint.id or case_department.role != "co" or not case_department.active:
         raise NotAllowed(gettext("该科室不是本案的协办科室。"))
-    if not (is_officer(actor, complaint) or (actor.has_role(Role.DEPARTMENT_HANDLER)
-                                             and case_department.department_id in actor.department_ids)):
+    if not (is_officer(actor, complaint) or handles_department(actor, complaint, case_department.department_id)):
         raise NotAllowed(gettext("只有该协办科室或投诉管理部门可以填写协办意见。"))
     require_open(complaint)
     answer = _require_text(answer, "answer", gettext("请填写协办意见。"))

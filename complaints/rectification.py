@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from flask_babel import gettext
 from sqlalchemy import Select, or_, select, update
 
+from complaints.access import is_officer, may_draft, may_work_case
 from complaints.models import (
     Category,
     Complaint,
@@ -32,7 +33,7 @@ from complaints.models import (
     RefundStatus,
     Status,
 )
-from complaints.replies import check_writable, has_case_access, is_officer, may_draft
+from complaints.replies import check_writable
 from complaints.workflow import NotAllowed, WorkflowError, log_event
 from core.audit import record
 from core.clock import local_today
@@ -229,7 +230,7 @@ def check_amount(amount: Decimal) -> Decimal:
 def request_refund(complaint: Complaint, amount: Decimal, reason: str, *, actor: StaffUser) -> Refund:
     """A refund is requested for a price complaint, with an amount above zero (two decimals at most) and a reason."""
     check_writable(complaint)
-    if not has_case_access(actor, complaint):
+    if not may_work_case(actor, complaint):
         raise NotAllowed(gettext("您没有权限为该案件申请退费。"))
     if not is_price_complaint(complaint):
         raise RemedyError(gettext("只有收费价格类投诉可以申请退费。"))
@@ -273,7 +274,7 @@ def decide_refund(refund: Refund, approve: bool, note: str, *, actor: StaffUser)
 def complete_refund(refund: Refund, payment_ref: str, *, actor: StaffUser) -> Refund:
     """The approved refund is paid out and recorded with its payment reference (退费凭证号)."""
     complaint = _complaint(refund)
-    if not has_case_access(actor, complaint):
+    if not may_work_case(actor, complaint):
         raise NotAllowed(gettext("您没有权限办理该退费。"))
     if refund.status != RefundStatus.APPROVED:
         raise RemedyError(gettext("只有已批准的退费可以办理。"))

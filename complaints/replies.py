@@ -26,15 +26,16 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
+from complaints.access import may_draft
 from complaints.models import Channel, Complaint, Feedback, Reply, ReplyStatus, Status
-from complaints.workflow import OFFICERS, Action, ConcurrentChange, NotAllowed, WorkflowError, log_event, transition
+from complaints.workflow import Action, ConcurrentChange, NotAllowed, WorkflowError, log_event, transition
 from core import notify
 from core.audit import record
 from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
 from core.privacy import mask_address
-from organisation.models import Institution, LabelledEnum, Role, StaffUser
+from organisation.models import Institution, LabelledEnum, StaffUser
 
 log = logging.getLogger(__name__)
 
@@ -128,32 +129,6 @@ def _complaint(reply: Reply) -> Complaint:
 
 
 # Who may do what ----------------------------------------------------------------------
-
-def is_officer(user: StaffUser, complaint: Complaint) -> bool:
-    """A complaint officer or institution admin of the case's hospital (or a platform admin)."""
-    if user.has_role(Role.PLATFORM_ADMIN):
-        return True
-    return user.institution_id == complaint.institution_id and bool(user.roles & OFFICERS)
-
-
-def may_draft(user: StaffUser, complaint: Complaint) -> bool:
-    """Officers, and handlers of the lead department, write replies."""
-    if is_officer(user, complaint):
-        return True
-    return (user.institution_id == complaint.institution_id and user.has_role(Role.DEPARTMENT_HANDLER)
-            and complaint.lead_department_id in user.department_ids)
-
-
-def has_case_access(user: StaffUser, complaint: Complaint) -> bool:
-    """Officers see every case of their hospital; handlers the cases their departments lead or co-handle."""
-    if is_officer(user, complaint):
-        return True
-    if user.institution_id != complaint.institution_id or not user.has_role(Role.DEPARTMENT_HANDLER):
-        return False
-    mine = user.department_ids
-    return complaint.lead_department_id in mine or any(
-        d.department_id in mine and d.active for d in complaint.departments)
-
 
 def can_start_draft(user: StaffUser, complaint: Complaint) -> bool:
     return (complaint.merged_into_id is None and Status(complaint.status) in (Status.IN_HANDLING, Status.REPLY_DRAFTED)

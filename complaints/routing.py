@@ -18,7 +18,8 @@ from typing import Any
 from flask_babel import gettext
 from sqlalchemy import select
 
-from complaints.handling import COMPLEX, STANDARD, check_version, flush_case, is_officer, require_open, update_deadline
+from complaints.access import is_officer
+from complaints.handling import COMPLEX, STANDARD, check_version, flush_case, require_open, update_deadline
 from complaints.models import CaseDepartment, Category, Complaint, RoutingRule
 from complaints.workflow import Action, NotAllowed, log_event, transition
 from core.audit import record

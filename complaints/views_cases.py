@@ -17,7 +17,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
-from complaints import handling, routing, tasks
+from complaints import access, handling, routing, tasks
 from complaints.blueprints import staff_bp as bp
 from complaints.forms_cases import (
     AcceptForm,
@@ -61,8 +61,6 @@ from organisation.models import Department, Institution, Role, StaffUser, Touchp
 from organisation.scope import (
     Permission,
     can,
-    can_see_institution,
-    department_scope,
     get_institution_or_404,
     get_owned_or_404,
 )
@@ -102,31 +100,9 @@ def event_label(action: str) -> str:
 
 # Loading a case --------------------------------------------------------------------
 
-def _case_institution(institution_id: int) -> Institution:
-    """The institution, for staff who work cases (HANDLE_COMPLAINTS) or its own leadership (read-only)."""
-    institution = db.session.get(Institution, institution_id)
-    user = actor()
-    if institution is None or not can_see_institution(user, institution):
-        abort(404)
-    if can(user, Permission.HANDLE_COMPLAINTS, institution):
-        return institution
-    if user.has_role(Role.LEADERSHIP) and user.institution_id == institution.id:
-        return institution
-    abort(403)
-
-
-def _visible(user: StaffUser, institution: Institution, complaint: Complaint) -> bool:
-    scope = department_scope(user, institution)
-    return scope is None or bool(scope & handling.case_department_ids(complaint))
-
-
 def load_case(institution_id: int, case_id: int) -> tuple[Institution, Complaint]:
-    """The case, if the user may see it: a handler only the cases of their departments (else 404)."""
-    institution = _case_institution(institution_id)
-    complaint = get_owned_or_404(Complaint, case_id, institution)
-    if not _visible(actor(), institution, complaint):
-        abort(404)
-    return institution, complaint
+    """The case, if the user may see it (complaints.access): a handler only the cases of their departments."""
+    return access.load_case_or_404(institution_id, case_id)
 
 
 def case_url(complaint: Complaint, **anchor) -> str:
@@ -151,7 +127,7 @@ def _prepare(form, institution: Institution, complaint: Complaint) -> None:
                                                 exclude={complaint.lead_department_id} - {None})
     elif isinstance(form, AddCoForm):
         form.department.choices = _department_choices(institution, blank=gettext("请选择"),
-                                                      exclude=handling.case_department_ids(complaint))
+                                                      exclude=access.case_department_ids(complaint))
 
 
 @dataclass
@@ -182,13 +158,13 @@ def _available_forms(user: StaffUser, institution: Institution, complaint: Compl
                                        ("decline", Action.DECLINE), ("assign", Action.ASSIGN),
                                        ("transfer", Action.TRANSFER), ("receive", Action.RECEIVE))
              if action in actions}
-    officer = handling.is_officer(user, complaint)
+    officer = access.is_officer(user, complaint)
     if complaint.is_open:
         if officer:
             names.add("resume" if complaint.paused_since is not None else "pause")
             if complaint.lead_department_id is not None:
                 names.add("add_co")
-        if (officer or handling.leads(user, complaint)) and handling.pending_extension(complaint) is None:
+        if (officer or access.leads(user, complaint)) and handling.pending_extension(complaint) is None:
             names.add("extension")
     return names
 
@@ -212,7 +188,7 @@ def render_case(institution: Institution, complaint: Complaint, *, bound: dict[s
     available = _available_forms(user, institution, complaint)
     forms = {name: _new_form(name, institution, complaint) for name in available if name != "decline"}
     forms.update(bound or {})
-    officer = handling.is_officer(user, complaint)
+    officer = access.is_officer(user, complaint)
     now = utcnow()
     today = local_today(now)
 
@@ -382,7 +358,7 @@ def act(institution_id: int, case_id: int, name: str, form_class, run: Callable[
     flash(success, "success")
     if after is not None:
         after(complaint, result)  # after the commit: a job must see the committed case
-    if not _visible(user, institution, complaint):  # e.g. a handler who transferred the case away
+    if not access.may_see_case(user, complaint):  # e.g. a handler who transferred the case away
         return redirect(url_for("complaints_staff.department_queue", institution_id=institution.id))
     return redirect(case_url(complaint))
 

@@ -23,7 +23,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from complaints import intake, lookup
+from complaints import access, intake, lookup
 from complaints.blueprints import public_bp, staff_bp
 from complaints.forms_intake import (
     CategoryForm,
@@ -33,7 +33,7 @@ from complaints.forms_intake import (
     PublicComplaintForm,
     parse_local_datetime,
 )
-from complaints.models import Attachment, CaseDepartment, Category, Channel, Complaint
+from complaints.models import Attachment, Category, Channel, Complaint
 from core.clock import local_timezone
 from core.extensions import db
 from core.public import (
@@ -49,7 +49,7 @@ from core.public import (
 from core.ratelimit import client_address, limited
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
-from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
+from organisation.scope import Permission, can, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
 from organisation.views import handle_form
 from survey import alerts
@@ -379,27 +379,13 @@ def complaint_attachments(complaint: Complaint) -> list[Attachment]:
 
 # Attachments, lookup codes --------------------------------------------------------------------
 
-def visible_case_or_404(institution: Institution, complaint_id: int) -> Complaint:
-    """A case of this institution the current user may see: handlers only their departments' cases."""
-    complaint = get_owned_or_404(Complaint, complaint_id, institution)
-    scope = department_scope(actor(), institution)
-    if scope is not None:
-        departments = {complaint.lead_department_id} | set(db.session.scalars(
-            select(CaseDepartment.department_id).where(CaseDepartment.complaint_id == complaint.id,
-                                                       CaseDepartment.active.is_(True))))
-        if not departments & scope:
-            abort(404)
-    return complaint
-
-
 @staff_bp.get("/attachments/<int:attachment_id>")
 def attachment(institution_id: int, attachment_id: int):
     """Download one attachment, for those who may see its case."""
-    institution = get_institution_or_404(institution_id, Permission.HANDLE_COMPLAINTS)
     row = db.session.get(Attachment, attachment_id)
     if row is None:
         abort(404)
-    visible_case_or_404(institution, row.complaint_id)
+    access.load_case_or_404(institution_id, row.complaint_id, work=True)
     response = send_file(BytesIO(row.data), mimetype=row.content_type, as_attachment=True,
                          download_name=row.filename, max_age=0)
     response.headers["Cache-Control"] = "private, no-store"

@@ -17,6 +17,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
+from complaints import access
 from complaints import feedback as feedback_service
 from complaints import rectification as remedies
 from complaints import replies as reply_service
@@ -74,12 +75,8 @@ def case_url_by_id(institution_id: int, case_id: int, anchor: str | None = None)
 # Loading, always scoped ---------------------------------------------------------------------
 
 def _case(institution_id: int, case_id: int) -> tuple[Institution, Complaint]:
-    """A case of the institution that the current user handles (handlers: their departments' cases only)."""
-    institution = get_institution_or_404(institution_id, Permission.HANDLE_COMPLAINTS)
-    complaint = get_owned_or_404(Complaint, case_id, institution)
-    if not reply_service.has_case_access(actor(), complaint):
-        abort(404)
-    return institution, complaint
+    """A case of the institution that the current user works (handlers: their departments' cases only)."""
+    return access.load_case_or_404(institution_id, case_id, work=True)
 
 
 def _child(model: type, row_id: int, complaint: Complaint):
@@ -93,7 +90,7 @@ def _scoped_row(model: type, institution_id: int, row_id: int) -> tuple[Institut
     institution = get_institution_or_404(institution_id, Permission.HANDLE_COMPLAINTS)
     row = get_owned_or_404(model, row_id, institution)
     complaint = db.session.get(Complaint, row.complaint_id)
-    if not reply_service.has_case_access(actor(), complaint) and getattr(row, "owner_id", None) != actor().id:
+    if not access.may_work_case(actor(), complaint) and getattr(row, "owner_id", None) != actor().id:
         abort(404)
     return institution, complaint, row
 
@@ -204,8 +201,8 @@ def _read_outcomes(complaint: Complaint) -> Outcomes:
                  latest=replies[-1] if replies else None, feedback=feedback_service.feedback_for(complaint),
                  rectifications=remedies.rectifications_for(complaint), refunds=remedies.refunds_for(complaint),
                  price_complaint=remedies.is_price_complaint(complaint), today=local_today())
-    o.is_officer = reply_service.is_officer(user, complaint)
-    o.can_handle = reply_service.has_case_access(user, complaint)
+    o.is_officer = access.is_officer(user, complaint)
+    o.can_handle = access.may_work_case(user, complaint)
     o.can_draft = reply_service.can_start_draft(user, complaint)
     o.can_review = may(user, complaint, Action.APPROVE_REPLY)
     o.can_send = may(user, complaint, Action.SEND_REPLY)
@@ -382,7 +379,7 @@ def refuse_reopen(institution_id: int, case_id: int, feedback_id: int):
 def record_phone_feedback(institution_id: int, case_id: int, feedback_id: int):
     institution, complaint = _case(institution_id, case_id)
     fb = _child(Feedback, feedback_id, complaint)
-    if not reply_service.is_officer(actor(), complaint):
+    if not access.is_officer(actor(), complaint):
         abort(403)
     form = _fresh_version_form(PhoneFeedbackForm, complaint)
     response = run_form(form, lambda: feedback_service.answer_feedback(fb, form.answer.data, form.comment.data,

@@ -27,13 +27,11 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm.exc import StaleDataError
 
+from complaints.access import HANDLERS, OFFICERS
 from complaints.models import CaseEvent, Complaint, Status
 from core.audit import record
 from core.extensions import db
 from organisation.models import Role, StaffUser
-
-OFFICERS = {Role.COMPLAINT_OFFICER, Role.INSTITUTION_ADMIN}
-HANDLERS = {Role.DEPARTMENT_HANDLER}
 
 
 class Action(StrEnum):
