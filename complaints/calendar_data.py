@@ -28,8 +28,9 @@ from flask.cli import with_appcontext
 from flask_babel import gettext
 from sqlalchemy import select
 
-from complaints.deadlines import invalidate_calendar_cache, recompute_open_deadlines, statutory_holidays
+from complaints.deadlines import recompute_open_deadlines
 from complaints.models import CalendarDay, CalendarYear, DayKind, YearStatus
+from complaints.workdays import invalidate_calendar_cache, statutory_holidays
 from core.audit import record
 from core.clock import local_today
 from core.db import utcnow

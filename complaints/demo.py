@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Table, func, select
 
-from complaints import deadlines
+from complaints import deadlines, workdays
 from complaints.models import (
     CaseCounter,
     CaseDepartment,
@@ -252,7 +252,7 @@ def _local(day: date, hour: float) -> datetime:
 
 
 def _working_day(day: date, n: int) -> date:
-    return deadlines.add_working_days(day, n)[0]
+    return workdays.add_working_days(day, n)[0]
 
 
 def _due(received_at: datetime, days: int, rule: str, *, trace: bool,
@@ -262,7 +262,7 @@ def _due(received_at: datetime, days: int, rule: str, *, trace: bool,
         d = deadlines.compute_deadline(received_at, days, rule=rule, pauses=pauses, now=now)
         return {"due_date": d.due_date, "due_at": d.due_at, "deadline_provisional": d.provisional,
                 "deadline_trace": d.to_json(), "deadline_rule": rule, "working_days": days}
-    due_date, provisional = deadlines.add_working_days(received_at.astimezone(local_timezone()).date(), days)
+    due_date, provisional = workdays.add_working_days(received_at.astimezone(local_timezone()).date(), days)
     due_at = (datetime.combine(due_date, time.min, tzinfo=local_timezone()) + timedelta(days=1)).astimezone(
         UTC)
     return {"due_date": due_date, "due_at": due_at, "deadline_provisional": provisional, "deadline_trace": {},

@@ -26,6 +26,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from complaints.access import is_officer
+from complaints.deadlines import reopen_deadline
 from complaints.models import Complaint, ComplaintSettings, Feedback, Status
 from complaints.workflow import Action, WorkflowError, log_event, transition
 from core import notify, signing
@@ -186,21 +187,6 @@ def _requested(feedback: Feedback) -> Complaint:
     if feedback.reopen_status != ReopenStatus.REQUESTED:
         raise FeedbackError(gettext("该重办申请已经处理过了。"))
     return db.session.get(Complaint, feedback.complaint_id)
-
-
-def reopen_deadline(complaint: Complaint, reopened_at: datetime):
-    """The new deadline, counted from the reopening day as from a new receipt (民法典 第二百零一条)."""
-    from complaints import deadlines
-
-    working_days = complaint.working_days
-    if working_days is None:
-        settings = db.session.get(ComplaintSettings, complaint.institution_id)
-        working_days = settings.standard_days if settings is not None else 5
-    deadline = deadlines.compute_deadline(reopened_at, working_days, rule=complaint.deadline_rule or "standard",
-                                          now=reopened_at)
-    deadlines.apply_deadline(complaint, deadline)
-    complaint.deadline_trace = {**complaint.deadline_trace, "reopened_at": reopened_at.isoformat()}
-    return deadline
 
 
 def accept_reopen(feedback: Feedback, *, actor: StaffUser, expected_version: int | None = None,

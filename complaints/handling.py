@@ -33,6 +33,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from complaints import deadlines
 from complaints.access import handles_department, is_officer, leads
+from complaints.deadlines import STANDARD, due_threshold, update_deadline
 from complaints.models import (
     CaseDepartment,
     CasePause,
@@ -42,19 +43,13 @@ from complaints.models import (
     PauseReason,
     Status,
 )
-from complaints.settings import complaint_settings
 from complaints.workflow import Action, ConcurrentChange, NotAllowed, WorkflowError, log_event, transition
 from core.audit import record
-from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
 from organisation.models import Institution, StaffUser
 from organisation.services import ServiceError
-
-STANDARD = "standard"
-COMPLEX = "complex"
-RULE_LABELS = {STANDARD: _l("一般投诉（需调查核实）"), COMPLEX: _l("多科室协调")}
 
 MAX_EXTENSION_DAYS = 20
 STALE_MESSAGE = _l("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。")
@@ -94,11 +89,6 @@ class NotReady(WorkflowError):
 
 # Settings and helpers -------------------------------------------------------------
 
-def rule_days(institution_id: int, rule: str) -> int:
-    settings = complaint_settings(institution_id)
-    return settings.complex_days if rule == COMPLEX else settings.standard_days
-
-
 def check_version(complaint: Complaint, expected_version: int | None) -> None:
     """Refuse to act on a page older than the case (optimistic locking for changes that are not transitions)."""
     if expected_version is not None and expected_version != complaint.version:
@@ -124,54 +114,6 @@ def _require_text(value: str | None, field_name: str, message: str) -> str:
 def require_open(complaint: Complaint) -> None:
     if not complaint.is_open:
         raise NotAllowed(gettext("案件当前状态为“%(status)s”，不能执行此操作。", status=Status(complaint.status).label))
-
-
-# The clock -------------------------------------------------------------------------
-
-def update_deadline(complaint: Complaint, *, rule: str | None = None, now: datetime | None = None
-                    ) -> deadlines.Deadline:
-    """Recompute the due date from the day of receipt under ``rule``, pauses excluded and approved extensions added.
-
-    Co-handlers' sub-deadlines follow (CO_HANDLER_LEAD working days before the case's own).
-    """
-    if rule is not None:
-        complaint.deadline_rule = rule
-        complaint.working_days = rule_days(complaint.institution_id, rule)
-    elif complaint.working_days is None:
-        complaint.deadline_rule = STANDARD
-        complaint.working_days = rule_days(complaint.institution_id, STANDARD)
-    db.session.flush()  # pauses and extensions just added must be visible to the queries below
-    pauses = deadlines.case_pauses([complaint.id])[complaint.id]
-    deadline = deadlines.deadline_for(complaint, now=now, pauses=pauses)
-    deadlines.apply_deadline(complaint, deadline)
-    for cd in complaint.departments:
-        if cd.role == "co" and cd.active:
-            cd.due_at = co_handler_due_at(complaint, pauses=pauses, extra_days=deadline.extra_days, now=now)
-    return deadline
-
-
-CO_HANDLER_LEAD = 2  # working days a co-handler's answer is due before the lead's reply
-
-
-def co_handler_due_at(complaint: Complaint, *, pauses=None, extra_days: int | None = None,
-                      now: datetime | None = None) -> datetime:
-    """A co-handler's sub-deadline: CO_HANDLER_LEAD working days before the case's, at least one working day."""
-    days = max((complaint.working_days or 0) + (extra_days or 0) - CO_HANDLER_LEAD, 1)
-    return deadlines.compute_deadline(deadlines.clock_start(complaint), days,
-                                      rule=complaint.deadline_rule or STANDARD, pauses=pauses or (), now=now).due_at
-
-
-def working_days_left(complaint: Complaint, today: date | None = None) -> int | None:
-    """Working days from today to the due date (0 = due today; negative = overdue by that many working days)."""
-    if complaint.due_date is None:
-        return None
-    return deadlines.working_days_between(today or local_today(), complaint.due_date)
-
-
-def is_overdue(complaint: Complaint, now: datetime | None = None) -> bool:
-    """Past the end (24:00 Beijing time) of the due day with the clock running."""
-    return (complaint.is_open and complaint.paused_since is None and complaint.due_at is not None
-            and (now or utcnow()) >= complaint.due_at)
 
 
 # Triage ----------------------------------------------------------------------------
@@ -467,11 +409,6 @@ def _in_departments(ids: Iterable[int]):
     co = select(CaseDepartment.complaint_id).where(
         CaseDepartment.department_id.in_(ids), CaseDepartment.role == literal_column("'co'"), CaseDepartment.active)
     return or_(Complaint.lead_department_id.in_(ids), Complaint.id.in_(co))
-
-
-def due_threshold(days: int, now: datetime | None = None) -> date:
-    """The date ``days`` working days after today (0 = today)."""
-    return deadlines.add_working_days(local_today(now), days)[0]
 
 
 def queue_statement(institution: Institution, f: QueueFilter):

@@ -102,7 +102,7 @@ def timeliness(*, status: str, due_at: datetime | None, replied_at: datetime | N
         return None
     if replied_at is not None:
         return replied_at <= due_at
-    if paused_since is None and status != Status.CLOSED.value and due_at <= now:  # as handling.is_overdue
+    if paused_since is None and status != Status.CLOSED.value and due_at <= now:  # as deadlines.is_overdue
         return False
     return None  # still within its deadline (or its clock is paused)
 

@@ -19,7 +19,8 @@ from flask_babel import gettext
 from sqlalchemy import select
 
 from complaints.access import is_officer
-from complaints.handling import COMPLEX, STANDARD, check_version, flush_case, require_open, update_deadline
+from complaints.deadlines import COMPLEX, STANDARD, update_deadline
+from complaints.handling import check_version, flush_case, require_open
 from complaints.models import CaseDepartment, Category, Complaint, RoutingRule
 from complaints.workflow import Action, NotAllowed, log_event, transition
 from core.audit import record

@@ -56,7 +56,6 @@ from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import and_, case, func, or_, select
 
-from complaints.deadlines import working_days_between
 from complaints.ledger import (
     CLOSED_STATUSES,
     SATISFIED_VALUES,
@@ -65,6 +64,7 @@ from complaints.ledger import (
     satisfaction_expr,
 )
 from complaints.models import Category, Channel, Complaint, DeclineReason, Status
+from complaints.workdays import working_days_between
 from core.clock import local_day_bounds, local_timezone, local_today
 from core.db import utcnow
 from core.extensions import db

@@ -25,15 +25,11 @@ from flask import url_for
 from flask_babel import force_locale, gettext
 from sqlalchemy import or_, select, update
 
-from complaints import deadlines
-from complaints.handling import (
-    OPEN_VALUES,
-    complaint_settings,
-    due_threshold,
-    missing_co_answers,
-    status_in,
-)
+from complaints import workdays
+from complaints.deadlines import due_threshold
+from complaints.handling import OPEN_VALUES, missing_co_answers, status_in
 from complaints.models import Complaint, ComplaintSettings, Status
+from complaints.settings import complaint_settings
 from complaints.workflow import log_event
 from core.audit import record
 from core.clock import local_today
@@ -150,7 +146,7 @@ def remind_case(complaint_id: int, now: str | None = None) -> bool:
 
 def escalation_day(due_date: date, escalate_after_days: int) -> date:
     """The working day 督办 happens: the day after the first overdue working day, plus escalate_after_days."""
-    return deadlines.add_working_days(due_date, 2 + max(escalate_after_days, 0))[0]
+    return workdays.add_working_days(due_date, 2 + max(escalate_after_days, 0))[0]
 
 
 def escalate_case(complaint_id: int, now: str | None = None) -> bool:
@@ -165,7 +161,7 @@ def escalate_case(complaint_id: int, now: str | None = None) -> bool:
         return False
     if not _claim(Complaint.escalated_for, complaint):
         return False
-    overdue_days = deadlines.working_days_between(complaint.due_date, local_today(at))
+    overdue_days = workdays.working_days_between(complaint.due_date, local_today(at))
     lead = db.session.get(Department, complaint.lead_department_id) if complaint.lead_department_id else None
     supervisors = first_contact_or_officers(complaint) + leadership(complaint.institution_id)
     handlers = department_handlers(complaint.institution_id, {complaint.lead_department_id} - {None})
@@ -193,7 +189,7 @@ def sweep_deadlines(now: str | None = None) -> dict[str, int]:
     """Remind and escalate every case whose turn it is (periodic; only on working days; safe to run twice)."""
     at = _at(now)
     today = local_today(at)
-    working, _provisional = deadlines.is_working_day(today)
+    working, _provisional = workdays.is_working_day(today)
     if not working:
         log.info("deadline sweep: %s is not a working day", today)
         return {"reminded": 0, "escalated": 0}

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from wtforms import IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from complaints import calendar_data, deadlines
+from complaints import calendar_data, deadlines, workdays
 from complaints.blueprints import admin_bp as bp
 from complaints.models import CalendarDay, CalendarYear, DayKind
 from core.clock import local_timezone, local_today
@@ -36,8 +36,8 @@ EDIT_ROLES = (Role.PLATFORM_ADMIN,)
 WEEKDAYS = (_l("一"), _l("二"), _l("三"), _l("四"), _l("五"), _l("六"), _l("日"))
 
 KIND_LABELS = {
-    deadlines.WORKING: _l("工作日"), deadlines.WEEKEND: _l("周末"), deadlines.HOLIDAY: _l("节假日"),
-    deadlines.MAKEUP_WORKDAY: _l("调休上班"), deadlines.PAUSED: _l("暂停计时"),
+    workdays.WORKING: _l("工作日"), workdays.WEEKEND: _l("周末"), workdays.HOLIDAY: _l("节假日"),
+    workdays.MAKEUP_WORKDAY: _l("调休上班"), deadlines.PAUSED: _l("暂停计时"),
 }
 
 
@@ -112,7 +112,7 @@ def _year_rows(today: date) -> list[dict[str, Any]]:
     for day, kind in db.session.execute(select(CalendarDay.day, CalendarDay.kind)):
         counts.setdefault(day.year, {"holiday": 0, "workday": 0})[str(kind)] += 1
     years = set(official) | set(counts) | {today.year - 1, today.year, today.year + 1}
-    warn = set(deadlines.warning_years(today))
+    warn = set(workdays.warning_years(today))
     rows = []
     for year in sorted(years, reverse=True):
         row = official.get(year)
@@ -157,9 +157,9 @@ def _render_year(year: int, *, day_form: CalendarDayForm | None = None, official
     entered = list(db.session.scalars(select(CalendarDay).where(
         CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31)).order_by(CalendarDay.day)))
     if row is None and entered:  # a draft: show what the admin has entered so far
-        shown = deadlines.YearCalendar(year, False, 0, {d.day: (str(d.kind), d.name) for d in entered})
+        shown = workdays.YearCalendar(year, False, 0, {d.day: (str(d.kind), d.name) for d in entered})
     else:
-        shown = deadlines.work_calendar().year(year)
+        shown = workdays.work_calendar().year(year)
 
     def cell(d: date) -> dict[str, Any]:
         info = shown.info(d)
@@ -185,7 +185,7 @@ def _render_year(year: int, *, day_form: CalendarDayForm | None = None, official
     return render_template("complaints/calendar/year.html", year=year, row=row, status_key=status_key,
                            months=_month_grid(year, cell), entered=entered, day_form=day_form,
                            official_form=official_form, confirm=ConfirmForm(), can_edit=_can_edit(),
-                           weekdays=WEEKDAYS, statutory=deadlines.statutory_holidays(year)), status
+                           weekdays=WEEKDAYS, statutory=workdays.statutory_holidays(year)), status
 
 
 @bp.get("/calendar/<int:year>")
@@ -273,7 +273,7 @@ def calendar_banner_context() -> dict[str, Any]:
     if not has_request_context() or not current_user.is_authenticated or not current_user.has_role(*VIEW_ROLES):
         return {}
     try:
-        years = deadlines.cached_warning_years(local_today())
+        years = workdays.cached_warning_years(local_today())
     except SQLAlchemyError:  # the page is likely an error page already; it must still render
         return {}
     if not years:

@@ -17,7 +17,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
-from complaints import access, handling, routing, tasks
+from complaints import access, deadlines, handling, routing, tasks
 from complaints.blueprints import staff_bp as bp
 from complaints.forms_cases import (
     AcceptForm,
@@ -51,6 +51,7 @@ from complaints.models import (
     RoutingRule,
     Status,
 )
+from complaints.settings import complaint_settings
 from complaints.workflow import ACTION_LABELS, Action, ConcurrentChange, NotAllowed, WorkflowError, allowed_actions
 from core.clock import local_today
 from core.db import utcnow
@@ -233,8 +234,8 @@ def render_case(institution: Institution, complaint: Complaint, *, bound: dict[s
         institution=institution, complaint=complaint, case=complaint, forms=CaseForms(forms), version=complaint.version,
         can_manage=officer, show_contact=officer, status_label=Status(complaint.status).label,
         channel_label=_channel_label(complaint.channel), category=category, touchpoint=touchpoint,
-        overdue=handling.is_overdue(complaint, now), days_left=handling.working_days_left(complaint, today),
-        rule_label=handling.RULE_LABELS.get(complaint.deadline_rule or "", complaint.deadline_rule or ""),
+        overdue=deadlines.is_overdue(complaint, now), days_left=deadlines.working_days_left(complaint, today),
+        rule_label=deadlines.RULE_LABELS.get(complaint.deadline_rule or "", complaint.deadline_rule or ""),
         trace=complaint.deadline_trace or {}, pauses=pauses, extensions=extensions, decide_forms=decide_forms,
         co_rows=co_rows, co_forms=co_forms, waive_forms=waive_forms, ready_problem=ready_problem,
         lead_row=next((cd for cd in complaint.departments if cd.role == "lead" and cd.active), None),
@@ -245,7 +246,7 @@ def render_case(institution: Institution, complaint: Complaint, *, bound: dict[s
         decline_label=lambda v: DeclineReason(v).label if v in {r.value for r in DeclineReason} else v,
         mask_name=handling.mask_name, mask_phone=handling.mask_phone, weekday=_weekday, trace_kind=trace_kind,
         relation_label=relation_label, trace_pauses=_trace_pauses(complaint.deadline_trace or {}),
-        standard_days=handling.complaint_settings(complaint.institution_id).standard_days,
+        standard_days=complaint_settings(complaint.institution_id).standard_days,
         config_sections=sections, own_trace=TRACE_SECTION not in {t for _o, t in sections},
     )
     return render_template("complaints/case.html", **context), status
@@ -562,12 +563,12 @@ def _queue_context(institution: Institution, departments: set[int] | None, endpo
             co_rows[cd.complaint_id].append(cd)
     now = utcnow()
     today = local_today(now)
-    near = handling.due_threshold(1, now)
+    near = deadlines.due_threshold(1, now)
     return dict(
         institution=institution, form=form, filter=f, page=page, rows=rows, co_rows=co_rows, endpoint=endpoint,
         counts=handling.queue_counts(institution, departments=departments, now=now),
         names=_names(institution), urgency=lambda c: handling.urgency(c, now=now, near=near),
-        days_left=lambda c: handling.working_days_left(c, today), mask_name=handling.mask_name,
+        days_left=lambda c: deadlines.working_days_left(c, today), mask_name=handling.mask_name,
         channel_label=_labels(Channel).get, status_label=_labels(Status).get,
         filtered=bool(request.args.to_dict(flat=True).keys() - {"page"}),
     )

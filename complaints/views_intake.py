@@ -25,6 +25,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from complaints import access, intake, lookup
 from complaints.blueprints import public_bp, staff_bp
+from complaints.deadlines import compute_deadline
 from complaints.forms_intake import (
     CategoryForm,
     FromAlertForm,
@@ -121,8 +122,6 @@ def _expected_reply(institution: Institution, received_at: datetime) -> dict[str
     info: dict[str, Any] = {"days": settings.standard_days, "complex_days": settings.complex_days,
                             "date": None, "provisional": False}
     try:
-        from complaints.deadlines import compute_deadline
-
         deadline = compute_deadline(received_at, settings.standard_days, rule="standard")
         info.update(date=deadline.due_date, provisional=deadline.provisional)
     except Exception:  # the date is a courtesy; the rule alone is enough

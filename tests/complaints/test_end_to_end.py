@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from complaints import calendar_data, deadlines, handling, lookup, routing
+from complaints import calendar_data, deadlines, handling, lookup, routing, workdays
 from complaints.models import CaseEvent, Complaint, Feedback, Reply, ReplyStatus, RoutingRule, Status
 from core.extensions import db
 from organisation.demo import DEMO_PASSWORD
@@ -331,9 +331,9 @@ def clock(monkeypatch):
     now = beijing("2026-12-30 20:00")
     monkeypatch.setattr(intake, "utcnow", lambda: now.astimezone(UTC))
     monkeypatch.setattr(views_calendar, "local_today", lambda: now.date())
-    deadlines._warning_cache.clear()
+    workdays._warning_cache.clear()
     yield now
-    deadlines._warning_cache.clear()
+    workdays._warning_cache.clear()
 
 
 def accepted_and_assigned(make_case, rmyy, received: str):
