@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from complaints.access import is_officer
 from complaints.deadlines import reopen_deadline
 from complaints.models import Complaint, ComplaintSettings, Feedback, Status
-from complaints.workflow import Action, WorkflowError, log_event, transition
+from complaints.workflow import Action, WorkflowError, check_version, log_event, touch, transition
 from core import notify, signing
 from core.audit import record
 from core.db import utcnow
@@ -229,17 +229,12 @@ def refuse_reopen(feedback: Feedback, reason: str, *, actor: StaffUser, expected
     complaint = _requested(feedback)
     if not is_officer(actor, complaint):
         raise FeedbackError(gettext("只有投诉管理人员可以处理重办申请。"))
-    if expected_version is not None and expected_version != complaint.version:
-        from complaints.workflow import ConcurrentChange
-
-        raise ConcurrentChange(gettext("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。"))
+    check_version(complaint, expected_version)
     feedback.reopen_status = ReopenStatus.REFUSED.value
     feedback.reopen_note = reason
     feedback.reopen_decided_by_id = actor.id
     feedback.reopen_decided_at = now or utcnow()
     log_event(complaint, "reopen_refused", actor=actor, note=reason, data={"feedback": feedback.id})
-    from complaints.replies import touch
-
     touch(complaint)
     record(actor, "complaint.feedback.reopen_refuse", complaint, {"feedback": feedback.id})
     return feedback
@@ -253,8 +248,6 @@ def _institution(complaint: Complaint) -> Institution:
 
 def send_feedback_link(feedback_id: int) -> bool:
     """Text the satisfaction link to the complainant once; nothing to do without a phone or after expiry."""
-    from complaints.replies import _sms_prefix, deliver_to_complainant
-
     feedback = db.session.get(Feedback, feedback_id)
     if feedback is None or feedback.link_sent_at is not None or feedback.answered_at is not None:
         return False
@@ -266,12 +259,10 @@ def send_feedback_link(feedback_id: int) -> bool:
     with force_locale("zh_Hans"):
         subject = gettext("投诉处理回访（编号 %(n)s）", n=complaint.case_number)
         body = gettext("%(prefix)s您反映的问题（编号 %(n)s）已办结。请告诉我们您对处理结果是否满意：%(url)s "
-                       "（%(days)d 天内有效）", prefix=_sms_prefix(institution), n=complaint.case_number,
+                       "（%(days)d 天内有效）", prefix=notify.sms_signature(institution.display_name), n=complaint.case_number,
                        url=feedback_url(feedback), days=days)
-    deliver_to_complainant(notify.Message(recipients=[complaint.complainant_phone], subject=subject, body=body,
-                                          kind="complaint_feedback",
-                                          meta={"channel": "sms", "complaint_id": complaint.id,
-                                                "feedback": feedback.id}))
+    notify.send_to_person(complaint.complainant_phone, subject, body, kind="complaint_feedback", channel="sms",
+                          meta={"complaint_id": complaint.id, "feedback": feedback.id})
     feedback.link_sent_at = utcnow()
     db.session.commit()
     return True
@@ -317,8 +308,6 @@ def notify_reopen_request(feedback_id: int) -> bool:
 
 def notify_reopen_refused(feedback_id: int) -> bool:
     """Tell the complainant (by SMS, when there is a phone) why the case is not handled again."""
-    from complaints.replies import _sms_prefix, deliver_to_complainant
-
     feedback = db.session.get(Feedback, feedback_id)
     if feedback is None or feedback.reopen_status != ReopenStatus.REFUSED:
         return False
@@ -328,11 +317,10 @@ def notify_reopen_refused(feedback_id: int) -> bool:
     with force_locale("zh_Hans"):
         subject = gettext("投诉 %(n)s 不予重新办理", n=complaint.case_number)
         body = gettext("%(prefix)s您对投诉（编号 %(n)s）处理结果的意见已收到。经审查，不予重新办理，理由：%(reason)s",
-                       prefix=_sms_prefix(_institution(complaint)), n=complaint.case_number,
+                       prefix=notify.sms_signature(_institution(complaint).display_name), n=complaint.case_number,
                        reason=feedback.reopen_note)
-    deliver_to_complainant(notify.Message(recipients=[complaint.complainant_phone], subject=subject, body=body,
-                                          kind="complaint_reopen_refused",
-                                          meta={"channel": "sms", "complaint_id": complaint.id}))
+    notify.send_to_person(complaint.complainant_phone, subject, body, kind="complaint_reopen_refused", channel="sms",
+                          meta={"complaint_id": complaint.id})
     return True
 
 

@@ -29,7 +29,6 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select
 from sqlalchemy.orm import load_only
-from sqlalchemy.orm.exc import StaleDataError
 
 from complaints import deadlines
 from complaints.access import handles_department, is_officer, leads
@@ -43,7 +42,15 @@ from complaints.models import (
     PauseReason,
     Status,
 )
-from complaints.workflow import Action, ConcurrentChange, NotAllowed, WorkflowError, log_event, transition
+from complaints.workflow import (
+    Action,
+    NotAllowed,
+    WorkflowError,
+    check_version,
+    flush_case,
+    log_event,
+    transition,
+)
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
@@ -52,7 +59,6 @@ from organisation.models import Institution, StaffUser
 from organisation.services import ServiceError
 
 MAX_EXTENSION_DAYS = 20
-STALE_MESSAGE = _l("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。")
 
 # What the complainant is told when a complaint is not accepted (the officer edits it before sending).
 DECLINE_NOTICES: dict[DeclineReason, Any] = {
@@ -88,21 +94,6 @@ class NotReady(WorkflowError):
 
 
 # Settings and helpers -------------------------------------------------------------
-
-def check_version(complaint: Complaint, expected_version: int | None) -> None:
-    """Refuse to act on a page older than the case (optimistic locking for changes that are not transitions)."""
-    if expected_version is not None and expected_version != complaint.version:
-        raise ConcurrentChange(str(STALE_MESSAGE))
-
-
-def flush_case() -> None:
-    """Flush, turning a lost optimistic-lock race into the user's 'updated by someone else' message."""
-    try:
-        db.session.flush()
-    except StaleDataError:
-        db.session.rollback()
-        raise ConcurrentChange(str(STALE_MESSAGE)) from None
-
 
 def _require_text(value: str | None, field_name: str, message: str) -> str:
     value = (value or "").strip()

@@ -20,9 +20,9 @@ from sqlalchemy import select
 
 from complaints.access import is_officer
 from complaints.deadlines import COMPLEX, STANDARD, update_deadline
-from complaints.handling import check_version, flush_case, require_open
+from complaints.handling import require_open
 from complaints.models import CaseDepartment, Category, Complaint, RoutingRule
-from complaints.workflow import Action, NotAllowed, log_event, transition
+from complaints.workflow import Action, NotAllowed, check_version, flush_case, log_event, transition
 from core.audit import record
 from core.extensions import db
 from organisation.models import Department, Institution, StaffUser, Touchpoint

@@ -35,8 +35,7 @@ from core.audit import record
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
-from core.notify import BACKENDS, Message, backend, send
-from core.privacy import mask_phone
+from core.notify import Message, send, send_to_person
 from core.tasks import job_logger
 from organisation.models import Department, Role, StaffUser, staff_department
 
@@ -212,13 +211,11 @@ def sweep_deadlines(now: str | None = None) -> dict[str, int]:
 # Notices after a decision --------------------------------------------------------------------
 
 def send_to_complainant(complaint: Complaint, subject: str, body: str, kind: str) -> bool:
-    """Text the complainant through the notifier; the log backend only ever sees the masked number."""
+    """Text the complainant (core.notify.send_to_person); False when there is no number."""
     phone = (complaint.complainant_phone or "").strip()
     if not phone:
         return False
-    shown = mask_phone(phone) if backend() is BACKENDS["log"] else phone
-    send(Message(recipients=[shown], subject=subject, body=body, kind=kind,
-                 meta={"complaint_id": complaint.id, "channel": "sms"}))
+    send_to_person(phone, subject, body, kind=kind, channel="sms", meta={"complaint_id": complaint.id})
     return True
 
 

@@ -52,6 +52,7 @@ from complaints.workflow import Action, ConcurrentChange, WorkflowError, may
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
+from core.privacy import mask_phone
 from core.public import render_notice
 from organisation.models import Department, Institution, StaffUser
 from organisation.scope import Permission, can, get_institution_or_404, get_owned_or_404
@@ -301,7 +302,7 @@ def send_reply(institution_id: int, case_id: int):
                                                            expected_version=_version(form)),
                     success=gettext("答复已发送并记录。"), next_url=lambda r: case_url(complaint, "replies"),
                     template="complaints/outcomes/reply_send.html", institution=institution, complaint=complaint,
-                    reply=reply, phone=_mask_phone(complaint.complainant_phone))
+                    reply=reply, phone=mask_phone(complaint.complainant_phone))
 
 
 @staff_bp.route("/<int:case_id>/replies/<int:reply_id>/print", methods=["GET"])
@@ -330,7 +331,7 @@ def close_case(institution_id: int, case_id: int):
 
     response = run_form(form, close, success=gettext("案件已办结。"), next_url=lambda f: case_url(complaint),
                         template="complaints/outcomes/close.html", institution=institution, complaint=complaint,
-                        o=case_outcomes(complaint), phone=_mask_phone(complaint.complainant_phone))
+                        o=case_outcomes(complaint), phone=mask_phone(complaint.complainant_phone))
     if "feedback" in result and getattr(response, "status_code", 0) in (302, 303):
         _after_commit(feedback_service.send_feedback_link, result["feedback"].id)
     return response
@@ -344,10 +345,6 @@ def _after_commit(job: Callable[[int], Any], row_id: int) -> None:
         enqueue(job, row_id)
     except Exception:
         current_app.logger.exception("could not queue %s", getattr(job, "__name__", job))
-
-
-def _mask_phone(phone: str | None) -> str:
-    return reply_service.mask_address(phone) if phone else ""
 
 
 # Feedback and 重办 (staff side) --------------------------------------------------------------
@@ -386,7 +383,7 @@ def record_phone_feedback(institution_id: int, case_id: int, feedback_id: int):
                                                                        form.new_facts.data, actor=actor()),
                         success=gettext("回访结果已记录。"), next_url=lambda r: case_url(complaint, "feedback"),
                         template="complaints/outcomes/feedback_record.html", institution=institution,
-                        complaint=complaint, fb=fb, phone=_mask_phone(complaint.complainant_phone))
+                        complaint=complaint, fb=fb, phone=mask_phone(complaint.complainant_phone))
     return response
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from complaints.access import HANDLERS, OFFICERS
 from complaints.models import CaseEvent, Complaint, Status
 from core.audit import record
+from core.db import utcnow
 from core.extensions import db
 from organisation.models import Role, StaffUser
 
@@ -96,8 +97,35 @@ class NotAllowed(WorkflowError):
     pass
 
 
+STALE_MESSAGE = _l("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。")
+
+
 class ConcurrentChange(WorkflowError):
-    pass
+    """The page the user acted on is older than the case (the views answer 409 with the case as it is now)."""
+
+    def __init__(self) -> None:
+        super().__init__(str(STALE_MESSAGE))
+
+
+def check_version(complaint: Complaint, expected_version: int | None) -> None:
+    """Refuse to act on a page older than the case (optimistic locking for changes that are not transitions)."""
+    if expected_version is not None and expected_version != complaint.version:
+        raise ConcurrentChange()
+
+
+def flush_case() -> None:
+    """Flush, turning a lost optimistic-lock race into the user's 'updated by someone else' message."""
+    try:
+        db.session.flush()
+    except StaleDataError:
+        db.session.rollback()
+        raise ConcurrentChange() from None
+
+
+def touch(complaint: Complaint) -> None:
+    """Bump the case's version for a change that is not a status change, so stale pages are refused."""
+    complaint.updated_at = utcnow()
+    flush_case()
 
 
 def may(user: StaffUser, complaint: Complaint, action: Action) -> bool:
@@ -122,8 +150,7 @@ def allowed_actions(user: StaffUser, complaint: Complaint) -> list[Action]:
 def transition(complaint: Complaint, action: Action, *, actor: StaffUser, expected_version: int | None = None,
                note: str = "", data: dict[str, Any] | None = None) -> Complaint:
     """Move a case along one edge of the state machine, checked, audited and safe against a stale page."""
-    if expected_version is not None and expected_version != complaint.version:
-        raise ConcurrentChange(gettext("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。"))
+    check_version(complaint, expected_version)
     rule = TRANSITIONS[action]
     before = Status(complaint.status)
     if before not in rule.sources:
@@ -135,11 +162,7 @@ def transition(complaint: Complaint, action: Action, *, actor: StaffUser, expect
     complaint.events.append(CaseEvent(actor_id=actor.id, actor_label=actor.username, action=action.value,
                                       from_status=before.value, to_status=rule.target.value, note=note,
                                       data=data or {}))
-    try:
-        db.session.flush()
-    except StaleDataError:
-        db.session.rollback()
-        raise ConcurrentChange(gettext("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。")) from None
+    flush_case()
     record(actor, f"complaint.{action.value}", complaint,
            {"from": before.value, "to": rule.target.value, **({"note": note[:200]} if note else {})})
     return complaint

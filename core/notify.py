@@ -55,6 +55,24 @@ def send(message: Message) -> None:
         backend()(message)
 
 
+def sms_signature(sender: str) -> str:
+    """The signature Chinese SMS gateways require at the start of a text: 【sender】."""
+    return f"【{sender}】"
+
+
+def send_to_person(address: str, subject: str, body: str, *, kind: str, channel: str,
+                   meta: dict | None = None) -> None:
+    """Send to a patient's or complainant's own phone number or e-mail address (PIPL: personal data).
+
+    The one way a feature writes to a member of the public: the address goes to the backend as
+    given and nowhere else (the log backend writes it masked), and never into ``meta``.
+    """
+    if not address:
+        raise ValueError("no address to send to")
+    send(Message(recipients=[address], subject=subject, body=body, kind=kind,
+                 meta={**(meta or {}), "channel": channel}))
+
+
 def outbox() -> list[Message]:
     """Messages kept by the memory backend."""
     return current_app.extensions.setdefault("notify_outbox", [])
