@@ -32,8 +32,9 @@ from complaints.workflow import Action, WorkflowError, check_version, log_event,
 from core import notify, signing
 from core.audit import record
 from core.db import utcnow
+from core.enums import LabelledEnum
 from core.extensions import db
-from organisation.models import Institution, LabelledEnum, Role, StaffUser
+from organisation.models import Institution, Role, StaffUser
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +54,15 @@ class FeedbackError(WorkflowError):
 
 
 class Answer(LabelledEnum):
-    SATISFIED = "satisfied"
-    BASICALLY = "basically"
-    UNSATISFIED = "unsatisfied"
-
-    @classmethod
-    def labels(cls):
-        return {"satisfied": _l("满意"), "basically": _l("基本满意"), "unsatisfied": _l("不满意")}
+    SATISFIED = "satisfied", _l("满意")
+    BASICALLY = "basically", _l("基本满意")
+    UNSATISFIED = "unsatisfied", _l("不满意")
 
 
 class ReopenStatus(LabelledEnum):
-    REQUESTED = "requested"
-    ACCEPTED = "accepted"
-    REFUSED = "refused"
-
-    @classmethod
-    def labels(cls):
-        return {"requested": _l("重办申请待处理"), "accepted": _l("已重新办理"), "refused": _l("不予重办")}
+    REQUESTED = "requested", _l("重办申请待处理")
+    ACCEPTED = "accepted", _l("已重新办理")
+    REFUSED = "refused", _l("不予重办")
 
 
 # Opening the link ---------------------------------------------------------------------

@@ -41,8 +41,9 @@ from core import notify
 from core.audit import record
 from core.clock import local_timezone
 from core.db import utcnow
+from core.enums import LabelledEnum
 from core.extensions import db
-from organisation.models import Institution, LabelledEnum, StaffUser
+from organisation.models import Institution, StaffUser
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +60,9 @@ class ReplyError(WorkflowError):
 
 
 class ReplyVia(LabelledEnum):
-    SMS = "sms"
-    EMAIL = "email"
-    LETTER = "letter"
-
-    @classmethod
-    def labels(cls):
-        return {"sms": _l("短信"), "email": _l("电子邮件"), "letter": _l("书面答复（打印）")}
+    SMS = "sms", _l("短信")
+    EMAIL = "email", _l("电子邮件")
+    LETTER = "letter", _l("书面答复（打印）")
 
 
 # Starting texts the drafter can pick. Kept as data so that an institution's own

@@ -21,46 +21,34 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import InstitutionScoped, TimestampMixin, UTCDateTime, utcnow
+from core.db import EnumText, InstitutionScoped, TimestampMixin, UTCDateTime, utcnow
+from core.enums import LabelledEnum
 from core.extensions import db
-from organisation.models import Department, LabelledEnum, StaffUser, Touchpoint
+from organisation.models import Department, StaffUser, Touchpoint
 
 
 class Channel(LabelledEnum):
-    SELF_SERVICE = "self_service"
-    WALK_IN = "walk_in"
-    PHONE = "phone"
-    LETTER = "letter"
-    EMAIL = "email"
-    HOTLINE_12345 = "hotline_12345"
-    SURVEY_ALERT = "survey_alert"
-
-    @classmethod
-    def labels(cls):
-        return {"self_service": _l("患者自助（扫码/网页）"), "walk_in": _l("来访"), "phone": _l("来电"),
-                "letter": _l("来信"), "email": _l("电子邮件"), "hotline_12345": _l("12345 热线转办"),
-                "survey_alert": _l("满意度评价转投诉")}
+    SELF_SERVICE = "self_service", _l("患者自助（扫码/网页）")
+    WALK_IN = "walk_in", _l("来访")
+    PHONE = "phone", _l("来电")
+    LETTER = "letter", _l("来信")
+    EMAIL = "email", _l("电子邮件")
+    HOTLINE_12345 = "hotline_12345", _l("12345 热线转办")
+    SURVEY_ALERT = "survey_alert", _l("满意度评价转投诉")
 
 
 class Status(LabelledEnum):
-    REGISTERED = "registered"
-    ACCEPTED = "accepted"
-    IN_HANDLING = "in_handling"
-    TRANSFERRED = "transferred"
-    REPLY_DRAFTED = "reply_drafted"
-    REPLY_APPROVED = "reply_approved"
-    REPLIED = "replied"
-    CLOSED = "closed"
-    DECLINED = "declined"
-    SETTLED = "settled"
-    REOPENED = "reopened"
-
-    @classmethod
-    def labels(cls):
-        return {"registered": _l("已登记"), "accepted": _l("已受理"), "in_handling": _l("处理中"),
-                "transferred": _l("转办中"), "reply_drafted": _l("答复待审核"), "reply_approved": _l("答复已审核"),
-                "replied": _l("已答复"), "closed": _l("已办结"), "declined": _l("不予受理"),
-                "settled": _l("当场办结"), "reopened": _l("已重新处理")}
+    REGISTERED = "registered", _l("已登记")
+    ACCEPTED = "accepted", _l("已受理")
+    IN_HANDLING = "in_handling", _l("处理中")
+    TRANSFERRED = "transferred", _l("转办中")
+    REPLY_DRAFTED = "reply_drafted", _l("答复待审核")
+    REPLY_APPROVED = "reply_approved", _l("答复已审核")
+    REPLIED = "replied", _l("已答复")
+    CLOSED = "closed", _l("已办结")
+    DECLINED = "declined", _l("不予受理")
+    SETTLED = "settled", _l("当场办结")
+    REOPENED = "reopened", _l("已重新处理")
 
     @classmethod
     def open_statuses(cls) -> set[Status]:
@@ -70,30 +58,18 @@ class Status(LabelledEnum):
 
 
 class DeclineReason(LabelledEnum):
-    IN_COURT = "in_court"
-    IN_MEDIATION = "in_mediation"
-    BEFORE_AUTHORITY = "before_authority"
-    REPEATED = "repeated"
-    NO_SUBJECT = "no_subject"
-    CRIMINAL = "criminal"
-
-    @classmethod
-    def labels(cls):
-        return {"in_court": _l("已向人民法院起诉"), "in_mediation": _l("已申请人民调解"),
-                "before_authority": _l("已由卫生健康主管部门或信访部门受理"),
-                "repeated": _l("重复投诉且无新的事实和证据"), "no_subject": _l("没有明确的投诉对象和具体事实"),
-                "criminal": _l("属于治安案件或刑事案件")}
+    IN_COURT = "in_court", _l("已向人民法院起诉")
+    IN_MEDIATION = "in_mediation", _l("已申请人民调解")
+    BEFORE_AUTHORITY = "before_authority", _l("已由卫生健康主管部门或信访部门受理")
+    REPEATED = "repeated", _l("重复投诉且无新的事实和证据")
+    NO_SUBJECT = "no_subject", _l("没有明确的投诉对象和具体事实")
+    CRIMINAL = "criminal", _l("属于治安案件或刑事案件")
 
 
 class PauseReason(LabelledEnum):
-    AWAITING_MATERIAL = "awaiting_material"
-    MEDIATION = "mediation"
-    EXPERT_ASSESSMENT = "expert_assessment"
-
-    @classmethod
-    def labels(cls):
-        return {"awaiting_material": _l("待投诉人补充材料"), "mediation": _l("调解中"),
-                "expert_assessment": _l("鉴定中")}
+    AWAITING_MATERIAL = "awaiting_material", _l("待投诉人补充材料")
+    MEDIATION = "mediation", _l("调解中")
+    EXPERT_ASSESSMENT = "expert_assessment", _l("鉴定中")
 
 
 class Category(db.Model):
@@ -140,7 +116,7 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     case_number: Mapped[str] = mapped_column(String(24))
     # The complainant checks progress with the case number and this code (stored hashed).
     lookup_code_hash: Mapped[str] = mapped_column(String(64), default="")
-    channel: Mapped[Channel] = mapped_column(String(20))
+    channel: Mapped[Channel] = mapped_column(EnumText(Channel, 20))
     channel_ref: Mapped[str] = mapped_column(String(60), default="")  # e.g. the 12345 work order number
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # 首诉负责: whoever registered it stays responsible until the case closes.
@@ -158,7 +134,7 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     complainant_name: Mapped[str | None] = mapped_column(String(40))
     complainant_phone: Mapped[str | None] = mapped_column(String(20))
     complainant_relation: Mapped[str] = mapped_column(String(16), default="self")
-    status: Mapped[Status] = mapped_column(String(20), default=Status.REGISTERED)
+    status: Mapped[Status] = mapped_column(EnumText(Status, 20), default=Status.REGISTERED)
     lead_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     safety_emergency: Mapped[bool] = mapped_column(Boolean, default=False)
     decline_reason: Mapped[str | None] = mapped_column(String(20))

@@ -8,22 +8,18 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Date, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import UTCDateTime, utcnow
+from core.db import EnumText, UTCDateTime, utcnow
+from core.enums import LabelledEnum
 from core.extensions import db
-from organisation.models import Department, LabelledEnum, StaffUser
+from organisation.models import Department, StaffUser
 
 
 class ReplyStatus(LabelledEnum):
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    APPROVED = "approved"
-    RETURNED = "returned"
-    SENT = "sent"
-
-    @classmethod
-    def labels(cls):
-        return {"draft": _l("草稿"), "submitted": _l("待审核"), "approved": _l("已审核"), "returned": _l("已退回"),
-                "sent": _l("已发送")}
+    DRAFT = "draft", _l("草稿")
+    SUBMITTED = "submitted", _l("待审核")
+    APPROVED = "approved", _l("已审核")
+    RETURNED = "returned", _l("已退回")
+    SENT = "sent", _l("已发送")
 
 
 class Reply(db.Model):
@@ -35,7 +31,7 @@ class Reply(db.Model):
     complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(Text)
-    status: Mapped[ReplyStatus] = mapped_column(String(12), default=ReplyStatus.DRAFT)
+    status: Mapped[ReplyStatus] = mapped_column(EnumText(ReplyStatus, 12), default=ReplyStatus.DRAFT)
     drafted_by_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
     drafted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
@@ -73,13 +69,9 @@ class Feedback(db.Model):
 
 
 class RectificationStatus(LabelledEnum):
-    OPEN = "open"
-    DONE = "done"
-    VERIFIED = "verified"
-
-    @classmethod
-    def labels(cls):
-        return {"open": _l("整改中"), "done": _l("已完成待验证"), "verified": _l("已验证销号")}
+    OPEN = "open", _l("整改中")
+    DONE = "done", _l("已完成待验证")
+    VERIFIED = "verified", _l("已验证销号")
 
 
 class Rectification(db.Model):
@@ -94,7 +86,7 @@ class Rectification(db.Model):
     action: Mapped[str] = mapped_column(Text)
     owner_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
     due_date: Mapped[date] = mapped_column(Date)
-    status: Mapped[RectificationStatus] = mapped_column(String(12), default=RectificationStatus.OPEN)
+    status: Mapped[RectificationStatus] = mapped_column(EnumText(RectificationStatus, 12), default=RectificationStatus.OPEN)
     evidence: Mapped[str] = mapped_column(Text, default="")
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))  # the verifier must be someone else
@@ -107,14 +99,10 @@ class Rectification(db.Model):
 
 
 class RefundStatus(LabelledEnum):
-    REQUESTED = "requested"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    COMPLETED = "completed"
-
-    @classmethod
-    def labels(cls):
-        return {"requested": _l("待审批"), "approved": _l("已批准"), "rejected": _l("未批准"), "completed": _l("已退费")}
+    REQUESTED = "requested", _l("待审批")
+    APPROVED = "approved", _l("已批准")
+    REJECTED = "rejected", _l("未批准")
+    COMPLETED = "completed", _l("已退费")
 
 
 class Refund(db.Model):
@@ -127,7 +115,7 @@ class Refund(db.Model):
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     reason: Mapped[str] = mapped_column(Text)
-    status: Mapped[RefundStatus] = mapped_column(String(12), default=RefundStatus.REQUESTED)
+    status: Mapped[RefundStatus] = mapped_column(EnumText(RefundStatus, 12), default=RefundStatus.REQUESTED)
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
