@@ -13,8 +13,8 @@ VIEW_MODULES = ("views_calendar", "views_intake", "views_cases", "views_outcomes
 def init_app(app: Flask) -> None:
     from complaints import models
     from complaints.blueprints import admin_bp, public_bp, staff_bp
+    from core.enums import register_label_enums
     from core.extensions import csrf
-    from organisation import register_label_enums
 
     modules = [m for m in (_optional(name) for name in VIEW_MODULES) if m is not None]
     csrf.exempt(public_bp)  # public forms carry signed form tokens (as the patient survey pages do)
@@ -23,7 +23,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     register_label_enums(app, models.Channel, models.Status, models.DeclineReason, models.PauseReason,
                          models.ReplyStatus, models.RectificationStatus, models.RefundStatus, models.DayKind,
-                         models.YearStatus)
+                         models.YearStatus, models.CaseRole, models.ExtensionStatus, models.Relation,
+                         models.Satisfaction, models.ReopenStatus, models.ReplyVia)
     from complaints.workflow import actor_name
 
     app.jinja_env.globals["complaint_actor_name"] = actor_name

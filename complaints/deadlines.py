@@ -32,7 +32,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from complaints.models import CasePause, Complaint, Extension, Status
+from complaints.models import CasePause, CaseRole, Complaint, Extension, ExtensionStatus, Status
 from complaints.settings import complaint_settings
 from complaints.workdays import (
     MAX_SPAN_DAYS,
@@ -195,7 +195,7 @@ def approved_extra_days(complaint_ids: Iterable[int], since: Mapping[int, dateti
     result = {i: 0 for i in ids}
     if ids:
         for e in db.session.scalars(select(Extension).where(Extension.complaint_id.in_(ids),
-                                                            Extension.status == "approved")):
+                                                            Extension.status == ExtensionStatus.APPROVED)):
             start = since.get(e.complaint_id)
             if start is None or e.decided_at is None or e.decided_at >= start:
                 result[e.complaint_id] += e.extra_days
@@ -323,7 +323,7 @@ def _moved_note(old_date: date | None, deadline: Deadline) -> str:
 
 def _recompute_co_handlers(complaint: Complaint, pauses, extra_days: int, now: datetime) -> None:
     """Co-handlers' sub-deadlines follow the case's (their rule lives with the handling service)."""
-    co = [cd for cd in complaint.departments if cd.role == "co" and cd.active]
+    co = [cd for cd in complaint.departments if cd.role == CaseRole.CO and cd.active]
     if not co:
         return
     for cd in co:
@@ -354,7 +354,7 @@ def update_deadline(complaint: Complaint, *, rule: str | None = None, now: datet
     deadline = deadline_for(complaint, now=now, pauses=pauses)
     apply_deadline(complaint, deadline)
     for cd in complaint.departments:
-        if cd.role == "co" and cd.active:
+        if cd.role == CaseRole.CO and cd.active:
             cd.due_at = co_handler_due_at(complaint, pauses=pauses, extra_days=deadline.extra_days, now=now)
     return deadline
 

@@ -22,17 +22,15 @@ from datetime import datetime, timedelta
 
 from flask import current_app, url_for
 from flask_babel import force_locale, gettext
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from complaints.access import is_officer
 from complaints.deadlines import reopen_deadline
-from complaints.models import Complaint, ComplaintSettings, Feedback, Status
+from complaints.models import Complaint, ComplaintSettings, Feedback, ReopenStatus, Satisfaction, Status
 from complaints.workflow import Action, WorkflowError, check_version, log_event, touch, transition
 from core import notify, signing
 from core.audit import record
 from core.db import utcnow
-from core.enums import LabelledEnum
 from core.extensions import db
 from organisation.models import Institution, Role, StaffUser
 
@@ -51,18 +49,6 @@ class FeedbackError(WorkflowError):
         super().__init__(message)
         self.field = field
         self.problem = problem  # for the public page: 'used' or 'expired'
-
-
-class Answer(LabelledEnum):
-    SATISFIED = "satisfied", _l("满意")
-    BASICALLY = "basically", _l("基本满意")
-    UNSATISFIED = "unsatisfied", _l("不满意")
-
-
-class ReopenStatus(LabelledEnum):
-    REQUESTED = "requested", _l("重办申请待处理")
-    ACCEPTED = "accepted", _l("已重新办理")
-    REFUSED = "refused", _l("不予重办")
 
 
 # Opening the link ---------------------------------------------------------------------
@@ -138,20 +124,20 @@ def answer_feedback(feedback: Feedback, answer: str, comment: str = "", new_fact
     if not by_staff and now >= feedback.expires_at:
         raise FeedbackError(gettext("评价链接已过期。"), problem="expired")
     try:
-        answer = Answer(answer)
+        answer = Satisfaction(answer)
     except ValueError:
         raise FeedbackError(gettext("请选择您对处理结果的满意程度。"), "answer") from None
     comment = (comment or "").replace("\r\n", "\n").strip()
     if len(comment) > MAX_COMMENT:
         raise FeedbackError(gettext("意见不能超过 %(n)d 字。", n=MAX_COMMENT), "comment")
     complaint = db.session.get(Complaint, feedback.complaint_id)
-    unhappy = answer == Answer.UNSATISFIED
+    unhappy = answer == Satisfaction.UNSATISFIED
     # Single use even for two taps at once: only the first UPDATE finds the link unanswered.
     claimed = db.session.execute(
         update(Feedback).where(Feedback.id == feedback.id, Feedback.answered_at.is_(None))
         .values(answered_at=now, answer=answer.value, comment=comment, new_facts=bool(new_facts),
                 answered_by_id=actor.id if by_staff else None,
-                reopen_status=ReopenStatus.REQUESTED.value if unhappy else None)
+                reopen_status=ReopenStatus.REQUESTED if unhappy else None)
         .execution_options(synchronize_session=False))
     db.session.refresh(feedback)
     if claimed.rowcount != 1:
@@ -201,7 +187,7 @@ def accept_reopen(feedback: Feedback, *, actor: StaffUser, expected_version: int
     transition(complaint, Action.RESUME, actor=actor,
                note=gettext("重新办理期限：%(date)s", date=deadline.due_date.isoformat()),
                data={"due_date": deadline.due_date.isoformat(), "provisional": deadline.provisional})
-    feedback.reopen_status = ReopenStatus.ACCEPTED.value
+    feedback.reopen_status = ReopenStatus.ACCEPTED
     feedback.reopened = True
     feedback.reopen_decided_by_id = actor.id
     feedback.reopen_decided_at = now
@@ -223,7 +209,7 @@ def refuse_reopen(feedback: Feedback, reason: str, *, actor: StaffUser, expected
     if not is_officer(actor, complaint):
         raise FeedbackError(gettext("只有投诉管理人员可以处理重办申请。"))
     check_version(complaint, expected_version)
-    feedback.reopen_status = ReopenStatus.REFUSED.value
+    feedback.reopen_status = ReopenStatus.REFUSED
     feedback.reopen_note = reason
     feedback.reopen_decided_by_id = actor.id
     feedback.reopen_decided_at = now or utcnow()

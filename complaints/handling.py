@@ -36,9 +36,11 @@ from complaints.deadlines import STANDARD, due_threshold, update_deadline
 from complaints.models import (
     CaseDepartment,
     CasePause,
+    CaseRole,
     Complaint,
     DeclineReason,
     Extension,
+    ExtensionStatus,
     PauseReason,
     Status,
 )
@@ -225,7 +227,7 @@ def resume_clock(complaint: Complaint, *, actor: StaffUser, expected_version: in
 
 def pending_extension(complaint: Complaint) -> Extension | None:
     return db.session.scalar(select(Extension).where(Extension.complaint_id == complaint.id,
-                                                     Extension.status == "pending"))
+                                                     Extension.status == ExtensionStatus.PENDING))
 
 
 def request_extension(complaint: Complaint, extra_days: int, reason: str, *, actor: StaffUser,
@@ -240,7 +242,7 @@ def request_extension(complaint: Complaint, extra_days: int, reason: str, *, act
         raise ServiceError(gettext("延长的工作日须在 1 到 %(n)d 之间。", n=MAX_EXTENSION_DAYS), "extra_days")
     if pending_extension(complaint) is not None:
         raise ServiceError(gettext("已有一项延期申请待审批。"), "extra_days")
-    ext = Extension(complaint_id=complaint.id, extra_days=int(extra_days), reason=reason, status="pending",
+    ext = Extension(complaint_id=complaint.id, extra_days=int(extra_days), reason=reason, status=ExtensionStatus.PENDING,
                     requested_by_id=actor.id, requested_at=utcnow())
     db.session.add(ext)
     log_event(complaint, "extension_requested", actor=actor,
@@ -253,7 +255,7 @@ def request_extension(complaint: Complaint, extra_days: int, reason: str, *, act
 
 def may_decide_extension(user: StaffUser, ext: Extension, complaint: Complaint) -> bool:
     """An officer other than the person who asked."""
-    return ext.status == "pending" and user.id != ext.requested_by_id and is_officer(user, complaint)
+    return ext.status == ExtensionStatus.PENDING and user.id != ext.requested_by_id and is_officer(user, complaint)
 
 
 def decide_extension(ext: Extension, approve: bool, note: str, *, actor: StaffUser,
@@ -261,7 +263,7 @@ def decide_extension(ext: Extension, approve: bool, note: str, *, actor: StaffUs
     """Approve or refuse an extension; the approver must be another officer; approval moves the due date."""
     complaint = db.session.get(Complaint, ext.complaint_id)
     check_version(complaint, expected_version)
-    if ext.status != "pending":
+    if ext.status != ExtensionStatus.PENDING:
         raise NotAllowed(gettext("该延期申请已处理。"))
     if actor.id == ext.requested_by_id:
         raise NotAllowed(gettext("延期申请须由申请人以外的投诉管理人员审批。"))
@@ -272,7 +274,7 @@ def decide_extension(ext: Extension, approve: bool, note: str, *, actor: StaffUs
         raise ServiceError(gettext("不批准时请写明理由。"), "note")
     if approve:
         require_open(complaint)
-    ext.status = "approved" if approve else "rejected"
+    ext.status = ExtensionStatus.APPROVED if approve else ExtensionStatus.REJECTED
     ext.decided_by_id = actor.id
     ext.decided_at = utcnow()
     ext.decision_note = note
@@ -296,7 +298,7 @@ def decide_extension(ext: Extension, approve: bool, note: str, *, actor: StaffUs
 # Co-handling answers (check C13) ------------------------------------------------------
 
 def co_departments(complaint: Complaint) -> list[CaseDepartment]:
-    return [cd for cd in complaint.departments if cd.role == "co" and cd.active]
+    return [cd for cd in complaint.departments if cd.role == CaseRole.CO and cd.active]
 
 
 def missing_co_answers(complaint: Complaint) -> list[CaseDepartment]:
@@ -317,7 +319,7 @@ def record_co_answer(complaint: Complaint, case_department: CaseDepartment, answ
                      expected_version: int | None = None) -> CaseDepartment:
     """A co-handling department gives its answer to the lead (its handlers or an officer may record it)."""
     check_version(complaint, expected_version)
-    if case_department.complaint_id != complaint.id or case_department.role != "co" or not case_department.active:
+    if case_department.complaint_id != complaint.id or case_department.role != CaseRole.CO or not case_department.active:
         raise NotAllowed(gettext("该科室不是本案的协办科室。"))
     if not (is_officer(actor, complaint) or handles_department(actor, complaint, case_department.department_id)):
         raise NotAllowed(gettext("只有该协办科室或投诉管理部门可以填写协办意见。"))
@@ -341,7 +343,7 @@ def waive_co_answer(complaint: Complaint, case_department: CaseDepartment, reaso
     check_version(complaint, expected_version)
     if not is_officer(actor, complaint):
         raise NotAllowed(gettext("只有投诉管理部门可以放行。"))
-    if case_department.complaint_id != complaint.id or case_department.role != "co" or not case_department.active:
+    if case_department.complaint_id != complaint.id or case_department.role != CaseRole.CO or not case_department.active:
         raise NotAllowed(gettext("该科室不是本案的协办科室。"))
     if case_department.answered_at is not None or case_department.waived_at is not None:
         raise NotAllowed(gettext("该协办科室已答复或已放行。"))

@@ -28,7 +28,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from complaints.models import Attachment, CaseCounter, Category, Channel, Complaint, Status
+from complaints.models import Attachment, CaseCounter, Category, Channel, Complaint, Relation, Status
 from complaints.settings import complaint_settings
 from complaints.workflow import log_event
 from core import notify
@@ -60,7 +60,6 @@ DEFAULT_LABELS = {"ethics": _l("医德医风"), "quality_safety": _l("医疗质�
                   "charges": _l("收费价格"), "environment": _l("环境后勤"), "security": _l("安全保卫"),
                   "other": _l("其他")}
 
-RELATIONS = {"self": _l("本人"), "family": _l("家属"), "other": _l("其他（代理人等）")}
 STAFF_CHANNELS = (Channel.WALK_IN, Channel.PHONE, Channel.LETTER, Channel.EMAIL, Channel.HOTLINE_12345)
 
 MAX_ATTACHMENTS = 5
@@ -376,7 +375,7 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
                        description: str, wish: str, category: Category | None, touchpoint: Touchpoint | None = None,
                        departments_concerned: Iterable[Department] = (), staff_involved: str = "",
                        complainant_name: str | None = None, complainant_phone: str | None = None,
-                       relation: str = "self", channel_ref: str = "", first_contact: StaffUser | None = None,
+                       relation: Relation | str = Relation.SELF, channel_ref: str = "", first_contact: StaffUser | None = None,
                        rating: alerts.RatingLink | None = None, attachments: Sequence[Upload] = (),
                        submission_id: str | None = None, safety_emergency: bool = False,
                        actor: Any) -> tuple[Complaint, str]:
@@ -405,7 +404,7 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
         raise IntakeError(gettext("12345 热线转办须填写工单编号。"), "channel_ref")
     name = _clean_text(complainant_name, "complainant_name", 40, label=gettext("姓名")) or None
     phone = clean_complainant_phone(complainant_phone)
-    if relation not in RELATIONS:
+    if not Relation.is_value(relation):
         raise IntakeError(gettext("请选择与患者的关系。"), "relation")
     if touchpoint is not None and touchpoint.institution_id != institution.id:
         raise IntakeError(gettext("所选服务点不属于本院。"), "touchpoint")

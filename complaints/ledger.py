@@ -44,6 +44,7 @@ from complaints.models import (
     Feedback,
     Rectification,
     RectificationStatus,
+    Satisfaction,
     Status,
 )
 from core.clock import local_day_bounds, local_timezone
@@ -54,7 +55,7 @@ from organisation.models import Department, Institution, StaffUser
 BATCH = 1000
 
 SATISFACTION_LABELS = {"satisfied": _l("满意"), "basically": _l("基本满意"), "unsatisfied": _l("不满意")}
-SATISFIED_VALUES = ("satisfied", "basically")
+SATISFIED_VALUES = (Satisfaction.SATISFIED, Satisfaction.BASICALLY)
 
 # Statuses in which no answer is owed any more, so no deadline can be missed.
 NO_DEADLINE = (Status.DECLINED.value, Status.SETTLED.value)

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from complaints import feedback as feedback_service
 from complaints.access import may_draft
 from complaints.handling import check_ready_to_reply
-from complaints.models import Channel, Complaint, Feedback, Reply, ReplyStatus, Status
+from complaints.models import Channel, Complaint, Feedback, Reply, ReplyStatus, ReplyVia, Status
 from complaints.workflow import (
     Action,
     NotAllowed,
@@ -41,7 +41,6 @@ from core import notify
 from core.audit import record
 from core.clock import local_timezone
 from core.db import utcnow
-from core.enums import LabelledEnum
 from core.extensions import db
 from organisation.models import Institution, StaffUser
 
@@ -57,12 +56,6 @@ class ReplyError(WorkflowError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
-
-
-class ReplyVia(LabelledEnum):
-    SMS = "sms", _l("短信")
-    EMAIL = "email", _l("电子邮件")
-    LETTER = "letter", _l("书面答复（打印）")
 
 
 # Starting texts the drafter can pick. Kept as data so that an institution's own

@@ -42,6 +42,7 @@ from complaints.models import (
     CaseDepartment,
     CaseEvent,
     CasePause,
+    CaseRole,
     Category,
     Channel,
     Complaint,
@@ -238,14 +239,14 @@ def render_case(institution: Institution, complaint: Complaint, *, bound: dict[s
         rule_label=deadlines.RULE_LABELS.get(complaint.deadline_rule or "", complaint.deadline_rule or ""),
         trace=complaint.deadline_trace or {}, pauses=pauses, extensions=extensions, decide_forms=decide_forms,
         co_rows=co_rows, co_forms=co_forms, waive_forms=waive_forms, ready_problem=ready_problem,
-        lead_row=next((cd for cd in complaint.departments if cd.role == "lead" and cd.active), None),
-        former_leads=[cd for cd in complaint.departments if cd.role == "lead" and not cd.active],
+        lead_row=next((cd for cd in complaint.departments if cd.role == CaseRole.LEAD and cd.active), None),
+        former_leads=[cd for cd in complaint.departments if cd.role == CaseRole.LEAD and not cd.active],
         events=events, event_label=event_label, people=people, attachments=attachments,
         attachment_url=_attachment_url, proposal=proposal, decline_choice=_decline_choice(available),
         pause_label=lambda v: PauseReason(v).label if v in {r.value for r in PauseReason} else v,
         decline_label=lambda v: DeclineReason(v).label if v in {r.value for r in DeclineReason} else v,
         mask_name=handling.mask_name, mask_phone=handling.mask_phone, weekday=_weekday, trace_kind=trace_kind,
-        relation_label=relation_label, trace_pauses=_trace_pauses(complaint.deadline_trace or {}),
+        trace_pauses=_trace_pauses(complaint.deadline_trace or {}),
         standard_days=complaint_settings(complaint.institution_id).standard_days,
         config_sections=sections, own_trace=TRACE_SECTION not in {t for _o, t in sections},
     )
@@ -254,16 +255,10 @@ def render_case(institution: Institution, complaint: Complaint, *, bound: dict[s
 
 TRACE_KINDS = {"working": _l("工作日"), "weekend": _l("休息日"), "holiday": _l("法定节假日"),
                "makeup_workday": _l("调休上班"), "paused": _l("暂停计时")}
-RELATIONS = {"self": _l("本人"), "family": _l("家属"), "relative": _l("亲属"), "guardian": _l("监护人"),
-             "agent": _l("委托代理人"), "other": _l("其他")}
 
 
 def trace_kind(kind: str) -> str:
     return str(TRACE_KINDS.get(kind, kind))
-
-
-def relation_label(value: str | None) -> str:
-    return str(RELATIONS.get(value or "", value or "—"))
 
 
 def _weekday(day) -> str:
@@ -419,7 +414,7 @@ def assign(institution_id: int, case_id: int):
     def after(c, _result):
         for cd in c.departments:
             if cd.active:
-                enqueue(tasks.notify_department, c.id, cd.department_id, "assigned" if cd.role == "lead" else "co")
+                enqueue(tasks.notify_department, c.id, cd.department_id, "assigned" if cd.role == CaseRole.LEAD else "co")
 
     return act(institution_id, case_id, "assign", AssignForm, run, gettext("已分派。"), after=after)
 
@@ -490,7 +485,7 @@ def decide_extension(institution_id: int, case_id: int, extension_id: int):
 
 
 def _co_row(complaint: Complaint, row_id: int) -> CaseDepartment:
-    row = next((cd for cd in complaint.departments if cd.id == row_id and cd.role == "co" and cd.active), None)
+    row = next((cd for cd in complaint.departments if cd.id == row_id and cd.role == CaseRole.CO and cd.active), None)
     if row is None:
         abort(404)
     return row
@@ -559,7 +554,7 @@ def _queue_context(institution: Institution, departments: set[int] | None, endpo
     if ids:
         for cd in db.session.scalars(select(CaseDepartment).where(CaseDepartment.complaint_id.in_(ids),
                                                                   CaseDepartment.active.is_(True),
-                                                                  CaseDepartment.role == "co")):
+                                                                  CaseDepartment.role == CaseRole.CO)):
             co_rows[cd.complaint_id].append(cd)
     now = utcnow()
     today = local_today(now)

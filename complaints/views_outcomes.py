@@ -46,6 +46,7 @@ from complaints.models import (
     Refund,
     Reply,
     ReplyStatus,
+    Satisfaction,
     Status,
 )
 from complaints.workflow import Action, ConcurrentChange, WorkflowError, may
@@ -572,7 +573,7 @@ def feedback(token: str):
 
 def _feedback_thanks(fb: Feedback):
     response = make_response(render_template("complaints/feedback/thanks.html", fb=fb,
-                                             unhappy=fb.answer == feedback_service.Answer.UNSATISFIED.value))
+                                             unhappy=fb.answer == Satisfaction.UNSATISFIED))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -591,11 +592,9 @@ EVENT_LABELS = {
 def init_app(app: Flask) -> None:
     from complaints import case_section
     from core.tasks import register_periodic
-    from organisation import register_label_enums
     from organisation.nav import register_nav
 
     app.extensions.setdefault("complaint_event_labels", {}).update(EVENT_LABELS)  # the case timeline's labels
-    register_label_enums(app, reply_service.ReplyVia, feedback_service.Answer, feedback_service.ReopenStatus)
     app.jinja_env.globals.update(complaint_outcomes=case_outcomes, complaint_case_url=case_url,
                                  complaint_case_url_by_id=case_url_by_id)
     case_section(app, "complaints/outcomes/_replies.html", 50)

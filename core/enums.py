@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, Self
 
+from flask import Flask, current_app
+
 
 class LabelledEnum(StrEnum):
     """A string enum whose members carry a translatable label and, optionally, import aliases."""
@@ -36,6 +38,11 @@ class LabelledEnum(StrEnum):
         return self._aliases
 
     @classmethod
+    def is_value(cls, value: object) -> bool:
+        """Whether ``value`` is one of the members' values (``"x" in Enum`` raises on Python 3.11)."""
+        return isinstance(value, str) and value in cls._value2member_map_
+
+    @classmethod
     def labels(cls) -> dict[str, Any]:
         return {m.value: m.label for m in cls}
 
@@ -55,3 +62,27 @@ class LabelledEnum(StrEnum):
             if text.lower() == member.value or text in {chinese, str(member.label), *member.aliases()}:
                 return member
         return None
+
+
+# Templates show stored values by their labels: {{ enum_label('Status', complaint.status) }}.
+
+def register_label_enums(app: Flask, *classes: type[LabelledEnum], **named: type[LabelledEnum]) -> None:
+    """Make LabelledEnum classes available to templates' enum_label() by class name
+    (or by the keyword name given, where two features use the same class name)."""
+    registry = app.extensions.setdefault("label_enums", {})
+    for name, cls in [(cls.__name__, cls) for cls in classes] + list(named.items()):
+        if registry.get(name, cls) is not cls:
+            raise ValueError(f"two label enums are registered as {name!r}; register one under another name")
+        registry[name] = cls
+
+
+def enum_label(enum_name: str, value: str) -> Any:
+    """The translated label of a stored enum value, for templates (the value itself when unknown)."""
+    try:
+        return current_app.extensions["label_enums"][enum_name](value).label
+    except (KeyError, ValueError):
+        return value
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals["enum_label"] = enum_label

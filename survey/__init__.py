@@ -7,9 +7,9 @@ from flask.cli import with_appcontext
 
 
 def init_app(app: Flask) -> None:
+    from core.enums import register_label_enums
     from core.extensions import csrf
     from core.tasks import QUEUE_HIGH, register_periodic
-    from organisation import register_label_enums
     from survey import (  # noqa: F401 - staff_views adds routes to staff_bp  # noqa: F401 - views_followup adds routes to staff_bp and patient.bp  # noqa: F401 - they add routes to staff_bp and patient.bp
         api,
         followup,

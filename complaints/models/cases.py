@@ -72,6 +72,35 @@ class PauseReason(LabelledEnum):
     EXPERT_ASSESSMENT = "expert_assessment", _l("鉴定中")
 
 
+class CaseRole(LabelledEnum):
+    """How a department takes part in a case (分派 / 协办)."""
+
+    LEAD = "lead", _l("主办")
+    CO = "co", _l("协办")
+
+
+class ExtensionStatus(LabelledEnum):
+    PENDING = "pending", _l("待审批")
+    APPROVED = "approved", _l("已批准")
+    REJECTED = "rejected", _l("不批准")
+
+
+class Relation(LabelledEnum):
+    """Who filed the complaint, as the patient's what."""
+
+    SELF = "self", _l("本人")
+    FAMILY = "family", _l("家属")
+    OTHER = "other", _l("其他（代理人等）")
+
+
+class Satisfaction(LabelledEnum):
+    """The complainant's answer to 「您对本次投诉的处理结果是否满意？」 (满意率 counts the first two)."""
+
+    SATISFIED = "satisfied", _l("满意")
+    BASICALLY = "basically", _l("基本满意")
+    UNSATISFIED = "unsatisfied", _l("不满意")
+
+
 class Category(db.Model):
     """An editable complaint category; rows without an institution are the defaults."""
 
@@ -133,11 +162,11 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     # Complainant contact: the least needed to answer, masked in every list.
     complainant_name: Mapped[str | None] = mapped_column(String(40))
     complainant_phone: Mapped[str | None] = mapped_column(String(20))
-    complainant_relation: Mapped[str] = mapped_column(String(16), default="self")
+    complainant_relation: Mapped[Relation] = mapped_column(EnumText(Relation, 16), default=Relation.SELF)
     status: Mapped[Status] = mapped_column(EnumText(Status, 20), default=Status.REGISTERED)
     lead_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     safety_emergency: Mapped[bool] = mapped_column(Boolean, default=False)
-    decline_reason: Mapped[str | None] = mapped_column(String(20))
+    decline_reason: Mapped[DeclineReason | None] = mapped_column(EnumText(DeclineReason, 20))
     decline_notice: Mapped[str] = mapped_column(Text, default="")
     settlement_note: Mapped[str] = mapped_column(Text, default="")
     # The clock: how the deadline was computed is kept with the case.
@@ -148,14 +177,14 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     deadline_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     deadline_trace: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     paused_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    pause_reason: Mapped[str | None] = mapped_column(String(20))
+    pause_reason: Mapped[PauseReason | None] = mapped_column(EnumText(PauseReason, 20))
     reminded_for: Mapped[Any | None] = mapped_column(Date)       # due date a reminder was sent for
     escalated_for: Mapped[Any | None] = mapped_column(Date)      # due date an escalation (督办) was made for
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved: Mapped[bool | None] = mapped_column(Boolean)        # 解决: the officer's judgement at closing
-    satisfaction: Mapped[str | None] = mapped_column(String(16))  # satisfied / basically / unsatisfied
+    satisfaction: Mapped[Satisfaction | None] = mapped_column(EnumText(Satisfaction, 16))
     reopened_count: Mapped[int] = mapped_column(Integer, default=0)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("complaint.id"))
     # Optimistic lock: two officers acting on one case at once cannot both win.
@@ -217,7 +246,7 @@ class CaseDepartment(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
-    role: Mapped[str] = mapped_column(String(8))   # lead | co
+    role: Mapped[CaseRole] = mapped_column(EnumText(CaseRole, 8))
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answer: Mapped[str] = mapped_column(Text, default="")
@@ -244,8 +273,8 @@ class CaseEvent(db.Model):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     actor_label: Mapped[str] = mapped_column(String(64), default="")
     action: Mapped[str] = mapped_column(String(40))
-    from_status: Mapped[str | None] = mapped_column(String(20))
-    to_status: Mapped[str | None] = mapped_column(String(20))
+    from_status: Mapped[Status | None] = mapped_column(EnumText(Status, 20))
+    to_status: Mapped[Status | None] = mapped_column(EnumText(Status, 20))
     note: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
@@ -259,7 +288,7 @@ class CasePause(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
-    reason: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[PauseReason] = mapped_column(EnumText(PauseReason, 20))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
@@ -274,7 +303,7 @@ class Extension(db.Model):
     complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
     extra_days: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | approved | rejected
+    status: Mapped[ExtensionStatus] = mapped_column(EnumText(ExtensionStatus, 12), default=ExtensionStatus.PENDING)
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Date, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from complaints.models.cases import Satisfaction
 from core.db import EnumText, UTCDateTime, utcnow
 from core.enums import LabelledEnum
 from core.extensions import db
@@ -20,6 +21,20 @@ class ReplyStatus(LabelledEnum):
     APPROVED = "approved", _l("已审核")
     RETURNED = "returned", _l("已退回")
     SENT = "sent", _l("已发送")
+
+
+class ReplyVia(LabelledEnum):
+    SMS = "sms", _l("短信")
+    EMAIL = "email", _l("电子邮件")
+    LETTER = "letter", _l("书面答复（打印）")
+
+
+class ReopenStatus(LabelledEnum):
+    """A 重办 request after an unhappy answer, and the officer's decision."""
+
+    REQUESTED = "requested", _l("重办申请待处理")
+    ACCEPTED = "accepted", _l("已重新办理")
+    REFUSED = "refused", _l("不予重办")
 
 
 class Reply(db.Model):
@@ -54,12 +69,12 @@ class Feedback(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    answer: Mapped[str | None] = mapped_column(String(16))   # satisfied | basically | unsatisfied
+    answer: Mapped[Satisfaction | None] = mapped_column(EnumText(Satisfaction, 16))
     comment: Mapped[str] = mapped_column(Text, default="")
     new_facts: Mapped[bool] = mapped_column(default=False)
     reopened: Mapped[bool] = mapped_column(default=False)
-    # An unhappy answer asks for the case to be handled again (重办): requested | accepted | refused.
-    reopen_status: Mapped[str | None] = mapped_column(String(12))
+    # An unhappy answer asks for the case to be handled again (重办).
+    reopen_status: Mapped[ReopenStatus | None] = mapped_column(EnumText(ReopenStatus, 12))
     reopen_note: Mapped[str] = mapped_column(Text, default="")      # the officer's reason for refusing
     reopen_decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     reopen_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
