@@ -53,8 +53,9 @@ MAX_COLUMNS = 16_384        # Excel's columns per sheet (XFD)
 MAX_CELL_TEXT = 32_767      # Excel's characters per cell (UTF-16 code units); longer cells break the file
 MAX_TITLE = 31              # Excel's characters per sheet name
 
-# Full-width forms are included because an IME-typed ＝ at the start of a cell becomes a
-# formula in Chinese and Japanese Excel, and CSV import parses cells as if typed.
+# The full-width forms are a precaution: Chinese and Japanese input methods type them, and
+# Excel in those locales may take a full-width ＝ at the start of a cell for a formula. The
+# cost is an apostrophe on rare text.
 _FORMULA_PREFIXES = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
 # What XML 1.0 cannot carry (C0 controls but tab, LF, CR; U+FFFE/U+FFFF) and lone surrogates,
 # which cannot be encoded as UTF-8 at all.
