@@ -28,6 +28,7 @@ from core.audit import record
 from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
+from core.tabular import safe_row
 from organisation.models import Department, Institution
 from organisation.services import ServiceError
 from survey import definitions
@@ -40,7 +41,6 @@ from survey.models import (
     SurveyTemplate,
     TemplateVersion,
 )
-from survey.results import safe_row
 from survey.submission import Context, settings_for, submit_response
 
 PURPOSE = "staff-token"
