@@ -47,7 +47,8 @@ from complaints.models import (
 from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
-from organisation.models import Department, Institution, Role, StaffRole, StaffUser, Touchpoint
+from organisation.models import Department, Institution, Role, Touchpoint
+from organisation.services import staff_with_roles
 
 try:  # the complaints' concerned departments (涉及科室), when the intake's table exists
     from complaints.models.cases import complaint_concerned_department as CONCERNED
@@ -185,13 +186,6 @@ class Office:
         return self.handler if department_id in self.handler_departments and self.handler[0] else self.officer
 
 
-def _staff_with(institution: Institution, *roles: Role) -> list[StaffUser]:
-    return list(db.session.scalars(
-        select(StaffUser).join(StaffRole, StaffRole.staff_id == StaffUser.id)
-        .where(StaffUser.institution_id == institution.id, StaffUser.active.is_(True), StaffRole.role.in_(roles))
-        .order_by(StaffUser.id)).unique())
-
-
 def office_for(institution: Institution) -> Office:
     from complaints.intake import default_categories
 
@@ -203,8 +197,8 @@ def office_for(institution: Institution) -> Office:
                                  Department.kind == "clinical"))]
     touchpoints = {t.code: t.id for t in db.session.scalars(
         select(Touchpoint).where(Touchpoint.institution_id == institution.id, Touchpoint.active.is_(True)))}
-    officers = _staff_with(institution, Role.COMPLAINT_OFFICER) + _staff_with(institution, Role.INSTITUTION_ADMIN)
-    handlers = _staff_with(institution, Role.DEPARTMENT_HANDLER)
+    officers = staff_with_roles(institution.id, Role.COMPLAINT_OFFICER) + staff_with_roles(institution.id, Role.INSTITUTION_ADMIN)
+    handlers = staff_with_roles(institution.id, Role.DEPARTMENT_HANDLER)
     officer = (officers[0].id, officers[0].username) if officers else (None, ACTOR)
     reviewer = next(((u.id, u.username) for u in officers if u.id != officer[0]), officer)
     handler = (handlers[0].id, handlers[0].username) if handlers else (None, ACTOR)

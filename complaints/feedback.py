@@ -33,6 +33,7 @@ from core.audit import record
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Institution, Role, StaffUser
+from organisation.services import staff_with_roles
 
 log = logging.getLogger(__name__)
 
@@ -271,9 +272,7 @@ def notify_reopen_request(feedback_id: int) -> bool:
     if feedback is None or feedback.reopen_status != ReopenStatus.REQUESTED:
         return False
     complaint = db.session.get(Complaint, feedback.complaint_id)
-    officers = [u for u in db.session.scalars(select(StaffUser).where(
-        StaffUser.institution_id == complaint.institution_id, StaffUser.active.is_(True)))
-        if u.has_role(Role.COMPLAINT_OFFICER)]
+    officers = staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER)
     recipients = sorted({u.username for u in officers} | (
         {complaint.first_contact.username} if complaint.first_contact is not None else set()))
     with force_locale("zh_Hans"):

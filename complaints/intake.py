@@ -40,7 +40,7 @@ from core.phone import InvalidPhone, normalise_phone
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
 from core.public import new_submission_id, valid_submission_id
 from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
-from organisation.services import ServiceError
+from organisation.services import ServiceError, staff_with_roles
 from survey import alerts
 
 # The national list (003 item 33 names 医德医风、医疗质量安全、安全保卫和其他; the
@@ -480,13 +480,7 @@ def add_attachments(complaint: Complaint, uploads: Sequence[Upload], *, actor: A
 
 def emergency_recipients(institution_id: int) -> list[StaffUser]:
     """Who is alerted at once: the institution's complaint officers, admins and leadership."""
-    from organisation.models import StaffRole
-
-    roles = [Role.COMPLAINT_OFFICER.value, Role.INSTITUTION_ADMIN.value, Role.LEADERSHIP.value]
-    return list(db.session.scalars(
-        select(StaffUser).join(StaffRole, StaffRole.staff_id == StaffUser.id)
-        .where(StaffUser.institution_id == institution_id, StaffUser.active.is_(True), StaffRole.role.in_(roles))
-        .distinct().order_by(StaffUser.username)))
+    return staff_with_roles(institution_id, Role.COMPLAINT_OFFICER, Role.INSTITUTION_ADMIN, Role.LEADERSHIP)
 
 
 def case_url(complaint: Complaint, *, external: bool = False) -> str | None:

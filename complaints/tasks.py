@@ -37,7 +37,8 @@ from core.db import utcnow
 from core.extensions import db
 from core.notify import Message, send, send_to_person
 from core.tasks import job_logger
-from organisation.models import Department, Role, StaffUser, staff_department
+from organisation.models import Department, Role, StaffUser
+from organisation.services import staff_with_roles
 
 log = job_logger(__name__)
 SYSTEM = "complaint-deadlines"
@@ -51,25 +52,9 @@ def _at(now: str | datetime | None) -> datetime:
 
 # Who is told ------------------------------------------------------------------------
 
-def _institution_staff(institution_id: int):
-    return select(StaffUser).where(StaffUser.institution_id == institution_id, StaffUser.active.is_(True))
-
-
 def department_handlers(institution_id: int, department_ids: set[int]) -> list[StaffUser]:
     """Active department handlers bound to any of ``department_ids``."""
-    if not department_ids:
-        return []
-    stmt = _institution_staff(institution_id).join(staff_department).where(
-        staff_department.c.department_id.in_(department_ids)).distinct()
-    return [u for u in db.session.scalars(stmt) if u.has_role(Role.DEPARTMENT_HANDLER)]
-
-
-def officers(institution_id: int) -> list[StaffUser]:
-    return [u for u in db.session.scalars(_institution_staff(institution_id)) if u.has_role(Role.COMPLAINT_OFFICER)]
-
-
-def leadership(institution_id: int) -> list[StaffUser]:
-    return [u for u in db.session.scalars(_institution_staff(institution_id)) if u.has_role(Role.LEADERSHIP)]
+    return staff_with_roles(institution_id, Role.DEPARTMENT_HANDLER, departments=department_ids)
 
 
 def first_contact_or_officers(complaint: Complaint) -> list[StaffUser]:
@@ -77,7 +62,7 @@ def first_contact_or_officers(complaint: Complaint) -> list[StaffUser]:
     person = complaint.first_contact
     if person is not None and person.active:
         return [person]
-    return officers(complaint.institution_id)
+    return staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER)
 
 
 def _unique(users) -> list[str]:
@@ -124,7 +109,7 @@ def remind_case(complaint_id: int, now: str | None = None) -> bool:
         return False
     departments = {complaint.lead_department_id} - {None}
     departments |= {cd.department_id for cd in missing_co_answers(complaint)}
-    recipients = department_handlers(complaint.institution_id, departments) or officers(complaint.institution_id)
+    recipients = department_handlers(complaint.institution_id, departments) or staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER)
     due = complaint.due_date.isoformat()
     with force_locale("zh_Hans"):
         subject = gettext("投诉 %(number)s 将于 %(date)s 到期", number=complaint.case_number, date=due)
@@ -162,7 +147,7 @@ def escalate_case(complaint_id: int, now: str | None = None) -> bool:
         return False
     overdue_days = workdays.working_days_between(complaint.due_date, local_today(at))
     lead = db.session.get(Department, complaint.lead_department_id) if complaint.lead_department_id else None
-    supervisors = first_contact_or_officers(complaint) + leadership(complaint.institution_id)
+    supervisors = first_contact_or_officers(complaint) + staff_with_roles(complaint.institution_id, Role.LEADERSHIP)
     handlers = department_handlers(complaint.institution_id, {complaint.lead_department_id} - {None})
     recipients = _unique(supervisors + handlers)
     due = complaint.due_date.isoformat()

@@ -24,6 +24,7 @@ from organisation.models import (
     StaffRole,
     StaffUser,
     Touchpoint,
+    staff_department,
 )
 from organisation.passwords import generate_initial_password, hash_password, verify_password
 
@@ -371,6 +372,20 @@ def load_user(user_id: str) -> StaffUser | None:
     if user.institution is not None and not user.institution.active:
         return None  # a deactivated institution's staff lose access at once
     return user
+
+
+def staff_with_roles(institution_id: int, *roles: Role, departments: Iterable[int] | None = None) -> list[StaffUser]:
+    """Active staff of an institution holding any of ``roles`` (bound to one of ``departments`` when given)."""
+    stmt = (select(StaffUser).join(StaffRole, StaffRole.staff_id == StaffUser.id)
+            .where(StaffUser.institution_id == institution_id, StaffUser.active.is_(True),
+                   StaffRole.role.in_([Role(r).value for r in roles])))
+    if departments is not None:
+        wanted = list(departments)
+        if not wanted:
+            return []
+        stmt = stmt.join(staff_department, staff_department.c.staff_id == StaffUser.id).where(
+            staff_department.c.department_id.in_(wanted))
+    return list(db.session.scalars(stmt.distinct().order_by(StaffUser.username)))
 
 
 def departments_for(institution: Institution, *, active_only: bool = False) -> list[Department]:

@@ -11,7 +11,8 @@ from core.db import utcnow
 from core.extensions import db
 from core.notify import Message, send
 from core.tasks import job_logger
-from organisation.models import Role, StaffUser, staff_department
+from organisation.models import Role, StaffUser
+from organisation.services import staff_with_roles
 from survey.models import RecoveryAlert, SurveyResponse
 
 log = job_logger(__name__)
@@ -30,13 +31,10 @@ def process_response(response_id: int) -> None:
 
 
 def alert_recipients(alert: RecoveryAlert) -> list[StaffUser]:
-    """The department's handlers, else the institution's complaint officers."""
-    stmt = select(StaffUser).where(StaffUser.institution_id == alert.institution_id, StaffUser.active.is_(True))
-    handlers = []
-    if alert.department_id is not None:
-        handlers = [u for u in db.session.scalars(stmt.join(staff_department).where(
-            staff_department.c.department_id == alert.department_id)) if u.has_role(Role.DEPARTMENT_HANDLER)]
-    officers = [u for u in db.session.scalars(stmt) if u.has_role(Role.COMPLAINT_OFFICER)]
+    """The department's handlers, then the institution's complaint officers."""
+    handlers = [] if alert.department_id is None else staff_with_roles(
+        alert.institution_id, Role.DEPARTMENT_HANDLER, departments=[alert.department_id])
+    officers = staff_with_roles(alert.institution_id, Role.COMPLAINT_OFFICER)
     return handlers + [o for o in officers if o not in handlers]
 
 
