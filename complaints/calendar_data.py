@@ -246,14 +246,6 @@ def prefill_statutory_holidays(year: int, *, actor: Any) -> int:
     return added
 
 
-def recompute_deadlines_job(actor_id: int | None = None) -> int:
-    """Job: recompute open cases' deadlines after a calendar edit (idempotent), then commit."""
-    actor = db.session.get(StaffUser, actor_id) if actor_id else None
-    moved = recompute_open_deadlines(actor=actor or "calendar")
-    db.session.commit()
-    return moved
-
-
 # Command line -------------------------------------------------------------------
 
 @click.command("seed-calendar")
@@ -285,4 +277,4 @@ def seed_demo() -> None:
 
 
 __all__ = ["CalendarError", "mark_year_official", "prefill_statutory_holidays", "remove_calendar_day",
-           "seed_from_chinesecalendar", "set_calendar_day", "recompute_deadlines_job", "package_years"]
+           "seed_from_chinesecalendar", "set_calendar_day", "package_years"]

@@ -21,19 +21,18 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app, url_for
-from flask_babel import force_locale, gettext
+from flask_babel import gettext
 from sqlalchemy import select, update
 
 from complaints.access import is_officer
 from complaints.deadlines import reopen_deadline
 from complaints.models import Complaint, ComplaintSettings, Feedback, ReopenStatus, Satisfaction, Status
 from complaints.workflow import Action, WorkflowError, check_version, log_event, touch, transition
-from core import notify, signing
+from core import signing
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
-from organisation.models import Institution, Role, StaffUser
-from organisation.services import staff_with_roles
+from organisation.models import StaffUser
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +102,6 @@ def feedback_for(complaint: Complaint) -> list[Feedback]:
     """The case's satisfaction links and answers, newest first."""
     return list(db.session.scalars(select(Feedback).where(Feedback.complaint_id == complaint.id)
                                    .order_by(Feedback.id.desc())))
-
-
-def pending_reopen_requests(complaint: Complaint) -> list[Feedback]:
-    return [f for f in feedback_for(complaint) if f.reopen_status == ReopenStatus.REQUESTED]
 
 
 # Answering ------------------------------------------------------------------------------
@@ -218,92 +213,3 @@ def refuse_reopen(feedback: Feedback, reason: str, *, actor: StaffUser, expected
     touch(complaint)
     record(actor, "complaint.feedback.reopen_refuse", complaint, {"feedback": feedback.id})
     return feedback
-
-
-# Messages (jobs: take ids, safe to run twice) -----------------------------------------
-
-def _institution(complaint: Complaint) -> Institution:
-    return db.session.get(Institution, complaint.institution_id)
-
-
-def send_feedback_link(feedback_id: int) -> bool:
-    """Text the satisfaction link to the complainant once; nothing to do without a phone or after expiry."""
-    feedback = db.session.get(Feedback, feedback_id)
-    if feedback is None or feedback.link_sent_at is not None or feedback.answered_at is not None:
-        return False
-    complaint = db.session.get(Complaint, feedback.complaint_id)
-    if not complaint.complainant_phone or utcnow() >= feedback.expires_at:
-        return False
-    institution = _institution(complaint)
-    days = max(1, round((feedback.expires_at - feedback.created_at).total_seconds() / 86400))
-    with force_locale("zh_Hans"):
-        subject = gettext("投诉处理回访（编号 %(n)s）", n=complaint.case_number)
-        body = gettext("%(prefix)s您反映的问题（编号 %(n)s）已办结。请告诉我们您对处理结果是否满意：%(url)s "
-                       "（%(days)d 天内有效）", prefix=notify.sms_signature(institution.display_name), n=complaint.case_number,
-                       url=feedback_url(feedback), days=days)
-    notify.send_to_person(complaint.complainant_phone, subject, body, kind="complaint_feedback", channel="sms",
-                          meta={"complaint_id": complaint.id, "feedback": feedback.id})
-    feedback.link_sent_at = utcnow()
-    db.session.commit()
-    return True
-
-
-def sweep_feedback_links() -> int:
-    """Re-drive links that were not sent (e.g. Redis was down when the case closed)."""
-    cutoff = utcnow() - timedelta(minutes=2)
-    ids = list(db.session.scalars(
-        select(Feedback.id).join(Complaint, Complaint.id == Feedback.complaint_id)
-        .where(Feedback.link_sent_at.is_(None), Feedback.answered_at.is_(None), Feedback.created_at <= cutoff,
-               Feedback.expires_at > utcnow(), Complaint.complainant_phone.is_not(None),
-               Complaint.complainant_phone != "")))
-    sent = 0
-    for feedback_id in ids:
-        try:
-            sent += bool(send_feedback_link(feedback_id))
-        except Exception:  # one failing gateway call must not stop the others
-            db.session.rollback()
-            log.exception("feedback link %s could not be sent", feedback_id)
-    return sent
-
-
-def notify_reopen_request(feedback_id: int) -> bool:
-    """Tell the case's first-contact officer and the institution's complaint officers about a 重办 request."""
-    feedback = db.session.get(Feedback, feedback_id)
-    if feedback is None or feedback.reopen_status != ReopenStatus.REQUESTED:
-        return False
-    complaint = db.session.get(Complaint, feedback.complaint_id)
-    officers = staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER)
-    recipients = sorted({u.username for u in officers} | (
-        {complaint.first_contact.username} if complaint.first_contact is not None else set()))
-    with force_locale("zh_Hans"):
-        subject = gettext("重办申请：投诉 %(n)s 的投诉人对处理结果不满意", n=complaint.case_number)
-        body = gettext("请在案件页面决定是否重新办理。")
-    notify.send(notify.Message(recipients=recipients, subject=subject, body=body, kind="complaint_reopen_request",
-                               link=_case_link(complaint), meta={"complaint_id": complaint.id,
-                                                                "feedback": feedback.id}))
-    return True
-
-
-def notify_reopen_refused(feedback_id: int) -> bool:
-    """Tell the complainant (by SMS, when there is a phone) why the case is not handled again."""
-    feedback = db.session.get(Feedback, feedback_id)
-    if feedback is None or feedback.reopen_status != ReopenStatus.REFUSED:
-        return False
-    complaint = db.session.get(Complaint, feedback.complaint_id)
-    if not complaint.complainant_phone:
-        return False
-    with force_locale("zh_Hans"):
-        subject = gettext("投诉 %(n)s 不予重新办理", n=complaint.case_number)
-        body = gettext("%(prefix)s您对投诉（编号 %(n)s）处理结果的意见已收到。经审查，不予重新办理，理由：%(reason)s",
-                       prefix=notify.sms_signature(_institution(complaint).display_name), n=complaint.case_number,
-                       reason=feedback.reopen_note)
-    notify.send_to_person(complaint.complainant_phone, subject, body, kind="complaint_reopen_refused", channel="sms",
-                          meta={"complaint_id": complaint.id})
-    return True
-
-
-def _case_link(complaint: Complaint) -> str | None:
-    try:
-        return url_for("complaints_staff.case", institution_id=complaint.institution_id, case_id=complaint.id)
-    except Exception:  # no request and no SERVER_NAME: the case is still in the officer's queue
-        return None

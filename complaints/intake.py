@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
@@ -459,36 +459,11 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
     return complaint, code
 
 
-def add_attachments(complaint: Complaint, uploads: Sequence[Upload], *, actor: Any) -> list[Attachment]:
-    """Add evidence to a registered case, within the same limits as at registration (5 files in all)."""
-    files = check_attachments(uploads)
-    have = db.session.scalar(select(db.func.count()).select_from(Attachment)
-                             .where(Attachment.complaint_id == complaint.id)) or 0
-    if have + len(files) > MAX_ATTACHMENTS:
-        raise IntakeError(gettext("每个案件最多 %(n)d 个附件，已有 %(m)d 个。", n=MAX_ATTACHMENTS, m=have),
-                          "attachments")
-    rows = [Attachment(complaint_id=complaint.id, filename=f, content_type=t, size=len(d), data=d,
-                       uploaded_by_id=getattr(actor, "id", None)) for f, t, d in files]
-    db.session.add_all(rows)
-    log_event(complaint, "attachments_added", actor=actor, data={"count": len(rows)})
-    db.session.flush()
-    record(actor, "complaint.add_attachments", complaint, {"count": len(rows)})
-    return rows
-
-
 # Quality-and-safety emergencies ---------------------------------------------------------
 
 def emergency_recipients(institution_id: int) -> list[StaffUser]:
     """Who is alerted at once: the institution's complaint officers, admins and leadership."""
     return staff_with_roles(institution_id, Role.COMPLAINT_OFFICER, Role.INSTITUTION_ADMIN, Role.LEADERSHIP)
-
-
-def case_url(complaint: Complaint, *, external: bool = False) -> str | None:
-    """The staff page of a case, when the case pages are installed."""
-    if "complaints_staff.case" not in current_app.view_functions:
-        return None
-    return url_for("complaints_staff.case", institution_id=complaint.institution_id, case_id=complaint.id,
-                   _external=external)
 
 
 FINISHED_STATUSES = {Status.CLOSED, Status.DECLINED, Status.SETTLED}
@@ -521,7 +496,8 @@ def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
         body += " " + gettext("涉及：%(where)s。", where=where)
     message = notify.Message(recipients=recipients, kind="complaint_emergency",
                              subject=gettext("【紧急】医疗质量安全投诉 %(number)s", number=complaint.case_number),
-                             body=body, link=case_url(complaint, external=True),
+                             body=body, link=notify.link("complaints_staff.case", institution_id=complaint.institution_id,
+                                                              case_id=complaint.id),
                              meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id})
     try:
         notify.send(message)

@@ -285,7 +285,3 @@ def complete_refund(refund: Refund, payment_ref: str, *, actor: StaffUser) -> Re
     log_event(complaint, "refund_completed", actor=actor, data=data)
     record(actor, "complaint.refund.complete", complaint, data)
     return refund
-
-
-def refund_total(complaint: Complaint) -> Decimal:
-    return sum((r.amount for r in refunds_for(complaint) if r.status == RefundStatus.COMPLETED), Decimal("0"))

@@ -225,7 +225,7 @@ def available_vias(complaint: Complaint) -> list[ReplyVia]:
     vias = []
     if complaint.complainant_phone:
         vias.append(ReplyVia.SMS)
-    if complaint.channel == Channel.EMAIL or getattr(complaint, "complainant_email", None):
+    if complaint.channel == Channel.EMAIL:
         vias.append(ReplyVia.EMAIL)
     vias.append(ReplyVia.LETTER)
     return vias
@@ -256,7 +256,7 @@ def send_reply(complaint: Complaint, *, actor: StaffUser, via: str | None = None
                          else gettext("无法使用该答复方式。"), "via")
     address = ""
     if chosen == ReplyVia.EMAIL:
-        address = (email or getattr(complaint, "complainant_email", None) or "").strip()
+        address = (email or "").strip()
         if "@" not in address or len(address) > 254 or any(ch.isspace() for ch in address):
             raise ReplyError(gettext("请填写有效的电子邮件地址。"), "email")
     transition(complaint, Action.SEND_REPLY, actor=actor, expected_version=expected_version,

@@ -56,7 +56,7 @@ def _rule_matches(rule: RoutingRule, complaint: Complaint, concerned: set[int], 
 
 
 def concerned_department_ids(complaint: Complaint) -> set[int]:
-    return {d.id for d in getattr(complaint, "concerned_departments", [])}
+    return {d.id for d in complaint.concerned_departments}
 
 
 def propose(complaint: Complaint) -> Proposal:
@@ -84,11 +84,6 @@ def propose(complaint: Complaint) -> Proposal:
         if department is not None and department.active:
             return Proposal(department, None, gettext("投诉涉及的科室"))
     return Proposal(None)
-
-
-def propose_department(complaint: Complaint) -> Department | None:
-    """The handling department the routing rules propose for a case (None when nothing matches)."""
-    return propose(complaint).department
 
 
 # Routing rules (admin) ----------------------------------------------------------------

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from wtforms import IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from complaints import calendar_data, deadlines, workdays
+from complaints import calendar_data, deadlines, tasks, workdays
 from complaints.blueprints import admin_bp as bp
 from complaints.models import CalendarDay, CalendarYear, DayKind
 from core.clock import local_timezone, local_today
@@ -96,7 +96,7 @@ def _after_edit(message: str, year: int) -> None:
     if db.session.get(CalendarYear, year) is None:
         flash(message + " " + gettext("该年尚未标记为正式，暂不影响办理期限。"), "success")
         return
-    job = enqueue(calendar_data.recompute_deadlines_job, actor().id)
+    job = enqueue(tasks.recompute_deadlines_job, actor().id)
     if isinstance(job, InlineResult) and job.is_finished:
         message += " " + gettext("已重新计算在办案件期限，%(n)d 件的期限发生变化。", n=job.result or 0)
     else:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from flask import Flask, abort, current_app, flash, redirect, render_template, request, url_for
@@ -15,9 +14,9 @@ from flask_babel import format_date, gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
-from werkzeug.routing import BuildError
 
 from complaints import access, deadlines, handling, routing, tasks
+from complaints.blueprints import case_url
 from complaints.blueprints import staff_bp as bp
 from complaints.forms_cases import (
     AcceptForm,
@@ -53,10 +52,11 @@ from complaints.models import (
     Status,
 )
 from complaints.settings import complaint_settings
-from complaints.workflow import ACTION_LABELS, Action, ConcurrentChange, NotAllowed, WorkflowError, allowed_actions
+from complaints.workflow import Action, ConcurrentChange, NotAllowed, WorkflowError, allowed_actions, event_label
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
+from core.privacy import mask_name, mask_phone
 from core.tasks import QUEUE_HIGH, enqueue
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
@@ -70,34 +70,9 @@ from organisation.services import ServiceError, departments_for
 from organisation.views import paginate
 
 QUEUE_PAGE_SIZE = 50
-# The calendar part's case-page section shows how the deadline was computed; without it this page does.
-TRACE_SECTION = "complaints/calendar/_case_deadline.html"
-
-EVENT_LABELS = {
-    "deadline_set": _l("办理期限"), "deadline_recomputed": _l("期限重算"), "pause": _l("暂停计时"),
-    "resume_clock": _l("恢复计时"), "extension_requested": _l("申请延期"), "extension_approved": _l("批准延期"),
-    "extension_rejected": _l("不批准延期"), "co_answer": _l("协办意见"), "co_waived": _l("放行协办"),
-    "co_added": _l("增加协办"), "remind": _l("到期提醒"), "supervise": _l("督办"),
-    "decline_notice_sent": _l("已告知投诉人"),
-    # Intake's events, in case that part registers no labels of its own.
-    "registered": _l("登记"), "emergency": _l("标记为紧急"), "emergency_alerted": _l("紧急预警已发出"),
-    "emergency_alert_failed": _l("紧急预警发送失败"), "lookup_code_reissued": _l("重新生成查询码"),
-    "attachments_added": _l("补充附件"),
-}
-
 
 def actor() -> StaffUser:
     return current_user._get_current_object()
-
-
-def event_label(action: str) -> str:
-    """A timeline entry's label: transitions, this module's events, and labels other parts register."""
-    try:
-        return str(ACTION_LABELS[Action(action)])
-    except ValueError:
-        pass
-    extra = current_app.extensions.get("complaint_event_labels", {})
-    return str(EVENT_LABELS.get(action) or extra.get(action) or action)
 
 
 # Loading a case --------------------------------------------------------------------
@@ -105,10 +80,6 @@ def event_label(action: str) -> str:
 def load_case(institution_id: int, case_id: int) -> tuple[Institution, Complaint]:
     """The case, if the user may see it (complaints.access): a handler only the cases of their departments."""
     return access.load_case_or_404(institution_id, case_id)
-
-
-def case_url(complaint: Complaint, **anchor) -> str:
-    return url_for("complaints_staff.case", institution_id=complaint.institution_id, case_id=complaint.id, **anchor)
 
 
 # The case page ----------------------------------------------------------------------
@@ -245,35 +216,16 @@ def render_case(institution: Institution, complaint: Complaint, *, bound: dict[s
         attachment_url=_attachment_url, proposal=proposal, decline_choice=_decline_choice(available),
         pause_label=lambda v: PauseReason(v).label if v in {r.value for r in PauseReason} else v,
         decline_label=lambda v: DeclineReason(v).label if v in {r.value for r in DeclineReason} else v,
-        mask_name=handling.mask_name, mask_phone=handling.mask_phone, weekday=_weekday, trace_kind=trace_kind,
-        trace_pauses=_trace_pauses(complaint.deadline_trace or {}),
+        mask_name=mask_name, mask_phone=mask_phone, weekday=_weekday,
+       
         standard_days=complaint_settings(complaint.institution_id).standard_days,
-        config_sections=sections, own_trace=TRACE_SECTION not in {t for _o, t in sections},
+        config_sections=sections,
     )
     return render_template("complaints/case.html", **context), status
 
 
-TRACE_KINDS = {"working": _l("工作日"), "weekend": _l("休息日"), "holiday": _l("法定节假日"),
-               "makeup_workday": _l("调休上班"), "paused": _l("暂停计时")}
-
-
-def trace_kind(kind: str) -> str:
-    return str(TRACE_KINDS.get(kind, kind))
-
-
 def _weekday(day) -> str:
     return format_date(day, "EEE")
-
-
-def _trace_pauses(trace: dict[str, Any]) -> list[tuple[datetime, datetime | None]]:
-    result = []
-    for p in trace.get("pauses") or []:
-        try:
-            result.append((datetime.fromisoformat(p["start"]), datetime.fromisoformat(p["end"]) if p.get("end")
-                           else None))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return result
 
 
 def _decline_choice(available: set[str]) -> DeclineChoiceForm | None:
@@ -287,13 +239,9 @@ def _channel_label(value: str) -> str:
         return value
 
 
-def _attachment_url(complaint: Complaint, attachment_id: int) -> str | None:
-    """The download link the intake part provides, if it does."""
-    try:
-        return url_for("complaints_staff.attachment", institution_id=complaint.institution_id,
-                       attachment_id=attachment_id)
-    except BuildError:
-        return None
+def _attachment_url(complaint: Complaint, attachment_id: int) -> str:
+    return url_for("complaints_staff.attachment", institution_id=complaint.institution_id,
+                   attachment_id=attachment_id)
 
 
 @bp.get("/<int:case_id>")
@@ -563,7 +511,7 @@ def _queue_context(institution: Institution, departments: set[int] | None, endpo
         institution=institution, form=form, filter=f, page=page, rows=rows, co_rows=co_rows, endpoint=endpoint,
         counts=handling.queue_counts(institution, departments=departments, now=now),
         names=_names(institution), urgency=lambda c: handling.urgency(c, now=now, near=near),
-        days_left=lambda c: deadlines.working_days_left(c, today), mask_name=handling.mask_name,
+        days_left=lambda c: deadlines.working_days_left(c, today), mask_name=mask_name,
         channel_label=_labels(Channel).get, status_label=_labels(Status).get,
         filtered=bool(request.args.to_dict(flat=True).keys() - {"page"}),
     )
@@ -689,8 +637,7 @@ def routing_rule_toggle(institution_id: int, rule_id: int):
 # Wiring ---------------------------------------------------------------------------------
 
 def init_app(app: Flask) -> None:
-    """Nav entries, the deadline sweep."""
-    from core.tasks import register_periodic
+    """Nav entries."""
     from organisation.nav import register_nav
 
     register_nav(app, _l("投诉工作台"), "complaints_staff.queue",
@@ -699,5 +646,3 @@ def init_app(app: Flask) -> None:
                  lambda user, inst: (can(user, Permission.HANDLE_COMPLAINTS, inst)
                                      and user.has_role(Role.DEPARTMENT_HANDLER)
                                      and user.institution_id == inst.id), order=16)
-    # Working hours, Beijing time; the sweep itself skips days that are not working days.
-    register_periodic(app, tasks.sweep_deadlines, name="complaints-deadlines", cron="5 8-17 * * *")

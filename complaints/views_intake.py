@@ -24,7 +24,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from complaints import access, intake, lookup
-from complaints.blueprints import public_bp, staff_bp
+from complaints.blueprints import case_url, public_bp, staff_bp
 from complaints.deadlines import compute_deadline
 from complaints.forms_intake import (
     CategoryForm,
@@ -283,7 +283,7 @@ def _staff_choices(form: OfficerComplaintForm, institution: Institution) -> None
 
 def _staff_receipt(institution: Institution, complaint: Complaint, code: str, *, heading: str):
     return render_template("complaints/intake/registered.html", institution=institution, complaint=complaint,
-                           code=code, heading=heading, case_url=intake.case_url(complaint),
+                           code=code, heading=heading, case_url=case_url(complaint),
                            category=intake.category_label(complaint.category),
                            expected=_expected_reply(institution, complaint.received_at),
                            lookup_url=url_for("complaints.lookup", i=institution.id, n=complaint.case_number,
@@ -364,7 +364,7 @@ def alert_button_context(institution: Institution, alert: Any) -> dict[str, Any]
     form.category.choices = [(None, gettext("类别：默认“其他”"))] + [
         (c.id, intake.category_label(c)) for c in intake.categories_for(institution)]
     return {"can_convert": True, "converted": complaint, "convert_form": form,
-            "case_url": intake.case_url(complaint) if complaint is not None else None,
+            "case_url": case_url(complaint) if complaint is not None else None,
             "convert_url": url_for("complaints_staff.from_alert", institution_id=institution.id, alert_id=alert.id)}
 
 
@@ -421,7 +421,7 @@ def emergency(institution_id: int, complaint_id: int):
             flash(gettext("已标记为医疗质量安全紧急投诉，并已通知相关负责人。"), "success")
         else:
             flash(gettext("该案件已是医疗质量安全紧急投诉。"), "info")
-    return redirect(intake.case_url(complaint) or url_for("complaints_staff.register", institution_id=institution.id))
+    return redirect(case_url(complaint))
 
 
 # Categories -------------------------------------------------------------------------------

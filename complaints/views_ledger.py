@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Flask, abort, current_app, redirect, render_template, request, url_for
+from flask import Flask, abort, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -13,7 +13,7 @@ from wtforms import SelectField, StringField
 from wtforms.validators import Optional, ValidationError
 
 from complaints import ledger, stats
-from complaints.blueprints import admin_bp, staff_bp
+from complaints.blueprints import admin_bp, case_url_by_id, staff_bp
 from complaints.models import Category, Channel, Status
 from core import tabular
 from core.clock import local_today
@@ -96,13 +96,6 @@ def _ledger_filter(form: LedgerFilterForm, scope: set[int] | None) -> ledger.Led
         timeliness=form.timeliness.data or None, satisfaction=form.satisfaction.data or None, departments=scope)
 
 
-def case_url(institution_id: int, complaint_id: int) -> str | None:
-    """The case page (complaints.views_cases), when installed."""
-    if "complaints_staff.case" not in current_app.view_functions:
-        return None
-    return url_for("complaints_staff.case", institution_id=institution_id, case_id=complaint_id)
-
-
 # The ledger --------------------------------------------------------------------
 
 @staff_bp.get("/ledger")
@@ -117,7 +110,7 @@ def ledger_list(institution_id: int):
     export_args = {k: v for k, v in request.args.items() if k != "page"} if valid else {}
     return render_template("complaints/ledger/list.html", institution=institution, form=form, page=page,
                            columns=ledger.columns(), export_args=export_args,
-                           satisfaction_labels=ledger.SATISFACTION_LABELS, case_url=case_url), 200 if valid else 400
+                           satisfaction_labels=ledger.SATISFACTION_LABELS, case_url=case_url_by_id), 200 if valid else 400
 
 
 @staff_bp.get("/ledger/export.<fmt>")
@@ -148,7 +141,7 @@ def stats_page(institution_id: int):
     report = stats.report(institution, period)
     return render_template("complaints/ledger/stats.html", institution=institution, form=form, report=report,
                            period=period, recent=_recent_periods(), ledger_args=_ledger_args(period),
-                           case_url=case_url, small_sample=stats.SMALL_SAMPLE)
+                           case_url=case_url_by_id, small_sample=stats.SMALL_SAMPLE)
 
 
 def _recent_periods() -> list[stats.Period]:

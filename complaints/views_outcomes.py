@@ -17,11 +17,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from complaints import access
+from complaints import access, tasks
 from complaints import feedback as feedback_service
 from complaints import rectification as remedies
 from complaints import replies as reply_service
-from complaints.blueprints import public_bp, staff_bp
+from complaints.blueprints import case_url, case_url_by_id, public_bp, staff_bp
 from complaints.forms_outcomes import (
     CaseVersionForm,
     CloseForm,
@@ -63,15 +63,6 @@ from organisation.views import paginate  # clamps ?page= (an absurd page overflo
 
 def actor() -> StaffUser:
     return current_user._get_current_object()
-
-
-def case_url(complaint: Complaint, anchor: str | None = None) -> str:
-    """The staff case page (complaints.views_cases), optionally at one of its sections."""
-    return case_url_by_id(complaint.institution_id, complaint.id, anchor)
-
-
-def case_url_by_id(institution_id: int, case_id: int, anchor: str | None = None) -> str:
-    return url_for("complaints_staff.case", institution_id=institution_id, case_id=case_id, _anchor=anchor)
 
 
 # Loading, always scoped ---------------------------------------------------------------------
@@ -334,7 +325,7 @@ def close_case(institution_id: int, case_id: int):
                         template="complaints/outcomes/close.html", institution=institution, complaint=complaint,
                         o=case_outcomes(complaint), phone=mask_phone(complaint.complainant_phone))
     if "feedback" in result and getattr(response, "status_code", 0) in (302, 303):
-        _after_commit(feedback_service.send_feedback_link, result["feedback"].id)
+        _after_commit(tasks.send_feedback_link, result["feedback"].id)
     return response
 
 
@@ -369,7 +360,7 @@ def refuse_reopen(institution_id: int, case_id: int, feedback_id: int):
                         template="complaints/outcomes/reopen_refuse.html", institution=institution,
                         complaint=complaint, fb=fb)
     if getattr(response, "status_code", 0) in (302, 303):
-        _after_commit(feedback_service.notify_reopen_refused, fb.id)
+        _after_commit(tasks.notify_reopen_refused, fb.id)
     return response
 
 
@@ -560,7 +551,7 @@ def feedback(token: str):
             else:
                 db.session.commit()  # stored before the complainant is told it was received
                 if fb.reopen_status == feedback_service.ReopenStatus.REQUESTED:
-                    _after_commit(feedback_service.notify_reopen_request, fb.id)
+                    _after_commit(tasks.notify_reopen_request, fb.id)
                 return redirect(url_for("complaints.feedback", token=token), code=303)
         status = 400
     reply = reply_service.visible_reply(complaint)
@@ -580,21 +571,10 @@ def _feedback_thanks(fb: Feedback):
 
 # Wiring ---------------------------------------------------------------------------------------------
 
-EVENT_LABELS = {
-    "reply_revised": _l("提交答复新版本"), "feedback_opened": _l("发出回访链接"), "feedback_answered": _l("投诉人评价"),
-    "reopen_refused": _l("不予重办"), "rectification_added": _l("登记整改"), "rectification_done": _l("整改完成待验证"),
-    "rectification_verified": _l("整改验证销号"), "rectification_returned": _l("退回整改"),
-    "refund_requested": _l("申请退费"), "refund_approved": _l("批准退费"), "refund_rejected": _l("不批准退费"),
-    "refund_completed": _l("已退费"),
-}
-
-
 def init_app(app: Flask) -> None:
     from complaints import case_section
-    from core.tasks import register_periodic
     from organisation.nav import register_nav
 
-    app.extensions.setdefault("complaint_event_labels", {}).update(EVENT_LABELS)  # the case timeline's labels
     app.jinja_env.globals.update(complaint_outcomes=case_outcomes, complaint_case_url=case_url,
                                  complaint_case_url_by_id=case_url_by_id)
     case_section(app, "complaints/outcomes/_replies.html", 50)
@@ -604,5 +584,3 @@ def init_app(app: Flask) -> None:
     register_nav(app, _l("整改跟踪"), "complaints_staff.rectifications",
                  lambda u, i: can(u, Permission.VIEW_COMPLAINT_STATS, i) or can(u, Permission.HANDLE_COMPLAINTS, i),
                  order=34)
-    register_periodic(app, feedback_service.sweep_feedback_links, name="complaints-feedback-links",
-                      cron="*/5 * * * *")

@@ -179,6 +179,32 @@ SYSTEM_ACTORS = {
 }
 
 
+# Timeline entries that are not transitions (log_event), by their action name.
+EVENT_LABELS = {
+    "registered": _l("登记"), "emergency": _l("标记为紧急"), "emergency_alerted": _l("紧急预警已发出"),
+    "emergency_alert_failed": _l("紧急预警发送失败"), "lookup_code_reissued": _l("重新生成查询码"),
+    "attachments_added": _l("补充附件"),
+    "deadline_set": _l("办理期限"), "deadline_recomputed": _l("期限重算"), "pause": _l("暂停计时"),
+    "resume_clock": _l("恢复计时"), "extension_requested": _l("申请延期"), "extension_approved": _l("批准延期"),
+    "extension_rejected": _l("不批准延期"), "co_answer": _l("协办意见"), "co_waived": _l("放行协办"),
+    "co_added": _l("增加协办"), "remind": _l("到期提醒"), "supervise": _l("督办"),
+    "decline_notice_sent": _l("已告知投诉人"),
+    "reply_revised": _l("提交答复新版本"), "feedback_opened": _l("发出回访链接"), "feedback_answered": _l("投诉人评价"),
+    "reopen_refused": _l("不予重办"), "rectification_added": _l("登记整改"), "rectification_done": _l("整改完成待验证"),
+    "rectification_verified": _l("整改验证销号"), "rectification_returned": _l("退回整改"),
+    "refund_requested": _l("申请退费"), "refund_approved": _l("批准退费"), "refund_rejected": _l("不批准退费"),
+    "refund_completed": _l("已退费"),
+}
+
+
+def event_label(action: str) -> str:
+    """A timeline entry's label: a transition's or another event's, else the action name itself."""
+    try:
+        return str(ACTION_LABELS[Action(action)])
+    except ValueError:
+        return str(EVENT_LABELS.get(action, action))
+
+
 def actor_name(label: str | None) -> str:
     """How the timeline shows an actor that is not a staff member."""
     return str(SYSTEM_ACTORS.get(label or "system", label or SYSTEM_ACTORS["system"]))

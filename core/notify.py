@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
 
-from flask import current_app
+from flask import current_app, url_for
 
 from core.privacy import mask_address
 
@@ -53,6 +53,14 @@ def send(message: Message) -> None:
     """Deliver one message; raises if the backend fails so that the job can retry."""
     if message.recipients:
         backend()(message)
+
+
+def link(endpoint: str, **values) -> str | None:
+    """An absolute link to a staff page for a message; None in a job when no SERVER_NAME is configured."""
+    try:
+        return url_for(endpoint, _external=True, **values)
+    except RuntimeError:  # no request and no SERVER_NAME: the message goes without a link
+        return None
 
 
 def sms_signature(sender: str) -> str:

@@ -59,21 +59,3 @@ def normalise_phone(text: str | None, *, local: bool = False) -> str | None:
     if MOBILE_RE.match(digits) or LANDLINE_RE.match(digits) or (local and LOCAL_RE.match(digits)):
         return digits
     raise InvalidPhone()
-
-
-def is_mobile(phone: str | None) -> bool:
-    """Whether a stored number can receive a text message."""
-    return bool(MOBILE_RE.match(phone or ""))
-
-
-def phone_validator(*, local: bool = False):
-    """A WTForms validator that normalises the field's data in place (empty stays None)."""
-    from wtforms.validators import ValidationError
-
-    def validate(form, field) -> None:
-        try:
-            field.data = normalise_phone(field.data, local=local)
-        except InvalidPhone as exc:
-            raise ValidationError(str(exc)) from None
-
-    return validate

@@ -17,7 +17,6 @@ from core.db import utcnow
 from core.extensions import db
 from organisation.models import (
     Department,
-    DepartmentKind,
     Institution,
     Region,
     Role,
@@ -393,7 +392,3 @@ def departments_for(institution: Institution, *, active_only: bool = False) -> l
     if active_only:
         stmt = stmt.where(Department.active.is_(True))
     return list(db.session.scalars(stmt.order_by(Department.code)))
-
-
-def default_kind() -> str:
-    return DepartmentKind.CLINICAL.value

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import url_for
 from flask_babel import force_locale, gettext
 from sqlalchemy import select, update
 
+from core import notify
 from core.db import utcnow
 from core.extensions import db
 from core.notify import Message, send
@@ -69,11 +69,7 @@ def notify_alert(alert_id: int) -> bool:
 
 
 def _alert_link(alert: RecoveryAlert) -> str | None:
-    """A link for the message; None outside a request when no SERVER_NAME is configured."""
-    try:
-        return url_for("survey_staff.alert_detail", institution_id=alert.institution_id, alert_id=alert.id)
-    except Exception:  # BuildError or no request/SERVER_NAME: the alert list is still in the app
-        return None
+    return notify.link("survey_staff.alert_detail", institution_id=alert.institution_id, alert_id=alert.id)
 
 
 def sweep_unnotified_alerts() -> int:
@@ -84,7 +80,3 @@ def sweep_unnotified_alerts() -> int:
     sent = sum(1 for alert_id in ids if notify_alert(alert_id))
     log.info("alert sweep: %d of %d notified", sent, len(ids))
     return sent
-
-
-def response_exists(response_id: int) -> bool:
-    return db.session.get(SurveyResponse, response_id) is not None

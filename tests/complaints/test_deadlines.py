@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event, select
 
-from complaints import calendar_data, deadlines, workdays
+from complaints import calendar_data, deadlines, tasks, workdays
 from complaints.deadlines import compute_deadline, recompute_open_deadlines
 from complaints.models import CaseEvent, CasePause, Channel, Complaint, DayKind, Extension, Status
 from complaints.workdays import add_working_days, is_working_day, missing_years, warning_years, working_days_between
@@ -413,7 +413,7 @@ def test_the_recompute_job_runs_in_a_worker_without_a_request(app):
         case = open_case(demo_institution("rmyy"), beijing("2026-09-30 17:00"))
         calendar_data.set_calendar_day(day("2026-10-09"), DayKind.HOLIDAY, "测试", actor="test")
         db.session.commit()
-        assert calendar_data.recompute_deadlines_job(demo_user("platform").id) == 1
+        assert tasks.recompute_deadlines_job(demo_user("platform").id) == 1
         assert db.session.get(Complaint, case.id).due_date == day("2026-10-14")
         [moved] = moved_events(case)
         assert moved.note == "工作日历调整，办理期限由 2026-10-13 变更为 2026-10-14。"

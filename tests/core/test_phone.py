@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.phone import InvalidPhone, is_mobile, normalise_phone
+from core.phone import InvalidPhone, normalise_phone
 
 
 @pytest.mark.parametrize("typed, stored", [
@@ -47,8 +47,3 @@ def test_a_local_landline_without_area_code_only_where_the_form_allows_it():
     assert normalise_phone("8555 1234", local=True) == "85551234"
     with pytest.raises(InvalidPhone):
         normalise_phone("8555 1234")
-
-
-def test_only_mobiles_can_be_texted():
-    assert is_mobile(normalise_phone("+86 139 0000 1234"))
-    assert not is_mobile(normalise_phone("028-85551234")) and not is_mobile(None)
