@@ -526,17 +526,6 @@ def _expire_loaded(model: type, *attributes: str) -> None:
             db.session.expire(obj, list(attributes))
 
 
-def purge_contact_data_job() -> dict[str, int]:
-    """Daily job: run the purge and commit; safe to run twice."""
-    from core.tasks import job_logger
-
-    result = purge_contact_data(now=utcnow())
-    db.session.commit()
-    job_logger(__name__).info("contact purge: %(discharges)d discharges, %(contact_requests)d contact requests",
-                              result)
-    return result
-
-
 # The discharge-slip one-time link ---------------------------------------
 
 def discharge_link_token(discharge: Discharge) -> str:

@@ -13,6 +13,7 @@ from core.notify import Message, send
 from core.tasks import job_logger
 from organisation.models import Role, StaffUser
 from organisation.services import staff_with_roles
+from survey import followup
 from survey.models import RecoveryAlert, SurveyResponse
 
 log = job_logger(__name__)
@@ -80,3 +81,14 @@ def sweep_unnotified_alerts() -> int:
     sent = sum(1 for alert_id in ids if notify_alert(alert_id))
     log.info("alert sweep: %d of %d notified", sent, len(ids))
     return sent
+
+
+# Personal data ------------------------------------------------------------------------------
+
+def purge_contact_data_job() -> dict[str, int]:
+    """Daily job: run the purge and commit; safe to run twice."""
+    result = followup.purge_contact_data(now=utcnow())
+    db.session.commit()
+    log.info("contact purge: %(discharges)d discharges, %(contact_requests)d contact requests",
+                              result)
+    return result

@@ -19,7 +19,7 @@ from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Department, Institution, StaffUser, Touchpoint
-from survey import followup
+from survey import followup, tasks
 from survey.api import create_api_token, hash_token
 from survey.models import (
     ApiToken,
@@ -569,11 +569,11 @@ def test_the_purge_job_is_registered_daily_and_commits(app, ctx, hospital, today
     from core.tasks import periodic_jobs
 
     job = next(j for j in periodic_jobs(app) if j.name == "survey-contact-purge")
-    assert job.cron == "30 2 * * *" and job.func is followup.purge_contact_data_job
+    assert job.cron == "30 2 * * *" and job.func is tasks.purge_contact_data_job
     old = make_discharge(hospital, discharge_date=today - timedelta(days=1))
     old.discharge_date = today - timedelta(days=40)
 
-    assert followup.purge_contact_data_job()["discharges"] >= 1
+    assert tasks.purge_contact_data_job()["discharges"] >= 1
     db.session.refresh(old)
     assert old.phone is None
 
@@ -727,7 +727,7 @@ def test_phone_numbers_never_reach_the_logs(client, nurse, hospital, api_token, 
                 data={"submission_id": "e" * 32, **ipd_answers(q_IPD_CONTACT="yes"), "contact_phone": PHONE})
     old = discharges_of(hospital)[1]
     old.discharge_date = today - timedelta(days=30)
-    followup.purge_contact_data_job()
+    tasks.purge_contact_data_job()
 
     assert discharges_of(hospital), "the flows above must have run"
     assert PHONE not in caplog.text and OTHER_PHONE not in caplog.text and NAME not in caplog.text
