@@ -46,8 +46,7 @@ class FeedbackError(WorkflowError):
     """A feedback rule was broken; the message is for the user."""
 
     def __init__(self, message: str, field: str | None = None, problem: str | None = None):
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
         self.problem = problem  # for the public page: 'used' or 'expired'
 
 

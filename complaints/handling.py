@@ -57,8 +57,8 @@ from core.audit import record
 from core.db import utcnow
 from core.extensions import db
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
+from core.services import ServiceError
 from organisation.models import Institution, StaffUser
-from organisation.services import ServiceError
 
 MAX_EXTENSION_DAYS = 20
 

@@ -39,8 +39,9 @@ from core.extensions import db
 from core.phone import InvalidPhone, normalise_phone
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
 from core.public import new_submission_id, valid_submission_id
+from core.services import ServiceError
 from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
-from organisation.services import ServiceError, staff_with_roles
+from organisation.services import staff_with_roles
 from survey import alerts
 
 # The national list (003 item 33 names 医德医风、医疗质量安全、安全保卫和其他; the

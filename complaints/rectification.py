@@ -50,10 +50,6 @@ AMOUNT_PATTERN = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,2})?$")
 class RemedyError(WorkflowError):
     """A rectification or refund rule was broken; the message is for the user."""
 
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
-
 
 def _text(value: str | None, *, field: str, empty: str, limit: int = MAX_TEXT) -> str:
     value = (value or "").replace("\r\n", "\n").strip()

@@ -53,10 +53,6 @@ MAX_NOTE = 2000
 class ReplyError(WorkflowError):
     """A reply rule was broken; the message is for the user (``field`` names the form field, if any)."""
 
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
-
 
 # Starting texts the drafter can pick. Kept as data so that an institution's own
 # texts (a table and an editor) can replace them behind reply_templates() later.

@@ -25,8 +25,8 @@ from complaints.models import CaseDepartment, CaseRole, Category, Complaint, Rou
 from complaints.workflow import Action, NotAllowed, check_version, flush_case, log_event, transition
 from core.audit import record
 from core.extensions import db
+from core.services import ServiceError
 from organisation.models import Department, Institution, StaffUser, Touchpoint
-from organisation.services import ServiceError
 
 KEYWORD_SPLIT = re.compile(r"[;；,，、\s]+")
 

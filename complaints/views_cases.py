@@ -52,12 +52,13 @@ from complaints.models import (
     Status,
 )
 from complaints.settings import complaint_settings
-from complaints.workflow import Action, ConcurrentChange, NotAllowed, WorkflowError, allowed_actions, event_label
+from complaints.workflow import Action, WorkflowError, allowed_actions, event_label
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.privacy import mask_name, mask_phone
 from core.tasks import QUEUE_HIGH, enqueue
+from core.views import handle_form, paginate
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
 from organisation.scope import (
@@ -66,8 +67,7 @@ from organisation.scope import (
     get_institution_or_404,
     get_owned_or_404,
 )
-from organisation.services import ServiceError, departments_for
-from organisation.views import paginate
+from organisation.services import departments_for
 
 QUEUE_PAGE_SIZE = 50
 
@@ -255,9 +255,9 @@ def case(institution_id: int, case_id: int):
 def act(institution_id: int, case_id: int, name: str, form_class, run: Callable[[Any, Complaint], Any],
         success: str, *, after: Callable[[Complaint, Any], None] | None = None, prefix: str | None = None,
         guard: Callable[[StaffUser, Institution, Complaint], bool] | None = None):
-    """Validate the posted form, call the service, commit once, then enqueue follow-up work and redirect.
+    """An action form on the case page: core.views.handle_form, then follow-up jobs and back to the case.
 
-    A stale page (ConcurrentChange) is 409 with the case as it is now; a refused action 403; bad input 400.
+    A stale page is 409 with the case as it is now; a refused action 403; bad input 400 with the form kept.
     """
     institution, complaint = load_case(institution_id, case_id)
     user = actor()
@@ -270,41 +270,22 @@ def act(institution_id: int, case_id: int, name: str, form_class, run: Callable[
         return render_case(institution, complaint, status=403)
     form = form_class(prefix=prefix)
     _prepare(form, institution, complaint)
-    if not form.validate_on_submit():
-        return render_case(institution, complaint, bound={prefix: form}, status=400)
-    try:
-        result = run(form, complaint)
-    except ServiceError as exc:
-        db.session.rollback()
-        field = getattr(form, exc.field, None) if exc.field else None
-        if field is not None:
-            field.errors = list(field.errors) + [str(exc)]
-        else:
-            form.form_errors.append(str(exc))
-        institution, complaint = load_case(institution_id, case_id)
-        return render_case(institution, complaint, bound={prefix: form}, status=400)
-    except ConcurrentChange as exc:
-        db.session.rollback()
-        flash(str(exc), "warning")
-        institution, complaint = load_case(institution_id, case_id)
-        return render_case(institution, complaint, status=409)
-    except NotAllowed as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        institution, complaint = load_case(institution_id, case_id)
-        return render_case(institution, complaint, status=403)
-    except WorkflowError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        institution, complaint = load_case(institution_id, case_id)
-        return render_case(institution, complaint, status=400)
-    db.session.commit()
-    flash(success, "success")
-    if after is not None:
-        after(complaint, result)  # after the commit: a job must see the committed case
-    if not access.may_see_case(user, complaint):  # e.g. a handler who transferred the case away
-        return redirect(url_for("complaints_staff.department_queue", institution_id=institution.id))
-    return redirect(case_url(complaint))
+
+    def rerender(form, status: int):
+        fresh_institution, fresh = load_case(institution_id, case_id)  # as it is now, after the rollback
+        if status == 400:
+            return render_case(fresh_institution, fresh, bound={prefix: form}, status=status)
+        for message in form.form_errors:  # a stale page or a refusal: the message, above the case as it is now
+            flash(message, "warning" if status == 409 else "error")
+        return render_case(fresh_institution, fresh, status=status)
+
+    def next_url(_result) -> str:
+        if not access.may_see_case(user, complaint):  # e.g. a handler who transferred the case away
+            return url_for("complaints_staff.department_queue", institution_id=institution.id)
+        return case_url(complaint)
+
+    return handle_form(form, lambda: run(form, complaint), success=success, next_url=next_url, render=rerender,
+                       after=(lambda result: after(complaint, result)) if after is not None else None)
 
 
 def _department(form_field) -> Department | None:
@@ -591,23 +572,15 @@ def routing_rules(institution_id: int):
 
 def _save_rule(institution: Institution, rule: RoutingRule | None):
     form = _rule_form(institution, rule)
-    if form.validate_on_submit():
-        try:
-            if rule is None:
-                routing.create_routing_rule(institution, actor=actor(), **_rule_values(form))
-            else:
-                routing.update_routing_rule(rule, actor=actor(), **_rule_values(form))
-        except ServiceError as exc:
-            db.session.rollback()
-            field = getattr(form, exc.field, None) if exc.field else None
-            (field.errors if field is not None else form.form_errors).append(str(exc))
-        else:
-            db.session.commit()
-            flash(gettext("分派规则已保存。"), "success")
-            return redirect(url_for("complaints_staff.routing_rules", institution_id=institution.id))
-    status = 400 if request.method == "POST" else 200
-    return render_template("complaints/cases/routing_rule_form.html", institution=institution, form=form,
-                           rule=rule), status
+
+    def save():
+        if rule is None:
+            return routing.create_routing_rule(institution, actor=actor(), **_rule_values(form))
+        return routing.update_routing_rule(rule, actor=actor(), **_rule_values(form))
+
+    return handle_form(form, save, success=gettext("分派规则已保存。"),
+                       next_url=lambda _r: url_for("complaints_staff.routing_rules", institution_id=institution.id),
+                       template="complaints/cases/routing_rule_form.html", institution=institution, rule=rule)
 
 
 @bp.route("/routing/new", methods=["GET", "POST"])

@@ -48,11 +48,11 @@ from core.public import (
     valid_submission_id,
 )
 from core.ratelimit import client_address, limited
+from core.views import handle_form
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
-from organisation.views import handle_form
 from survey import alerts
 
 FORM_TOKEN_MAX_AGE = 24 * 3600  # an elderly patient may take a long time, or come back to the tab later

@@ -49,16 +49,16 @@ from complaints.models import (
     Satisfaction,
     Status,
 )
-from complaints.workflow import Action, ConcurrentChange, WorkflowError, may
+from complaints.workflow import Action, may
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.privacy import mask_phone
 from core.public import render_notice
+from core.services import ServiceError
+from core.views import handle_form, paginate
 from organisation.models import Department, Institution, StaffUser
 from organisation.scope import Permission, can, get_institution_or_404, get_owned_or_404
-from organisation.services import ServiceError
-from organisation.views import paginate  # clamps ?page= (an absurd page overflowed OFFSET: 500)
 
 
 def actor() -> StaffUser:
@@ -88,33 +88,6 @@ def _scoped_row(model: type, institution_id: int, row_id: int) -> tuple[Institut
     return institution, complaint, row
 
 
-USER_ERRORS = (WorkflowError, ServiceError)
-
-
-def run_form(form, action: Callable[[], Any], *, success: str, next_url: Callable[[Any], str], template: str,
-             **context):
-    """Validate, run the service, commit once and redirect; re-render with the error (4xx) otherwise."""
-    status = 200
-    if form.validate_on_submit():
-        try:
-            result = action()
-        except USER_ERRORS as exc:
-            db.session.rollback()
-            target = getattr(form, getattr(exc, "field", None) or "", None)
-            if target is not None and hasattr(target, "errors") and target.name in form._fields:
-                target.errors = list(target.errors) + [str(exc)]
-            else:
-                form.form_errors.append(str(exc))
-            status = 409 if isinstance(exc, ConcurrentChange) else 400
-        else:
-            db.session.commit()
-            flash(success, "success")
-            return redirect(next_url(result))
-    elif request.method == "POST":
-        status = 400
-    return render_template(template, form=form, **context), status
-
-
 def _version(form) -> int | None:
     return form.version.data if getattr(form, "version", None) is not None else None
 
@@ -133,7 +106,7 @@ def _post_action(complaint: Complaint, action: Callable[[int | None], Any], succ
         abort(400)
     try:
         action(form.version.data)
-    except USER_ERRORS as exc:
+    except ServiceError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(case_url(complaint, anchor), code=303)
@@ -237,7 +210,7 @@ def draft_reply(institution_id: int, case_id: int):
             form.body.data = reply_service.fill_template(chosen, complaint, institution)
         elif latest is not None:
             form.body.data = latest.body  # revising: start from the last version (it is kept as it was)
-    return run_form(form, lambda: reply_service.draft_reply(complaint, form.body.data, actor=actor(),
+    return handle_form(form, lambda: reply_service.draft_reply(complaint, form.body.data, actor=actor(),
                                                             expected_version=_version(form)),
                     success=gettext("答复已提交审核。"), next_url=lambda r: case_url(complaint, "replies"),
                     template="complaints/outcomes/reply_draft.html", institution=institution, complaint=complaint,
@@ -267,7 +240,7 @@ def return_reply(institution_id: int, case_id: int, reply_id: int):
     institution, complaint = _case(institution_id, case_id)
     reply = _child(Reply, reply_id, complaint)
     form = ReplyReturnForm()
-    return run_form(form, lambda: reply_service.return_reply(reply, form.note.data, actor=actor(),
+    return handle_form(form, lambda: reply_service.return_reply(reply, form.note.data, actor=actor(),
                                                              expected_version=_version(form)),
                     success=gettext("答复已退回起草人修改。"), next_url=lambda r: case_url(complaint, "replies"),
                     template="complaints/outcomes/reply.html", institution=institution, complaint=complaint,
@@ -289,7 +262,7 @@ def send_reply(institution_id: int, case_id: int):
         del form.email  # no e-mail channel: the address field would only confuse
     if request.method == "GET":
         form.via.data = reply_service.default_via(complaint).value
-    return run_form(form, lambda: reply_service.send_reply(complaint, actor=actor(), via=form.via.data,
+    return handle_form(form, lambda: reply_service.send_reply(complaint, actor=actor(), via=form.via.data,
                                                            email=form.email.data if "email" in form else None,
                                                            expected_version=_version(form)),
                     success=gettext("答复已发送并记录。"), next_url=lambda r: case_url(complaint, "replies"),
@@ -321,7 +294,7 @@ def close_case(institution_id: int, case_id: int):
                                                            actor=actor(), expected_version=_version(form))
         return result["feedback"]
 
-    response = run_form(form, close, success=gettext("案件已办结。"), next_url=lambda f: case_url(complaint),
+    response = handle_form(form, close, success=gettext("案件已办结。"), next_url=lambda f: case_url(complaint),
                         template="complaints/outcomes/close.html", institution=institution, complaint=complaint,
                         o=case_outcomes(complaint), phone=mask_phone(complaint.complainant_phone))
     if "feedback" in result and getattr(response, "status_code", 0) in (302, 303):
@@ -354,7 +327,7 @@ def refuse_reopen(institution_id: int, case_id: int, feedback_id: int):
     institution, complaint = _case(institution_id, case_id)
     fb = _child(Feedback, feedback_id, complaint)
     form = _fresh_version_form(RefuseReopenForm, complaint)
-    response = run_form(form, lambda: feedback_service.refuse_reopen(fb, form.reason.data, actor=actor(),
+    response = handle_form(form, lambda: feedback_service.refuse_reopen(fb, form.reason.data, actor=actor(),
                                                                      expected_version=_version(form)),
                         success=gettext("已记录不予重办及理由。"), next_url=lambda r: case_url(complaint, "feedback"),
                         template="complaints/outcomes/reopen_refuse.html", institution=institution,
@@ -371,7 +344,7 @@ def record_phone_feedback(institution_id: int, case_id: int, feedback_id: int):
     if not access.is_officer(actor(), complaint):
         abort(403)
     form = _fresh_version_form(PhoneFeedbackForm, complaint)
-    response = run_form(form, lambda: feedback_service.answer_feedback(fb, form.answer.data, form.comment.data,
+    response = handle_form(form, lambda: feedback_service.answer_feedback(fb, form.answer.data, form.comment.data,
                                                                        form.new_facts.data, actor=actor()),
                         success=gettext("回访结果已记录。"), next_url=lambda r: case_url(complaint, "feedback"),
                         template="complaints/outcomes/feedback_record.html", institution=institution,
@@ -409,7 +382,7 @@ def add_rectification(institution_id: int, case_id: int):
         return remedies.add_rectification(complaint, form.action.data, owner, date.fromisoformat(form.due_date.data),
                                           department, actor=actor())
 
-    return run_form(form, add, success=gettext("整改措施已登记。"),
+    return handle_form(form, add, success=gettext("整改措施已登记。"),
                     next_url=lambda r: case_url(complaint, "rectifications"),
                     template="complaints/outcomes/rectification_form.html", institution=institution,
                     complaint=complaint)
@@ -419,7 +392,7 @@ def add_rectification(institution_id: int, case_id: int):
 def complete_rectification(institution_id: int, rectification_id: int):
     institution, complaint, r = _scoped_row(Rectification, institution_id, rectification_id)
     form = RectificationCompleteForm()
-    return run_form(form, lambda: remedies.complete_rectification(r, form.evidence.data, actor=actor()),
+    return handle_form(form, lambda: remedies.complete_rectification(r, form.evidence.data, actor=actor()),
                     success=gettext("整改完成情况已提交，等待验证。"),
                     next_url=lambda x: _back(complaint, "rectifications"),
                     template="complaints/outcomes/rectification_action.html", institution=institution,
@@ -438,7 +411,7 @@ def verify_rectification(institution_id: int, rectification_id: int):
 def return_rectification(institution_id: int, rectification_id: int):
     institution, complaint, r = _scoped_row(Rectification, institution_id, rectification_id)
     form = RectificationReturnForm()
-    return run_form(form, lambda: remedies.return_rectification(r, form.note.data, actor=actor()),
+    return handle_form(form, lambda: remedies.return_rectification(r, form.note.data, actor=actor()),
                     success=gettext("已退回责任人继续整改。"), next_url=lambda x: _back(complaint, "rectifications"),
                     template="complaints/outcomes/rectification_action.html", institution=institution,
                     complaint=complaint, r=r, heading=gettext("退回整改"), owner_name=_display_name(r.owner_id))
@@ -484,7 +457,7 @@ def rectifications(institution_id: int):
 def request_refund(institution_id: int, case_id: int):
     institution, complaint = _case(institution_id, case_id)
     form = RefundForm()
-    return run_form(form, lambda: remedies.request_refund(complaint, form.amount.data, form.reason.data,
+    return handle_form(form, lambda: remedies.request_refund(complaint, form.amount.data, form.reason.data,
                                                           actor=actor()),
                     success=gettext("退费申请已提交，等待审批。"), next_url=lambda r: case_url(complaint, "refunds"),
                     template="complaints/outcomes/refund_form.html", institution=institution, complaint=complaint)
@@ -494,7 +467,7 @@ def request_refund(institution_id: int, case_id: int):
 def decide_refund(institution_id: int, refund_id: int):
     institution, complaint, refund = _scoped_row(Refund, institution_id, refund_id)
     form = RefundDecisionForm()
-    return run_form(form, lambda: remedies.decide_refund(refund, form.decision.data == "approve", form.note.data,
+    return handle_form(form, lambda: remedies.decide_refund(refund, form.decision.data == "approve", form.note.data,
                                                          actor=actor()),
                     success=gettext("退费审批已记录。"), next_url=lambda r: case_url(complaint, "refunds"),
                     template="complaints/outcomes/refund_action.html", institution=institution,
@@ -506,7 +479,7 @@ def decide_refund(institution_id: int, refund_id: int):
 def complete_refund(institution_id: int, refund_id: int):
     institution, complaint, refund = _scoped_row(Refund, institution_id, refund_id)
     form = RefundCompleteForm()
-    return run_form(form, lambda: remedies.complete_refund(refund, form.payment_ref.data, actor=actor()),
+    return handle_form(form, lambda: remedies.complete_refund(refund, form.payment_ref.data, actor=actor()),
                     success=gettext("退费已办理并记录。"), next_url=lambda r: case_url(complaint, "refunds"),
                     template="complaints/outcomes/refund_action.html", institution=institution,
                     complaint=complaint, refund=refund, heading=gettext("办理退费"),

@@ -32,6 +32,7 @@ from complaints.models import CaseEvent, Complaint, Status
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
+from core.services import Conflict, Refused, ServiceError
 from organisation.models import Role, StaffUser
 
 
@@ -89,18 +90,18 @@ ACTION_LABELS = {
 }
 
 
-class WorkflowError(ValueError):
-    """A transition was refused; the message is for the user."""
+class WorkflowError(ServiceError):
+    """A transition or a case rule refused the action; the message is for the user."""
 
 
-class NotAllowed(WorkflowError):
-    pass
+class NotAllowed(WorkflowError, Refused):
+    """This user may not take this action on this case as it stands (403)."""
 
 
 STALE_MESSAGE = _l("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。")
 
 
-class ConcurrentChange(WorkflowError):
+class ConcurrentChange(WorkflowError, Conflict):
     """The page the user acted on is older than the case (the views answer 409 with the case as it is now)."""
 
     def __init__(self) -> None:

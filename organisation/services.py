@@ -15,6 +15,7 @@ from sqlalchemy import select
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
+from core.services import ServiceError
 from organisation.models import (
     Department,
     Institution,
@@ -26,14 +27,6 @@ from organisation.models import (
     staff_department,
 )
 from organisation.passwords import generate_initial_password, hash_password, verify_password
-
-
-class ServiceError(ValueError):
-    """A rule was broken; the message is for the user (already translated)."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 def _changes(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:

@@ -1,7 +1,6 @@
 """Organisation admin: regions, institutions, departments, touchpoints, staff, audit."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy import func, or_, select
 from core.audit import AuditEntry
 from core.clock import local_day_bounds
 from core.extensions import db
+from core.views import handle_form, paginate
 from organisation import importer, services
 from organisation.forms import (
     AuditFilterForm,
@@ -36,8 +36,6 @@ from organisation.scope import (
 )
 
 bp = Blueprint("org", __name__)
-PAGE_SIZE = 50
-MAX_PAGE = 100_000
 
 
 @bp.before_request
@@ -50,24 +48,6 @@ def actor():
     return current_user._get_current_object()
 
 
-def handle_form(form, action: Callable[[], Any], *, success: str, next_url: Callable[[Any], str],
-                template: str, **context):
-    """Validate, run the service, commit once and redirect; re-render with errors otherwise."""
-    if form.validate_on_submit():
-        try:
-            result = action()
-        except services.ServiceError as exc:
-            db.session.rollback()  # nothing of a refused action may reach a later commit
-            field = getattr(form, exc.field, None) if exc.field else None
-            (field.errors if field is not None else form.form_errors).append(str(exc))
-        else:
-            db.session.commit()
-            flash(success, "success")
-            return redirect(next_url(result))
-    status = 400 if request.method == "POST" else 200
-    return render_template(template, form=form, **context), status
-
-
 def toggle_active(obj: Any, next_url: str):
     """POST-only (de)activation shared by every admin list."""
     form = ConfirmForm()
@@ -77,12 +57,6 @@ def toggle_active(obj: Any, next_url: str):
     db.session.commit()
     flash(gettext("已停用。") if not obj.active else gettext("已启用。"), "success")
     return redirect(next_url)
-
-
-def paginate(stmt, per_page: int = PAGE_SIZE):
-    """One page of ``stmt``; an absurd ?page= gives an empty page instead of a database overflow (500)."""
-    page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
-    return db.paginate(stmt, page=page, per_page=per_page, error_out=False)
 
 
 def search_filter(stmt, q: str, *columns):

@@ -28,9 +28,9 @@ from core.audit import record
 from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
+from core.services import ServiceError
 from core.tabular import safe_row
 from organisation.models import Department, Institution
-from organisation.services import ServiceError
 from survey import definitions
 from survey.models import (
     Audience,

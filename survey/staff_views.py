@@ -12,11 +12,11 @@ from sqlalchemy import select
 from core import tabular
 from core.clock import local_today
 from core.extensions import db
+from core.views import handle_form, paginate
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
-from organisation.views import handle_form, paginate
 from survey import alerts as alert_service
 from survey import definitions, results, versioning
 from survey.blueprints import staff_bp as bp
@@ -181,7 +181,7 @@ def template_copy(institution_id: int, template_id: int):
 
 
 def _service_error(exc: Exception, field: str | None):
-    from organisation.services import ServiceError
+    from core.services import ServiceError
 
     return ServiceError(str(exc), field)
 

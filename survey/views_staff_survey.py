@@ -18,11 +18,11 @@ from core.clock import local_today
 from core.db import utcnow
 from core.errors import render_error
 from core.extensions import db
+from core.views import handle_form
 from organisation.forms import int_or_none
 from organisation.models import Institution
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
-from organisation.views import handle_form
 from survey import patient, posters
 from survey import staff_survey as service
 from survey.blueprints import staff_bp as bp

@@ -11,8 +11,8 @@ from complaints.models import CaseEvent, CasePause, DeclineReason, PauseReason, 
 from complaints.workflow import ConcurrentChange, NotAllowed
 from core.audit import AuditEntry
 from core.extensions import db
+from core.services import ServiceError
 from organisation.models import Institution
-from organisation.services import ServiceError
 from tests.complaints.conftest import department
 from tests.factories import demo_user
 

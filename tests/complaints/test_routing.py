@@ -11,7 +11,7 @@ from complaints.models import RoutingRule, Status
 from complaints.workflow import NotAllowed
 from core.audit import AuditEntry
 from core.extensions import db
-from organisation.services import ServiceError
+from core.services import ServiceError
 from tests.complaints.conftest import department, staff_login, touchpoint
 from tests.factories import demo_user
 
