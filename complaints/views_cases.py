@@ -6,16 +6,15 @@ rendered with; a stale page gets "该案件刚被其他人更新…" (409) and c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_date, gettext
+from flask import Flask, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from complaints import access, deadlines, handling, routing, tasks
+from complaints import access, case_page, deadlines, handling, routing, tasks
 from complaints.blueprints import case_url
 from complaints.blueprints import staff_bp as bp
 from complaints.forms_cases import (
@@ -37,10 +36,7 @@ from complaints.forms_cases import (
     WaiveForm,
 )
 from complaints.models import (
-    Attachment,
     CaseDepartment,
-    CaseEvent,
-    CasePause,
     CaseRole,
     Category,
     Channel,
@@ -51,12 +47,10 @@ from complaints.models import (
     RoutingRule,
     Status,
 )
-from complaints.settings import complaint_settings
-from complaints.workflow import Action, WorkflowError, allowed_actions, event_label
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
-from core.privacy import mask_name, mask_phone
+from core.privacy import mask_name
 from core.tasks import QUEUE_HIGH, enqueue
 from core.views import handle_form, paginate
 from organisation.forms import ConfirmForm
@@ -84,164 +78,10 @@ def load_case(institution_id: int, case_id: int) -> tuple[Institution, Complaint
 
 # The case page ----------------------------------------------------------------------
 
-def _department_choices(institution: Institution, *, blank: str | None = None, exclude: set[int] = frozenset()
-                        ) -> list[tuple[Any, str]]:
-    choices = [(d.id, d.name) for d in departments_for(institution, active_only=True) if d.id not in exclude]
-    return ([(None, blank)] if blank is not None else []) + choices
-
-
-def _prepare(form, institution: Institution, complaint: Complaint) -> None:
-    """Fill the choices a form needs."""
-    if isinstance(form, AssignForm):
-        form.lead.choices = _department_choices(institution, blank=gettext("请选择"))
-        form.co.choices = _department_choices(institution)
-    elif isinstance(form, TransferForm):
-        form.lead.choices = _department_choices(institution, blank=gettext("请选择"),
-                                                exclude={complaint.lead_department_id} - {None})
-    elif isinstance(form, AddCoForm):
-        form.department.choices = _department_choices(institution, blank=gettext("请选择"),
-                                                      exclude=access.case_department_ids(complaint))
-
-
-@dataclass
-class CaseForms:
-    """The action forms the user may use on this case, keyed by prefix."""
-
-    forms: dict[str, Any]
-
-    def __getitem__(self, key):
-        return self.forms.get(key)
-
-    def __contains__(self, key):
-        return key in self.forms
-
-
-FORM_CLASSES = {
-    "accept": AcceptForm, "settle": SettleForm, "decline": DeclineForm, "assign": AssignForm, "transfer": TransferForm,
-    "receive": ReceiveForm, "pause": PauseForm, "resume": ResumeForm, "extension": ExtensionForm,
-    "add_co": AddCoForm,
-}
-
-
-def _available_forms(user: StaffUser, institution: Institution, complaint: Complaint) -> set[str]:
-    if complaint.merged_into_id is not None:
-        return set()
-    actions = set(allowed_actions(user, complaint))
-    names = {name for name, action in (("accept", Action.ACCEPT), ("settle", Action.SETTLE),
-                                       ("decline", Action.DECLINE), ("assign", Action.ASSIGN),
-                                       ("transfer", Action.TRANSFER), ("receive", Action.RECEIVE))
-             if action in actions}
-    officer = access.is_officer(user, complaint)
-    if complaint.is_open:
-        if officer:
-            names.add("resume" if complaint.paused_since is not None else "pause")
-            if complaint.lead_department_id is not None:
-                names.add("add_co")
-        if (officer or access.leads(user, complaint)) and handling.pending_extension(complaint) is None:
-            names.add("extension")
-    return names
-
-
-def _new_form(name: str, institution: Institution, complaint: Complaint):
-    data: dict[str, Any] = {"version": complaint.version}
-    if name == "assign":
-        proposal = routing.propose(complaint)
-        data["lead"] = proposal.department.id if proposal.department else None
-    if name == "decline":
-        reason = DeclineReason.IN_COURT
-        data.update(reason=reason.value, notice=handling.default_decline_notice(reason))
-    form = FORM_CLASSES[name](formdata=None, prefix=name, data=data)
-    _prepare(form, institution, complaint)
-    return form
-
-
 def render_case(institution: Institution, complaint: Complaint, *, bound: dict[str, Any] | None = None,
                 status: int = 200):
-    user = actor()
-    available = _available_forms(user, institution, complaint)
-    forms = {name: _new_form(name, institution, complaint) for name in available if name != "decline"}
-    forms.update(bound or {})
-    officer = access.is_officer(user, complaint)
-    now = utcnow()
-    today = local_today(now)
-
-    co_rows = handling.co_departments(complaint)
-    co_forms, waive_forms = {}, {}
-    for cd in co_rows:
-        if not complaint.is_open or complaint.merged_into_id is not None:
-            continue
-        if officer or cd.department_id in user.department_ids:
-            co_forms[cd.id] = (bound or {}).get(f"co{cd.id}") or CoAnswerForm(
-                formdata=None, prefix=f"co{cd.id}", data={"version": complaint.version, "answer": cd.answer})
-        if officer and cd.answered_at is None and cd.waived_at is None:
-            waive_forms[cd.id] = (bound or {}).get(f"waive{cd.id}") or WaiveForm(
-                formdata=None, prefix=f"waive{cd.id}", data={"version": complaint.version})
-
-    extensions = list(db.session.scalars(select(Extension).where(Extension.complaint_id == complaint.id)
-                                         .order_by(Extension.id)))
-    decide_forms = {e.id: (bound or {}).get(f"decide{e.id}") or ExtensionDecisionForm(
-        formdata=None, prefix=f"decide{e.id}", data={"version": complaint.version})
-        for e in extensions if handling.may_decide_extension(user, e, complaint)}
-    pauses = list(db.session.scalars(select(CasePause).where(CasePause.complaint_id == complaint.id)
-                                     .order_by(CasePause.started_at)))
-    events = list(db.session.scalars(select(CaseEvent).where(CaseEvent.complaint_id == complaint.id)
-                                     .order_by(CaseEvent.at, CaseEvent.id)))
-    attachments = db.session.execute(select(Attachment.id, Attachment.filename, Attachment.content_type,
-                                            Attachment.size, Attachment.uploaded_at)
-                                     .where(Attachment.complaint_id == complaint.id).order_by(Attachment.id)).all()
-    people_ids = {e.requested_by_id for e in extensions} | {e.decided_by_id for e in extensions} \
-        | {cd.answered_by_id for cd in co_rows} | {cd.waived_by_id for cd in co_rows} | {e.actor_id for e in events}
-    people = {u.id: u for u in db.session.scalars(select(StaffUser).where(StaffUser.id.in_(people_ids - {None})))}
-    category = db.session.get(Category, complaint.category_id) if complaint.category_id else None
-    touchpoint = db.session.get(Touchpoint, complaint.touchpoint_id) if complaint.touchpoint_id else None
-    proposal = routing.propose(complaint) if "assign" in forms else None
-    ready_problem = None
-    if co_rows and complaint.is_open:
-        try:
-            handling.check_ready_to_reply(complaint)
-        except WorkflowError as exc:
-            ready_problem = str(exc)
-    sections = list(current_app.extensions.get("complaint_case_sections", []))
-    context = dict(
-        institution=institution, complaint=complaint, case=complaint, forms=CaseForms(forms), version=complaint.version,
-        can_manage=officer, show_contact=officer, status_label=Status(complaint.status).label,
-        channel_label=_channel_label(complaint.channel), category=category, touchpoint=touchpoint,
-        overdue=deadlines.is_overdue(complaint, now), days_left=deadlines.working_days_left(complaint, today),
-        rule_label=deadlines.RULE_LABELS.get(complaint.deadline_rule or "", complaint.deadline_rule or ""),
-        trace=complaint.deadline_trace or {}, pauses=pauses, extensions=extensions, decide_forms=decide_forms,
-        co_rows=co_rows, co_forms=co_forms, waive_forms=waive_forms, ready_problem=ready_problem,
-        lead_row=next((cd for cd in complaint.departments if cd.role == CaseRole.LEAD and cd.active), None),
-        former_leads=[cd for cd in complaint.departments if cd.role == CaseRole.LEAD and not cd.active],
-        events=events, event_label=event_label, people=people, attachments=attachments,
-        attachment_url=_attachment_url, proposal=proposal, decline_choice=_decline_choice(available),
-        pause_label=lambda v: PauseReason(v).label if v in {r.value for r in PauseReason} else v,
-        decline_label=lambda v: DeclineReason(v).label if v in {r.value for r in DeclineReason} else v,
-        mask_name=mask_name, mask_phone=mask_phone, weekday=_weekday,
-       
-        standard_days=complaint_settings(complaint.institution_id).standard_days,
-        config_sections=sections,
-    )
-    return render_template("complaints/case.html", **context), status
-
-
-def _weekday(day) -> str:
-    return format_date(day, "EEE")
-
-
-def _decline_choice(available: set[str]) -> DeclineChoiceForm | None:
-    return DeclineChoiceForm(formdata=None) if "decline" in available else None
-
-
-def _channel_label(value: str) -> str:
-    try:
-        return str(Channel(value).label)
-    except ValueError:
-        return value
-
-
-def _attachment_url(complaint: Complaint, attachment_id: int) -> str:
-    return url_for("complaints_staff.attachment", institution_id=complaint.institution_id,
-                   attachment_id=attachment_id)
+    page = case_page.build(actor(), institution, complaint, bound=bound)
+    return render_template("complaints/case.html", **page.context()), status
 
 
 @bp.get("/<int:case_id>")
@@ -269,7 +109,7 @@ def act(institution_id: int, case_id: int, name: str, form_class, run: Callable[
         flash(gettext("您不能对该案件执行此操作，或案件状态已变化。"), "error")
         return render_case(institution, complaint, status=403)
     form = form_class(prefix=prefix)
-    _prepare(form, institution, complaint)
+    case_page.prepare_form(form, institution, complaint)
 
     def rerender(form, status: int):
         fresh_institution, fresh = load_case(institution_id, case_id)  # as it is now, after the rollback
@@ -312,7 +152,7 @@ def decline(institution_id: int, case_id: int):
     """Step two of declining: the notice for the chosen reason, editable, then confirm."""
     institution, complaint = load_case(institution_id, case_id)
     if request.method == "GET":
-        if "decline" not in _available_forms(actor(), institution, complaint):
+        if "decline" not in case_page.available_forms(actor(), complaint):
             flash(gettext("该案件当前不能执行“不予受理”。"), "error")
             return redirect(case_url(complaint))
         choice = DeclineChoiceForm(request.args)
@@ -548,7 +388,7 @@ def _rule_form(institution: Institution, rule: RoutingRule | None = None) -> Rou
                                      .order_by(Touchpoint.code)).all()
     form.touchpoint_id.choices = [(None, gettext("（不限）"))] + [(t.id, t.name) for t in touchpoints]
     form.department_id.choices = [(None, gettext("（不限）"))] + [(d.id, d.name) for d in departments_for(institution)]
-    form.target_department_id.choices = _department_choices(institution, blank=gettext("请选择"))
+    form.target_department_id.choices = case_page.department_choices(institution, blank=gettext("请选择"))
     return form
 
 
