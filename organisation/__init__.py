@@ -9,7 +9,7 @@ from organisation.models import Role
 
 def init_app(app: Flask) -> None:
     from core.extensions import login_manager
-    from organisation import auth, cli, services, views
+    from organisation import auth, cli, services, views, views_audit, views_staff, views_units  # noqa: F401 - routes
     from organisation.nav import nav_context, register_core_nav
 
     login_manager.user_loader(services.load_user)
