@@ -14,6 +14,7 @@ def init_app(app: Flask) -> None:
         views_intake,
         views_ledger,
         views_outcomes,
+        views_remedies,
         views_settings,
     )
     from complaints.blueprints import admin_bp, public_bp, staff_bp
@@ -32,7 +33,8 @@ def init_app(app: Flask) -> None:
                          models.Satisfaction, models.ReopenStatus, models.ReplyVia)
     app.jinja_env.globals["complaint_actor_name"] = actor_name
     # Each view module adds its navigation entries, case-page sections and demo seeders.
-    for module in (views_calendar, views_intake, views_cases, views_outcomes, views_ledger, views_settings):
+    for module in (views_calendar, views_intake, views_cases, views_outcomes, views_remedies, views_ledger,
+                   views_settings):
         module.init_app(app)
 
     # Periodic jobs (flask scheduler enqueues them; cron strings are Beijing time, see core.config).
