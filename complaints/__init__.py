@@ -1,44 +1,46 @@
 """Complaints: one-stop intake, routing, working-day deadlines, replies, rectification, ledger."""
 from __future__ import annotations
 
-from importlib import import_module
-
 from flask import Flask
-
-# View modules add their routes to the blueprints in complaints.blueprints
-# and may define init_app(app) for nav entries, periodic jobs and case-page sections.
-VIEW_MODULES = ("views_calendar", "views_intake", "views_cases", "views_outcomes", "views_ledger", "views_settings")
 
 
 def init_app(app: Flask) -> None:
-    from complaints import models
+    """Blueprints, the view modules' navigation and case-page sections, label enums, periodic jobs."""
+    from complaints import (
+        models,
+        tasks,
+        views_calendar,
+        views_cases,
+        views_intake,
+        views_ledger,
+        views_outcomes,
+        views_remedies,
+        views_settings,
+    )
     from complaints.blueprints import admin_bp, public_bp, staff_bp
+    from complaints.workflow import actor_name
+    from core.enums import register_label_enums
     from core.extensions import csrf
-    from organisation import register_label_enums
+    from core.tasks import register_periodic
 
-    modules = [m for m in (_optional(name) for name in VIEW_MODULES) if m is not None]
     csrf.exempt(public_bp)  # public forms carry signed form tokens (as the patient survey pages do)
     app.register_blueprint(staff_bp)
     app.register_blueprint(public_bp)
     app.register_blueprint(admin_bp)
     register_label_enums(app, models.Channel, models.Status, models.DeclineReason, models.PauseReason,
                          models.ReplyStatus, models.RectificationStatus, models.RefundStatus, models.DayKind,
-                         models.YearStatus)
-    from complaints.workflow import actor_name
-
+                         models.YearStatus, models.CaseRole, models.ExtensionStatus, models.Relation,
+                         models.Satisfaction, models.ReopenStatus, models.ReplyVia)
     app.jinja_env.globals["complaint_actor_name"] = actor_name
-    for module in modules:
-        if hasattr(module, "init_app"):  # nav entries, periodic jobs, case-page sections
-            module.init_app(app)
+    # Each view module adds its navigation entries, case-page sections and demo seeders.
+    for module in (views_calendar, views_intake, views_cases, views_outcomes, views_remedies, views_ledger,
+                   views_settings):
+        module.init_app(app)
 
-
-def _optional(name: str):
-    try:
-        return import_module(f"complaints.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"complaints.{name}":
-            raise
-        return None
+    # Periodic jobs (flask scheduler enqueues them; cron strings are Beijing time, see core.config).
+    # Deadlines: working hours only, and the sweep itself skips days that are not working days.
+    register_periodic(app, tasks.sweep_deadlines, name="complaints-deadlines", cron="5 8-17 * * *")
+    register_periodic(app, tasks.sweep_feedback_links, name="complaints-feedback-links", cron="*/5 * * * *")
 
 
 def case_section(app: Flask, template: str, order: int = 100) -> None:

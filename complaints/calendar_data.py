@@ -20,7 +20,7 @@ is drafting.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import click
@@ -28,12 +28,13 @@ from flask.cli import with_appcontext
 from flask_babel import gettext
 from sqlalchemy import select
 
-from complaints.deadlines import invalidate_calendar_cache, recompute_open_deadlines, statutory_holidays
+from complaints.deadlines import recompute_open_deadlines
 from complaints.models import CalendarDay, CalendarYear, DayKind, YearStatus
+from complaints.workdays import invalidate_calendar_cache, statutory_holidays
 from core.audit import record
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 from organisation.models import StaffUser
 
 PACKAGE_SOURCE = "chinesecalendar"
@@ -245,14 +246,6 @@ def prefill_statutory_holidays(year: int, *, actor: Any) -> int:
     return added
 
 
-def recompute_deadlines_job(actor_id: int | None = None) -> int:
-    """Job: recompute open cases' deadlines after a calendar edit (idempotent), then commit."""
-    actor = db.session.get(StaffUser, actor_id) if actor_id else None
-    moved = recompute_open_deadlines(actor=actor or "calendar")
-    db.session.commit()
-    return moved
-
-
 # Command line -------------------------------------------------------------------
 
 @click.command("seed-calendar")
@@ -272,7 +265,7 @@ def seed_calendar_command(years: tuple[int, ...]) -> None:
         moved = recompute_open_deadlines(actor="cli")
         db.session.commit()
         click.echo(f"Open cases whose deadline moved: {moved}.")
-    today = datetime.now(local_timezone()).date()
+    today = local_today()
     missing = [y for y in range(today.year, today.year + 2) if db.session.get(CalendarYear, y) is None]
     if missing:
         click.echo(f"No official calendar for {', '.join(map(str, missing))}: deadlines there are provisional.")
@@ -284,4 +277,4 @@ def seed_demo() -> None:
 
 
 __all__ = ["CalendarError", "mark_year_official", "prefill_statutory_holidays", "remove_calendar_day",
-           "seed_from_chinesecalendar", "set_calendar_day", "recompute_deadlines_job", "package_years"]
+           "seed_from_chinesecalendar", "set_calendar_day", "package_years"]

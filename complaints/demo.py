@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Table, func, select
 
-from complaints import deadlines
+from complaints import deadlines, workdays
 from complaints.models import (
     CaseCounter,
     CaseDepartment,
@@ -44,10 +44,11 @@ from complaints.models import (
     Reply,
     Status,
 )
+from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
-from organisation.models import Department, Institution, Role, StaffRole, StaffUser, Touchpoint
+from organisation.models import Department, Institution, Role, Touchpoint
+from organisation.services import staff_with_roles
 
 try:  # the complaints' concerned departments (涉及科室), when the intake's table exists
     from complaints.models.cases import complaint_concerned_department as CONCERNED
@@ -202,13 +203,6 @@ class Office:
         return self.handler if department_id in self.handler_departments and self.handler[0] else self.officer
 
 
-def _staff_with(institution: Institution, *roles: Role) -> list[StaffUser]:
-    return list(db.session.scalars(
-        select(StaffUser).join(StaffRole, StaffRole.staff_id == StaffUser.id)
-        .where(StaffUser.institution_id == institution.id, StaffUser.active.is_(True), StaffRole.role.in_(roles))
-        .order_by(StaffUser.id)).unique())
-
-
 def office_for(institution: Institution) -> Office:
     from complaints.intake import default_categories
 
@@ -220,8 +214,9 @@ def office_for(institution: Institution) -> Office:
                                  Department.kind == "clinical"))]
     touchpoints = {t.code: t.id for t in db.session.scalars(
         select(Touchpoint).where(Touchpoint.institution_id == institution.id, Touchpoint.active.is_(True)))}
-    officers = _staff_with(institution, Role.COMPLAINT_OFFICER) + _staff_with(institution, Role.INSTITUTION_ADMIN)
-    handlers = _staff_with(institution, Role.DEPARTMENT_HANDLER)
+    officers = (staff_with_roles(institution.id, Role.COMPLAINT_OFFICER)
+                + staff_with_roles(institution.id, Role.INSTITUTION_ADMIN))
+    handlers = staff_with_roles(institution.id, Role.DEPARTMENT_HANDLER)
     officer = (officers[0].id, officers[0].username) if officers else (None, ACTOR)
     reviewer = next(((u.id, u.username) for u in officers if u.id != officer[0]), officer)
     handler = (handlers[0].id, handlers[0].username) if handlers else (None, ACTOR)
@@ -269,7 +264,7 @@ def _local(day: date, hour: float) -> datetime:
 
 
 def _working_day(day: date, n: int) -> date:
-    return deadlines.add_working_days(day, n)[0]
+    return workdays.add_working_days(day, n)[0]
 
 
 def _due(received_at: datetime, days: int, rule: str, *, trace: bool,
@@ -279,7 +274,7 @@ def _due(received_at: datetime, days: int, rule: str, *, trace: bool,
         d = deadlines.compute_deadline(received_at, days, rule=rule, pauses=pauses, now=now)
         return {"due_date": d.due_date, "due_at": d.due_at, "deadline_provisional": d.provisional,
                 "deadline_trace": d.to_json(), "deadline_rule": rule, "working_days": days}
-    due_date, provisional = deadlines.add_working_days(received_at.astimezone(local_timezone()).date(), days)
+    due_date, provisional = workdays.add_working_days(received_at.astimezone(local_timezone()).date(), days)
     due_at = (datetime.combine(due_date, time.min, tzinfo=local_timezone()) + timedelta(days=1)).astimezone(
         UTC)
     return {"due_date": due_date, "due_at": due_at, "deadline_provisional": provisional, "deadline_trace": {},

@@ -2,7 +2,7 @@
 
 When a case closes the complainant gets a one-question link, no account needed:
 "您对本次投诉的处理结果是否满意？" (满意 / 基本满意 / 不满意), an optional comment and
-"我有新的情况或证据". The link is a signed id (survey.tokens.signed_id), works
+"我有新的情况或证据". The link is a signed id (core.signing.signed_id), works
 once, and expires after ComplaintSettings.feedback_valid_days (7 by default).
 Complaint.satisfaction takes the answer, which is what 满意率 counts.
 
@@ -22,18 +22,18 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app, url_for
-from flask_babel import force_locale, gettext
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext
 from sqlalchemy import select, update
 
-from complaints.models import Complaint, ComplaintSettings, Feedback, Status
-from complaints.workflow import Action, WorkflowError, log_event, transition
-from core import notify
+from complaints.access import is_officer
+from complaints.deadlines import reopen_deadline
+from complaints.models import Complaint, ComplaintSettings, Feedback, ReopenStatus, Satisfaction, Status
+from complaints.workflow import Action, WorkflowError, check_version, log_event, touch, transition
+from core import signing
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
-from organisation.models import Institution, LabelledEnum, Role, StaffUser
-from survey import tokens
+from organisation.models import StaffUser
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -50,29 +50,8 @@ class FeedbackError(WorkflowError):
     """A feedback rule was broken; the message is for the user."""
 
     def __init__(self, message: str, field: str | None = None, problem: str | None = None):
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
         self.problem = problem  # for the public page: 'used' or 'expired'
-
-
-class Answer(LabelledEnum):
-    SATISFIED = "satisfied"
-    BASICALLY = "basically"
-    UNSATISFIED = "unsatisfied"
-
-    @classmethod
-    def labels(cls):
-        return {"satisfied": _l("满意"), "basically": _l("基本满意"), "unsatisfied": _l("不满意")}
-
-
-class ReopenStatus(LabelledEnum):
-    REQUESTED = "requested"
-    ACCEPTED = "accepted"
-    REFUSED = "refused"
-
-    @classmethod
-    def labels(cls):
-        return {"requested": _l("重办申请待处理"), "accepted": _l("已重新办理"), "refused": _l("不予重办")}
 
 
 # Opening the link ---------------------------------------------------------------------
@@ -97,7 +76,7 @@ def open_feedback(complaint: Complaint, *, actor, now: datetime | None = None) -
 
 
 def feedback_token(feedback: Feedback) -> str:
-    return tokens.signed_id(PURPOSE, feedback.id)
+    return signing.signed_id(PURPOSE, feedback.id)
 
 
 def feedback_url(feedback: Feedback) -> str:
@@ -111,7 +90,7 @@ def feedback_url(feedback: Feedback) -> str:
 
 def resolve_token(token: str, *, now: datetime | None = None) -> tuple[Feedback | None, str | None]:
     """The feedback a link names; problem is 'invalid', 'used' or 'expired' when it cannot be answered."""
-    feedback_id = tokens.parse_signed_id(PURPOSE, token)
+    feedback_id = signing.parse_signed_id(PURPOSE, token)
     feedback = db.session.get(Feedback, feedback_id) if feedback_id is not None else None
     if feedback is None:
         return None, "invalid"
@@ -126,10 +105,6 @@ def feedback_for(complaint: Complaint) -> list[Feedback]:
     """The case's satisfaction links and answers, newest first."""
     return list(db.session.scalars(select(Feedback).where(Feedback.complaint_id == complaint.id)
                                    .order_by(Feedback.id.desc())))
-
-
-def pending_reopen_requests(complaint: Complaint) -> list[Feedback]:
-    return [f for f in feedback_for(complaint) if f.reopen_status == ReopenStatus.REQUESTED]
 
 
 # Answering ------------------------------------------------------------------------------
@@ -148,20 +123,20 @@ def answer_feedback(feedback: Feedback, answer: str, comment: str = "", new_fact
     if not by_staff and now >= feedback.expires_at:
         raise FeedbackError(gettext("评价链接已过期。"), problem="expired")
     try:
-        answer = Answer(answer)
+        answer = Satisfaction(answer)
     except ValueError:
         raise FeedbackError(gettext("请选择您对处理结果的满意程度。"), "answer") from None
     comment = (comment or "").replace("\r\n", "\n").strip()
     if len(comment) > MAX_COMMENT:
         raise FeedbackError(gettext("意见不能超过 %(n)d 字。", n=MAX_COMMENT), "comment")
     complaint = db.session.get_one(Complaint, feedback.complaint_id)
-    unhappy = answer == Answer.UNSATISFIED
+    unhappy = answer == Satisfaction.UNSATISFIED
     # Single use even for two taps at once: only the first UPDATE finds the link unanswered.
     claimed = cast("CursorResult[Any]", db.session.execute(
         update(Feedback).where(Feedback.id == feedback.id, Feedback.answered_at.is_(None))
         .values(answered_at=now, answer=answer.value, comment=comment, new_facts=bool(new_facts),
                 answered_by_id=actor.id if isinstance(actor, StaffUser) else None,
-                reopen_status=ReopenStatus.REQUESTED.value if unhappy else None)
+                reopen_status=ReopenStatus.REQUESTED if unhappy else None)
         .execution_options(synchronize_session=False)))  # an UPDATE's result carries its row count
     db.session.refresh(feedback)
     if claimed.rowcount != 1:
@@ -192,32 +167,11 @@ def _requested(feedback: Feedback) -> Complaint:
     return db.session.get_one(Complaint, feedback.complaint_id)
 
 
-def _is_officer(user: StaffUser, complaint: Complaint) -> bool:
-    from complaints.replies import is_officer
-
-    return is_officer(user, complaint)
-
-
-def reopen_deadline(complaint: Complaint, reopened_at: datetime):
-    """The new deadline, counted from the reopening day as from a new receipt (民法典 第二百零一条)."""
-    from complaints import deadlines
-
-    working_days = complaint.working_days
-    if working_days is None:
-        settings = db.session.get(ComplaintSettings, complaint.institution_id)
-        working_days = settings.standard_days if settings is not None else 5
-    deadline = deadlines.compute_deadline(reopened_at, working_days, rule=complaint.deadline_rule or "standard",
-                                          now=reopened_at)
-    deadlines.apply_deadline(complaint, deadline)
-    complaint.deadline_trace = {**complaint.deadline_trace, "reopened_at": reopened_at.isoformat()}
-    return deadline
-
-
 def accept_reopen(feedback: Feedback, *, actor: StaffUser, expected_version: int | None = None,
                   now: datetime | None = None) -> Complaint:
     """An officer accepts a 重办 request: the case is reopened and handled again with a new deadline."""
     complaint = _requested(feedback)
-    if not _is_officer(actor, complaint):
+    if not is_officer(actor, complaint):
         raise FeedbackError(gettext("只有投诉管理人员可以处理重办申请。"))
     if Status(complaint.status) != Status.CLOSED:
         raise FeedbackError(gettext("案件当前状态为“%(status)s”，不能重新办理。",
@@ -233,7 +187,7 @@ def accept_reopen(feedback: Feedback, *, actor: StaffUser, expected_version: int
     transition(complaint, Action.RESUME, actor=actor,
                note=gettext("重新办理期限：%(date)s", date=deadline.due_date.isoformat()),
                data={"due_date": deadline.due_date.isoformat(), "provisional": deadline.provisional})
-    feedback.reopen_status = ReopenStatus.ACCEPTED.value
+    feedback.reopen_status = ReopenStatus.ACCEPTED
     feedback.reopened = True
     feedback.reopen_decided_by_id = actor.id
     feedback.reopen_decided_at = now
@@ -252,117 +206,14 @@ def refuse_reopen(feedback: Feedback, reason: str, *, actor: StaffUser, expected
     if len(reason) > MAX_REASON:
         raise FeedbackError(gettext("理由不能超过 %(n)d 字。", n=MAX_REASON), "reason")
     complaint = _requested(feedback)
-    if not _is_officer(actor, complaint):
+    if not is_officer(actor, complaint):
         raise FeedbackError(gettext("只有投诉管理人员可以处理重办申请。"))
-    if expected_version is not None and expected_version != complaint.version:
-        from complaints.workflow import ConcurrentChange
-
-        raise ConcurrentChange(gettext("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。"))
-    feedback.reopen_status = ReopenStatus.REFUSED.value
+    check_version(complaint, expected_version)
+    feedback.reopen_status = ReopenStatus.REFUSED
     feedback.reopen_note = reason
     feedback.reopen_decided_by_id = actor.id
     feedback.reopen_decided_at = now or utcnow()
     log_event(complaint, "reopen_refused", actor=actor, note=reason, data={"feedback": feedback.id})
-    from complaints.replies import touch
-
     touch(complaint)
     record(actor, "complaint.feedback.reopen_refuse", complaint, {"feedback": feedback.id})
     return feedback
-
-
-# Messages (jobs: take ids, safe to run twice) -----------------------------------------
-
-def _institution(complaint: Complaint) -> Institution:
-    return db.session.get_one(Institution, complaint.institution_id)
-
-
-def send_feedback_link(feedback_id: int) -> bool:
-    """Text the satisfaction link to the complainant once; nothing to do without a phone or after expiry."""
-    from complaints.replies import _sms_prefix, deliver_to_complainant
-
-    feedback = db.session.get(Feedback, feedback_id)
-    if feedback is None or feedback.link_sent_at is not None or feedback.answered_at is not None:
-        return False
-    complaint = db.session.get_one(Complaint, feedback.complaint_id)
-    if not complaint.complainant_phone or utcnow() >= feedback.expires_at:
-        return False
-    institution = _institution(complaint)
-    days = max(1, round((feedback.expires_at - feedback.created_at).total_seconds() / 86400))
-    with force_locale("zh_Hans"):
-        subject = gettext("投诉处理回访（编号 %(n)s）", n=complaint.case_number)
-        body = gettext("%(prefix)s您反映的问题（编号 %(n)s）已办结。请告诉我们您对处理结果是否满意：%(url)s "
-                       "（%(days)d 天内有效）", prefix=_sms_prefix(institution), n=complaint.case_number,
-                       url=feedback_url(feedback), days=days)
-    deliver_to_complainant(notify.Message(recipients=[complaint.complainant_phone], subject=subject, body=body,
-                                          kind="complaint_feedback",
-                                          meta={"channel": "sms", "complaint_id": complaint.id,
-                                                "feedback": feedback.id}))
-    feedback.link_sent_at = utcnow()
-    db.session.commit()
-    return True
-
-
-def sweep_feedback_links() -> int:
-    """Re-drive links that were not sent (e.g. Redis was down when the case closed)."""
-    cutoff = utcnow() - timedelta(minutes=2)
-    ids = list(db.session.scalars(
-        select(Feedback.id).join(Complaint, Complaint.id == Feedback.complaint_id)
-        .where(Feedback.link_sent_at.is_(None), Feedback.answered_at.is_(None), Feedback.created_at <= cutoff,
-               Feedback.expires_at > utcnow(), Complaint.complainant_phone.is_not(None),
-               Complaint.complainant_phone != "")))
-    sent = 0
-    for feedback_id in ids:
-        try:
-            sent += bool(send_feedback_link(feedback_id))
-        except Exception:  # one failing gateway call must not stop the others
-            db.session.rollback()
-            log.exception("feedback link %s could not be sent", feedback_id)
-    return sent
-
-
-def notify_reopen_request(feedback_id: int) -> bool:
-    """Tell the case's first-contact officer and the institution's complaint officers about a 重办 request."""
-    feedback = db.session.get(Feedback, feedback_id)
-    if feedback is None or feedback.reopen_status != ReopenStatus.REQUESTED:
-        return False
-    complaint = db.session.get_one(Complaint, feedback.complaint_id)
-    officers = [u for u in db.session.scalars(select(StaffUser).where(
-        StaffUser.institution_id == complaint.institution_id, StaffUser.active.is_(True)))
-        if u.has_role(Role.COMPLAINT_OFFICER)]
-    recipients = sorted({u.username for u in officers} | (
-        {complaint.first_contact.username} if complaint.first_contact is not None else set()))
-    with force_locale("zh_Hans"):
-        subject = gettext("重办申请：投诉 %(n)s 的投诉人对处理结果不满意", n=complaint.case_number)
-        body = gettext("请在案件页面决定是否重新办理。")
-    notify.send(notify.Message(recipients=recipients, subject=subject, body=body, kind="complaint_reopen_request",
-                               link=_case_link(complaint), meta={"complaint_id": complaint.id,
-                                                                "feedback": feedback.id}))
-    return True
-
-
-def notify_reopen_refused(feedback_id: int) -> bool:
-    """Tell the complainant (by SMS, when there is a phone) why the case is not handled again."""
-    from complaints.replies import _sms_prefix, deliver_to_complainant
-
-    feedback = db.session.get(Feedback, feedback_id)
-    if feedback is None or feedback.reopen_status != ReopenStatus.REFUSED:
-        return False
-    complaint = db.session.get_one(Complaint, feedback.complaint_id)
-    if not complaint.complainant_phone:
-        return False
-    with force_locale("zh_Hans"):
-        subject = gettext("投诉 %(n)s 不予重新办理", n=complaint.case_number)
-        body = gettext("%(prefix)s您对投诉（编号 %(n)s）处理结果的意见已收到。经审查，不予重新办理，理由：%(reason)s",
-                       prefix=_sms_prefix(_institution(complaint)), n=complaint.case_number,
-                       reason=feedback.reopen_note)
-    deliver_to_complainant(notify.Message(recipients=[complaint.complainant_phone], subject=subject, body=body,
-                                          kind="complaint_reopen_refused",
-                                          meta={"channel": "sms", "complaint_id": complaint.id}))
-    return True
-
-
-def _case_link(complaint: Complaint) -> str | None:
-    try:
-        return url_for("complaints_staff.case", institution_id=complaint.institution_id, case_id=complaint.id)
-    except Exception:  # no request and no SERVER_NAME: the case is still in the officer's queue
-        return None

@@ -18,7 +18,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
-from complaints.intake import RELATIONS, STAFF_CHANNELS
+from complaints.intake import STAFF_CHANNELS
+from complaints.models import Relation
 from organisation.forms import MultiCheckboxField, int_or_none
 
 PHONE_HINT = _l("手机 11 位，或带区号的座机号码")
@@ -30,10 +31,6 @@ def nfkc(value):
     import unicodedata
 
     return unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else value
-
-
-def _relation_choices():
-    return [(key, label) for key, label in RELATIONS.items()]
 
 
 class PublicComplaintForm(FlaskForm):
@@ -59,9 +56,8 @@ class PublicComplaintForm(FlaskForm):
     complainant_phone = StringField(_l("联系电话（建议填写，便于答复您）"), filters=[nfkc],
                                     validators=[Optional(), Length(max=20, message=_l("电话号码太长。"))],
                                     description=PHONE_HINT, render_kw={"inputmode": "tel", "autocomplete": "tel"})
-    relation = RadioField(_l("您是患者的"),
-                          choices=[("self", _l("本人")), ("family", _l("家属")), ("other", _l("其他"))],
-                          default="self",
+    relation = RadioField(_l("您是患者的"), choices=Relation.choices(),
+                          default=Relation.SELF,
                           validators=[InputRequired(message=_l("请选择您与患者的关系。"))])
     attachments = MultipleFileField(_l("照片或材料（可不传，最多 5 个，每个不超过 5 MB）"))
 
@@ -105,7 +101,7 @@ class OfficerComplaintForm(FlaskForm):
     wish = TextAreaField(_l("投诉人诉求"), validators=[Optional(), Length(max=2000)], render_kw={"rows": 3})
     complainant_name = StringField(_l("投诉人姓名"), validators=[Optional(), Length(max=40)])
     complainant_phone = StringField(_l("联系电话"), validators=[Optional(), Length(max=20)], description=PHONE_HINT)
-    relation = SelectField(_l("与患者关系"), choices=_relation_choices(), default="self")
+    relation = SelectField(_l("与患者关系"), choices=Relation.choices(), default=Relation.SELF)
     attachments = MultipleFileField(_l("材料（JPG、PNG、HEIC、PDF，最多 5 个，每个不超过 5 MB）"))
     submit = SubmitField(_l("登记"))
 

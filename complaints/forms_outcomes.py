@@ -6,12 +6,13 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
-from complaints.feedback import MAX_COMMENT, Answer
+from complaints.feedback import MAX_COMMENT
+from complaints.models import Satisfaction
 from complaints.rectification import RemedyError, parse_amount
 from complaints.replies import MAX_BODY, MAX_NOTE
 from organisation.forms import int_or_none, valid_date
 
-ANSWERS = [a.value for a in Answer]
+ANSWERS = [a.value for a in Satisfaction]
 
 
 def _version_number(value):
@@ -71,7 +72,7 @@ class FeedbackForm(FlaskForm):
     class Meta:
         csrf = False
 
-    answer = RadioField(_l("您对本次投诉的处理结果是否满意？"), choices=Answer.choices(), validate_choice=False,
+    answer = RadioField(_l("您对本次投诉的处理结果是否满意？"), choices=Satisfaction.choices(), validate_choice=False,
                         validators=[InputRequired(message=_l("请选择您对处理结果的满意程度。")),
                                     AnyOf(ANSWERS, message=_l("请选择您对处理结果的满意程度。"))])
     comment = TextAreaField(_l("您的意见（选填）"), validators=[Optional(), Length(max=MAX_COMMENT)])
@@ -79,7 +80,7 @@ class FeedbackForm(FlaskForm):
 
 
 class PhoneFeedbackForm(CaseVersionForm):
-    answer = RadioField(_l("投诉人对处理结果是否满意？"), choices=Answer.choices(), validate_choice=False,
+    answer = RadioField(_l("投诉人对处理结果是否满意？"), choices=Satisfaction.choices(), validate_choice=False,
                         validators=[InputRequired(message=_l("请选择投诉人的回答。")),
                                     AnyOf(ANSWERS, message=_l("请选择投诉人的回答。"))])
     comment = TextAreaField(_l("投诉人的意见"), validators=[Optional(), Length(max=MAX_COMMENT)], render_kw={"rows": 3})

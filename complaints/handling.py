@@ -29,35 +29,38 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select
 from sqlalchemy.orm import load_only
-from sqlalchemy.orm.exc import StaleDataError
 
 from complaints import deadlines
+from complaints.access import handles_department, is_officer, leads
+from complaints.deadlines import STANDARD, due_threshold, update_deadline
 from complaints.models import (
     CaseDepartment,
     CasePause,
+    CaseRole,
     Complaint,
     DeclineReason,
     Extension,
+    ExtensionStatus,
     PauseReason,
     Status,
 )
-from complaints.settings import complaint_settings
-from complaints.workflow import Action, ConcurrentChange, NotAllowed, WorkflowError, log_event, transition
+from complaints.workflow import (
+    Action,
+    NotAllowed,
+    WorkflowError,
+    check_version,
+    flush_case,
+    log_event,
+    transition,
+)
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
-from organisation.models import Institution, Role, StaffUser
-from organisation.scope import Permission, can
-from organisation.services import ServiceError
-
-STANDARD = "standard"
-COMPLEX = "complex"
-RULE_LABELS = {STANDARD: _l("一般投诉（需调查核实）"), COMPLEX: _l("多科室协调")}
+from core.services import ServiceError
+from organisation.models import Institution, StaffUser
 
 MAX_EXTENSION_DAYS = 20
-STALE_MESSAGE = _l("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。")
 
 # What the complainant is told when a complaint is not accepted (the officer edits it before sending).
 DECLINE_NOTICES: dict[DeclineReason, Any] = {
@@ -94,59 +97,6 @@ class NotReady(WorkflowError):
 
 # Settings and helpers -------------------------------------------------------------
 
-def rule_days(institution_id: int, rule: str) -> int:
-    settings = complaint_settings(institution_id)
-    return settings.complex_days if rule == COMPLEX else settings.standard_days
-
-
-def local_today(now: datetime | None = None) -> date:
-    return (now or utcnow()).astimezone(local_timezone()).date()
-
-
-def institution_of(complaint: Complaint) -> Institution:
-    return db.session.get(Institution, complaint.institution_id)
-
-
-def is_officer(user: StaffUser, complaint: Complaint) -> bool:
-    """Complaint officers and admins of the case's institution (MANAGE_COMPLAINTS)."""
-    return can(user, Permission.MANAGE_COMPLAINTS, institution_of(complaint))
-
-
-def case_department_ids(complaint: Complaint) -> set[int]:
-    """The lead and active co-handling departments of a case."""
-    ids = {cd.department_id for cd in complaint.departments if cd.active}
-    if complaint.lead_department_id is not None:
-        ids.add(complaint.lead_department_id)
-    return ids
-
-
-def handles(user: StaffUser, complaint: Complaint) -> bool:
-    """Whether a department handler is bound to the lead or an active co-handling department of the case."""
-    return (user.has_role(Role.DEPARTMENT_HANDLER) and complaint.institution_id == user.institution_id
-            and bool(user.department_ids & case_department_ids(complaint)))
-
-
-def leads(user: StaffUser, complaint: Complaint) -> bool:
-    """Whether a department handler is bound to the case's lead department."""
-    return (user.has_role(Role.DEPARTMENT_HANDLER) and complaint.institution_id == user.institution_id
-            and complaint.lead_department_id in user.department_ids)
-
-
-def check_version(complaint: Complaint, expected_version: int | None) -> None:
-    """Refuse to act on a page older than the case (optimistic locking for changes that are not transitions)."""
-    if expected_version is not None and expected_version != complaint.version:
-        raise ConcurrentChange(str(STALE_MESSAGE))
-
-
-def flush_case() -> None:
-    """Flush, turning a lost optimistic-lock race into the user's 'updated by someone else' message."""
-    try:
-        db.session.flush()
-    except StaleDataError:
-        db.session.rollback()
-        raise ConcurrentChange(str(STALE_MESSAGE)) from None
-
-
 def _require_text(value: str | None, field_name: str, message: str) -> str:
     value = (value or "").strip()
     if not value:
@@ -157,54 +107,6 @@ def _require_text(value: str | None, field_name: str, message: str) -> str:
 def require_open(complaint: Complaint) -> None:
     if not complaint.is_open:
         raise NotAllowed(gettext("案件当前状态为“%(status)s”，不能执行此操作。", status=Status(complaint.status).label))
-
-
-# The clock -------------------------------------------------------------------------
-
-def update_deadline(complaint: Complaint, *, rule: str | None = None, now: datetime | None = None
-                    ) -> deadlines.Deadline:
-    """Recompute the due date from the day of receipt under ``rule``, pauses excluded and approved extensions added.
-
-    Co-handlers' sub-deadlines follow (CO_HANDLER_LEAD working days before the case's own).
-    """
-    if rule is not None:
-        complaint.deadline_rule = rule
-        complaint.working_days = rule_days(complaint.institution_id, rule)
-    elif complaint.working_days is None:
-        complaint.deadline_rule = STANDARD
-        complaint.working_days = rule_days(complaint.institution_id, STANDARD)
-    db.session.flush()  # pauses and extensions just added must be visible to the queries below
-    pauses = deadlines.case_pauses([complaint.id])[complaint.id]
-    deadline = deadlines.deadline_for(complaint, now=now, pauses=pauses)
-    deadlines.apply_deadline(complaint, deadline)
-    for cd in complaint.departments:
-        if cd.role == "co" and cd.active:
-            cd.due_at = co_handler_due_at(complaint, pauses=pauses, extra_days=deadline.extra_days, now=now)
-    return deadline
-
-
-CO_HANDLER_LEAD = 2  # working days a co-handler's answer is due before the lead's reply
-
-
-def co_handler_due_at(complaint: Complaint, *, pauses=None, extra_days: int | None = None,
-                      now: datetime | None = None) -> datetime:
-    """A co-handler's sub-deadline: CO_HANDLER_LEAD working days before the case's, at least one working day."""
-    days = max((complaint.working_days or 0) + (extra_days or 0) - CO_HANDLER_LEAD, 1)
-    return deadlines.compute_deadline(deadlines.clock_start(complaint), days,
-                                      rule=complaint.deadline_rule or STANDARD, pauses=pauses or (), now=now).due_at
-
-
-def working_days_left(complaint: Complaint, today: date | None = None) -> int | None:
-    """Working days from today to the due date (0 = due today; negative = overdue by that many working days)."""
-    if complaint.due_date is None:
-        return None
-    return deadlines.working_days_between(today or local_today(), complaint.due_date)
-
-
-def is_overdue(complaint: Complaint, now: datetime | None = None) -> bool:
-    """Past the end (24:00 Beijing time) of the due day with the clock running."""
-    return (complaint.is_open and complaint.paused_since is None and complaint.due_at is not None
-            and (now or utcnow()) >= complaint.due_at)
 
 
 # Triage ----------------------------------------------------------------------------
@@ -325,7 +227,7 @@ def resume_clock(complaint: Complaint, *, actor: StaffUser, expected_version: in
 
 def pending_extension(complaint: Complaint) -> Extension | None:
     return db.session.scalar(select(Extension).where(Extension.complaint_id == complaint.id,
-                                                     Extension.status == "pending"))
+                                                     Extension.status == ExtensionStatus.PENDING))
 
 
 def request_extension(complaint: Complaint, extra_days: int, reason: str, *, actor: StaffUser,
@@ -340,8 +242,8 @@ def request_extension(complaint: Complaint, extra_days: int, reason: str, *, act
         raise ServiceError(gettext("延长的工作日须在 1 到 %(n)d 之间。", n=MAX_EXTENSION_DAYS), "extra_days")
     if pending_extension(complaint) is not None:
         raise ServiceError(gettext("已有一项延期申请待审批。"), "extra_days")
-    ext = Extension(complaint_id=complaint.id, extra_days=int(extra_days), reason=reason, status="pending",
-                    requested_by_id=actor.id, requested_at=utcnow())
+    ext = Extension(complaint_id=complaint.id, extra_days=int(extra_days), reason=reason,
+                    status=ExtensionStatus.PENDING, requested_by_id=actor.id, requested_at=utcnow())
     db.session.add(ext)
     log_event(complaint, "extension_requested", actor=actor,
               note=gettext("申请延期 %(n)d 个工作日：%(reason)s", n=ext.extra_days, reason=reason),
@@ -353,7 +255,7 @@ def request_extension(complaint: Complaint, extra_days: int, reason: str, *, act
 
 def may_decide_extension(user: StaffUser, ext: Extension, complaint: Complaint) -> bool:
     """An officer other than the person who asked."""
-    return ext.status == "pending" and user.id != ext.requested_by_id and is_officer(user, complaint)
+    return ext.status == ExtensionStatus.PENDING and user.id != ext.requested_by_id and is_officer(user, complaint)
 
 
 def decide_extension(ext: Extension, approve: bool, note: str, *, actor: StaffUser,
@@ -361,7 +263,7 @@ def decide_extension(ext: Extension, approve: bool, note: str, *, actor: StaffUs
     """Approve or refuse an extension; the approver must be another officer; approval moves the due date."""
     complaint = db.session.get(Complaint, ext.complaint_id)
     check_version(complaint, expected_version)
-    if ext.status != "pending":
+    if ext.status != ExtensionStatus.PENDING:
         raise NotAllowed(gettext("该延期申请已处理。"))
     if actor.id == ext.requested_by_id:
         raise NotAllowed(gettext("延期申请须由申请人以外的投诉管理人员审批。"))
@@ -372,7 +274,7 @@ def decide_extension(ext: Extension, approve: bool, note: str, *, actor: StaffUs
         raise ServiceError(gettext("不批准时请写明理由。"), "note")
     if approve:
         require_open(complaint)
-    ext.status = "approved" if approve else "rejected"
+    ext.status = ExtensionStatus.APPROVED if approve else ExtensionStatus.REJECTED
     ext.decided_by_id = actor.id
     ext.decided_at = utcnow()
     ext.decision_note = note
@@ -396,7 +298,7 @@ def decide_extension(ext: Extension, approve: bool, note: str, *, actor: StaffUs
 # Co-handling answers (check C13) ------------------------------------------------------
 
 def co_departments(complaint: Complaint) -> list[CaseDepartment]:
-    return [cd for cd in complaint.departments if cd.role == "co" and cd.active]
+    return [cd for cd in complaint.departments if cd.role == CaseRole.CO and cd.active]
 
 
 def missing_co_answers(complaint: Complaint) -> list[CaseDepartment]:
@@ -417,10 +319,10 @@ def record_co_answer(complaint: Complaint, case_department: CaseDepartment, answ
                      expected_version: int | None = None) -> CaseDepartment:
     """A co-handling department gives its answer to the lead (its handlers or an officer may record it)."""
     check_version(complaint, expected_version)
-    if case_department.complaint_id != complaint.id or case_department.role != "co" or not case_department.active:
+    if (case_department.complaint_id != complaint.id or case_department.role != CaseRole.CO
+            or not case_department.active):
         raise NotAllowed(gettext("该科室不是本案的协办科室。"))
-    if not (is_officer(actor, complaint) or (actor.has_role(Role.DEPARTMENT_HANDLER)
-                                             and case_department.department_id in actor.department_ids)):
+    if not (is_officer(actor, complaint) or handles_department(actor, complaint, case_department.department_id)):
         raise NotAllowed(gettext("只有该协办科室或投诉管理部门可以填写协办意见。"))
     require_open(complaint)
     answer = _require_text(answer, "answer", gettext("请填写协办意见。"))
@@ -442,7 +344,8 @@ def waive_co_answer(complaint: Complaint, case_department: CaseDepartment, reaso
     check_version(complaint, expected_version)
     if not is_officer(actor, complaint):
         raise NotAllowed(gettext("只有投诉管理部门可以放行。"))
-    if case_department.complaint_id != complaint.id or case_department.role != "co" or not case_department.active:
+    if (case_department.complaint_id != complaint.id or case_department.role != CaseRole.CO
+            or not case_department.active):
         raise NotAllowed(gettext("该科室不是本案的协办科室。"))
     if case_department.answered_at is not None or case_department.waived_at is not None:
         raise NotAllowed(gettext("该协办科室已答复或已放行。"))
@@ -501,11 +404,6 @@ def _in_departments(ids: Iterable[int]):
     co = select(CaseDepartment.complaint_id).where(
         CaseDepartment.department_id.in_(ids), CaseDepartment.role == literal_column("'co'"), CaseDepartment.active)
     return or_(Complaint.lead_department_id.in_(ids), Complaint.id.in_(co))
-
-
-def due_threshold(days: int, now: datetime | None = None) -> date:
-    """The date ``days`` working days after today (0 = today)."""
-    return deadlines.add_working_days(local_today(now), days)[0]
 
 
 def queue_statement(institution: Institution, f: QueueFilter):

@@ -15,7 +15,6 @@ the complainant's name or phone number.
 from __future__ import annotations
 
 import hmac
-import re
 import secrets
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -23,23 +22,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from complaints.models import Attachment, CaseCounter, Category, Channel, Complaint, Status
+from complaints.models import Attachment, CaseCounter, Category, Channel, Complaint, Relation, Status
 from complaints.settings import complaint_settings
 from complaints.workflow import log_event
 from core import notify
 from core.audit import record
+from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
+from core.phone import InvalidPhone, normalise_phone
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
+from core.public import new_submission_id, valid_submission_id
+from core.services import ServiceError
 from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
-from organisation.services import ServiceError
+from organisation.services import staff_with_roles
+from survey import alerts
 
 # The national list (003 item 33 names 医德医风、医疗质量安全、安全保卫和其他; the
 # product adds the three most frequent kinds of hospital complaints).
@@ -58,11 +61,8 @@ DEFAULT_LABELS = {"ethics": _l("医德医风"), "quality_safety": _l("医疗质�
                   "charges": _l("收费价格"), "environment": _l("环境后勤"), "security": _l("安全保卫"),
                   "other": _l("其他")}
 
-RELATIONS = {"self": _l("本人"), "family": _l("家属"), "other": _l("其他（代理人等）")}
 STAFF_CHANNELS = (Channel.WALK_IN, Channel.PHONE, Channel.LETTER, Channel.EMAIL, Channel.HOTLINE_12345)
 
-SUBMISSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
-PHONE_RE = re.compile(r"^(1\d{10}|0\d{2,3}-?\d{7,8}|\d{7,8})$")
 MAX_ATTACHMENTS = 5
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 # Received times a little in the future are clock skew between the officer's PC and the server.
@@ -220,13 +220,13 @@ def next_case_number(institution: Institution, received_at: datetime) -> str:
 
 def lookup_code_for(institution_id: int, submission_id: str) -> str:
     """The six-digit lookup code of a submission: derived with the app's key, so a retry shows the same code."""
-    from survey.tokens import hash_value
+    from core.signing import hash_value
 
     return f"{int(hash_value('complaint-lookup-code', f'{institution_id}:{submission_id}'), 16) % 1_000_000:06d}"
 
 
 def hash_lookup_code(institution_id: int, case_number: str, code: str) -> str:
-    from survey.tokens import hash_value
+    from core.signing import hash_value
 
     return hash_value("complaint-lookup", f"{institution_id}:{case_number}:{code}")
 
@@ -237,7 +237,7 @@ def check_lookup_code(complaint: Complaint, code: str) -> bool:
 
 
 def _submission_hash(institution_id: int, submission_id: str) -> str:
-    from survey.tokens import hash_value
+    from core.signing import hash_value
 
     return hash_value("complaint-submission", f"{institution_id}:{submission_id}")
 
@@ -251,10 +251,6 @@ def find_submission(institution: Institution, submission_id: str) -> Complaint |
         Complaint.submission_hash == _submission_hash(institution.id, submission_id)))
 
 
-def new_submission_id() -> str:
-    return secrets.token_hex(16)
-
-
 def reissue_lookup_code(complaint: Complaint, *, actor: Any) -> str:
     """Give the complainant a new lookup code (the old one stops working); returns it to be told once."""
     code = f"{secrets.randbelow(1_000_000):06d}"
@@ -265,15 +261,12 @@ def reissue_lookup_code(complaint: Complaint, *, actor: Any) -> str:
     return code
 
 
-def normalise_phone(phone: str | None) -> str | None:
-    """Digits (and one dash for landlines) of a phone number typed with spaces or full-width digits; None if empty."""
-    phone = unicodedata.normalize("NFKC", phone or "").strip()
-    phone = re.sub(r"[\s()（）]", "", phone).removeprefix("+86")
-    if not phone:
-        return None
-    if not PHONE_RE.match(phone):
-        raise IntakeError(gettext("请填写正确的电话号码（手机 11 位，或带区号的座机）。"), "complainant_phone")
-    return phone
+def clean_complainant_phone(phone: str | None) -> str | None:
+    """The complainant's number as stored (core.phone's rule; a local landline is accepted); None if empty."""
+    try:
+        return normalise_phone(phone, local=True)
+    except InvalidPhone as exc:
+        raise IntakeError(str(exc), "complainant_phone") from None
 
 
 # Attachments ----------------------------------------------------------------------
@@ -383,8 +376,9 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
                        description: str, wish: str, category: Category | None, touchpoint: Touchpoint | None = None,
                        departments_concerned: Iterable[Department] = (), staff_involved: str = "",
                        complainant_name: str | None = None, complainant_phone: str | None = None,
-                       relation: str = "self", channel_ref: str = "", first_contact: StaffUser | None = None,
-                       survey_response: Any = None, attachments: Sequence[Upload] = (),
+                       relation: Relation | str = Relation.SELF, channel_ref: str = "",
+                       first_contact: StaffUser | None = None,
+                       rating: alerts.RatingLink | None = None, attachments: Sequence[Upload] = (),
                        submission_id: str | None = None, safety_emergency: bool = False,
                        actor: Any) -> tuple[Complaint, str]:
     """Register a complaint from any channel (首诉负责: ``first_contact`` is responsible); returns (case, lookup code).
@@ -395,7 +389,7 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
     """
     channel = Channel(channel)
     submission_id = submission_id or new_submission_id()
-    if not SUBMISSION_ID_RE.match(submission_id):
+    if not valid_submission_id(submission_id):
         raise IntakeError(gettext("提交编号无效，请刷新页面后重新填写。"))
     existing = find_submission(institution, submission_id)
     if existing is not None:
@@ -411,15 +405,15 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
     if channel == Channel.HOTLINE_12345 and not channel_ref:
         raise IntakeError(gettext("12345 热线转办须填写工单编号。"), "channel_ref")
     name = _clean_text(complainant_name, "complainant_name", 40, label=gettext("姓名")) or None
-    phone = normalise_phone(complainant_phone)
-    if relation not in RELATIONS:
+    phone = clean_complainant_phone(complainant_phone)
+    if not Relation.is_value(relation):
         raise IntakeError(gettext("请选择与患者的关系。"), "relation")
     if touchpoint is not None and touchpoint.institution_id != institution.id:
         raise IntakeError(gettext("所选服务点不属于本院。"), "touchpoint")
     departments = list(dict.fromkeys(departments_concerned))
     if any(d.institution_id != institution.id for d in departments):
         raise IntakeError(gettext("所选科室不属于本院。"), "departments")
-    if survey_response is not None and survey_response.institution_id != institution.id:
+    if rating is not None and rating.institution_id != institution.id:
         raise IntakeError(gettext("关联的满意度评价不属于本院。"))
     files = check_attachments(attachments)
     if touchpoint is not None and not departments and touchpoint.department is not None:
@@ -434,7 +428,7 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
                 channel_ref=channel_ref, received_at=received_at,
                 first_contact_id=first_contact.id if first_contact is not None else None,
                 category_id=category.id, touchpoint_id=touchpoint.id if touchpoint is not None else None,
-                survey_response_id=survey_response.id if survey_response is not None else None,
+                survey_response_id=rating.response_id if rating is not None else None,
                 submission_hash=_submission_hash(institution.id, submission_id),
                 lookup_code_hash=hash_lookup_code(institution.id, case_number, code),
                 subject=subject, description=description, wish=wish, staff_involved=staff_involved,
@@ -456,7 +450,7 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
                                   size=len(data), data=data, uploaded_by_id=uploader))
     log_event(complaint, "registered", actor=actor,
               data={"channel": channel.value, "category": category.code, "attachments": len(files),
-                    **({"survey_response_id": survey_response.id} if survey_response is not None else {}),
+                    **({"survey_response_id": rating.response_id} if rating is not None else {}),
                     **({"first_contact_id": first_contact.id} if first_contact is not None else {})})
     db.session.flush()
     record(actor, "complaint.register", complaint,
@@ -467,42 +461,11 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
     return complaint, code
 
 
-def add_attachments(complaint: Complaint, uploads: Sequence[Upload], *, actor: Any) -> list[Attachment]:
-    """Add evidence to a registered case, within the same limits as at registration (5 files in all)."""
-    files = check_attachments(uploads)
-    have = db.session.scalar(select(db.func.count()).select_from(Attachment)
-                             .where(Attachment.complaint_id == complaint.id)) or 0
-    if have + len(files) > MAX_ATTACHMENTS:
-        raise IntakeError(gettext("每个案件最多 %(n)d 个附件，已有 %(m)d 个。", n=MAX_ATTACHMENTS, m=have),
-                          "attachments")
-    rows = [Attachment(complaint_id=complaint.id, filename=f, content_type=t, size=len(d), data=d,
-                       uploaded_by_id=getattr(actor, "id", None)) for f, t, d in files]
-    db.session.add_all(rows)
-    log_event(complaint, "attachments_added", actor=actor, data={"count": len(rows)})
-    db.session.flush()
-    record(actor, "complaint.add_attachments", complaint, {"count": len(rows)})
-    return rows
-
-
 # Quality-and-safety emergencies ---------------------------------------------------------
 
 def emergency_recipients(institution_id: int) -> list[StaffUser]:
     """Who is alerted at once: the institution's complaint officers, admins and leadership."""
-    from organisation.models import StaffRole
-
-    roles = [Role.COMPLAINT_OFFICER.value, Role.INSTITUTION_ADMIN.value, Role.LEADERSHIP.value]
-    return list(db.session.scalars(
-        select(StaffUser).join(StaffRole, StaffRole.staff_id == StaffUser.id)
-        .where(StaffUser.institution_id == institution_id, StaffUser.active.is_(True), StaffRole.role.in_(roles))
-        .distinct().order_by(StaffUser.username)))
-
-
-def case_url(complaint: Complaint, *, external: bool = False) -> str | None:
-    """The staff page of a case, when the case pages are installed."""
-    if "complaints_staff.case" not in current_app.view_functions:
-        return None
-    return url_for("complaints_staff.case", institution_id=complaint.institution_id, case_id=complaint.id,
-                   _external=external)
+    return staff_with_roles(institution_id, Role.COMPLAINT_OFFICER, Role.INSTITUTION_ADMIN, Role.LEADERSHIP)
 
 
 FINISHED_STATUSES = {Status.CLOSED, Status.DECLINED, Status.SETTLED}
@@ -535,7 +498,9 @@ def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
         body += " " + gettext("涉及：%(where)s。", where=where)
     message = notify.Message(recipients=recipients, kind="complaint_emergency",
                              subject=gettext("【紧急】医疗质量安全投诉 %(number)s", number=complaint.case_number),
-                             body=body, link=case_url(complaint, external=True),
+                             body=body,
+                             link=notify.link("complaints_staff.case", institution_id=complaint.institution_id,
+                                              case_id=complaint.id),
                              meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id})
     try:
         notify.send(message)
@@ -548,52 +513,40 @@ def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
     return True
 
 
-# Survey alerts ---------------------------------------------------------------------
-
-def response_is_low(response: Any) -> bool:
-    """Whether a survey response was a low rating (it raised, or would raise, a low-score alert)."""
-    from survey.models import RecoveryAlert, SurveySettings
-    from survey.submission import EffectiveSettings
-
-    alert = db.session.scalar(select(RecoveryAlert).where(RecoveryAlert.response_id == response.id))
-    if alert is not None and "low_score" in (alert.reasons or []):
-        return True
-    threshold = EffectiveSettings.of(db.session.get(SurveySettings, response.institution_id)).alert_threshold
-    return response.overall_score is not None and response.overall_score <= threshold
-
+# Survey alerts (through survey's public alert API) -----------------------------------------
 
 def alert_submission_id(alert_id: int) -> str:
     return f"survey-alert-{alert_id:08d}"
 
 
-def complaint_for_alert(alert: Any) -> Complaint | None:
-    institution = db.session.get(Institution, alert.institution_id)
-    return find_submission(institution, alert_submission_id(alert.id))
+def complaint_for_alert(institution: Institution, alert_id: int) -> Complaint | None:
+    """The case an alert became, if it became one."""
+    return find_submission(institution, alert_submission_id(alert_id))
 
 
-def complaint_from_alert(alert: Any, *, actor: StaffUser, category: Category | None = None) -> tuple[Complaint, str]:
+def complaint_from_alert(institution: Institution, alert_id: int, *, actor: StaffUser,
+                         category: Category | None = None) -> tuple[Complaint, str]:
     """Turn a service-recovery alert into a complaint (once per alert); the converting officer is first contact."""
-    from survey import alerts as alert_service
-    from survey.models import AlertStatus, ContactRequest
-
-    institution = db.session.get(Institution, alert.institution_id)
-    response = alert.response
-    contact = db.session.scalar(select(ContactRequest).where(ContactRequest.response_id == response.id))
+    alert = alerts.alert_for_complaint(institution.id, alert_id)
+    if alert is None:
+        raise IntakeError(gettext("该提醒不存在。"))
     if category is None:
         category = next((c for c in categories_for(institution) if c.institution_id is None and c.code == "other"),
                         None)
-    place = alert.touchpoint.name if alert.touchpoint is not None else (
-        alert.department.name if alert.department is not None else "")
-    reasons = "、".join(alert_service.reason_label(r) for r in alert.reasons or [])
-    description = (response.comment or "").strip() or gettext(
-        "患者在满意度评价中给出低分（%(reasons)s），未填写具体意见。", reasons=reasons or gettext("低分"))
+    touchpoint = db.session.get(Touchpoint, alert.touchpoint_id) if alert.touchpoint_id else None
+    department = db.session.get(Department, alert.department_id) if alert.department_id else None
+    description = alert.comment or gettext(
+        "患者在满意度评价中给出低分（%(reasons)s），未填写具体意见。", reasons=alert.reason_text or gettext("低分"))
     complaint, code = register_complaint(
         institution, channel=Channel.SURVEY_ALERT, received_at=utcnow(),
-        subject=gettext("满意度评价转投诉：%(place)s", place=place) if place else gettext("满意度评价转投诉"),
-        description=description, wish="", category=category, touchpoint=alert.touchpoint,
-        departments_concerned=[alert.department] if alert.department is not None else [],
-        complainant_phone=contact.phone if contact is not None and contact.phone else None,
-        first_contact=actor, survey_response=response, submission_id=alert_submission_id(alert.id), actor=actor)
-    if alert.status == AlertStatus.OPEN:
-        alert_service.acknowledge_alert(alert, actor=actor)
+        subject=(gettext("满意度评价转投诉：%(place)s", place=alert.place) if alert.place
+                 else gettext("满意度评价转投诉")),
+        description=description, wish="", category=category, touchpoint=touchpoint,
+        departments_concerned=[department] if department is not None else [],
+        complainant_phone=alert.contact_phone, first_contact=actor,
+        rating=alerts.RatingLink(response_id=alert.response_id, institution_id=alert.institution_id,
+                                 touchpoint_id=alert.touchpoint_id, department_id=alert.department_id, low=True),
+        submission_id=alert_submission_id(alert.id), actor=actor)
+    if alert.open:
+        alerts.acknowledge_for_complaint(alert.id, actor=actor)
     return complaint, code

@@ -27,8 +27,8 @@ from sqlalchemy import select
 
 from complaints.intake import check_lookup_code, hash_lookup_code
 from complaints.models import Complaint, PauseReason, Reply, ReplyStatus, Status
+from core.clock import local_date
 from core.extensions import db
-from core.i18n import local_timezone
 
 MAX_FAILURES = 5
 LOCKOUT_SECONDS = 15 * 60
@@ -91,7 +91,7 @@ def normalise_case_number(text: str) -> str:
 
 
 def _local_date(value: datetime | None) -> date | None:
-    return value.astimezone(local_timezone()).date() if value is not None else None
+    return local_date(value)
 
 
 def sent_reply(complaint: Complaint) -> Reply | None:
@@ -168,7 +168,7 @@ def _conn():
 
 def lockout_keys(institution_id: int, case_number: str, client: str, network: str) -> list[tuple[str, int]]:
     """(key, allowed failures): the case number, the client (device or address) and its network."""
-    from survey.tokens import hash_value
+    from core.signing import hash_value
 
     number = normalise_case_number(case_number)
     return [

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
 
 from flask_babel import gettext
 from sqlalchemy import Select, or_, select, update
 
+from complaints.access import is_officer, may_draft, may_work_case
 from complaints.models import (
     Category,
     Complaint,
@@ -33,12 +34,12 @@ from complaints.models import (
     RefundStatus,
     Status,
 )
-from complaints.replies import check_writable, has_case_access, is_officer, may_draft
+from complaints.replies import check_writable
 from complaints.workflow import NotAllowed, WorkflowError, log_event
 from core.audit import record
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 from organisation.models import Department, Institution, StaffUser
 from organisation.scope import GRANTS, Permission
 
@@ -52,14 +53,6 @@ AMOUNT_PATTERN = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,2})?$")
 
 class RemedyError(WorkflowError):
     """A rectification or refund rule was broken; the message is for the user."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
-
-
-def local_today() -> date:
-    return datetime.now(local_timezone()).date()
 
 
 def _text(value: str | None, *, field: str, empty: str, limit: int = MAX_TEXT) -> str:
@@ -239,7 +232,7 @@ def check_amount(amount: Decimal) -> Decimal:
 def request_refund(complaint: Complaint, amount: Decimal, reason: str, *, actor: StaffUser) -> Refund:
     """A refund is requested for a price complaint, with an amount above zero (two decimals at most) and a reason."""
     check_writable(complaint)
-    if not has_case_access(actor, complaint):
+    if not may_work_case(actor, complaint):
         raise NotAllowed(gettext("您没有权限为该案件申请退费。"))
     if not is_price_complaint(complaint):
         raise RemedyError(gettext("只有收费价格类投诉可以申请退费。"))
@@ -283,7 +276,7 @@ def decide_refund(refund: Refund, approve: bool, note: str, *, actor: StaffUser)
 def complete_refund(refund: Refund, payment_ref: str, *, actor: StaffUser) -> Refund:
     """The approved refund is paid out and recorded with its payment reference (退费凭证号)."""
     complaint = _complaint(refund)
-    if not has_case_access(actor, complaint):
+    if not may_work_case(actor, complaint):
         raise NotAllowed(gettext("您没有权限办理该退费。"))
     if refund.status != RefundStatus.APPROVED:
         raise RemedyError(gettext("只有已批准的退费可以办理。"))
@@ -294,7 +287,3 @@ def complete_refund(refund: Refund, payment_ref: str, *, actor: StaffUser) -> Re
     log_event(complaint, "refund_completed", actor=actor, data=data)
     record(actor, "complaint.refund.complete", complaint, data)
     return refund
-
-
-def refund_total(complaint: Complaint) -> Decimal:
-    return sum((r.amount for r in refunds_for(complaint) if r.status == RefundStatus.COMPLETED), Decimal("0"))

@@ -20,21 +20,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
 from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
-from sqlalchemy.orm.exc import StaleDataError
 
-from complaints.models import Channel, Complaint, Feedback, Reply, ReplyStatus, Status
-from complaints.workflow import OFFICERS, Action, ConcurrentChange, NotAllowed, WorkflowError, log_event, transition
+from complaints import feedback as feedback_service
+from complaints.access import may_draft
+from complaints.handling import check_ready_to_reply
+from complaints.models import Channel, Complaint, Feedback, Reply, ReplyStatus, ReplyVia, Status
+from complaints.workflow import (
+    Action,
+    NotAllowed,
+    WorkflowError,
+    check_version,
+    log_event,
+    touch,
+    transition,
+)
 from core import notify
 from core.audit import record
+from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
-from core.privacy import mask_address
-from organisation.models import Institution, LabelledEnum, Role, StaffUser
+from organisation.models import Institution, StaffUser
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +52,6 @@ MAX_NOTE = 2000
 
 class ReplyError(WorkflowError):
     """A reply rule was broken; the message is for the user (``field`` names the form field, if any)."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
-
-
-class ReplyVia(LabelledEnum):
-    SMS = "sms"
-    EMAIL = "email"
-    LETTER = "letter"
-
-    @classmethod
-    def labels(cls):
-        return {"sms": _l("短信"), "email": _l("电子邮件"), "letter": _l("书面答复（打印）")}
 
 
 # Starting texts the drafter can pick. Kept as data so that an institution's own
@@ -129,32 +123,6 @@ def _complaint(reply: Reply) -> Complaint:
 
 # Who may do what ----------------------------------------------------------------------
 
-def is_officer(user: StaffUser, complaint: Complaint) -> bool:
-    """A complaint officer or institution admin of the case's hospital (or a platform admin)."""
-    if user.has_role(Role.PLATFORM_ADMIN):
-        return True
-    return user.institution_id == complaint.institution_id and bool(user.roles & OFFICERS)
-
-
-def may_draft(user: StaffUser, complaint: Complaint) -> bool:
-    """Officers, and handlers of the lead department, write replies."""
-    if is_officer(user, complaint):
-        return True
-    return (user.institution_id == complaint.institution_id and user.has_role(Role.DEPARTMENT_HANDLER)
-            and complaint.lead_department_id in user.department_ids)
-
-
-def has_case_access(user: StaffUser, complaint: Complaint) -> bool:
-    """Officers see every case of their hospital; handlers the cases their departments lead or co-handle."""
-    if is_officer(user, complaint):
-        return True
-    if user.institution_id != complaint.institution_id or not user.has_role(Role.DEPARTMENT_HANDLER):
-        return False
-    mine = user.department_ids
-    return complaint.lead_department_id in mine or any(
-        d.department_id in mine and d.active for d in complaint.departments)
-
-
 def can_start_draft(user: StaffUser, complaint: Complaint) -> bool:
     return (complaint.merged_into_id is None and Status(complaint.status) in (Status.IN_HANDLING, Status.REPLY_DRAFTED)
             and may_draft(user, complaint))
@@ -164,39 +132,6 @@ def check_writable(complaint: Complaint) -> None:
     """A case merged into another is kept read-only (check C12)."""
     if complaint.merged_into_id is not None:
         raise NotAllowed(gettext("该案件已合并，只能查看。"))
-
-
-def _check_version(complaint: Complaint, expected_version: int | None) -> None:
-    if expected_version is not None and expected_version != complaint.version:
-        raise ConcurrentChange(gettext("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。"))
-
-
-def touch(complaint: Complaint) -> None:
-    """Bump the case's version for a change that is not a status change, so stale pages are refused."""
-    complaint.updated_at = utcnow()
-    try:
-        db.session.flush()
-    except StaleDataError:
-        db.session.rollback()
-        raise ConcurrentChange(gettext("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。")) from None
-
-
-def _check_ready_to_reply(complaint: Complaint) -> None:
-    """The co-handling rule (check C13) lives in complaints.handling; ask it when it is installed."""
-    try:
-        from complaints import handling
-    except ModuleNotFoundError as exc:
-        if exc.name != "complaints.handling":
-            raise
-        return
-    check = getattr(handling, "check_ready_to_reply", None)
-    if check is None:
-        return
-    result = check(complaint)  # raises with a message for the user when a co-handler's answer is missing
-    if result is False:
-        raise ReplyError(gettext("协办科室的意见尚未全部提交，暂不能提交答复。"))
-    if isinstance(result, str) and result:
-        raise ReplyError(result)
 
 
 # Drafting and review -------------------------------------------------------------------
@@ -218,9 +153,9 @@ def draft_reply(complaint: Complaint, body: str, *, actor: StaffUser, expected_v
         raise NotAllowed(gettext("案件当前状态为“%(status)s”，不能起草答复。", status=status.label))
     if not may_draft(actor, complaint):
         raise NotAllowed(gettext("只有主办科室的处理人或投诉管理人员可以起草答复。"))
-    _check_version(complaint, expected_version)
+    check_version(complaint, expected_version)
     if status == Status.IN_HANDLING:
-        _check_ready_to_reply(complaint)
+        check_ready_to_reply(complaint)
     number = (db.session.scalar(select(func.max(Reply.number)).where(Reply.complaint_id == complaint.id)) or 0) + 1
     reply = Reply(complaint_id=complaint.id, number=number, body=body, status=ReplyStatus.SUBMITTED,
                   drafted_by_id=actor.id, drafted_at=utcnow(), review_note="", sent_via="")
@@ -286,7 +221,7 @@ def available_vias(complaint: Complaint) -> list[ReplyVia]:
     vias = []
     if complaint.complainant_phone:
         vias.append(ReplyVia.SMS)
-    if complaint.channel == Channel.EMAIL or getattr(complaint, "complainant_email", None):
+    if complaint.channel == Channel.EMAIL:
         vias.append(ReplyVia.EMAIL)
     vias.append(ReplyVia.LETTER)
     return vias
@@ -299,23 +234,6 @@ def default_via(complaint: Complaint) -> ReplyVia:
     if complaint.channel in (Channel.WALK_IN, Channel.LETTER) or not complaint.complainant_phone:
         return ReplyVia.LETTER
     return ReplyVia.SMS
-
-
-def deliver_to_complainant(message: notify.Message) -> None:
-    """Send a message to a complainant's phone or address without that address reaching the logs.
-
-    core.notify's default "log" backend writes the recipients; for complainants it is
-    replaced by a line with the masked address (PIPL: phone numbers never in logs).
-    """
-    if current_app.config.get("NOTIFIER_BACKEND", "log") == "log":
-        log.info("notify kind=%s to=%s subject=%s", message.kind,
-                 ",".join(mask_address(r) for r in message.recipients), message.subject)
-        return
-    notify.send(message)
-
-
-def _sms_prefix(institution: Institution) -> str:
-    return f"【{institution.short_name or institution.name}】"
 
 
 def send_reply(complaint: Complaint, *, actor: StaffUser, via: str | None = None, email: str | None = None,
@@ -334,7 +252,7 @@ def send_reply(complaint: Complaint, *, actor: StaffUser, via: str | None = None
                          else gettext("无法使用该答复方式。"), "via")
     address = ""
     if chosen == ReplyVia.EMAIL:
-        address = (email or getattr(complaint, "complainant_email", None) or "").strip()
+        address = (email or "").strip()
         if "@" not in address or len(address) > 254 or any(ch.isspace() for ch in address):
             raise ReplyError(gettext("请填写有效的电子邮件地址。"), "email")
     transition(complaint, Action.SEND_REPLY, actor=actor, expected_version=expected_version,
@@ -342,20 +260,16 @@ def send_reply(complaint: Complaint, *, actor: StaffUser, via: str | None = None
     institution = db.session.get_one(Institution, complaint.institution_id)
     with force_locale("zh_Hans"):
         subject = gettext("投诉处理答复（编号 %(n)s）", n=complaint.case_number)
-    if chosen == ReplyVia.SMS:
-        assert complaint.complainant_phone  # available_vias() offers SMS only with a phone number
-        message = notify.Message(recipients=[complaint.complainant_phone], subject=subject,
-                                 body=f"{_sms_prefix(institution)}{subject}：{reply.body}", kind="complaint_reply",
-                                 meta={"channel": "sms", "complaint_id": complaint.id, "reply": reply.number})
-    elif chosen == ReplyVia.EMAIL:
-        message = notify.Message(recipients=[address], subject=f"{institution.name} {subject}", body=reply.body,
-                                 kind="complaint_reply",
-                                 meta={"channel": "email", "complaint_id": complaint.id, "reply": reply.number})
-    else:
-        message = None  # the printed letter is handed over or posted by the officer
-    if message is not None:
+    meta = {"complaint_id": complaint.id, "reply": reply.number}
+    if chosen != ReplyVia.LETTER:  # the printed letter is handed over or posted by the officer
         try:
-            deliver_to_complainant(message)
+            if chosen == ReplyVia.SMS:
+                notify.send_to_person(complaint.complainant_phone or "", subject,
+                                      f"{notify.sms_signature(institution.display_name)}{subject}：{reply.body}",
+                                      kind="complaint_reply", channel="sms", meta=meta)
+            else:
+                notify.send_to_person(address, f"{institution.name} {subject}", reply.body, kind="complaint_reply",
+                                      channel="email", meta=meta)
         except Exception:
             log.exception("reply for complaint %s could not be sent via %s", complaint.id, chosen.value)
             raise ReplyError(gettext("答复发送失败，请稍后重试或改用书面答复。")) from None
@@ -379,8 +293,6 @@ def close_complaint(complaint: Complaint, resolved: bool, note: str, *, actor: S
     A case closed as not resolved needs a note saying why. Returns the new
     Feedback; the view queues complaints.feedback.send_feedback_link after its commit.
     """
-    from complaints import feedback as feedback_service
-
     check_writable(complaint)
     note = _clean(note)
     if not resolved and not note:

@@ -18,13 +18,15 @@ from typing import Any
 from flask_babel import gettext
 from sqlalchemy import select
 
-from complaints.handling import COMPLEX, STANDARD, check_version, flush_case, is_officer, require_open, update_deadline
-from complaints.models import CaseDepartment, Category, Complaint, RoutingRule
-from complaints.workflow import Action, NotAllowed, log_event, transition
+from complaints.access import is_officer
+from complaints.deadlines import COMPLEX, STANDARD, update_deadline
+from complaints.handling import require_open
+from complaints.models import CaseDepartment, CaseRole, Category, Complaint, RoutingRule
+from complaints.workflow import Action, NotAllowed, check_version, flush_case, log_event, transition
 from core.audit import record
 from core.extensions import db
+from core.services import ServiceError
 from organisation.models import Department, Institution, StaffUser, Touchpoint
-from organisation.services import ServiceError
 
 KEYWORD_SPLIT = re.compile(r"[;；,，、\s]+")
 
@@ -54,7 +56,7 @@ def _rule_matches(rule: RoutingRule, complaint: Complaint, concerned: set[int], 
 
 
 def concerned_department_ids(complaint: Complaint) -> set[int]:
-    return {d.id for d in getattr(complaint, "concerned_departments", [])}
+    return {d.id for d in complaint.concerned_departments}
 
 
 def propose(complaint: Complaint) -> Proposal:
@@ -82,11 +84,6 @@ def propose(complaint: Complaint) -> Proposal:
         if department is not None and department.active:
             return Proposal(department, None, gettext("投诉涉及的科室"))
     return Proposal(None)
-
-
-def propose_department(complaint: Complaint) -> Department | None:
-    """The handling department the routing rules propose for a case (None when nothing matches)."""
-    return propose(complaint).department
 
 
 # Routing rules (admin) ----------------------------------------------------------------
@@ -177,14 +174,14 @@ def _row_for(complaint: Complaint, department: Department) -> CaseDepartment | N
     return next((cd for cd in complaint.departments if cd.department_id == department.id), None)
 
 
-def _set_row(complaint: Complaint, department: Department, role: str) -> CaseDepartment:
+def _set_row(complaint: Complaint, department: Department, role: CaseRole) -> CaseDepartment:
     row = _row_for(complaint, department)
     if row is None:
         row = CaseDepartment(department=department, department_id=department.id, role=role, active=True)
         complaint.departments.append(row)
     else:
         row.role, row.active = role, True
-        if role == "lead":
+        if role == CaseRole.LEAD:
             row.due_at = None
     return row
 
@@ -200,9 +197,9 @@ def assign_department(complaint: Complaint, lead: Department, *, co: Iterable[De
                data={"lead": lead.id, "co": [d.id for d in co_list]})
     complaint.lead_department_id = lead.id
     complaint.lead_department = lead
-    _set_row(complaint, lead, "lead")
+    _set_row(complaint, lead, CaseRole.LEAD)
     for department in co_list:
-        _set_row(complaint, department, "co")
+        _set_row(complaint, department, CaseRole.CO)
     _recompute_for_rule(complaint, COMPLEX if co_list else (complaint.deadline_rule or STANDARD), actor=actor)
     flush_case()
     return complaint
@@ -231,7 +228,7 @@ def add_co_department(complaint: Complaint, department: Department, *, actor: St
     existing = _row_for(complaint, department)
     if department.id == complaint.lead_department_id or (existing is not None and existing.active):
         raise ServiceError(gettext("该科室已在办理本案。"), "department")
-    row = _set_row(complaint, department, "co")
+    row = _set_row(complaint, department, CaseRole.CO)
     log_event(complaint, "co_added", actor=actor, note=gettext("增加协办科室：%(name)s", name=department.name),
               data={"department": department.id})
     _recompute_for_rule(complaint, COMPLEX, actor=actor)
@@ -254,9 +251,9 @@ def transfer_complaint(complaint: Complaint, new_lead: Department, reason: str, 
                note=gettext("转至 %(name)s：%(reason)s", name=new_lead.name, reason=reason),
                data={"from": old_id, "to": new_lead.id})
     for row in complaint.departments:
-        if row.role == "lead" and row.department_id != new_lead.id:
+        if row.role == CaseRole.LEAD and row.department_id != new_lead.id:
             row.active = False
-    _set_row(complaint, new_lead, "lead")
+    _set_row(complaint, new_lead, CaseRole.LEAD)
     complaint.lead_department_id = new_lead.id
     complaint.lead_department = new_lead
     flush_case()

@@ -56,7 +56,6 @@ from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import and_, case, func, or_, select
 
-from complaints.deadlines import working_days_between
 from complaints.ledger import (
     CLOSED_STATUSES,
     SATISFIED_VALUES,
@@ -65,9 +64,10 @@ from complaints.ledger import (
     satisfaction_expr,
 )
 from complaints.models import Category, Channel, Complaint, DeclineReason, Status
+from complaints.workdays import working_days_between
+from core.clock import local_day_bounds, local_timezone, local_today
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_day_bounds, local_timezone
 from organisation.models import Department, Institution, InstitutionCategory, InstitutionLevel
 
 SMALL_SAMPLE = 10
@@ -138,7 +138,7 @@ class Period:
 def parse_period(text: str | None, *, today: date | None = None) -> Period:
     """'2026-10' or '2026Q4'; empty means the current month. Raises PeriodError for anything else."""
     if not text:
-        today = today or datetime.now(local_timezone()).date()
+        today = today or local_today()
         return Period("month", today.year, today.month)
     text = text.strip()
     for pattern, kind, top in ((_MONTH, "month", 12), (_QUARTER, "quarter", 4)):

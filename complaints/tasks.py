@@ -19,30 +19,26 @@ ids and an optional ISO ``now`` (for tests and re-runs), and commit their own wo
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from flask import url_for
 from flask_babel import force_locale, gettext
 from sqlalchemy import or_, select, update
 
-from complaints import deadlines
-from complaints.handling import (
-    OPEN_VALUES,
-    complaint_settings,
-    due_threshold,
-    local_today,
-    mask_phone,
-    missing_co_answers,
-    status_in,
-)
-from complaints.models import Complaint, ComplaintSettings, Status
+from complaints import feedback as feedback_service
+from complaints import workdays
+from complaints.deadlines import due_threshold, recompute_open_deadlines
+from complaints.handling import OPEN_VALUES, missing_co_answers, status_in
+from complaints.models import Complaint, ComplaintSettings, Feedback, ReopenStatus, Status
+from complaints.settings import complaint_settings
 from complaints.workflow import log_event
+from core import notify
 from core.audit import record
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
-from core.notify import BACKENDS, Message, backend, send
 from core.tasks import job_logger
-from organisation.models import Department, Role, StaffUser, staff_department
+from organisation.models import Department, Institution, Role, StaffUser
+from organisation.services import staff_with_roles
 
 log = job_logger(__name__)
 SYSTEM = "complaint-deadlines"
@@ -56,25 +52,9 @@ def _at(now: str | datetime | None) -> datetime:
 
 # Who is told ------------------------------------------------------------------------
 
-def _institution_staff(institution_id: int):
-    return select(StaffUser).where(StaffUser.institution_id == institution_id, StaffUser.active.is_(True))
-
-
 def department_handlers(institution_id: int, department_ids: set[int]) -> list[StaffUser]:
     """Active department handlers bound to any of ``department_ids``."""
-    if not department_ids:
-        return []
-    stmt = _institution_staff(institution_id).join(staff_department).where(
-        staff_department.c.department_id.in_(department_ids)).distinct()
-    return [u for u in db.session.scalars(stmt) if u.has_role(Role.DEPARTMENT_HANDLER)]
-
-
-def officers(institution_id: int) -> list[StaffUser]:
-    return [u for u in db.session.scalars(_institution_staff(institution_id)) if u.has_role(Role.COMPLAINT_OFFICER)]
-
-
-def leadership(institution_id: int) -> list[StaffUser]:
-    return [u for u in db.session.scalars(_institution_staff(institution_id)) if u.has_role(Role.LEADERSHIP)]
+    return staff_with_roles(institution_id, Role.DEPARTMENT_HANDLER, departments=department_ids)
 
 
 def first_contact_or_officers(complaint: Complaint) -> list[StaffUser]:
@@ -82,7 +62,7 @@ def first_contact_or_officers(complaint: Complaint) -> list[StaffUser]:
     person = complaint.first_contact
     if person is not None and person.active:
         return [person]
-    return officers(complaint.institution_id)
+    return staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER)
 
 
 def _unique(users) -> list[str]:
@@ -90,10 +70,7 @@ def _unique(users) -> list[str]:
 
 
 def _case_link(complaint: Complaint) -> str | None:
-    try:
-        return url_for("complaints_staff.case", institution_id=complaint.institution_id, case_id=complaint.id)
-    except Exception:  # no request and no SERVER_NAME: the queue still shows the case
-        return None
+    return notify.link("complaints_staff.case", institution_id=complaint.institution_id, case_id=complaint.id)
 
 
 def _claim(column, complaint: Complaint) -> bool:
@@ -129,14 +106,15 @@ def remind_case(complaint_id: int, now: str | None = None) -> bool:
         return False
     departments = {complaint.lead_department_id} - {None}
     departments |= {cd.department_id for cd in missing_co_answers(complaint)}
-    recipients = department_handlers(complaint.institution_id, departments) or officers(complaint.institution_id)
+    recipients = (department_handlers(complaint.institution_id, departments)
+                  or staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER))
     due = complaint.due_date.isoformat()
     with force_locale("zh_Hans"):
         subject = gettext("投诉 %(number)s 将于 %(date)s 到期", number=complaint.case_number, date=due)
         body = gettext("请在办理期限（%(date)s 24:00）前完成调查并提交答复草稿；协办科室请先提交协办意见。",
                        date=due)
         note = gettext("到期提醒已发送（%(n)d 人）。", n=len(recipients))
-    send(Message(recipients=_unique(recipients), subject=subject, body=body, kind="complaint_reminder",
+    notify.send(notify.Message(recipients=_unique(recipients), subject=subject, body=body, kind="complaint_reminder",
                  link=_case_link(complaint), meta={"complaint_id": complaint.id, "due_date": due}))
     data = {"due_date": due, "recipients": len(recipients)}
     log_event(complaint, "remind", actor=SYSTEM, note=note, data=data)
@@ -150,7 +128,7 @@ def remind_case(complaint_id: int, now: str | None = None) -> bool:
 
 def escalation_day(due_date: date, escalate_after_days: int) -> date:
     """The working day 督办 happens: the day after the first overdue working day, plus escalate_after_days."""
-    return deadlines.add_working_days(due_date, 2 + max(escalate_after_days, 0))[0]
+    return workdays.add_working_days(due_date, 2 + max(escalate_after_days, 0))[0]
 
 
 def escalate_case(complaint_id: int, now: str | None = None) -> bool:
@@ -165,9 +143,9 @@ def escalate_case(complaint_id: int, now: str | None = None) -> bool:
         return False
     if not _claim(Complaint.escalated_for, complaint):
         return False
-    overdue_days = deadlines.working_days_between(complaint.due_date, local_today(at))
+    overdue_days = workdays.working_days_between(complaint.due_date, local_today(at))
     lead = db.session.get(Department, complaint.lead_department_id) if complaint.lead_department_id else None
-    supervisors = first_contact_or_officers(complaint) + leadership(complaint.institution_id)
+    supervisors = first_contact_or_officers(complaint) + staff_with_roles(complaint.institution_id, Role.LEADERSHIP)
     handlers = department_handlers(complaint.institution_id, {complaint.lead_department_id} - {None})
     recipients = _unique(supervisors + handlers)
     due = complaint.due_date.isoformat()
@@ -177,7 +155,7 @@ def escalate_case(complaint_id: int, now: str | None = None) -> bool:
                        dept=lead.name if lead else gettext("未分派"))
         note = gettext("超期 %(n)d 个工作日，已督办：通知首诉负责人、院领导及主办科室（%(count)d 人）。",
                        n=overdue_days, count=len(recipients))
-    send(Message(recipients=recipients, subject=subject, body=body, kind="complaint_escalation",
+    notify.send(notify.Message(recipients=recipients, subject=subject, body=body, kind="complaint_escalation",
                  link=_case_link(complaint), meta={"complaint_id": complaint.id, "due_date": due}))
     data = {"due_date": due, "overdue_working_days": overdue_days, "recipients": len(recipients)}
     log_event(complaint, "supervise", actor=SYSTEM, note=note, data=data)
@@ -193,7 +171,7 @@ def sweep_deadlines(now: str | None = None) -> dict[str, int]:
     """Remind and escalate every case whose turn it is (periodic; only on working days; safe to run twice)."""
     at = _at(now)
     today = local_today(at)
-    working, _provisional = deadlines.is_working_day(today)
+    working, _provisional = workdays.is_working_day(today)
     if not working:
         log.info("deadline sweep: %s is not a working day", today)
         return {"reminded": 0, "escalated": 0}
@@ -216,13 +194,11 @@ def sweep_deadlines(now: str | None = None) -> dict[str, int]:
 # Notices after a decision --------------------------------------------------------------------
 
 def send_to_complainant(complaint: Complaint, subject: str, body: str, kind: str) -> bool:
-    """Text the complainant through the notifier; the log backend only ever sees the masked number."""
+    """Text the complainant (core.notify.send_to_person); False when there is no number."""
     phone = (complaint.complainant_phone or "").strip()
     if not phone:
         return False
-    shown = mask_phone(phone) if backend() is BACKENDS["log"] else phone
-    send(Message(recipients=[shown], subject=subject, body=body, kind=kind,
-                 meta={"complaint_id": complaint.id, "channel": "sms"}))
+    notify.send_to_person(phone, subject, body, kind=kind, channel="sms", meta={"complaint_id": complaint.id})
     return True
 
 
@@ -262,6 +238,97 @@ def notify_department(complaint_id: int, department_id: int, kind: str = "assign
         }
         subject = subjects.get(kind, subjects["assigned"]) % {"number": complaint.case_number, "dept": department.name}
         body = gettext("办理期限：%(date)s。请在“本科室投诉”中查看。", date=due)
-    send(Message(recipients=_unique(handlers), subject=subject, body=body, kind=f"complaint_{kind}",
+    notify.send(notify.Message(recipients=_unique(handlers), subject=subject, body=body, kind=f"complaint_{kind}",
                  link=_case_link(complaint), meta={"complaint_id": complaint.id, "department_id": department.id}))
     return len(handlers)
+
+
+# Feedback links and 重办 notices ---------------------------------------------------------------
+
+def send_feedback_link(feedback_id: int) -> bool:
+    """Text the satisfaction link to the complainant once; nothing to do without a phone or after expiry."""
+    feedback = db.session.get(Feedback, feedback_id)
+    if feedback is None or feedback.link_sent_at is not None or feedback.answered_at is not None:
+        return False
+    complaint = db.session.get(Complaint, feedback.complaint_id)
+    if not complaint.complainant_phone or utcnow() >= feedback.expires_at:
+        return False
+    institution = db.session.get(Institution, complaint.institution_id)
+    days = max(1, round((feedback.expires_at - feedback.created_at).total_seconds() / 86400))
+    with force_locale("zh_Hans"):
+        subject = gettext("投诉处理回访（编号 %(n)s）", n=complaint.case_number)
+        body = gettext("%(prefix)s您反映的问题（编号 %(n)s）已办结。请告诉我们您对处理结果是否满意：%(url)s "
+                       "（%(days)d 天内有效）", prefix=notify.sms_signature(institution.display_name),
+                       n=complaint.case_number,
+                       url=feedback_service.feedback_url(feedback), days=days)
+    notify.send_to_person(complaint.complainant_phone, subject, body, kind="complaint_feedback", channel="sms",
+                          meta={"complaint_id": complaint.id, "feedback": feedback.id})
+    feedback.link_sent_at = utcnow()
+    db.session.commit()
+    return True
+
+
+def sweep_feedback_links() -> int:
+    """Re-drive links that were not sent (e.g. Redis was down when the case closed)."""
+    cutoff = utcnow() - timedelta(minutes=2)
+    ids = list(db.session.scalars(
+        select(Feedback.id).join(Complaint, Complaint.id == Feedback.complaint_id)
+        .where(Feedback.link_sent_at.is_(None), Feedback.answered_at.is_(None), Feedback.created_at <= cutoff,
+               Feedback.expires_at > utcnow(), Complaint.complainant_phone.is_not(None),
+               Complaint.complainant_phone != "")))
+    sent = 0
+    for feedback_id in ids:
+        try:
+            sent += bool(send_feedback_link(feedback_id))
+        except Exception:  # one failing gateway call must not stop the others
+            db.session.rollback()
+            log.exception("feedback link %s could not be sent", feedback_id)
+    return sent
+
+
+def notify_reopen_request(feedback_id: int) -> bool:
+    """Tell the case's first-contact officer and the institution's complaint officers about a 重办 request."""
+    feedback = db.session.get(Feedback, feedback_id)
+    if feedback is None or feedback.reopen_status != ReopenStatus.REQUESTED:
+        return False
+    complaint = db.session.get(Complaint, feedback.complaint_id)
+    officers = staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER)
+    recipients = sorted({u.username for u in officers} | (
+        {complaint.first_contact.username} if complaint.first_contact is not None else set()))
+    with force_locale("zh_Hans"):
+        subject = gettext("重办申请：投诉 %(n)s 的投诉人对处理结果不满意", n=complaint.case_number)
+        body = gettext("请在案件页面决定是否重新办理。")
+    notify.send(notify.Message(recipients=recipients, subject=subject, body=body, kind="complaint_reopen_request",
+                               link=_case_link(complaint), meta={"complaint_id": complaint.id,
+                                                                "feedback": feedback.id}))
+    return True
+
+
+def notify_reopen_refused(feedback_id: int) -> bool:
+    """Tell the complainant (by SMS, when there is a phone) why the case is not handled again."""
+    feedback = db.session.get(Feedback, feedback_id)
+    if feedback is None or feedback.reopen_status != ReopenStatus.REFUSED:
+        return False
+    complaint = db.session.get(Complaint, feedback.complaint_id)
+    if not complaint.complainant_phone:
+        return False
+    with force_locale("zh_Hans"):
+        subject = gettext("投诉 %(n)s 不予重新办理", n=complaint.case_number)
+        body = gettext("%(prefix)s您对投诉（编号 %(n)s）处理结果的意见已收到。经审查，不予重新办理，理由：%(reason)s",
+                       prefix=notify.sms_signature(
+                           db.session.get(Institution, complaint.institution_id).display_name),
+                       n=complaint.case_number,
+                       reason=feedback.reopen_note)
+    notify.send_to_person(complaint.complainant_phone, subject, body, kind="complaint_reopen_refused", channel="sms",
+                          meta={"complaint_id": complaint.id})
+    return True
+
+
+# After a calendar edit ----------------------------------------------------------------------
+
+def recompute_deadlines_job(actor_id: int | None = None) -> int:
+    """Job: recompute open cases' deadlines after a calendar edit (idempotent), then commit."""
+    actor = db.session.get(StaffUser, actor_id) if actor_id else None
+    moved = recompute_open_deadlines(actor=actor or "calendar")
+    db.session.commit()
+    return moved

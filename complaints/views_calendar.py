@@ -21,12 +21,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from wtforms import IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from complaints import calendar_data, deadlines
+from complaints import calendar_data, deadlines, tasks, workdays
 from complaints.blueprints import admin_bp as bp
 from complaints.models import CalendarDay, CalendarYear, DayKind
+from core.clock import local_timezone, local_today
 from core.errors import render_error
 from core.extensions import db
-from core.i18n import local_timezone
 from core.tasks import InlineResult, enqueue
 from organisation.forms import ConfirmForm, valid_date
 from organisation.models import Role
@@ -36,8 +36,8 @@ EDIT_ROLES = (Role.PLATFORM_ADMIN,)
 WEEKDAYS = (_l("一"), _l("二"), _l("三"), _l("四"), _l("五"), _l("六"), _l("日"))
 
 KIND_LABELS = {
-    deadlines.WORKING: _l("工作日"), deadlines.WEEKEND: _l("周末"), deadlines.HOLIDAY: _l("节假日"),
-    deadlines.MAKEUP_WORKDAY: _l("调休上班"), deadlines.PAUSED: _l("暂停计时"),
+    workdays.WORKING: _l("工作日"), workdays.WEEKEND: _l("周末"), workdays.HOLIDAY: _l("节假日"),
+    workdays.MAKEUP_WORKDAY: _l("调休上班"), deadlines.PAUSED: _l("暂停计时"),
 }
 
 
@@ -80,10 +80,6 @@ def _can_edit() -> bool:
     return current_user.has_role(*EDIT_ROLES)
 
 
-def local_today() -> date:
-    return datetime.now(local_timezone()).date()
-
-
 def _year_or_400(year: int):
     if not calendar_data.FIRST_YEAR <= year <= calendar_data.LAST_YEAR:
         abort(make_response(render_error(400, gettext("年份须在 %(first)d 年至 %(last)d 年之间。",
@@ -100,7 +96,7 @@ def _after_edit(message: str, year: int) -> None:
     if db.session.get(CalendarYear, year) is None:
         flash(message + " " + gettext("该年尚未标记为正式，暂不影响办理期限。"), "success")
         return
-    job = enqueue(calendar_data.recompute_deadlines_job, actor().id)
+    job = enqueue(tasks.recompute_deadlines_job, actor().id)
     if isinstance(job, InlineResult) and job.is_finished:
         message += " " + gettext("已重新计算在办案件期限，%(n)d 件的期限发生变化。", n=job.result or 0)
     else:
@@ -116,7 +112,7 @@ def _year_rows(today: date) -> list[dict[str, Any]]:
     for day, kind in db.session.execute(select(CalendarDay.day, CalendarDay.kind)):
         counts.setdefault(day.year, {"holiday": 0, "workday": 0})[str(kind)] += 1
     years = set(official) | set(counts) | {today.year - 1, today.year, today.year + 1}
-    warn = set(deadlines.warning_years(today))
+    warn = set(workdays.warning_years(today))
     rows = []
     for year in sorted(years, reverse=True):
         row = official.get(year)
@@ -161,9 +157,9 @@ def _render_year(year: int, *, day_form: CalendarDayForm | None = None, official
     entered = list(db.session.scalars(select(CalendarDay).where(
         CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31)).order_by(CalendarDay.day)))
     if row is None and entered:  # a draft: show what the admin has entered so far
-        shown = deadlines.YearCalendar(year, False, 0, {d.day: (str(d.kind), d.name) for d in entered})
+        shown = workdays.YearCalendar(year, False, 0, {d.day: (str(d.kind), d.name) for d in entered})
     else:
-        shown = deadlines.work_calendar().year(year)
+        shown = workdays.work_calendar().year(year)
 
     def cell(d: date) -> dict[str, Any]:
         info = shown.info(d)
@@ -189,7 +185,7 @@ def _render_year(year: int, *, day_form: CalendarDayForm | None = None, official
     return render_template("complaints/calendar/year.html", year=year, row=row, status_key=status_key,
                            months=_month_grid(year, cell), entered=entered, day_form=day_form,
                            official_form=official_form, confirm=ConfirmForm(), can_edit=_can_edit(),
-                           weekdays=WEEKDAYS, statutory=deadlines.statutory_holidays(year)), status
+                           weekdays=WEEKDAYS, statutory=workdays.statutory_holidays(year)), status
 
 
 @bp.get("/calendar/<int:year>")
@@ -277,7 +273,7 @@ def calendar_banner_context() -> dict[str, Any]:
     if not has_request_context() or not current_user.is_authenticated or not current_user.has_role(*VIEW_ROLES):
         return {}
     try:
-        years = deadlines.cached_warning_years(local_today())
+        years = workdays.cached_warning_years(local_today())
     except SQLAlchemyError:  # the page is likely an error page already; it must still render
         return {}
     if not years:

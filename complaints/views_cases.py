@@ -6,18 +6,16 @@ rendered with; a stale page gets "该案件刚被其他人更新…" (409) and c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from flask import Flask, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_date, gettext
+from flask import Flask, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
-from werkzeug.routing import BuildError
 
-from complaints import handling, routing, tasks
+from complaints import access, case_page, deadlines, handling, routing, tasks
+from complaints.blueprints import case_url
 from complaints.blueprints import staff_bp as bp
 from complaints.forms_cases import (
     AcceptForm,
@@ -38,10 +36,8 @@ from complaints.forms_cases import (
     WaiveForm,
 )
 from complaints.models import (
-    Attachment,
     CaseDepartment,
-    CaseEvent,
-    CasePause,
+    CaseRole,
     Category,
     Channel,
     Complaint,
@@ -51,276 +47,41 @@ from complaints.models import (
     RoutingRule,
     Status,
 )
-from complaints.workflow import ACTION_LABELS, Action, ConcurrentChange, NotAllowed, WorkflowError, allowed_actions
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
+from core.privacy import mask_name
 from core.tasks import QUEUE_HIGH, enqueue
+from core.views import handle_form, paginate
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
 from organisation.scope import (
     Permission,
     can,
-    can_see_institution,
-    department_scope,
     get_institution_or_404,
     get_owned_or_404,
 )
-from organisation.services import ServiceError, departments_for
-from organisation.views import paginate
+from organisation.services import departments_for
 
 QUEUE_PAGE_SIZE = 50
-# The calendar part's case-page section shows how the deadline was computed; without it this page does.
-TRACE_SECTION = "complaints/calendar/_case_deadline.html"
-
-EVENT_LABELS = {
-    "deadline_set": _l("办理期限"), "deadline_recomputed": _l("期限重算"), "pause": _l("暂停计时"),
-    "resume_clock": _l("恢复计时"), "extension_requested": _l("申请延期"), "extension_approved": _l("批准延期"),
-    "extension_rejected": _l("不批准延期"), "co_answer": _l("协办意见"), "co_waived": _l("放行协办"),
-    "co_added": _l("增加协办"), "remind": _l("到期提醒"), "supervise": _l("督办"),
-    "decline_notice_sent": _l("已告知投诉人"),
-    # Intake's events, in case that part registers no labels of its own.
-    "registered": _l("登记"), "emergency": _l("标记为紧急"), "emergency_alerted": _l("紧急预警已发出"),
-    "emergency_alert_failed": _l("紧急预警发送失败"), "lookup_code_reissued": _l("重新生成查询码"),
-    "attachments_added": _l("补充附件"),
-}
-
 
 def actor() -> StaffUser:
     return current_user._get_current_object()
 
 
-def event_label(action: str) -> str:
-    """A timeline entry's label: transitions, this module's events, and labels other parts register."""
-    try:
-        return str(ACTION_LABELS[Action(action)])
-    except ValueError:
-        pass
-    extra = current_app.extensions.get("complaint_event_labels", {})
-    return str(EVENT_LABELS.get(action) or extra.get(action) or action)
-
-
 # Loading a case --------------------------------------------------------------------
 
-def _case_institution(institution_id: int) -> Institution:
-    """The institution, for staff who work cases (HANDLE_COMPLAINTS) or its own leadership (read-only)."""
-    institution = db.session.get(Institution, institution_id)
-    user = actor()
-    if institution is None or not can_see_institution(user, institution):
-        abort(404)
-    if can(user, Permission.HANDLE_COMPLAINTS, institution):
-        return institution
-    if user.has_role(Role.LEADERSHIP) and user.institution_id == institution.id:
-        return institution
-    abort(403)
-
-
-def _visible(user: StaffUser, institution: Institution, complaint: Complaint) -> bool:
-    scope = department_scope(user, institution)
-    return scope is None or bool(scope & handling.case_department_ids(complaint))
-
-
 def load_case(institution_id: int, case_id: int) -> tuple[Institution, Complaint]:
-    """The case, if the user may see it: a handler only the cases of their departments (else 404)."""
-    institution = _case_institution(institution_id)
-    complaint = get_owned_or_404(Complaint, case_id, institution)
-    if not _visible(actor(), institution, complaint):
-        abort(404)
-    return institution, complaint
-
-
-def case_url(complaint: Complaint, **anchor) -> str:
-    return url_for("complaints_staff.case", institution_id=complaint.institution_id, case_id=complaint.id, **anchor)
+    """The case, if the user may see it (complaints.access): a handler only the cases of their departments."""
+    return access.load_case_or_404(institution_id, case_id)
 
 
 # The case page ----------------------------------------------------------------------
 
-def _department_choices(institution: Institution, *, blank: str | None = None, exclude: set[int] = frozenset()
-                        ) -> list[tuple[Any, str]]:
-    choices = [(d.id, d.name) for d in departments_for(institution, active_only=True) if d.id not in exclude]
-    return ([(None, blank)] if blank is not None else []) + choices
-
-
-def _prepare(form, institution: Institution, complaint: Complaint) -> None:
-    """Fill the choices a form needs."""
-    if isinstance(form, AssignForm):
-        form.lead.choices = _department_choices(institution, blank=gettext("请选择"))
-        form.co.choices = _department_choices(institution)
-    elif isinstance(form, TransferForm):
-        form.lead.choices = _department_choices(institution, blank=gettext("请选择"),
-                                                exclude={complaint.lead_department_id} - {None})
-    elif isinstance(form, AddCoForm):
-        form.department.choices = _department_choices(institution, blank=gettext("请选择"),
-                                                      exclude=handling.case_department_ids(complaint))
-
-
-@dataclass
-class CaseForms:
-    """The action forms the user may use on this case, keyed by prefix."""
-
-    forms: dict[str, Any]
-
-    def __getitem__(self, key):
-        return self.forms.get(key)
-
-    def __contains__(self, key):
-        return key in self.forms
-
-
-FORM_CLASSES = {
-    "accept": AcceptForm, "settle": SettleForm, "decline": DeclineForm, "assign": AssignForm, "transfer": TransferForm,
-    "receive": ReceiveForm, "pause": PauseForm, "resume": ResumeForm, "extension": ExtensionForm,
-    "add_co": AddCoForm,
-}
-
-
-def _available_forms(user: StaffUser, institution: Institution, complaint: Complaint) -> set[str]:
-    if complaint.merged_into_id is not None:
-        return set()
-    actions = set(allowed_actions(user, complaint))
-    names = {name for name, action in (("accept", Action.ACCEPT), ("settle", Action.SETTLE),
-                                       ("decline", Action.DECLINE), ("assign", Action.ASSIGN),
-                                       ("transfer", Action.TRANSFER), ("receive", Action.RECEIVE))
-             if action in actions}
-    officer = handling.is_officer(user, complaint)
-    if complaint.is_open:
-        if officer:
-            names.add("resume" if complaint.paused_since is not None else "pause")
-            if complaint.lead_department_id is not None:
-                names.add("add_co")
-        if (officer or handling.leads(user, complaint)) and handling.pending_extension(complaint) is None:
-            names.add("extension")
-    return names
-
-
-def _new_form(name: str, institution: Institution, complaint: Complaint):
-    data: dict[str, Any] = {"version": complaint.version}
-    if name == "assign":
-        proposal = routing.propose(complaint)
-        data["lead"] = proposal.department.id if proposal.department else None
-    if name == "decline":
-        reason = DeclineReason.IN_COURT
-        data.update(reason=reason.value, notice=handling.default_decline_notice(reason))
-    form = FORM_CLASSES[name](formdata=None, prefix=name, data=data)
-    _prepare(form, institution, complaint)
-    return form
-
-
 def render_case(institution: Institution, complaint: Complaint, *, bound: dict[str, Any] | None = None,
                 status: int = 200):
-    user = actor()
-    available = _available_forms(user, institution, complaint)
-    forms = {name: _new_form(name, institution, complaint) for name in available if name != "decline"}
-    forms.update(bound or {})
-    officer = handling.is_officer(user, complaint)
-    now = utcnow()
-    today = handling.local_today(now)
-
-    co_rows = handling.co_departments(complaint)
-    co_forms, waive_forms = {}, {}
-    for cd in co_rows:
-        if not complaint.is_open or complaint.merged_into_id is not None:
-            continue
-        if officer or cd.department_id in user.department_ids:
-            co_forms[cd.id] = (bound or {}).get(f"co{cd.id}") or CoAnswerForm(
-                formdata=None, prefix=f"co{cd.id}", data={"version": complaint.version, "answer": cd.answer})
-        if officer and cd.answered_at is None and cd.waived_at is None:
-            waive_forms[cd.id] = (bound or {}).get(f"waive{cd.id}") or WaiveForm(
-                formdata=None, prefix=f"waive{cd.id}", data={"version": complaint.version})
-
-    extensions = list(db.session.scalars(select(Extension).where(Extension.complaint_id == complaint.id)
-                                         .order_by(Extension.id)))
-    decide_forms = {e.id: (bound or {}).get(f"decide{e.id}") or ExtensionDecisionForm(
-        formdata=None, prefix=f"decide{e.id}", data={"version": complaint.version})
-        for e in extensions if handling.may_decide_extension(user, e, complaint)}
-    pauses = list(db.session.scalars(select(CasePause).where(CasePause.complaint_id == complaint.id)
-                                     .order_by(CasePause.started_at)))
-    events = list(db.session.scalars(select(CaseEvent).where(CaseEvent.complaint_id == complaint.id)
-                                     .order_by(CaseEvent.at, CaseEvent.id)))
-    attachments = db.session.execute(select(Attachment.id, Attachment.filename, Attachment.content_type,
-                                            Attachment.size, Attachment.uploaded_at)
-                                     .where(Attachment.complaint_id == complaint.id).order_by(Attachment.id)).all()
-    people_ids = {e.requested_by_id for e in extensions} | {e.decided_by_id for e in extensions} \
-        | {cd.answered_by_id for cd in co_rows} | {cd.waived_by_id for cd in co_rows} | {e.actor_id for e in events}
-    people = {u.id: u for u in db.session.scalars(select(StaffUser).where(StaffUser.id.in_(people_ids - {None})))}
-    category = db.session.get(Category, complaint.category_id) if complaint.category_id else None
-    touchpoint = db.session.get(Touchpoint, complaint.touchpoint_id) if complaint.touchpoint_id else None
-    proposal = routing.propose(complaint) if "assign" in forms else None
-    ready_problem = None
-    if co_rows and complaint.is_open:
-        try:
-            handling.check_ready_to_reply(complaint)
-        except WorkflowError as exc:
-            ready_problem = str(exc)
-    sections = list(current_app.extensions.get("complaint_case_sections", []))
-    context = dict(
-        institution=institution, complaint=complaint, case=complaint, forms=CaseForms(forms), version=complaint.version,
-        can_manage=officer, show_contact=officer, status_label=Status(complaint.status).label,
-        channel_label=_channel_label(complaint.channel), category=category, touchpoint=touchpoint,
-        overdue=handling.is_overdue(complaint, now), days_left=handling.working_days_left(complaint, today),
-        rule_label=handling.RULE_LABELS.get(complaint.deadline_rule or "", complaint.deadline_rule or ""),
-        trace=complaint.deadline_trace or {}, pauses=pauses, extensions=extensions, decide_forms=decide_forms,
-        co_rows=co_rows, co_forms=co_forms, waive_forms=waive_forms, ready_problem=ready_problem,
-        lead_row=next((cd for cd in complaint.departments if cd.role == "lead" and cd.active), None),
-        former_leads=[cd for cd in complaint.departments if cd.role == "lead" and not cd.active],
-        events=events, event_label=event_label, people=people, attachments=attachments,
-        attachment_url=_attachment_url, proposal=proposal, decline_choice=_decline_choice(available),
-        pause_label=lambda v: PauseReason(v).label if v in {r.value for r in PauseReason} else v,
-        decline_label=lambda v: DeclineReason(v).label if v in {r.value for r in DeclineReason} else v,
-        mask_name=handling.mask_name, mask_phone=handling.mask_phone, weekday=_weekday, trace_kind=trace_kind,
-        relation_label=relation_label, trace_pauses=_trace_pauses(complaint.deadline_trace or {}),
-        standard_days=handling.complaint_settings(complaint.institution_id).standard_days,
-        config_sections=sections, own_trace=TRACE_SECTION not in {t for _o, t in sections},
-    )
-    return render_template("complaints/case.html", **context), status
-
-
-TRACE_KINDS = {"working": _l("工作日"), "weekend": _l("休息日"), "holiday": _l("法定节假日"),
-               "makeup_workday": _l("调休上班"), "paused": _l("暂停计时")}
-RELATIONS = {"self": _l("本人"), "family": _l("家属"), "relative": _l("亲属"), "guardian": _l("监护人"),
-             "agent": _l("委托代理人"), "other": _l("其他")}
-
-
-def trace_kind(kind: str) -> str:
-    return str(TRACE_KINDS.get(kind, kind))
-
-
-def relation_label(value: str | None) -> str:
-    return str(RELATIONS.get(value or "", value or "—"))
-
-
-def _weekday(day) -> str:
-    return format_date(day, "EEE")
-
-
-def _trace_pauses(trace: dict[str, Any]) -> list[tuple[datetime, datetime | None]]:
-    result = []
-    for p in trace.get("pauses") or []:
-        try:
-            result.append((datetime.fromisoformat(p["start"]), datetime.fromisoformat(p["end"]) if p.get("end")
-                           else None))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return result
-
-
-def _decline_choice(available: set[str]) -> DeclineChoiceForm | None:
-    return DeclineChoiceForm(formdata=None) if "decline" in available else None
-
-
-def _channel_label(value: str) -> str:
-    try:
-        return str(Channel(value).label)
-    except ValueError:
-        return value
-
-
-def _attachment_url(complaint: Complaint, attachment_id: int) -> str | None:
-    """The download link the intake part provides, if it does."""
-    try:
-        return url_for("complaints_staff.attachment", institution_id=complaint.institution_id,
-                       attachment_id=attachment_id)
-    except BuildError:
-        return None
+    page = case_page.build(actor(), institution, complaint, bound=bound)
+    return render_template("complaints/case.html", **page.context()), status
 
 
 @bp.get("/<int:case_id>")
@@ -334,9 +95,9 @@ def case(institution_id: int, case_id: int):
 def act(institution_id: int, case_id: int, name: str, form_class, run: Callable[[Any, Complaint], Any],
         success: str, *, after: Callable[[Complaint, Any], None] | None = None, prefix: str | None = None,
         guard: Callable[[StaffUser, Institution, Complaint], bool] | None = None):
-    """Validate the posted form, call the service, commit once, then enqueue follow-up work and redirect.
+    """An action form on the case page: core.views.handle_form, then follow-up jobs and back to the case.
 
-    A stale page (ConcurrentChange) is 409 with the case as it is now; a refused action 403; bad input 400.
+    A stale page is 409 with the case as it is now; a refused action 403; bad input 400 with the form kept.
     """
     institution, complaint = load_case(institution_id, case_id)
     user = actor()
@@ -348,42 +109,23 @@ def act(institution_id: int, case_id: int, name: str, form_class, run: Callable[
         flash(gettext("您不能对该案件执行此操作，或案件状态已变化。"), "error")
         return render_case(institution, complaint, status=403)
     form = form_class(prefix=prefix)
-    _prepare(form, institution, complaint)
-    if not form.validate_on_submit():
-        return render_case(institution, complaint, bound={prefix: form}, status=400)
-    try:
-        result = run(form, complaint)
-    except ServiceError as exc:
-        db.session.rollback()
-        field = getattr(form, exc.field, None) if exc.field else None
-        if field is not None:
-            field.errors = list(field.errors) + [str(exc)]
-        else:
-            form.form_errors.append(str(exc))
-        institution, complaint = load_case(institution_id, case_id)
-        return render_case(institution, complaint, bound={prefix: form}, status=400)
-    except ConcurrentChange as exc:
-        db.session.rollback()
-        flash(str(exc), "warning")
-        institution, complaint = load_case(institution_id, case_id)
-        return render_case(institution, complaint, status=409)
-    except NotAllowed as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        institution, complaint = load_case(institution_id, case_id)
-        return render_case(institution, complaint, status=403)
-    except WorkflowError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        institution, complaint = load_case(institution_id, case_id)
-        return render_case(institution, complaint, status=400)
-    db.session.commit()
-    flash(success, "success")
-    if after is not None:
-        after(complaint, result)  # after the commit: a job must see the committed case
-    if not _visible(user, institution, complaint):  # e.g. a handler who transferred the case away
-        return redirect(url_for("complaints_staff.department_queue", institution_id=institution.id))
-    return redirect(case_url(complaint))
+    case_page.prepare_form(form, institution, complaint)
+
+    def rerender(form, status: int):
+        fresh_institution, fresh = load_case(institution_id, case_id)  # as it is now, after the rollback
+        if status == 400:
+            return render_case(fresh_institution, fresh, bound={prefix: form}, status=status)
+        for message in form.form_errors:  # a stale page or a refusal: the message, above the case as it is now
+            flash(message, "warning" if status == 409 else "error")
+        return render_case(fresh_institution, fresh, status=status)
+
+    def next_url(_result) -> str:
+        if not access.may_see_case(user, complaint):  # e.g. a handler who transferred the case away
+            return url_for("complaints_staff.department_queue", institution_id=institution.id)
+        return case_url(complaint)
+
+    return handle_form(form, lambda: run(form, complaint), success=success, next_url=next_url, render=rerender,
+                       after=(lambda result: after(complaint, result)) if after is not None else None)
 
 
 def _department(form_field) -> Department | None:
@@ -410,7 +152,7 @@ def decline(institution_id: int, case_id: int):
     """Step two of declining: the notice for the chosen reason, editable, then confirm."""
     institution, complaint = load_case(institution_id, case_id)
     if request.method == "GET":
-        if "decline" not in _available_forms(actor(), institution, complaint):
+        if "decline" not in case_page.available_forms(actor(), complaint):
             flash(gettext("该案件当前不能执行“不予受理”。"), "error")
             return redirect(case_url(complaint))
         choice = DeclineChoiceForm(request.args)
@@ -441,7 +183,8 @@ def assign(institution_id: int, case_id: int):
     def after(c, _result):
         for cd in c.departments:
             if cd.active:
-                enqueue(tasks.notify_department, c.id, cd.department_id, "assigned" if cd.role == "lead" else "co")
+                enqueue(tasks.notify_department, c.id, cd.department_id,
+                        "assigned" if cd.role == CaseRole.LEAD else "co")
 
     return act(institution_id, case_id, "assign", AssignForm, run, gettext("已分派。"), after=after)
 
@@ -512,7 +255,7 @@ def decide_extension(institution_id: int, case_id: int, extension_id: int):
 
 
 def _co_row(complaint: Complaint, row_id: int) -> CaseDepartment:
-    row = next((cd for cd in complaint.departments if cd.id == row_id and cd.role == "co" and cd.active), None)
+    row = next((cd for cd in complaint.departments if cd.id == row_id and cd.role == CaseRole.CO and cd.active), None)
     if row is None:
         abort(404)
     return row
@@ -581,16 +324,16 @@ def _queue_context(institution: Institution, departments: set[int] | None, endpo
     if ids:
         for cd in db.session.scalars(select(CaseDepartment).where(CaseDepartment.complaint_id.in_(ids),
                                                                   CaseDepartment.active.is_(True),
-                                                                  CaseDepartment.role == "co")):
+                                                                  CaseDepartment.role == CaseRole.CO)):
             co_rows[cd.complaint_id].append(cd)
     now = utcnow()
-    today = handling.local_today(now)
-    near = handling.due_threshold(1, now)
+    today = local_today(now)
+    near = deadlines.due_threshold(1, now)
     return dict(
         institution=institution, form=form, filter=f, page=page, rows=rows, co_rows=co_rows, endpoint=endpoint,
         counts=handling.queue_counts(institution, departments=departments, now=now),
         names=_names(institution), urgency=lambda c: handling.urgency(c, now=now, near=near),
-        days_left=lambda c: handling.working_days_left(c, today), mask_name=handling.mask_name,
+        days_left=lambda c: deadlines.working_days_left(c, today), mask_name=mask_name,
         channel_label=_labels(Channel).get, status_label=_labels(Status).get,
         filtered=bool(request.args.to_dict(flat=True).keys() - {"page"}),
     )
@@ -646,7 +389,7 @@ def _rule_form(institution: Institution, rule: RoutingRule | None = None) -> Rou
                                      .order_by(Touchpoint.code)).all()
     form.touchpoint_id.choices = [(None, gettext("（不限）"))] + [(t.id, t.name) for t in touchpoints]
     form.department_id.choices = [(None, gettext("（不限）"))] + [(d.id, d.name) for d in departments_for(institution)]
-    form.target_department_id.choices = _department_choices(institution, blank=gettext("请选择"))
+    form.target_department_id.choices = case_page.department_choices(institution, blank=gettext("请选择"))
     return form
 
 
@@ -670,23 +413,15 @@ def routing_rules(institution_id: int):
 
 def _save_rule(institution: Institution, rule: RoutingRule | None):
     form = _rule_form(institution, rule)
-    if form.validate_on_submit():
-        try:
-            if rule is None:
-                routing.create_routing_rule(institution, actor=actor(), **_rule_values(form))
-            else:
-                routing.update_routing_rule(rule, actor=actor(), **_rule_values(form))
-        except ServiceError as exc:
-            db.session.rollback()
-            field = getattr(form, exc.field, None) if exc.field else None
-            (field.errors if field is not None else form.form_errors).append(str(exc))
-        else:
-            db.session.commit()
-            flash(gettext("分派规则已保存。"), "success")
-            return redirect(url_for("complaints_staff.routing_rules", institution_id=institution.id))
-    status = 400 if request.method == "POST" else 200
-    return render_template("complaints/cases/routing_rule_form.html", institution=institution, form=form,
-                           rule=rule), status
+
+    def save():
+        if rule is None:
+            return routing.create_routing_rule(institution, actor=actor(), **_rule_values(form))
+        return routing.update_routing_rule(rule, actor=actor(), **_rule_values(form))
+
+    return handle_form(form, save, success=gettext("分派规则已保存。"),
+                       next_url=lambda _r: url_for("complaints_staff.routing_rules", institution_id=institution.id),
+                       template="complaints/cases/routing_rule_form.html", institution=institution, rule=rule)
 
 
 @bp.route("/routing/new", methods=["GET", "POST"])
@@ -716,8 +451,7 @@ def routing_rule_toggle(institution_id: int, rule_id: int):
 # Wiring ---------------------------------------------------------------------------------
 
 def init_app(app: Flask) -> None:
-    """Nav entries, the deadline sweep."""
-    from core.tasks import register_periodic
+    """Nav entries."""
     from organisation.nav import register_nav
 
     register_nav(app, _l("投诉工作台"), "complaints_staff.queue",
@@ -726,5 +460,3 @@ def init_app(app: Flask) -> None:
                  lambda user, inst: (can(user, Permission.HANDLE_COMPLAINTS, inst)
                                      and user.has_role(Role.DEPARTMENT_HANDLER)
                                      and user.institution_id == inst.id), order=16)
-    # Working hours, Beijing time; the sweep itself skips days that are not working days.
-    register_periodic(app, tasks.sweep_deadlines, name="complaints-deadlines", cron="5 8-17 * * *")

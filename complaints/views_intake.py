@@ -11,7 +11,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    make_response,
     redirect,
     render_template,
     request,
@@ -24,8 +23,9 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from complaints import intake, lookup
-from complaints.blueprints import public_bp, staff_bp
+from complaints import access, intake, lookup
+from complaints.blueprints import case_url, public_bp, staff_bp
+from complaints.deadlines import compute_deadline
 from complaints.forms_intake import (
     CategoryForm,
     FromAlertForm,
@@ -34,16 +34,26 @@ from complaints.forms_intake import (
     PublicComplaintForm,
     parse_local_datetime,
 )
-from complaints.models import Attachment, CaseDepartment, Category, Channel, Complaint
+from complaints.models import Attachment, Category, Channel, Complaint
+from core.clock import local_timezone
 from core.extensions import db
-from core.i18n import local_timezone
-from core.ratelimit import client_address, limited, retry_after_header
+from core.public import (
+    device_id,
+    device_key,
+    ip_prefix,
+    new_submission_id,
+    public_page,
+    render_notice,
+    too_many_requests,
+    valid_submission_id,
+)
+from core.ratelimit import client_address, limited
+from core.views import handle_form
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
-from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
+from organisation.scope import Permission, can, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
-from organisation.views import handle_form
-from survey.patient import device_key
+from survey import alerts
 
 FORM_TOKEN_MAX_AGE = 24 * 3600  # an elderly patient may take a long time, or come back to the tab later
 # Five files of 5 MB and the text: more than the app-wide limit, for the intake forms only.
@@ -67,26 +77,15 @@ def _allow_attachments(endpoint: str | None, values: dict[str, Any] | None) -> N
 
 # The public pages: phone-friendly, no login, no JavaScript -------------------------------------
 
-def _patient_page(template: str, status: int = 200, **context):
-    from survey.patient import with_device_cookie
-
-    return with_device_cookie(make_response(render_template(template, **context), status))
-
-
-def _notice(title: str, message: str, status: int, *, back: str | None = None):
-    return _patient_page("complaints/public/notice.html", status, title=title, message=message, back=back)
-
-
 @public_bp.errorhandler(429)
 def _too_many(error):
-    response = _notice(gettext("操作过于频繁"), gettext("请稍等一会儿再试。您已经提交成功的投诉不会丢失。"), 429)
-    response.headers["Retry-After"] = retry_after_header(error)
-    return response
+    return too_many_requests(error, gettext("操作过于频繁"),
+                             gettext("请稍等一会儿再试。您已经提交成功的投诉不会丢失。"))
 
 
 @public_bp.errorhandler(RequestEntityTooLarge)
 def _too_large(error):
-    return _notice(gettext("文件太大"),
+    return render_notice(gettext("文件太大"),
                    gettext("上传的照片或文件合计太大。每个文件不超过 5 MB，最多 5 个；请返回减少或压缩后再提交。"), 413)
 
 
@@ -97,14 +96,11 @@ def _public_institution_or_404(institution_id: int) -> Institution:
     return institution
 
 
-def _linked_response(institution: Institution, submission_id: str | None):
-    """The survey response a complainant came from (the thank-you page's ?response=), if it is this hospital's."""
-    from survey.models import SurveyResponse
-
-    if not submission_id or not intake.SUBMISSION_ID_RE.match(submission_id):
+def _linked_rating(institution: Institution, submission_id: str | None) -> alerts.RatingLink | None:
+    """The rating a complainant came from (the thank-you page's ?response=), if it is this hospital's."""
+    if not submission_id or not valid_submission_id(submission_id):
         return None
-    return db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == submission_id,
-                                                          SurveyResponse.institution_id == institution.id))
+    return alerts.rating_for_complaint(institution.id, submission_id)
 
 
 def _ensure_default_categories() -> None:
@@ -127,8 +123,6 @@ def _expected_reply(institution: Institution, received_at: datetime) -> dict[str
     info: dict[str, Any] = {"days": settings.standard_days, "complex_days": settings.complex_days,
                             "date": None, "provisional": False}
     try:
-        from complaints.deadlines import compute_deadline
-
         deadline = compute_deadline(received_at, settings.standard_days, rule="standard")
         info.update(date=deadline.due_date, provisional=deadline.provisional)
     except Exception:  # the date is a courtesy; the rule alone is enough
@@ -137,7 +131,7 @@ def _expected_reply(institution: Institution, received_at: datetime) -> dict[str
 
 
 def _receipt(institution: Institution, complaint: Complaint, code: str):
-    response = _patient_page(
+    response = public_page(
         "complaints/public/receipt.html", institution=institution, case_number=complaint.case_number, code=code,
         emergency=complaint.safety_emergency, expected=_expected_reply(institution, complaint.received_at),
         lookup_url=url_for("complaints.lookup", i=institution.id, n=complaint.case_number))
@@ -160,7 +154,7 @@ def _uploads(field) -> list[intake.Upload]:
 @limited(("COMPLAINT_INTAKE_IP_LIMIT", client_address), ("COMPLAINT_INTAKE_DEVICE_LIMIT", device_key))
 def intake_form(institution_id: int):
     """The complainant's own form (from a QR code or the survey thank-you page) and, after POST, the receipt."""
-    from survey import tokens
+    from core import signing
 
     institution = _public_institution_or_404(institution_id)
     form = PublicComplaintForm()
@@ -169,30 +163,29 @@ def intake_form(institution_id: int):
     status = 200
     if request.method == "POST":
         submission_id = form.submission_id.data or ""
-        existing = intake.find_submission(institution, submission_id) if intake.SUBMISSION_ID_RE.match(
-            submission_id) else None
+        existing = intake.find_submission(institution, submission_id) if valid_submission_id(submission_id) else None
         if existing is not None:  # a double tap or a retry: the receipt again, nothing stored twice
             return _receipt(institution, existing, intake.lookup_code_for(institution.id, submission_id))
-        problem, _issued = tokens.read_form_token(form.form_token.data or "", context_key, FORM_TOKEN_MAX_AGE)
+        problem, _issued = signing.read_form_token(form.form_token.data or "", context_key, FORM_TOKEN_MAX_AGE)
         status = 400
         if problem is not None:
             form.form_errors.append(gettext("页面已过期，请检查内容后再点一次“提交投诉”。"))
         elif form.validate():
-            response = _linked_response(institution, form.response.data)
+            rating = _linked_rating(institution, form.response.data)
             department = db.session.get(Department, form.department.data) if form.department.data else None
             category = db.session.get(Category, form.category.data) if form.category.data else None
             try:
                 complaint, code = intake.register_complaint(
                     institution,
-                    channel=(Channel.SURVEY_ALERT if response is not None and intake.response_is_low(response)
+                    channel=(Channel.SURVEY_ALERT if rating is not None and rating.low
                              else Channel.SELF_SERVICE),
                     received_at=datetime.now(UTC), subject="", description=form.description.data,
                     wish=form.wish.data, category=category,
-                    touchpoint=db.session.get(Touchpoint, response.touchpoint_id) if response is not None
-                    and response.touchpoint_id else None,
+                    touchpoint=db.session.get(Touchpoint, rating.touchpoint_id) if rating is not None
+                    and rating.touchpoint_id else None,
                     departments_concerned=[department] if department is not None else [],
                     complainant_name=form.complainant_name.data, complainant_phone=form.complainant_phone.data,
-                    relation=form.relation.data, first_contact=None, survey_response=response,
+                    relation=form.relation.data, first_contact=None, rating=rating,
                     attachments=_uploads(form.attachments), submission_id=submission_id, actor="self-service")
             except intake.IntakeError as exc:
                 db.session.rollback()
@@ -204,13 +197,13 @@ def intake_form(institution_id: int):
                 db.session.commit()  # durable before the complainant is told it was received
                 return _receipt(institution, complaint, code)
     else:
-        form.submission_id.data = intake.new_submission_id()
+        form.submission_id.data = new_submission_id()
         form.response.data = request.args.get("response", "")[:40]
-    if not intake.SUBMISSION_ID_RE.match(form.submission_id.data or ""):
-        form.submission_id.data = intake.new_submission_id()
-    form.form_token.data = tokens.issue_form_token(context_key)
+    if not valid_submission_id(form.submission_id.data or ""):
+        form.submission_id.data = new_submission_id()
+    form.form_token.data = signing.issue_form_token(context_key)
     settings = intake.complaint_settings(institution.id)
-    return _patient_page("complaints/public/form.html", status, form=form, institution=institution,
+    return public_page("complaints/public/form.html", status, form=form, institution=institution,
                          settings=settings, max_files=intake.MAX_ATTACHMENTS,
                          lookup_url=url_for("complaints.lookup", i=institution.id))
 
@@ -224,8 +217,6 @@ def _lookup_institutions() -> list[tuple[int, str]]:
 @limited(("COMPLAINT_LOOKUP_IP_LIMIT", client_address))
 def lookup_page():
     """The complainant's progress lookup by case number and code (check C9)."""
-    from survey.patient import device_id, ip_prefix
-
     form = LookupForm()
     fixed = request.values.get("i", type=int)
     institution = db.session.get(Institution, fixed) if fixed else None
@@ -240,7 +231,7 @@ def lookup_page():
             form.institution.data = institution.id
         form.case_number.data = lookup.normalise_case_number(request.args.get("n", ""))[:40] if request.args.get(
             "n") else ""
-        return _patient_page("complaints/public/lookup.html", form=form, institution=institution, steps=lookup.STEPS)
+        return public_page("complaints/public/lookup.html", form=form, institution=institution, steps=lookup.STEPS)
 
     status_code = 400
     result = None
@@ -264,7 +255,7 @@ def lookup_page():
                     institution = db.session.get(Institution, institution_id)
     if not_found or locked:  # the code is never echoed back
         form.code.raw_data, form.code.data = [], ""
-    response = _patient_page("complaints/public/lookup.html", status_code, form=form, institution=institution,
+    response = public_page("complaints/public/lookup.html", status_code, form=form, institution=institution,
                              result=result, not_found=not_found, locked=locked, steps=lookup.STEPS,
                              lockout_minutes=lookup.LOCKOUT_SECONDS // 60)
     response.headers["Cache-Control"] = "no-store"
@@ -293,7 +284,7 @@ def _staff_choices(form: OfficerComplaintForm, institution: Institution) -> None
 
 def _staff_receipt(institution: Institution, complaint: Complaint, code: str, *, heading: str):
     return render_template("complaints/intake/registered.html", institution=institution, complaint=complaint,
-                           code=code, heading=heading, case_url=intake.case_url(complaint),
+                           code=code, heading=heading, case_url=case_url(complaint),
                            category=intake.category_label(complaint.category),
                            expected=_expected_reply(institution, complaint.received_at),
                            lookup_url=url_for("complaints.lookup", i=institution.id, n=complaint.case_number,
@@ -307,12 +298,11 @@ def register(institution_id: int):
     form = OfficerComplaintForm()
     _staff_choices(form, institution)
     if request.method == "GET":
-        form.submission_id.data = intake.new_submission_id()
+        form.submission_id.data = new_submission_id()
         form.received_at.data = _local_now_text()
     elif form.validate_on_submit():
         submission_id = form.submission_id.data or ""
-        existing = intake.find_submission(institution, submission_id) if intake.SUBMISSION_ID_RE.match(
-            submission_id) else None
+        existing = intake.find_submission(institution, submission_id) if valid_submission_id(submission_id) else None
         if existing is not None:
             return _staff_receipt(institution, existing, intake.lookup_code_for(institution.id, submission_id),
                                   heading=gettext("该投诉已登记"))
@@ -336,8 +326,8 @@ def register(institution_id: int):
         else:
             db.session.commit()
             return _staff_receipt(institution, complaint, code, heading=gettext("投诉已登记"))
-    if not intake.SUBMISSION_ID_RE.match(form.submission_id.data or ""):
-        form.submission_id.data = intake.new_submission_id()
+    if not valid_submission_id(form.submission_id.data or ""):
+        form.submission_id.data = new_submission_id()
     status = 400 if request.method == "POST" else 200
     return render_template("complaints/intake/register.html", institution=institution, form=form), status
 
@@ -345,23 +335,22 @@ def register(institution_id: int):
 @staff_bp.post("/from-alert/<int:alert_id>")
 def from_alert(institution_id: int, alert_id: int):
     """Turn a survey service-recovery alert into a complaint (once; a second click shows the same case)."""
-    from survey.models import RecoveryAlert
-
     institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
-    alert = get_owned_or_404(RecoveryAlert, alert_id, institution)
+    if alerts.alert_for_complaint(institution.id, alert_id) is None:
+        abort(404)
     form = FromAlertForm()
     categories = intake.categories_for(institution)
     form.category.choices = [(None, "")] + [(c.id, c.name) for c in categories]
     if not form.validate_on_submit():
         abort(400)
     category = next((c for c in categories if c.id == form.category.data), None)
-    existing = intake.complaint_for_alert(alert)
+    existing = intake.complaint_for_alert(institution, alert_id)
     try:
-        complaint, code = intake.complaint_from_alert(alert, actor=actor(), category=category)
+        complaint, code = intake.complaint_from_alert(institution, alert_id, actor=actor(), category=category)
     except intake.IntakeError as exc:
         db.session.rollback()
         flash(str(exc), "error")
-        return redirect(url_for("survey_staff.alert_detail", institution_id=institution.id, alert_id=alert.id))
+        return redirect(url_for("survey_staff.alert_detail", institution_id=institution.id, alert_id=alert_id))
     db.session.commit()
     return _staff_receipt(institution, complaint, code,
                           heading=gettext("该提醒已转为投诉") if existing is not None else gettext("已转为投诉"))
@@ -371,12 +360,12 @@ def alert_button_context(institution: Institution, alert: Any) -> dict[str, Any]
     """What the survey alert page needs to show the "转为投诉" button (or the case it became)."""
     if not can(current_user, Permission.MANAGE_COMPLAINTS, institution):
         return {"can_convert": False}
-    complaint = intake.complaint_for_alert(alert)
+    complaint = intake.complaint_for_alert(institution, alert.id)
     form = FromAlertForm()
     form.category.choices = [(None, gettext("类别：默认“其他”"))] + [
         (c.id, intake.category_label(c)) for c in intake.categories_for(institution)]
     return {"can_convert": True, "converted": complaint, "convert_form": form,
-            "case_url": intake.case_url(complaint) if complaint is not None else None,
+            "case_url": case_url(complaint) if complaint is not None else None,
             "convert_url": url_for("complaints_staff.from_alert", institution_id=institution.id, alert_id=alert.id)}
 
 
@@ -390,27 +379,13 @@ def complaint_attachments(complaint: Complaint) -> list[Attachment]:
 
 # Attachments, lookup codes --------------------------------------------------------------------
 
-def visible_case_or_404(institution: Institution, complaint_id: int) -> Complaint:
-    """A case of this institution the current user may see: handlers only their departments' cases."""
-    complaint = get_owned_or_404(Complaint, complaint_id, institution)
-    scope = department_scope(actor(), institution)
-    if scope is not None:
-        departments = {complaint.lead_department_id} | set(db.session.scalars(
-            select(CaseDepartment.department_id).where(CaseDepartment.complaint_id == complaint.id,
-                                                       CaseDepartment.active.is_(True))))
-        if not departments & scope:
-            abort(404)
-    return complaint
-
-
 @staff_bp.get("/attachments/<int:attachment_id>")
 def attachment(institution_id: int, attachment_id: int):
     """Download one attachment, for those who may see its case."""
-    institution = get_institution_or_404(institution_id, Permission.HANDLE_COMPLAINTS)
     row = db.session.get(Attachment, attachment_id)
     if row is None:
         abort(404)
-    visible_case_or_404(institution, row.complaint_id)
+    access.load_case_or_404(institution_id, row.complaint_id, work=True)
     response = send_file(BytesIO(row.data), mimetype=row.content_type, as_attachment=True,
                          download_name=row.filename, max_age=0)
     response.headers["Cache-Control"] = "private, no-store"
@@ -447,7 +422,7 @@ def emergency(institution_id: int, complaint_id: int):
             flash(gettext("已标记为医疗质量安全紧急投诉，并已通知相关负责人。"), "success")
         else:
             flash(gettext("该案件已是医疗质量安全紧急投诉。"), "info")
-    return redirect(intake.case_url(complaint) or url_for("complaints_staff.register", institution_id=institution.id))
+    return redirect(case_url(complaint))
 
 
 # Categories -------------------------------------------------------------------------------

@@ -1,26 +1,24 @@
 """Staff pages: the complaint ledger (投诉台账) with its exports, statistics, and the regional comparison."""
 from __future__ import annotations
 
-import os
-from datetime import date, datetime
-from urllib.parse import quote
+from datetime import date
 
-from flask import Flask, Response, abort, current_app, redirect, render_template, request, stream_with_context, url_for
+from flask import Flask, abort, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from werkzeug.wsgi import wrap_file
 from wtforms import SelectField, StringField
 from wtforms.validators import Optional, ValidationError
 
 from complaints import ledger, stats
-from complaints.blueprints import admin_bp, staff_bp
+from complaints.blueprints import admin_bp, case_url_by_id, staff_bp
 from complaints.models import Category, Channel, Status
+from core import tabular
+from core.clock import local_today
 from core.errors import render_error
 from core.extensions import db
-from core.i18n import local_timezone
 from organisation.forms import int_or_none, valid_date
 from organisation.models import Institution, Region, Role
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, region_subtree_ids
@@ -28,7 +26,6 @@ from organisation.services import departments_for
 
 PER_PAGE = 50
 MAX_PAGE = 100_000
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def actor():
@@ -36,7 +33,7 @@ def actor():
 
 
 def today() -> date:
-    return datetime.now(local_timezone()).date()
+    return local_today()
 
 
 # Forms -------------------------------------------------------------------------
@@ -99,13 +96,6 @@ def _ledger_filter(form: LedgerFilterForm, scope: set[int] | None) -> ledger.Led
         timeliness=form.timeliness.data or None, satisfaction=form.satisfaction.data or None, departments=scope)
 
 
-def case_url(institution_id: int, complaint_id: int) -> str | None:
-    """The case page (complaints.views_cases), when installed."""
-    if "complaints_staff.case" not in current_app.view_functions:
-        return None
-    return url_for("complaints_staff.case", institution_id=institution_id, case_id=complaint_id)
-
-
 # The ledger --------------------------------------------------------------------
 
 @staff_bp.get("/ledger")
@@ -120,35 +110,23 @@ def ledger_list(institution_id: int):
     export_args = {k: v for k, v in request.args.items() if k != "page"} if valid else {}
     return render_template("complaints/ledger/list.html", institution=institution, form=form, page=page,
                            columns=ledger.columns(), export_args=export_args,
-                           satisfaction_labels=ledger.SATISFACTION_LABELS, case_url=case_url), 200 if valid else 400
+                           satisfaction_labels=ledger.SATISFACTION_LABELS,
+                           case_url=case_url_by_id), 200 if valid else 400
 
 
 @staff_bp.get("/ledger/export.<fmt>")
 def ledger_export(institution_id: int, fmt: str):
     institution = get_institution_or_404(institution_id, Permission.VIEW_COMPLAINT_STATS)
-    if fmt not in ("xlsx", "csv"):
+    if fmt not in tabular.FORMATS:
         abort(404)
     scope = department_scope(actor(), institution)
     form = _filter_form(institution, scope)
     if request.args and not form.validate():
         return render_error(400, gettext("筛选条件有误，请返回台账页面修改后再导出。"))
     f = _ledger_filter(form, scope)
-    disposition = _disposition(ledger.export_filename(institution, f, fmt), ledger.ascii_filename(institution, fmt))
-    headers = {"Content-Disposition": disposition, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-    rows = ledger.iter_rows(institution, f)
-    if fmt == "csv":
-        return Response(stream_with_context(ledger.stream_csv(rows)), mimetype="text/csv; charset=utf-8",
-                        headers=headers)
-    handle, _count = ledger.write_xlsx(rows)
-    size = os.fstat(handle.fileno()).st_size
-    # wrap_file streams the temporary file in blocks and closes (and so deletes) it afterwards.
-    return Response(wrap_file(request.environ, handle, buffer_size=64 * 1024), mimetype=XLSX_MIME,
-                    headers={**headers, "Content-Length": str(size)}, direct_passthrough=True)
-
-
-def _disposition(filename: str, fallback: str) -> str:
-    """attachment with an ASCII name for old clients and the UTF-8 name (RFC 6266 / 5987) for the rest."""
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
+    return tabular.send_table(fmt, ledger.sheet(ledger.iter_rows(institution, f)),
+                              filename=ledger.export_filename(institution, f, fmt),
+                              fallback=ledger.ascii_filename(institution, fmt))
 
 
 # Statistics --------------------------------------------------------------------
@@ -164,7 +142,7 @@ def stats_page(institution_id: int):
     report = stats.report(institution, period)
     return render_template("complaints/ledger/stats.html", institution=institution, form=form, report=report,
                            period=period, recent=_recent_periods(), ledger_args=_ledger_args(period),
-                           case_url=case_url, small_sample=stats.SMALL_SAMPLE)
+                           case_url=case_url_by_id, small_sample=stats.SMALL_SAMPLE)
 
 
 def _recent_periods() -> list[stats.Period]:

@@ -1,4 +1,4 @@
-"""Pages for what a case produces: replies, closing, feedback and 重办, rectification, refunds.
+"""Pages for what a case produces: replies, closing, feedback and 重办 (rectification and refunds: views_remedies).
 
 The case page shows each of them as a section (registered in init_app); the
 actions here are forms on their own small pages that commit once and return
@@ -13,26 +13,19 @@ from typing import Any
 
 from flask import Flask, abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
+from complaints import access, tasks
 from complaints import feedback as feedback_service
 from complaints import rectification as remedies
 from complaints import replies as reply_service
-from complaints.blueprints import public_bp, staff_bp
+from complaints.blueprints import case_url, case_url_by_id, public_bp, staff_bp
 from complaints.forms_outcomes import (
     CaseVersionForm,
     CloseForm,
     FeedbackForm,
     PhoneFeedbackForm,
-    RectificationCompleteForm,
-    RectificationFilterForm,
-    RectificationForm,
-    RectificationReturnForm,
-    RefundCompleteForm,
-    RefundDecisionForm,
-    RefundForm,
     RefuseReopenForm,
     ReplyDraftForm,
     ReplyReturnForm,
@@ -45,39 +38,30 @@ from complaints.models import (
     Refund,
     Reply,
     ReplyStatus,
+    Satisfaction,
     Status,
 )
-from complaints.workflow import Action, ConcurrentChange, WorkflowError, may
+from complaints.workflow import Action, may
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
-from organisation.models import Department, Institution, StaffUser
-from organisation.scope import Permission, can, get_institution_or_404, get_owned_or_404
-from organisation.services import ServiceError
-from organisation.views import paginate  # clamps ?page= (an absurd page overflowed OFFSET: 500)
+from core.privacy import mask_phone
+from core.public import render_notice
+from core.services import ServiceError
+from core.views import handle_form
+from organisation.models import Institution, StaffUser
+from organisation.scope import Permission, get_institution_or_404, get_owned_or_404
 
 
 def actor() -> StaffUser:
     return current_user._get_current_object()
 
 
-def case_url(complaint: Complaint, anchor: str | None = None) -> str:
-    """The staff case page (complaints.views_cases), optionally at one of its sections."""
-    return case_url_by_id(complaint.institution_id, complaint.id, anchor)
-
-
-def case_url_by_id(institution_id: int, case_id: int, anchor: str | None = None) -> str:
-    return url_for("complaints_staff.case", institution_id=institution_id, case_id=case_id, _anchor=anchor)
-
-
 # Loading, always scoped ---------------------------------------------------------------------
 
-def _case(institution_id: int, case_id: int) -> tuple[Institution, Complaint]:
-    """A case of the institution that the current user handles (handlers: their departments' cases only)."""
-    institution = get_institution_or_404(institution_id, Permission.HANDLE_COMPLAINTS)
-    complaint = get_owned_or_404(Complaint, case_id, institution)
-    if not reply_service.has_case_access(actor(), complaint):
-        abort(404)
-    return institution, complaint
+def working_case(institution_id: int, case_id: int) -> tuple[Institution, Complaint]:
+    """A case of the institution that the current user works (handlers: their departments' cases only)."""
+    return access.load_case_or_404(institution_id, case_id, work=True)
 
 
 def _child(model: type, row_id: int, complaint: Complaint):
@@ -87,61 +71,34 @@ def _child(model: type, row_id: int, complaint: Complaint):
     return row
 
 
-def _scoped_row(model: type, institution_id: int, row_id: int) -> tuple[Institution, Complaint, Any]:
+def scoped_row(model: type, institution_id: int, row_id: int) -> tuple[Institution, Complaint, Any]:
     institution = get_institution_or_404(institution_id, Permission.HANDLE_COMPLAINTS)
     row = get_owned_or_404(model, row_id, institution)
     complaint = db.session.get(Complaint, row.complaint_id)
-    if not reply_service.has_case_access(actor(), complaint) and getattr(row, "owner_id", None) != actor().id:
+    if not access.may_work_case(actor(), complaint) and getattr(row, "owner_id", None) != actor().id:
         abort(404)
     return institution, complaint, row
 
 
-USER_ERRORS = (WorkflowError, ServiceError)
-
-
-def run_form(form, action: Callable[[], Any], *, success: str, next_url: Callable[[Any], str], template: str,
-             **context):
-    """Validate, run the service, commit once and redirect; re-render with the error (4xx) otherwise."""
-    status = 200
-    if form.validate_on_submit():
-        try:
-            result = action()
-        except USER_ERRORS as exc:
-            db.session.rollback()
-            target = getattr(form, getattr(exc, "field", None) or "", None)
-            if target is not None and hasattr(target, "errors") and target.name in form._fields:
-                target.errors = list(target.errors) + [str(exc)]
-            else:
-                form.form_errors.append(str(exc))
-            status = 409 if isinstance(exc, ConcurrentChange) else 400
-        else:
-            db.session.commit()
-            flash(success, "success")
-            return redirect(next_url(result))
-    elif request.method == "POST":
-        status = 400
-    return render_template(template, form=form, **context), status
-
-
-def _version(form) -> int | None:
+def form_version(form) -> int | None:
     return form.version.data if getattr(form, "version", None) is not None else None
 
 
-def _fresh_version_form(form_class, complaint: Complaint, **kwargs):
+def version_form(form_class, complaint: Complaint, **kwargs):
     form = form_class(**kwargs)
     if request.method == "GET":
         form.version.data = complaint.version
     return form
 
 
-def _post_action(complaint: Complaint, action: Callable[[int | None], Any], success: str, anchor: str):
+def post_action(complaint: Complaint, action: Callable[[int | None], Any], success: str, anchor: str):
     """A button without fields (approve, verify, accept): commit and back to the case, or flash the refusal."""
     form = CaseVersionForm()
     if not form.validate_on_submit():
         abort(400)
     try:
         action(form.version.data)
-    except USER_ERRORS as exc:
+    except ServiceError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(case_url(complaint, anchor), code=303)
@@ -201,9 +158,9 @@ def _read_outcomes(complaint: Complaint) -> Outcomes:
     o = Outcomes(complaint=complaint, institution_id=complaint.institution_id, replies=replies,
                  latest=replies[-1] if replies else None, feedback=feedback_service.feedback_for(complaint),
                  rectifications=remedies.rectifications_for(complaint), refunds=remedies.refunds_for(complaint),
-                 price_complaint=remedies.is_price_complaint(complaint), today=remedies.local_today())
-    o.is_officer = reply_service.is_officer(user, complaint)
-    o.can_handle = reply_service.has_case_access(user, complaint)
+                 price_complaint=remedies.is_price_complaint(complaint), today=local_today())
+    o.is_officer = access.is_officer(user, complaint)
+    o.can_handle = access.may_work_case(user, complaint)
     o.can_draft = reply_service.can_start_draft(user, complaint)
     o.can_review = may(user, complaint, Action.APPROVE_REPLY)
     o.can_send = may(user, complaint, Action.SEND_REPLY)
@@ -224,19 +181,19 @@ def _read_outcomes(complaint: Complaint) -> Outcomes:
 
 @staff_bp.route("/<int:case_id>/replies", methods=["GET"])
 def reply_history(institution_id: int, case_id: int):
-    institution, complaint = _case(institution_id, case_id)
+    institution, complaint = working_case(institution_id, case_id)
     return render_template("complaints/outcomes/replies.html", institution=institution, complaint=complaint,
                            o=case_outcomes(complaint))
 
 
 @staff_bp.route("/<int:case_id>/replies/new", methods=["GET", "POST"])
 def draft_reply(institution_id: int, case_id: int):
-    institution, complaint = _case(institution_id, case_id)
+    institution, complaint = working_case(institution_id, case_id)
     if not reply_service.can_start_draft(actor(), complaint):
         flash(gettext("案件当前状态为“%(status)s”，或您不是主办科室的处理人，不能起草答复。",
                       status=Status(complaint.status).label), "error")
         return redirect(case_url(complaint, "replies"))
-    form = _fresh_version_form(ReplyDraftForm, complaint)
+    form = version_form(ReplyDraftForm, complaint)
     templates = reply_service.reply_templates(institution)
     if request.method == "GET":
         chosen = next((t for t in templates if t.code == request.args.get("template")), None)
@@ -245,8 +202,8 @@ def draft_reply(institution_id: int, case_id: int):
             form.body.data = reply_service.fill_template(chosen, complaint, institution)
         elif latest is not None:
             form.body.data = latest.body  # revising: start from the last version (it is kept as it was)
-    return run_form(form, lambda: reply_service.draft_reply(complaint, form.body.data, actor=actor(),
-                                                            expected_version=_version(form)),
+    return handle_form(form, lambda: reply_service.draft_reply(complaint, form.body.data, actor=actor(),
+                                                            expected_version=form_version(form)),
                     success=gettext("答复已提交审核。"), next_url=lambda r: case_url(complaint, "replies"),
                     template="complaints/outcomes/reply_draft.html", institution=institution, complaint=complaint,
                     templates=templates, o=case_outcomes(complaint))
@@ -254,86 +211,86 @@ def draft_reply(institution_id: int, case_id: int):
 
 @staff_bp.route("/<int:case_id>/replies/<int:reply_id>", methods=["GET"])
 def reply_detail(institution_id: int, case_id: int, reply_id: int):
-    institution, complaint = _case(institution_id, case_id)
+    institution, complaint = working_case(institution_id, case_id)
     reply = _child(Reply, reply_id, complaint)
-    form = _fresh_version_form(ReplyReturnForm, complaint)
+    form = version_form(ReplyReturnForm, complaint)
     return render_template("complaints/outcomes/reply.html", institution=institution, complaint=complaint,
-                           reply=reply, form=form, approve_form=_fresh_version_form(CaseVersionForm, complaint),
+                           reply=reply, form=form, approve_form=version_form(CaseVersionForm, complaint),
                            o=case_outcomes(complaint))
 
 
 @staff_bp.route("/<int:case_id>/replies/<int:reply_id>/approve", methods=["POST"])
 def approve_reply(institution_id: int, case_id: int, reply_id: int):
-    _institution, complaint = _case(institution_id, case_id)
+    _institution, complaint = working_case(institution_id, case_id)
     reply = _child(Reply, reply_id, complaint)
-    return _post_action(complaint, lambda v: reply_service.approve_reply(reply, actor=actor(), expected_version=v),
+    return post_action(complaint, lambda v: reply_service.approve_reply(reply, actor=actor(), expected_version=v),
                         gettext("答复已审核通过，可以发送给投诉人。"), "replies")
 
 
 @staff_bp.route("/<int:case_id>/replies/<int:reply_id>/return", methods=["POST"])
 def return_reply(institution_id: int, case_id: int, reply_id: int):
-    institution, complaint = _case(institution_id, case_id)
+    institution, complaint = working_case(institution_id, case_id)
     reply = _child(Reply, reply_id, complaint)
     form = ReplyReturnForm()
-    return run_form(form, lambda: reply_service.return_reply(reply, form.note.data, actor=actor(),
-                                                             expected_version=_version(form)),
+    return handle_form(form, lambda: reply_service.return_reply(reply, form.note.data, actor=actor(),
+                                                             expected_version=form_version(form)),
                     success=gettext("答复已退回起草人修改。"), next_url=lambda r: case_url(complaint, "replies"),
                     template="complaints/outcomes/reply.html", institution=institution, complaint=complaint,
-                    reply=reply, approve_form=_fresh_version_form(CaseVersionForm, complaint),
+                    reply=reply, approve_form=version_form(CaseVersionForm, complaint),
                     o=case_outcomes(complaint))
 
 
 @staff_bp.route("/<int:case_id>/replies/send", methods=["GET", "POST"])
 def send_reply(institution_id: int, case_id: int):
-    institution, complaint = _case(institution_id, case_id)
+    institution, complaint = working_case(institution_id, case_id)
     reply = reply_service.latest_reply(complaint)
     if reply is None or reply.status != ReplyStatus.APPROVED:
         flash(gettext("没有已审核的答复可以发送。"), "error")
         return redirect(case_url(complaint, "replies"))
-    form = _fresh_version_form(SendReplyForm, complaint)
+    form = version_form(SendReplyForm, complaint)
     vias = reply_service.available_vias(complaint)
     form.via.choices = [(v.value, v.label) for v in vias]
     if reply_service.ReplyVia.EMAIL not in vias:
         del form.email  # no e-mail channel: the address field would only confuse
     if request.method == "GET":
         form.via.data = reply_service.default_via(complaint).value
-    return run_form(form, lambda: reply_service.send_reply(complaint, actor=actor(), via=form.via.data,
+    return handle_form(form, lambda: reply_service.send_reply(complaint, actor=actor(), via=form.via.data,
                                                            email=form.email.data if "email" in form else None,
-                                                           expected_version=_version(form)),
+                                                           expected_version=form_version(form)),
                     success=gettext("答复已发送并记录。"), next_url=lambda r: case_url(complaint, "replies"),
                     template="complaints/outcomes/reply_send.html", institution=institution, complaint=complaint,
-                    reply=reply, phone=_mask_phone(complaint.complainant_phone))
+                    reply=reply, phone=mask_phone(complaint.complainant_phone))
 
 
 @staff_bp.route("/<int:case_id>/replies/<int:reply_id>/print", methods=["GET"])
 def print_reply(institution_id: int, case_id: int, reply_id: int):
-    institution, complaint = _case(institution_id, case_id)
+    institution, complaint = working_case(institution_id, case_id)
     reply = _child(Reply, reply_id, complaint)
     if reply.status not in (ReplyStatus.APPROVED, ReplyStatus.SENT):
         abort(404)  # only an approved text ever leaves the hospital
     response = make_response(render_template("complaints/outcomes/reply_print.html", institution=institution,
                                              complaint=complaint, reply=reply,
-                                             today=remedies.local_today()))
+                                             today=local_today()))
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 @staff_bp.route("/<int:case_id>/close", methods=["GET", "POST"])
 def close_case(institution_id: int, case_id: int):
-    institution, complaint = _case(institution_id, case_id)
-    form = _fresh_version_form(CloseForm, complaint)
+    institution, complaint = working_case(institution_id, case_id)
+    form = version_form(CloseForm, complaint)
     result: dict[str, Feedback] = {}
 
     def close():
         result["feedback"] = reply_service.close_complaint(complaint, form.resolved.data == "yes", form.note.data,
-                                                           actor=actor(), expected_version=_version(form))
+                                                           actor=actor(), expected_version=form_version(form))
         return result["feedback"]
 
-    response = run_form(form, close, success=gettext("案件已办结。"), next_url=lambda f: case_url(complaint),
+    response = handle_form(form, close, success=gettext("案件已办结。"), next_url=lambda f: case_url(complaint),
                         template="complaints/outcomes/close.html", institution=institution, complaint=complaint,
-                        o=case_outcomes(complaint), phone=_mask_phone(complaint.complainant_phone))
+                        o=case_outcomes(complaint), phone=mask_phone(complaint.complainant_phone))
     if "feedback" in result and getattr(response, "status_code", 0) in (302, 303):
-        _after_commit(feedback_service.send_feedback_link, result["feedback"].id)
+        _after_commit(tasks.send_feedback_link, result["feedback"].id)
     return response
 
 
@@ -347,182 +304,44 @@ def _after_commit(job: Callable[[int], Any], row_id: int) -> None:
         current_app.logger.exception("could not queue %s", getattr(job, "__name__", job))
 
 
-def _mask_phone(phone: str | None) -> str:
-    return reply_service.mask_address(phone) if phone else ""
-
-
 # Feedback and 重办 (staff side) --------------------------------------------------------------
 
 @staff_bp.route("/<int:case_id>/feedback/<int:feedback_id>/accept", methods=["POST"])
 def accept_reopen(institution_id: int, case_id: int, feedback_id: int):
-    _institution, complaint = _case(institution_id, case_id)
+    _institution, complaint = working_case(institution_id, case_id)
     fb = _child(Feedback, feedback_id, complaint)
-    return _post_action(complaint, lambda v: feedback_service.accept_reopen(fb, actor=actor(), expected_version=v),
+    return post_action(complaint, lambda v: feedback_service.accept_reopen(fb, actor=actor(), expected_version=v),
                         gettext("已重新办理，新的办理期限已计算。"), "feedback")
 
 
 @staff_bp.route("/<int:case_id>/feedback/<int:feedback_id>/refuse", methods=["GET", "POST"])
 def refuse_reopen(institution_id: int, case_id: int, feedback_id: int):
-    institution, complaint = _case(institution_id, case_id)
+    institution, complaint = working_case(institution_id, case_id)
     fb = _child(Feedback, feedback_id, complaint)
-    form = _fresh_version_form(RefuseReopenForm, complaint)
-    response = run_form(form, lambda: feedback_service.refuse_reopen(fb, form.reason.data, actor=actor(),
-                                                                     expected_version=_version(form)),
+    form = version_form(RefuseReopenForm, complaint)
+    response = handle_form(form, lambda: feedback_service.refuse_reopen(fb, form.reason.data, actor=actor(),
+                                                                     expected_version=form_version(form)),
                         success=gettext("已记录不予重办及理由。"), next_url=lambda r: case_url(complaint, "feedback"),
                         template="complaints/outcomes/reopen_refuse.html", institution=institution,
                         complaint=complaint, fb=fb)
     if getattr(response, "status_code", 0) in (302, 303):
-        _after_commit(feedback_service.notify_reopen_refused, fb.id)
+        _after_commit(tasks.notify_reopen_refused, fb.id)
     return response
 
 
 @staff_bp.route("/<int:case_id>/feedback/<int:feedback_id>/record", methods=["GET", "POST"])
 def record_phone_feedback(institution_id: int, case_id: int, feedback_id: int):
-    institution, complaint = _case(institution_id, case_id)
+    institution, complaint = working_case(institution_id, case_id)
     fb = _child(Feedback, feedback_id, complaint)
-    if not reply_service.is_officer(actor(), complaint):
+    if not access.is_officer(actor(), complaint):
         abort(403)
-    form = _fresh_version_form(PhoneFeedbackForm, complaint)
-    response = run_form(form, lambda: feedback_service.answer_feedback(fb, form.answer.data, form.comment.data,
+    form = version_form(PhoneFeedbackForm, complaint)
+    response = handle_form(form, lambda: feedback_service.answer_feedback(fb, form.answer.data, form.comment.data,
                                                                        form.new_facts.data, actor=actor()),
                         success=gettext("回访结果已记录。"), next_url=lambda r: case_url(complaint, "feedback"),
                         template="complaints/outcomes/feedback_record.html", institution=institution,
-                        complaint=complaint, fb=fb, phone=_mask_phone(complaint.complainant_phone))
+                        complaint=complaint, fb=fb, phone=mask_phone(complaint.complainant_phone))
     return response
-
-
-# Rectification ---------------------------------------------------------------------------------
-
-def _rectification_form(institution: Institution, complaint: Complaint) -> RectificationForm:
-    form = RectificationForm()
-    departments = db.session.scalars(select(Department).where(Department.institution_id == institution.id,
-                                                              Department.active.is_(True))
-                                     .order_by(Department.code)).all()
-    form.department_id.choices = [(None, gettext("（不指定）"))] + [(d.id, d.name) for d in departments]
-    staff = db.session.scalars(select(StaffUser).where(StaffUser.institution_id == institution.id,
-                                                       StaffUser.active.is_(True))
-                               .order_by(StaffUser.display_name, StaffUser.username)).all()
-    form.owner_id.choices = [(None, gettext("请选择"))] + [
-        (u.id, gettext("%(name)s（%(username)s）", name=u.display_name, username=u.username)) for u in staff
-        if remedies.may_own_rectification(u)]
-    if request.method == "GET" and form.department_id.data is None:
-        form.department_id.data = complaint.lead_department_id
-    return form
-
-
-@staff_bp.route("/<int:case_id>/rectifications/new", methods=["GET", "POST"])
-def add_rectification(institution_id: int, case_id: int):
-    institution, complaint = _case(institution_id, case_id)
-    form = _rectification_form(institution, complaint)
-
-    def add():
-        owner = db.session.get(StaffUser, form.owner_id.data) if form.owner_id.data else None
-        department = db.session.get(Department, form.department_id.data) if form.department_id.data else None
-        return remedies.add_rectification(complaint, form.action.data, owner, date.fromisoformat(form.due_date.data),
-                                          department, actor=actor())
-
-    return run_form(form, add, success=gettext("整改措施已登记。"),
-                    next_url=lambda r: case_url(complaint, "rectifications"),
-                    template="complaints/outcomes/rectification_form.html", institution=institution,
-                    complaint=complaint)
-
-
-@staff_bp.route("/rectifications/<int:rectification_id>/complete", methods=["GET", "POST"])
-def complete_rectification(institution_id: int, rectification_id: int):
-    institution, complaint, r = _scoped_row(Rectification, institution_id, rectification_id)
-    form = RectificationCompleteForm()
-    return run_form(form, lambda: remedies.complete_rectification(r, form.evidence.data, actor=actor()),
-                    success=gettext("整改完成情况已提交，等待验证。"),
-                    next_url=lambda x: _back(complaint, "rectifications"),
-                    template="complaints/outcomes/rectification_action.html", institution=institution,
-                    complaint=complaint, r=r, heading=gettext("填报整改完成情况"),
-                    owner_name=_display_name(r.owner_id))
-
-
-@staff_bp.route("/rectifications/<int:rectification_id>/verify", methods=["POST"])
-def verify_rectification(institution_id: int, rectification_id: int):
-    _institution, complaint, r = _scoped_row(Rectification, institution_id, rectification_id)
-    return _post_action(complaint, lambda v: remedies.verify_rectification(r, actor=actor()),
-                        gettext("整改已验证销号。"), "rectifications")
-
-
-@staff_bp.route("/rectifications/<int:rectification_id>/return", methods=["GET", "POST"])
-def return_rectification(institution_id: int, rectification_id: int):
-    institution, complaint, r = _scoped_row(Rectification, institution_id, rectification_id)
-    form = RectificationReturnForm()
-    return run_form(form, lambda: remedies.return_rectification(r, form.note.data, actor=actor()),
-                    success=gettext("已退回责任人继续整改。"), next_url=lambda x: _back(complaint, "rectifications"),
-                    template="complaints/outcomes/rectification_action.html", institution=institution,
-                    complaint=complaint, r=r, heading=gettext("退回整改"), owner_name=_display_name(r.owner_id))
-
-
-def _back(complaint: Complaint, anchor: str) -> str:
-    """Back to where the user came from when that was the rectification list, else to the case."""
-    target = request.args.get("next", "")
-    if target == "list":
-        return url_for("complaints_staff.rectifications", institution_id=complaint.institution_id)
-    return case_url(complaint, anchor)
-
-
-def _display_name(user_id: int | None) -> str:
-    user = db.session.get(StaffUser, user_id) if user_id else None
-    return user.display_name if user is not None else "—"
-
-
-@staff_bp.get("/rectifications")
-def rectifications(institution_id: int):
-    """Every rectification not yet verified (挂账), overdue ones first in view; handlers see their own."""
-    permission = (Permission.VIEW_COMPLAINT_STATS if can(current_user, Permission.VIEW_COMPLAINT_STATS)
-                  else Permission.HANDLE_COMPLAINTS)
-    institution = get_institution_or_404(institution_id, permission)
-    form = RectificationFilterForm(request.args)
-    status = (form.status.data if form.validate() else None) or "open"
-    page = paginate(remedies.open_rectifications(institution, user=actor(), status=status), per_page=50)
-    rows = list(page.items)
-    owners = dict(db.session.execute(select(StaffUser.id, StaffUser.display_name)
-                                     .where(StaffUser.id.in_({r.owner_id for r in rows} or {-1}))).all())
-    departments = dict(db.session.execute(select(Department.id, Department.name).where(
-        Department.id.in_(({r.department_id for r in rows} - {None}) or {-1}))).all())
-    case_numbers = dict(db.session.execute(select(Complaint.id, Complaint.case_number).where(
-        Complaint.id.in_({r.complaint_id for r in rows} or {-1}))).all())
-    return render_template("complaints/outcomes/rectifications.html", institution=institution, form=form,
-                           page=page, rows=rows, owners=owners, departments=departments, case_numbers=case_numbers,
-                           today=remedies.local_today(), status=status, is_overdue=remedies.is_overdue)
-
-
-# Refunds ------------------------------------------------------------------------------------------
-
-@staff_bp.route("/<int:case_id>/refunds/new", methods=["GET", "POST"])
-def request_refund(institution_id: int, case_id: int):
-    institution, complaint = _case(institution_id, case_id)
-    form = RefundForm()
-    return run_form(form, lambda: remedies.request_refund(complaint, form.amount.data, form.reason.data,
-                                                          actor=actor()),
-                    success=gettext("退费申请已提交，等待审批。"), next_url=lambda r: case_url(complaint, "refunds"),
-                    template="complaints/outcomes/refund_form.html", institution=institution, complaint=complaint)
-
-
-@staff_bp.route("/refunds/<int:refund_id>/decide", methods=["GET", "POST"])
-def decide_refund(institution_id: int, refund_id: int):
-    institution, complaint, refund = _scoped_row(Refund, institution_id, refund_id)
-    form = RefundDecisionForm()
-    return run_form(form, lambda: remedies.decide_refund(refund, form.decision.data == "approve", form.note.data,
-                                                         actor=actor()),
-                    success=gettext("退费审批已记录。"), next_url=lambda r: case_url(complaint, "refunds"),
-                    template="complaints/outcomes/refund_action.html", institution=institution,
-                    complaint=complaint, refund=refund, heading=gettext("审批退费"),
-                    requester=_display_name(refund.requested_by_id))
-
-
-@staff_bp.route("/refunds/<int:refund_id>/complete", methods=["GET", "POST"])
-def complete_refund(institution_id: int, refund_id: int):
-    institution, complaint, refund = _scoped_row(Refund, institution_id, refund_id)
-    form = RefundCompleteForm()
-    return run_form(form, lambda: remedies.complete_refund(refund, form.payment_ref.data, actor=actor()),
-                    success=gettext("退费已办理并记录。"), next_url=lambda r: case_url(complaint, "refunds"),
-                    template="complaints/outcomes/refund_action.html", institution=institution,
-                    complaint=complaint, refund=refund, heading=gettext("办理退费"),
-                    requester=_display_name(refund.requested_by_id))
 
 
 # The complainant's satisfaction page (public) -----------------------------------------------------
@@ -538,10 +357,7 @@ def _feedback_notice(problem: str):
     else:
         title, message, status = (gettext("链接无法识别"),
                                   gettext("请确认打开的是医院短信中的完整链接，或联系医院患者服务中心。"), 404)
-    response = make_response(render_template("complaints/feedback/notice.html", title=title, message=message),
-                             status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return render_notice(title, message, status)
 
 
 @public_bp.route("/feedback/<token>", methods=["GET", "POST"])
@@ -567,7 +383,7 @@ def feedback(token: str):
             else:
                 db.session.commit()  # stored before the complainant is told it was received
                 if fb.reopen_status == feedback_service.ReopenStatus.REQUESTED:
-                    _after_commit(feedback_service.notify_reopen_request, fb.id)
+                    _after_commit(tasks.notify_reopen_request, fb.id)
                 return redirect(url_for("complaints.feedback", token=token), code=303)
         status = 400
     reply = reply_service.visible_reply(complaint)
@@ -580,38 +396,18 @@ def feedback(token: str):
 
 def _feedback_thanks(fb: Feedback):
     response = make_response(render_template("complaints/feedback/thanks.html", fb=fb,
-                                             unhappy=fb.answer == feedback_service.Answer.UNSATISFIED.value))
+                                             unhappy=fb.answer == Satisfaction.UNSATISFIED))
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 # Wiring ---------------------------------------------------------------------------------------------
 
-EVENT_LABELS = {
-    "reply_revised": _l("提交答复新版本"), "feedback_opened": _l("发出回访链接"), "feedback_answered": _l("投诉人评价"),
-    "reopen_refused": _l("不予重办"), "rectification_added": _l("登记整改"), "rectification_done": _l("整改完成待验证"),
-    "rectification_verified": _l("整改验证销号"), "rectification_returned": _l("退回整改"),
-    "refund_requested": _l("申请退费"), "refund_approved": _l("批准退费"), "refund_rejected": _l("不批准退费"),
-    "refund_completed": _l("已退费"),
-}
-
-
 def init_app(app: Flask) -> None:
     from complaints import case_section
-    from core.tasks import register_periodic
-    from organisation import register_label_enums
-    from organisation.nav import register_nav
 
-    app.extensions.setdefault("complaint_event_labels", {}).update(EVENT_LABELS)  # the case timeline's labels
-    register_label_enums(app, reply_service.ReplyVia, feedback_service.Answer, feedback_service.ReopenStatus)
     app.jinja_env.globals.update(complaint_outcomes=case_outcomes, complaint_case_url=case_url,
                                  complaint_case_url_by_id=case_url_by_id)
     case_section(app, "complaints/outcomes/_replies.html", 50)
     case_section(app, "complaints/outcomes/_feedback.html", 55)
-    case_section(app, "complaints/outcomes/_rectifications.html", 60)
-    case_section(app, "complaints/outcomes/_refunds.html", 65)
-    register_nav(app, _l("整改跟踪"), "complaints_staff.rectifications",
-                 lambda u, i: can(u, Permission.VIEW_COMPLAINT_STATS, i) or can(u, Permission.HANDLE_COMPLAINTS, i),
-                 order=34)
-    register_periodic(app, feedback_service.sweep_feedback_links, name="complaints-feedback-links",
-                      cron="*/5 * * * *")
+

@@ -8,10 +8,10 @@ from flask_login import current_user
 
 from complaints.blueprints import staff_bp
 from complaints.settings import FIELDS, ComplaintSettingsForm, complaint_settings, update_complaint_settings
+from core.services import ServiceError
+from core.views import handle_form
 from organisation.nav import register_nav
 from organisation.scope import Permission, can, get_institution_or_404
-from organisation.services import ServiceError
-from organisation.views import handle_form
 
 
 @staff_bp.route("/settings", methods=["GET", "POST"])

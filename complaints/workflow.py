@@ -27,13 +27,13 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm.exc import StaleDataError
 
+from complaints.access import HANDLERS, OFFICERS
 from complaints.models import CaseEvent, Complaint, Status
 from core.audit import record
+from core.db import utcnow
 from core.extensions import db
+from core.services import Conflict, Refused, ServiceError
 from organisation.models import Role, StaffUser
-
-OFFICERS = {Role.COMPLAINT_OFFICER, Role.INSTITUTION_ADMIN}
-HANDLERS = {Role.DEPARTMENT_HANDLER}
 
 
 class Action(StrEnum):
@@ -90,16 +90,43 @@ ACTION_LABELS = {
 }
 
 
-class WorkflowError(ValueError):
-    """A transition was refused; the message is for the user."""
+class WorkflowError(ServiceError):
+    """A transition or a case rule refused the action; the message is for the user."""
 
 
-class NotAllowed(WorkflowError):
-    pass
+class NotAllowed(WorkflowError, Refused):
+    """This user may not take this action on this case as it stands (403)."""
 
 
-class ConcurrentChange(WorkflowError):
-    pass
+STALE_MESSAGE = _l("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。")
+
+
+class ConcurrentChange(WorkflowError, Conflict):
+    """The page the user acted on is older than the case (the views answer 409 with the case as it is now)."""
+
+    def __init__(self) -> None:
+        super().__init__(str(STALE_MESSAGE))
+
+
+def check_version(complaint: Complaint, expected_version: int | None) -> None:
+    """Refuse to act on a page older than the case (optimistic locking for changes that are not transitions)."""
+    if expected_version is not None and expected_version != complaint.version:
+        raise ConcurrentChange()
+
+
+def flush_case() -> None:
+    """Flush, turning a lost optimistic-lock race into the user's 'updated by someone else' message."""
+    try:
+        db.session.flush()
+    except StaleDataError:
+        db.session.rollback()
+        raise ConcurrentChange() from None
+
+
+def touch(complaint: Complaint) -> None:
+    """Bump the case's version for a change that is not a status change, so stale pages are refused."""
+    complaint.updated_at = utcnow()
+    flush_case()
 
 
 def may(user: StaffUser, complaint: Complaint, action: Action) -> bool:
@@ -124,8 +151,7 @@ def allowed_actions(user: StaffUser, complaint: Complaint) -> list[Action]:
 def transition(complaint: Complaint, action: Action, *, actor: StaffUser, expected_version: int | None = None,
                note: str = "", data: dict[str, Any] | None = None) -> Complaint:
     """Move a case along one edge of the state machine, checked, audited and safe against a stale page."""
-    if expected_version is not None and expected_version != complaint.version:
-        raise ConcurrentChange(gettext("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。"))
+    check_version(complaint, expected_version)
     rule = TRANSITIONS[action]
     before = Status(complaint.status)
     if before not in rule.sources:
@@ -137,11 +163,7 @@ def transition(complaint: Complaint, action: Action, *, actor: StaffUser, expect
     complaint.events.append(CaseEvent(actor_id=actor.id, actor_label=actor.username, action=action.value,
                                       from_status=before.value, to_status=rule.target.value, note=note,
                                       data=data or {}))
-    try:
-        db.session.flush()
-    except StaleDataError:
-        db.session.rollback()
-        raise ConcurrentChange(gettext("该案件刚被其他人更新，请刷新页面查看最新情况后再操作。")) from None
+    flush_case()
     record(actor, f"complaint.{action.value}", complaint,
            {"from": before.value, "to": rule.target.value, **({"note": note[:200]} if note else {})})
     return complaint
@@ -156,6 +178,32 @@ SYSTEM_ACTORS = {
     "seed-demo": _l("演示数据"),
     "demo": _l("演示数据"),
 }
+
+
+# Timeline entries that are not transitions (log_event), by their action name.
+EVENT_LABELS = {
+    "registered": _l("登记"), "emergency": _l("标记为紧急"), "emergency_alerted": _l("紧急预警已发出"),
+    "emergency_alert_failed": _l("紧急预警发送失败"), "lookup_code_reissued": _l("重新生成查询码"),
+    "attachments_added": _l("补充附件"),
+    "deadline_set": _l("办理期限"), "deadline_recomputed": _l("期限重算"), "pause": _l("暂停计时"),
+    "resume_clock": _l("恢复计时"), "extension_requested": _l("申请延期"), "extension_approved": _l("批准延期"),
+    "extension_rejected": _l("不批准延期"), "co_answer": _l("协办意见"), "co_waived": _l("放行协办"),
+    "co_added": _l("增加协办"), "remind": _l("到期提醒"), "supervise": _l("督办"),
+    "decline_notice_sent": _l("已告知投诉人"),
+    "reply_revised": _l("提交答复新版本"), "feedback_opened": _l("发出回访链接"), "feedback_answered": _l("投诉人评价"),
+    "reopen_refused": _l("不予重办"), "rectification_added": _l("登记整改"), "rectification_done": _l("整改完成待验证"),
+    "rectification_verified": _l("整改验证销号"), "rectification_returned": _l("退回整改"),
+    "refund_requested": _l("申请退费"), "refund_approved": _l("批准退费"), "refund_rejected": _l("不批准退费"),
+    "refund_completed": _l("已退费"),
+}
+
+
+def event_label(action: str) -> str:
+    """A timeline entry's label: a transition's or another event's, else the action name itself."""
+    try:
+        return str(ACTION_LABELS[Action(action)])
+    except ValueError:
+        return str(EVENT_LABELS.get(action, action))
 
 
 def actor_name(label: str | None) -> str:

@@ -68,11 +68,12 @@ def configure_extensions(app: Flask) -> None:
 
 
 def configure_web(app: Flask) -> None:
-    from core import errors, health, i18n, inputs, security
+    from core import enums, errors, health, i18n, inputs, security
 
     inputs.init_app(app)
     security.init_app(app)
     i18n.init_app(app)
+    enums.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health.bp)
 

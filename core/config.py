@@ -61,7 +61,8 @@ class Config:
     # Key for signed patient links and QR codes. Printed posters carry these
     # signatures, so this must outlive SECRET_KEY rotations; defaults to SECRET_KEY.
     LINK_SIGNING_KEY: str | None = None
-    SCHEDULER_TIMEZONE = "Asia/Shanghai"
+    # Cron strings of periodic jobs are read in this zone; default: the hospitals' (BABEL_DEFAULT_TIMEZONE).
+    SCHEDULER_TIMEZONE: str | None = None
 
     @classmethod
     def finalise(cls, config: dict) -> None:
@@ -76,6 +77,7 @@ class Config:
             url = "postgresql+psycopg://" + url[len("postgres://"):]
         if url:
             config["SQLALCHEMY_DATABASE_URI"] = url
+        config["SCHEDULER_TIMEZONE"] = config.get("SCHEDULER_TIMEZONE") or config["BABEL_DEFAULT_TIMEZONE"]
 
 
 class Development(Config):

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, TypeDecorator
+from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 NAMING_CONVENTION = {
@@ -36,6 +38,35 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+class EnumText(TypeDecorator):
+    """A StrEnum stored as its value in a plain VARCHAR (adding a member needs no migration).
+
+    Reading gives the member, so ``Complaint.status`` is a ``Status``; writing checks the value
+    against the enum, so a misspelt status never reaches the database.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int):
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return self.enum(value).value
+
+    def process_result_value(self, value: Any, dialect: Any) -> StrEnum | None:
+        if value is None:
+            return None
+        return self.enum(value)
+
+    @property
+    def python_type(self) -> type:
+        return self.enum
 
 
 class Base(DeclarativeBase):

@@ -53,18 +53,3 @@ def format_local_datetime(value, fmt: str = "yyyy-MM-dd HH:mm") -> str:
 
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = format_local_datetime
-
-
-def local_timezone():
-    """The hospitals' time zone (BABEL_DEFAULT_TIMEZONE, Asia/Shanghai by default)."""
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(current_app.config.get("BABEL_DEFAULT_TIMEZONE", "Asia/Shanghai"))
-
-
-def local_day_bounds(day):
-    """[start, end) of a calendar day in the hospitals' time zone, as aware datetimes."""
-    from datetime import datetime, time, timedelta
-
-    start = datetime.combine(day, time.min, tzinfo=local_timezone())
-    return start, start + timedelta(days=1)

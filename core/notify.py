@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
 
-from flask import current_app
+from flask import current_app, url_for
 
 from core.privacy import mask_address
 
@@ -53,6 +53,32 @@ def send(message: Message) -> None:
     """Deliver one message; raises if the backend fails so that the job can retry."""
     if message.recipients:
         backend()(message)
+
+
+def link(endpoint: str, **values) -> str | None:
+    """An absolute link to a staff page for a message; None in a job when no SERVER_NAME is configured."""
+    try:
+        return url_for(endpoint, _external=True, **values)
+    except RuntimeError:  # no request and no SERVER_NAME: the message goes without a link
+        return None
+
+
+def sms_signature(sender: str) -> str:
+    """The signature Chinese SMS gateways require at the start of a text: 【sender】."""
+    return f"【{sender}】"
+
+
+def send_to_person(address: str, subject: str, body: str, *, kind: str, channel: str,
+                   meta: dict | None = None) -> None:
+    """Send to a patient's or complainant's own phone number or e-mail address (PIPL: personal data).
+
+    The one way a feature writes to a member of the public: the address goes to the backend as
+    given and nowhere else (the log backend writes it masked), and never into ``meta``.
+    """
+    if not address:
+        raise ValueError("no address to send to")
+    send(Message(recipients=[address], subject=subject, body=body, kind=kind,
+                 meta={**(meta or {}), "channel": channel}))
 
 
 def outbox() -> list[Message]:

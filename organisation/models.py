@@ -2,167 +2,70 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import InstitutionScoped, TimestampMixin, UTCDateTime
+from core.db import EnumText, InstitutionScoped, TimestampMixin, UTCDateTime
+from core.enums import LabelledEnum
 from core.extensions import db
 
 
-class LabelledEnum(StrEnum):
-    """A string enum whose members carry a translatable label."""
-
-    @classmethod
-    def labels(cls) -> dict[str, object]:
-        raise NotImplementedError
-
-    @property
-    def label(self):
-        return self.labels()[self.value]
-
-    @classmethod
-    def choices(cls) -> list[tuple[str, object]]:
-        return [(m.value, m.label) for m in cls]
-
-    @classmethod
-    def from_label(cls, text: str) -> LabelledEnum | None:
-        """Accept a code or its Chinese or English label (for imports)."""
-        from flask_babel import force_locale
-
-        text = (text or "").strip()
-        for member in cls:
-            with force_locale("zh_Hans"):  # files are filled in in Chinese whatever the page language
-                chinese = str(member.label)
-            if text.lower() == member.value or text in {chinese, str(member.label), *member.aliases()}:
-                return member
-        return None
-
-    def aliases(self) -> set[str]:
-        return set()
-
-
 class RegionLevel(LabelledEnum):
-    PROVINCE = "province"
-    CITY = "city"
-    COUNTY = "county"
-
-    @classmethod
-    def labels(cls):
-        return {"province": _l("省级"), "city": _l("市级"), "county": _l("县级")}
+    PROVINCE = "province", _l("省级")
+    CITY = "city", _l("市级")
+    COUNTY = "county", _l("县级")
 
 
 class InstitutionLevel(LabelledEnum):
-    TERTIARY = "tertiary"
-    SECONDARY = "secondary"
-    PRIMARY = "primary"
-    GRASSROOTS = "grassroots"
-
-    @classmethod
-    def labels(cls):
-        return {"tertiary": _l("三级"), "secondary": _l("二级"), "primary": _l("一级"), "grassroots": _l("基层")}
-
-    def aliases(self):
-        return {"tertiary": {"三级"}, "secondary": {"二级"}, "primary": {"一级"}, "grassroots": {"基层"}}[self.value]
+    TERTIARY = "tertiary", _l("三级"), {"三级"}
+    SECONDARY = "secondary", _l("二级"), {"二级"}
+    PRIMARY = "primary", _l("一级"), {"一级"}
+    GRASSROOTS = "grassroots", _l("基层"), {"基层"}
 
 
 class InstitutionGrade(LabelledEnum):
-    A = "a"
-    B = "b"
-    C = "c"
-    UNGRADED = "ungraded"
-
-    @classmethod
-    def labels(cls):
-        return {"a": _l("甲等"), "b": _l("乙等"), "c": _l("丙等"), "ungraded": _l("未定等")}
+    A = "a", _l("甲等")
+    B = "b", _l("乙等")
+    C = "c", _l("丙等")
+    UNGRADED = "ungraded", _l("未定等")
 
 
 class InstitutionCategory(LabelledEnum):
-    GENERAL = "general"
-    TCM = "tcm"
-    INTEGRATED = "integrated"
-    SPECIALTY = "specialty"
-    MATERNAL_CHILD = "maternal_child"
-    COMMUNITY = "community"
-    TOWNSHIP = "township"
-    OTHER = "other"
-
-    @classmethod
-    def labels(cls):
-        return {
-            "general": _l("综合医院"),
-            "tcm": _l("中医医院"),
-            "integrated": _l("中西医结合医院"),
-            "specialty": _l("专科医院"),
-            "maternal_child": _l("妇幼保健院"),
-            "community": _l("社区卫生服务中心"),
-            "township": _l("乡镇卫生院"),
-            "other": _l("其他"),
-        }
-
-    def aliases(self):
-        return {"general": {"综合"}, "tcm": {"中医"}, "specialty": {"专科"}, "maternal_child": {"妇幼"}}.get(
-            self.value, set())
+    GENERAL = "general", _l("综合医院"), {"综合"}
+    TCM = "tcm", _l("中医医院"), {"中医"}
+    INTEGRATED = "integrated", _l("中西医结合医院")
+    SPECIALTY = "specialty", _l("专科医院"), {"专科"}
+    MATERNAL_CHILD = "maternal_child", _l("妇幼保健院"), {"妇幼"}
+    COMMUNITY = "community", _l("社区卫生服务中心")
+    TOWNSHIP = "township", _l("乡镇卫生院")
+    OTHER = "other", _l("其他")
 
 
 class DepartmentKind(LabelledEnum):
-    CLINICAL = "clinical"
-    MEDICAL_TECH = "medical_tech"
-    ADMINISTRATIVE = "administrative"
-
-    @classmethod
-    def labels(cls):
-        return {"clinical": _l("临床科室"), "medical_tech": _l("医技科室"), "administrative": _l("行政后勤")}
-
-    def aliases(self):
-        return {"clinical": {"临床"}, "medical_tech": {"医技"}, "administrative": {"行政", "后勤"}}[self.value]
+    CLINICAL = "clinical", _l("临床科室"), {"临床"}
+    MEDICAL_TECH = "medical_tech", _l("医技科室"), {"医技"}
+    ADMINISTRATIVE = "administrative", _l("行政后勤"), {"行政", "后勤"}
 
 
 class TouchpointKind(LabelledEnum):
-    WINDOW = "window"
-    CLINIC = "clinic"
-    WARD = "ward"
-    DISCHARGE = "discharge"
-    OTHER = "other"
-
-    @classmethod
-    def labels(cls):
-        return {"window": _l("服务窗口"), "clinic": _l("诊室"), "ward": _l("病区"),
-                "discharge": _l("出院结算处"), "other": _l("其他")}
-
-    def aliases(self):
-        return {"window": {"窗口"}, "clinic": {"门诊"}, "ward": set(), "discharge": {"出院"},
-                "other": set()}[self.value]
+    WINDOW = "window", _l("服务窗口"), {"窗口"}
+    CLINIC = "clinic", _l("诊室"), {"门诊"}
+    WARD = "ward", _l("病区")
+    DISCHARGE = "discharge", _l("出院结算处"), {"出院"}
+    OTHER = "other", _l("其他")
 
 
 class Role(LabelledEnum):
-    PLATFORM_ADMIN = "platform_admin"
-    REGIONAL_ADMIN = "regional_admin"
-    INSTITUTION_ADMIN = "institution_admin"
-    COMPLAINT_OFFICER = "complaint_officer"
-    DEPARTMENT_HANDLER = "department_handler"
-    FOLLOWUP_NURSE = "followup_nurse"
-    LEADERSHIP = "leadership"
-
-    @classmethod
-    def labels(cls):
-        return {
-            "platform_admin": _l("平台管理员"),
-            "regional_admin": _l("区域管理员"),
-            "institution_admin": _l("机构管理员"),
-            "complaint_officer": _l("投诉管理员"),
-            "department_handler": _l("科室处理人"),
-            "followup_nurse": _l("随访护士"),
-            "leadership": _l("院领导"),
-        }
-
-    def aliases(self):
-        return {"platform_admin": set(), "regional_admin": set(), "institution_admin": {"管理员"},
-                "complaint_officer": {"投诉专员"}, "department_handler": {"科室负责人", "处理人"},
-                "followup_nurse": {"随访员"}, "leadership": {"领导"}}[self.value]
+    PLATFORM_ADMIN = "platform_admin", _l("平台管理员")
+    REGIONAL_ADMIN = "regional_admin", _l("区域管理员")
+    INSTITUTION_ADMIN = "institution_admin", _l("机构管理员"), {"管理员"}
+    COMPLAINT_OFFICER = "complaint_officer", _l("投诉管理员"), {"投诉专员"}
+    DEPARTMENT_HANDLER = "department_handler", _l("科室处理人"), {"科室负责人", "处理人"}
+    FOLLOWUP_NURSE = "followup_nurse", _l("随访护士"), {"随访员"}
+    LEADERSHIP = "leadership", _l("院领导"), {"领导"}
 
     @classmethod
     def institution_roles(cls) -> list[Role]:
@@ -176,7 +79,7 @@ class Region(TimestampMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(12), unique=True)
     name: Mapped[str] = mapped_column(String(80))
-    level: Mapped[RegionLevel] = mapped_column(String(16))
+    level: Mapped[RegionLevel] = mapped_column(EnumText(RegionLevel, 16))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("region.id"), index=True)
     # Materialised path "/1/4/9/" so a subtree is one LIKE query.
     path: Mapped[str] = mapped_column(String(255), default="/", index=True)
@@ -200,9 +103,9 @@ class Institution(TimestampMixin, db.Model):
     name: Mapped[str] = mapped_column(String(120))
     short_name: Mapped[str] = mapped_column(String(40), default="")
     registration_code: Mapped[str] = mapped_column(String(40), unique=True)
-    level: Mapped[InstitutionLevel] = mapped_column(String(16))
-    grade: Mapped[InstitutionGrade] = mapped_column(String(16), default=InstitutionGrade.UNGRADED)
-    category: Mapped[InstitutionCategory] = mapped_column(String(24))
+    level: Mapped[InstitutionLevel] = mapped_column(EnumText(InstitutionLevel, 16))
+    grade: Mapped[InstitutionGrade] = mapped_column(EnumText(InstitutionGrade, 16), default=InstitutionGrade.UNGRADED)
+    category: Mapped[InstitutionCategory] = mapped_column(EnumText(InstitutionCategory, 24))
     region_id: Mapped[int] = mapped_column(ForeignKey("region.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -228,7 +131,7 @@ class Department(InstitutionScoped, TimestampMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(80))
-    kind: Mapped[DepartmentKind] = mapped_column(String(24))
+    kind: Mapped[DepartmentKind] = mapped_column(EnumText(DepartmentKind, 24))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -246,7 +149,7 @@ class Touchpoint(InstitutionScoped, TimestampMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(80))
-    kind: Mapped[TouchpointKind] = mapped_column(String(16))
+    kind: Mapped[TouchpointKind] = mapped_column(EnumText(TouchpointKind, 16))
     department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
     location: Mapped[str] = mapped_column(String(120), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -272,7 +175,7 @@ class StaffRole(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"), index=True)
-    role: Mapped[Role] = mapped_column(String(32))
+    role: Mapped[Role] = mapped_column(EnumText(Role, 32))
 
 
 class StaffUser(UserMixin, TimestampMixin, db.Model):

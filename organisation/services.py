@@ -15,25 +15,18 @@ from sqlalchemy import select
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
+from core.services import ServiceError
 from organisation.models import (
     Department,
-    DepartmentKind,
     Institution,
     Region,
     Role,
     StaffRole,
     StaffUser,
     Touchpoint,
+    staff_department,
 )
 from organisation.passwords import generate_initial_password, hash_password, verify_password
-
-
-class ServiceError(ValueError):
-    """A rule was broken; the message is for the user (already translated)."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 def _changes(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
@@ -374,12 +367,22 @@ def load_user(user_id: str) -> StaffUser | None:
     return user
 
 
+def staff_with_roles(institution_id: int, *roles: Role, departments: Iterable[int] | None = None) -> list[StaffUser]:
+    """Active staff of an institution holding any of ``roles`` (bound to one of ``departments`` when given)."""
+    stmt = (select(StaffUser).join(StaffRole, StaffRole.staff_id == StaffUser.id)
+            .where(StaffUser.institution_id == institution_id, StaffUser.active.is_(True),
+                   StaffRole.role.in_([Role(r).value for r in roles])))
+    if departments is not None:
+        wanted = list(departments)
+        if not wanted:
+            return []
+        stmt = stmt.join(staff_department, staff_department.c.staff_id == StaffUser.id).where(
+            staff_department.c.department_id.in_(wanted))
+    return list(db.session.scalars(stmt.distinct().order_by(StaffUser.username)))
+
+
 def departments_for(institution: Institution, *, active_only: bool = False) -> list[Department]:
     stmt = select(Department).where(Department.institution_id == institution.id)
     if active_only:
         stmt = stmt.where(Department.active.is_(True))
     return list(db.session.scalars(stmt.order_by(Department.code)))
-
-
-def default_kind() -> str:
-    return DepartmentKind.CLINICAL.value

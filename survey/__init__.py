@@ -7,12 +7,14 @@ from flask.cli import with_appcontext
 
 
 def init_app(app: Flask) -> None:
+    """Blueprints (the view modules add their routes to them), label enums, demo data, commands, periodic jobs."""
+    from core.enums import register_label_enums
     from core.extensions import csrf
     from core.tasks import QUEUE_HIGH, register_periodic
-    from organisation import register_label_enums
-    from survey import (  # noqa: F401 - staff_views adds routes to staff_bp  # noqa: F401 - views_followup adds routes to staff_bp and patient.bp  # noqa: F401 - they add routes to staff_bp and patient.bp
+
+    # The staff view modules are imported for the routes they add to staff_bp and patient.bp.
+    from survey import (  # noqa: F401
         api,
-        followup,
         inbox,
         models,
         patient,
@@ -31,14 +33,16 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(staff_bp)
     csrf.exempt(api.bp)  # bearer-token JSON API: no cookie session, so no CSRF to protect against
     app.register_blueprint(api.bp)
-    register_periodic(app, followup.purge_contact_data_job, name="survey-contact-purge", cron="30 2 * * *")
     register_label_enums(app, models.AlertStatus, models.VersionStatus, models.Audience, models.FollowupOutcome,
                          SurveyChannel=models.Channel)
     app.extensions.setdefault("demo_seeders", []).append(seed_demo)
-    register_periodic(app, tasks.sweep_unnotified_alerts, name="survey-alert-sweep", cron="* * * * *")
-    register_periodic(app, inbox.drain_inbox, name="survey-inbox", interval=10, queue=QUEUE_HIGH)
     app.cli.add_command(install_templates_command)
     register_survey_nav(app)
+
+    # Periodic jobs (flask scheduler enqueues them; cron strings are Beijing time, see core.config).
+    register_periodic(app, inbox.drain_inbox, name="survey-inbox", interval=10, queue=QUEUE_HIGH)
+    register_periodic(app, tasks.sweep_unnotified_alerts, name="survey-alert-sweep", cron="* * * * *")
+    register_periodic(app, tasks.purge_contact_data_job, name="survey-contact-purge", cron="30 2 * * *")
 
 
 def register_survey_nav(app: Flask) -> None:

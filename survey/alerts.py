@@ -1,14 +1,24 @@
-"""Service recovery: acknowledging and closing alerts raised by ratings."""
+"""Service recovery: what a low rating is, the alerts ratings raise, and the public alert API.
+
+The public alert API (the end of this module) is all another feature may use of survey:
+complaints reads the rating a complainant came from and turns alerts into cases through it,
+and never imports survey's models or services.
+"""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
 from core.audit import record
 from core.db import utcnow
-from survey.models import AlertStatus, RecoveryAlert
+from core.extensions import db
+from survey import definitions
+from survey.models import AlertStatus, ContactRequest, EffectiveSettings, RecoveryAlert, SurveyResponse, SurveySettings
 
 
 class AlertError(ValueError):
@@ -19,6 +29,29 @@ REASON_LABELS = {
     "low_score": _l("评分低于预警线"),
     "contact_requested": _l("患者希望被联系"),
 }
+
+
+def is_low_rating(score: float | None, settings: EffectiveSettings | SurveySettings) -> bool:
+    """The rule: a rating is low when its overall score (0-100) is at or below the institution's alert threshold."""
+    return score is not None and score <= settings.alert_threshold
+
+
+def alert_reasons(definition: dict[str, Any], by_code: Mapping[str, Any], settings: EffectiveSettings | SurveySettings,
+                  *, contact_requested: bool) -> list[str]:
+    """Why a response needs a person: a low overall rating, an answer the template flags, a wish to be contacted."""
+    reasons = []
+    overall = definitions.overall_item(definition)
+    if overall is not None:
+        answer = by_code.get(overall["code"])
+        if answer is not None and is_low_rating(answer.score, settings):
+            reasons.append("low_score")
+    for item in definition["items"]:
+        answer = by_code.get(item["code"])
+        if answer is not None and item.get("alert_values") and str(answer.value) in item["alert_values"]:
+            reasons.append(f"flagged_answer:{item['code']}")
+    if contact_requested:
+        reasons.append("contact_requested")
+    return reasons
 
 
 def reason_label(reason: str) -> str:
@@ -54,3 +87,76 @@ def close_alert(alert: RecoveryAlert, note: str, *, actor: Any) -> RecoveryAlert
     alert.note = note[:2000]
     record(actor, "survey_alert.close", alert, {"note_length": len(alert.note)})
     return alert
+
+
+# The public alert API --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RatingLink:
+    """A stored rating a complaint may point at (the thank-you page's link to the complaint form)."""
+
+    response_id: int
+    institution_id: int
+    touchpoint_id: int | None
+    department_id: int | None
+    low: bool
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    """What a complaint made from an alert carries over: where, why, what the patient wrote, how to reach them."""
+
+    id: int
+    institution_id: int
+    response_id: int
+    touchpoint_id: int | None
+    department_id: int | None
+    place: str
+    reasons: tuple[str, ...]
+    comment: str
+    contact_phone: str | None
+    open: bool
+
+    @property
+    def reason_text(self) -> str:
+        return "、".join(reason_label(r) for r in self.reasons)
+
+
+def response_is_low(response: SurveyResponse) -> bool:
+    """Whether a stored rating was low: it raised a low-score alert, or is low by today's threshold."""
+    reasons = db.session.scalar(select(RecoveryAlert.reasons).where(RecoveryAlert.response_id == response.id))
+    if reasons and "low_score" in reasons:
+        return True
+    return is_low_rating(response.overall_score, SurveySettings.of(response.institution_id))
+
+
+def rating_for_complaint(institution_id: int, submission_id: str) -> RatingLink | None:
+    """The institution's stored rating with this submission id, if there is one."""
+    response = db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == submission_id,
+                                                              SurveyResponse.institution_id == institution_id))
+    if response is None:
+        return None
+    return RatingLink(response_id=response.id, institution_id=response.institution_id,
+                      touchpoint_id=response.touchpoint_id, department_id=response.department_id,
+                      low=response_is_low(response))
+
+
+def alert_for_complaint(institution_id: int, alert_id: int) -> AlertFacts | None:
+    """An alert of this institution, as a complaint needs it; None when there is none (or another's)."""
+    alert = db.session.get(RecoveryAlert, alert_id)
+    if alert is None or alert.institution_id != institution_id:
+        return None
+    contact = db.session.scalar(select(ContactRequest.phone).where(ContactRequest.response_id == alert.response_id))
+    place = alert.touchpoint.name if alert.touchpoint is not None else (
+        alert.department.name if alert.department is not None else "")
+    return AlertFacts(id=alert.id, institution_id=alert.institution_id, response_id=alert.response_id,
+                      touchpoint_id=alert.touchpoint_id, department_id=alert.department_id, place=place,
+                      reasons=tuple(alert.reasons or ()), comment=(alert.response.comment or "").strip(),
+                      contact_phone=contact or None, open=alert.status == AlertStatus.OPEN)
+
+
+def acknowledge_for_complaint(alert_id: int, *, actor: Any) -> None:
+    """An officer turned the alert into a complaint: an open alert counts as acknowledged by them."""
+    alert = db.session.get(RecoveryAlert, alert_id)
+    if alert is not None and alert.status == AlertStatus.OPEN:
+        acknowledge_alert(alert, actor=actor)

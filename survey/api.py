@@ -16,6 +16,7 @@ from flask_babel import gettext
 from sqlalchemy import select
 
 from core.audit import record
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.ratelimit import client_address, limited
@@ -161,7 +162,7 @@ def post_discharges():
     institution = db.session.get(Institution, token.institution_id)
     units = followup.Units.load(institution)
     settings = followup.followup_settings(institution.id)
-    today: date = followup.local_today()
+    today: date = local_today()
     errors: list[dict[str, Any]] = []
     valid: list[tuple[int, followup.DischargeInput]] = []
     seen: dict[str, int] = {}

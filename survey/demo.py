@@ -11,8 +11,9 @@ from core.db import utcnow
 from core.extensions import db
 from organisation.models import Touchpoint
 from survey import definitions
+from survey.alerts import alert_reasons
 from survey.models import Channel, SurveyAnswer, SurveyResponse, TouchpointCode
-from survey.submission import alert_reasons, raise_alert_if_needed, settings_for
+from survey.submission import raise_alert_if_needed, settings_for
 
 COMMENTS_GOOD = ["工作人员很耐心，谢谢！", "办事效率高，不用排队。", "态度很好，解释得很清楚。", "环境干净，指引清楚。"]
 COMMENTS_BAD = ["排队时间太长了，窗口开得太少。", "收费员态度不好，问两遍就不耐烦。", "流程不清楚，来回跑了好几趟。",

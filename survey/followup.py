@@ -13,22 +13,22 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import IO, Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
-from core import privacy
+from core import privacy, signing
 from core.audit import record
+from core.clock import local_midnight, local_today
 from core.db import utcnow
 from core.extensions import db
+from core.phone import InvalidPhone, normalise_phone
 from organisation.importer import ImportFileError, RowError, read_rows
 from organisation.models import Department, Institution, StaffUser, Touchpoint, TouchpointKind
-from survey import tokens
 from survey.models import (
     Channel,
     ContactRequest,
@@ -41,7 +41,6 @@ from survey.models import (
 )
 from survey.submission import Context, find_by_submission_id, submit_response
 
-TZ = ZoneInfo("Asia/Shanghai")
 LINK_PURPOSE = "discharge-link"
 REF_PURPOSE = "discharge-ref"
 TARGET_RATE = 100.0  # 004 item 13: 三级医院出院患者一周内随访率力争达到100%
@@ -49,7 +48,6 @@ MAX_ROWS = 5000
 MAX_NAME = 40
 MAX_REF = 64
 SOURCES = ("upload", "api")
-PHONE_RE = re.compile(r"^(1\d{10}|0\d{9,11})$")
 
 # column key -> (header shown, accepted header aliases)
 COLUMNS: dict[str, tuple[Any, set[str]]] = {
@@ -67,23 +65,9 @@ class FollowupError(ValueError):
 
 # Time and settings -------------------------------------------------------
 
-def local_today(now: datetime | None = None) -> date:
-    """Today in the hospitals' time zone (Beijing)."""
-    return (now or utcnow()).astimezone(TZ).date()
-
-
-def local_midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=TZ)
-
-
 def followup_settings(institution_id: int) -> SurveySettings:
     """The institution's settings, or the national defaults (never written by a read)."""
-    settings = db.session.get(SurveySettings, institution_id)
-    if settings is None:
-        defaults = {c.name: c.default.arg for c in SurveySettings.__table__.columns
-                    if c.default is not None and not callable(c.default.arg)}
-        settings = SurveySettings(institution_id=institution_id, **defaults)
-    return settings
+    return SurveySettings.of(institution_id)
 
 
 def mask_phone(phone: str | None) -> str:
@@ -137,15 +121,6 @@ def parse_date(text: str) -> date | None:
         return None
 
 
-def normalise_phone(text: str) -> str:
-    phone = re.sub(r"[\s()（）-]", "", text or "")
-    if phone.startswith("+86"):
-        phone = phone[3:]
-    elif phone.startswith("0086"):
-        phone = phone[4:]
-    return phone
-
-
 def check_discharge(raw: dict[str, str], units: Units, settings: SurveySettings, *,
                     today: date) -> tuple[DischargeInput | None, list[tuple[str, str]]]:
     """Validate one discharge's fields; returns the input or [(field key, message)]."""
@@ -175,9 +150,11 @@ def check_discharge(raw: dict[str, str], units: Units, settings: SurveySettings,
                 "出院已超过 %(n)d 天（联系方式保留期限），不再随访，请勿上传。", n=settings.contact_retention_days)))
     if len(values["patient_name"]) > MAX_NAME:
         errors.append(("patient_name", gettext("超过 %(n)d 个字符。", n=MAX_NAME)))
-    phone = normalise_phone(values["phone"])
-    if values["phone"] and not PHONE_RE.match(phone):
-        errors.append(("phone", gettext("电话号码格式不正确，请填写 11 位手机号或带区号的固话。")))
+    phone = ""
+    try:
+        phone = normalise_phone(values["phone"]) or ""
+    except InvalidPhone as exc:
+        errors.append(("phone", str(exc)))
     if len(values["ref"]) > MAX_REF:
         errors.append(("ref", gettext("超过 %(n)d 个字符。", n=MAX_REF)))
     if errors:
@@ -187,7 +164,7 @@ def check_discharge(raw: dict[str, str], units: Units, settings: SurveySettings,
 
 
 def ref_hash(ref: str) -> str:
-    return tokens.hash_value(REF_PURPOSE, ref.strip())
+    return signing.hash_value(REF_PURPOSE, ref.strip())
 
 
 def link_expiry(discharge_date: date, settings: SurveySettings) -> datetime:
@@ -549,21 +526,10 @@ def _expire_loaded(model: type, *attributes: str) -> None:
             db.session.expire(obj, list(attributes))
 
 
-def purge_contact_data_job() -> dict[str, int]:
-    """Daily job: run the purge and commit; safe to run twice."""
-    from core.tasks import job_logger
-
-    result = purge_contact_data(now=utcnow())
-    db.session.commit()
-    job_logger(__name__).info("contact purge: %(discharges)d discharges, %(contact_requests)d contact requests",
-                              result)
-    return result
-
-
 # The discharge-slip one-time link ---------------------------------------
 
 def discharge_link_token(discharge: Discharge) -> str:
-    return tokens.signed_id(LINK_PURPOSE, discharge.id)
+    return signing.signed_id(LINK_PURPOSE, discharge.id)
 
 
 def discharge_link_url(discharge: Discharge) -> str:
@@ -577,7 +543,7 @@ def discharge_link_url(discharge: Discharge) -> str:
 
 def resolve_link(token: str, *, now: datetime | None = None) -> tuple[Discharge | None, str | None]:
     """The discharge a slip link names; problem is 'unknown', 'used' or 'expired' when it can't be used."""
-    discharge_id = tokens.parse_signed_id(LINK_PURPOSE, token)
+    discharge_id = signing.parse_signed_id(LINK_PURPOSE, token)
     discharge = db.session.get(Discharge, discharge_id) if discharge_id is not None else None
     if discharge is None:
         return None, "unknown"

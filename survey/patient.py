@@ -7,55 +7,30 @@ retry of the same form (same submission id) shows the same thank-you page.
 """
 from __future__ import annotations
 
-import secrets
 import time
-import uuid
 from typing import Any
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext
 from sqlalchemy import select
 
+from core import signing
 from core.extensions import db
-from core.ratelimit import client_address, limited, retry_after_header
-from survey import qr, tokens, versioning
-from survey.models import SurveyResponse, TemplateVersion
-from survey.submission import SUBMISSION_ID_RE, SubmissionError, find_by_submission_id
+from core.public import (
+    client_hashes,
+    device_key,
+    new_submission_id,
+    render_notice,
+    too_many_requests,
+    valid_submission_id,
+    with_device_cookie,
+)
+from core.ratelimit import client_address, limited
+from survey import alerts, qr, versioning
+from survey.models import SurveyResponse, SurveySettings, TemplateVersion
+from survey.submission import SubmissionError, find_by_submission_id
 
 bp = Blueprint("patient", __name__)
-
-DEVICE_COOKIE = "tj_d"
-DEVICE_COOKIE_AGE = 365 * 24 * 3600
-
-
-def device_id() -> str:
-    value = request.cookies.get(DEVICE_COOKIE, "")
-    return value if len(value) == 32 and value.isalnum() else ""
-
-
-def device_key() -> str:
-    """Rate-limit key: the device cookie, else the address."""
-    return "d:" + (device_id() or (request.remote_addr or "-"))
-
-
-def ip_prefix() -> str:
-    """The /24 (IPv4) or /48 (IPv6) of the client: shared Wi-Fi counts as one network."""
-    addr = request.remote_addr or ""
-    if ":" in addr:
-        return ":".join(addr.split(":")[:3])
-    return ".".join(addr.split(".")[:3])
-
-
-def with_device_cookie(response):
-    if not device_id():
-        response.set_cookie(DEVICE_COOKIE, secrets.token_hex(16), max_age=DEVICE_COOKIE_AGE, httponly=True,
-                            samesite="Lax", secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def new_submission_id() -> str:
-    return uuid.uuid4().hex
 
 
 def render_survey(version: TemplateVersion | dict[str, Any], *, action: str, context_key: str, heading: str,
@@ -67,14 +42,9 @@ def render_survey(version: TemplateVersion | dict[str, Any], *, action: str, con
         "survey/patient/form.html", definition=definition, action=action, heading=heading,
         subheading=subheading, values=values or {}, errors=errors or {},
         submission_id=submission_id or new_submission_id(),
-        form_token=tokens.issue_form_token(context_key),
+        form_token=signing.issue_form_token(context_key),
         window_mode=len(definition["items"]) <= 5)
     return with_device_cookie(make_response(body, status))
-
-
-def render_notice(title: str, message: str, status: int):
-    return with_device_cookie(make_response(
-        render_template("survey/patient/notice.html", title=title, message=message), status))
 
 
 def form_values() -> dict[str, Any]:
@@ -84,17 +54,11 @@ def form_values() -> dict[str, Any]:
 def read_context_timing(context_key: str) -> tuple[str | None, float | None]:
     from survey.submission import FORM_TOKEN_MAX_AGE
 
-    problem, issued_at = tokens.read_form_token(request.form.get("form_token", ""), context_key, FORM_TOKEN_MAX_AGE)
+    problem, issued_at = signing.read_form_token(request.form.get("form_token", ""), context_key, FORM_TOKEN_MAX_AGE)
     fill = None
     if issued_at is not None:
         fill = round(time.time() - issued_at.timestamp(), 2)
     return problem, fill
-
-
-def client_hashes() -> tuple[str, str]:
-    """Keyed hashes of the device cookie and the client's network, for the anti-abuse flags."""
-    device = tokens.hash_value("device", device_id()) if device_id() else ""
-    return device, tokens.hash_value("ip", ip_prefix())
 
 
 def render_rejected(version: TemplateVersion | dict[str, Any], error: SubmissionError, *, action: str,
@@ -138,9 +102,7 @@ limit_submissions = limited(("SURVEY_IP_LIMIT", client_address), ("SURVEY_DEVICE
 @bp.errorhandler(429)
 def too_many_submissions(error):
     """The patient's own notice (not the staff error page), with when to try again."""
-    notice = render_notice(gettext("提交过于频繁"), gettext("请稍等一分钟后再试。您之前提交的评价已经收到。"), 429)
-    notice.headers["Retry-After"] = retry_after_header(error)
-    return notice
+    return too_many_requests(error, gettext("提交过于频繁"), gettext("请稍等一分钟后再试。您之前提交的评价已经收到。"))
 
 
 @bp.route("/q/<token>", methods=["GET", "POST"])
@@ -191,7 +153,7 @@ def accept(info: qr.CodeInfo, definition: dict[str, Any], context_key: str, toke
 
 @bp.get("/thanks/<submission_id>")
 def thanks(submission_id: str):
-    if not SUBMISSION_ID_RE.match(submission_id):
+    if not valid_submission_id(submission_id):
         abort(404)  # never a stored id; and a NUL byte would reach PostgreSQL as an error
     response = find_by_submission_id(submission_id)
     if response is None:
@@ -201,25 +163,26 @@ def thanks(submission_id: str):
         if waiting is None:
             abort(404)
         form = waiting.payload["form"]
-        return thanks_page(waiting.meta["institution_id"], submission_id,
+        institution_id = waiting.meta["institution_id"]
+        return thanks_page(institution_id, submission_id,
                            contact=any(k.endswith("_CONTACT") and v == ["yes"] for k, v in form.items()),
-                           low=_low_overall(waiting.meta["version_id"], form))
+                           low=alerts.is_low_rating(_overall_score(waiting.meta["version_id"], form),
+                                                    SurveySettings.of(institution_id)))
     contact = any(a.item_code.endswith("_CONTACT") and a.value == "yes" for a in response.answers)
-    low = response.overall_score is not None and response.overall_score <= 50
-    return thanks_page(response.institution_id, response.submission_id, contact=contact, low=low)
+    return thanks_page(response.institution_id, response.submission_id, contact=contact,
+                       low=alerts.response_is_low(response))
 
 
-def _low_overall(version_id: int, form: dict[str, list[str]]) -> bool:
-    """Whether a rating not yet processed scores its overall item at 50 or below, as a stored one would."""
+def _overall_score(version_id: int, form: dict[str, list[str]]) -> float | None:
+    """The overall score of a rating not yet processed, as the job will store it."""
     from survey import definitions
 
     definition = versioning.published_definition(version_id)
     item = definitions.overall_item(definition) if definition else None
     if item is None:
-        return False
+        return None
     chosen = (form.get(f"q_{item['code']}") or [None])[0]
-    score = next((o["score"] for o in item["options"] if o["value"] == chosen and not o.get("na")), None)
-    return score is not None and score <= 50
+    return next((o["score"] for o in item["options"] if o["value"] == chosen and not o.get("na")), None)
 
 
 def thanks_page(institution_id: int, submission_id: str, *, contact: bool, low: bool):

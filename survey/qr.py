@@ -9,14 +9,20 @@ from typing import Any
 from flask import current_app, url_for
 from sqlalchemy import select
 
+from core import signing
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Touchpoint
-from survey import tokens
 from survey.builtin import DEFAULT_FOR_TOUCHPOINT
-from survey.models import SurveySettings, SurveyTemplate, TemplateVersion, TouchpointCode, VersionStatus
-from survey.submission import EffectiveSettings
+from survey.models import (
+    EffectiveSettings,
+    SurveySettings,
+    SurveyTemplate,
+    TemplateVersion,
+    TouchpointCode,
+    VersionStatus,
+)
 
 PURPOSE = "touchpoint-qr"
 
@@ -42,7 +48,7 @@ def ensure_code(touchpoint: Touchpoint, *, actor: Any, template: SurveyTemplate 
 
 def _issue(touchpoint: Touchpoint, template: SurveyTemplate, *, actor: Any, action: str) -> TouchpointCode:
     while True:
-        value = tokens.new_code()
+        value = signing.new_code()
         if db.session.scalar(select(TouchpointCode.id).where(TouchpointCode.code == value)) is None:
             break
     code = TouchpointCode(institution_id=touchpoint.institution_id, touchpoint_id=touchpoint.id,
@@ -75,7 +81,7 @@ def set_template(code: TouchpointCode, template: SurveyTemplate, *, actor: Any) 
 
 
 def path_token(code: TouchpointCode) -> str:
-    return f"{code.code}-{tokens.signature(PURPOSE, code.code, 6)}"
+    return f"{code.code}-{signing.signature(PURPOSE, code.code, 6)}"
 
 
 def patient_url(code: TouchpointCode, *, external: bool = True) -> str:
@@ -89,7 +95,7 @@ def patient_url(code: TouchpointCode, *, external: bool = True) -> str:
 def resolve(token: str) -> tuple[TouchpointCode | None, str | None]:
     """Find the code a scanned URL names; problem is 'unknown' or 'retired' when it can't be used."""
     value, _, sig = (token or "").partition("-")
-    if not value or not tokens.verify(PURPOSE, value, sig, 6):
+    if not value or not signing.verify(PURPOSE, value, sig, 6):
         return None, "unknown"
     code = db.session.scalar(select(TouchpointCode).where(TouchpointCode.code == value))
     if code is None:
@@ -135,7 +141,7 @@ def lookup(token: str) -> tuple[CodeInfo | None, str | None]:
     seen by every process within that time.
     """
     value, _, sig = (token or "").partition("-")
-    if not value or not tokens.verify(PURPOSE, value, sig, 6):
+    if not value or not signing.verify(PURPOSE, value, sig, 6):
         return None, "unknown"
     ttl = current_app.config["SURVEY_CODE_CACHE_SECONDS"]
     now = time.monotonic()

@@ -1,8 +1,6 @@
 """Staff-side reading of responses: filters, touchpoint summaries, exports."""
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -12,8 +10,9 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, func, select
 
+from core.clock import local_day_bounds, local_timezone
 from core.extensions import db
-from core.i18n import local_day_bounds, local_timezone
+from core.tabular import Sheet
 from organisation.models import Department, Institution, Touchpoint
 from survey.models import Channel, SurveyAnswer, SurveyResponse, SurveyTemplate, TemplateVersion
 
@@ -129,18 +128,24 @@ def export_columns(institution: Institution, stmt: Select) -> list[str]:
     return codes
 
 
-def export_rows(institution: Institution, stmt: Select, *, batch: int = 1000) -> Iterator[list[Any]]:
-    """Header then one row per response, read in batches with flat memory. No personal data."""
+def export_sheet(institution: Institution, stmt: Select, *, batch: int = 1000) -> Sheet:
+    """The selected responses as one table for core.tabular, one row per response read in batches. No personal data."""
     codes = export_columns(institution, stmt)
+    header = ([gettext("编号"), gettext("提交时间"), gettext("问卷"), gettext("版本"), gettext("渠道"), gettext("科室"),
+               gettext("服务点"), gettext("总体得分"), gettext("填写秒数"), gettext("异常标记"), gettext("是否排除")]
+              + codes + [gettext("意见")])
+    return Sheet(gettext("评价明细"), header, _export_rows(institution, stmt, codes, batch))
+
+
+def _export_rows(institution: Institution, stmt: Select, codes: list[str], batch: int) -> Iterator[list[Any]]:
     departments = dict(db.session.execute(select(Department.id, Department.name)
                                           .where(Department.institution_id == institution.id)).all())
     touchpoints = dict(db.session.execute(select(Touchpoint.id, Touchpoint.name)
                                           .where(Touchpoint.institution_id == institution.id)).all())
     versions = {v.id: (t.code, v.number) for v, t in db.session.execute(
         select(TemplateVersion, SurveyTemplate).join(SurveyTemplate))}
-    yield ([gettext("编号"), gettext("提交时间"), gettext("问卷"), gettext("版本"), gettext("渠道"), gettext("科室"),
-            gettext("服务点"), gettext("总体得分"), gettext("填写秒数"), gettext("异常标记"), gettext("是否排除")]
-           + codes + [gettext("意见")])
+    tz = local_timezone()
+    yes, no = gettext("是"), gettext("否")
     last_id = None
     base = stmt.order_by(None).order_by(SurveyResponse.id)
     while True:
@@ -155,10 +160,11 @@ def export_rows(institution: Institution, stmt: Select, *, batch: int = 1000) ->
         for r in page:
             code, number = versions.get(r.template_version_id, ("", ""))
             by_code = answers.get(r.id, {})
-            yield ([r.id, r.submitted_at.astimezone(local_timezone()).strftime("%Y-%m-%d %H:%M:%S"), code, number,
+            # The submission time as a naive local date-time: a real date in the XLSX, to the second in the CSV.
+            yield ([r.id, r.submitted_at.astimezone(tz).replace(tzinfo=None), code, number,
                     str(Channel(r.channel).label), departments.get(r.department_id, ""),
                     touchpoints.get(r.touchpoint_id, ""), r.overall_score, r.fill_seconds,
-                    ";".join(r.flags or []), gettext("是") if r.excluded else gettext("否")]
+                    ";".join(r.flags or []), yes if r.excluded else no]
                    + [_cell(by_code.get(c), c) for c in codes] + [r.comment])
         last_id = ids[-1]
         db.session.expunge_all()
@@ -174,33 +180,3 @@ def _cell(answer: SurveyAnswer | None, code: str) -> Any:
     if isinstance(answer.value, list):
         return ";".join(answer.value)
     return answer.value
-
-
-def stream_csv(rows: Iterator[list[Any]]) -> Iterator[str]:
-    """UTF-8 with BOM so that Excel opens Chinese correctly."""
-    yield "\ufeff"
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in rows:
-        writer.writerow(safe_row(row))
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-
-
-def safe_row(row: list[Any]) -> list[Any]:
-    """The row with text that a spreadsheet would run as a formula made inert (CSV injection)."""
-    return ["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row]
-
-
-def write_xlsx(rows: Iterator[list[Any]]) -> bytes:
-    """An XLSX built in write-only mode (constant memory per row)."""
-    from openpyxl import Workbook
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(gettext("评价明细"))
-    for row in rows:
-        sheet.append(safe_row(row))
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()

@@ -17,19 +17,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import url_for
 from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from core import signing
 from core.audit import record
+from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
+from core.services import ServiceError
+from core.tabular import safe_row
 from organisation.models import Department, Institution
-from organisation.services import ServiceError
-from survey import definitions, tokens
+from survey import definitions
 from survey.models import (
     Audience,
     Channel,
@@ -39,12 +41,10 @@ from survey.models import (
     SurveyTemplate,
     TemplateVersion,
 )
-from survey.results import safe_row
 from survey.submission import Context, settings_for, submit_response
 
 PURPOSE = "staff-token"
 MAX_BATCH_SIZE = 1000
-TZ = ZoneInfo("Asia/Shanghai")
 
 
 class StaffSurveyError(ServiceError):
@@ -75,7 +75,7 @@ def create_batch(institution: Institution, department: Department, template: Sur
     settings = settings_for(institution.id)
     now = utcnow()
     label = (label or "").strip() or gettext("%(dept)s %(date)s", dept=department.name,
-                                             date=now.astimezone(TZ).date().isoformat())
+                                             date=now.astimezone(local_timezone()).date().isoformat())
     batch = StaffSurveyBatch(institution_id=institution.id, label=label[:80], department_id=department.id,
                              template_id=template.id, size=size, created_by_id=getattr(actor, "id", None),
                              created_at=now, expires_at=now + timedelta(days=settings.link_valid_days))
@@ -89,7 +89,7 @@ def create_batch(institution: Institution, department: Department, template: Sur
 
 
 def token_path(token: StaffSurveyToken) -> str:
-    return tokens.signed_id(PURPOSE, token.id)
+    return signing.signed_id(PURPOSE, token.id)
 
 
 def token_url(token: StaffSurveyToken) -> str:
@@ -127,12 +127,12 @@ def urls_csv(batch: StaffSurveyBatch) -> str:
 def local_date(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(TZ).date().isoformat()
+    return value.astimezone(local_timezone()).date().isoformat()
 
 
 def resolve_token(value: str, *, lock: bool = False) -> tuple[StaffSurveyToken | None, str | None]:
     """The token a /s/ URL names; problem is 'invalid', 'used', 'expired' or 'closed' when it can't be used."""
-    token_id = tokens.parse_signed_id(PURPOSE, value)
+    token_id = signing.parse_signed_id(PURPOSE, value)
     if token_id is None:
         return None, "invalid"
     stmt = select(StaffSurveyToken).where(StaffSurveyToken.id == token_id)
@@ -213,8 +213,8 @@ class _Scores:
 
 
 def year_bounds(year: int) -> tuple[datetime, datetime]:
-    start = datetime(year, 1, 1, tzinfo=TZ)
-    return start, datetime(year + 1, 1, 1, tzinfo=TZ)
+    start = datetime(year, 1, 1, tzinfo=local_timezone())
+    return start, datetime(year + 1, 1, 1, tzinfo=local_timezone())
 
 
 def years_with_responses(institution: Institution) -> list[int]:
@@ -225,7 +225,7 @@ def years_with_responses(institution: Institution) -> list[int]:
     for value in rows:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        years.add(value.astimezone(TZ).year)
+        years.add(value.astimezone(local_timezone()).year)
     return sorted(years, reverse=True)
 
 

@@ -1,21 +1,22 @@
 """Staff pages: touchpoint results, responses and exports, templates, alerts, settings."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
+from core import tabular
+from core.clock import local_today
 from core.extensions import db
-from core.i18n import local_timezone
+from core.views import handle_form, paginate
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
-from organisation.views import handle_form, paginate
 from survey import alerts as alert_service
 from survey import definitions, results, versioning
 from survey.blueprints import staff_bp as bp
@@ -29,7 +30,7 @@ def actor():
 
 
 def today() -> date:
-    return datetime.now(local_timezone()).date()
+    return local_today()
 
 
 # Touchpoint results ----------------------------------------------------
@@ -121,22 +122,15 @@ def response_detail(institution_id: int, response_id: int):
 @bp.get("/responses/export.<fmt>")
 def export_responses(institution_id: int, fmt: str):
     institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
-    if fmt not in ("csv", "xlsx"):
+    if fmt not in tabular.FORMATS:
         abort(404)
     scope = department_scope(actor(), institution)
     form = _filter_form(institution, scope)
     if request.args and not form.validate():
         abort(400)
     stmt = results.filtered(institution, _response_filter(form, scope))
-    stamp = today().strftime("%Y%m%d")
-    filename = f"survey-responses-{institution.id}-{stamp}.{fmt}"
-    headers = {"Content-Disposition": f"attachment; filename={filename}", "Cache-Control": "no-store"}
-    if fmt == "csv":
-        return Response(stream_with_context(results.stream_csv(results.export_rows(institution, stmt))),
-                        mimetype="text/csv; charset=utf-8", headers=headers)
-    body = results.write_xlsx(results.export_rows(institution, stmt))
-    return Response(body, headers=headers,
-                    mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    filename = f"survey-responses-{institution.id}-{today():%Y%m%d}.{fmt}"
+    return tabular.send_table(fmt, results.export_sheet(institution, stmt), filename=filename)
 
 
 # Templates -------------------------------------------------------------
@@ -187,7 +181,7 @@ def template_copy(institution_id: int, template_id: int):
 
 
 def _service_error(exc: Exception, field: str | None):
-    from organisation.services import ServiceError
+    from core.services import ServiceError
 
     return ServiceError(str(exc), field)
 

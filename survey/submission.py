@@ -7,7 +7,6 @@ Flagged rows are kept and excluded from scores by default.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,11 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
+from core.phone import InvalidPhone, normalise_phone
+from core.public import valid_submission_id
 from organisation.models import Touchpoint
-from survey import definitions
+from survey import alerts, definitions
 from survey.models import (
     Channel,
     ContactRequest,
+    EffectiveSettings,
     RecoveryAlert,
     SurveyAnswer,
     SurveyResponse,
@@ -32,8 +34,6 @@ from survey.models import (
     TemplateVersion,
 )
 
-SUBMISSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
-PHONE_RE = re.compile(r"^(1\d{10}|0\d{2,3}-?\d{7,8})$")
 IP_BURST_LIMIT = 30          # responses per touchpoint from one /24 within IP_BURST_MINUTES
 IP_BURST_MINUTES = 10
 FORM_TOKEN_MAX_AGE = 6 * 3600
@@ -83,21 +83,6 @@ class Context:
             raise ValueError("a Context needs a template version")
 
 
-@dataclass(frozen=True)
-class EffectiveSettings:
-    """The settings a submission needs, with the national defaults filled in."""
-
-    alert_threshold: float = 25.0
-    min_fill_seconds: float = 2.0
-    repeat_window_minutes: int = 30
-
-    @classmethod
-    def of(cls, row: SurveySettings | None) -> EffectiveSettings:
-        if row is None:
-            return cls()
-        return cls(row.alert_threshold, row.min_fill_seconds, row.repeat_window_minutes)
-
-
 def settings_for(institution_id: int) -> SurveySettings:
     settings = db.session.get(SurveySettings, institution_id)
     if settings is None:
@@ -119,7 +104,7 @@ def check_submission(definition: dict[str, Any], submission_id: str, get: Callab
     Raises SubmissionError for answers that cannot be stored (unknown options,
     missing required answers, a malformed phone), so the form can say what to fix.
     """
-    if not SUBMISSION_ID_RE.match(submission_id or ""):
+    if not valid_submission_id(submission_id):
         raise SubmissionError(gettext("提交编号无效，请刷新页面后重试。"))
     try:
         answers = definitions.parse_answers(definition, get, getlist)
@@ -197,10 +182,10 @@ def _contact_phone(definition, by_code, get) -> str | None:
     item = next((i for i in definition["items"] if i.get("contact")), None)
     if item is None or by_code.get(item["code"]) is None or by_code[item["code"]].value != "yes":
         return None
-    phone = re.sub(r"[\s-]", "", get("contact_phone") or "")
-    if phone and not PHONE_RE.match(phone.replace("-", "")):
-        raise SubmissionError(gettext("电话号码格式不正确，请填写 11 位手机号或带区号的固话。"), "contact_phone")
-    return phone
+    try:
+        return normalise_phone(get("contact_phone")) or ""
+    except InvalidPhone as exc:
+        raise SubmissionError(str(exc), "contact_phone") from None
 
 
 def _comment(definition, by_code) -> str:
@@ -240,28 +225,11 @@ def _flags(context: Context, settings: EffectiveSettings, now: datetime) -> list
     return sorted(set(flags))
 
 
-def alert_reasons(definition, by_code, settings: EffectiveSettings | SurveySettings, *,
-                  contact_requested: bool) -> list[str]:
-    reasons = []
-    overall = definitions.overall_item(definition)
-    if overall is not None:
-        answer = by_code.get(overall["code"])
-        if answer is not None and answer.score is not None and answer.score <= settings.alert_threshold:
-            reasons.append("low_score")
-    for item in definition["items"]:
-        answer = by_code.get(item["code"])
-        if answer is not None and item.get("alert_values") and str(answer.value) in item["alert_values"]:
-            reasons.append(f"flagged_answer:{item['code']}")
-    if contact_requested:
-        reasons.append("contact_requested")
-    return reasons
-
-
 def raise_alert_if_needed(response: SurveyResponse, definition, by_code,
                           settings: EffectiveSettings | SurveySettings, *,
                           contact_requested: bool) -> RecoveryAlert | None:
     """Open a service-recovery alert for the department when the rules say so."""
-    reasons = alert_reasons(definition, by_code, settings, contact_requested=contact_requested)
+    reasons = alerts.alert_reasons(definition, by_code, settings, contact_requested=contact_requested)
     if not reasons:
         return None
     alert = RecoveryAlert(institution_id=response.institution_id, response_id=response.id,

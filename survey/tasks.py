@@ -3,15 +3,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import url_for
 from flask_babel import force_locale, gettext
 from sqlalchemy import select, update
 
+from core import notify
 from core.db import utcnow
 from core.extensions import db
 from core.notify import Message, send
 from core.tasks import job_logger
-from organisation.models import Role, StaffUser, staff_department
+from organisation.models import Role, StaffUser
+from organisation.services import staff_with_roles
+from survey import followup
 from survey.models import RecoveryAlert, SurveyResponse
 
 log = job_logger(__name__)
@@ -30,13 +32,10 @@ def process_response(response_id: int) -> None:
 
 
 def alert_recipients(alert: RecoveryAlert) -> list[StaffUser]:
-    """The department's handlers, else the institution's complaint officers."""
-    stmt = select(StaffUser).where(StaffUser.institution_id == alert.institution_id, StaffUser.active.is_(True))
-    handlers = []
-    if alert.department_id is not None:
-        handlers = [u for u in db.session.scalars(stmt.join(staff_department).where(
-            staff_department.c.department_id == alert.department_id)) if u.has_role(Role.DEPARTMENT_HANDLER)]
-    officers = [u for u in db.session.scalars(stmt) if u.has_role(Role.COMPLAINT_OFFICER)]
+    """The department's handlers, then the institution's complaint officers."""
+    handlers = [] if alert.department_id is None else staff_with_roles(
+        alert.institution_id, Role.DEPARTMENT_HANDLER, departments=[alert.department_id])
+    officers = staff_with_roles(alert.institution_id, Role.COMPLAINT_OFFICER)
     return handlers + [o for o in officers if o not in handlers]
 
 
@@ -71,11 +70,7 @@ def notify_alert(alert_id: int) -> bool:
 
 
 def _alert_link(alert: RecoveryAlert) -> str | None:
-    """A link for the message; None outside a request when no SERVER_NAME is configured."""
-    try:
-        return url_for("survey_staff.alert_detail", institution_id=alert.institution_id, alert_id=alert.id)
-    except Exception:  # BuildError or no request/SERVER_NAME: the alert list is still in the app
-        return None
+    return notify.link("survey_staff.alert_detail", institution_id=alert.institution_id, alert_id=alert.id)
 
 
 def sweep_unnotified_alerts() -> int:
@@ -88,5 +83,12 @@ def sweep_unnotified_alerts() -> int:
     return sent
 
 
-def response_exists(response_id: int) -> bool:
-    return db.session.get(SurveyResponse, response_id) is not None
+# Personal data ------------------------------------------------------------------------------
+
+def purge_contact_data_job() -> dict[str, int]:
+    """Daily job: run the purge and commit; safe to run twice."""
+    result = followup.purge_contact_data(now=utcnow())
+    db.session.commit()
+    log.info("contact purge: %(discharges)d discharges, %(contact_requests)d contact requests",
+                              result)
+    return result

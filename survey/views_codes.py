@@ -14,11 +14,11 @@ from wtforms.validators import InputRequired
 
 from core.errors import render_error
 from core.extensions import db
+from core.views import handle_form
 from organisation.forms import ConfirmForm, int_or_none
 from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
-from organisation.views import handle_form
 from survey import posters, qr
 from survey.blueprints import staff_bp as bp
 from survey.models import Audience, SurveyTemplate, TouchpointCode

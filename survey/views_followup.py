@@ -16,8 +16,11 @@ from sqlalchemy import select
 from wtforms import HiddenField, RadioField, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
+from core import public
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
+from core.public import new_submission_id
 from organisation.forms import ConfirmForm
 from organisation.importer import ImportFileError
 from organisation.models import Institution
@@ -122,7 +125,7 @@ def _awaiting_answers(institution: Institution, scope: set[int] | None) -> list[
 
 def _render_calls(institution: Institution, status: int = 200):
     scope = department_scope(actor(), institution)
-    today = followup.local_today()
+    today = local_today()
     calls = followup.due_list(institution, today=today, department_ids=scope)
     return render_template("survey/followup/calls.html", institution=institution, calls=calls, today=today,
                            awaiting=_awaiting_answers(institution, scope), outcomes=CALL_OUTCOMES,
@@ -195,7 +198,7 @@ def followup_answers(institution_id: int, discharge_id: int):
     elif request.method == "POST":
         status = 400
     if not form.submission_id.data:
-        form.submission_id.data = patient.new_submission_id()
+        form.submission_id.data = new_submission_id()
     return render_template("survey/followup/answers.html", institution=institution, discharge=discharge, form=form,
                            definition=version.definition, unit_label=followup.unit_label(discharge)), status
 
@@ -280,7 +283,7 @@ def followup_rates(institution_id: int):
     permission = Permission.FOLLOW_UP if can(actor(), Permission.FOLLOW_UP) else Permission.VIEW_SURVEYS
     institution = get_institution_or_404(institution_id, permission)
     form = MonthForm(request.args)
-    today = followup.local_today()
+    today = local_today()
     year, month = today.year, today.month
     status = 200
     if not form.validate():
@@ -354,21 +357,21 @@ def api_token_revoke(institution_id: int, token_id: int):
 def discharge_survey(token: str):
     discharge, problem = followup.resolve_link(token)
     if problem == "unknown":
-        return patient.render_notice(gettext("链接无法识别"),
+        return public.render_notice(gettext("链接无法识别"),
                                      gettext("请确认扫描的是出院小结上的二维码，或向病区护士求助。"), 404)
     if problem == "used":
         repeat = _repeat_submission(discharge)
         if repeat is not None:
             return repeat
-        return patient.render_notice(gettext("此链接已使用，感谢您的评价"),
+        return public.render_notice(gettext("此链接已使用，感谢您的评价"),
                                      gettext("每份出院小结上的评价链接只能使用一次。您的意见已经收到。"), 200)
     if problem == "expired":
-        return patient.render_notice(gettext("评价链接已过期"),
+        return public.render_notice(gettext("评价链接已过期"),
                                      gettext("本次住院的评价已截止，感谢您的关注。如有意见或建议，欢迎联系医院患者服务中心。"),
                                      410)
     version = followup.inpatient_version()
     if version is None:
-        return patient.render_notice(gettext("评价暂未开放"), gettext("问卷正在更新，请稍后再试。"), 503)
+        return public.render_notice(gettext("评价暂未开放"), gettext("问卷正在更新，请稍后再试。"), 503)
     institution = db.session.get(Institution, discharge.institution_id)
     heading, subheading = institution.name, followup.unit_label(discharge)
     context_key = f"dl:{discharge.id}"
@@ -379,7 +382,7 @@ def discharge_survey(token: str):
     context = Context(institution_id=discharge.institution_id, channel=Channel.DISCHARGE_LINK, version=version,
                       touchpoint=discharge.touchpoint, department_id=discharge.department_id)
     context.form_problem, context.fill_seconds = patient.read_context_timing(context_key)
-    context.device_hash, context.ip_hash = patient.client_hashes()
+    context.device_hash, context.ip_hash = public.client_hashes()
     submission_id = request.form.get("submission_id", "")
     try:
         response, _created = followup.use_discharge_link(discharge, context, submission_id, request.form.get,
@@ -390,7 +393,7 @@ def discharge_survey(token: str):
                                        subheading=subheading)
     except followup.FollowupError:
         db.session.rollback()
-        return patient.render_notice(gettext("此链接已使用，感谢您的评价"),
+        return public.render_notice(gettext("此链接已使用，感谢您的评价"),
                                      gettext("每份出院小结上的评价链接只能使用一次。您的意见已经收到。"), 200)
     db.session.commit()  # the response and the used link, together, before "received"
     patient.after_commit(response)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime
 
 from flask import Response, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext
@@ -14,14 +13,16 @@ from wtforms import IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import TextInput
 
+from core import public
+from core.clock import local_today
 from core.db import utcnow
 from core.errors import render_error
 from core.extensions import db
+from core.views import handle_form
 from organisation.forms import int_or_none
 from organisation.models import Institution
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
-from organisation.views import handle_form
 from survey import patient, posters
 from survey import staff_survey as service
 from survey.blueprints import staff_bp as bp
@@ -56,7 +57,7 @@ def actor():
 
 
 def this_year() -> int:
-    return datetime.now(service.TZ).year
+    return local_today().year
 
 
 # Results -----------------------------------------------------------------
@@ -201,7 +202,7 @@ NOTICES = {
 
 def _notice(problem: str):
     status, title, message = NOTICES[problem]
-    return patient.render_notice(str(title), str(message), status)
+    return public.render_notice(str(title), str(message), status)
 
 
 @patient_bp.route("/s/<token>", methods=["GET", "POST"])
@@ -241,5 +242,5 @@ def staff_survey(token: str):
 
 @patient_bp.get("/s/done")
 def staff_survey_done():
-    return patient.render_notice(gettext("问卷已提交，谢谢您！"),
+    return public.render_notice(gettext("问卷已提交，谢谢您！"),
                                  gettext("您的回答匿名保存，只以科室汇总结果呈现，人数太少的科室不单独显示。"), 200)

@@ -6,14 +6,18 @@ from complaints.models.cases import (
     CaseDepartment,
     CaseEvent,
     CasePause,
+    CaseRole,
     Category,
     Channel,
     Complaint,
     ComplaintSettings,
     DeclineReason,
     Extension,
+    ExtensionStatus,
     PauseReason,
+    Relation,
     RoutingRule,
+    Satisfaction,
     Status,
 )
 from complaints.models.outcomes import (
@@ -22,13 +26,15 @@ from complaints.models.outcomes import (
     RectificationStatus,
     Refund,
     RefundStatus,
+    ReopenStatus,
     Reply,
     ReplyStatus,
+    ReplyVia,
 )
 
 __all__ = [
-    "Attachment", "CalendarDay", "CalendarYear", "CaseCounter", "CaseDepartment", "CaseEvent", "CasePause", "Category",
-    "Channel", "Complaint", "ComplaintSettings", "DayKind", "DeclineReason", "Extension", "Feedback", "PauseReason",
-    "Rectification", "RectificationStatus", "Refund", "RefundStatus", "Reply", "ReplyStatus", "RoutingRule",
-    "Status", "YearStatus",
+    "Attachment", "CalendarDay", "CalendarYear", "CaseCounter", "CaseDepartment", "CaseEvent", "CasePause", "CaseRole",
+    "Category", "Channel", "Complaint", "ComplaintSettings", "DayKind", "DeclineReason", "Extension", "ExtensionStatus",
+    "Feedback", "PauseReason", "Rectification", "RectificationStatus", "Refund", "RefundStatus", "Relation",
+    "ReopenStatus", "Reply", "ReplyStatus", "ReplyVia", "RoutingRule", "Satisfaction", "Status", "YearStatus",
 ]

@@ -14,33 +14,25 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Date, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import UTCDateTime, utcnow
+from core.db import EnumText, UTCDateTime, utcnow
+from core.enums import LabelledEnum
 from core.extensions import db
-from organisation.models import LabelledEnum
 
 
 class DayKind(LabelledEnum):
-    HOLIDAY = "holiday"          # a weekday that is off (statutory holiday)
-    MAKEUP_WORKDAY = "workday"   # a weekend day that is worked (调休)
-
-    @classmethod
-    def labels(cls):
-        return {"holiday": _l("法定节假日"), "workday": _l("调休上班")}
+    HOLIDAY = "holiday", _l("法定节假日")
+    MAKEUP_WORKDAY = "workday", _l("调休上班")
 
 
 class YearStatus(LabelledEnum):
-    OFFICIAL = "official"        # entered from the State Council notice (or the package that carries it)
-
-    @classmethod
-    def labels(cls):
-        return {"official": _l("已按国务院通知录入")}
+    OFFICIAL = "official", _l("已按国务院通知录入")
 
 
 class CalendarYear(db.Model):
     __tablename__ = "work_calendar_year"
 
     year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    status: Mapped[YearStatus] = mapped_column(String(16), default=YearStatus.OFFICIAL)
+    status: Mapped[YearStatus] = mapped_column(EnumText(YearStatus, 16), default=YearStatus.OFFICIAL)
     source: Mapped[str] = mapped_column(String(80))
     # Bumped on every edit; a deadline records the versions it was computed with.
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -60,7 +52,7 @@ class CalendarDay(db.Model):
     __tablename__ = "work_calendar_day"
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    kind: Mapped[DayKind] = mapped_column(String(16))
+    kind: Mapped[DayKind] = mapped_column(EnumText(DayKind, 16))
     name: Mapped[str] = mapped_column(String(40), default="")
 
     @property

@@ -21,46 +21,34 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import InstitutionScoped, TimestampMixin, UTCDateTime, utcnow
+from core.db import EnumText, InstitutionScoped, TimestampMixin, UTCDateTime, utcnow
+from core.enums import LabelledEnum
 from core.extensions import db
-from organisation.models import Department, LabelledEnum, StaffUser, Touchpoint
+from organisation.models import Department, StaffUser, Touchpoint
 
 
 class Channel(LabelledEnum):
-    SELF_SERVICE = "self_service"
-    WALK_IN = "walk_in"
-    PHONE = "phone"
-    LETTER = "letter"
-    EMAIL = "email"
-    HOTLINE_12345 = "hotline_12345"
-    SURVEY_ALERT = "survey_alert"
-
-    @classmethod
-    def labels(cls):
-        return {"self_service": _l("患者自助（扫码/网页）"), "walk_in": _l("来访"), "phone": _l("来电"),
-                "letter": _l("来信"), "email": _l("电子邮件"), "hotline_12345": _l("12345 热线转办"),
-                "survey_alert": _l("满意度评价转投诉")}
+    SELF_SERVICE = "self_service", _l("患者自助（扫码/网页）")
+    WALK_IN = "walk_in", _l("来访")
+    PHONE = "phone", _l("来电")
+    LETTER = "letter", _l("来信")
+    EMAIL = "email", _l("电子邮件")
+    HOTLINE_12345 = "hotline_12345", _l("12345 热线转办")
+    SURVEY_ALERT = "survey_alert", _l("满意度评价转投诉")
 
 
 class Status(LabelledEnum):
-    REGISTERED = "registered"
-    ACCEPTED = "accepted"
-    IN_HANDLING = "in_handling"
-    TRANSFERRED = "transferred"
-    REPLY_DRAFTED = "reply_drafted"
-    REPLY_APPROVED = "reply_approved"
-    REPLIED = "replied"
-    CLOSED = "closed"
-    DECLINED = "declined"
-    SETTLED = "settled"
-    REOPENED = "reopened"
-
-    @classmethod
-    def labels(cls):
-        return {"registered": _l("已登记"), "accepted": _l("已受理"), "in_handling": _l("处理中"),
-                "transferred": _l("转办中"), "reply_drafted": _l("答复待审核"), "reply_approved": _l("答复已审核"),
-                "replied": _l("已答复"), "closed": _l("已办结"), "declined": _l("不予受理"),
-                "settled": _l("当场办结"), "reopened": _l("已重新处理")}
+    REGISTERED = "registered", _l("已登记")
+    ACCEPTED = "accepted", _l("已受理")
+    IN_HANDLING = "in_handling", _l("处理中")
+    TRANSFERRED = "transferred", _l("转办中")
+    REPLY_DRAFTED = "reply_drafted", _l("答复待审核")
+    REPLY_APPROVED = "reply_approved", _l("答复已审核")
+    REPLIED = "replied", _l("已答复")
+    CLOSED = "closed", _l("已办结")
+    DECLINED = "declined", _l("不予受理")
+    SETTLED = "settled", _l("当场办结")
+    REOPENED = "reopened", _l("已重新处理")
 
     @classmethod
     def open_statuses(cls) -> set[Status]:
@@ -70,30 +58,47 @@ class Status(LabelledEnum):
 
 
 class DeclineReason(LabelledEnum):
-    IN_COURT = "in_court"
-    IN_MEDIATION = "in_mediation"
-    BEFORE_AUTHORITY = "before_authority"
-    REPEATED = "repeated"
-    NO_SUBJECT = "no_subject"
-    CRIMINAL = "criminal"
-
-    @classmethod
-    def labels(cls):
-        return {"in_court": _l("已向人民法院起诉"), "in_mediation": _l("已申请人民调解"),
-                "before_authority": _l("已由卫生健康主管部门或信访部门受理"),
-                "repeated": _l("重复投诉且无新的事实和证据"), "no_subject": _l("没有明确的投诉对象和具体事实"),
-                "criminal": _l("属于治安案件或刑事案件")}
+    IN_COURT = "in_court", _l("已向人民法院起诉")
+    IN_MEDIATION = "in_mediation", _l("已申请人民调解")
+    BEFORE_AUTHORITY = "before_authority", _l("已由卫生健康主管部门或信访部门受理")
+    REPEATED = "repeated", _l("重复投诉且无新的事实和证据")
+    NO_SUBJECT = "no_subject", _l("没有明确的投诉对象和具体事实")
+    CRIMINAL = "criminal", _l("属于治安案件或刑事案件")
 
 
 class PauseReason(LabelledEnum):
-    AWAITING_MATERIAL = "awaiting_material"
-    MEDIATION = "mediation"
-    EXPERT_ASSESSMENT = "expert_assessment"
+    AWAITING_MATERIAL = "awaiting_material", _l("待投诉人补充材料")
+    MEDIATION = "mediation", _l("调解中")
+    EXPERT_ASSESSMENT = "expert_assessment", _l("鉴定中")
 
-    @classmethod
-    def labels(cls):
-        return {"awaiting_material": _l("待投诉人补充材料"), "mediation": _l("调解中"),
-                "expert_assessment": _l("鉴定中")}
+
+class CaseRole(LabelledEnum):
+    """How a department takes part in a case (分派 / 协办)."""
+
+    LEAD = "lead", _l("主办")
+    CO = "co", _l("协办")
+
+
+class ExtensionStatus(LabelledEnum):
+    PENDING = "pending", _l("待审批")
+    APPROVED = "approved", _l("已批准")
+    REJECTED = "rejected", _l("不批准")
+
+
+class Relation(LabelledEnum):
+    """Who filed the complaint, as the patient's what."""
+
+    SELF = "self", _l("本人")
+    FAMILY = "family", _l("家属")
+    OTHER = "other", _l("其他（代理人等）")
+
+
+class Satisfaction(LabelledEnum):
+    """The complainant's answer to 「您对本次投诉的处理结果是否满意？」 (满意率 counts the first two)."""
+
+    SATISFIED = "satisfied", _l("满意")
+    BASICALLY = "basically", _l("基本满意")
+    UNSATISFIED = "unsatisfied", _l("不满意")
 
 
 class Category(db.Model):
@@ -140,7 +145,7 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     case_number: Mapped[str] = mapped_column(String(24))
     # The complainant checks progress with the case number and this code (stored hashed).
     lookup_code_hash: Mapped[str] = mapped_column(String(64), default="")
-    channel: Mapped[Channel] = mapped_column(String(20))
+    channel: Mapped[Channel] = mapped_column(EnumText(Channel, 20))
     channel_ref: Mapped[str] = mapped_column(String(60), default="")  # e.g. the 12345 work order number
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # 首诉负责: whoever registered it stays responsible until the case closes.
@@ -157,11 +162,11 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     # Complainant contact: the least needed to answer, masked in every list.
     complainant_name: Mapped[str | None] = mapped_column(String(40))
     complainant_phone: Mapped[str | None] = mapped_column(String(20))
-    complainant_relation: Mapped[str] = mapped_column(String(16), default="self")
-    status: Mapped[Status] = mapped_column(String(20), default=Status.REGISTERED)
+    complainant_relation: Mapped[Relation] = mapped_column(EnumText(Relation, 16), default=Relation.SELF)
+    status: Mapped[Status] = mapped_column(EnumText(Status, 20), default=Status.REGISTERED)
     lead_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     safety_emergency: Mapped[bool] = mapped_column(Boolean, default=False)
-    decline_reason: Mapped[str | None] = mapped_column(String(20))
+    decline_reason: Mapped[DeclineReason | None] = mapped_column(EnumText(DeclineReason, 20))
     decline_notice: Mapped[str] = mapped_column(Text, default="")
     settlement_note: Mapped[str] = mapped_column(Text, default="")
     # The clock: how the deadline was computed is kept with the case.
@@ -172,14 +177,14 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     deadline_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     deadline_trace: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     paused_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    pause_reason: Mapped[str | None] = mapped_column(String(20))
+    pause_reason: Mapped[PauseReason | None] = mapped_column(EnumText(PauseReason, 20))
     reminded_for: Mapped[Any | None] = mapped_column(Date)       # due date a reminder was sent for
     escalated_for: Mapped[Any | None] = mapped_column(Date)      # due date an escalation (督办) was made for
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved: Mapped[bool | None] = mapped_column(Boolean)        # 解决: the officer's judgement at closing
-    satisfaction: Mapped[str | None] = mapped_column(String(16))  # satisfied / basically / unsatisfied
+    satisfaction: Mapped[Satisfaction | None] = mapped_column(EnumText(Satisfaction, 16))
     reopened_count: Mapped[int] = mapped_column(Integer, default=0)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("complaint.id"))
     # Optimistic lock: two officers acting on one case at once cannot both win.
@@ -241,7 +246,7 @@ class CaseDepartment(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
-    role: Mapped[str] = mapped_column(String(8))   # lead | co
+    role: Mapped[CaseRole] = mapped_column(EnumText(CaseRole, 8))
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answer: Mapped[str] = mapped_column(Text, default="")
@@ -268,8 +273,8 @@ class CaseEvent(db.Model):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     actor_label: Mapped[str] = mapped_column(String(64), default="")
     action: Mapped[str] = mapped_column(String(40))
-    from_status: Mapped[str | None] = mapped_column(String(20))
-    to_status: Mapped[str | None] = mapped_column(String(20))
+    from_status: Mapped[Status | None] = mapped_column(EnumText(Status, 20))
+    to_status: Mapped[Status | None] = mapped_column(EnumText(Status, 20))
     note: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
@@ -283,7 +288,7 @@ class CasePause(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
-    reason: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[PauseReason] = mapped_column(EnumText(PauseReason, 20))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
@@ -298,7 +303,7 @@ class Extension(db.Model):
     complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
     extra_days: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | approved | rejected
+    status: Mapped[ExtensionStatus] = mapped_column(EnumText(ExtensionStatus, 12), default=ExtensionStatus.PENDING)
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))

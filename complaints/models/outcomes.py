@@ -8,22 +8,33 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Date, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import UTCDateTime, utcnow
+from complaints.models.cases import Satisfaction
+from core.db import EnumText, UTCDateTime, utcnow
+from core.enums import LabelledEnum
 from core.extensions import db
-from organisation.models import Department, LabelledEnum, StaffUser
+from organisation.models import Department, StaffUser
 
 
 class ReplyStatus(LabelledEnum):
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    APPROVED = "approved"
-    RETURNED = "returned"
-    SENT = "sent"
+    DRAFT = "draft", _l("草稿")
+    SUBMITTED = "submitted", _l("待审核")
+    APPROVED = "approved", _l("已审核")
+    RETURNED = "returned", _l("已退回")
+    SENT = "sent", _l("已发送")
 
-    @classmethod
-    def labels(cls):
-        return {"draft": _l("草稿"), "submitted": _l("待审核"), "approved": _l("已审核"), "returned": _l("已退回"),
-                "sent": _l("已发送")}
+
+class ReplyVia(LabelledEnum):
+    SMS = "sms", _l("短信")
+    EMAIL = "email", _l("电子邮件")
+    LETTER = "letter", _l("书面答复（打印）")
+
+
+class ReopenStatus(LabelledEnum):
+    """A 重办 request after an unhappy answer, and the officer's decision."""
+
+    REQUESTED = "requested", _l("重办申请待处理")
+    ACCEPTED = "accepted", _l("已重新办理")
+    REFUSED = "refused", _l("不予重办")
 
 
 class Reply(db.Model):
@@ -35,7 +46,7 @@ class Reply(db.Model):
     complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(Text)
-    status: Mapped[ReplyStatus] = mapped_column(String(12), default=ReplyStatus.DRAFT)
+    status: Mapped[ReplyStatus] = mapped_column(EnumText(ReplyStatus, 12), default=ReplyStatus.DRAFT)
     drafted_by_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
     drafted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
@@ -58,12 +69,12 @@ class Feedback(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    answer: Mapped[str | None] = mapped_column(String(16))   # satisfied | basically | unsatisfied
+    answer: Mapped[Satisfaction | None] = mapped_column(EnumText(Satisfaction, 16))
     comment: Mapped[str] = mapped_column(Text, default="")
     new_facts: Mapped[bool] = mapped_column(default=False)
     reopened: Mapped[bool] = mapped_column(default=False)
-    # An unhappy answer asks for the case to be handled again (重办): requested | accepted | refused.
-    reopen_status: Mapped[str | None] = mapped_column(String(12))
+    # An unhappy answer asks for the case to be handled again (重办).
+    reopen_status: Mapped[ReopenStatus | None] = mapped_column(EnumText(ReopenStatus, 12))
     reopen_note: Mapped[str] = mapped_column(Text, default="")      # the officer's reason for refusing
     reopen_decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     reopen_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -73,13 +84,9 @@ class Feedback(db.Model):
 
 
 class RectificationStatus(LabelledEnum):
-    OPEN = "open"
-    DONE = "done"
-    VERIFIED = "verified"
-
-    @classmethod
-    def labels(cls):
-        return {"open": _l("整改中"), "done": _l("已完成待验证"), "verified": _l("已验证销号")}
+    OPEN = "open", _l("整改中")
+    DONE = "done", _l("已完成待验证")
+    VERIFIED = "verified", _l("已验证销号")
 
 
 class Rectification(db.Model):
@@ -94,7 +101,8 @@ class Rectification(db.Model):
     action: Mapped[str] = mapped_column(Text)
     owner_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
     due_date: Mapped[date] = mapped_column(Date)
-    status: Mapped[RectificationStatus] = mapped_column(String(12), default=RectificationStatus.OPEN)
+    status: Mapped[RectificationStatus] = mapped_column(EnumText(RectificationStatus, 12),
+                                                        default=RectificationStatus.OPEN)
     evidence: Mapped[str] = mapped_column(Text, default="")
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))  # the verifier must be someone else
@@ -107,15 +115,10 @@ class Rectification(db.Model):
 
 
 class RefundStatus(LabelledEnum):
-    REQUESTED = "requested"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    COMPLETED = "completed"
-
-    @classmethod
-    def labels(cls):
-        return {"requested": _l("待审批"), "approved": _l("已批准"), "rejected": _l("未批准"),
-                "completed": _l("已退费")}
+    REQUESTED = "requested", _l("待审批")
+    APPROVED = "approved", _l("已批准")
+    REJECTED = "rejected", _l("未批准")
+    COMPLETED = "completed", _l("已退费")
 
 
 class Refund(db.Model):
@@ -128,7 +131,7 @@ class Refund(db.Model):
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     reason: Mapped[str] = mapped_column(Text)
-    status: Mapped[RefundStatus] = mapped_column(String(12), default=RefundStatus.REQUESTED)
+    status: Mapped[RefundStatus] = mapped_column(EnumText(RefundStatus, 12), default=RefundStatus.REQUESTED)
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))

@@ -4,23 +4,20 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import InstitutionScoped, UTCDateTime, utcnow
+from core.db import EnumText, InstitutionScoped, UTCDateTime, utcnow
+from core.enums import LabelledEnum
 from core.extensions import db
-from organisation.models import Department, LabelledEnum, StaffUser, Touchpoint
+from organisation.models import Department, StaffUser, Touchpoint
 from survey.models.responses import SurveyResponse
 
 
 class AlertStatus(LabelledEnum):
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    CLOSED = "closed"
-
-    @classmethod
-    def labels(cls):
-        return {"open": _l("待处理"), "acknowledged": _l("已确认"), "closed": _l("已关闭")}
+    OPEN = "open", _l("待处理")
+    ACKNOWLEDGED = "acknowledged", _l("已确认")
+    CLOSED = "closed", _l("已关闭")
 
 
 class RecoveryAlert(InstitutionScoped, db.Model):
@@ -32,7 +29,7 @@ class RecoveryAlert(InstitutionScoped, db.Model):
     department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     touchpoint_id: Mapped[int | None] = mapped_column(ForeignKey("touchpoint.id"))
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
-    status: Mapped[AlertStatus] = mapped_column(String(16), default=AlertStatus.OPEN)
+    status: Mapped[AlertStatus] = mapped_column(EnumText(AlertStatus, 16), default=AlertStatus.OPEN)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

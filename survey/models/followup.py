@@ -7,22 +7,18 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import InstitutionScoped, UTCDateTime, utcnow
+from core.db import EnumText, InstitutionScoped, UTCDateTime, utcnow
+from core.enums import LabelledEnum
 from core.extensions import db
-from organisation.models import Department, LabelledEnum, StaffUser, Touchpoint
+from organisation.models import Department, StaffUser, Touchpoint
 
 
 class FollowupOutcome(LabelledEnum):
-    PENDING = "pending"
-    REACHED = "reached"
-    NO_ANSWER = "no_answer"
-    WRONG_NUMBER = "wrong_number"
-    DECLINED = "declined"
-
-    @classmethod
-    def labels(cls):
-        return {"pending": _l("待回访"), "reached": _l("已接通"), "no_answer": _l("无人接听"),
-                "wrong_number": _l("号码错误"), "declined": _l("拒绝回访")}
+    PENDING = "pending", _l("待回访")
+    REACHED = "reached", _l("已接通")
+    NO_ANSWER = "no_answer", _l("无人接听")
+    WRONG_NUMBER = "wrong_number", _l("号码错误")
+    DECLINED = "declined", _l("拒绝回访")
 
     @property
     def is_final(self) -> bool:
@@ -49,7 +45,7 @@ class Discharge(InstitutionScoped, db.Model):
     # so that re-sending the same discharge updates instead of duplicating.
     external_ref_hash: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(12), default="upload")
-    outcome: Mapped[FollowupOutcome] = mapped_column(String(16), default=FollowupOutcome.PENDING)
+    outcome: Mapped[FollowupOutcome] = mapped_column(EnumText(FollowupOutcome, 16), default=FollowupOutcome.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_call_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The discharge-slip survey link: single use, expires.
@@ -73,7 +69,7 @@ class FollowupCall(InstitutionScoped, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     discharge_id: Mapped[int] = mapped_column(ForeignKey("survey_discharge.id"), index=True)
     nurse_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
-    outcome: Mapped[FollowupOutcome] = mapped_column(String(16))
+    outcome: Mapped[FollowupOutcome] = mapped_column(EnumText(FollowupOutcome, 16))
     called_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     response_id: Mapped[int | None] = mapped_column(ForeignKey("survey_response.id"))
 

@@ -8,24 +8,18 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import InstitutionScoped, UTCDateTime, utcnow
+from core.db import EnumText, InstitutionScoped, UTCDateTime, utcnow
+from core.enums import LabelledEnum
 from core.extensions import db
-from organisation.models import LabelledEnum
 from survey.models.templates import TemplateVersion
 
 
 class Channel(LabelledEnum):
     """How a response was collected. Modes give different scores: reports keep them apart."""
-
-    TOUCHPOINT_QR = "touchpoint_qr"
-    DISCHARGE_LINK = "discharge_link"
-    PHONE_FOLLOWUP = "phone_followup"
-    STAFF_TOKEN = "staff_token"
-
-    @classmethod
-    def labels(cls):
-        return {"touchpoint_qr": _l("扫码评价"), "discharge_link": _l("出院链接"),
-                "phone_followup": _l("电话回访"), "staff_token": _l("职工问卷")}
+    TOUCHPOINT_QR = "touchpoint_qr", _l("扫码评价")
+    DISCHARGE_LINK = "discharge_link", _l("出院链接")
+    PHONE_FOLLOWUP = "phone_followup", _l("电话回访")
+    STAFF_TOKEN = "staff_token", _l("职工问卷")
 
 
 class SurveyResponse(InstitutionScoped, db.Model):
@@ -44,7 +38,7 @@ class SurveyResponse(InstitutionScoped, db.Model):
     # stores nothing new.
     submission_id: Mapped[str] = mapped_column(String(40), unique=True)
     template_version_id: Mapped[int] = mapped_column(ForeignKey("survey_template_version.id"), index=True)
-    channel: Mapped[Channel] = mapped_column(String(20))
+    channel: Mapped[Channel] = mapped_column(EnumText(Channel, 20))
     department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     touchpoint_id: Mapped[int | None] = mapped_column(ForeignKey("touchpoint.id"))
     code_id: Mapped[int | None] = mapped_column(ForeignKey("survey_touchpoint_code.id"))

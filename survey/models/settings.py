@@ -1,6 +1,8 @@
 """Per-institution survey settings, with national defaults."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Float, ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,3 +35,34 @@ class SurveySettings(db.Model):
     @property
     def audit_label(self) -> str:
         return "survey settings"
+
+    @classmethod
+    def defaults(cls, institution_id: int) -> SurveySettings:
+        """An unsaved row with the national defaults (a read never writes settings)."""
+        values = {c.name: c.default.arg for c in cls.__table__.columns
+                  if c.default is not None and not callable(c.default.arg)}
+        return cls(institution_id=institution_id, **values)
+
+    @classmethod
+    def of(cls, institution_id: int) -> SurveySettings:
+        """The institution's settings, or the national defaults without writing them."""
+        return db.session.get(cls, institution_id) or cls.defaults(institution_id)
+
+
+def _column_default(name: str):
+    return SurveySettings.__table__.c[name].default.arg
+
+
+@dataclass(frozen=True)
+class EffectiveSettings:
+    """The settings a submission needs, as plain values (cached with a QR code's look-up), defaults filled in."""
+
+    alert_threshold: float = _column_default("alert_threshold")
+    min_fill_seconds: float = _column_default("min_fill_seconds")
+    repeat_window_minutes: int = _column_default("repeat_window_minutes")
+
+    @classmethod
+    def of(cls, row: SurveySettings | None) -> EffectiveSettings:
+        if row is None:
+            return cls()
+        return cls(row.alert_threshold, row.min_fill_seconds, row.repeat_window_minutes)

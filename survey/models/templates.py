@@ -8,31 +8,22 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import TimestampMixin, UTCDateTime
+from core.db import EnumText, TimestampMixin, UTCDateTime
+from core.enums import LabelledEnum
 from core.extensions import db
-from organisation.models import LabelledEnum
 
 
 class Audience(LabelledEnum):
-    WINDOW = "window"
-    OUTPATIENT = "outpatient"
-    INPATIENT = "inpatient"
-    STAFF = "staff"
-
-    @classmethod
-    def labels(cls):
-        return {"window": _l("窗口即时评价"), "outpatient": _l("门诊患者"), "inpatient": _l("住院患者"),
-                "staff": _l("医务人员")}
+    WINDOW = "window", _l("窗口即时评价")
+    OUTPATIENT = "outpatient", _l("门诊患者")
+    INPATIENT = "inpatient", _l("住院患者")
+    STAFF = "staff", _l("医务人员")
 
 
 class VersionStatus(LabelledEnum):
-    DRAFT = "draft"
-    PUBLISHED = "published"
-    RETIRED = "retired"
-
-    @classmethod
-    def labels(cls):
-        return {"draft": _l("草稿"), "published": _l("已发布"), "retired": _l("已停用")}
+    DRAFT = "draft", _l("草稿")
+    PUBLISHED = "published", _l("已发布")
+    RETIRED = "retired", _l("已停用")
 
 
 class SurveyTemplate(TimestampMixin, db.Model):
@@ -45,7 +36,7 @@ class SurveyTemplate(TimestampMixin, db.Model):
     institution_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("institution.id"), index=True)
     code: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(120))
-    audience: Mapped[Audience] = mapped_column(String(16))
+    audience: Mapped[Audience] = mapped_column(EnumText(Audience, 16))
     copied_from_id: Mapped[int | None] = mapped_column(ForeignKey("survey_template.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -81,7 +72,7 @@ class TemplateVersion(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     template_id: Mapped[int] = mapped_column(ForeignKey("survey_template.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[VersionStatus] = mapped_column(String(16), default=VersionStatus.DRAFT)
+    status: Mapped[VersionStatus] = mapped_column(EnumText(VersionStatus, 16), default=VersionStatus.DRAFT)
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -111,7 +111,7 @@ def calendar_2026(ctx) -> None:
     seed_from_chinesecalendar([2025, 2026], actor="test")
     db.session.flush()
     try:  # the deadline engine may cache the calendar between requests
-        from complaints.deadlines import invalidate_calendar_cache
+        from complaints.workdays import invalidate_calendar_cache
     except ImportError:  # pragma: no cover - older deadline module
         return
     invalidate_calendar_cache()

@@ -14,7 +14,7 @@ import pytest
 from click.testing import Result
 from sqlalchemy import event, func, select
 
-from complaints import calendar_data, deadlines, views_calendar
+from complaints import calendar_data, deadlines, views_calendar, workdays
 from complaints.models import CalendarDay, CalendarYear, CaseEvent, Channel, Complaint, DayKind, Status
 from core.audit import AuditEntry
 from core.extensions import db
@@ -43,9 +43,9 @@ def today(monkeypatch):
     """Pin the banner's idea of today (default 2026-11-26) and start with an empty banner cache."""
     state = {"today": day("2026-11-26")}
     monkeypatch.setattr(views_calendar, "local_today", lambda: state["today"])
-    deadlines._warning_cache.clear()
+    workdays._warning_cache.clear()
     yield state
-    deadlines._warning_cache.clear()
+    workdays._warning_cache.clear()
 
 
 # Seeding ---------------------------------------------------------------------------
@@ -136,9 +136,9 @@ def test_marking_a_year_official_needs_its_holidays_first(ctx):
 
 def test_prefill_enters_the_statutory_holidays_as_a_draft(ctx):
     added = calendar_data.prefill_statutory_holidays(2027, actor="test")
-    assert added == len(deadlines.statutory_holidays(2027)) == 13
+    assert added == len(workdays.statutory_holidays(2027)) == 13
     assert year_row(2027) is None
-    assert deadlines.is_working_day(day("2027-01-01")) == (False, True)
+    assert workdays.is_working_day(day("2027-01-01")) == (False, True)
 
 
 # Pages ------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ def test_admin_renames_and_removes_a_day(client, calendar_2026, today):
     assert response.status_code == 302
     assert db.session.get(CalendarDay, day("2026-10-10")) is None
     assert year_row(2026).version == 3
-    assert deadlines.is_working_day(day("2026-10-10")) == (False, False)
+    assert workdays.is_working_day(day("2026-10-10")) == (False, False)
 
 
 @pytest.mark.parametrize("form, message", [

@@ -12,17 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event, select
 
-from complaints import calendar_data, deadlines
-from complaints.deadlines import (
-    add_working_days,
-    compute_deadline,
-    is_working_day,
-    missing_years,
-    recompute_open_deadlines,
-    warning_years,
-    working_days_between,
-)
+from complaints import calendar_data, deadlines, tasks, workdays
+from complaints.deadlines import compute_deadline, recompute_open_deadlines
 from complaints.models import CaseEvent, CasePause, Channel, Complaint, DayKind, Extension, Status
+from complaints.workdays import add_working_days, is_working_day, missing_years, warning_years, working_days_between
 from core.audit import AuditEntry
 from core.extensions import db
 from tests.factories import demo_user
@@ -120,11 +113,11 @@ def test_unannounced_year_falls_back_to_weekdays_minus_statutory_holidays(calend
     assert is_working_day(day("2027-01-04")) == (True, True)
     assert is_working_day(day("2027-01-02")) == (False, True)
     assert is_working_day(day("2027-01-01")) == (False, True)
-    spring = [d for d, name in deadlines.statutory_holidays(2027).items() if name == "春节"]
+    spring = [d for d, name in workdays.statutory_holidays(2027).items() if name == "春节"]
     assert sorted(spring) == [day("2027-02-05"), day("2027-02-06"), day("2027-02-07"), day("2027-02-08")]
     assert is_working_day(day("2027-02-05")) == (False, True)
-    assert deadlines.statutory_holidays(2027)[day("2027-04-05")] == "清明节"
-    assert {d: n for d, n in deadlines.statutory_holidays(2027).items() if d.month in (5, 10)} == {
+    assert workdays.statutory_holidays(2027)[day("2027-04-05")] == "清明节"
+    assert {d: n for d, n in workdays.statutory_holidays(2027).items() if d.month in (5, 10)} == {
         day("2027-05-01"): "劳动节", day("2027-05-02"): "劳动节", day("2027-10-01"): "国庆节",
         day("2027-10-02"): "国庆节", day("2027-10-03"): "国庆节"}
 
@@ -145,7 +138,7 @@ def test_official_calendar_overrides_the_weekday_rule(calendar):
 
 
 def test_the_calendar_is_read_by_year_not_by_day(calendar, app):
-    deadlines.invalidate_calendar_cache()
+    workdays.invalidate_calendar_cache()
     statements = []
 
     def count(conn, cursor, statement, *args):
@@ -420,7 +413,7 @@ def test_the_recompute_job_runs_in_a_worker_without_a_request(app):
         case = open_case(demo_institution("rmyy"), beijing("2026-09-30 17:00"))
         calendar_data.set_calendar_day(day("2026-10-09"), DayKind.HOLIDAY, "测试", actor="test")
         db.session.commit()
-        assert calendar_data.recompute_deadlines_job(demo_user("platform").id) == 1
+        assert tasks.recompute_deadlines_job(demo_user("platform").id) == 1
         assert db.session.get(Complaint, case.id).due_date == day("2026-10-14")
         [moved] = moved_events(case)
         assert moved.note == "工作日历调整，办理期限由 2026-10-13 变更为 2026-10-14。"

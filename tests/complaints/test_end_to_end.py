@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from complaints import calendar_data, deadlines, handling, lookup, routing
+from complaints import calendar_data, deadlines, handling, lookup, routing, tasks, workdays
 from complaints.models import CaseEvent, Complaint, Feedback, Reply, ReplyStatus, RoutingRule, Status
 from core.extensions import db
 from organisation.demo import DEMO_PASSWORD
@@ -331,9 +331,9 @@ def clock(monkeypatch):
     now = beijing("2026-12-30 20:00")
     monkeypatch.setattr(intake, "utcnow", lambda: now.astimezone(UTC))
     monkeypatch.setattr(views_calendar, "local_today", lambda: now.date())
-    deadlines._warning_cache.clear()
+    workdays._warning_cache.clear()
     yield now
-    deadlines._warning_cache.clear()
+    workdays._warning_cache.clear()
 
 
 def accepted_and_assigned(make_case, rmyy, received: str):
@@ -344,7 +344,7 @@ def accepted_and_assigned(make_case, rmyy, received: str):
     assert case.due_date is None  # the clock starts with acceptance
     handling.accept_complaint(case, actor=officer, expected_version=case.version)
     accepted_due = case.due_date
-    routing.assign_department(case, routing.propose_department(case) or department(rmyy, "CWK"), actor=officer,
+    routing.assign_department(case, routing.propose(case).department or department(rmyy, "CWK"), actor=officer,
                               expected_version=case.version)
     assert case.lead_department.code == "CWK" and case.status == Status.IN_HANDLING
     assert case.due_date == accepted_due  # one lead department: still the 5-day rule
@@ -424,7 +424,7 @@ def test_c6_a_2027_deadline_is_provisional_until_the_2027_calendar_is_confirmed(
     # The platform admin enters 2027 (the statutory holidays, then the notice) as the calendar page does.
     assert calendar_data.prefill_statutory_holidays(2027, actor=platform) > 0
     calendar_data.mark_year_official(2027, "国办发明电〔2026〕9号", actor=platform)
-    assert calendar_data.recompute_deadlines_job(platform.id) >= 1
+    assert tasks.recompute_deadlines_job(platform.id) >= 1
 
     case = fresh(Complaint, case.id)
     assert (case.due_date, case.deadline_provisional) == (day("2027-01-07"), False)
@@ -438,4 +438,4 @@ def test_c6_a_2027_deadline_is_provisional_until_the_2027_calendar_is_confirmed(
     page = client.get(f"/i/{rmyy.id}/complaints/{case.id}").get_data(as_text=True)
     assert 'class="tag tag-prov"' not in page and BANNER_2027 not in page
     assert "期限重算" in page and "确认不变" in page  # the timeline entry
-    assert calendar_data.recompute_deadlines_job(platform.id) == 0  # nothing moves twice
+    assert tasks.recompute_deadlines_job(platform.id) == 0  # nothing moves twice

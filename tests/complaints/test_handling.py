@@ -11,7 +11,8 @@ from complaints.models import CaseEvent, CasePause, DeclineReason, PauseReason, 
 from complaints.workflow import ConcurrentChange, NotAllowed
 from core.audit import AuditEntry
 from core.extensions import db
-from organisation.services import ServiceError
+from core.services import ServiceError
+from organisation.models import Institution
 from tests.complaints.conftest import department
 from tests.factories import demo_user
 
@@ -173,7 +174,7 @@ def test_only_officers_pause_the_clock(make_case, officer, handler, calendar_202
 
 
 def case_institution(case):
-    return handling.institution_of(case)
+    return db.session.get(Institution, case.institution_id)
 
 
 # Extensions ---------------------------------------------------------------------------------

@@ -379,6 +379,14 @@ def test_a_complainant_files_a_complaint_and_gets_the_number_and_code_once(clien
                              .where(Attachment.complaint_id == case.id)) == 1
 
 
+@pytest.mark.parametrize("typed", ["139-0000-1234", "+86 139 0000 1234", "１３９００００１２３４"])
+def test_the_public_form_takes_a_number_written_as_the_qr_form_takes_it(client, rmyy, categories, typed):
+    response, _data = post_complaint(client, rmyy, fields={"complainant_phone": typed})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (case,) = cases_of(rmyy)
+    assert case.complainant_phone == "13900001234"
+
+
 def test_a_double_tap_stores_one_case_and_shows_the_same_receipt(client, rmyy, categories):
     first, data = post_complaint(client, rmyy)
     data.pop("attachments", None)
@@ -594,14 +602,14 @@ def test_an_alert_becomes_a_complaint_once_with_the_ratings_comment_place_and_ph
     rating = window_response(score="1")
     alert = alert_of(rating)
     officer = demo_user("rmyy-officer")
-    case, code = intake.complaint_from_alert(alert, actor=officer)
+    case, code = intake.complaint_from_alert(rmyy, alert.id, actor=officer)
     assert case.channel == "survey_alert" and case.survey_response_id == rating.id
     assert case.description == "收费员态度很差，还多收了钱" and case.complainant_phone == "13800138000"
     assert case.touchpoint_id == alert.touchpoint_id and [d.id for d in case.concerned_departments] == [
         alert.department_id]
     assert case.first_contact_id == officer.id and case.category.code == "other"
     assert alert.status == "acknowledged"
-    again, again_code = intake.complaint_from_alert(alert, actor=officer)
+    again, again_code = intake.complaint_from_alert(rmyy, alert.id, actor=officer)
     assert again.id == case.id and again_code == code and len(cases_of(rmyy)) == 1
 
 
@@ -659,7 +667,7 @@ def test_the_survey_alert_page_shows_the_convert_button_and_then_the_case(client
     staff_login(client, "rmyy-officer")
     page = client.get(f"/i/{rmyy.id}/survey/alerts/{alert.id}").get_data(as_text=True)
     assert "转为投诉" in page and f"/i/{rmyy.id}/complaints/from-alert/{alert.id}" in page
-    case, _code = intake.complaint_from_alert(alert, actor=demo_user("rmyy-officer"))
+    case, _code = intake.complaint_from_alert(rmyy, alert.id, actor=demo_user("rmyy-officer"))
     page = client.get(f"/i/{rmyy.id}/survey/alerts/{alert.id}").get_data(as_text=True)
     assert "已转为投诉" in page and case.case_number in page
 

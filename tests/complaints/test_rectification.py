@@ -267,7 +267,8 @@ def test_approval_and_completion_through_the_pages(make_case, rmyy, handler, new
     base = f"/i/{rmyy.id}/complaints/refunds/{refund.id}"
 
     assert officer_browser.post(f"{base}/decide", data={"decision": "reject"}).status_code == 400
-    assert handler_browser.post(f"{base}/decide", data={"decision": "approve"}).status_code == 400
+    refused = handler_browser.post(f"{base}/decide", data={"decision": "approve"})  # only officers approve
+    assert refused.status_code == 403 and "只有投诉管理人员可以审批退费" in refused.get_data(as_text=True)
     assert officer_browser.post(f"{base}/decide", data={"decision": "approve"}).status_code in (302, 303)
     assert handler_browser.post(f"{base}/complete", data={"payment_ref": ""}).status_code == 400
     assert handler_browser.post(f"{base}/complete", data={"payment_ref": "TK9"}).status_code in (302, 303)

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from complaints import handling, routing, tasks
+from complaints import deadlines, handling, routing, tasks
 from complaints.models import CaseEvent, ComplaintSettings, PauseReason
 from core.audit import AuditEntry
 from core.extensions import db
@@ -56,8 +56,8 @@ def test_check_c8_reminder_on_the_12th_overdue_after_the_13th_and_escalation_on_
 
     # The due day: still in time until 24:00.
     assert tasks.sweep_deadlines(at(2026, 10, 13, 23, 50)) == {"reminded": 0, "escalated": 0}
-    assert not handling.is_overdue(c8_case, datetime.fromisoformat(at(2026, 10, 13, 23, 59)))
-    assert handling.is_overdue(c8_case, datetime.fromisoformat(at(2026, 10, 14, 0, 0)))
+    assert not deadlines.is_overdue(c8_case, datetime.fromisoformat(at(2026, 10, 13, 23, 59)))
+    assert deadlines.is_overdue(c8_case, datetime.fromisoformat(at(2026, 10, 14, 0, 0)))
 
     # The first overdue working day is the department's last chance; 督办 the next working day.
     assert tasks.sweep_deadlines(at(2026, 10, 14, 17)) == {"reminded": 0, "escalated": 0}

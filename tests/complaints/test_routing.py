@@ -11,7 +11,7 @@ from complaints.models import RoutingRule, Status
 from complaints.workflow import NotAllowed
 from core.audit import AuditEntry
 from core.extensions import db
-from organisation.services import ServiceError
+from core.services import ServiceError
 from tests.complaints.conftest import department, staff_login, touchpoint
 from tests.factories import demo_user
 
@@ -47,28 +47,28 @@ def test_the_first_matching_rule_by_priority_proposes_the_department(rmyy, make_
     proposal = routing.propose(case)
     assert proposal.department.code == "CWK"                # the priority-10 rule needs 停车 as well
     assert proposal.rule.priority == 20
-    assert routing.propose_department(make_case(subject="手术后伤口感染", description="术后换药不规范")).code == "YWK"
+    assert routing.propose(make_case(subject="手术后伤口感染", description="术后换药不规范")).department.code == "YWK"
 
 
 def test_rules_can_match_on_touchpoint_and_a_department_concerned(rmyy, make_case):
     rule(rmyy, department(rmyy, "RYGL"), touchpoint_id=touchpoint(rmyy, "D-CY-01").id)
     rule(rmyy, department(rmyy, "HLB"), department_id=department(rmyy, "XNK").id)
 
-    assert routing.propose_department(make_case(touchpoint="D-CY-01")).code == "RYGL"
-    assert routing.propose_department(make_case(departments_concerned=["XNK"])).code == "HLB"
+    assert routing.propose(make_case(touchpoint="D-CY-01")).department.code == "RYGL"
+    assert routing.propose(make_case(departments_concerned=["XNK"])).department.code == "HLB"
 
 
 def test_without_a_rule_the_touchpoints_department_is_proposed(rmyy, make_case):
-    assert routing.propose_department(make_case(touchpoint="W-GH-01")).code == "CWK"
-    assert routing.propose_department(make_case(departments_concerned=["GK"])).code == "GK"
-    assert routing.propose_department(make_case()) is None
+    assert routing.propose(make_case(touchpoint="W-GH-01")).department.code == "CWK"
+    assert routing.propose(make_case(departments_concerned=["GK"])).department.code == "GK"
+    assert routing.propose(make_case()).department is None
 
 
 def test_an_inactive_rule_proposes_nothing_and_keywords_are_case_insensitive(rmyy, make_case):
     off = rule(rmyy, department(rmyy, "BWK"), keywords="ATM")
-    assert routing.propose_department(make_case(subject="大厅 atm 机吞卡")).code == "BWK"
+    assert routing.propose(make_case(subject="大厅 atm 机吞卡")).department.code == "BWK"
     routing.set_routing_rule_active(off, False, actor="test")
-    assert routing.propose_department(make_case(subject="大厅 atm 机吞卡")) is None
+    assert routing.propose(make_case(subject="大厅 atm 机吞卡")).department is None
 
 
 def test_a_rule_cannot_target_another_institutions_department(rmyy, zyy):

@@ -23,9 +23,10 @@ from itsdangerous import TimestampSigner
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
+from core import signing
 from core.extensions import db
 from organisation.models import Institution, StaffUser, Touchpoint
-from survey import qr, tokens, versioning
+from survey import qr, versioning
 from survey.models import Channel, SurveyResponse, SurveyTemplate, TemplateVersion, TouchpointCode
 from survey.submission import Context, settings_for, submit_response
 from tests.factories import demo_user, login
@@ -95,7 +96,7 @@ def hidden_fields(html: str) -> dict[str, str]:
 
 def aged_form_token(token: str, seconds: float) -> str:
     """The same form token as if the page had been served ``seconds`` ago (a patient taking their time)."""
-    serializer = copy.copy(tokens.form_serializer())  # the app's own is shared: never change it
+    serializer = copy.copy(signing.form_serializer())  # the app's own is shared: never change it
     payload = serializer.loads(token)
 
     class Earlier(TimestampSigner):

@@ -13,11 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from core import signing
 from core.audit import AuditEntry
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Department, Institution, StaffUser, Touchpoint
-from survey import followup, tokens
+from survey import followup, tasks
 from survey.api import create_api_token, hash_token
 from survey.models import (
     ApiToken,
@@ -71,7 +73,7 @@ def nurse_client(client, nurse):
 
 @pytest.fixture
 def today() -> date:
-    return followup.local_today()
+    return local_today()
 
 
 def ward(institution: Institution, code: str) -> Touchpoint:
@@ -94,7 +96,7 @@ def make_discharge(institution: Institution, *, unit: str = "B-XNK", discharge_d
     It is validated as discharged today and then moved to ``discharge_date``, so that tests can
     place it in months the upload would refuse as past the retention period.
     """
-    today = followup.local_today()
+    today = local_today()
     raw = {"unit": unit, "discharge_date": today.isoformat(), "patient_name": name, "phone": phone,
            "ref": ref or f"ZY{next(_refs)}"}
     settings = followup.followup_settings(institution.id)
@@ -147,7 +149,7 @@ def test_upload_stores_discharges_by_ward_or_department_and_only_a_hash_of_the_r
     assert (first.patient_name, first.phone, first.discharge_date) == (NAME, PHONE, today - timedelta(days=1))
     assert second.touchpoint_id is None and second.department_id == department(hospital, "GK").id
     assert second.phone == "02886123456"
-    assert first.external_ref_hash == tokens.hash_value("discharge-ref", "ZY2026001")
+    assert first.external_ref_hash == signing.hash_value("discharge-ref", "ZY2026001")
     assert "ZY2026001" not in json.dumps([first.external_ref_hash, first.source])
     assert first.outcome == FollowupOutcome.PENDING and first.attempts == 0
     assert first.link_expires_at > utcnow()
@@ -170,7 +172,7 @@ def test_upload_accepts_xlsx_with_date_cells_and_numeric_phones(nurse_client, ho
     assert response.status_code == 200, body(response)
     (discharge,) = discharges_of(hospital)
     assert (discharge.discharge_date, discharge.phone) == (today, PHONE)
-    assert discharge.external_ref_hash == tokens.hash_value("discharge-ref", "778899")
+    assert discharge.external_ref_hash == signing.hash_value("discharge-ref", "778899")
 
 
 def test_upload_with_bad_rows_reports_each_row_and_column_and_writes_nothing(nurse_client, hospital, today):
@@ -579,11 +581,11 @@ def test_the_purge_job_is_registered_daily_and_commits(app, ctx, hospital, today
     from core.tasks import periodic_jobs
 
     job = next(j for j in periodic_jobs(app) if j.name == "survey-contact-purge")
-    assert job.cron == "30 2 * * *" and job.func is followup.purge_contact_data_job
+    assert job.cron == "30 2 * * *" and job.func is tasks.purge_contact_data_job
     old = make_discharge(hospital, discharge_date=today - timedelta(days=1))
     old.discharge_date = today - timedelta(days=40)
 
-    assert followup.purge_contact_data_job()["discharges"] >= 1
+    assert tasks.purge_contact_data_job()["discharges"] >= 1
     db.session.refresh(old)
     assert old.phone is None
 
@@ -737,7 +739,7 @@ def test_phone_numbers_never_reach_the_logs(client, nurse, hospital, api_token, 
                 data={"submission_id": "e" * 32, **ipd_answers(q_IPD_CONTACT="yes"), "contact_phone": PHONE})
     old = discharges_of(hospital)[1]
     old.discharge_date = today - timedelta(days=30)
-    followup.purge_contact_data_job()
+    tasks.purge_contact_data_job()
 
     assert discharges_of(hospital), "the flows above must have run"
     assert PHONE not in caplog.text and OTHER_PHONE not in caplog.text and NAME not in caplog.text

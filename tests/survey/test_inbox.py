@@ -119,7 +119,8 @@ def test_on_the_real_engine_the_row_is_committed_by_its_own_insert_and_a_retry_i
 
     from organisation.models import Touchpoint
     from survey import builtin, definitions
-    from survey.qr import CodeInfo, EffectiveSettings
+    from survey.models import EffectiveSettings
+    from survey.qr import CodeInfo
 
     submission_id = uuid.uuid4().hex
     observer = create_engine(database_url)

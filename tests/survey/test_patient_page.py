@@ -212,6 +212,29 @@ def test_thanks_page_for_a_low_rating_apologises(client, window_code):
     assert "很抱歉这次没有让您满意" in page_text(client.get(posted.headers["Location"]))
 
 
+@pytest.mark.parametrize("processed", [True, False])
+@pytest.mark.parametrize("score, threshold, low", [("3", None, False), ("2", None, True), ("3", 50.0, True),
+                                                    ("4", 50.0, False)])
+def test_the_thank_you_page_says_forwarded_exactly_when_an_alert_is_raised(
+        client, window_code, monkeypatch, processed, score, threshold, low):
+    """One rule for a low rating: the page's apology and the alert agree (3 of 5 is not low by default)."""
+    from survey import inbox
+    from survey.models import RecoveryAlert, SurveySettings
+
+    if threshold is not None:
+        db.session.merge(SurveySettings(institution_id=window_code.institution_id, alert_threshold=threshold))
+        db.session.flush()
+    monkeypatch.setattr(inbox, "processes_inline", lambda: processed)
+    posted = submit(client, window_code, WIN_OVERALL=score)
+    page = page_text(client.get(posted.headers["Location"]))
+    assert ("转给相关科室" in page) is low
+    inbox.drain_inbox()
+    alert = db.session.scalar(select(RecoveryAlert).join(RecoveryAlert.response)
+                              .where(RecoveryAlert.institution_id == window_code.institution_id))
+    assert (alert is not None and "low_score" in alert.reasons) is low
+    assert ("转给相关科室" in page_text(client.get(posted.headers["Location"]))) is low
+
+
 def test_thanks_for_an_unknown_submission_is_404(client, builtin_templates):
     assert client.get("/thanks/0123456789abcdef0123").status_code == 404
 

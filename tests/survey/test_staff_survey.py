@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
+from core import signing
 from core.audit import AuditEntry
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Department
-from survey import staff_survey, tokens
+from survey import staff_survey
 from survey.models import Channel, RecoveryAlert, StaffSurveyBatch, StaffSurveyToken, SurveyResponse
 from survey.submission import settings_for
 from tests.survey.conftest import aged_form_token, hidden_fields, pdf_pages, staff_login
@@ -234,7 +235,7 @@ def test_a_forged_signature_is_refused(client, make_batch):
     page = client.get(f"/s/{forged}")
     assert page.status_code == 404
     # A touchpoint-QR signature for the same id is not a staff token either.
-    other_purpose = tokens.signed_id("touchpoint-qr", token.id)
+    other_purpose = signing.signed_id("touchpoint-qr", token.id)
     assert client.get(f"/s/{other_purpose}").status_code == 404
 
 

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select
 
 from core.audit import AuditEntry, record
+from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 from survey import versioning
 from survey.models import AlertStatus, Channel, RecoveryAlert, SurveyTemplate, TemplateVersion, VersionStatus
 from tests.factories import demo_user

@@ -17,9 +17,9 @@ from sqlalchemy import delete, func, select
 from werkzeug.datastructures import MultiDict
 
 from core.audit import AuditEntry
+from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
-from core.i18n import local_timezone
 from organisation.models import Role
 from survey import alerts, builtin, definitions, results, tasks
 from survey.models import (
@@ -385,7 +385,8 @@ def test_bad_contact_phone_is_refused(window_code, respond, phone):
 
 
 @pytest.mark.parametrize("phone, stored_as", [("13800138000", "13800138000"), ("028-85551234", "02885551234"),
-                                              ("0755 8555 1234", "075585551234")])
+                                              ("0755 8555 1234", "075585551234"), ("139-0000-1234", "13900001234"),
+                                              ("+86 139 0000 1234", "13900001234")])
 def test_mobile_and_landline_numbers_are_accepted(window_code, respond, phone, stored_as):
     response = respond(window_code, WIN_OVERALL="4", WIN_CONTACT="yes", contact_phone=phone)
     assert db.session.scalar(select(ContactRequest.phone).where(ContactRequest.response_id == response.id)) \

@@ -1,0 +1,249 @@
+"""The case page's view-model: everything complaints/case.html shows, read once and typed.
+
+The view builds a CasePage for the user and the case (``build``), then renders the template with
+its ``context()``. Which action forms appear is decided here from complaints.access and the
+state machine, so the template holds no permission logic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import date
+from typing import Any
+
+from flask import current_app, url_for
+from flask_babel import format_date, gettext
+from sqlalchemy import select
+
+from complaints import access, deadlines, handling, routing
+from complaints.forms_cases import (
+    AcceptForm,
+    AddCoForm,
+    AssignForm,
+    CoAnswerForm,
+    DeclineChoiceForm,
+    DeclineForm,
+    ExtensionDecisionForm,
+    ExtensionForm,
+    PauseForm,
+    ReceiveForm,
+    ResumeForm,
+    SettleForm,
+    TransferForm,
+    WaiveForm,
+)
+from complaints.models import (
+    Attachment,
+    CaseDepartment,
+    CaseEvent,
+    CasePause,
+    CaseRole,
+    Category,
+    Complaint,
+    DeclineReason,
+    Extension,
+    PauseReason,
+)
+from complaints.settings import complaint_settings
+from complaints.workflow import Action, WorkflowError, allowed_actions, event_label
+from core.clock import local_today
+from core.db import utcnow
+from core.extensions import db
+from core.privacy import mask_name, mask_phone
+from organisation.models import Institution, StaffUser, Touchpoint
+from organisation.services import departments_for
+
+# The action forms of the case page, by prefix (the transitions' and the clock's).
+FORM_CLASSES = {
+    "accept": AcceptForm, "settle": SettleForm, "decline": DeclineForm, "assign": AssignForm, "transfer": TransferForm,
+    "receive": ReceiveForm, "pause": PauseForm, "resume": ResumeForm, "extension": ExtensionForm,
+    "add_co": AddCoForm,
+}
+TRANSITION_FORMS = (("accept", Action.ACCEPT), ("settle", Action.SETTLE), ("decline", Action.DECLINE),
+                    ("assign", Action.ASSIGN), ("transfer", Action.TRANSFER), ("receive", Action.RECEIVE))
+
+
+@dataclass
+class CaseForms:
+    """The action forms the user may use on this case, keyed by prefix (missing ones are None)."""
+
+    forms: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.forms.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.forms
+
+
+def department_choices(institution: Institution, *, blank: str | None = None,
+                       exclude: set[int] | frozenset[int] = frozenset()) -> list[tuple[Any, str]]:
+    choices = [(d.id, d.name) for d in departments_for(institution, active_only=True) if d.id not in exclude]
+    return ([(None, blank)] if blank is not None else []) + choices
+
+
+def prepare_form(form: Any, institution: Institution, complaint: Complaint) -> None:
+    """Fill the department choices an action form needs."""
+    if isinstance(form, AssignForm):
+        form.lead.choices = department_choices(institution, blank=gettext("请选择"))
+        form.co.choices = department_choices(institution)
+    elif isinstance(form, TransferForm):
+        form.lead.choices = department_choices(institution, blank=gettext("请选择"),
+                                               exclude={complaint.lead_department_id} - {None})
+    elif isinstance(form, AddCoForm):
+        form.department.choices = department_choices(institution, blank=gettext("请选择"),
+                                                     exclude=access.case_department_ids(complaint))
+
+
+def available_forms(user: StaffUser, complaint: Complaint) -> set[str]:
+    """The action forms this user may use on this case now (none on a case merged into another)."""
+    if complaint.merged_into_id is not None:
+        return set()
+    actions = set(allowed_actions(user, complaint))
+    names = {name for name, action in TRANSITION_FORMS if action in actions}
+    officer = access.is_officer(user, complaint)
+    if complaint.is_open:
+        if officer:
+            names.add("resume" if complaint.paused_since is not None else "pause")
+            if complaint.lead_department_id is not None:
+                names.add("add_co")
+        if (officer or access.leads(user, complaint)) and handling.pending_extension(complaint) is None:
+            names.add("extension")
+    return names
+
+
+def new_form(name: str, institution: Institution, complaint: Complaint) -> Any:
+    """An unbound action form, pre-filled (the proposed department, the default decline notice)."""
+    data: dict[str, Any] = {"version": complaint.version}
+    if name == "assign":
+        proposal = routing.propose(complaint)
+        data["lead"] = proposal.department.id if proposal.department else None
+    if name == "decline":
+        reason = DeclineReason.IN_COURT
+        data.update(reason=reason.value, notice=handling.default_decline_notice(reason))
+    form = FORM_CLASSES[name](formdata=None, prefix=name, data=data)
+    prepare_form(form, institution, complaint)
+    return form
+
+
+def _label_or_value(enum: type, value: str | None) -> Any:
+    return enum(value).label if enum.is_value(value) else value
+
+
+@dataclass
+class CasePage:
+    """What the case page shows one user about one case."""
+
+    institution: Institution
+    complaint: Complaint
+    forms: CaseForms
+    can_manage: bool
+    category: Category | None
+    touchpoint: Touchpoint | None
+    overdue: bool
+    days_left: int | None
+    rule_label: str
+    trace: dict[str, Any]
+    standard_days: int
+    pauses: list[CasePause]
+    extensions: list[Extension]
+    decide_forms: dict[int, ExtensionDecisionForm]
+    co_rows: list[CaseDepartment]
+    co_forms: dict[int, CoAnswerForm]
+    waive_forms: dict[int, WaiveForm]
+    ready_problem: str | None
+    lead_row: CaseDepartment | None
+    former_leads: list[CaseDepartment]
+    events: list[CaseEvent]
+    people: dict[int, StaffUser]
+    attachments: list[Any]
+    proposal: routing.Proposal | None
+    decline_choice: DeclineChoiceForm | None
+    config_sections: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def show_contact(self) -> bool:
+        """The complainant's name and number are for the officers, not the departments."""
+        return self.can_manage
+
+    def attachment_url(self, complaint: Complaint, attachment_id: int) -> str:
+        return url_for("complaints_staff.attachment", institution_id=complaint.institution_id,
+                       attachment_id=attachment_id)
+
+    def context(self) -> dict[str, Any]:
+        """The template's variables: the fields, and the small helpers it formats with."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        complaint = self.complaint
+        values.update(
+            case=complaint, version=complaint.version, show_contact=self.show_contact,
+            status_label=complaint.status.label, channel_label=str(complaint.channel.label),
+            attachment_url=self.attachment_url, event_label=event_label, mask_name=mask_name, mask_phone=mask_phone,
+            weekday=weekday, pause_label=lambda v: _label_or_value(PauseReason, v),
+            decline_label=lambda v: _label_or_value(DeclineReason, v))
+        return values
+
+
+def weekday(day: date) -> str:
+    return format_date(day, "EEE")
+
+
+def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
+          bound: dict[str, Any] | None = None) -> CasePage:
+    """Read everything the case page needs for ``user``; ``bound`` forms (a refused post) replace fresh ones."""
+    bound = bound or {}
+    available = available_forms(user, complaint)
+    forms = {name: new_form(name, institution, complaint) for name in available if name != "decline"}
+    forms.update(bound)
+    officer = access.is_officer(user, complaint)
+    now = utcnow()
+
+    co_rows = handling.co_departments(complaint)
+    co_forms, waive_forms = {}, {}
+    if complaint.is_open and complaint.merged_into_id is None:
+        for cd in co_rows:
+            if officer or cd.department_id in user.department_ids:
+                co_forms[cd.id] = bound.get(f"co{cd.id}") or CoAnswerForm(
+                    formdata=None, prefix=f"co{cd.id}", data={"version": complaint.version, "answer": cd.answer})
+            if officer and cd.answered_at is None and cd.waived_at is None:
+                waive_forms[cd.id] = bound.get(f"waive{cd.id}") or WaiveForm(
+                    formdata=None, prefix=f"waive{cd.id}", data={"version": complaint.version})
+
+    extensions = list(db.session.scalars(select(Extension).where(Extension.complaint_id == complaint.id)
+                                         .order_by(Extension.id)))
+    decide_forms = {e.id: bound.get(f"decide{e.id}") or ExtensionDecisionForm(
+        formdata=None, prefix=f"decide{e.id}", data={"version": complaint.version})
+        for e in extensions if handling.may_decide_extension(user, e, complaint)}
+    events = list(db.session.scalars(select(CaseEvent).where(CaseEvent.complaint_id == complaint.id)
+                                     .order_by(CaseEvent.at, CaseEvent.id)))
+    people_ids = ({e.requested_by_id for e in extensions} | {e.decided_by_id for e in extensions}
+                  | {cd.answered_by_id for cd in co_rows} | {cd.waived_by_id for cd in co_rows}
+                  | {e.actor_id for e in events}) - {None}
+    ready_problem = None
+    if co_rows and complaint.is_open:
+        try:
+            handling.check_ready_to_reply(complaint)
+        except WorkflowError as exc:
+            ready_problem = str(exc)
+    return CasePage(
+        institution=institution, complaint=complaint, forms=CaseForms(forms), can_manage=officer,
+        category=db.session.get(Category, complaint.category_id) if complaint.category_id else None,
+        touchpoint=db.session.get(Touchpoint, complaint.touchpoint_id) if complaint.touchpoint_id else None,
+        overdue=deadlines.is_overdue(complaint, now),
+        days_left=deadlines.working_days_left(complaint, local_today(now)),
+        rule_label=str(deadlines.RULE_LABELS.get(complaint.deadline_rule or "", complaint.deadline_rule or "")),
+        trace=complaint.deadline_trace or {},
+        standard_days=complaint_settings(complaint.institution_id).standard_days,
+        pauses=list(db.session.scalars(select(CasePause).where(CasePause.complaint_id == complaint.id)
+                                       .order_by(CasePause.started_at))),
+        extensions=extensions, decide_forms=decide_forms, co_rows=co_rows, co_forms=co_forms,
+        waive_forms=waive_forms, ready_problem=ready_problem,
+        lead_row=next((cd for cd in complaint.departments if cd.role == CaseRole.LEAD and cd.active), None),
+        former_leads=[cd for cd in complaint.departments if cd.role == CaseRole.LEAD and not cd.active],
+        events=events,
+        people={u.id: u for u in db.session.scalars(select(StaffUser).where(StaffUser.id.in_(people_ids)))},
+        attachments=list(db.session.execute(
+            select(Attachment.id, Attachment.filename, Attachment.content_type, Attachment.size,
+                   Attachment.uploaded_at).where(Attachment.complaint_id == complaint.id).order_by(Attachment.id))),
+        proposal=routing.propose(complaint) if "assign" in forms else None,
+        decline_choice=DeclineChoiceForm(formdata=None) if "decline" in available else None,
+        config_sections=list(current_app.extensions.get("complaint_case_sections", [])),
+    )
