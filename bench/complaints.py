@@ -225,14 +225,14 @@ def explain(url: str, institution_id: int, scenarios: list[tuple[str, dict]]) ->
     os.environ.update(app_env(url))
     app = create_app({"SERVER_NAME": "bench.local"})
     with app.app_context(), app.test_request_context():
-        from complaints import handling
+        from complaints import queues
         from organisation.models import Institution
 
         institution = db.session.get(Institution, institution_id)
         for label, args in scenarios:
-            f = handling.QueueFilter(category_id=args.get("category_id"), overdue=bool(args.get("overdue")),
+            f = queues.QueueFilter(category_id=args.get("category_id"), overdue=bool(args.get("overdue")),
                                      q=args.get("q", ""))
-            stmt = handling.queue_statement(institution, f).limit(50).offset(50 * (int(args.get("page", 1)) - 1))
+            stmt = queues.queue_statement(institution, f).limit(50).offset(50 * (int(args.get("page", 1)) - 1))
             sql = str(stmt.compile(db.engine, compile_kwargs={"literal_binds": True}))
             print(f"\n-- {label}\n{sql}")
             for (line,) in db.session.execute(db.text("EXPLAIN (ANALYZE, BUFFERS) " + sql)):

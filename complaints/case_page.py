@@ -14,7 +14,7 @@ from flask import current_app, url_for
 from flask_babel import format_date, gettext
 from sqlalchemy import select
 
-from complaints import access, deadlines, handling, routing
+from complaints import access, cohandling, deadlines, pauses, routing, triage
 from complaints.forms_cases import (
     AcceptForm,
     AddCoForm,
@@ -106,7 +106,7 @@ def available_forms(user: StaffUser, complaint: Complaint) -> set[str]:
             names.add("resume" if complaint.paused_since is not None else "pause")
             if complaint.lead_department_id is not None:
                 names.add("add_co")
-        if (officer or access.leads(user, complaint)) and handling.pending_extension(complaint) is None:
+        if (officer or access.leads(user, complaint)) and pauses.pending_extension(complaint) is None:
             names.add("extension")
     return names
 
@@ -119,7 +119,7 @@ def new_form(name: str, institution: Institution, complaint: Complaint) -> Any:
         data["lead"] = proposal.department.id if proposal.department else None
     if name == "decline":
         reason = DeclineReason.IN_COURT
-        data.update(reason=reason.value, notice=handling.default_decline_notice(reason))
+        data.update(reason=reason.value, notice=triage.default_decline_notice(reason))
     form = FORM_CLASSES[name](formdata=None, prefix=name, data=data)
     prepare_form(form, institution, complaint)
     return form
@@ -196,7 +196,7 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
     officer = access.is_officer(user, complaint)
     now = utcnow()
 
-    co_rows = handling.co_departments(complaint)
+    co_rows = cohandling.co_departments(complaint)
     co_forms, waive_forms = {}, {}
     if complaint.is_open and complaint.merged_into_id is None:
         for cd in co_rows:
@@ -211,7 +211,7 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
                                          .order_by(Extension.id)))
     decide_forms = {e.id: bound.get(f"decide{e.id}") or ExtensionDecisionForm(
         formdata=None, prefix=f"decide{e.id}", data={"version": complaint.version})
-        for e in extensions if handling.may_decide_extension(user, e, complaint)}
+        for e in extensions if pauses.may_decide_extension(user, e, complaint)}
     events = list(db.session.scalars(select(CaseEvent).where(CaseEvent.complaint_id == complaint.id)
                                      .order_by(CaseEvent.at, CaseEvent.id)))
     people_ids = ({e.requested_by_id for e in extensions} | {e.decided_by_id for e in extensions}
@@ -220,7 +220,7 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
     ready_problem = None
     if co_rows and complaint.is_open:
         try:
-            handling.check_ready_to_reply(complaint)
+            cohandling.check_ready_to_reply(complaint)
         except WorkflowError as exc:
             ready_problem = str(exc)
     return CasePage(

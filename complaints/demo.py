@@ -495,7 +495,7 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
 
 def _decline_notice(reason: DeclineReason) -> str:
     try:
-        from complaints.handling import default_decline_notice
+        from complaints.triage import default_decline_notice
     except ImportError:  # pragma: no cover - handling not installed
         return str(reason.label)
     return default_decline_notice(reason)

@@ -11,8 +11,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, IntegerField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
-from complaints.handling import MAX_EXTENSION_DAYS
 from complaints.models import DeclineReason, PauseReason
+from complaints.pauses import MAX_EXTENSION_DAYS
 from organisation.forms import MultiCheckboxField, int_or_none
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from complaints import feedback as feedback_service
 from complaints.access import may_draft
-from complaints.handling import check_ready_to_reply
+from complaints.cohandling import check_ready_to_reply
 from complaints.models import Channel, Complaint, Feedback, Reply, ReplyStatus, ReplyVia, Status
 from complaints.workflow import (
     Action,

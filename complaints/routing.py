@@ -20,9 +20,8 @@ from sqlalchemy import select
 
 from complaints.access import is_officer
 from complaints.deadlines import COMPLEX, STANDARD, update_deadline
-from complaints.handling import require_open
 from complaints.models import CaseDepartment, CaseRole, Category, Complaint, RoutingRule
-from complaints.workflow import Action, NotAllowed, check_version, flush_case, log_event, transition
+from complaints.workflow import Action, NotAllowed, check_version, flush_case, log_event, require_open, transition
 from core.audit import record
 from core.extensions import db
 from core.services import ServiceError

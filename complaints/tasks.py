@@ -26,9 +26,10 @@ from sqlalchemy import or_, select, update
 
 from complaints import feedback as feedback_service
 from complaints import workdays
+from complaints.cohandling import missing_co_answers
 from complaints.deadlines import due_threshold, recompute_open_deadlines
-from complaints.handling import OPEN_VALUES, missing_co_answers, status_in
 from complaints.models import Complaint, ComplaintSettings, Feedback, ReopenStatus, Status
+from complaints.queues import OPEN_VALUES, status_in
 from complaints.settings import complaint_settings
 from complaints.workflow import log_event
 from core import notify

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from complaints import access, case_page, deadlines, handling, routing, tasks
+from complaints import access, case_page, cohandling, deadlines, pauses, queues, routing, tasks, triage
 from complaints.blueprints import case_url
 from complaints.blueprints import staff_bp as bp
 from complaints.forms_cases import (
@@ -135,14 +135,14 @@ def _department(form_field) -> Department | None:
 @bp.post("/<int:case_id>/accept")
 def accept(institution_id: int, case_id: int):
     return act(institution_id, case_id, "accept", AcceptForm,
-               lambda form, c: handling.accept_complaint(c, actor=actor(), expected_version=form.expected_version),
+               lambda form, c: triage.accept_complaint(c, actor=actor(), expected_version=form.expected_version),
                gettext("已受理，办理期限已计算。"))
 
 
 @bp.post("/<int:case_id>/settle")
 def settle(institution_id: int, case_id: int):
     return act(institution_id, case_id, "settle", SettleForm,
-               lambda form, c: handling.settle_on_the_spot(c, form.note.data, actor=actor(),
+               lambda form, c: triage.settle_on_the_spot(c, form.note.data, actor=actor(),
                                                           expected_version=form.expected_version),
                gettext("已登记为当场办结。"))
 
@@ -158,12 +158,12 @@ def decline(institution_id: int, case_id: int):
         choice = DeclineChoiceForm(request.args)
         reason = choice.reason.data if choice.validate() else DeclineReason.IN_COURT.value
         form = DeclineForm(formdata=None, prefix="decline", data={
-            "version": complaint.version, "reason": reason, "notice": handling.default_decline_notice(reason)})
+            "version": complaint.version, "reason": reason, "notice": triage.default_decline_notice(reason)})
         return render_template("complaints/cases/decline.html", institution=institution, complaint=complaint,
                                form=form, has_phone=bool(complaint.complainant_phone))
 
     def run(form, c):
-        return handling.decline_complaint(c, DeclineReason(form.reason.data), form.notice.data, actor=actor(),
+        return triage.decline_complaint(c, DeclineReason(form.reason.data), form.notice.data, actor=actor(),
                                           expected_version=form.expected_version)
 
     def after(c, _result):
@@ -219,7 +219,7 @@ def receive(institution_id: int, case_id: int):
 @bp.post("/<int:case_id>/pause")
 def pause(institution_id: int, case_id: int):
     return act(institution_id, case_id, "pause", PauseForm,
-               lambda form, c: handling.pause_clock(c, PauseReason(form.reason.data), actor=actor(),
+               lambda form, c: pauses.pause_clock(c, PauseReason(form.reason.data), actor=actor(),
                                                     expected_version=form.expected_version, note=form.note.data or ""),
                gettext("已暂停计时。"))
 
@@ -227,14 +227,14 @@ def pause(institution_id: int, case_id: int):
 @bp.post("/<int:case_id>/resume")
 def resume(institution_id: int, case_id: int):
     return act(institution_id, case_id, "resume", ResumeForm,
-               lambda form, c: handling.resume_clock(c, actor=actor(), expected_version=form.expected_version),
+               lambda form, c: pauses.resume_clock(c, actor=actor(), expected_version=form.expected_version),
                gettext("已恢复计时，办理期限已重新计算。"))
 
 
 @bp.post("/<int:case_id>/extensions")
 def request_extension(institution_id: int, case_id: int):
     return act(institution_id, case_id, "extension", ExtensionForm,
-               lambda form, c: handling.request_extension(c, form.extra_days.data, form.reason.data, actor=actor(),
+               lambda form, c: pauses.request_extension(c, form.extra_days.data, form.reason.data, actor=actor(),
                                                           expected_version=form.expected_version),
                gettext("延期申请已提交，待其他投诉管理人员审批。"))
 
@@ -247,7 +247,7 @@ def decide_extension(institution_id: int, case_id: int, extension_id: int):
         abort(404)
 
     def run(form, c):
-        return handling.decide_extension(ext, bool(form.approve.data), form.note.data or "", actor=actor(),
+        return pauses.decide_extension(ext, bool(form.approve.data), form.note.data or "", actor=actor(),
                                          expected_version=form.expected_version)
 
     return act(institution_id, case_id, "decide", ExtensionDecisionForm, run, gettext("已审批延期申请。"),
@@ -266,7 +266,7 @@ def co_answer(institution_id: int, case_id: int, row_id: int):
     _institution, complaint = load_case(institution_id, case_id)
     row = _co_row(complaint, row_id)
     return act(institution_id, case_id, "co_answer", CoAnswerForm,
-               lambda form, c: handling.record_co_answer(c, row, form.answer.data, actor=actor(),
+               lambda form, c: cohandling.record_co_answer(c, row, form.answer.data, actor=actor(),
                                                          expected_version=form.expected_version),
                gettext("协办意见已提交。"), prefix=f"co{row_id}")
 
@@ -276,7 +276,7 @@ def co_waive(institution_id: int, case_id: int, row_id: int):
     _institution, complaint = load_case(institution_id, case_id)
     row = _co_row(complaint, row_id)
     return act(institution_id, case_id, "co_waive", WaiveForm,
-               lambda form, c: handling.waive_co_answer(c, row, form.reason.data, actor=actor(),
+               lambda form, c: cohandling.waive_co_answer(c, row, form.reason.data, actor=actor(),
                                                         expected_version=form.expected_version),
                gettext("已放行，主办科室可先行起草答复。"), prefix=f"waive{row_id}")
 
@@ -286,7 +286,7 @@ def co_waive(institution_id: int, case_id: int, row_id: int):
 def _filter_form(institution: Institution, departments: set[int] | None = None) -> QueueFilterForm:
     form = QueueFilterForm(request.args)
     form.status.choices = [("", gettext("全部在办"))] + [(s.value, s.label) for s in Status
-                                                     if s.value in handling.QUEUE_VALUES] + [
+                                                     if s.value in queues.QUEUE_VALUES] + [
         (Status.REPLIED.value, gettext("已答复（待办结）"))]
     categories = db.session.scalars(select(Category).where(
         (Category.institution_id == institution.id) | Category.institution_id.is_(None), Category.active.is_(True))
@@ -298,8 +298,8 @@ def _filter_form(institution: Institution, departments: set[int] | None = None) 
     return form
 
 
-def _queue_filter(form: QueueFilterForm, departments: set[int] | None) -> handling.QueueFilter:
-    f = handling.QueueFilter(departments=departments)
+def _queue_filter(form: QueueFilterForm, departments: set[int] | None) -> queues.QueueFilter:
+    f = queues.QueueFilter(departments=departments)
     if request.args and not form.validate():
         return f
     f.q = (form.q.data or "").strip()
@@ -317,7 +317,7 @@ def _queue_filter(form: QueueFilterForm, departments: set[int] | None) -> handli
 def _queue_context(institution: Institution, departments: set[int] | None, endpoint: str) -> dict[str, Any]:
     form = _filter_form(institution, departments)
     f = _queue_filter(form, departments)
-    page = paginate(handling.queue_statement(institution, f), per_page=QUEUE_PAGE_SIZE)
+    page = paginate(queues.queue_statement(institution, f), per_page=QUEUE_PAGE_SIZE)
     rows = list(page.items)
     ids = [c.id for c in rows]
     co_rows: dict[int, list[CaseDepartment]] = {i: [] for i in ids}
@@ -331,8 +331,8 @@ def _queue_context(institution: Institution, departments: set[int] | None, endpo
     near = deadlines.due_threshold(1, now)
     return dict(
         institution=institution, form=form, filter=f, page=page, rows=rows, co_rows=co_rows, endpoint=endpoint,
-        counts=handling.queue_counts(institution, departments=departments, now=now),
-        names=_names(institution), urgency=lambda c: handling.urgency(c, now=now, near=near),
+        counts=queues.queue_counts(institution, departments=departments, now=now),
+        names=_names(institution), urgency=lambda c: queues.urgency(c, now=now, near=near),
         days_left=lambda c: deadlines.working_days_left(c, today), mask_name=mask_name,
         channel_label=_labels(Channel).get, status_label=_labels(Status).get,
         filtered=bool(request.args.to_dict(flat=True).keys() - {"page"}),
@@ -360,8 +360,8 @@ def queue(institution_id: int):
     context = _queue_context(institution, None, "complaints_staff.queue")
     triage = []
     if context["filter"].status is None and not context["filtered"]:
-        triage = list(db.session.scalars(handling.queue_statement(
-            institution, handling.QueueFilter(status=Status.REGISTERED.value)).limit(5)))
+        triage = list(db.session.scalars(queues.queue_statement(
+            institution, queues.QueueFilter(status=Status.REGISTERED.value)).limit(5)))
     status = 400 if context["form"].errors else 200
     return render_template("complaints/cases/queue.html", triage=triage, officer=True, **context), status
 

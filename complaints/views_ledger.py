@@ -19,6 +19,7 @@ from core import tabular
 from core.clock import local_today
 from core.errors import render_error
 from core.extensions import db
+from core.views import send_table
 from organisation.forms import int_or_none, valid_date
 from organisation.models import Institution, Region, Role
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, region_subtree_ids
@@ -124,7 +125,7 @@ def ledger_export(institution_id: int, fmt: str):
     if request.args and not form.validate():
         return render_error(400, gettext("筛选条件有误，请返回台账页面修改后再导出。"))
     f = _ledger_filter(form, scope)
-    return tabular.send_table(fmt, ledger.sheet(ledger.iter_rows(institution, f)),
+    return send_table(fmt, ledger.sheet(ledger.iter_rows(institution, f)),
                               filename=ledger.export_filename(institution, f, fmt),
                               fallback=ledger.ascii_filename(institution, fmt))
 

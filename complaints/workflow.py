@@ -169,6 +169,20 @@ def transition(complaint: Complaint, action: Action, *, actor: StaffUser, expect
     return complaint
 
 
+# Rules every case service shares --------------------------------------------------------
+
+def require_text(value: str | None, field_name: str, message: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ServiceError(message, field_name)
+    return value
+
+
+def require_open(complaint: Complaint) -> None:
+    if not complaint.is_open:
+        raise NotAllowed(gettext("案件当前状态为“%(status)s”，不能执行此操作。", status=Status(complaint.status).label))
+
+
 # Actors that are not staff members, as the timeline names them.
 SYSTEM_ACTORS = {
     "self-service": _l("投诉人（自助提交）"),

@@ -38,11 +38,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from itertools import chain, islice
 from typing import IO, Any
-from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
-
-from flask import Response, request, stream_with_context
-from werkzeug.wsgi import wrap_file
 
 CSV_MIME = "text/csv; charset=utf-8"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -461,48 +457,3 @@ def write_xlsx(sheets: Sheet | Iterable[Sheet], *, max_rows: int = MAX_ROWS) -> 
         handle.close()
         raise
     return XlsxFile(handle, size, tuple(counts), truncated)
-
-
-# Downloads -------------------------------------------------------------------------------
-
-_UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f/\\"]')
-
-
-def content_disposition(filename: str, fallback: str | None = None) -> str:
-    """attachment; an ASCII filename= for old clients and the UTF-8 filename*= (RFC 6266 / RFC 5987) for the rest."""
-    filename = _UNSAFE_IN_NAME.sub("_", filename)
-    ascii_name = _UNSAFE_IN_NAME.sub("_", fallback) if fallback else _ascii_fallback(filename)
-    ascii_name = ascii_name.encode("ascii", "ignore").decode() or "download"
-    if ascii_name == filename:
-        return f'attachment; filename="{ascii_name}"'
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
-def _ascii_fallback(filename: str) -> str:
-    stem, dot, extension = filename.rpartition(".")
-    if not dot:
-        stem, extension = filename, ""
-    folded = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
-    folded = re.sub(r"[^A-Za-z0-9._-]+", "-", folded).strip("-._") or "download"
-    return f"{folded}.{extension}" if extension else folded
-
-
-def send_table(fmt: str, sheets: Sheet | Sequence[Sheet], *, filename: str, fallback: str | None = None) -> Response:
-    """A download response: ``csv`` streams the first sheet; ``xlsx`` writes every sheet, then streams the file.
-
-    For use in a view: the CSV's rows are read while the response streams (the request
-    context is kept for them); the XLSX's are read before the view returns.
-    """
-    sheet_list = [sheets] if isinstance(sheets, Sheet) else list(sheets)
-    headers = {"Content-Disposition": content_disposition(filename, fallback),
-               "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-    if fmt == "csv":
-        first = sheet_list[0]
-        return Response(stream_with_context(write_csv(first.header, first.rows)), content_type=CSV_MIME,
-                        headers=headers)
-    if fmt != "xlsx":
-        raise ValueError(f"unknown table format {fmt!r}; one of {FORMATS}")
-    written = write_xlsx(sheet_list)
-    # wrap_file streams the file in blocks and closes it (deleting it) when the response is closed.
-    return Response(wrap_file(request.environ, written.file, buffer_size=64 * 1024), content_type=XLSX_MIME,
-                    headers={**headers, "Content-Length": str(written.size)}, direct_passthrough=True)

@@ -1,12 +1,17 @@
-"""What every staff page shares: form -> service -> commit, and paging."""
+"""What every staff page shares: form -> service -> commit, paging, and table downloads."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
-from flask import flash, redirect, render_template, request
+from flask import Response, flash, redirect, render_template, request, stream_with_context
 from flask_wtf import FlaskForm
+from werkzeug.wsgi import wrap_file
 
+from core import tabular
 from core.extensions import db
 from core.services import ServiceError
 
@@ -62,3 +67,49 @@ def paginate(stmt, per_page: int = PAGE_SIZE):
     """One page of ``stmt``; an absurd ?page= gives an empty page instead of a database overflow (500)."""
     page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     return db.paginate(stmt, page=page, per_page=per_page, error_out=False)
+
+
+# Downloads (core.tabular writes them) -----------------------------------------------------
+
+_UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f/\\"]')
+
+
+def content_disposition(filename: str, fallback: str | None = None) -> str:
+    """attachment; an ASCII filename= for old clients and the UTF-8 filename*= (RFC 6266 / RFC 5987) for the rest."""
+    filename = _UNSAFE_IN_NAME.sub("_", filename)
+    ascii_name = _UNSAFE_IN_NAME.sub("_", fallback) if fallback else _ascii_fallback(filename)
+    ascii_name = ascii_name.encode("ascii", "ignore").decode() or "download"
+    if ascii_name == filename:
+        return f'attachment; filename="{ascii_name}"'
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _ascii_fallback(filename: str) -> str:
+    stem, dot, extension = filename.rpartition(".")
+    if not dot:
+        stem, extension = filename, ""
+    folded = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    folded = re.sub(r"[^A-Za-z0-9._-]+", "-", folded).strip("-._") or "download"
+    return f"{folded}.{extension}" if extension else folded
+
+
+def send_table(fmt: str, sheets: tabular.Sheet | Sequence[tabular.Sheet], *, filename: str,
+               fallback: str | None = None) -> Response:
+    """A download response: ``csv`` streams the first sheet; ``xlsx`` writes every sheet, then streams the file.
+
+    For use in a view: the CSV's rows are read while the response streams (the request
+    context is kept for them); the XLSX's are read before the view returns.
+    """
+    sheet_list = [sheets] if isinstance(sheets, tabular.Sheet) else list(sheets)
+    headers = {"Content-Disposition": content_disposition(filename, fallback),
+               "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    if fmt == "csv":
+        first = sheet_list[0]
+        return Response(stream_with_context(tabular.write_csv(first.header, first.rows)), content_type=tabular.CSV_MIME,
+                        headers=headers)
+    if fmt != "xlsx":
+        raise ValueError(f"unknown table format {fmt!r}; one of {tabular.FORMATS}")
+    written = tabular.write_xlsx(sheet_list)
+    # wrap_file streams the file in blocks and closes it (deleting it) when the response is closed.
+    return Response(wrap_file(request.environ, written.file, buffer_size=64 * 1024), content_type=tabular.XLSX_MIME,
+                    headers={**headers, "Content-Length": str(written.size)}, direct_passthrough=True)

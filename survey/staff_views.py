@@ -12,7 +12,7 @@ from sqlalchemy import select
 from core import tabular
 from core.clock import local_today
 from core.extensions import db
-from core.views import handle_form, paginate
+from core.views import handle_form, paginate, send_table
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
@@ -130,7 +130,7 @@ def export_responses(institution_id: int, fmt: str):
         abort(400)
     stmt = results.filtered(institution, _response_filter(form, scope))
     filename = f"survey-responses-{institution.id}-{today():%Y%m%d}.{fmt}"
-    return tabular.send_table(fmt, results.export_sheet(institution, stmt), filename=filename)
+    return send_table(fmt, results.export_sheet(institution, stmt), filename=filename)
 
 
 # Templates -------------------------------------------------------------

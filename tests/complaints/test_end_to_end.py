@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from complaints import calendar_data, deadlines, handling, lookup, routing, tasks, workdays
+from complaints import calendar_data, deadlines, lookup, routing, tasks, triage, workdays
 from complaints.models import CaseEvent, Complaint, Feedback, Reply, ReplyStatus, RoutingRule, Status
 from core.extensions import db
 from organisation.demo import DEMO_PASSWORD
@@ -162,10 +162,10 @@ def test_a_phone_complaint_reaches_the_department_is_answered_closed_and_rated(
 
     # The officer finds the case in the queue, accepts it and assigns the proposed department.
     desktop.goto(f"{base}/i/{institution_id}/complaints/")
-    triage = desktop.locator("section.triage tr", has_text=number)
-    assert triage.count() == 1
+    triage_row = desktop.locator("section.triage tr", has_text=number)
+    assert triage_row.count() == 1
     desktop.screenshot(path=str(shots / "04-officer-queue.png"), full_page=True)
-    submit(desktop, triage.get_by_role("link"))
+    submit(desktop, triage_row.get_by_role("link"))
     case_page = desktop.url
     assert case_page.endswith(f"/i/{institution_id}/complaints/{case_id}")
     submit(desktop, desktop.locator("form[action$='/accept'] button[type=submit]"))
@@ -342,7 +342,7 @@ def accepted_and_assigned(make_case, rmyy, received: str):
     case = make_case(received_at=beijing(received), category="charges", touchpoint="W-GH-01",
                      subject="挂号窗口重复收费", description=DESCRIPTION, wish=WISH)
     assert case.due_date is None  # the clock starts with acceptance
-    handling.accept_complaint(case, actor=officer, expected_version=case.version)
+    triage.accept_complaint(case, actor=officer, expected_version=case.version)
     accepted_due = case.due_date
     routing.assign_department(case, routing.propose(case).department or department(rmyy, "CWK"), actor=officer,
                               expected_version=case.version)
@@ -393,7 +393,7 @@ def test_c1_c2_national_day_then_a_co_handling_department_makes_it_ten_days(make
 def test_c2_co_handlers_named_at_assignment_give_ten_days(make_case, rmyy, calendar_2026, clock):
     officer = demo_user("rmyy-officer")
     case = make_case(received_at=beijing("2026-09-30 17:00"), category="charges", touchpoint="W-GH-01")
-    handling.accept_complaint(case, actor=officer)
+    triage.accept_complaint(case, actor=officer)
     routing.assign_department(case, department(rmyy, "CWK"), co=[department(rmyy, "XNK")], actor=officer)
     assert (case.due_date, case.deadline_rule) == (day("2026-10-20"), "complex")
 
@@ -401,7 +401,7 @@ def test_c2_co_handlers_named_at_assignment_give_ten_days(make_case, rmyy, calen
 def test_c4_ten_working_days_across_spring_festival(make_case, rmyy, calendar_2026, clock):
     officer = demo_user("rmyy-officer")
     case = make_case(received_at=beijing("2026-02-13 10:00"), category="charges")
-    handling.accept_complaint(case, actor=officer)
+    triage.accept_complaint(case, actor=officer)
     routing.assign_department(case, department(rmyy, "CWK"), co=[department(rmyy, "XNK")], actor=officer)
     assert case.due_date == day("2026-03-05")
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from complaints import feedback as feedback_service
-from complaints import handling, routing, tasks
+from complaints import routing, tasks, triage
 from complaints.deadlines import compute_deadline
 from complaints.feedback import FeedbackError, accept_reopen, answer_feedback, refuse_reopen
 from complaints.models import Channel, Feedback, Status
@@ -27,7 +27,7 @@ def closed_case(make_case, rmyy, **overrides):
     """A case handled by XNK, replied to by SMS and closed as resolved; returns (case, feedback)."""
     officer, handler = demo_user("rmyy-officer"), demo_user("rmyy-handler")
     case = make_case(**overrides)
-    handling.accept_complaint(case, actor=officer)
+    triage.accept_complaint(case, actor=officer)
     routing.assign_department(case, department(rmyy, "XNK"), actor=officer)
     approve_reply(draft_reply(case, "经核实，已整改。", actor=handler), actor=officer)
     send_reply(case, actor=officer)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event, select
 
-from complaints import handling, routing
+from complaints import cohandling, pauses, queues, routing, triage
 from complaints.models import CaseEvent, Status
 from core.extensions import db
 from tests.complaints.conftest import department, staff_login
@@ -24,7 +24,7 @@ def cases(make_case, rmyy, officer):
     def accepted(subject, received, lead, *, co=(), emergency=False, name="王小明", channel="walk_in"):
         case = make_case(subject=subject, received_at=received, complainant_name=name, safety_emergency=emergency,
                          channel=channel)
-        handling.accept_complaint(case, actor=officer)
+        triage.accept_complaint(case, actor=officer)
         routing.assign_department(case, department(rmyy, lead), co=[department(rmyy, c) for c in co], actor=officer)
         return case
 
@@ -35,7 +35,7 @@ def cases(make_case, rmyy, officer):
         "new": make_case(subject="挂号窗口排队混乱", complainant_name="赵六"),
         "settled": make_case(subject="当场解决的问题"),
     }
-    handling.settle_on_the_spot(made["settled"], "当场解释", actor=officer)
+    triage.settle_on_the_spot(made["settled"], "当场解释", actor=officer)
     db.session.flush()
     return made
 
@@ -82,10 +82,10 @@ def test_the_queue_filters(client, rmyy, cases, categories):
 
 
 def test_queue_counts_come_from_one_grouped_query(rmyy, cases):
-    assert handling.queue_counts(rmyy) == {"open": 3, "overdue": 1, "near": 0, "emergency": 1, "paused": 0,
+    assert queues.queue_counts(rmyy) == {"open": 3, "overdue": 1, "near": 0, "emergency": 1, "paused": 0,
                                            "registered": 1}
-    handling.pause_clock(cases["later"], "mediation", actor=demo_user("rmyy-officer"))
-    assert handling.queue_counts(rmyy, departments={department(rmyy, "ZWK").id}) == {
+    pauses.pause_clock(cases["later"], "mediation", actor=demo_user("rmyy-officer"))
+    assert queues.queue_counts(rmyy, departments={department(rmyy, "ZWK").id}) == {
         "open": 1, "overdue": 0, "near": 0, "emergency": 0, "paused": 1, "registered": 0}
 
 
@@ -107,7 +107,7 @@ def test_the_queue_page_does_not_query_per_row(client, rmyy, cases, make_case, o
     before = count_queries()
     for i in range(5):
         case = make_case(subject=f"更多投诉 {i}")
-        handling.accept_complaint(case, actor=officer)
+        triage.accept_complaint(case, actor=officer)
         routing.assign_department(case, department(rmyy, "GK"), co=[department(rmyy, "CWK")], actor=officer)
     assert count_queries() == before
 
@@ -277,7 +277,7 @@ def test_co_answers_through_the_page_unblock_the_reply(client, rmyy, cases):
     staff_login(client, "rmyy-handler")
     html = client.get(f"/i/{rmyy.id}/complaints/{case.id}").get_data(as_text=True)
     assert "尚未提交协办意见" in html
-    row = handling.co_departments(case)[0]
+    row = cohandling.co_departments(case)[0]
     response = client.post(f"/i/{rmyy.id}/complaints/{case.id}/co/{row.id}/answer", data={
         f"co{row.id}-version": case.version, f"co{row.id}-answer": "经核实，当班护士已按流程处理。"})
     assert response.status_code == 302

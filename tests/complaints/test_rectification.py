@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from complaints import handling, routing
+from complaints import routing, triage
 from complaints.models import Rectification, RectificationStatus, Refund, RefundStatus
 from complaints.rectification import (
     RemedyError,
@@ -31,7 +31,7 @@ from tests.factories import demo_user, login, make_staff
 def routed_case(make_case, rmyy, *, lead: str = "XNK", **overrides):
     officer = demo_user("rmyy-officer")
     case = make_case(**overrides)
-    handling.accept_complaint(case, actor=officer)
+    triage.accept_complaint(case, actor=officer)
     routing.assign_department(case, department(rmyy, lead), actor=officer)
     db.session.flush()
     return case

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from complaints import deadlines, handling, routing, tasks
+from complaints import deadlines, pauses, routing, tasks, triage
 from complaints.models import CaseEvent, ComplaintSettings, PauseReason
 from core.audit import AuditEntry
 from core.extensions import db
@@ -27,7 +27,7 @@ def c8_case(make_case, calendar_2026, rmyy):
     """Check C1/C8's case: received Wed 2026-09-30 17:00, accepted, led by 心血管内科; due Tue 10-13."""
     officer = demo_user("rmyy-officer")
     case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=UTC))
-    handling.accept_complaint(case, actor=officer)
+    triage.accept_complaint(case, actor=officer)
     routing.assign_department(case, department(rmyy, "XNK"), actor=officer)
     db.session.flush()
     assert case.due_date == date(2026, 10, 13)
@@ -88,13 +88,13 @@ def test_a_reminder_does_not_make_an_open_page_stale(c8_case):
     assert tasks.remind_case(c8_case.id, at(2026, 10, 12)) is True
     db.session.refresh(c8_case)
     assert c8_case.version == version
-    handling.request_extension(c8_case, 2, "等待检查结果", actor=demo_user("rmyy-handler"), expected_version=version)
+    pauses.request_extension(c8_case, 2, "等待检查结果", actor=demo_user("rmyy-handler"), expected_version=version)
 
 
 def test_a_moved_due_date_earns_a_new_reminder(c8_case, outbox):
     assert tasks.remind_case(c8_case.id, at(2026, 10, 12)) is True
-    ext = handling.request_extension(c8_case, 2, "需要调取监控录像", actor=demo_user("rmyy-handler"))
-    handling.decide_extension(ext, True, "", actor=demo_user("rmyy-officer"))
+    ext = pauses.request_extension(c8_case, 2, "需要调取监控录像", actor=demo_user("rmyy-handler"))
+    pauses.decide_extension(ext, True, "", actor=demo_user("rmyy-officer"))
     db.session.flush()
     assert c8_case.due_date == date(2026, 10, 15)
 
@@ -104,7 +104,7 @@ def test_a_moved_due_date_earns_a_new_reminder(c8_case, outbox):
 
 
 def test_a_paused_case_is_neither_reminded_nor_escalated(c8_case, outbox):
-    handling.pause_clock(c8_case, PauseReason.EXPERT_ASSESSMENT, actor=demo_user("rmyy-officer"),
+    pauses.pause_clock(c8_case, PauseReason.EXPERT_ASSESSMENT, actor=demo_user("rmyy-officer"),
                          at=datetime.fromisoformat(at(2026, 10, 9)))
     db.session.flush()
     assert tasks.sweep_deadlines(at(2026, 10, 12)) == {"reminded": 0, "escalated": 0}
@@ -130,7 +130,7 @@ def test_when_the_first_contact_has_left_the_escalation_goes_to_the_officers(mak
     temp = make_staff([Role.COMPLAINT_OFFICER], rmyy, username="temp-officer")
     case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=UTC), channel=Channel.SELF_SERVICE,
                      first_contact=None, actor="patient")
-    handling.accept_complaint(case, actor=temp)
+    triage.accept_complaint(case, actor=temp)
     assert case.first_contact_id == temp.id            # the officer who triaged a self-service complaint
     temp.active = False
     db.session.flush()

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from complaints import cohandling, lookup, routing, tasks, triage
 from complaints import feedback as feedback_service
-from complaints import handling, lookup, routing, tasks
 from complaints.models import Channel, ComplaintSettings, Feedback, Reply, ReplyStatus, Status
 from complaints.replies import (
     ReplyError,
@@ -32,7 +32,7 @@ def handling_case(make_case, rmyy, *, lead: str = "XNK", co: tuple[str, ...] = (
     """A case accepted and routed to ``lead`` (rmyy-handler's XNK by default), waiting for a reply."""
     officer = demo_user("rmyy-officer")
     case = make_case(**overrides)
-    handling.accept_complaint(case, actor=officer)
+    triage.accept_complaint(case, actor=officer)
     routing.assign_department(case, department(rmyy, lead), co=[department(rmyy, c) for c in co], actor=officer)
     db.session.flush()
     return case
@@ -123,7 +123,7 @@ def test_the_lead_cannot_draft_while_a_co_handler_has_not_answered(make_case, rm
     with pytest.raises(WorkflowError, match="协办"):
         draft_reply(case, "答复", actor=handler)
     co_row = next(d for d in case.departments if d.role == "co")
-    handling.record_co_answer(case, co_row, "收费无误。", actor=handler)
+    cohandling.record_co_answer(case, co_row, "收费无误。", actor=handler)
     assert draft_reply(case, "答复", actor=handler).number == 1
 
 

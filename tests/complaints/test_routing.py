@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
-from complaints import handling, routing
+from complaints import routing, triage
 from complaints.models import RoutingRule, Status
 from complaints.workflow import NotAllowed
 from core.audit import AuditEntry
@@ -23,7 +23,7 @@ def accepted(make_case, calendar_2026, officer):
     """C1's case, accepted (due 2026-10-13 on the 5-day rule)."""
     case = make_case(received_at=C1_RECEIVED, subject="心内科病房夜间噪音",
                      description="病房夜间有人大声喧哗，护士未制止。")
-    handling.accept_complaint(case, actor=officer)
+    triage.accept_complaint(case, actor=officer)
     return case
 
 

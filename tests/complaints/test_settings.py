@@ -25,7 +25,7 @@ def test_the_defaults_are_the_national_five_and_ten_working_days(rmyy):
 
 
 def test_an_officer_shortens_the_deadline_and_new_cases_use_it(client, rmyy, make_case, calendar_2026):
-    from complaints import handling
+    from complaints import triage
 
     staff_login(client, "rmyy-officer")
     response = client.post(f"/i/{rmyy.id}/complaints/settings", data=form(standard_days=3, case_prefix="YY"))
@@ -35,7 +35,7 @@ def test_an_officer_shortens_the_deadline_and_new_cases_use_it(client, rmyy, mak
     assert entry.data["standard_days"] == [5, 3] and entry.institution_id == rmyy.id
     case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=UTC))
     assert case.case_number.startswith("YY2026-")
-    handling.accept_complaint(case, actor=demo_user("rmyy-officer"), expected_version=case.version)
+    triage.accept_complaint(case, actor=demo_user("rmyy-officer"), expected_version=case.version)
     assert case.working_days == 3
     # 10-01…10-07 off; 10-08 and 10-09 are working days 1 and 2, Saturday 10-10 (调休) is day 3.
     assert case.due_date.isoformat() == "2026-10-10"

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 import pytest
 from openpyxl import load_workbook
 
-from core import tabular
+from core import tabular, views
 from core.tabular import Sheet, safe_text, write_csv, write_xlsx
 
 DANGEROUS = ["=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠"]
@@ -301,24 +301,24 @@ def test_csv_memory_stays_flat_for_a_large_stream():
 # Downloads --------------------------------------------------------------------------------
 
 def test_disposition_carries_the_chinese_name_and_an_ascii_fallback():
-    value = tabular.content_disposition("投诉台账-示范一院-2026-10-01至2026-10-31.xlsx", "complaint-ledger-1.xlsx")
+    value = views.content_disposition("投诉台账-示范一院-2026-10-01至2026-10-31.xlsx", "complaint-ledger-1.xlsx")
 
     assert value.startswith('attachment; filename="complaint-ledger-1.xlsx"; ')
     assert unquote(value.split("filename*=UTF-8''")[1]) == "投诉台账-示范一院-2026-10-01至2026-10-31.xlsx"
 
 
 def test_disposition_derives_an_ascii_fallback_and_drops_unsafe_characters():
-    value = tabular.content_disposition('评价/明细"\r\n-2026.csv')
+    value = views.content_disposition('评价/明细"\r\n-2026.csv')
 
     assert value.startswith('attachment; filename="2026.csv"; ')
     assert "\r" not in value and "\n" not in value and "/" not in unquote(value.split("''")[1])
-    assert tabular.content_disposition("survey-1.csv") == 'attachment; filename="survey-1.csv"'
+    assert views.content_disposition("survey-1.csv") == 'attachment; filename="survey-1.csv"'
 
 
 def test_send_table_streams_a_csv_of_the_first_sheet(app):
     sheets = [Sheet("数据", ["编号"], [[1], [2]]), Sheet("数据字典", ["代码"], [["x"]])]
     with app.test_request_context():
-        response = tabular.send_table("csv", sheets, filename="数据.csv", fallback="data.csv")
+        response = views.send_table("csv", sheets, filename="数据.csv", fallback="data.csv")
 
         assert response.is_streamed
         assert response.mimetype == "text/csv" and response.mimetype_params["charset"] == "utf-8"
@@ -330,7 +330,7 @@ def test_send_table_streams_a_csv_of_the_first_sheet(app):
 def test_send_table_streams_an_xlsx_of_every_sheet_with_its_length(app):
     sheets = [Sheet("数据", ["编号"], [[1], [2]]), Sheet("数据字典", ["代码"], [["x"]])]
     with app.test_request_context():
-        response = tabular.send_table("xlsx", sheets, filename="数据.xlsx")
+        response = views.send_table("xlsx", sheets, filename="数据.xlsx")
 
         body = b"".join(response.response)
         response.close()
@@ -341,7 +341,7 @@ def test_send_table_streams_an_xlsx_of_every_sheet_with_its_length(app):
 
 def test_send_table_refuses_an_unknown_format(app):
     with app.test_request_context(), pytest.raises(ValueError):
-        tabular.send_table("pdf", Sheet("s", ["a"], []), filename="x.pdf")
+        views.send_table("pdf", Sheet("s", ["a"], []), filename="x.pdf")
 
 
 def test_core_tabular_imports_no_feature_package():

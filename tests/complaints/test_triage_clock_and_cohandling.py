@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
-from complaints import handling, routing
+from complaints import cohandling, pauses, routing, triage
 from complaints.models import CaseEvent, CasePause, DeclineReason, PauseReason, Status
 from complaints.workflow import ConcurrentChange, NotAllowed
 from core.audit import AuditEntry
@@ -45,7 +45,7 @@ def events(case) -> list[str]:
 # Triage -----------------------------------------------------------------------------
 
 def test_accepting_starts_the_clock_from_the_day_after_receipt_across_national_day(c1_case, officer):
-    handling.accept_complaint(c1_case, actor=officer, expected_version=c1_case.version)
+    triage.accept_complaint(c1_case, actor=officer, expected_version=c1_case.version)
 
     assert c1_case.status == Status.ACCEPTED
     assert c1_case.due_date == date(2026, 10, 13)          # C1: Sat 10-10 is a make-up workday and counts
@@ -62,11 +62,11 @@ def test_the_officer_who_triages_a_self_service_complaint_becomes_its_first_cont
 
     case = make_case(channel=Channel.SELF_SERVICE, first_contact=None, actor="patient")
     assert case.first_contact_id is None
-    handling.accept_complaint(case, actor=officer)
+    triage.accept_complaint(case, actor=officer)
     assert case.first_contact_id == officer.id
 
     walk_in = make_case(actor=demo_user("rmyy-admin"), first_contact=demo_user("rmyy-admin"))
-    handling.decline_complaint(walk_in, DeclineReason.REPEATED, "告知", actor=officer)
+    triage.decline_complaint(walk_in, DeclineReason.REPEATED, "告知", actor=officer)
     assert walk_in.first_contact.username == "rmyy-admin"          # 首诉负责 is never taken over
 
 
@@ -76,22 +76,22 @@ def test_accepting_on_a_stale_page_changes_nothing(c1_case, officer):
     db.session.flush()
 
     with pytest.raises(ConcurrentChange):
-        handling.accept_complaint(c1_case, actor=officer, expected_version=stale)
+        triage.accept_complaint(c1_case, actor=officer, expected_version=stale)
     assert c1_case.status == Status.REGISTERED and c1_case.due_date is None
 
 
 def test_handlers_cannot_triage(c1_case, handler):
     with pytest.raises(NotAllowed):
-        handling.accept_complaint(c1_case, actor=handler)
+        triage.accept_complaint(c1_case, actor=handler)
 
 
 def test_settling_on_the_spot_needs_a_note_and_closes_the_case_as_settled(make_case, officer):
     case = make_case()
     with pytest.raises(ServiceError):
-        handling.settle_on_the_spot(case, "  ", actor=officer)
+        triage.settle_on_the_spot(case, "  ", actor=officer)
     assert case.status == Status.REGISTERED
 
-    handling.settle_on_the_spot(case, "当场向患者解释医保报销流程，患者表示理解。", actor=officer)
+    triage.settle_on_the_spot(case, "当场向患者解释医保报销流程，患者表示理解。", actor=officer)
     assert case.status == Status.SETTLED
     assert case.settlement_note.startswith("当场")
     assert case.closed_at is not None and case.resolved is True
@@ -101,11 +101,11 @@ def test_settling_on_the_spot_needs_a_note_and_closes_the_case_as_settled(make_c
 def test_declining_requires_the_notice_to_the_complainant(make_case, officer):
     case = make_case()
     with pytest.raises(ServiceError) as error:
-        handling.decline_complaint(case, DeclineReason.IN_COURT, "", actor=officer)
+        triage.decline_complaint(case, DeclineReason.IN_COURT, "", actor=officer)
     assert error.value.field == "notice"
 
-    notice = handling.default_decline_notice(DeclineReason.IN_COURT)
-    handling.decline_complaint(case, DeclineReason.IN_COURT, notice, actor=officer)
+    notice = triage.default_decline_notice(DeclineReason.IN_COURT)
+    triage.decline_complaint(case, DeclineReason.IN_COURT, notice, actor=officer)
     assert case.status == Status.DECLINED
     assert case.decline_reason == "in_court" and "人民法院" in case.decline_notice
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "complaint.decline",
@@ -115,7 +115,7 @@ def test_declining_requires_the_notice_to_the_complainant(make_case, officer):
 
 def test_every_decline_reason_has_a_chinese_default_notice():
     for reason in DeclineReason:
-        assert len(handling.default_decline_notice(reason)) > 20
+        assert len(triage.default_decline_notice(reason)) > 20
 
 
 def test_the_decline_notice_is_texted_once_and_the_log_backend_never_sees_the_number(make_case, officer, outbox,
@@ -123,7 +123,7 @@ def test_the_decline_notice_is_texted_once_and_the_log_backend_never_sees_the_nu
     from complaints import tasks
 
     case = make_case()
-    handling.decline_complaint(case, DeclineReason.REPEATED, "您好，本次投诉未提供新的事实。", actor=officer)
+    triage.decline_complaint(case, DeclineReason.REPEATED, "您好，本次投诉未提供新的事实。", actor=officer)
     db.session.flush()
 
     assert tasks.send_decline_notice(case.id) is True
@@ -134,7 +134,7 @@ def test_the_decline_notice_is_texted_once_and_the_log_backend_never_sees_the_nu
 
     app.config["NOTIFIER_BACKEND"] = "log"
     other = make_case(complainant_phone="13800001111")
-    handling.decline_complaint(other, DeclineReason.REPEATED, "告知", actor=officer)
+    triage.decline_complaint(other, DeclineReason.REPEATED, "告知", actor=officer)
     db.session.flush()
     with caplog.at_level("INFO"):
         assert tasks.send_decline_notice(other.id) is True
@@ -145,15 +145,15 @@ def test_the_decline_notice_is_texted_once_and_the_log_backend_never_sees_the_nu
 
 def test_a_paused_clock_excludes_the_paused_days_on_resume(make_case, officer, calendar_2026):
     case = make_case(received_at=beijing(2026, 11, 2, 10))           # Mon 11-02, due Mon 11-09
-    handling.accept_complaint(case, actor=officer)
+    triage.accept_complaint(case, actor=officer)
     assert case.due_date == date(2026, 11, 9)
 
-    handling.pause_clock(case, PauseReason.AWAITING_MATERIAL, actor=officer, at=beijing(2026, 11, 4))
+    pauses.pause_clock(case, PauseReason.AWAITING_MATERIAL, actor=officer, at=beijing(2026, 11, 4))
     assert case.paused_since == beijing(2026, 11, 4) and case.pause_reason == "awaiting_material"
     with pytest.raises(NotAllowed):
-        handling.pause_clock(case, PauseReason.MEDIATION, actor=officer)
+        pauses.pause_clock(case, PauseReason.MEDIATION, actor=officer)
 
-    handling.resume_clock(case, actor=officer, at=beijing(2026, 11, 9))
+    pauses.resume_clock(case, actor=officer, at=beijing(2026, 11, 9))
     assert case.due_date == date(2026, 11, 12)                          # C7
     assert case.paused_since is None
     assert [(p.started_at, p.ended_at) for p in db.session.scalars(
@@ -165,12 +165,12 @@ def test_a_paused_clock_excludes_the_paused_days_on_resume(make_case, officer, c
 
 def test_only_officers_pause_the_clock(make_case, officer, handler, calendar_2026):
     case = make_case()
-    handling.accept_complaint(case, actor=officer)
+    triage.accept_complaint(case, actor=officer)
     routing.assign_department(case, department(case_institution(case), "XNK"), actor=officer)
     with pytest.raises(NotAllowed):
-        handling.pause_clock(case, PauseReason.MEDIATION, actor=handler)
+        pauses.pause_clock(case, PauseReason.MEDIATION, actor=handler)
     with pytest.raises(NotAllowed):
-        handling.resume_clock(case, actor=officer)                      # not paused
+        pauses.resume_clock(case, actor=officer)                      # not paused
 
 
 def case_institution(case):
@@ -182,27 +182,27 @@ def case_institution(case):
 @pytest.fixture
 def handled_case(c1_case, officer):
     """C1's case accepted and led by 心血管内科 (rmyy-handler's department)."""
-    handling.accept_complaint(c1_case, actor=officer)
+    triage.accept_complaint(c1_case, actor=officer)
     routing.assign_department(c1_case, department(case_institution(c1_case), "XNK"), actor=officer)
     return c1_case
 
 
 def test_an_extension_needs_a_reason_and_another_officers_approval(handled_case, officer, admin, handler):
     with pytest.raises(ServiceError):
-        handling.request_extension(handled_case, 3, "", actor=handler)
+        pauses.request_extension(handled_case, 3, "", actor=handler)
     with pytest.raises(ServiceError):
-        handling.request_extension(handled_case, 0, "需要调取监控", actor=handler)
+        pauses.request_extension(handled_case, 0, "需要调取监控", actor=handler)
 
-    ext = handling.request_extension(handled_case, 3, "需要调取监控录像", actor=officer)
+    ext = pauses.request_extension(handled_case, 3, "需要调取监控录像", actor=officer)
     with pytest.raises(ServiceError):                                     # one pending request at a time
-        handling.request_extension(handled_case, 2, "再延", actor=handler)
+        pauses.request_extension(handled_case, 2, "再延", actor=handler)
     with pytest.raises(NotAllowed):                                       # not the person who asked
-        handling.decide_extension(ext, True, "", actor=officer)
+        pauses.decide_extension(ext, True, "", actor=officer)
     with pytest.raises(NotAllowed):                                       # not an officer
-        handling.decide_extension(ext, True, "", actor=handler)
+        pauses.decide_extension(ext, True, "", actor=handler)
     assert handled_case.due_date == date(2026, 10, 13)
 
-    handling.decide_extension(ext, True, "同意", actor=admin)
+    pauses.decide_extension(ext, True, "同意", actor=admin)
     assert ext.status == "approved" and ext.decided_by_id == admin.id
     assert handled_case.due_date == date(2026, 10, 16)                    # 3 more working days
     assert handled_case.deadline_trace["extra_days"] == 3
@@ -210,10 +210,10 @@ def test_an_extension_needs_a_reason_and_another_officers_approval(handled_case,
 
 
 def test_a_refused_extension_needs_a_reason_and_keeps_the_due_date(handled_case, handler, officer):
-    ext = handling.request_extension(handled_case, 2, "科室主任出差", actor=handler)
+    ext = pauses.request_extension(handled_case, 2, "科室主任出差", actor=handler)
     with pytest.raises(ServiceError):
-        handling.decide_extension(ext, False, "", actor=officer)
-    handling.decide_extension(ext, False, "请先约谈当事人", actor=officer)
+        pauses.decide_extension(ext, False, "", actor=officer)
+    pauses.decide_extension(ext, False, "请先约谈当事人", actor=officer)
     assert ext.status == "rejected"
     assert handled_case.due_date == date(2026, 10, 13)
     assert events(handled_case)[-1] == "extension_rejected"
@@ -225,35 +225,36 @@ def test_a_refused_extension_needs_a_reason_and_keeps_the_due_date(handled_case,
 def co_case(c1_case, officer):
     """C1's case led by 心血管内科 with 财务科 and 医务科 co-handling."""
     inst = case_institution(c1_case)
-    handling.accept_complaint(c1_case, actor=officer)
+    triage.accept_complaint(c1_case, actor=officer)
     routing.assign_department(c1_case, department(inst, "XNK"), co=[department(inst, "CWK"), department(inst, "YWK")],
                               actor=officer)
     return c1_case
 
 
 def co_row(case, code):
-    return next(cd for cd in handling.co_departments(case) if cd.department.code == code)
+    return next(cd for cd in cohandling.co_departments(case) if cd.department.code == code)
 
 
 def test_the_lead_cannot_reply_while_a_co_answer_is_missing_unless_an_officer_waives_it(co_case, handler, officer):
-    with pytest.raises(handling.NotReady) as missing:
-        handling.check_ready_to_reply(co_case)
+    with pytest.raises(cohandling.NotReady) as missing:
+        cohandling.check_ready_to_reply(co_case)
     assert "财务科" in str(missing.value) and "医务科" in str(missing.value)
 
-    handling.record_co_answer(co_case, co_row(co_case, "CWK"), "已核对收费明细，多收 20 元，同意退费。", actor=handler)
-    with pytest.raises(handling.NotReady) as still:
-        handling.check_ready_to_reply(co_case)
+    cohandling.record_co_answer(co_case, co_row(co_case, "CWK"), "已核对收费明细，多收 20 元，同意退费。",
+                                actor=handler)
+    with pytest.raises(cohandling.NotReady) as still:
+        cohandling.check_ready_to_reply(co_case)
     assert "医务科" in str(still.value) and "财务科" not in str(still.value)
 
     with pytest.raises(NotAllowed):          # rmyy-handler is not bound to 医务科
-        handling.record_co_answer(co_case, co_row(co_case, "YWK"), "意见", actor=handler)
+        cohandling.record_co_answer(co_case, co_row(co_case, "YWK"), "意见", actor=handler)
     with pytest.raises(NotAllowed):          # only officers waive
-        handling.waive_co_answer(co_case, co_row(co_case, "YWK"), "医务科人员外出培训", actor=handler)
+        cohandling.waive_co_answer(co_case, co_row(co_case, "YWK"), "医务科人员外出培训", actor=handler)
     with pytest.raises(ServiceError):        # a reason is required
-        handling.waive_co_answer(co_case, co_row(co_case, "YWK"), " ", actor=officer)
-    handling.waive_co_answer(co_case, co_row(co_case, "YWK"), "医务科人员外出培训，先行答复", actor=officer)
+        cohandling.waive_co_answer(co_case, co_row(co_case, "YWK"), " ", actor=officer)
+    cohandling.waive_co_answer(co_case, co_row(co_case, "YWK"), "医务科人员外出培训，先行答复", actor=officer)
 
-    assert handling.check_ready_to_reply(co_case) is None
+    assert cohandling.check_ready_to_reply(co_case) is None
     assert {"complaint.co_answer", "complaint.co_waived"} <= set(audit_actions(co_case))
 
 

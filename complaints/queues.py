@@ -1,0 +1,138 @@
+"""The queues: open cases of an institution or a handler's departments, filtered, most urgent first."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select
+from sqlalchemy.orm import load_only
+
+from complaints.deadlines import due_threshold
+from complaints.models import (
+    CaseDepartment,
+    Complaint,
+    Status,
+)
+from core.db import utcnow
+from core.extensions import db
+from organisation.models import Institution
+
+# Queues ----------------------------------------------------------------------------
+
+OPEN_VALUES = tuple(s.value for s in Status if s in Status.open_statuses())
+QUEUE_VALUES = (Status.REGISTERED.value, *OPEN_VALUES)  # what is still to do, triage included
+
+
+@dataclass
+class QueueFilter:
+    """What the officer's or a handler's queue shows; every field optional."""
+
+    status: str | None = None            # one status, or None for every open case
+    category_id: int | None = None
+    department_id: int | None = None     # lead or co-handling
+    channel: str | None = None
+    overdue: bool = False
+    due_within: int | None = None        # working days from today
+    emergency: bool = False
+    paused: bool = False
+    q: str = ""
+    departments: set[int] | None = None  # a handler's departments (lead or co); None = the whole institution
+    now: datetime = field(default_factory=utcnow)
+
+
+def status_in(values: Iterable[str]):
+    """``status IN ('a', 'b' …)`` with the values written into the SQL, not bound.
+
+    Bound values hide them from PostgreSQL's planner once psycopg prepares the statement (after
+    a few runs), and then it cannot prove that the query matches the partial index of open cases
+    (ix_complaint_open_due): the queue fell from 0.3 ms to 90 ms at 100,000 cases.
+    """
+    return Complaint.status.in_(bindparam("statuses", list(values), expanding=True, literal_execute=True,
+                                          unique=True))
+
+
+def _in_departments(ids: Iterable[int]):
+    """Led or co-handled by one of ``ids``; the co-handling test reads the partial index ix_complaint_department_co
+    (its predicate is written literally, as for status_in)."""
+    ids = list(ids)
+    co = select(CaseDepartment.complaint_id).where(
+        CaseDepartment.department_id.in_(ids), CaseDepartment.role == literal_column("'co'"), CaseDepartment.active)
+    return or_(Complaint.lead_department_id.in_(ids), Complaint.id.in_(co))
+
+
+def queue_statement(institution: Institution, f: QueueFilter):
+    """Open cases of an institution, filtered, most urgent first: index-friendly (ix_complaint_open_due)."""
+    stmt = select(Complaint).where(Complaint.institution_id == institution.id)
+    if f.status == Status.REGISTERED.value:
+        stmt = stmt.where(status_in([f.status])).order_by(Complaint.received_at, Complaint.id)
+    else:
+        if f.status in OPEN_VALUES or f.status == Status.REPLIED.value:
+            stmt = stmt.where(status_in([f.status]))
+        else:
+            # The same IN list as the partial index's predicate, so the planner may read it in due order.
+            stmt = stmt.where(status_in(OPEN_VALUES))
+        stmt = stmt.order_by(Complaint.due_at.asc().nulls_last(), Complaint.id)
+    if f.category_id:
+        stmt = stmt.where(Complaint.category_id == f.category_id)
+    if f.channel:
+        stmt = stmt.where(Complaint.channel == f.channel)
+    if f.emergency:
+        stmt = stmt.where(Complaint.safety_emergency.is_(True))
+    if f.paused:
+        stmt = stmt.where(Complaint.paused_since.is_not(None))
+    if f.overdue:
+        stmt = stmt.where(Complaint.due_at <= f.now, Complaint.paused_since.is_(None))
+    if f.due_within is not None:
+        stmt = stmt.where(Complaint.due_date <= due_threshold(f.due_within, f.now), Complaint.due_at > f.now)
+    if f.department_id:
+        stmt = stmt.where(_in_departments([f.department_id]))
+    if f.departments is not None:
+        stmt = stmt.where(_in_departments(f.departments))
+    q = (f.q or "").strip()
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+        stmt = stmt.where(or_(Complaint.case_number.ilike(like, escape="\\"),
+                              Complaint.subject.ilike(like, escape="\\")))
+    return stmt.options(load_only(
+        Complaint.id, Complaint.institution_id, Complaint.case_number, Complaint.subject, Complaint.channel,
+        Complaint.received_at, Complaint.category_id, Complaint.complainant_name, Complaint.status,
+        Complaint.lead_department_id, Complaint.safety_emergency, Complaint.due_at, Complaint.due_date,
+        Complaint.deadline_provisional, Complaint.paused_since, Complaint.version, raiseload=True))
+
+
+def queue_counts(institution: Institution, *, departments: set[int] | None = None, now: datetime | None = None,
+                 near_days: int = 1) -> dict[str, int]:
+    """The queue's headline numbers in one grouped query: open, overdue, due soon, emergencies, paused, to triage."""
+    now = now or utcnow()
+    near = due_threshold(near_days, now)
+    is_open = status_in(OPEN_VALUES)
+    running = and_(is_open, Complaint.paused_since.is_(None))
+
+    def count(cond):
+        return func.count(case((cond, 1)))
+
+    stmt = select(
+        count(is_open).label("open"),
+        count(and_(running, Complaint.due_at <= now)).label("overdue"),
+        count(and_(running, Complaint.due_at > now, Complaint.due_date <= near)).label("near"),
+        count(and_(is_open, Complaint.safety_emergency.is_(True))).label("emergency"),
+        count(and_(is_open, Complaint.paused_since.is_not(None))).label("paused"),
+        count(status_in([Status.REGISTERED.value])).label("registered"),
+    ).where(Complaint.institution_id == institution.id, status_in(QUEUE_VALUES))
+    if departments is not None:
+        stmt = stmt.where(_in_departments(departments))
+    return dict(db.session.execute(stmt).one()._mapping)
+
+
+def urgency(complaint: Complaint, *, now: datetime, near: date) -> str:
+    """overdue | near | paused | ok | none — the row's highlighting in the queues."""
+    if complaint.paused_since is not None:
+        return "paused"
+    if complaint.due_at is None:
+        return "none"
+    if now >= complaint.due_at:
+        return "overdue"
+    if complaint.due_date <= near:
+        return "near"
+    return "ok"
