@@ -5,7 +5,7 @@ Usage:  .venv/bin/python bench/complaints.py [--cases 100000] [--requests 300] [
 
 Creates a throw-away PostgreSQL database, migrates it, loads the demo organisation and
 the official working-day calendar, generates ``--cases`` cases in one hospital
-(complaints.demo.generate_bulk: realistic statuses, departments, timelines, replies,
+(generate_bulk below, from the demo's simulation: realistic statuses, departments, timelines, replies,
 feedback, rectifications; written with COPY), then starts gunicorn with the production
 configuration and, in the same run, a bare Flask page that runs one ``SELECT … LIMIT 50``
 on the same table (the baseline). Logged in as the hospital's complaint officer, it
@@ -28,7 +28,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # as a script: the app and bench/ importable
@@ -39,6 +42,44 @@ OPEN_STATUSES = ("accepted", "in_handling", "transferred", "reply_drafted", "rep
 
 
 # The baseline: gunicorn "bench.complaints:bare_app()" ------------------------------------------
+
+
+def generate_bulk(institution: Any, n: int = 100_000, *, seed: int = 7, years: float = 3.0,
+                  recent_share: float = 0.0, batch: int = 10_000, now: datetime | None = None,
+                  progress: Callable[[int], None] | None = None) -> int:
+    """``n`` cases in one institution for the benchmark, spread evenly over ``years`` years, written in batches.
+
+    100,000 cases over three years is about 90 a day, a very large hospital; about one in a hundred is open.
+    ``recent_share`` puts that share of them in the last 30 days instead (a backlog: more open cases).
+    """
+    import random
+
+    from complaints.demo.simulation import office_for, pick_hold, received_times, simulate
+    from complaints.demo.writing import number_cases, write_cases
+    from core.db import utcnow
+
+    now = now or utcnow()
+    rng = random.Random(seed)
+    office = office_for(institution)
+    phones: list[str] = []
+    times = received_times(rng, n, days=int(365 * years), now=now, recent_share=recent_share)
+    written = 0
+    for chunk in _chunks(times, batch):
+        cases = [simulate(rng, office, at, now, trace=False, phones=phones, hold=pick_hold(rng, at, now))
+                 for at in chunk]
+        if len(phones) > 5000:
+            del phones[:-5000]
+        number_cases(office, cases)
+        written += write_cases(cases)
+        if progress:
+            progress(written)
+    return written
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for first in range(0, len(items), size):
+        yield items[first:first + size]
+
 
 def bare_app():
     """A bare Flask page: one SELECT of 50 open cases of the institution, most urgent first, as plain text."""
@@ -75,7 +116,6 @@ def prepare_database(url: str, cases: int, recent_share: float = 0.0) -> dict:
     app = create_app({"SERVER_NAME": "bench.local", "PREFERRED_URL_SCHEME": "http"})
     with app.app_context(), app.test_request_context():
         flask_migrate.upgrade()
-        from complaints import demo
         from complaints.calendar_data import seed_from_chinesecalendar
         from complaints.models import Category, Complaint
         from organisation import demo as org_demo
@@ -91,7 +131,7 @@ def prepare_database(url: str, cases: int, recent_share: float = 0.0) -> dict:
             db.session.commit()
             print(f"  … {done} cases", file=sys.stderr, flush=True)
 
-        demo.generate_bulk(institution, cases, recent_share=recent_share, progress=progress)
+        generate_bulk(institution, cases, recent_share=recent_share, progress=progress)
         db.session.commit()
         generated = time.perf_counter() - started
         db.session.execute(db.text("ANALYZE"))

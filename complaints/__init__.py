@@ -7,6 +7,7 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Blueprints, the view modules' navigation and case-page sections, label enums, periodic jobs."""
     from complaints import (
+        demo,
         models,
         tasks,
         views_calendar,
@@ -32,7 +33,8 @@ def init_app(app: Flask) -> None:
                          models.YearStatus, models.CaseRole, models.ExtensionStatus, models.Relation,
                          models.Satisfaction, models.ReopenStatus, models.ReplyVia)
     app.jinja_env.globals["complaint_actor_name"] = actor_name
-    # Each view module adds its navigation entries, case-page sections and demo seeders.
+    app.extensions.setdefault("demo_seeders", []).append(demo.seed_demo)  # flask seed-demo
+    # Each view module adds its navigation entries and case-page sections.
     for module in (views_calendar, views_intake, views_cases, views_outcomes, views_remedies, views_ledger,
                    views_settings):
         module.init_app(app)

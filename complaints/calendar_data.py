@@ -271,10 +271,5 @@ def seed_calendar_command(years: tuple[int, ...]) -> None:
         click.echo(f"No official calendar for {', '.join(map(str, missing))}: deadlines there are provisional.")
 
 
-def seed_demo() -> None:
-    """Demo seeder: the calendar years the package covers."""
-    seed_from_chinesecalendar(actor="demo")
-
-
 __all__ = ["CalendarError", "mark_year_official", "prefill_statutory_holidays", "remove_calendar_day",
            "seed_from_chinesecalendar", "set_calendar_day", "package_years"]

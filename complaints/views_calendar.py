@@ -309,5 +309,4 @@ def init_app(app: Flask) -> None:
     register_nav(app, _l("工作日历"), "complaints_admin.calendar_years",
                  lambda user, institution: user.has_role(Role.PLATFORM_ADMIN), per_institution=False, order=5)
     app.cli.add_command(calendar_data.seed_calendar_command)
-    app.extensions.setdefault("demo_seeders", []).append(calendar_data.seed_demo)
     case_section(app, "complaints/calendar/_case_deadline.html", order=15)

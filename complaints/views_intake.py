@@ -495,9 +495,4 @@ def init_app(app: Flask) -> None:
     case_section(app, "complaints/intake/_case_intake.html", order=5)
     app.jinja_env.globals["complaint_alert_button"] = alert_button_context
     app.jinja_env.globals["complaint_attachments"] = complaint_attachments
-    app.extensions.setdefault("demo_seeders", []).append(seed_demo)
 
-
-def seed_demo() -> None:
-    """The national complaint categories."""
-    intake.default_categories(actor="seed-demo")

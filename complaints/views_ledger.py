@@ -218,12 +218,5 @@ def init_app(app: Flask) -> None:
     register_nav(app, _l("投诉统计"), "complaints_staff.stats_page", sees_stats, order=37)
     register_nav(app, _l("区域投诉统计"), "complaints_admin.region_stats_home", lambda u, i: _sees_regions(u),
                  per_institution=False, order=6)
-    app.extensions.setdefault("demo_seeders", []).append(seed_demo)
 
-
-def seed_demo() -> None:
-    """A living complaint office: a few hundred cases per hospital, every status, channel and category."""
-    from complaints import demo
-
-    demo.seed_cases()
 

@@ -118,8 +118,10 @@ def test_seed_calendar_command_is_idempotent(app, ctx):
     assert year_row(2026).version == 1
 
 
-def test_demo_seeder_is_registered(app):
-    assert calendar_data.seed_demo in app.extensions["demo_seeders"]
+def test_the_complaint_demo_seeder_is_registered(app):
+    from complaints import demo
+
+    assert demo.seed_demo in app.extensions["demo_seeders"]
 
 
 # Edits ------------------------------------------------------------------------------

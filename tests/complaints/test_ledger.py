@@ -15,6 +15,7 @@ from openpyxl import load_workbook
 from sqlalchemy import event, select
 
 from complaints import demo, ledger
+from complaints.demo.writing import write_rows
 from complaints.models import Complaint
 from core.extensions import db
 from organisation.models import Institution
@@ -234,7 +235,7 @@ def three_thousand_cases(rmyy, categories):
              "replied_at": start + timedelta(minutes=97 * i, days=3),
              "closed_at": start + timedelta(minutes=97 * i, days=4), "deadline_trace": {}, "version": 1}
             for i in range(3000)]
-    demo.write_rows(Complaint, rows)
+    write_rows(Complaint, rows)
     db.session.flush()
     return rmyy
 

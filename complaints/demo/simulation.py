@@ -1,179 +1,36 @@
-"""Demo complaints: a living complaint office for `flask seed-demo`, and 100,000 cases for the benchmark.
-
-Seed 004 asks for "一体化患者投诉服务中心 … 健全并落实患者投诉、接待、受理、处理、反馈制度，
-规范处理程序，建立医患矛盾纠纷事件台账管理制度"; the demo fills that office with plausible
-cases from every channel and category, in every status, with their timeline, departments,
-replies, feedback, rectifications (整改) and refunds, so that the queues, case pages, the
-ledger and the statistics have something true-looking to show.
-
-Cases are simulated one by one (receipt → acceptance → routing → reply draft → approval →
-sending → closing → feedback, each step at a plausible working-hour time) and cut at
-``now``: whatever would happen later has not happened yet, so recent cases are still open and
-a few old ones are overdue. Deadlines are counted with complaints.deadlines (the official
-calendar, the day of receipt not counted).
-
-They are written with bulk inserts, not through the services (which audit and notify per
-case): COPY on PostgreSQL, executemany elsewhere. Case numbers follow the intake's format
-and the per-institution counters are moved past them, so that cases registered later keep
-counting from there. Complainants are invented (names and phone numbers are not real).
-"""
+"""Demo complaints: one case simulated from receipt to feedback, cut at ``now``."""
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Table, func, select
+from sqlalchemy import select
 
 from complaints import deadlines, workdays
+from complaints.demo.texts import (
+    CATEGORY_WEIGHTS,
+    CHANNEL_WEIGHTS,
+    DECLINE_WEIGHTS,
+    GIVEN,
+    SATISFACTION_WEIGHTS,
+    SURNAMES,
+    TEMPLATES,
+    Template,
+)
 from complaints.models import (
-    CaseCounter,
-    CaseDepartment,
-    CaseEvent,
-    CasePause,
-    Complaint,
     ComplaintSettings,
     DeclineReason,
-    Feedback,
-    Rectification,
-    Refund,
-    Reply,
     Status,
 )
 from core.clock import local_timezone
-from core.db import utcnow
 from core.extensions import db
 from organisation.models import Department, Institution, Role, Touchpoint
 from organisation.services import staff_with_roles
 
-try:  # the complaints' concerned departments (涉及科室), when the intake's table exists
-    from complaints.models.cases import complaint_concerned_department as CONCERNED
-except ImportError:  # pragma: no cover - older model
-    CONCERNED = None
-
-ACTOR = "seed-demo"
-
-
-# What patients complain about ------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Template:
-    subject: str
-    description: str
-    wish: str
-    departments: tuple[str, ...]     # department codes, most likely first
-    touchpoint: str | None = None
-    measure: str = ""                # what the hospital did (reply and rectification)
-
-
-TEMPLATES: dict[str, list[Template]] = {
-    "attitude": [
-        Template("挂号窗口工作人员态度生硬", "上午九点多在门诊挂号收费窗口咨询医保报销流程，工作人员很不耐烦，"
-                 "问了两遍就说“自己看墙上”，感觉很不被尊重。", "希望窗口人员改进服务态度，并给我一个解释。",
-                 ("CWK", "MZB"), "W-GH-01", "对当事窗口人员进行批评教育，组织收费窗口开展文明用语和医保政策培训"),
-        Template("夜班护士呼叫后迟迟不来，语气很冲",
-                 "父亲住院期间晚上输液快完了，按呼叫铃二十多分钟才有护士过来，来了以后还说“催什么催”。",
-                 "希望护理部加强教育，改善夜班服务。", ("HLB", "XNK", "XHNK", "PWK", "GK"), None,
-                 "护理部约谈当班护士，调整夜班人力排班，病区开展呼叫响应时间专项检查"),
-        Template("儿科医生问诊太快，不解释病情",
-                 "孩子发烧带到儿科门诊，医生看了不到两分钟就开了化验单，问孩子情况严不严重也不回答。",
-                 "希望医生能耐心解释病情和用药。", ("EK",), "C-EK-01",
-                 "科室组织医患沟通培训，门诊增加高峰时段出诊医生"),
-        Template("药房发药不交代用法用量",
-                 "在门诊西药房取药，工作人员把药往窗口一放就叫下一个，没有交代用法，回家发现两种药不知道怎么吃。",
-                 "希望药房发药时说明用法用量。", ("YJK",), "W-YF-01", "药房落实发药交代制度，增设用药咨询窗口"),
-        Template("出院结算来回跑了三趟",
-                 "办理出院结算时窗口说资料不全，让回病区补，病区又让回窗口，来回跑了三趟，老人在大厅等了两个多小时。",
-                 "希望一次性告知所需材料，不要推诿。", ("RYGL", "CWK"), "D-CY-01",
-                 "出院结算实行一次性告知清单，病区与结算窗口建立材料交接核对机制"),
-        Template("导诊人员指路不耐烦", "第一次来医院不熟悉，问导诊台放射科在哪，工作人员头也没抬随手一指。",
-                 "希望导诊人员热情一些。", ("MZB",), None, "门诊部对导诊人员进行服务规范培训并纳入月度考核"),
-    ],
-    "charges": [
-        Template("住院费用清单有重复收费",
-                 "出院后核对费用清单，发现同一天的静脉输液费收了两次，护理费也比实际住院天数多一天。",
-                 "请核实并退还多收的费用。", ("CWK", "RYGL"), "D-CY-01",
-                 "财务科逐项核对住院费用，退还重复收取的费用，并对计费人员进行培训"),
-        Template("CT 检查费用与告知的不一致",
-                 "做 CT 前医生说三百多元，缴费时却收了五百多，窗口说是增强检查，但医生没有告诉我要做增强。",
-                 "希望说明收费依据，多收的退还。", ("FSK", "CWK"), "W-FS-01",
-                 "放射科落实检查项目及费用事前告知，财务科复核收费"),
-        Template("医保报销比例比上次低很多", "这次住院医保报销的比例比上次低很多，窗口解释不清楚，只说是系统算的。",
-                 "希望给出详细的报销明细和解释。", ("CWK",), "W-GH-02",
-                 "医保办提供费用结算明细并逐项解释，窗口增设医保政策咨询"),
-        Template("取消检查后退费迟迟未到账", "检查取消后申请了退费，已经过去两周还没到账，打电话询问也没人说得清楚。",
-                 "尽快办理退费。", ("CWK",), None, "财务科优化退费流程，退费办理时限压缩至 3 个工作日，并短信告知进度"),
-        Template("药品价格比药店贵", "同样的药在医院买比外面药店贵了十几块钱，怀疑乱收费。", "希望核实药品价格。",
-                 ("YJK", "CWK"), "W-YF-01", "药剂科核对药品价格执行情况，向患者说明集中采购价格政策"),
-    ],
-    "quality_safety": [
-        Template("术后伤口感染，换药不及时", "父亲在普外科做完手术后第五天伤口红肿流脓，换药不及时，担心感染扩散。",
-                 "请尽快组织会诊处理，并说明原因。", ("PWK", "YWK"), "B-PWK",
-                 "医务科组织会诊调整治疗方案，科室开展术后切口管理质控检查"),
-        Template("两次化验结果相差很大",
-                 "同一天抽血化验两次，血糖结果相差很大，第一次的报告明显有问题，医生据此加了药量。",
-                 "请核查检验流程，给出说法。", ("JYK", "YWK"), "W-CX-01",
-                 "检验科复核标本和仪器质控记录，完善异常结果复检制度"),
-        Template("输液后过敏，医生半小时才到", "输液后全身起疹子，叫了护士半小时医生才来处理，非常担心。",
-                 "要求查明原因，加强用药观察。", ("XNK", "HLB", "YWK"), "B-XNK",
-                 "科室对用药不良反应处置流程进行复盘，加强输液巡视"),
-        Template("急诊胸痛等了一个多小时", "老人胸痛到急诊，分诊后等了一个多小时才看上医生，期间病情加重。",
-                 "希望急诊改进分诊和候诊管理。", ("JZK", "YWK"), "C-JZ-01",
-                 "急诊科落实胸痛患者优先分诊，高峰时段增派医生"),
-        Template("骨科术后康复指导不到位", "母亲骨科术后出院时没有人讲康复注意事项，回家后不敢下地，又回来复诊两次。",
-                 "希望加强出院指导。", ("GK", "HLB"), "B-GK", "病区完善出院康复指导单，出院前由责任护士逐项讲解"),
-    ],
-    "environment": [
-        Template("病区卫生间不干净有异味", "住院楼卫生间地面湿滑，垃圾桶满了也没人清理，味道很大。",
-                 "希望增加保洁频次。", ("ZWK",), None, "总务科督促保洁公司增加巡查保洁频次，并在卫生间张贴保洁记录"),
-        Template("排队进停车场排了一个小时", "周一上午送老人来看病，排队进停车场排了一个小时，错过了预约时间。",
-                 "希望改善停车管理，增加临时车位。", ("ZWK", "BWK"), None, "高峰时段增派车辆疏导人员，开放临时停车区"),
-        Template("住院餐饭菜是凉的", "住院期间饭菜送到就是凉的，一周都是同样几个菜，老人吃不下。", "希望改进膳食质量。",
-                 ("ZWK",), None, "营养食堂更换保温餐车，调整菜谱每周轮换"),
-        Template("门诊电梯一周坏了两次", "门诊楼电梯这周坏了两次，老人只能爬楼梯上三楼。", "尽快维修，保障老人出行。",
-                 ("ZWK",), None, "联系维保单位全面检修电梯，故障期间安排专人引导老人使用备用电梯"),
-        Template("自助机经常故障，没有人指导", "挂号自助机总是卡住，旁边没有工作人员指导，只能回到人工窗口重新排队。",
-                 "希望安排人员指导并及时维修。", ("MZB", "ZWK"), None,
-                 "门诊大厅安排志愿者指导自助机使用，建立故障报修响应机制"),
-    ],
-    "ethics": [
-        Template("医生让到院外指定药店买药", "医生开完处方后让到医院外面某药店买药，说那里有货，怀疑有利益关系。",
-                 "请调查核实。", ("YWK",), None, "医务科调查核实，重申禁止指定院外购药的规定"),
-        Template("检查排队时有人被带着插队", "排队做 B 超时，看到有人被工作人员直接带进去插队，排队的人都很有意见。",
-                 "希望公平对待每位患者。", ("FSK", "MZB"), None,
-                 "医技科室实行叫号系统排队，禁止人为插队，设立监督电话"),
-        Template("怀疑有工作人员收受患者家属财物", "看到有工作人员收了病人家属送的购物卡，风气不好。",
-                 "希望医院严肃处理。", ("YWK",), None, "纪检部门调查核实，开展医德医风专题教育"),
-    ],
-    "security": [
-        Template("夜间病房有陌生人进出推销", "晚上病房有陌生人进来推销保健品，还翻看床头柜，很不安全。",
-                 "加强病区门禁管理。", ("BWK",), None, "保卫科加强夜间巡查，病区落实门禁和探视登记"),
-        Template("电动车在医院门口被盗", "停在医院门口的电动车被盗，保安说监控看不清。", "希望调取监控并加强巡逻。",
-                 ("BWK",), None, "保卫科配合公安机关调取监控，增设停车区监控探头"),
-    ],
-    "other": [
-        Template("专家号太难挂", "网上预约专家号一放号就没了，现场也挂不到，跑了三次都没看上。", "希望增加号源。",
-                 ("MZB",), None, "门诊部调整专家出诊安排，增加号源并预留部分现场号"),
-        Template("检验报告手机上查不到", "化验报告要到医院现场自助机打印，手机上查不到，外地来看病很不方便。",
-                 "希望开通线上查询。", ("JYK", "MZB"), None, "信息科开通微信公众号检验报告查询"),
-        Template("门诊标识不清楚，找科室找了很久", "门诊楼标识不清楚，找放射科找了二十多分钟。", "希望完善导诊标识。",
-                 ("MZB",), None, "门诊部全面梳理导视标识，增设楼层指引"),
-    ],
-}
-
-CATEGORY_WEIGHTS = {"attitude": 30, "charges": 16, "quality_safety": 12, "environment": 16, "ethics": 5,
-                    "security": 4, "other": 12}
-CHANNEL_WEIGHTS = {"walk_in": 24, "phone": 24, "self_service": 20, "hotline_12345": 12, "letter": 4, "email": 5,
-                   "survey_alert": 11}
-DECLINE_WEIGHTS = {DeclineReason.REPEATED: 35, DeclineReason.IN_MEDIATION: 20, DeclineReason.IN_COURT: 15,
-                   DeclineReason.BEFORE_AUTHORITY: 15, DeclineReason.NO_SUBJECT: 12, DeclineReason.CRIMINAL: 3}
-SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎"
-GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国兰玉红梅志文斌海燕颖凤鹏宇欣怡浩然子涵雨轩晨"
-SATISFACTION_WEIGHTS = {"satisfied": 55, "basically": 30, "unsatisfied": 15}
+ACTOR = "seed-demo"  # how the timeline and the audit trail name the demo
 
 
 # The institution's people and places ---------------------------------------------------
@@ -576,111 +433,7 @@ def _finish(case: Case, state: dict[str, Any]) -> Case:
     return case
 
 
-# Writing many rows fast ------------------------------------------------------------------
-
-def _table(model_or_table: Any) -> Table:
-    return getattr(model_or_table, "__table__", model_or_table)
-
-
-def _defaults(table: Table) -> dict[str, Callable[[], Any]]:
-    """Python-side column defaults (COPY bypasses them, so they are filled in here)."""
-    found = {}
-    for column in table.columns:
-        default = column.default
-        if default is None or column.primary_key:
-            continue
-        if default.is_callable:
-            found[column.name] = (lambda d=default: d.arg(None))
-        elif default.is_scalar:
-            found[column.name] = (lambda v=default.arg: v)
-    return found
-
-
-def write_rows(model_or_table: Any, rows: list[dict[str, Any]], *, batch: int = 5000) -> int:
-    """Insert plain dicts in bulk: COPY on PostgreSQL, executemany elsewhere. Python-side defaults are applied."""
-    if not rows:
-        return 0
-    table = _table(model_or_table)
-    defaults = _defaults(table)
-    given = set().union(*(row.keys() for row in rows))
-    names = [c.name for c in table.columns if c.name in given or c.name in defaults]
-
-    def value(row: dict[str, Any], name: str) -> Any:
-        if name in row:
-            return row[name]
-        return defaults[name]() if name in defaults else None
-
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        raw = connection.connection.driver_connection
-        columns = ", ".join(f'"{n}"' for n in names)
-        json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
-        with raw.cursor() as cursor:
-            with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-                for row in rows:
-                    copy.write_row([json.dumps(value(row, n), ensure_ascii=False) if n in json_columns
-                                    else value(row, n) for n in names])
-        return len(rows)
-    for start in range(0, len(rows), batch):
-        db.session.execute(table.insert(), [{n: value(row, n) for n in names} for row in rows[start:start + batch]])
-    return len(rows)
-
-
-def _reserve_ids(count: int) -> list[int]:
-    """Complaint ids for rows inserted with explicit ids (children need them first)."""
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        return list(db.session.scalars(db.text(
-            "SELECT nextval(pg_get_serial_sequence('complaint', 'id')) FROM generate_series(1, :n)"), {"n": count}))
-    start = (db.session.scalar(select(func.max(Complaint.id))) or 0) + 1
-    return list(range(start, start + count))
-
-
-def _numbers(office: Office, cases: list[Case]) -> None:
-    """Case numbers in receipt order per year, continuing (and then moving) the intake's counters."""
-    tz = local_timezone()
-    counters = {row.year: row for row in db.session.scalars(
-        select(CaseCounter).where(CaseCounter.institution_id == office.institution.id))}
-    last: dict[int, int] = {year: row.last_number for year, row in counters.items()}
-    for case in sorted(cases, key=lambda c: c.values["received_at"]):
-        year = case.values["received_at"].astimezone(tz).year
-        last[year] = last.get(year, 0) + 1
-        case.values["case_number"] = f"{office.prefix}{year}-{last[year]:05d}"
-    for year, number in last.items():
-        if year in counters:
-            counters[year].last_number = number
-        else:
-            db.session.add(CaseCounter(institution_id=office.institution.id, year=year, last_number=number))
-    db.session.flush()
-
-
-def write_cases(cases: list[Case]) -> int:
-    """Insert simulated cases and everything that hangs off them."""
-    if not cases:
-        return 0
-    ids = _reserve_ids(len(cases))
-    children: dict[Any, list[dict[str, Any]]] = {CaseDepartment: [], CaseEvent: [], Reply: [], Feedback: [],
-                                                 Rectification: [], Refund: [], CasePause: []}
-    concerned = []
-    for cid, case in zip(ids, cases, strict=True):
-        case.values["id"] = cid
-        for model, rows in ((CaseDepartment, case.departments), (CaseEvent, case.events), (Reply, case.replies),
-                            (Feedback, case.feedback), (Rectification, case.rectifications),
-                            (Refund, case.refunds), (CasePause, case.pauses)):
-            children[model].extend({**row, "complaint_id": cid} for row in rows)
-        concerned.extend({"complaint_id": cid, "department_id": d} for d in dict.fromkeys(case.concerned))
-    write_rows(Complaint, [c.values for c in cases])
-    for model, rows in children.items():
-        write_rows(model, rows)
-    if CONCERNED is not None:
-        write_rows(CONCERNED, concerned)
-    db.session.flush()
-    return len(cases)
-
-
-# The demo and the benchmark ----------------------------------------------------------------
-
-def _received_times(rng: random.Random, n: int, *, days: int, now: datetime,
+def received_times(rng: random.Random, n: int, *, days: int, now: datetime,
                     recent_share: float = 0.0) -> list[datetime]:
     """``n`` receipt times over the last ``days`` days (``recent_share`` of them in the last 30 days): working
     hours, fewer at weekends, none in the future."""
@@ -695,66 +448,3 @@ def _received_times(rng: random.Random, n: int, *, days: int, now: datetime,
         if at < now - timedelta(minutes=20):
             times.append(at)
     return sorted(times)
-
-
-def seed_cases(n_per_institution: int = 300, seed: int = 2026, *, institutions: Iterable[Institution] | None = None,
-               days: int = 200, now: datetime | None = None) -> int:
-    """Demo cases for every active institution (a third as many for grassroots ones); returns how many."""
-    now = now or utcnow()
-    if institutions is None:
-        institutions = db.session.scalars(select(Institution).where(Institution.active.is_(True))
-                                          .order_by(Institution.id)).all()
-    total = 0
-    for institution in institutions:
-        rng = random.Random(f"{seed}:{institution.registration_code}")
-        office = office_for(institution)
-        n = n_per_institution if institution.level != "grassroots" else max(n_per_institution // 3, 1)
-        phones: list[str] = []
-        # A third arrived in the last month: the demo office has work in hand, not only an archive.
-        times = _received_times(rng, n, days=days, now=now, recent_share=0.33)
-        holds = [pick_hold(rng, at, now) for at in times]
-        # Every status on show: the most recent cases stop at each open status once, an older one is reopened.
-        # (old enough to have got there: a week covers the 5 working days of a reply)
-        recent = [i for i, at in enumerate(times) if 7 <= (now - at).days <= 12]
-        for k, status in enumerate(HOLD_RECENT):
-            if recent:
-                holds[recent[k * len(recent) // len(HOLD_RECENT)]] = status
-        older = [i for i, at in enumerate(times) if 20 <= (now - at).days <= 60]
-        if older:
-            holds[older[len(older) // 2]] = Status.REOPENED.value
-        cases = [simulate(rng, office, at, now, phones=phones, hold=hold)
-                 for at, hold in zip(times, holds, strict=True)]
-        _numbers(office, cases)
-        total += write_cases(cases)
-    return total
-
-
-def generate_bulk(institution: Institution, n: int = 100_000, *, seed: int = 7, years: float = 3.0,
-                  recent_share: float = 0.0, batch: int = 10_000, now: datetime | None = None,
-                  progress: Callable[[int], None] | None = None) -> int:
-    """``n`` cases in one institution for the benchmark, spread evenly over ``years`` years, written in batches.
-
-    100,000 cases over three years is about 90 a day, a very large hospital; about one in a hundred is open.
-    ``recent_share`` puts that share of them in the last 30 days instead (a backlog: more open cases).
-    """
-    now = now or utcnow()
-    rng = random.Random(seed)
-    office = office_for(institution)
-    phones: list[str] = []
-    times = _received_times(rng, n, days=int(365 * years), now=now, recent_share=recent_share)
-    written = 0
-    for chunk in _chunks(times, batch):
-        cases = [simulate(rng, office, at, now, trace=False, phones=phones, hold=pick_hold(rng, at, now))
-                 for at in chunk]
-        if len(phones) > 5000:
-            del phones[:-5000]
-        _numbers(office, cases)
-        written += write_cases(cases)
-        if progress:
-            progress(written)
-    return written
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -1,0 +1,74 @@
+"""Demo complaints: a living complaint office for `flask seed-demo`, and 100,000 cases for the benchmark.
+
+Seed 004 asks for "一体化患者投诉服务中心 … 健全并落实患者投诉、接待、受理、处理、反馈制度，
+规范处理程序，建立医患矛盾纠纷事件台账管理制度"; the demo fills that office with plausible
+cases from every channel and category, in every status, with their timeline, departments,
+replies, feedback, rectifications (整改) and refunds, so that the queues, case pages, the
+ledger and the statistics have something true-looking to show.
+
+Cases are simulated one by one (receipt → acceptance → routing → reply draft → approval →
+sending → closing → feedback, each step at a plausible working-hour time) and cut at
+``now``: whatever would happen later has not happened yet, so recent cases are still open and
+a few old ones are overdue. Deadlines are counted with complaints.deadlines (the official
+calendar, the day of receipt not counted).
+
+They are written with bulk inserts, not through the services (which audit and notify per
+case): COPY on PostgreSQL, executemany elsewhere. Case numbers follow the intake's format
+and the per-institution counters are moved past them, so that cases registered later keep
+counting from there. Complainants are invented (names and phone numbers are not real).
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+
+from complaints.demo.simulation import ACTOR, HOLD_RECENT, office_for, pick_hold, received_times, simulate
+from complaints.demo.writing import number_cases, write_cases
+from complaints.models import Status
+from core.db import utcnow
+from core.extensions import db
+from organisation.models import Institution
+
+
+def seed_cases(n_per_institution: int = 300, seed: int = 2026, *, institutions: Iterable[Institution] | None = None,
+               days: int = 200, now: datetime | None = None) -> int:
+    """Demo cases for every active institution (a third as many for grassroots ones); returns how many."""
+    now = now or utcnow()
+    if institutions is None:
+        institutions = db.session.scalars(select(Institution).where(Institution.active.is_(True))
+                                          .order_by(Institution.id)).all()
+    total = 0
+    for institution in institutions:
+        rng = random.Random(f"{seed}:{institution.registration_code}")
+        office = office_for(institution)
+        n = n_per_institution if institution.level != "grassroots" else max(n_per_institution // 3, 1)
+        phones: list[str] = []
+        # A third arrived in the last month: the demo office has work in hand, not only an archive.
+        times = received_times(rng, n, days=days, now=now, recent_share=0.33)
+        holds = [pick_hold(rng, at, now) for at in times]
+        # Every status on show: the most recent cases stop at each open status once, an older one is reopened.
+        # (old enough to have got there: a week covers the 5 working days of a reply)
+        recent = [i for i, at in enumerate(times) if 7 <= (now - at).days <= 12]
+        for k, status in enumerate(HOLD_RECENT):
+            if recent:
+                holds[recent[k * len(recent) // len(HOLD_RECENT)]] = status
+        older = [i for i, at in enumerate(times) if 20 <= (now - at).days <= 60]
+        if older:
+            holds[older[len(older) // 2]] = Status.REOPENED.value
+        cases = [simulate(rng, office, at, now, phones=phones, hold=hold)
+                 for at, hold in zip(times, holds, strict=True)]
+        number_cases(office, cases)
+        total += write_cases(cases)
+    return total
+
+
+def seed_demo() -> None:
+    """`flask seed-demo`: the working-day calendar, the national categories, a few hundred cases per hospital."""
+    from complaints import calendar_data, intake
+
+    calendar_data.seed_from_chinesecalendar(actor="demo")
+    intake.default_categories(actor=ACTOR)
+    seed_cases()
