@@ -18,9 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from core.extensions import db
-from core.tasks import job_logger
+from core.tasks import enqueue, job_logger
 from survey import versioning
-from survey.models import Channel, SurveyInbox
+from survey.models import Channel, InboxContext, SurveyInbox
 from survey.qr import CodeInfo
 from survey.submission import Context, SubmissionError, check_submission, submit_response
 
@@ -33,11 +33,11 @@ def accept_rating(info: CodeInfo, definition: dict[str, Any], submission_id: str
                   form_problem: str | None, fill_seconds: float | None, device_hash: str, ip_hash: str) -> bool:
     """Validate a QR rating and write it to the inbox; False when this submission was already received."""
     check_submission(definition, submission_id, form.get, form.getlist)
+    meta = InboxContext(institution_id=info.institution_id, code_id=info.code_id, touchpoint_id=info.touchpoint_id,
+                        department_id=info.department_id, version_id=info.version_id, fill_seconds=fill_seconds,
+                        form_problem=form_problem, device_hash=device_hash, ip_hash=ip_hash)
     payload = {
-        "meta": {"institution_id": info.institution_id, "code_id": info.code_id,
-                 "touchpoint_id": info.touchpoint_id, "department_id": info.department_id,
-                 "version_id": info.version_id, "fill_seconds": fill_seconds, "form_problem": form_problem,
-                 "device_hash": device_hash, "ip_hash": ip_hash},
+        "meta": meta.to_json(),
         "form": {key: form.getlist(key) for key in form if key.startswith("q_") or key == "contact_phone"},
     }
     return _store({"submission_id": submission_id, "payload": payload})
@@ -84,24 +84,23 @@ def process_inbox(limit: int = BATCH, *, submission_id: str | None = None) -> in
     created, alert_ids, done = 0, [], []
     for row in rows:
         meta = row.meta
-        context = Context(institution_id=meta["institution_id"], channel=Channel.TOUCHPOINT_QR,
-                          version_id=meta["version_id"], definition=versioning.published_definition(meta["version_id"]),
-                          touchpoint_id=meta["touchpoint_id"], department_id=meta["department_id"],
-                          code_id=meta["code_id"], form_problem=meta["form_problem"],
-                          fill_seconds=meta["fill_seconds"], device_hash=meta["device_hash"],
-                          ip_hash=meta["ip_hash"])
+        context = Context(institution_id=meta.institution_id, channel=Channel.TOUCHPOINT_QR,
+                          version_id=meta.version_id, definition=versioning.published_definition(meta.version_id),
+                          touchpoint_id=meta.touchpoint_id, department_id=meta.department_id,
+                          code_id=meta.code_id, form_problem=meta.form_problem,
+                          fill_seconds=meta.fill_seconds, device_hash=meta.device_hash, ip_hash=meta.ip_hash)
         data = MultiDict([(key, value) for key, values in row.payload["form"].items() for value in values])
         try:
-            response, was_new = submit_response(context, row.submission_id, data.get, data.getlist,
-                                                received_at=row.received_at)
+            stored = submit_response(context, row.submission_id, data.get, data.getlist,
+                                     received_at=row.received_at)
         except SubmissionError as exc:  # answers were checked on receipt: only a bug gets here
             row.attempts += 1
             row.last_error = str(exc)[:500]
             log.error("inbox row %s could not be processed: %s", row.id, exc)
             continue
-        created += int(was_new)
-        if getattr(response, "needs_processing", False):
-            alert_ids.append(response.id)
+        created += int(stored.created)
+        if stored.alert_id is not None:
+            alert_ids.append(stored.alert_id)
         done.append(row.id)
     if done:
         # One DELETE for the batch, without matching it against the session's objects:
@@ -109,14 +108,23 @@ def process_inbox(limit: int = BATCH, *, submission_id: str | None = None) -> in
         db.session.execute(delete(SurveyInbox).where(SurveyInbox.id.in_(done))
                            .execution_options(synchronize_session=False))
     db.session.commit()
-    if alert_ids:
-        from survey import tasks
-
-        for response_id in alert_ids:
-            tasks.process_response(response_id)
+    notify_alerts(alert_ids)
     if rows and submission_id is None:
         log.info("inbox: %d rows, %d responses created", len(rows), created)
     return len(rows)
+
+
+def notify_alerts(alert_ids: list[int]) -> None:
+    """Queue the notice of each alert just committed; the alert sweep re-drives any that could not be queued."""
+    if not alert_ids:
+        return
+    from survey import tasks
+
+    for alert_id in alert_ids:
+        try:
+            enqueue(tasks.notify_alert, alert_id)
+        except Exception:  # the alert is committed: the sweep sends it within minutes
+            log.exception("could not queue the notice of alert %s", alert_id)
 
 
 def drain_inbox() -> int:

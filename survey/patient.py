@@ -19,7 +19,7 @@ from sqlalchemy import select
 from core.extensions import db
 from core.ratelimit import client_address, limited, retry_after_header
 from survey import qr, tokens, versioning
-from survey.models import SurveyResponse, TemplateVersion
+from survey.models import TemplateVersion
 from survey.submission import SUBMISSION_ID_RE, SubmissionError, find_by_submission_id
 
 bp = Blueprint("patient", __name__)
@@ -109,17 +109,12 @@ def render_rejected(version: TemplateVersion | dict[str, Any], error: Submission
                          submission_id=submission_id if len(submission_id) >= 16 else None, status=400)
 
 
-def after_commit(response: SurveyResponse) -> None:
-    """Queue work that needs Redis, only when there is some; a periodic sweep re-drives it if Redis was down."""
-    from core.tasks import enqueue
-    from survey import tasks
+def after_commit(alert_id: int | None) -> None:
+    """Queue the notice of the alert a response just committed raised, if any; the alert sweep re-drives it."""
+    from survey import inbox
 
-    if not tasks.needs_processing(response):
-        return
-    try:
-        enqueue(tasks.process_response, response.id)
-    except Exception:  # Redis down: the response is safe; the sweep picks it up
-        current_app.logger.exception("could not queue follow-up work for a response")
+    if alert_id is not None:
+        inbox.notify_alerts([alert_id])
 
 
 def institution_name(institution_id: int) -> str:
@@ -201,9 +196,10 @@ def thanks(submission_id: str):
         if waiting is None:
             abort(404)
         form = waiting.payload["form"]
-        return thanks_page(waiting.meta["institution_id"], submission_id,
+        meta = waiting.meta
+        return thanks_page(meta.institution_id, submission_id,
                            contact=any(k.endswith("_CONTACT") and v == ["yes"] for k, v in form.items()),
-                           low=_low_overall(waiting.meta["version_id"], form))
+                           low=_low_overall(meta.version_id, form))
     contact = any(a.item_code.endswith("_CONTACT") and a.value == "yes" for a in response.answers)
     low = response.overall_score is not None and response.overall_score <= 50
     return thanks_page(response.institution_id, response.submission_id, contact=contact, low=low)

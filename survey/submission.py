@@ -128,10 +128,50 @@ def check_submission(definition: dict[str, Any], submission_id: str, get: Callab
     return answers, _contact_phone(definition, {a.code: a for a in answers}, get)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What submit_response did: the response, whether this call stored it, and the alert it raised.
+
+    ``alert_id`` is for the caller to notify after its commit (``patient.after_commit``).
+    """
+
+    response: SurveyResponse
+    created: bool
+    alert_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A submission checked and scored, before anything is written: what every way of storing it shares."""
+
+    answers: list[definitions.ParsedAnswer]
+    contact_phone: str | None
+    overall_score: float | None
+    comment: str
+    flags: list[str]               # the flags read from the form alone (token, fill time)
+    alert_reasons: list[str]
+
+
+def prepare(context: Context, settings: EffectiveSettings, submission_id: str, get: Callable[[str], Any],
+            getlist: Callable[[str], list]) -> Prepared:
+    """Check, score and flag one submission without touching the database; raises SubmissionError."""
+    definition = context.definition
+    answers, contact_phone = check_submission(definition, submission_id, get, getlist)
+    by_code = {a.code: a for a in answers}
+    reasons: list[str] = []
+    if context.channel != Channel.STAFF_TOKEN:
+        # Staff answers are anonymous: no alert may point a department at one of them.
+        reasons = alert_reasons(definition, by_code, settings, contact_requested=contact_phone is not None)
+    return Prepared(answers=answers, contact_phone=contact_phone,
+                    overall_score=definitions.overall_score(definition, answers),
+                    comment=_comment(definition, by_code), flags=form_flags(context, settings),
+                    alert_reasons=reasons)
+
+
 def submit_response(context: Context, submission_id: str, get: Callable[[str], Any],
                     getlist: Callable[[str], list], *, actor: Any = "patient",
-                    received_at: datetime | None = None) -> tuple[SurveyResponse, bool]:
-    """Store one response for ``submission_id``; a repeat returns the stored one and False.
+                    received_at: datetime | None = None) -> Stored:
+    """Store one response for ``submission_id``; a repeat returns the stored one, not created.
 
     ``received_at`` is when the patient sent it (for rows taken from the inbox);
     flags and the stored time use it. Raises SubmissionError as check_submission does.
@@ -139,12 +179,10 @@ def submit_response(context: Context, submission_id: str, get: Callable[[str], A
     if context.channel == Channel.PHONE_FOLLOWUP and context.interviewer_id is None:
         # Modes score differently: a phone answer is only usable with its interviewer.
         raise SubmissionError(gettext("电话回访的回答必须记录回访人员。"))
-    definition = context.definition
-    answers, contact_phone = check_submission(definition, submission_id, get, getlist)
-    by_code = {a.code: a for a in answers}
     settings = context.settings or EffectiveSettings.of(db.session.get(SurveySettings, context.institution_id))
+    prepared = prepare(context, settings, submission_id, get, getlist)
     now = received_at or utcnow()
-    flags = _flags(context, settings, now)
+    flags = sorted(set(prepared.flags) | set(_history_flags(context, settings, now)))
     response = SurveyResponse(
         institution_id=context.institution_id,
         submission_id=submission_id,
@@ -156,14 +194,14 @@ def submit_response(context: Context, submission_id: str, get: Callable[[str], A
         interviewer_id=context.interviewer_id,
         submitted_at=now,
         fill_seconds=context.fill_seconds,
-        overall_score=definitions.overall_score(definition, answers),
-        comment=_comment(definition, by_code),
+        overall_score=prepared.overall_score,
+        comment=prepared.comment,
         device_hash=context.device_hash,
         ip_hash=context.ip_hash,
         flags=flags,
         excluded=bool(flags),
         answers=[SurveyAnswer(item_code=a.code, value=a.value, score=a.score, not_applicable=a.not_applicable)
-                 for a in answers],
+                 for a in prepared.answers],
     )
     # The unique submission id decides: a retry or double tap loses the insert
     # and gets the stored response back. The savepoint keeps the caller's other
@@ -176,19 +214,14 @@ def submit_response(context: Context, submission_id: str, get: Callable[[str], A
         existing = find_by_submission_id(submission_id)
         if existing is None:
             raise
-        return existing, False
-    if contact_phone is not None:
+        return Stored(existing, False)
+    if prepared.contact_phone is not None:
         db.session.add(ContactRequest(institution_id=context.institution_id, response_id=response.id,
-                                      phone=contact_phone or None))
-    alert = None
-    if context.channel != Channel.STAFF_TOKEN:
-        # Staff answers are anonymous: no alert may point a department at one of them.
-        alert = raise_alert_if_needed(response, definition, by_code, settings,
-                                      contact_requested=contact_phone is not None)
-    response.needs_processing = alert is not None  # read by the view after commit; not stored
+                                      phone=prepared.contact_phone or None))
+    alert = open_alert(response, prepared.alert_reasons)
     if context.interviewer_id is not None:
         record(actor, "survey_response.record_phone", response, {"channel": response.channel})
-    return response, True
+    return Stored(response, True, alert.id if alert is not None else None)
 
 
 def _contact_phone(definition, by_code, get) -> str | None:
@@ -208,12 +241,19 @@ def _comment(definition, by_code) -> str:
     return "\n".join(texts)
 
 
-def _flags(context: Context, settings: EffectiveSettings, now: datetime) -> list[str]:
+def form_flags(context: Context, settings: EffectiveSettings) -> list[str]:
+    """The flags the submission itself shows: its form token and its fill time."""
     flags = list(context.extra_flags)
     if context.form_problem:
         flags.append(context.form_problem)
     if context.fill_seconds is not None and context.fill_seconds < settings.min_fill_seconds:
         flags.append("too_fast")
+    return sorted(set(flags))
+
+
+def _history_flags(context: Context, settings: EffectiveSettings, now: datetime) -> list[str]:
+    """repeat_device and ip_burst for one QR rating, from the responses stored so far."""
+    flags = []
     if context.channel == Channel.TOUCHPOINT_QR and context.touchpoint_id is not None:
         # One query answers both questions: has this device rated this
         # touchpoint within the repeat window, and did this network send at
@@ -236,7 +276,7 @@ def _flags(context: Context, settings: EffectiveSettings, now: datetime) -> list
             flags.append("repeat_device")
         if burst >= IP_BURST_LIMIT:
             flags.append("ip_burst")
-    return sorted(set(flags))
+    return flags
 
 
 def alert_reasons(definition, by_code, settings: EffectiveSettings | SurveySettings, *,
@@ -256,10 +296,8 @@ def alert_reasons(definition, by_code, settings: EffectiveSettings | SurveySetti
     return reasons
 
 
-def raise_alert_if_needed(response: SurveyResponse, definition, by_code, settings: EffectiveSettings | SurveySettings, *,
-                          contact_requested: bool) -> RecoveryAlert | None:
-    """Open a service-recovery alert for the department when the rules say so."""
-    reasons = alert_reasons(definition, by_code, settings, contact_requested=contact_requested)
+def open_alert(response: SurveyResponse, reasons: list[str]) -> RecoveryAlert | None:
+    """Open a service-recovery alert for the response's department when there are reasons to."""
     if not reasons:
         return None
     alert = RecoveryAlert(institution_id=response.institution_id, response_id=response.id,
@@ -269,3 +307,10 @@ def raise_alert_if_needed(response: SurveyResponse, definition, by_code, setting
     db.session.flush()
     record("survey", "survey_alert.raise", alert, {"reasons": reasons, "response_id": response.id})
     return alert
+
+
+def raise_alert_if_needed(response: SurveyResponse, definition, by_code,
+                          settings: EffectiveSettings | SurveySettings, *, contact_requested: bool
+                          ) -> RecoveryAlert | None:
+    """Open a service-recovery alert for the department when the rules say so."""
+    return open_alert(response, alert_reasons(definition, by_code, settings, contact_requested=contact_requested))

@@ -17,18 +17,6 @@ from survey.models import RecoveryAlert, SurveyResponse
 log = job_logger(__name__)
 
 
-def needs_processing(response: SurveyResponse) -> bool:
-    """Whether a response just stored has post-commit work (an alert to notify)."""
-    return bool(getattr(response, "needs_processing", False))
-
-
-def process_response(response_id: int) -> None:
-    """Post-commit work for one response: notify its alert, if any."""
-    alert = db.session.scalar(select(RecoveryAlert).where(RecoveryAlert.response_id == response_id))
-    if alert is not None:
-        notify_alert(alert.id)
-
-
 def alert_recipients(alert: RecoveryAlert) -> list[StaffUser]:
     """The department's handlers, else the institution's complaint officers."""
     stmt = select(StaffUser).where(StaffUser.institution_id == alert.institution_id, StaffUser.active.is_(True))
