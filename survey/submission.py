@@ -8,13 +8,14 @@ Flagged rows are kept and excluded from scores by default.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from bisect import bisect_left, insort
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext
-from sqlalchemy import exists, func, literal, select
+from sqlalchemy import exists, func, literal, literal_column, select, union_all
 from sqlalchemy.exc import IntegrityError
 
 from core.audit import record
@@ -277,6 +278,93 @@ def _history_flags(context: Context, settings: EffectiveSettings, now: datetime)
         if burst >= IP_BURST_LIMIT:
             flags.append("ip_burst")
     return flags
+
+
+@dataclass(frozen=True)
+class FlagInput:
+    """One QR rating about to be stored, as the repeat and burst checks see it."""
+
+    touchpoint_id: int
+    device_hash: str
+    ip_hash: str
+    submitted_at: datetime
+    repeat_window_minutes: int
+
+
+_BRANCHES_PER_QUERY = 400  # keeps one statement's size and parameter count modest
+
+
+def history_flags(ratings: Sequence[FlagInput]) -> list[list[str]]:
+    """repeat_device and ip_burst for ratings stored together, in their order, as one-by-one storing would flag them.
+
+    Each rating counts the responses already stored and the ratings before it in
+    ``ratings`` (so pass only those that will be stored). The stored part is
+    one query for the whole list: per device, its newest rating at the
+    touchpoint; per network, its IP_BURST_LIMIT newest. That is all either
+    check can need — a repeat exists when the newest is recent enough, and the
+    limit is reached when the newest IP_BURST_LIMIT are recent enough — and each
+    is an index search that stops there, however flooded the touchpoint.
+    """
+    device_since: dict[tuple[int, str], datetime] = {}
+    network_since: dict[tuple[int, str], datetime] = {}
+    for r in ratings:
+        if r.device_hash:
+            key, since = (r.touchpoint_id, r.device_hash), r.submitted_at - timedelta(minutes=r.repeat_window_minutes)
+            device_since[key] = min(since, device_since.get(key, since))
+        if r.ip_hash:
+            key, since = (r.touchpoint_id, r.ip_hash), r.submitted_at - timedelta(minutes=IP_BURST_MINUTES)
+            network_since[key] = min(since, network_since.get(key, since))
+    newest_device: dict[tuple[int, str], datetime] = {}
+    network_times: dict[tuple[int, str], list[datetime]] = {key: [] for key in network_since}
+    for kind, touchpoint_id, value, submitted_at in _newest_stored(device_since, network_since):
+        if kind == 0:
+            newest_device[(touchpoint_id, value)] = submitted_at
+        else:
+            network_times[(touchpoint_id, value)].append(submitted_at)
+    for times in network_times.values():
+        times.sort()
+
+    result = []
+    for r in ratings:
+        flags = []
+        if r.device_hash:
+            key = (r.touchpoint_id, r.device_hash)
+            newest = newest_device.get(key)
+            if newest is not None and newest >= r.submitted_at - timedelta(minutes=r.repeat_window_minutes):
+                flags.append("repeat_device")
+            if newest is None or r.submitted_at > newest:
+                newest_device[key] = r.submitted_at
+        if r.ip_hash:
+            times = network_times[(r.touchpoint_id, r.ip_hash)]
+            recent = len(times) - bisect_left(times, r.submitted_at - timedelta(minutes=IP_BURST_MINUTES))
+            if recent >= IP_BURST_LIMIT:
+                flags.append("ip_burst")
+            insort(times, r.submitted_at)
+        result.append(flags)
+    return result
+
+
+def _newest_stored(device_since: dict[tuple[int, str], datetime],
+                   network_since: dict[tuple[int, str], datetime]) -> list[tuple[int, int, str, datetime]]:
+    """(0, touchpoint, device hash, time) of each device's newest stored rating and (1, touchpoint, network hash,
+    time) of each network's IP_BURST_LIMIT newest, each since its given time."""
+    branches = []
+    for kind, column, wanted, limit in ((0, SurveyResponse.device_hash, device_since, 1),
+                                        (1, SurveyResponse.ip_hash, network_since, IP_BURST_LIMIT)):
+        for (touchpoint_id, value), since in wanted.items():
+            newest = (select(literal_column(str(kind)).label("kind"), SurveyResponse.touchpoint_id,
+                             column.label("value"), SurveyResponse.submitted_at)
+                      .where(SurveyResponse.touchpoint_id == touchpoint_id, column == value,
+                             SurveyResponse.submitted_at >= since)
+                      .order_by(SurveyResponse.submitted_at.desc()).limit(limit).subquery())
+            # Each limited branch as a subquery: SQLite allows no LIMIT inside a bare UNION member.
+            branches.append(select(newest))
+    rows: list[tuple[int, int, str, datetime]] = []
+    for start in range(0, len(branches), _BRANCHES_PER_QUERY):
+        chunk = branches[start:start + _BRANCHES_PER_QUERY]
+        statement = chunk[0] if len(chunk) == 1 else union_all(*chunk)
+        rows.extend(tuple(row) for row in db.session.execute(statement))
+    return rows
 
 
 def alert_reasons(definition, by_code, settings: EffectiveSettings | SurveySettings, *,
