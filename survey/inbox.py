@@ -22,7 +22,7 @@ from werkzeug.datastructures import MultiDict
 
 from core.audit import record
 from core.extensions import db
-from core.tasks import enqueue, job_logger
+from core.tasks import QUEUE_HIGH, enqueue, job_logger
 from survey import versioning
 from survey.models import (
     Channel,
@@ -274,14 +274,15 @@ def _store_one_by_one(ratings: list[_Rating], failed: dict[int, str]) -> tuple[l
 
 
 def notify_alerts(alert_ids: list[int]) -> None:
-    """Queue the notice of each alert just committed; the alert sweep re-drives any that could not be queued."""
+    """Queue the notice of each alert just committed (high queue: service recovery is urgent); the alert sweep
+    re-drives any that could not be queued."""
     if not alert_ids:
         return
     from survey import tasks
 
     for alert_id in alert_ids:
         try:
-            enqueue(tasks.notify_alert, alert_id)
+            enqueue(tasks.notify_alert, alert_id, queue=QUEUE_HIGH)
         except Exception:  # the alert is committed: the sweep sends it within minutes
             log.exception("could not queue the notice of alert %s", alert_id)
 
