@@ -391,7 +391,8 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
 
     A repeated ``submission_id`` (a double tap, a retry on a bad network)
     returns the case it first created, with the same code. A category flagged
-    as quality-and-safety, or ``safety_emergency``, alerts the officers at once.
+    as quality-and-safety, or ``safety_emergency``, flags the case as an
+    emergency: the caller queues its notice after the commit (flag_emergency).
     """
     channel = Channel(channel)
     submission_id = submission_id or new_submission_id()
@@ -509,10 +510,14 @@ FINISHED_STATUSES = {Status.CLOSED, Status.DECLINED, Status.SETTLED}
 
 
 def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
-    """Mark a case as a quality-and-safety emergency and alert the officers, admins and leadership now.
+    """Mark a case as a quality-and-safety emergency whose officers, admins and leadership are to be alerted now.
 
-    "涉及医疗质量安全、可能危及患者健康的，应当立即采取积极措施" (医疗机构投诉管理办法): the alert
-    is sent in the request, not queued. Returns False if the case was already flagged.
+    "涉及医疗质量安全、可能危及患者健康的，应当立即采取积极措施" (医疗机构投诉管理办法). The
+    notice is not sent here: at registration this runs under the lock of the
+    case-number counter, and a slow SMS gateway would hold up every other
+    registration at the hospital. The caller commits, then queues
+    ``complaints.tasks.notify_emergency`` on the high queue; a minutely sweep
+    sends any notice still owed. Returns False if the case was already flagged.
     """
     if complaint.safety_emergency:
         return False
@@ -523,29 +528,29 @@ def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
     log_event(complaint, "emergency", actor=actor, note=(note or "")[:500])
     db.session.flush()
     record(actor, "complaint.flag_emergency", complaint)
+    return True
+
+
+def emergency_message(complaint: Complaint) -> notify.Message:
+    """The emergency notice of a case, to its institution's officers, admins and leadership."""
     recipients = [u.username for u in emergency_recipients(complaint.institution_id)]
     category = db.session.get(Category, complaint.category_id) if complaint.category_id else None
     place = complaint.touchpoint.name if complaint.touchpoint is not None else ""
     departments = "、".join(d.name for d in complaint.concerned_departments)
     # No complainant name, phone or description: the message may travel by SMS or e-mail.
-    body = gettext("案件 %(number)s（%(category)s）涉及医疗质量安全，可能危及患者健康，请立即处理。", number=complaint.case_number,
-                   category=category_label(category))
+    body = gettext("案件 %(number)s（%(category)s）涉及医疗质量安全，可能危及患者健康，请立即处理。",
+                   number=complaint.case_number, category=category_label(category))
     where = "；".join(filter(None, [place, departments]))
     if where:
         body += " " + gettext("涉及：%(where)s。", where=where)
-    message = notify.Message(recipients=recipients, kind="complaint_emergency",
-                             subject=gettext("【紧急】医疗质量安全投诉 %(number)s", number=complaint.case_number),
-                             body=body, link=case_url(complaint, external=True),
-                             meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id})
     try:
-        notify.send(message)
-    except Exception:  # the case must not be lost because the SMS gateway is down
-        current_app.logger.exception("emergency alert for complaint %s could not be sent", complaint.id)
-        log_event(complaint, "emergency_alert_failed", actor="system")
-    else:
-        log_event(complaint, "emergency_alerted", actor="system", data={"recipients": len(recipients)})
-    db.session.flush()
-    return True
+        link = case_url(complaint, external=True)
+    except Exception:  # a job without SERVER_NAME: the queue still shows the case
+        link = None
+    return notify.Message(recipients=recipients, kind="complaint_emergency",
+                          subject=gettext("【紧急】医疗质量安全投诉 %(number)s", number=complaint.case_number),
+                          body=body, link=link,
+                          meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id})
 
 
 # Survey alerts ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from complaints import intake, lookup
+from complaints import tasks as complaint_tasks
 from complaints.blueprints import public_bp, staff_bp
 from complaints.forms_intake import (
     CategoryForm,
@@ -38,6 +39,7 @@ from complaints.models import Attachment, CaseDepartment, Category, Channel, Com
 from core.extensions import db
 from core.i18n import local_timezone
 from core.ratelimit import client_address, limited, retry_after_header
+from core.tasks import QUEUE_HIGH, enqueue
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
@@ -105,6 +107,19 @@ def _linked_response(institution: Institution, submission_id: str | None):
         return None
     return db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == submission_id,
                                                           SurveyResponse.institution_id == institution.id))
+
+
+def queue_emergency_notice(complaint: Complaint) -> None:
+    """After the commit: queue the notice of a case flagged as an emergency; the minutely sweep sends it if this fails.
+
+    Never before the commit: registration holds the hospital's case-number row lock until then.
+    """
+    if not complaint.safety_emergency or complaint.emergency_notified_at is not None:
+        return
+    try:
+        enqueue(complaint_tasks.notify_emergency, complaint.id, queue=QUEUE_HIGH)
+    except Exception:  # the case is committed; complaints.tasks.sweep_emergency_notices sends the notice
+        current_app.logger.exception("could not queue the emergency notice of complaint %s", complaint.id)
 
 
 def _ensure_default_categories() -> None:
@@ -202,6 +217,7 @@ def intake_form(institution_id: int):
                 (target.errors if target is not None else form.form_errors).append(str(exc))
             else:
                 db.session.commit()  # durable before the complainant is told it was received
+                queue_emergency_notice(complaint)
                 return _receipt(institution, complaint, code)
     else:
         form.submission_id.data = intake.new_submission_id()
@@ -335,6 +351,7 @@ def register(institution_id: int):
             (target.errors if target is not None else form.form_errors).append(str(exc))
         else:
             db.session.commit()
+            queue_emergency_notice(complaint)
             return _staff_receipt(institution, complaint, code, heading=gettext("投诉已登记"))
     if not intake.SUBMISSION_ID_RE.match(form.submission_id.data or ""):
         form.submission_id.data = intake.new_submission_id()
@@ -363,6 +380,7 @@ def from_alert(institution_id: int, alert_id: int):
         flash(str(exc), "error")
         return redirect(url_for("survey_staff.alert_detail", institution_id=institution.id, alert_id=alert.id))
     db.session.commit()
+    queue_emergency_notice(complaint)
     return _staff_receipt(institution, complaint, code,
                           heading=gettext("该提醒已转为投诉") if existing is not None else gettext("已转为投诉"))
 
@@ -444,6 +462,7 @@ def emergency(institution_id: int, complaint_id: int):
     else:
         if flagged:
             db.session.commit()
+            queue_emergency_notice(complaint)
             flash(gettext("已标记为医疗质量安全紧急投诉，并已通知相关负责人。"), "success")
         else:
             flash(gettext("该案件已是医疗质量安全紧急投诉。"), "info")
@@ -510,6 +529,7 @@ def category_toggle(institution_id: int, category_id: int):
 
 def init_app(app: Flask) -> None:
     from complaints import case_section
+    from core.tasks import register_periodic
     from organisation.nav import register_nav
 
     def manages(user, institution):
@@ -521,6 +541,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["complaint_alert_button"] = alert_button_context
     app.jinja_env.globals["complaint_attachments"] = complaint_attachments
     app.extensions.setdefault("demo_seeders", []).append(seed_demo)
+    register_periodic(app, complaint_tasks.sweep_emergency_notices, name="complaints-emergency-notices",
+                      cron="* * * * *", queue=QUEUE_HIGH)
 
 
 def seed_demo() -> None:
