@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext
-from sqlalchemy import exists, func, literal, literal_column, select, union_all
+from sqlalchemy import exists, func, literal, literal_column, select, tuple_, union_all
 from sqlalchemy.exc import IntegrityError
 
 from core.audit import record
@@ -291,19 +291,20 @@ class FlagInput:
     repeat_window_minutes: int
 
 
-_BRANCHES_PER_QUERY = 400  # keeps one statement's size and parameter count modest
+# Up to this many devices (networks) in a batch are looked up one by one, each search stopping at what it
+# needs; more are read in one scan of their recent ratings (a batch from many phones: each has few).
+_FEW_KEYS = 8
 
 
 def history_flags(ratings: Sequence[FlagInput]) -> list[list[str]]:
     """repeat_device and ip_burst for ratings stored together, in their order, as one-by-one storing would flag them.
 
     Each rating counts the responses already stored and the ratings before it in
-    ``ratings`` (so pass only those that will be stored). The stored part is
-    one query for the whole list: per device, its newest rating at the
+    ``ratings`` (so pass only those that will be stored). The stored part takes
+    one or two queries for the whole list: per device, its newest rating at the
     touchpoint; per network, its IP_BURST_LIMIT newest. That is all either
-    check can need — a repeat exists when the newest is recent enough, and the
-    limit is reached when the newest IP_BURST_LIMIT are recent enough — and each
-    is an index search that stops there, however flooded the touchpoint.
+    check can need: a repeat exists when the newest is recent enough, and the
+    limit is reached when the newest IP_BURST_LIMIT are recent enough.
     """
     device_since: dict[tuple[int, str], datetime] = {}
     network_since: dict[tuple[int, str], datetime] = {}
@@ -347,22 +348,34 @@ def history_flags(ratings: Sequence[FlagInput]) -> list[list[str]]:
 def _newest_stored(device_since: dict[tuple[int, str], datetime],
                    network_since: dict[tuple[int, str], datetime]) -> list[tuple[int, int, str, datetime]]:
     """(0, touchpoint, device hash, time) of each device's newest stored rating and (1, touchpoint, network hash,
-    time) of each network's IP_BURST_LIMIT newest, each since its given time."""
-    branches = []
-    for kind, column, wanted, limit in ((0, SurveyResponse.device_hash, device_since, 1),
-                                        (1, SurveyResponse.ip_hash, network_since, IP_BURST_LIMIT)):
-        for (touchpoint_id, value), since in wanted.items():
-            newest = (select(literal_column(str(kind)).label("kind"), SurveyResponse.touchpoint_id,
-                             column.label("value"), SurveyResponse.submitted_at)
-                      .where(SurveyResponse.touchpoint_id == touchpoint_id, column == value,
-                             SurveyResponse.submitted_at >= since)
-                      .order_by(SurveyResponse.submitted_at.desc()).limit(limit).subquery())
-            # Each limited branch as a subquery: SQLite allows no LIMIT inside a bare UNION member.
-            branches.append(select(newest))
+    time) of each network's IP_BURST_LIMIT newest, each since its given time (or earlier)."""
+    r = SurveyResponse
+    kinds = ((0, r.device_hash, device_since, 1), (1, r.ip_hash, network_since, IP_BURST_LIMIT))
+    branches, scans = [], []
+    for kind, column, wanted, limit in kinds:
+        if not wanted:
+            continue
+        if len(wanted) <= _FEW_KEYS:
+            # Few keys (a flood from one phone or one Wi-Fi is the worst case): an index search per key that
+            # stops at the newest rating or the burst limit, however many ratings the touchpoint received.
+            for (touchpoint_id, value), since in wanted.items():
+                newest = (select(literal_column(str(kind)).label("kind"), r.touchpoint_id, column.label("value"),
+                                 r.submitted_at)
+                          .where(r.touchpoint_id == touchpoint_id, column == value, r.submitted_at >= since)
+                          .order_by(r.submitted_at.desc()).limit(limit).subquery())
+                branches.append(select(newest))  # a subquery: SQLite allows no LIMIT in a bare UNION member
+            continue
+        # Many keys (a batch from many phones): one scan of their ratings since the earliest time needed,
+        # numbered newest first per key.
+        ranked = (select(r.touchpoint_id, column.label("value"), r.submitted_at,
+                         func.row_number().over(partition_by=(r.touchpoint_id, column),
+                                                order_by=r.submitted_at.desc()).label("n"))
+                  .where(tuple_(r.touchpoint_id, column).in_(list(wanted)), r.submitted_at >= min(wanted.values()))
+                  .subquery())
+        scans.append(select(literal_column(str(kind)).label("kind"), ranked.c.touchpoint_id, ranked.c.value,
+                            ranked.c.submitted_at).where(ranked.c.n <= limit))
     rows: list[tuple[int, int, str, datetime]] = []
-    for start in range(0, len(branches), _BRANCHES_PER_QUERY):
-        chunk = branches[start:start + _BRANCHES_PER_QUERY]
-        statement = chunk[0] if len(chunk) == 1 else union_all(*chunk)
+    for statement in ([union_all(*branches) if len(branches) > 1 else branches[0]] if branches else []) + scans:
         rows.extend(tuple(row) for row in db.session.execute(statement))
     return rows
 

@@ -172,9 +172,12 @@ def _stored_flags(submission_ids):
     return [flags.get(sid) for sid in submission_ids]
 
 
-def test_batch_flags_equal_the_flags_of_storing_the_same_ratings_one_by_one(rmyy, builtin_templates):
+@pytest.mark.parametrize("few_keys", [100, 0], ids=["a search per key", "one scan for all keys"])
+def test_batch_flags_equal_the_flags_of_storing_the_same_ratings_one_by_one(rmyy, builtin_templates, few_keys,
+                                                                           monkeypatch):
     """A mixed batch — repeats and bursts within a batch, across batches and against stored ratings, times out of
     order — gets exactly the flags that storing each rating on its own, in the same order, gives."""
+    monkeypatch.setattr(submission, "_FEW_KEYS", few_keys)
     rng = random.Random(20261127)
     window = builtin_templates["WIN"].published
     # Two touchpoints for the batches and two twins for the one-by-one reference.
