@@ -97,6 +97,20 @@ def pending(submission_id: str) -> SurveyInbox | None:
     return db.session.scalar(select(SurveyInbox).where(SurveyInbox.submission_id == submission_id))
 
 
+class _Form:
+    """The stored form fields ({name: [values]}) read as a MultiDict would be, without its cost per missing field."""
+
+    def __init__(self, fields: dict[str, list[str]]):
+        self.fields = fields
+
+    def get(self, name: str) -> str | None:
+        values = self.fields.get(name)
+        return values[0] if values else None
+
+    def getlist(self, name: str) -> list[str]:
+        return list(self.fields.get(name, ()))
+
+
 @dataclass
 class _Rating:
     """One claimed inbox row, read and scored, on its way to becoming a response."""
@@ -105,7 +119,7 @@ class _Rating:
     submission_id: str
     received_at: datetime
     context: Context
-    form: MultiDict
+    form: _Form
     prepared: Prepared
 
 
@@ -176,7 +190,7 @@ def _read(rows, failed: dict[int, str]) -> list[_Rating]:
                               department_id=meta.department_id, code_id=meta.code_id, form_problem=meta.form_problem,
                               fill_seconds=meta.fill_seconds, device_hash=meta.device_hash, ip_hash=meta.ip_hash,
                               settings=settings[meta.institution_id])
-            form = MultiDict([(key, value) for key, values in row.payload["form"].items() for value in values])
+            form = _Form(row.payload["form"])
             prepared = prepare(context, context.settings, row.submission_id, form.get, form.getlist)
         except Exception as exc:  # answers were checked on receipt: only a bug or a corrupt row gets here
             _fail(row.id, str(exc) or repr(exc), failed)
