@@ -374,8 +374,9 @@ def _newest_stored(device_since: dict[tuple[int, str], datetime],
                   .subquery())
         scans.append(select(literal_column(str(kind)).label("kind"), ranked.c.touchpoint_id, ranked.c.value,
                             ranked.c.submitted_at).where(ranked.c.n <= limit))
+    statements = [union_all(*branches) if len(branches) > 1 else branches[0]] if branches else []
     rows: list[tuple[int, int, str, datetime]] = []
-    for statement in ([union_all(*branches) if len(branches) > 1 else branches[0]] if branches else []) + scans:
+    for statement in statements + scans:
         rows.extend(tuple(row) for row in db.session.execute(statement))
     return rows
 
