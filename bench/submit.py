@@ -76,7 +76,8 @@ def prepare_database(url: str) -> str:
 def drain_worker() -> None:
     """A worker process (``--drain-worker``): create the app, say ready, wait for "go", run the inbox job once.
 
-    Prints one JSON line: rows taken and its start and end on the system-wide monotonic clock.
+    Prints one JSON line: rows taken, its start and end on the system-wide monotonic clock, and the CPU
+    seconds the process used meanwhile (less than the wall time: it waited for PostgreSQL or for a core).
     """
     import logging
 
@@ -91,14 +92,15 @@ def drain_worker() -> None:
         db.session.rollback()
         print("ready", flush=True)
         sys.stdin.readline()
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         rows = inbox.drain_inbox()
-        finished = time.monotonic()
-    print(json.dumps({"rows": rows, "started": started, "finished": finished}), flush=True)
+        finished, cpu = time.monotonic(), time.process_time() - cpu
+    print(json.dumps({"rows": rows, "started": started, "finished": finished, "cpu": cpu}), flush=True)
 
 
 def drain(workers: int) -> dict:
     """Start ``workers`` worker processes, let them run the inbox job at the same moment; rows, seconds, per worker."""
+    load = os.getloadavg()[0]
     procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--drain-worker"], cwd=ROOT,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
     try:
@@ -114,8 +116,8 @@ def drain(workers: int) -> dict:
             proc.wait(600)
     seconds = max(r["finished"] for r in results) - min(r["started"] for r in results)
     rows = sum(r["rows"] for r in results)
-    return {"rows": rows, "seconds": seconds, "rps": rows / seconds if seconds else 0.0,
-            "per_worker": [r["rows"] for r in results]}
+    return {"rows": rows, "seconds": seconds, "rps": rows / seconds if seconds else 0.0, "load": load,
+            "per_worker": [r["rows"] for r in results], "cpu": [r["cpu"] for r in results]}
 
 
 def counts(url: str) -> tuple[int, int, int]:
@@ -267,16 +269,18 @@ def main() -> None:
         print(f"throughput ratio rating/bare: {ratio:.2f} (target >= 0.60: {'met' if ratio >= 0.6 else 'NOT met'}); "
               f"per round: {' '.join(f'{x:.2f}' for x in per_round)}")
         print(f"ratings answered 303: {accepted}; inbox job, 1 worker: {one['rows']} rows in {one['seconds']:.1f} s "
-              f"= {one['rps']:.1f} rows/s; responses stored: {stored}; left in inbox: {waiting}"
+              f"= {one['rps']:.1f} rows/s (worker CPU {one['cpu'][0]:.1f} s, load average {one['load']:.1f}); "
+              f"responses stored: {stored}; left in inbox: {waiting}"
               f" ({'each stored once, none lost' if one_ok else 'MISMATCH'})")
         drain_ratio = one["rps"] / rating["rps"]
         print(f"drain ratio: {drain_ratio:.2f} (inbox job rows/s / rating POST req/s; target >= 1.0: "
               f"{'met' if drain_ratio >= 1.0 else 'NOT met'}, "
               f"stretch 1.5: {'met' if drain_ratio >= 1.5 else 'not met'})")
         print(f"inbox job, 2 workers at once: {two['rows']} rows in {two['seconds']:.1f} s = {two['rps']:.1f} rows/s "
-              f"(per worker: {' + '.join(str(n) for n in two['per_worker'])}), speed-up over 1 worker: "
-              f"{two['rps'] / one['rps']:.2f}; responses stored: {stored2}; left in inbox: {waiting2}"
-              f" ({'each stored once, none lost' if two_ok else 'MISMATCH'})")
+              f"(per worker: {' + '.join(str(n) for n in two['per_worker'])} rows, CPU "
+              f"{' + '.join(f'{c:.1f}' for c in two['cpu'])} s; load average {two['load']:.1f}), "
+              f"speed-up over 1 worker: {two['rps'] / one['rps']:.2f}; responses stored: {stored2}; "
+              f"left in inbox: {waiting2} ({'each stored once, none lost' if two_ok else 'MISMATCH'})")
         print(f"patient page: {weight['html_bytes']} B HTML, {weight['gzip_bytes']} B gzip (target <= 51200), "
               f"{weight['subresources_in_html']} sub-resources in HTML, browser requests: {weight['browser_requests']}"
               f" (target <= 3)")
