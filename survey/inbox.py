@@ -142,9 +142,11 @@ def process_inbox(limit: int = BATCH, *, submission_id: str | None = None) -> in
     ratings = _read(rows, failed)
     ratings = _drop_stored(ratings)
     stored = {r.row_id for r in ratings}
+    alert_ids: list[int] = []
     try:
-        with db.session.begin_nested():
-            alert_ids = _store_batch(ratings)
+        if ratings:
+            with db.session.begin_nested():
+                alert_ids = _store_batch(ratings)
     except Exception:
         # Some row breaks the set-based insert (a bug, a row another process stored
         # meanwhile): store this batch one row at a time so that only that row waits.
@@ -227,8 +229,6 @@ def _drop_stored(ratings: list[_Rating]) -> list[_Rating]:
 
 def _store_batch(ratings: list[_Rating]) -> list[int]:
     """Insert the batch's responses, answers, contact requests and alerts in a few statements; the alert ids."""
-    if not ratings:
-        return []
     flags = history_flags([FlagInput(r.context.touchpoint_id, r.context.device_hash, r.context.ip_hash,
                                      r.received_at, r.context.settings.repeat_window_minutes) for r in ratings])
     rows = []
