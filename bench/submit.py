@@ -11,14 +11,24 @@ background load during the run falls on both alike. Prints
 requests per second and latency percentiles for each, their ratio (target:
 the rating endpoint reaches at least 0.6 of the bare insert), and the patient
 page's compressed weight and request count.
+
+Then the inbox job: one worker process drains the ratings the load left in
+the inbox, timed, and the script prints its rows per second against the
+rating POST's requests per second of the same run (``drain ratio``; target
+at least 1.0: the job keeps up with the endpoint). Then the same backlog
+again (copied with new submission ids) drained by two worker processes
+started at once, to show that claiming with SKIP LOCKED scales. Each time
+it checks that every rating is stored exactly once and none is left.
 """
 from __future__ import annotations
 
 import argparse
 import gzip
 import http.client
+import json
 import os
 import re
+import subprocess
 import sys
 import time
 import uuid
@@ -63,20 +73,60 @@ def prepare_database(url: str) -> str:
     return path
 
 
-drained_seconds = [0.0]
+def drain_worker() -> None:
+    """A worker process (``--drain-worker``): create the app, say ready, wait for "go", run the inbox job once.
 
+    Prints one JSON line: rows taken, its start and end on the system-wide monotonic clock, and the CPU
+    seconds the process used meanwhile (less than the wall time: it waited for PostgreSQL or for a core).
+    """
+    import logging
 
-def drain(url: str) -> int:
-    """Run the inbox job once, as the worker would, and time it."""
     from core import create_app
+    from core.extensions import db
     from survey import inbox
 
     app = create_app({"SERVER_NAME": "bench.local"})
+    logging.getLogger("survey.inbox").setLevel(logging.WARNING)  # no line per batch in the figures
     with app.app_context():
-        started = time.perf_counter()
+        db.session.execute(db.text("SELECT 1"))  # connected before the clock starts, as a running worker is
+        db.session.rollback()
+        print("ready", flush=True)
+        sys.stdin.readline()
+        started, cpu = time.monotonic(), time.process_time()
         rows = inbox.drain_inbox()
-        drained_seconds[0] = time.perf_counter() - started
-    return rows
+        finished, cpu = time.monotonic(), time.process_time() - cpu
+    print(json.dumps({"rows": rows, "started": started, "finished": finished, "cpu": cpu}), flush=True)
+
+
+def drain(workers: int) -> dict:
+    """Start ``workers`` worker processes, let them run the inbox job at the same moment; rows, seconds, per worker."""
+    load = os.getloadavg()[0]
+    procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--drain-worker"], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
+    try:
+        for proc in procs:
+            if proc.stdout.readline().strip() != "ready":
+                raise SystemExit("a drain worker did not start")
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = [json.loads(proc.stdout.readline()) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.wait(600)
+    seconds = max(r["finished"] for r in results) - min(r["started"] for r in results)
+    rows = sum(r["rows"] for r in results)
+    return {"rows": rows, "seconds": seconds, "rps": rows / seconds if seconds else 0.0, "load": load,
+            "per_worker": [r["rows"] for r in results], "cpu": [r["cpu"] for r in results]}
+
+
+def counts(url: str) -> tuple[int, int, int]:
+    """Responses stored, distinct submission ids among them, rows left in the inbox."""
+    with psycopg.connect(url) as check:
+        stored, distinct = check.execute("SELECT count(*), count(DISTINCT submission_id) FROM survey_response"
+                                         ).fetchone()
+        waiting = check.execute("SELECT count(*) FROM survey_inbox").fetchone()[0]
+    return stored, distinct, waiting
 
 
 def load(port: int, path: str, make_body, seconds: float, clients: int, cookie: str = "") -> tuple[list, int, float]:
@@ -135,7 +185,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--drain-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.drain_worker:
+        drain_worker()
+        return
 
     rating_total = [0, 0]
     name = f"tingjian_bench_{uuid.uuid4().hex[:8]}"
@@ -189,10 +243,20 @@ def main() -> None:
         rating_total[1] = warm_rating[1] + rating["errors"]
         weight = page_weight(app_port, path)
         accepted = rating_total[0] - rating_total[1]
-        drained = drain(url)
-        with psycopg.connect(url) as check:
-            stored = check.execute("SELECT count(*) FROM survey_response").fetchone()[0]
-            waiting = check.execute("SELECT count(*) FROM survey_inbox").fetchone()[0]
+        for proc in procs:  # the job runs on a machine without load on the endpoint
+            stop(proc)
+        with psycopg.connect(url, autocommit=True) as conn:  # the backlog again, for the two-worker phase
+            conn.execute("CREATE TABLE bench_backlog AS SELECT submission_id, received_at, payload FROM survey_inbox")
+        one = drain(1)
+        stored, distinct, waiting = counts(url)
+        one_ok = stored == distinct == accepted and waiting == 0 and one["rows"] == accepted
+        with psycopg.connect(url, autocommit=True) as conn:
+            backlog = conn.execute("INSERT INTO survey_inbox (submission_id, received_at, payload) "
+                                   "SELECT submission_id || '-2', received_at, payload FROM bench_backlog").rowcount
+            conn.execute("VACUUM ANALYZE")  # both phases start from a tidy table
+        two = drain(2)
+        stored2, distinct2, waiting2 = counts(url)
+        two_ok = stored2 == distinct2 == accepted + backlog and waiting2 == 0 and two["rows"] == backlog
 
         print(f"# bench/submit.py  {time.strftime('%Y-%m-%d %H:%M')}  gunicorn -w {args.workers}, "
               f"{args.clients} client threads, {args.seconds:.0f} s each in {args.rounds} alternating rounds, "
@@ -204,9 +268,19 @@ def main() -> None:
         ratio = rating["rps"] / bare["rps"]
         print(f"throughput ratio rating/bare: {ratio:.2f} (target >= 0.60: {'met' if ratio >= 0.6 else 'NOT met'}); "
               f"per round: {' '.join(f'{x:.2f}' for x in per_round)}")
-        print(f"ratings answered 303: {accepted}; inbox drained by the job: {drained} rows in "
-              f"{drained_seconds[0]:.1f} s; responses stored: {stored}; left in inbox: {waiting}"
-              f" ({'none lost' if stored == accepted and waiting == 0 else 'MISMATCH'})")
+        print(f"ratings answered 303: {accepted}; inbox job, 1 worker: {one['rows']} rows in {one['seconds']:.1f} s "
+              f"= {one['rps']:.1f} rows/s (worker CPU {one['cpu'][0]:.1f} s, load average {one['load']:.1f}); "
+              f"responses stored: {stored}; left in inbox: {waiting}"
+              f" ({'each stored once, none lost' if one_ok else 'MISMATCH'})")
+        drain_ratio = one["rps"] / rating["rps"]
+        print(f"drain ratio: {drain_ratio:.2f} (inbox job rows/s / rating POST req/s; target >= 1.0: "
+              f"{'met' if drain_ratio >= 1.0 else 'NOT met'}, "
+              f"stretch 1.5: {'met' if drain_ratio >= 1.5 else 'not met'})")
+        print(f"inbox job, 2 workers at once: {two['rows']} rows in {two['seconds']:.1f} s = {two['rps']:.1f} rows/s "
+              f"(per worker: {' + '.join(str(n) for n in two['per_worker'])} rows, CPU "
+              f"{' + '.join(f'{c:.1f}' for c in two['cpu'])} s; load average {two['load']:.1f}), "
+              f"speed-up over 1 worker: {two['rps'] / one['rps']:.2f}; responses stored: {stored2}; "
+              f"left in inbox: {waiting2} ({'each stored once, none lost' if two_ok else 'MISMATCH'})")
         print(f"patient page: {weight['html_bytes']} B HTML, {weight['gzip_bytes']} B gzip (target <= 51200), "
               f"{weight['subresources_in_html']} sub-resources in HTML, browser requests: {weight['browser_requests']}"
               f" (target <= 3)")

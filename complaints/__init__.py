@@ -22,7 +22,7 @@ def init_app(app: Flask) -> None:
     from complaints.workflow import actor_name
     from core.enums import register_label_enums
     from core.extensions import csrf
-    from core.tasks import register_periodic
+    from core.tasks import QUEUE_HIGH, register_periodic
 
     csrf.exempt(public_bp)  # public forms carry signed form tokens (as the patient survey pages do)
     app.register_blueprint(staff_bp)
@@ -43,6 +43,9 @@ def init_app(app: Flask) -> None:
     # Deadlines: working hours only, and the sweep itself skips days that are not working days.
     register_periodic(app, tasks.sweep_deadlines, name="complaints-deadlines", cron="5 8-17 * * *")
     register_periodic(app, tasks.sweep_feedback_links, name="complaints-feedback-links", cron="*/5 * * * *")
+    # Emergency notices owed (the job queued after a registration did not run): every minute, on the high queue.
+    register_periodic(app, tasks.sweep_emergency_notices, name="complaints-emergency-notices", cron="* * * * *",
+                      queue=QUEUE_HIGH)
 
 
 def case_section(app: Flask, template: str, order: int = 100) -> None:

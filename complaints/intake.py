@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
@@ -385,7 +384,8 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
 
     A repeated ``submission_id`` (a double tap, a retry on a bad network)
     returns the case it first created, with the same code. A category flagged
-    as quality-and-safety, or ``safety_emergency``, alerts the officers at once.
+    as quality-and-safety, or ``safety_emergency``, flags the case as an
+    emergency: the caller queues its notice after the commit (flag_emergency).
     """
     channel = Channel(channel)
     submission_id = submission_id or new_submission_id()
@@ -472,10 +472,14 @@ FINISHED_STATUSES = {Status.CLOSED, Status.DECLINED, Status.SETTLED}
 
 
 def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
-    """Mark a case as a quality-and-safety emergency and alert the officers, admins and leadership now.
+    """Mark a case as a quality-and-safety emergency whose officers, admins and leadership are to be alerted now.
 
-    "涉及医疗质量安全、可能危及患者健康的，应当立即采取积极措施" (医疗机构投诉管理办法): the alert
-    is sent in the request, not queued. Returns False if the case was already flagged.
+    "涉及医疗质量安全、可能危及患者健康的，应当立即采取积极措施" (医疗机构投诉管理办法). The
+    notice is not sent here: at registration this runs under the lock of the
+    case-number counter, and a slow SMS gateway would hold up every other
+    registration at the hospital. The caller commits, then queues
+    ``complaints.tasks.notify_emergency`` on the high queue; a minutely sweep
+    sends any notice still owed. Returns False if the case was already flagged.
     """
     if complaint.safety_emergency:
         return False
@@ -486,6 +490,11 @@ def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
     log_event(complaint, "emergency", actor=actor, note=(note or "")[:500])
     db.session.flush()
     record(actor, "complaint.flag_emergency", complaint)
+    return True
+
+
+def emergency_message(complaint: Complaint) -> notify.Message:
+    """The emergency notice of a case, to its institution's officers, admins and leadership."""
     recipients = [u.username for u in emergency_recipients(complaint.institution_id)]
     category = db.session.get(Category, complaint.category_id) if complaint.category_id else None
     place = complaint.touchpoint.name if complaint.touchpoint is not None else ""
@@ -496,21 +505,12 @@ def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
     where = "；".join(filter(None, [place, departments]))
     if where:
         body += " " + gettext("涉及：%(where)s。", where=where)
-    message = notify.Message(recipients=recipients, kind="complaint_emergency",
-                             subject=gettext("【紧急】医疗质量安全投诉 %(number)s", number=complaint.case_number),
-                             body=body,
-                             link=notify.link("complaints_staff.case", institution_id=complaint.institution_id,
-                                              case_id=complaint.id),
-                             meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id})
-    try:
-        notify.send(message)
-    except Exception:  # the case must not be lost because the SMS gateway is down
-        current_app.logger.exception("emergency alert for complaint %s could not be sent", complaint.id)
-        log_event(complaint, "emergency_alert_failed", actor="system")
-    else:
-        log_event(complaint, "emergency_alerted", actor="system", data={"recipients": len(recipients)})
-    db.session.flush()
-    return True
+    return notify.Message(recipients=recipients, kind="complaint_emergency",
+                          subject=gettext("【紧急】医疗质量安全投诉 %(number)s", number=complaint.case_number),
+                          body=body,
+                          link=notify.link("complaints_staff.case", institution_id=complaint.institution_id,
+                                           case_id=complaint.id),
+                          meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id})
 
 
 # Survey alerts (through survey's public alert API) -----------------------------------------

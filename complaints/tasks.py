@@ -1,4 +1,5 @@
-"""Complaint jobs: deadline reminders, escalation (督办), and the notices that follow a routing decision.
+"""Complaint jobs: deadline reminders, escalation (督办), emergency notices, and the notices that follow a
+routing decision.
 
 The escalation ladder (check C8, for a case received Wed 2026-09-30 and due Tue 2026-10-13):
 
@@ -25,7 +26,7 @@ from flask_babel import force_locale, gettext
 from sqlalchemy import or_, select, update
 
 from complaints import feedback as feedback_service
-from complaints import workdays
+from complaints import intake, workdays
 from complaints.cohandling import missing_co_answers
 from complaints.deadlines import due_threshold, recompute_open_deadlines
 from complaints.models import Complaint, ComplaintSettings, Feedback, ReopenStatus, Status
@@ -190,6 +191,74 @@ def sweep_deadlines(now: str | None = None) -> dict[str, int]:
     escalated = sum(1 for complaint_id in escalate_ids if escalate_case(complaint_id, at.isoformat()))
     log.info("deadline sweep: %d reminded, %d escalated", reminded, escalated)
     return {"reminded": reminded, "escalated": escalated}
+
+
+# Quality-and-safety emergencies ------------------------------------------------------------------
+
+EMERGENCY = "complaint-emergency"
+
+
+def notify_emergency(complaint_id: int) -> bool:
+    """Send a case's quality-and-safety emergency notice once; a second run, or a sweep after it, sends nothing.
+
+    Queued on the high queue after the commit that flagged the case, never
+    sent inside it (intake.flag_emergency). The notice is claimed with a
+    conditional UPDATE of emergency_notified_at, as survey alerts are: a queued
+    job and the sweep running at once send one notice, and a failed send rolls
+    the claim back for the sweep and raises, so that the job shows as failed.
+    """
+    complaint = db.session.get(Complaint, complaint_id)
+    if complaint is None or not complaint.safety_emergency or complaint.emergency_notified_at is not None \
+            or Status(complaint.status) in intake.FINISHED_STATUSES:
+        return False
+    table = Complaint.__table__
+    # A plain UPDATE: it does not bump the case's optimistic-lock version (an officer's open page stays valid).
+    claimed = db.session.execute(update(table).where(
+        table.c.id == complaint.id, table.c.safety_emergency.is_(True), table.c.emergency_notified_at.is_(None))
+        .values(emergency_notified_at=utcnow())).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        return False
+    db.session.expire(complaint, ["emergency_notified_at"])
+    with force_locale("zh_Hans"):
+        message = intake.emergency_message(complaint)
+    try:
+        notify.send(message)
+    except Exception:
+        db.session.rollback()  # unclaimed again: the sweep tries again
+        _note_failed_emergency_notice(complaint_id)
+        raise
+    data = {"recipients": len(message.recipients)}
+    log_event(complaint, "emergency_alerted", actor="system", data=data)
+    record(EMERGENCY, "complaint.emergency_notice_sent", complaint, data)
+    db.session.commit()
+    log.info("complaint %s: emergency notice sent to %d staff", complaint.id, len(message.recipients))
+    return True
+
+
+def _note_failed_emergency_notice(complaint_id: int) -> None:
+    """Put the failure on the case's timeline, once: the sweep keeps trying every minute."""
+    complaint = db.session.get(Complaint, complaint_id)
+    if complaint is not None and not any(e.action == "emergency_alert_failed" for e in complaint.events):
+        log_event(complaint, "emergency_alert_failed", actor="system")
+        db.session.commit()
+
+
+def sweep_emergency_notices() -> int:
+    """Periodic: send the emergency notices still owed (Redis down after the commit, a failing gateway)."""
+    ids = list(db.session.scalars(select(Complaint.id).where(
+        Complaint.safety_emergency, Complaint.emergency_notified_at.is_(None),
+        Complaint.status.not_in([s.value for s in intake.FINISHED_STATUSES])).order_by(Complaint.id)))
+    db.session.commit()  # end the read: each case is claimed (and committed) on its own
+    sent = 0
+    for complaint_id in ids:
+        try:
+            sent += notify_emergency(complaint_id)
+        except Exception:  # still owed: the next sweep tries again
+            log.exception("complaint %s: emergency notice could not be sent", complaint_id)
+    if ids:
+        log.info("emergency sweep: %d of %d notices sent", sent, len(ids))
+    return sent
 
 
 # Notices after a decision --------------------------------------------------------------------

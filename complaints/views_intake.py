@@ -24,6 +24,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from complaints import access, intake, lookup
+from complaints import tasks as complaint_tasks
 from complaints.blueprints import case_url, public_bp, staff_bp
 from complaints.deadlines import compute_deadline
 from complaints.forms_intake import (
@@ -48,6 +49,7 @@ from core.public import (
     valid_submission_id,
 )
 from core.ratelimit import client_address, limited
+from core.tasks import QUEUE_HIGH, enqueue
 from core.views import handle_form
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
@@ -101,6 +103,19 @@ def _linked_rating(institution: Institution, submission_id: str | None) -> alert
     if not submission_id or not valid_submission_id(submission_id):
         return None
     return alerts.rating_for_complaint(institution.id, submission_id)
+
+
+def queue_emergency_notice(complaint: Complaint) -> None:
+    """After the commit: queue the notice of a case flagged as an emergency; the minutely sweep sends it if this fails.
+
+    Never before the commit: registration holds the hospital's case-number row lock until then.
+    """
+    if not complaint.safety_emergency or complaint.emergency_notified_at is not None:
+        return
+    try:
+        enqueue(complaint_tasks.notify_emergency, complaint.id, queue=QUEUE_HIGH)
+    except Exception:  # the case is committed; complaints.tasks.sweep_emergency_notices sends the notice
+        current_app.logger.exception("could not queue the emergency notice of complaint %s", complaint.id)
 
 
 def _ensure_default_categories() -> None:
@@ -195,6 +210,7 @@ def intake_form(institution_id: int):
                 (target.errors if target is not None else form.form_errors).append(str(exc))
             else:
                 db.session.commit()  # durable before the complainant is told it was received
+                queue_emergency_notice(complaint)
                 return _receipt(institution, complaint, code)
     else:
         form.submission_id.data = new_submission_id()
@@ -325,6 +341,7 @@ def register(institution_id: int):
             (target.errors if target is not None else form.form_errors).append(str(exc))
         else:
             db.session.commit()
+            queue_emergency_notice(complaint)
             return _staff_receipt(institution, complaint, code, heading=gettext("投诉已登记"))
     if not valid_submission_id(form.submission_id.data or ""):
         form.submission_id.data = new_submission_id()
@@ -352,6 +369,7 @@ def from_alert(institution_id: int, alert_id: int):
         flash(str(exc), "error")
         return redirect(url_for("survey_staff.alert_detail", institution_id=institution.id, alert_id=alert_id))
     db.session.commit()
+    queue_emergency_notice(complaint)
     return _staff_receipt(institution, complaint, code,
                           heading=gettext("该提醒已转为投诉") if existing is not None else gettext("已转为投诉"))
 
@@ -419,6 +437,7 @@ def emergency(institution_id: int, complaint_id: int):
     else:
         if flagged:
             db.session.commit()
+            queue_emergency_notice(complaint)
             flash(gettext("已标记为医疗质量安全紧急投诉，并已通知相关负责人。"), "success")
         else:
             flash(gettext("该案件已是医疗质量安全紧急投诉。"), "info")

@@ -39,7 +39,7 @@ from survey.models import (
     SurveySettings,
     TemplateVersion,
 )
-from survey.submission import Context, find_by_submission_id, submit_response
+from survey.submission import Context, Stored, find_by_submission_id, submit_response
 
 LINK_PURPOSE = "discharge-link"
 REF_PURPOSE = "discharge-ref"
@@ -365,7 +365,7 @@ def answerable_call(discharge: Discharge) -> FollowupCall | None:
 
 
 def record_phone_answers(discharge: Discharge, submission_id: str, get: Callable[[str], Any],
-                         getlist: Callable[[str], list], *, nurse: StaffUser) -> tuple[SurveyResponse, bool]:
+                         getlist: Callable[[str], list], *, nurse: StaffUser) -> Stored:
     """Store the answers a reached patient gave by phone, as a phone-mode response naming the interviewer."""
     call = answerable_call(discharge)
     if call is None:
@@ -373,7 +373,7 @@ def record_phone_answers(discharge: Discharge, submission_id: str, get: Callable
         if answered is not None:
             response = db.session.get(SurveyResponse, answered.response_id)
             if response is not None and response.submission_id == submission_id:
-                return response, False  # the same form sent twice
+                return Stored(response, False)  # the same form sent twice
             raise FollowupError(gettext("该患者的电话回访答案已录入。"))
         raise FollowupError(gettext("只有“已接通”的回访才能录入答案。"))
     version = inpatient_version()
@@ -382,11 +382,11 @@ def record_phone_answers(discharge: Discharge, submission_id: str, get: Callable
     context = Context(institution_id=discharge.institution_id, channel=Channel.PHONE_FOLLOWUP, version=version,
                       touchpoint=discharge.touchpoint, department_id=discharge.department_id,
                       interviewer_id=nurse.id)
-    response, created = submit_response(context, submission_id, get, getlist, actor=nurse)
-    if created:
-        call.response_id = response.id
-        record(nurse, "followup.answers", discharge, {"call_id": call.id, "response_id": response.id})
-    return response, created
+    stored = submit_response(context, submission_id, get, getlist, actor=nurse)
+    if stored.created:
+        call.response_id = stored.response.id
+        record(nurse, "followup.answers", discharge, {"call_id": call.id, "response_id": stored.response.id})
+    return stored
 
 
 # Rates -------------------------------------------------------------------
@@ -555,7 +555,7 @@ def resolve_link(token: str, *, now: datetime | None = None) -> tuple[Discharge 
 
 
 def use_discharge_link(discharge: Discharge, context: Context, submission_id: str, get: Callable[[str], Any],
-                       getlist: Callable[[str], list]) -> tuple[SurveyResponse, bool]:
+                       getlist: Callable[[str], list]) -> Stored:
     """Store the slip survey and mark the link used in the same transaction; a link works once."""
     # Lock the row so that two different submissions racing on one link cannot both pass.
     locked = db.session.scalar(select(Discharge).where(Discharge.id == discharge.id).with_for_update()
@@ -564,11 +564,11 @@ def use_discharge_link(discharge: Discharge, context: Context, submission_id: st
         repeat = find_by_submission_id(submission_id)
         if repeat is not None and repeat.channel == Channel.DISCHARGE_LINK.value \
                 and repeat.institution_id == locked.institution_id:
-            return repeat, False  # the patient's own retry after the first copy got through
+            return Stored(repeat, False)  # the patient's own retry after the first copy got through
         raise FollowupError(gettext("此链接已使用，感谢您的评价"))
-    response, created = submit_response(context, submission_id, get, getlist)
-    if created:
+    stored = submit_response(context, submission_id, get, getlist)
+    if stored.created:
         locked.link_used_at = utcnow()
-        record("patient", "discharge.link_used", locked, {"response_id": response.id})
-    return response, created
+        record("patient", "discharge.link_used", locked, {"response_id": stored.response.id})
+    return stored
 

@@ -3,26 +3,49 @@
 accept_rating() is all the patient's POST does: check the answers against the
 (cached, immutable) definition and write one inbox row in a one-statement
 transaction. process_inbox() turns rows into responses with their flags,
-scores and alerts, in batches, and deletes them; it is idempotent (the submission id is unique in both
-tables) and safe to run in several workers at once (rows are claimed with
-SKIP LOCKED where the database has it).
+scores and alerts, a batch at a time and set-based: a few statements per
+batch, not a few per row. It is idempotent (the submission id is unique in
+both tables) and safe to run in several workers at once (rows are claimed
+with SKIP LOCKED where the database has it).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
+from core.audit import record
 from core.extensions import db
-from core.tasks import job_logger
+from core.tasks import QUEUE_HIGH, enqueue, job_logger
 from survey import versioning
-from survey.models import Channel, SurveyInbox
+from survey.models import (
+    Channel,
+    ContactRequest,
+    InboxContext,
+    RecoveryAlert,
+    SurveyAnswer,
+    SurveyInbox,
+    SurveyResponse,
+    SurveySettings,
+)
 from survey.qr import CodeInfo
-from survey.submission import Context, SubmissionError, check_submission, submit_response
+from survey.submission import (
+    Context,
+    EffectiveSettings,
+    FlagInput,
+    Prepared,
+    SubmissionError,
+    check_submission,
+    history_flags,
+    prepare,
+    submit_response,
+)
 
 log = job_logger(__name__)
 BATCH = 500
@@ -33,11 +56,11 @@ def accept_rating(info: CodeInfo, definition: dict[str, Any], submission_id: str
                   form_problem: str | None, fill_seconds: float | None, device_hash: str, ip_hash: str) -> bool:
     """Validate a QR rating and write it to the inbox; False when this submission was already received."""
     check_submission(definition, submission_id, form.get, form.getlist)
+    meta = InboxContext(institution_id=info.institution_id, code_id=info.code_id, touchpoint_id=info.touchpoint_id,
+                        department_id=info.department_id, version_id=info.version_id, fill_seconds=fill_seconds,
+                        form_problem=form_problem, device_hash=device_hash, ip_hash=ip_hash)
     payload = {
-        "meta": {"institution_id": info.institution_id, "code_id": info.code_id,
-                 "touchpoint_id": info.touchpoint_id, "department_id": info.department_id,
-                 "version_id": info.version_id, "fill_seconds": fill_seconds, "form_problem": form_problem,
-                 "device_hash": device_hash, "ip_hash": ip_hash},
+        "meta": meta.to_json(),
         "form": {key: form.getlist(key) for key in form if key.startswith("q_") or key == "contact_phone"},
     }
     return _store({"submission_id": submission_id, "payload": payload})
@@ -74,49 +97,208 @@ def pending(submission_id: str) -> SurveyInbox | None:
     return db.session.scalar(select(SurveyInbox).where(SurveyInbox.submission_id == submission_id))
 
 
+class _Form:
+    """The stored form fields ({name: [values]}) read as a MultiDict would be, without its cost per missing field."""
+
+    def __init__(self, fields: dict[str, list[str]]):
+        self.fields = fields
+
+    def get(self, name: str) -> str | None:
+        values = self.fields.get(name)
+        return values[0] if values else None
+
+    def getlist(self, name: str) -> list[str]:
+        return list(self.fields.get(name, ()))
+
+
+@dataclass
+class _Rating:
+    """One claimed inbox row, read and scored, on its way to becoming a response."""
+
+    row_id: int
+    submission_id: str
+    received_at: datetime
+    context: Context
+    form: _Form
+    prepared: Prepared
+
+
 def process_inbox(limit: int = BATCH, *, submission_id: str | None = None) -> int:
-    """Turn inbox rows into responses (oldest first); returns how many rows were taken."""
-    stmt = (select(SurveyInbox).where(SurveyInbox.attempts < MAX_ATTEMPTS)
-            .order_by(SurveyInbox.id).limit(limit))
+    """Turn inbox rows into responses (oldest first), one batch in one transaction; returns the rows taken.
+
+    Alerts raised are notified after the commit. A row that cannot be
+    processed stays with ``attempts`` and ``last_error`` and does not hold up
+    the others.
+    """
+    stmt = (select(SurveyInbox.id, SurveyInbox.submission_id, SurveyInbox.received_at, SurveyInbox.payload)
+            .where(SurveyInbox.attempts < MAX_ATTEMPTS).order_by(SurveyInbox.id).limit(limit))
     if submission_id is not None:
         stmt = stmt.where(SurveyInbox.submission_id == submission_id)
-    rows = db.session.scalars(stmt.with_for_update(skip_locked=True)).all()
-    created, alert_ids, done = 0, [], []
-    for row in rows:
-        meta = row.meta
-        context = Context(institution_id=meta["institution_id"], channel=Channel.TOUCHPOINT_QR,
-                          version_id=meta["version_id"], definition=versioning.published_definition(meta["version_id"]),
-                          touchpoint_id=meta["touchpoint_id"], department_id=meta["department_id"],
-                          code_id=meta["code_id"], form_problem=meta["form_problem"],
-                          fill_seconds=meta["fill_seconds"], device_hash=meta["device_hash"],
-                          ip_hash=meta["ip_hash"])
-        data = MultiDict([(key, value) for key, values in row.payload["form"].items() for value in values])
-        try:
-            response, was_new = submit_response(context, row.submission_id, data.get, data.getlist,
-                                                received_at=row.received_at)
-        except SubmissionError as exc:  # answers were checked on receipt: only a bug gets here
-            row.attempts += 1
-            row.last_error = str(exc)[:500]
-            log.error("inbox row %s could not be processed: %s", row.id, exc)
-            continue
-        created += int(was_new)
-        if getattr(response, "needs_processing", False):
-            alert_ids.append(response.id)
-        done.append(row.id)
+    rows = db.session.execute(stmt.with_for_update(skip_locked=True)).all()
+    if not rows:
+        db.session.commit()
+        return 0
+    failed: dict[int, str] = {}
+    ratings = _read(rows, failed)
+    ratings = _drop_stored(ratings)
+    stored = {r.row_id for r in ratings}
+    alert_ids: list[int] = []
+    try:
+        if ratings:
+            with db.session.begin_nested():
+                alert_ids = _store_batch(ratings)
+    except Exception:
+        # Some row breaks the set-based insert (a bug, a row another process stored
+        # meanwhile): store this batch one row at a time so that only that row waits.
+        log.exception("inbox: batch of %d could not be stored at once; storing row by row", len(ratings))
+        alert_ids, stored = _store_one_by_one(ratings, failed)
+    done = [row.id for row in rows if row.id not in failed]
     if done:
         # One DELETE for the batch, without matching it against the session's objects:
         # per row, that matching made a batch quadratic in its size.
         db.session.execute(delete(SurveyInbox).where(SurveyInbox.id.in_(done))
                            .execution_options(synchronize_session=False))
+    for row_id, error in failed.items():
+        db.session.execute(update(SurveyInbox).where(SurveyInbox.id == row_id)
+                           .values(attempts=SurveyInbox.attempts + 1, last_error=error[:500])
+                           .execution_options(synchronize_session=False))
     db.session.commit()
-    if alert_ids:
-        from survey import tasks
-
-        for response_id in alert_ids:
-            tasks.process_response(response_id)
-    if rows and submission_id is None:
-        log.info("inbox: %d rows, %d responses created", len(rows), created)
+    notify_alerts(alert_ids)
+    if submission_id is None:
+        log.info("inbox: %d rows, %d responses created, %d failed", len(rows), len(stored), len(failed))
     return len(rows)
+
+
+def _read(rows, failed: dict[int, str]) -> list[_Rating]:
+    """Parse, check and score the rows in Python; a row that cannot be read goes to ``failed``."""
+    metas: dict[int, InboxContext] = {}
+    for row in rows:
+        try:
+            metas[row.id] = InboxContext.from_json(row.payload["meta"])
+        except (KeyError, TypeError) as exc:
+            _fail(row.id, f"unreadable payload: {exc!r}", failed)
+    settings = _settings({meta.institution_id for meta in metas.values()})
+    ratings = []
+    for row in rows:
+        meta = metas.get(row.id)
+        if meta is None:
+            continue
+        try:
+            definition = versioning.published_definition(meta.version_id)
+            if definition is None:
+                raise SubmissionError(f"template version {meta.version_id} is not published")
+            context = Context(institution_id=meta.institution_id, channel=Channel.TOUCHPOINT_QR,
+                              version_id=meta.version_id, definition=definition, touchpoint_id=meta.touchpoint_id,
+                              department_id=meta.department_id, code_id=meta.code_id, form_problem=meta.form_problem,
+                              fill_seconds=meta.fill_seconds, device_hash=meta.device_hash, ip_hash=meta.ip_hash,
+                              settings=settings[meta.institution_id])
+            form = _Form(row.payload["form"])
+            prepared = prepare(context, context.settings, row.submission_id, form.get, form.getlist)
+        except Exception as exc:  # answers were checked on receipt: only a bug or a corrupt row gets here
+            _fail(row.id, str(exc) or repr(exc), failed)
+            continue
+        ratings.append(_Rating(row.id, row.submission_id, row.received_at, context, form, prepared))
+    return ratings
+
+
+def _fail(row_id: int, error: str, failed: dict[int, str]) -> None:
+    failed[row_id] = error
+    log.error("inbox row %s could not be processed: %s", row_id, error)
+
+
+def _settings(institution_ids: set[int]) -> dict[int, EffectiveSettings]:
+    """Each institution's survey settings, in one query for the batch."""
+    rows = {s.institution_id: s for s in db.session.scalars(
+        select(SurveySettings).where(SurveySettings.institution_id.in_(institution_ids)))} if institution_ids else {}
+    return {i: EffectiveSettings.of(rows.get(i)) for i in institution_ids}
+
+
+def _drop_stored(ratings: list[_Rating]) -> list[_Rating]:
+    """Leave out submissions stored already (a retry that reached the inbox again) and repeats within the batch."""
+    if not ratings:
+        return ratings
+    known = set(db.session.scalars(select(SurveyResponse.submission_id).where(
+        SurveyResponse.submission_id.in_([r.submission_id for r in ratings]))))
+    kept = []
+    for rating in ratings:
+        if rating.submission_id not in known:
+            known.add(rating.submission_id)
+            kept.append(rating)
+    return kept
+
+
+def _store_batch(ratings: list[_Rating]) -> list[int]:
+    """Insert the batch's responses, answers, contact requests and alerts in a few statements; the alert ids."""
+    flags = history_flags([FlagInput(r.context.touchpoint_id, r.context.device_hash, r.context.ip_hash,
+                                     r.received_at, r.context.settings.repeat_window_minutes) for r in ratings])
+    rows = []
+    for rating, history in zip(ratings, flags, strict=True):
+        c, p = rating.context, rating.prepared
+        row_flags = sorted(set(p.flags) | set(history))
+        rows.append({
+            "institution_id": c.institution_id, "submission_id": rating.submission_id,
+            "template_version_id": c.version_id, "channel": c.channel.value, "department_id": c.department_id,
+            "touchpoint_id": c.touchpoint_id, "code_id": c.code_id, "interviewer_id": None,
+            "submitted_at": rating.received_at, "fill_seconds": c.fill_seconds, "overall_score": p.overall_score,
+            "comment": p.comment, "device_hash": c.device_hash, "ip_hash": c.ip_hash, "flags": row_flags,
+            "excluded": bool(row_flags), "sentiment": None,
+        })
+    responses = SurveyResponse.__table__
+    # One multi-row INSERT … RETURNING (SQLAlchemy's insertmanyvalues); ids matched by submission id.
+    ids = dict(db.session.execute(insert(responses).returning(responses.c.submission_id, responses.c.id),
+                                  rows).all())
+    answers = [{"response_id": ids[r.submission_id], "item_code": a.code, "value": a.value, "score": a.score,
+                "not_applicable": a.not_applicable} for r in ratings for a in r.prepared.answers]
+    if answers:
+        db.session.execute(insert(SurveyAnswer.__table__), answers)
+    contacts = [{"institution_id": r.context.institution_id, "response_id": ids[r.submission_id],
+                 "phone": r.prepared.contact_phone or None}
+                for r in ratings if r.prepared.contact_phone is not None]
+    if contacts:
+        db.session.execute(insert(ContactRequest.__table__), contacts)
+    alerts = [RecoveryAlert(institution_id=r.context.institution_id, response_id=ids[r.submission_id],
+                            department_id=r.context.department_id, touchpoint_id=r.context.touchpoint_id,
+                            reasons=r.prepared.alert_reasons)
+              for r in ratings if r.prepared.alert_reasons]
+    if alerts:
+        db.session.add_all(alerts)
+        db.session.flush()  # one batched INSERT for the alerts, then their audit entries
+        for alert in alerts:
+            record("survey", "survey_alert.raise", alert, {"reasons": alert.reasons, "response_id": alert.response_id})
+        db.session.flush()
+    return [alert.id for alert in alerts]
+
+
+def _store_one_by_one(ratings: list[_Rating], failed: dict[int, str]) -> tuple[list[int], set[int]]:
+    """The slow path: each row through submit_response in a savepoint of its own; (alert ids, rows stored)."""
+    alert_ids, stored = [], set()
+    for rating in ratings:
+        try:
+            with db.session.begin_nested():
+                result = submit_response(rating.context, rating.submission_id, rating.form.get, rating.form.getlist,
+                                         received_at=rating.received_at)
+        except Exception as exc:
+            _fail(rating.row_id, str(exc) or repr(exc), failed)
+            continue
+        if result.created:
+            stored.add(rating.row_id)
+        if result.alert_id is not None:
+            alert_ids.append(result.alert_id)
+    return alert_ids, stored
+
+
+def notify_alerts(alert_ids: list[int]) -> None:
+    """Queue the notice of each alert just committed (high queue: service recovery is urgent); the alert sweep
+    re-drives any that could not be queued."""
+    if not alert_ids:
+        return
+    from survey import tasks
+
+    for alert_id in alert_ids:
+        try:
+            enqueue(tasks.notify_alert, alert_id, queue=QUEUE_HIGH)
+        except Exception:  # the alert is committed: the sweep sends it within minutes
+            log.exception("could not queue the notice of alert %s", alert_id)
 
 
 def drain_inbox() -> int:

@@ -27,7 +27,7 @@ from core.public import (
 )
 from core.ratelimit import client_address, limited
 from survey import alerts, qr, versioning
-from survey.models import SurveyResponse, SurveySettings, TemplateVersion
+from survey.models import SurveySettings, TemplateVersion
 from survey.submission import SubmissionError, find_by_submission_id
 
 bp = Blueprint("patient", __name__)
@@ -73,17 +73,12 @@ def render_rejected(version: TemplateVersion | dict[str, Any], error: Submission
                          submission_id=submission_id if len(submission_id) >= 16 else None, status=400)
 
 
-def after_commit(response: SurveyResponse) -> None:
-    """Queue work that needs Redis, only when there is some; a periodic sweep re-drives it if Redis was down."""
-    from core.tasks import enqueue
-    from survey import tasks
+def after_commit(alert_id: int | None) -> None:
+    """Queue the notice of the alert a response just committed raised, if any; the alert sweep re-drives it."""
+    from survey import inbox
 
-    if not tasks.needs_processing(response):
-        return
-    try:
-        enqueue(tasks.process_response, response.id)
-    except Exception:  # Redis down: the response is safe; the sweep picks it up
-        current_app.logger.exception("could not queue follow-up work for a response")
+    if alert_id is not None:
+        inbox.notify_alerts([alert_id])
 
 
 def institution_name(institution_id: int) -> str:
@@ -163,11 +158,11 @@ def thanks(submission_id: str):
         if waiting is None:
             abort(404)
         form = waiting.payload["form"]
-        institution_id = waiting.meta["institution_id"]
-        return thanks_page(institution_id, submission_id,
+        meta = waiting.meta
+        return thanks_page(meta.institution_id, submission_id,
                            contact=any(k.endswith("_CONTACT") and v == ["yes"] for k, v in form.items()),
-                           low=alerts.is_low_rating(_overall_score(waiting.meta["version_id"], form),
-                                                    SurveySettings.of(institution_id)))
+                           low=alerts.is_low_rating(_overall_score(meta.version_id, form),
+                                                    SurveySettings.of(meta.institution_id)))
     contact = any(a.item_code.endswith("_CONTACT") and a.value == "yes" for a in response.answers)
     return thanks_page(response.institution_id, response.submission_id, contact=contact,
                        low=alerts.response_is_low(response))

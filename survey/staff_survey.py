@@ -165,12 +165,12 @@ def submit_with_token(token: StaffSurveyToken, submission_id: str, get: Callable
     context = Context(institution_id=token.institution_id, channel=Channel.STAFF_TOKEN,
                       version=batch.template.published, department_id=batch.department_id,
                       form_problem=form_problem, fill_seconds=fill_seconds)
-    response, created = submit_response(context, submission_id, get, getlist, actor="staff-survey")
-    if created:
+    stored = submit_response(context, submission_id, get, getlist, actor="staff-survey")
+    if stored.created:
         today = datetime.combine(utcnow().date(), time.min, tzinfo=UTC)
         token.used_at = today
         db.session.flush()
-    return response, created
+    return stored.response, stored.created
 
 
 # Results -------------------------------------------------------------------

@@ -14,21 +14,9 @@ from core.tasks import job_logger
 from organisation.models import Role, StaffUser
 from organisation.services import staff_with_roles
 from survey import followup
-from survey.models import RecoveryAlert, SurveyResponse
+from survey.models import RecoveryAlert
 
 log = job_logger(__name__)
-
-
-def needs_processing(response: SurveyResponse) -> bool:
-    """Whether a response just stored has post-commit work (an alert to notify)."""
-    return bool(getattr(response, "needs_processing", False))
-
-
-def process_response(response_id: int) -> None:
-    """Post-commit work for one response: notify its alert, if any."""
-    alert = db.session.scalar(select(RecoveryAlert).where(RecoveryAlert.response_id == response_id))
-    if alert is not None:
-        notify_alert(alert.id)
 
 
 def alert_recipients(alert: RecoveryAlert) -> list[StaffUser]:

@@ -177,7 +177,7 @@ def followup_answers(institution_id: int, discharge_id: int):
     status = 200
     if form.validate_on_submit():
         try:
-            response, _created = followup.record_phone_answers(
+            stored = followup.record_phone_answers(
                 discharge, form.submission_id.data or "", lambda name: _field_value(form, name),
                 lambda name: _field_list(form, name), nurse=actor())
         except SubmissionError as exc:
@@ -191,7 +191,7 @@ def followup_answers(institution_id: int, discharge_id: int):
             form.form_errors.append(str(exc))
         else:
             db.session.commit()
-            patient.after_commit(response)
+            patient.after_commit(stored.alert_id)
             flash(gettext("电话回访答案已保存。"), "success")
             return redirect(url_for("survey_staff.followup_calls", institution_id=institution.id))
         status = 400
@@ -385,8 +385,8 @@ def discharge_survey(token: str):
     context.device_hash, context.ip_hash = public.client_hashes()
     submission_id = request.form.get("submission_id", "")
     try:
-        response, _created = followup.use_discharge_link(discharge, context, submission_id, request.form.get,
-                                                         request.form.getlist)
+        stored = followup.use_discharge_link(discharge, context, submission_id, request.form.get,
+                                             request.form.getlist)
     except SubmissionError as exc:
         db.session.rollback()
         return patient.render_rejected(version, exc, action=action, context_key=context_key, heading=heading,
@@ -396,8 +396,8 @@ def discharge_survey(token: str):
         return public.render_notice(gettext("此链接已使用，感谢您的评价"),
                                      gettext("每份出院小结上的评价链接只能使用一次。您的意见已经收到。"), 200)
     db.session.commit()  # the response and the used link, together, before "received"
-    patient.after_commit(response)
-    return redirect(url_for("patient.thanks", submission_id=response.submission_id), code=303)
+    patient.after_commit(stored.alert_id)
+    return redirect(url_for("patient.thanks", submission_id=stored.response.submission_id), code=303)
 
 
 def _repeat_submission(discharge: Discharge):

@@ -190,6 +190,8 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
         "closed_at": None, "resolved": None, "satisfaction": None, "reopened_count": 0, "lookup_code_hash": "",
         "version": 1, "created_at": received_at, "updated_at": received_at,
     }
+    # A simulated emergency was notified when it happened: the notice sweep owes it nothing.
+    values["emergency_notified_at"] = received_at if values["safety_emergency"] else None
     case = Case(values)
     case.concerned.append(lead)
     tz = local_timezone()

@@ -126,6 +126,8 @@ class Category(db.Model):
 # Status.open_statuses() as SQL, for the partial index of the officer's queue (keep the two in step).
 OPEN_STATUS_SQL = ("status IN ('accepted', 'in_handling', 'transferred', 'reply_drafted', 'reply_approved', "
                    "'reopened')")
+# Emergencies whose notice is still owed: what the minutely sweep looks for (complaints.tasks).
+EMERGENCY_UNNOTIFIED_SQL = "safety_emergency AND emergency_notified_at IS NULL"
 
 
 class Complaint(InstitutionScoped, TimestampMixin, db.Model):
@@ -139,6 +141,8 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
         # The officer's queue: open cases by due date, read in index order (LIMIT 50 stops early).
         Index("ix_complaint_open_due", "institution_id", "due_at", postgresql_where=text(OPEN_STATUS_SQL),
               sqlite_where=text(OPEN_STATUS_SQL)),
+        Index("ix_complaint_emergency_unnotified", "id", postgresql_where=text(EMERGENCY_UNNOTIFIED_SQL),
+              sqlite_where=text(EMERGENCY_UNNOTIFIED_SQL)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -166,6 +170,8 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     status: Mapped[Status] = mapped_column(EnumText(Status, 20), default=Status.REGISTERED)
     lead_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     safety_emergency: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the emergency notice went out; claimed by one conditional UPDATE so that it goes out once.
+    emergency_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decline_reason: Mapped[DeclineReason | None] = mapped_column(EnumText(DeclineReason, 20))
     decline_notice: Mapped[str] = mapped_column(Text, default="")
     settlement_note: Mapped[str] = mapped_column(Text, default="")

@@ -8,6 +8,7 @@ for seconds, so everything but the submission id sits in one JSON payload.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -18,19 +19,40 @@ from core.db import UTCDateTime
 from core.extensions import db
 
 
+@dataclass(frozen=True)
+class InboxContext:
+    """Where and how a QR rating was given, as the POST saw it: the ``meta`` of an inbox row."""
+
+    institution_id: int
+    code_id: int
+    touchpoint_id: int
+    department_id: int | None
+    version_id: int
+    fill_seconds: float | None
+    form_problem: str | None      # from tokens.read_form_token
+    device_hash: str
+    ip_hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InboxContext:
+        """Read a stored meta; a missing field raises KeyError (the row is then kept with its error)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
 class SurveyInbox(db.Model):
     __tablename__ = "survey_inbox"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     submission_id: Mapped[str] = mapped_column(String(40), unique=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
-    # {"meta": {institution_id, code_id, touchpoint_id, department_id, version_id,
-    #           fill_seconds, form_problem, device_hash, ip_hash},
-    #  "form": {"q_<CODE>": [values], "contact_phone": [phone]}}
+    # {"meta": InboxContext.to_json(), "form": {"q_<CODE>": [values], "contact_phone": [phone]}}
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
 
     @property
-    def meta(self) -> dict[str, Any]:
-        return self.payload["meta"]
+    def meta(self) -> InboxContext:
+        return InboxContext.from_json(self.payload["meta"])

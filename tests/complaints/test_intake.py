@@ -4,13 +4,14 @@ from __future__ import annotations
 import io
 import re
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, func, select
 
-from complaints import intake
+from complaints import intake, tasks
 from complaints.intake import IntakeError, Upload
 from complaints.models import Attachment, CaseCounter, CaseEvent, Category, Channel, Complaint, ComplaintSettings
 from core.audit import AuditEntry
@@ -301,11 +302,13 @@ def test_an_officer_downloads_an_attachment_and_handlers_only_their_departments(
 
 # Quality-and-safety emergencies ---------------------------------------------------------------
 
-def test_a_safety_category_flags_the_case_and_alerts_officers_admins_and_leadership_at_once(rmyy, make_case,
-                                                                                            outbox):
+def test_a_safety_category_flags_the_case_and_its_notice_alerts_officers_admins_and_leadership(rmyy, make_case,
+                                                                                               outbox):
     case = make_case(category="quality_safety", touchpoint="B-XNK", complainant_name="王五",
                      complainant_phone="13800138000", description="输液时护士拿错了药，险些输错")
     assert case.safety_emergency
+    assert outbox == []  # never sent inside the registering transaction
+    assert tasks.notify_emergency(case.id) is True
     (message,) = outbox
     assert message.kind == "complaint_emergency" and case.case_number in message.subject
     assert set(message.recipients) == {"rmyy-officer", "rmyy-admin", "rmyy-leader"}
@@ -313,8 +316,10 @@ def test_a_safety_category_flags_the_case_and_alerts_officers_admins_and_leaders
     assert "王五" not in text and "13800138000" not in text and "拿错了药" not in text
     actions = [e.action for e in case.events]
     assert actions[:2] == ["registered", "emergency"] and "emergency_alerted" in actions
-    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "complaint.flag_emergency",
-                                                      AuditEntry.target_id == str(case.id))) is not None
+    for action in ("complaint.flag_emergency", "complaint.emergency_notice_sent"):
+        assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == action,
+                                                          AuditEntry.target_id == str(case.id))) is not None
+    assert case.emergency_notified_at is not None
 
 
 def test_flagging_twice_alerts_once_and_other_categories_do_not_alert(make_case, outbox):
@@ -322,10 +327,14 @@ def test_flagging_twice_alerts_once_and_other_categories_do_not_alert(make_case,
     assert not case.safety_emergency and outbox == []
     assert intake.flag_emergency(case, actor=demo_user("rmyy-officer")) is True
     assert intake.flag_emergency(case, actor=demo_user("rmyy-officer")) is False
+    assert tasks.notify_emergency(case.id) is True
+    assert tasks.notify_emergency(case.id) is False  # a retry, or the sweep, sends nothing more
+    assert tasks.sweep_emergency_notices() == 0
     assert len(outbox) == 1
 
 
-def test_a_failing_notifier_does_not_lose_the_case(app, rmyy, make_case, monkeypatch):
+def test_a_failing_notifier_does_not_lose_the_case_and_the_sweep_sends_the_notice_later(app, rmyy, make_case,
+                                                                                          monkeypatch, outbox):
     from core import notify
 
     def broken(message):
@@ -334,7 +343,48 @@ def test_a_failing_notifier_does_not_lose_the_case(app, rmyy, make_case, monkeyp
     monkeypatch.setitem(notify.BACKENDS, "broken", broken)
     monkeypatch.setitem(app.config, "NOTIFIER_BACKEND", "broken")
     case = make_case(category="quality_safety")
-    assert case.safety_emergency and "emergency_alert_failed" in [e.action for e in case.events]
+    db.session.commit()  # as the registering page does before the notice is queued
+    with pytest.raises(ConnectionError):
+        tasks.notify_emergency(case.id)
+    assert tasks.sweep_emergency_notices() == 0  # still down: the failure is noted once on the timeline
+    assert case.safety_emergency and case.emergency_notified_at is None
+    assert [e.action for e in case.events].count("emergency_alert_failed") == 1
+
+    monkeypatch.setitem(app.config, "NOTIFIER_BACKEND", "memory")
+    assert tasks.sweep_emergency_notices() == 1
+    assert [m.meta["complaint_id"] for m in outbox] == [case.id]
+    assert tasks.sweep_emergency_notices() == 0 and len(outbox) == 1
+
+
+def test_a_failed_enqueue_leaves_the_notice_to_the_sweep_which_sends_it_once(client, rmyy, categories, october_2026,
+                                                                             outbox, monkeypatch):
+    from complaints import views_intake
+
+    def redis_gone(*args, **kwargs):
+        raise ConnectionError("the queue is unreachable")
+
+    monkeypatch.setattr(views_intake, "enqueue", redis_gone)
+    staff_login(client, "rmyy-officer")
+    response, _ = officer_form(client, rmyy, emergency="y")
+    assert response.status_code == 200 and "投诉已登记" in response.get_data(as_text=True)
+    (case,) = cases_of(rmyy)
+    assert case.safety_emergency and case.emergency_notified_at is None and outbox == []
+
+    assert tasks.sweep_emergency_notices() == 1
+    assert [m.meta["complaint_id"] for m in outbox] == [case.id]
+    assert tasks.sweep_emergency_notices() == 0 and len(outbox) == 1
+
+
+def test_the_sweep_leaves_finished_cases_and_cases_already_told_alone(rmyy, make_case, outbox):
+    from complaints.models import Status
+
+    told = make_case(category="quality_safety")
+    finished = make_case(category="quality_safety")
+    tasks.notify_emergency(told.id)
+    finished.status = Status.CLOSED.value
+    db.session.flush()
+    assert tasks.sweep_emergency_notices() == 0
+    assert [m.meta["complaint_id"] for m in outbox] == [told.id]
 
 
 def test_an_officer_flags_a_registered_case_from_the_case_page(client, rmyy, make_case, outbox):
@@ -681,3 +731,78 @@ def test_a_finished_case_cannot_raise_an_emergency_alarm(client, rmyy, make_case
     with pytest.raises(IntakeError):
         intake.flag_emergency(case, actor=demo_user("rmyy-officer"))
     assert not case.safety_emergency and outbox == []
+
+
+@pytest.mark.real_engine
+def test_a_slow_emergency_notice_does_not_hold_up_the_next_registration_at_the_hospital(app, monkeypatch):
+    """The notice goes out after the registration's commit, so the case-number row lock is free while it is sent."""
+    from flask.testing import FlaskClient
+
+    from core import notify
+    from tests.factories import login
+
+    slow_seconds = 3.0
+    notice_started, times = threading.Event(), {}
+
+    def slow_gateway(message):
+        notice_started.set()
+        threading.Event().wait(slow_seconds)
+        times["notice_sent"] = time.monotonic()
+
+    monkeypatch.setitem(notify.BACKENDS, "slow", slow_gateway)
+    monkeypatch.setitem(app.config, "NOTIFIER_BACKEND", "slow")
+    year = 2093  # a counter nobody else uses: registrations are committed for real here
+    monkeypatch.setattr(intake, "utcnow", lambda: datetime(year, 6, 1, 4, 0, tzinfo=UTC))
+    with app.app_context():
+        had_categories = not intake.defaults_missing()
+        categories = {c.code: c.id for c in intake.default_categories(actor="test")}
+        institution_id = demo_institution("rmyy").id
+        officer = demo_user("rmyy-officer")
+        db.session.commit()
+
+    def register(category: str):
+        client = FlaskClient(app, app.response_class, use_cookies=True)
+        with app.app_context():
+            login(client, db.session.merge(officer))
+        form = {"submission_id": uuid.uuid4().hex, "channel": "walk_in", "received_at": f"{year}-06-01T11:30",
+                "category": str(categories[category]), "subject": "并发登记", "description": "并发登记测试。",
+                "relation": "self"}
+        response = client.post(f"/i/{institution_id}/complaints/new", data=form, content_type="multipart/form-data")
+        assert response.status_code == 200, response.status_code
+        return response
+
+    errors = []
+
+    def first():
+        try:
+            register("quality_safety")
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    try:
+        thread = threading.Thread(target=first)
+        thread.start()
+        assert notice_started.wait(20), "the first registration's notice never started"
+        started = time.monotonic()
+        register("attitude")  # the same hospital, the same year's counter row
+        times["second_done"] = time.monotonic()
+        thread.join(30)
+        assert errors == []
+        assert times["second_done"] - started < slow_seconds / 2
+        assert times["second_done"] < times["notice_sent"]
+        with app.app_context():
+            numbers = sorted(db.session.scalars(select(Complaint.case_number).where(
+                Complaint.institution_id == institution_id, Complaint.case_number.like(f"TS{year}-%"))))
+            assert numbers == [f"TS{year}-00001", f"TS{year}-00002"]
+    finally:
+        with app.app_context():
+            ids = [str(i) for i in db.session.scalars(select(Complaint.id).where(
+                Complaint.case_number.like(f"TS{year}-%")))]
+            db.session.execute(delete(AuditEntry).where(AuditEntry.target_type == "complaint",
+                                                        AuditEntry.target_id.in_(ids)))
+            db.session.execute(delete(Complaint).where(Complaint.case_number.like(f"TS{year}-%")))
+            db.session.execute(delete(CaseCounter).where(CaseCounter.year == year))
+            if not had_categories:
+                db.session.execute(delete(Category).where(Category.institution_id.is_(None)))
+                db.session.execute(delete(AuditEntry).where(AuditEntry.action == "complaint_category.seed_defaults"))
+            db.session.commit()

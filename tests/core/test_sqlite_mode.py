@@ -118,3 +118,38 @@ def test_embedded_mode_takes_a_patients_rating_once(embedded_app):
         stored = db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == "a" * 32))
         assert stored.code_id == code_id and stored.overall_score == 100.0
     assert "评价已收到" in phone.get(answers[0].headers["Location"]).get_data(as_text=True)
+
+
+def test_embedded_mode_processes_a_batch_of_ratings_with_their_flags_and_alerts(embedded_app, monkeypatch):
+    """The set-based inbox job on SQLite: no SKIP LOCKED, RETURNING for the ids, the flag look-ups."""
+    from survey import inbox, qr, submission
+    from survey.models import RecoveryAlert, SurveyResponse, TouchpointCode
+
+    app = embedded_app
+    cli = app.test_cli_runner()
+    for args in (["db", "upgrade"], ["seed-demo"]):
+        result = cli.invoke(args=args)
+        assert result.exit_code == 0, result.output
+    with app.app_context():
+        code = db.session.scalars(select(TouchpointCode).where(TouchpointCode.retired_at.is_(None))).first()
+        path = f"/q/{qr.path_token(code)}"
+    monkeypatch.setattr(inbox, "processes_inline", lambda: False)  # as with a worker: the rows wait
+    phone = app.test_client()
+    page = phone.get(path).get_data(as_text=True)
+    token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+    sids = [f"{n}" * 32 for n in range(1, 4)]
+    for sid, value in zip(sids, ("5", "1", "4"), strict=True):
+        posted = phone.post(path, data={"submission_id": sid, "q_WIN_OVERALL": value, "form_token": token})
+        assert posted.status_code == 303
+
+    monkeypatch.setattr(submission, "_FEW_KEYS", 0)  # the scan for many phones (one rating's own path: above)
+    with app.app_context():
+        assert inbox.drain_inbox() == 3
+        stored = {r.submission_id: r for r in db.session.scalars(
+            select(SurveyResponse).where(SurveyResponse.submission_id.in_(sids)))}
+        # One phone, one touchpoint: the second and third ratings are repeats (and posted at once: too fast).
+        assert [sorted(set(stored[sid].flags) - {"too_fast"}) for sid in sids] == [[], ["repeat_device"],
+                                                                                  ["repeat_device"]]
+        assert [(a.item_code, a.score) for a in stored[sids[1]].answers] == [("WIN_OVERALL", 0.0)]
+        alert = db.session.scalar(select(RecoveryAlert).where(RecoveryAlert.response_id == stored[sids[1]].id))
+        assert alert is not None and alert.notified_at is not None  # no Redis: notified inline after the commit

@@ -182,8 +182,7 @@ def record_response(*, version: TemplateVersion, institution_id: int, channel: C
     ctx = Context(institution_id=institution_id, channel=channel, version=version, touchpoint=touchpoint,
                   code_id=code.id if code else None, **context)
     data = MultiDict(answer_fields(fields or {}))
-    response, _created = submit_response(ctx, submission_id or uuid.uuid4().hex, data.get, data.getlist)
-    return response
+    return submit_response(ctx, submission_id or uuid.uuid4().hex, data.get, data.getlist).response
 
 
 @pytest.fixture

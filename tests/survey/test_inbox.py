@@ -1,16 +1,30 @@
 """The QR rating inbox: durable on receipt, processed once, never lost."""
 from __future__ import annotations
 
+import random
+import threading
 import uuid
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from werkzeug.datastructures import MultiDict
 
+from core.audit import AuditEntry
+from core.db import utcnow
 from core.extensions import db
-from survey import inbox, qr, versioning
-from survey.models import SurveyInbox, SurveyResponse
-from tests.survey.conftest import submission_id_of, submit
+from survey import inbox, qr, submission, versioning
+from survey.models import (
+    Channel,
+    ContactRequest,
+    InboxContext,
+    RecoveryAlert,
+    SurveyAnswer,
+    SurveyInbox,
+    SurveyResponse,
+)
+from tests.factories import make_touchpoint
+from tests.survey.conftest import record_response, submission_id_of, submit
 
 
 def _accept(code, answers, submission_id=None, **meta):
@@ -156,3 +170,309 @@ def test_on_the_real_engine_the_row_is_committed_by_its_own_insert_and_a_retry_i
         with observer.begin() as other:
             other.execute(delete(SurveyInbox.__table__).where(SurveyInbox.submission_id == submission_id))
         observer.dispose()
+
+
+# Batches -------------------------------------------------------------------------------
+
+def _waiting(code, *, at=None, device="", ip="", fill_seconds=20.0, submission_id=None, **answers):
+    """An inbox row as accept_rating writes it, received ``at`` a given time (added, not committed)."""
+    meta = InboxContext(institution_id=code.institution_id, code_id=code.id, touchpoint_id=code.touchpoint_id,
+                        department_id=code.touchpoint.department_id, version_id=code.template.published.id,
+                        fill_seconds=fill_seconds, form_problem=None, device_hash=device, ip_hash=ip)
+    row = SurveyInbox(submission_id=submission_id or uuid.uuid4().hex, received_at=at or utcnow(),
+                      payload={"meta": meta.to_json(),
+                               "form": {f"q_{k}": [v] for k, v in (answers or {"WIN_OVERALL": "4"}).items()}})
+    db.session.add(row)
+    return row
+
+
+def _stored_flags(submission_ids):
+    db.session.expire_all()
+    flags = dict(db.session.execute(select(SurveyResponse.submission_id, SurveyResponse.flags)
+                                    .where(SurveyResponse.submission_id.in_(submission_ids))).all())
+    return [flags.get(sid) for sid in submission_ids]
+
+
+@pytest.mark.parametrize("few_keys", [100, 0], ids=["a search per key", "one scan for all keys"])
+def test_batch_flags_equal_the_flags_of_storing_the_same_ratings_one_by_one(rmyy, builtin_templates, few_keys,
+                                                                           monkeypatch):
+    """A mixed batch — repeats and bursts within a batch, across batches and against stored ratings, times out of
+    order — gets exactly the flags that storing each rating on its own, in the same order, gives."""
+    monkeypatch.setattr(submission, "_FEW_KEYS", few_keys)
+    rng = random.Random(20261127)
+    window = builtin_templates["WIN"].published
+    # Two touchpoints for the batches and two twins for the one-by-one reference.
+    batch_codes = [qr.ensure_code(make_touchpoint(rmyy), actor="test") for _ in range(2)]
+    twin_codes = [qr.ensure_code(make_touchpoint(rmyy), actor="test") for _ in range(2)]
+    devices = [uuid.uuid4().hex for _ in range(4)] + [""]
+    networks = [uuid.uuid4().hex for _ in range(2)] + [""]
+    base = utcnow() - timedelta(hours=1)
+    history = [(k, rng.choice(devices[:2]), networks[0], base - timedelta(minutes=rng.uniform(0, 15)))
+               for k in range(2) for _ in range(27)]
+    ratings = [(rng.randrange(2), rng.choice(devices), rng.choices(networks, (6, 2, 1))[0],
+                base + timedelta(minutes=rng.uniform(-12, 12), seconds=rng.randrange(60))) for _ in range(110)]
+    ratings[5] = ratings[4]  # the very same device, network and time: a double submission with a new id
+
+    for codes in (batch_codes, twin_codes):
+        for k, device, network, at in history:
+            record_response(version=window, institution_id=rmyy.id, touchpoint=codes[k].touchpoint, code=codes[k],
+                            fields={"WIN_OVERALL": "4"}, device_hash=device, ip_hash=network).submitted_at = at
+    db.session.flush()
+
+    batched = [_waiting(batch_codes[k], at=at, device=device, ip=network).submission_id
+               for k, device, network, at in ratings]
+    db.session.flush()
+    taken = []
+    while n := inbox.process_inbox(limit=40):
+        taken.append(n)
+    assert taken == [40, 40, 30]
+
+    one_by_one = []
+    for k, device, network, at in ratings:
+        code = twin_codes[k]
+        context = submission.Context(institution_id=rmyy.id, channel=Channel.TOUCHPOINT_QR, version=window,
+                                     touchpoint=code.touchpoint, code_id=code.id, fill_seconds=20.0,
+                                     device_hash=device, ip_hash=network)
+        form = MultiDict({"q_WIN_OVERALL": "4"})
+        one_by_one.append(submission.submit_response(context, uuid.uuid4().hex, form.get, form.getlist,
+                                                     received_at=at).response.submission_id)
+
+    expected = _stored_flags(one_by_one)
+    assert _stored_flags(batched) == expected
+    # The mix is worth comparing: every combination of flags occurs.
+    assert {tuple(f) for f in expected} == {(), ("repeat_device",), ("ip_burst",), ("ip_burst", "repeat_device")}
+
+
+def test_a_submission_already_stored_is_dropped_from_the_batch_and_the_rest_stored_once(window_code):
+    retried = record_response(version=window_code.template.published, institution_id=window_code.institution_id,
+                              touchpoint=window_code.touchpoint, code=window_code, fields={"WIN_OVERALL": "5"})
+    _waiting(window_code, submission_id=retried.submission_id, WIN_OVERALL="1")  # a late retry
+    fresh = [_waiting(window_code).submission_id for _ in range(3)]
+    db.session.flush()
+
+    assert inbox.process_inbox() == 4
+
+    assert db.session.scalar(select(func.count()).select_from(SurveyInbox)) == 0
+    counts = dict(db.session.execute(select(SurveyResponse.submission_id, func.count())
+                                     .where(SurveyResponse.submission_id.in_([*fresh, retried.submission_id]))
+                                     .group_by(SurveyResponse.submission_id)).all())
+    assert counts == {sid: 1 for sid in [*fresh, retried.submission_id]}
+    assert db.session.get(SurveyResponse, retried.id).overall_score == 100.0  # the first copy stands
+
+
+def test_a_submission_stored_by_another_process_while_the_batch_runs_is_stored_once(window_code, monkeypatch):
+    sids = [_waiting(window_code).submission_id for _ in range(4)]
+    db.session.flush()
+    racer = sids[2]
+    real_flags = inbox.history_flags
+
+    def meanwhile_stored_elsewhere(ratings):
+        # Between the batch's look-up of stored ids and its insert, the same submission is stored.
+        record_response(version=window_code.template.published, institution_id=window_code.institution_id,
+                        touchpoint=window_code.touchpoint, code=window_code, submission_id=racer,
+                        fields={"WIN_OVERALL": "5"})
+        return real_flags(ratings)
+
+    monkeypatch.setattr(inbox, "history_flags", meanwhile_stored_elsewhere)
+
+    assert inbox.process_inbox() == 4
+
+    assert db.session.scalar(select(func.count()).select_from(SurveyInbox)) == 0
+    assert [_responses(sid) for sid in sids] == [1, 1, 1, 1]
+
+
+def test_a_failing_row_does_not_hold_up_the_rest_of_its_batch(window_code):
+    before = [_waiting(window_code).submission_id for _ in range(2)]
+    unreadable = _waiting(window_code, WIN_OVERALL="9")             # fails its check in Python
+    orphan = _waiting(window_code)                                   # fails in the database (no such touchpoint)
+    orphan.payload = {**orphan.payload, "meta": {**orphan.payload["meta"], "touchpoint_id": 2_000_000_000}}
+    after = [_waiting(window_code, WIN_OVERALL="1").submission_id for _ in range(2)]
+    bad = [unreadable.submission_id, orphan.submission_id]
+    db.session.flush()
+
+    assert inbox.process_inbox() == 6
+
+    good = before + after
+    assert [_responses(sid) for sid in good] == [1, 1, 1, 1]
+    assert [inbox.pending(sid) for sid in good] == [None] * 4
+    for sid in bad:
+        row = inbox.pending(sid)
+        assert row.attempts == 1 and row.last_error
+        assert _responses(sid) == 0
+    alerts = db.session.scalars(select(RecoveryAlert).join(
+        SurveyResponse, RecoveryAlert.response_id == SurveyResponse.id).where(
+        SurveyResponse.submission_id.in_(good))).all()
+    assert len(alerts) == 2  # the low ratings after the bad rows raised theirs
+
+    assert inbox.drain_inbox() == 2 * (inbox.MAX_ATTEMPTS - 1)  # retried, then left for an operator
+    assert {inbox.pending(sid).attempts for sid in bad} == {inbox.MAX_ATTEMPTS}
+
+
+def test_a_clean_batch_is_stored_without_the_row_by_row_fallback(window_code, monkeypatch):
+    def no_fallback(*args):
+        raise AssertionError("the batch fell back to storing row by row")
+
+    monkeypatch.setattr(inbox, "_store_one_by_one", no_fallback)
+    sids = [_waiting(window_code, WIN_OVERALL=str(1 + n % 5), WIN_CONTACT="yes" if n % 7 == 0 else "no").submission_id
+            for n in range(30)]
+    db.session.flush()
+
+    assert inbox.process_inbox() == 30
+
+    assert all(_responses(sid) == 1 for sid in sids)
+    contacts = db.session.scalar(select(func.count()).select_from(ContactRequest).join(
+        SurveyResponse, ContactRequest.response_id == SurveyResponse.id).where(SurveyResponse.submission_id.in_(sids)))
+    assert contacts == 5
+    answers = db.session.scalar(select(func.count()).select_from(SurveyAnswer).join(SurveyResponse).where(
+        SurveyResponse.submission_id.in_(sids)))
+    assert answers == 60  # the overall score and the contact question of each
+
+
+@pytest.fixture
+def committed_code(app):
+    """For real-engine tests: a committed touchpoint of rmyy with a code answering a window questionnaire of its own,
+    removed afterwards with every response stored for it."""
+    from organisation.models import Department, Touchpoint
+    from survey import builtin, definitions
+    from survey.models import SurveyTemplate, TemplateVersion, TouchpointCode, VersionStatus
+    from tests.factories import demo_institution, unique
+
+    with app.test_request_context():
+        institution = demo_institution("rmyy")
+        department = db.session.scalars(select(Department).where(Department.institution_id == institution.id)).first()
+        template = SurveyTemplate(institution_id=institution.id, code=unique("RE").upper(), name="并发测试",
+                                  audience="window")
+        definition = definitions.normalise(builtin.WINDOW)
+        version = TemplateVersion(template=template, number=1, status=VersionStatus.PUBLISHED, definition=definition,
+                                  content_hash=definitions.content_hash(definition), created_at=utcnow(),
+                                  published_at=utcnow())
+        touchpoint = Touchpoint(institution_id=institution.id, code=unique("RE"), name=unique("窗口"), kind="window",
+                                department_id=department.id)
+        db.session.add_all([template, version, touchpoint])
+        db.session.flush()
+        code = TouchpointCode(institution_id=institution.id, touchpoint_id=touchpoint.id, template_id=template.id,
+                              code=uuid.uuid4().hex[:12])
+        db.session.add(code)
+        db.session.commit()
+        ids = (code.id, touchpoint.id, version.id, template.id)
+    yield ids[0]
+    with app.app_context():
+        responses = select(SurveyResponse.submission_id).where(SurveyResponse.touchpoint_id == ids[1])
+        _remove(list(db.session.scalars(responses)))
+        left = [row.id for row in db.session.execute(select(SurveyInbox.id, SurveyInbox.payload))
+                if row.payload["meta"].get("touchpoint_id") == ids[1]]
+        db.session.execute(delete(SurveyInbox).where(SurveyInbox.id.in_(left)))
+        for model, key in ((TouchpointCode, ids[0]), (Touchpoint, ids[1]), (TemplateVersion, ids[2]),
+                           (SurveyTemplate, ids[3])):
+            db.session.execute(delete(model).where(model.id == key))
+        db.session.commit()
+
+
+def _remove(submission_ids):
+    """Delete what a real-engine test stored for these submissions."""
+    response_ids = select(SurveyResponse.id).where(SurveyResponse.submission_id.in_(submission_ids))
+    alert_ids = [str(a) for a in db.session.scalars(select(RecoveryAlert.id).where(
+        RecoveryAlert.response_id.in_(response_ids)))]
+    db.session.execute(delete(AuditEntry).where(AuditEntry.target_type == "survey_recovery_alert",
+                                                AuditEntry.target_id.in_(alert_ids)))
+    for model in (RecoveryAlert, ContactRequest, SurveyAnswer):
+        db.session.execute(delete(model).where(model.response_id.in_(response_ids)))
+    db.session.execute(delete(SurveyResponse).where(SurveyResponse.submission_id.in_(submission_ids)))
+    db.session.commit()
+
+
+@pytest.mark.real_engine
+def test_alerts_raised_in_a_batch_are_notified_after_the_commit_once_each(app, database_url, committed_code, outbox,
+                                                                          monkeypatch):
+    from sqlalchemy import create_engine
+
+    from survey import tasks
+    from survey.models import TouchpointCode
+
+    observer = create_engine(database_url)
+    committed_when_queued = []
+    real_enqueue = inbox.enqueue
+
+    def enqueue(job, alert_id, **kwargs):
+        with observer.connect() as other:  # another connection sees only what was committed
+            committed_when_queued.append(
+                other.execute(select(RecoveryAlert.id).where(RecoveryAlert.id == alert_id)).first() is not None)
+        return real_enqueue(job, alert_id, **kwargs)
+
+    monkeypatch.setattr(inbox, "enqueue", enqueue)
+    try:
+        with app.test_request_context():
+            code = db.session.get(TouchpointCode, committed_code)
+            sids = [_waiting(code, WIN_OVERALL=value).submission_id for value in ("1", "5", "2", "4", "1")]
+            db.session.commit()
+
+            assert inbox.drain_inbox() == 5
+
+            alert_ids = sorted(db.session.scalars(select(RecoveryAlert.id).join(
+                SurveyResponse, RecoveryAlert.response_id == SurveyResponse.id).where(
+                SurveyResponse.submission_id.in_(sids))))
+            assert len(alert_ids) == 3
+            assert committed_when_queued == [True, True, True]
+            assert sorted(m.meta["alert_id"] for m in outbox) == alert_ids
+            raised = db.session.scalars(select(AuditEntry.target_id).where(
+                AuditEntry.action == "survey_alert.raise", AuditEntry.target_id.in_([str(a) for a in alert_ids])))
+            assert sorted(int(a) for a in raised) == alert_ids
+            assert tasks.sweep_unnotified_alerts() == 0 and len(outbox) == 3
+    finally:
+        observer.dispose()
+
+
+@pytest.mark.real_engine
+def test_two_workers_processing_the_inbox_at_once_never_store_a_row_twice(app, committed_code, monkeypatch):
+    """Both hold a claimed batch at the same moment (SKIP LOCKED lets the second pass the first's rows)."""
+    from survey.models import TouchpointCode
+
+    both_claimed = threading.Barrier(2, timeout=20)
+    real_flags = inbox.history_flags
+    first_batch = threading.local()
+
+    def wait_for_the_other_worker(ratings):
+        if not getattr(first_batch, "done", False):
+            first_batch.done = True
+            both_claimed.wait()  # broken (and the test failed) if one worker waits on the other's rows
+        return real_flags(ratings)
+
+    def no_fallback(*args):
+        raise AssertionError("a batch fell back to storing row by row")
+
+    monkeypatch.setattr(inbox, "history_flags", wait_for_the_other_worker)
+    monkeypatch.setattr(inbox, "_store_one_by_one", no_fallback)
+    with app.test_request_context():
+        code = db.session.get(TouchpointCode, committed_code)
+        sids = [_waiting(code, device=uuid.uuid4().hex).submission_id for _ in range(120)]
+        db.session.commit()
+
+    taken: dict[str, list[int]] = {}
+    errors = []
+
+    def worker(name):
+        with app.app_context():
+            try:
+                taken[name] = []
+                while n := inbox.process_inbox(limit=25):
+                    taken[name].append(n)
+            except Exception as exc:  # reported below
+                errors.append(exc)
+                db.session.rollback()
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert not both_claimed.broken
+    assert taken["a"] and taken["b"], taken
+    assert sum(taken["a"]) + sum(taken["b"]) == 120  # no row taken by both
+    with app.app_context():
+        counts = dict(db.session.execute(select(SurveyResponse.submission_id, func.count())
+                                         .where(SurveyResponse.submission_id.in_(sids))
+                                         .group_by(SurveyResponse.submission_id)).all())
+        assert counts == {sid: 1 for sid in sids}
+        assert db.session.scalar(select(func.count()).select_from(SurveyInbox)
+                                 .where(SurveyInbox.submission_id.in_(sids))) == 0

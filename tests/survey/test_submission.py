@@ -198,11 +198,10 @@ def test_a_repeated_submission_id_returns_the_stored_response(window_code, ctx):
     context = Context(institution_id=window_code.institution_id, channel=Channel.TOUCHPOINT_QR, version=version,
                       touchpoint=window_code.touchpoint, fill_seconds=20)
     sid = uuid.uuid4().hex
-    first, created = submit_response(context, sid, MultiDict({"q_WIN_OVERALL": "5"}).get, MultiDict().getlist)
-    again, created_again = submit_response(context, sid, MultiDict({"q_WIN_OVERALL": "1"}).get,
-                                           MultiDict().getlist)
-    assert (created, created_again) == (True, False)
-    assert again.id == first.id and again.overall_score == 100.0
+    first = submit_response(context, sid, MultiDict({"q_WIN_OVERALL": "5"}).get, MultiDict().getlist)
+    again = submit_response(context, sid, MultiDict({"q_WIN_OVERALL": "1"}).get, MultiDict().getlist)
+    assert (first.created, again.created) == (True, False)
+    assert again.response.id == first.response.id and again.response.overall_score == 100.0
     assert db.session.scalar(select(func.count()).select_from(SurveyResponse)
                              .where(SurveyResponse.submission_id == sid)) == 1
 
@@ -249,7 +248,8 @@ def _race(app, database_url, institution_key: str, submission_ids: tuple[str, st
         context = Context(institution_id=ids["institution"], channel=Channel.DISCHARGE_LINK, version=version,
                           fill_seconds=20)
         form = MultiDict({"q_WIN_OVERALL": "5"})
-        return submit_response(context, submission_id, form.get, form.getlist)
+        stored = submit_response(context, submission_id, form.get, form.getlist)
+        return stored.response, stored.created
 
     outcome = {}
 
