@@ -39,6 +39,7 @@ from core.phone import InvalidPhone, normalise_phone
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
 from core.public import new_submission_id, valid_submission_id
 from core.services import ServiceError
+from core.signing import hash_value
 from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
 from organisation.services import staff_with_roles
 from survey import alerts
@@ -219,13 +220,11 @@ def next_case_number(institution: Institution, received_at: datetime) -> str:
 
 def lookup_code_for(institution_id: int, submission_id: str) -> str:
     """The six-digit lookup code of a submission: derived with the app's key, so a retry shows the same code."""
-    from core.signing import hash_value
 
     return f"{int(hash_value('complaint-lookup-code', f'{institution_id}:{submission_id}'), 16) % 1_000_000:06d}"
 
 
 def hash_lookup_code(institution_id: int, case_number: str, code: str) -> str:
-    from core.signing import hash_value
 
     return hash_value("complaint-lookup", f"{institution_id}:{case_number}:{code}")
 
@@ -236,7 +235,6 @@ def check_lookup_code(complaint: Complaint, code: str) -> bool:
 
 
 def _submission_hash(institution_id: int, submission_id: str) -> str:
-    from core.signing import hash_value
 
     return hash_value("complaint-submission", f"{institution_id}:{submission_id}")
 

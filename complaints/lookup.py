@@ -29,6 +29,7 @@ from complaints.intake import check_lookup_code, hash_lookup_code
 from complaints.models import Complaint, PauseReason, Reply, ReplyStatus, Status
 from core.clock import local_date
 from core.extensions import db
+from core.signing import hash_value
 
 MAX_FAILURES = 5
 LOCKOUT_SECONDS = 15 * 60
@@ -168,7 +169,6 @@ def _conn():
 
 def lockout_keys(institution_id: int, case_number: str, client: str, network: str) -> list[tuple[str, int]]:
     """(key, allowed failures): the case number, the client (device or address) and its network."""
-    from core.signing import hash_value
 
     number = normalise_case_number(case_number)
     return [

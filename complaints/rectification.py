@@ -41,7 +41,7 @@ from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Department, Institution, StaffUser
-from organisation.scope import GRANTS, Permission
+from organisation.scope import GRANTS, Permission, department_scope
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -182,7 +182,6 @@ def open_rectifications(institution: Institution, *, user: StaffUser, status: st
         stmt = stmt.where(Rectification.status != RectificationStatus.VERIFIED)
     elif status in {s.value for s in RectificationStatus}:
         stmt = stmt.where(Rectification.status == status)
-    from organisation.scope import department_scope
 
     scope = department_scope(user, institution)
     if scope is not None:  # a department handler: the actions they own or their departments carry

@@ -21,15 +21,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from wtforms import IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from complaints import calendar_data, deadlines, tasks, workdays
+from complaints import calendar_data, case_section, deadlines, tasks, workdays
 from complaints.blueprints import admin_bp as bp
 from complaints.models import CalendarDay, CalendarYear, DayKind
 from core.clock import local_timezone, local_today
 from core.errors import render_error
 from core.extensions import db
+from core.i18n import format_local_datetime
 from core.tasks import InlineResult, enqueue
 from organisation.forms import ConfirmForm, valid_date
 from organisation.models import Role
+from organisation.nav import register_nav
 
 VIEW_ROLES = (Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN, Role.INSTITUTION_ADMIN, Role.COMPLAINT_OFFICER)
 EDIT_ROLES = (Role.PLATFORM_ADMIN,)
@@ -288,7 +290,6 @@ def weekday_label(value: str | date) -> str:
 
 def trace_datetime(value: str | None) -> str:
     """An ISO timestamp stored in a deadline trace, shown in Beijing time."""
-    from core.i18n import format_local_datetime
 
     if not value:
         return ""
@@ -299,8 +300,6 @@ def trace_datetime(value: str | None) -> str:
 
 
 def init_app(app: Flask) -> None:
-    from complaints import case_section
-    from organisation.nav import register_nav
 
     app.context_processor(calendar_banner_context)
     app.jinja_env.filters["calendar_weekday"] = weekday_label

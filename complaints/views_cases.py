@@ -55,6 +55,7 @@ from core.tasks import QUEUE_HIGH, enqueue
 from core.views import handle_form, paginate
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
+from organisation.nav import register_nav
 from organisation.scope import (
     Permission,
     can,
@@ -452,7 +453,6 @@ def routing_rule_toggle(institution_id: int, rule_id: int):
 
 def init_app(app: Flask) -> None:
     """Nav entries."""
-    from organisation.nav import register_nav
 
     register_nav(app, _l("投诉工作台"), "complaints_staff.queue",
                  lambda user, inst: can(user, Permission.MANAGE_COMPLAINTS, inst), order=15)

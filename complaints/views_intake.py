@@ -23,7 +23,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from complaints import access, intake, lookup
+from complaints import access, case_section, intake, lookup
 from complaints import tasks as complaint_tasks
 from complaints.blueprints import case_url, public_bp, staff_bp
 from complaints.deadlines import compute_deadline
@@ -36,6 +36,7 @@ from complaints.forms_intake import (
     parse_local_datetime,
 )
 from complaints.models import Attachment, Category, Channel, Complaint
+from core import signing
 from core.clock import local_timezone
 from core.extensions import db
 from core.public import (
@@ -53,6 +54,7 @@ from core.tasks import QUEUE_HIGH, enqueue
 from core.views import handle_form
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
+from organisation.nav import register_nav
 from organisation.scope import Permission, can, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
 from survey import alerts
@@ -169,7 +171,6 @@ def _uploads(field) -> list[intake.Upload]:
 @limited(("COMPLAINT_INTAKE_IP_LIMIT", client_address), ("COMPLAINT_INTAKE_DEVICE_LIMIT", device_key))
 def intake_form(institution_id: int):
     """The complainant's own form (from a QR code or the survey thank-you page) and, after POST, the receipt."""
-    from core import signing
 
     institution = _public_institution_or_404(institution_id)
     form = PublicComplaintForm()
@@ -503,8 +504,6 @@ def category_toggle(institution_id: int, category_id: int):
 # Wiring ------------------------------------------------------------------------------------
 
 def init_app(app: Flask) -> None:
-    from complaints import case_section
-    from organisation.nav import register_nav
 
     def manages(user, institution):
         return can(user, Permission.MANAGE_COMPLAINTS, institution)

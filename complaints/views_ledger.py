@@ -22,6 +22,7 @@ from core.extensions import db
 from core.views import send_table
 from organisation.forms import int_or_none, valid_date
 from organisation.models import Institution, Region, Role
+from organisation.nav import register_nav
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, region_subtree_ids
 from organisation.services import departments_for
 
@@ -209,7 +210,6 @@ def region_stats(region_id: int):
 # Wiring ------------------------------------------------------------------------
 
 def init_app(app: Flask) -> None:
-    from organisation.nav import register_nav
 
     def sees_stats(user, institution):
         return can(user, Permission.VIEW_COMPLAINT_STATS, institution)

@@ -16,7 +16,7 @@ from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
 
-from complaints import access, tasks
+from complaints import access, case_section, tasks
 from complaints import feedback as feedback_service
 from complaints import rectification as remedies
 from complaints import replies as reply_service
@@ -48,6 +48,7 @@ from core.extensions import db
 from core.privacy import mask_phone
 from core.public import render_notice
 from core.services import ServiceError
+from core.tasks import enqueue
 from core.views import handle_form
 from organisation.models import Institution, StaffUser
 from organisation.scope import Permission, get_institution_or_404, get_owned_or_404
@@ -296,7 +297,6 @@ def close_case(institution_id: int, case_id: int):
 
 def _after_commit(job: Callable[[int], Any], row_id: int) -> None:
     """Queue a message job; if Redis is down the periodic sweep sends it later."""
-    from core.tasks import enqueue
 
     try:
         enqueue(job, row_id)
@@ -404,7 +404,6 @@ def _feedback_thanks(fb: Feedback):
 # Wiring ---------------------------------------------------------------------------------------------
 
 def init_app(app: Flask) -> None:
-    from complaints import case_section
 
     app.jinja_env.globals.update(complaint_outcomes=case_outcomes, complaint_case_url=case_url,
                                  complaint_case_url_by_id=case_url_by_id)

@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
+from complaints import case_section
 from complaints import rectification as remedies
 from complaints.blueprints import case_url, staff_bp
 from complaints.forms_outcomes import (
@@ -30,6 +31,7 @@ from core.clock import local_today
 from core.extensions import db
 from core.views import handle_form, paginate
 from organisation.models import Department, Institution, StaffUser
+from organisation.nav import register_nav
 from organisation.scope import Permission, can, get_institution_or_404
 
 # Rectification ---------------------------------------------------------------------------------
@@ -169,9 +171,6 @@ def complete_refund(institution_id: int, refund_id: int):
 # Wiring ---------------------------------------------------------------------------------------------
 
 def init_app(app: Flask) -> None:
-    from complaints import case_section
-    from organisation.nav import register_nav
-
     case_section(app, "complaints/outcomes/_rectifications.html", 60)
     case_section(app, "complaints/outcomes/_refunds.html", 65)
     register_nav(app, _l("整改跟踪"), "complaints_staff.rectifications",

@@ -9,6 +9,8 @@ from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from core.extensions import db
+
 log = logging.getLogger(__name__)
 
 MESSAGES = {
@@ -64,8 +66,6 @@ def init_app(app: Flask) -> None:
             return http_error(error)
         log.exception("unhandled error on %s %s", request.method, request.path)
         try:
-            from core.extensions import db
-
             db.session.rollback()
         except Exception:  # pragma: no cover - the database may be the problem
             log.exception("rollback after error failed")

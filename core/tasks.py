@@ -15,6 +15,8 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from core.db import utcnow
+
 QUEUE_HIGH = "high"
 QUEUE_DEFAULT = "default"
 QUEUE_LOW = "low"
@@ -129,7 +131,6 @@ HEARTBEAT_KEY = "tingjian:scheduler:heartbeat"
 
 def heartbeat() -> str:
     """Periodic no-op that proves scheduler and worker run; /healthz reads its time."""
-    from core.db import utcnow
 
     stamp = utcnow().isoformat()
     conn = current_app.extensions.get("redis")

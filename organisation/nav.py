@@ -15,7 +15,7 @@ from flask_login import current_user
 
 from core.extensions import db
 from organisation.models import Institution, Role
-from organisation.scope import Permission, can
+from organisation.scope import Permission, can, can_see_institution
 
 
 @dataclass
@@ -42,7 +42,6 @@ def current_institution() -> Institution | None:
     if institution_id is None:
         return None
     institution = db.session.get(Institution, institution_id)
-    from organisation.scope import can_see_institution
 
     if institution is None or not current_user.is_authenticated or not can_see_institution(current_user, institution):
         return None

@@ -26,7 +26,7 @@ from organisation.models import (
     Touchpoint,
     staff_department,
 )
-from organisation.passwords import generate_initial_password, hash_password, verify_password
+from organisation.passwords import generate_initial_password, hash_password, password_problems, verify_password
 
 
 def _changes(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
@@ -299,8 +299,6 @@ def unlock_staff(user: StaffUser, *, actor: Any) -> StaffUser:
 def change_password(user: StaffUser, *, current: str, new: str) -> StaffUser:
     """Change one's own password after checking the current one and the policy."""
     from flask_babel import gettext
-
-    from organisation.passwords import password_problems
 
     if not verify_password(user.password_hash, current):
         raise ServiceError(gettext("当前密码不正确。"), "current_password")

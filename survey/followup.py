@@ -40,6 +40,7 @@ from survey.models import (
     TemplateVersion,
 )
 from survey.submission import Context, Stored, find_by_submission_id, submit_response
+from survey.versioning import builtin_template
 
 LINK_PURPOSE = "discharge-link"
 REF_PURPOSE = "discharge-ref"
@@ -352,7 +353,6 @@ def record_call(discharge: Discharge, outcome: FollowupOutcome | str, *, nurse: 
 
 def inpatient_version() -> TemplateVersion | None:
     """The published version of the shipped inpatient template (IPD)."""
-    from survey.versioning import builtin_template
 
     template = builtin_template("IPD")
     return template.published if template is not None else None

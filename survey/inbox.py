@@ -23,7 +23,7 @@ from werkzeug.datastructures import MultiDict
 from core.audit import record
 from core.extensions import db
 from core.tasks import QUEUE_HIGH, enqueue, job_logger
-from survey import versioning
+from survey import tasks, versioning
 from survey.models import (
     Channel,
     ContactRequest,
@@ -292,7 +292,6 @@ def notify_alerts(alert_ids: list[int]) -> None:
     re-drives any that could not be queued."""
     if not alert_ids:
         return
-    from survey import tasks
 
     for alert_id in alert_ids:
         try:

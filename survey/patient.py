@@ -26,9 +26,10 @@ from core.public import (
     with_device_cookie,
 )
 from core.ratelimit import client_address, limited
-from survey import alerts, qr, versioning
+from organisation.models import Institution
+from survey import alerts, definitions, inbox, qr, versioning
 from survey.models import SurveySettings, TemplateVersion
-from survey.submission import SubmissionError, find_by_submission_id
+from survey.submission import FORM_TOKEN_MAX_AGE, SubmissionError, find_by_submission_id
 
 bp = Blueprint("patient", __name__)
 
@@ -52,7 +53,6 @@ def form_values() -> dict[str, Any]:
 
 
 def read_context_timing(context_key: str) -> tuple[str | None, float | None]:
-    from survey.submission import FORM_TOKEN_MAX_AGE
 
     problem, issued_at = signing.read_form_token(request.form.get("form_token", ""), context_key, FORM_TOKEN_MAX_AGE)
     fill = None
@@ -75,14 +75,12 @@ def render_rejected(version: TemplateVersion | dict[str, Any], error: Submission
 
 def after_commit(alert_id: int | None) -> None:
     """Queue the notice of the alert a response just committed raised, if any; the alert sweep re-drives it."""
-    from survey import inbox
 
     if alert_id is not None:
         inbox.notify_alerts([alert_id])
 
 
 def institution_name(institution_id: int) -> str:
-    from organisation.models import Institution
 
     return db.session.scalar(select(Institution.name).where(Institution.id == institution_id)) or ""
 
@@ -127,7 +125,6 @@ def touchpoint_survey(token: str):
 
 def accept(info: qr.CodeInfo, definition: dict[str, Any], context_key: str, token: str):
     """The QR rating POST: validate, write to the inbox, commit, 303 to the thank-you page."""
-    from survey import inbox
 
     form_problem, fill_seconds = read_context_timing(context_key)
     submission_id = request.form.get("submission_id", "")
@@ -152,7 +149,6 @@ def thanks(submission_id: str):
         abort(404)  # never a stored id; and a NUL byte would reach PostgreSQL as an error
     response = find_by_submission_id(submission_id)
     if response is None:
-        from survey import inbox
 
         waiting = inbox.pending(submission_id)
         if waiting is None:
@@ -170,7 +166,6 @@ def thanks(submission_id: str):
 
 def _overall_score(version_id: int, form: dict[str, list[str]]) -> float | None:
     """The overall score of a rating not yet processed, as the job will store it."""
-    from survey import definitions
 
     definition = versioning.published_definition(version_id)
     item = definitions.overall_item(definition) if definition else None

@@ -23,6 +23,7 @@ from survey.models import (
     TouchpointCode,
     VersionStatus,
 )
+from survey.versioning import builtin_template
 
 PURPOSE = "touchpoint-qr"
 
@@ -33,7 +34,6 @@ def active_code(touchpoint: Touchpoint) -> TouchpointCode | None:
 
 
 def default_template(touchpoint: Touchpoint) -> SurveyTemplate:
-    from survey.versioning import builtin_template
 
     return builtin_template(DEFAULT_FOR_TOUCHPOINT.get(touchpoint.kind, "WIN"))
 

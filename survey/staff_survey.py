@@ -42,6 +42,7 @@ from survey.models import (
     TemplateVersion,
 )
 from survey.submission import Context, settings_for, submit_response
+from survey.versioning import templates_for
 
 PURPOSE = "staff-token"
 MAX_BATCH_SIZE = 1000
@@ -55,7 +56,6 @@ class StaffSurveyError(ServiceError):
 
 def staff_templates(institution: Institution) -> list[SurveyTemplate]:
     """Active staff templates the institution may hand out: those with a published version."""
-    from survey.versioning import templates_for
 
     return [t for t in templates_for(institution, audience=Audience.STAFF.value)
             if t.active and t.published is not None]

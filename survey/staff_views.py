@@ -10,8 +10,10 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from core import tabular
+from core.audit import record
 from core.clock import local_today
 from core.extensions import db
+from core.services import ServiceError
 from core.views import handle_form, paginate, send_table
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
@@ -21,7 +23,7 @@ from survey import alerts as alert_service
 from survey import definitions, results, versioning
 from survey.blueprints import staff_bp as bp
 from survey.forms import AlertCloseForm, CopyTemplateForm, DraftForm, ResponseFilterForm, SettingsForm
-from survey.models import AlertStatus, Channel, RecoveryAlert, SurveyResponse, SurveyTemplate
+from survey.models import AlertStatus, Channel, ContactRequest, RecoveryAlert, SurveyResponse, SurveyTemplate
 from survey.submission import settings_for
 
 
@@ -181,7 +183,6 @@ def template_copy(institution_id: int, template_id: int):
 
 
 def _service_error(exc: Exception, field: str | None):
-    from core.services import ServiceError
 
     return ServiceError(str(exc), field)
 
@@ -375,7 +376,6 @@ def alert_detail(institution_id: int, alert_id: int):
             return redirect(url_for("survey_staff.alerts", institution_id=institution.id))
     elif request.method == "POST":
         status = 400
-    from survey.models import ContactRequest
 
     contact = db.session.scalar(select(ContactRequest).where(ContactRequest.response_id == alert.response_id)) \
         if can_handle else None
@@ -411,8 +411,6 @@ def settings(institution_id: int):
     form = SettingsForm(obj=current)
 
     def action():
-        from core.audit import record
-
         changed = {}
         for name in ("alert_threshold", "followup_days", "contact_retention_days", "link_valid_days",
                      "min_fill_seconds", "repeat_window_minutes", "staff_min_group"):

@@ -142,6 +142,7 @@ def prepare(context: Context, settings: EffectiveSettings, submission_id: str, g
             getlist: Callable[[str], list]) -> Prepared:
     """Check, score and flag one submission without touching the database; raises SubmissionError."""
     definition = context.definition
+    assert definition is not None  # Context.__post_init__ refuses a context without its version's definition
     answers, contact_phone = check_submission(definition, submission_id, get, getlist)
     by_code = {a.code: a for a in answers}
     reasons: list[str] = []

@@ -29,7 +29,7 @@ from survey import api as api_service
 from survey import definitions, followup, patient, qr
 from survey.blueprints import staff_bp as bp
 from survey.models import ApiToken, Channel, Discharge, FollowupCall, FollowupOutcome
-from survey.submission import Context, SubmissionError
+from survey.submission import Context, SubmissionError, find_by_submission_id
 
 PAGE_SIZE = 50
 CALL_OUTCOMES = [o for o in FollowupOutcome if o != FollowupOutcome.PENDING]
@@ -404,7 +404,6 @@ def _repeat_submission(discharge: Discharge):
     """A retried POST of the form that used the link goes to its thank-you page."""
     if request.method != "POST":
         return None
-    from survey.submission import find_by_submission_id
 
     response = find_by_submission_id(request.form.get("submission_id", ""))
     if response is None or response.channel != Channel.DISCHARGE_LINK.value \

@@ -29,6 +29,7 @@ from survey.blueprints import staff_bp as bp
 from survey.models import Channel, StaffSurveyBatch, SurveyTemplate
 from survey.patient import bp as patient_bp
 from survey.submission import SubmissionError, find_by_submission_id
+from survey.versioning import templates_for
 
 
 class BatchForm(FlaskForm):
@@ -64,7 +65,6 @@ def this_year() -> int:
 
 def _results_filter(institution: Institution) -> tuple[ResultsFilterForm, SurveyTemplate | None, int, bool]:
     """The filter form, the chosen template and year, and whether the query string was valid."""
-    from survey.versioning import templates_for
 
     templates = [t for t in templates_for(institution, audience="staff") if t.versions]
     years = sorted(set(service.years_with_responses(institution)) | {this_year()}, reverse=True)

@@ -20,11 +20,12 @@ from complaints.demo.texts import (
     TEMPLATES,
     Template,
 )
+from complaints.intake import default_categories
 from complaints.models import (
     ComplaintSettings,
-    DeclineReason,
     Status,
 )
+from complaints.triage import default_decline_notice
 from core.clock import local_timezone
 from core.extensions import db
 from organisation.models import Department, Institution, Role, Touchpoint
@@ -61,8 +62,6 @@ class Office:
 
 
 def office_for(institution: Institution) -> Office:
-    from complaints.intake import default_categories
-
     categories = {c.code: c.id for c in default_categories(actor=ACTOR)}
     departments = {d.code: d.id for d in db.session.scalars(
         select(Department).where(Department.institution_id == institution.id, Department.active.is_(True)))}
@@ -231,8 +230,8 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
             reason = _weighted(rng, DECLINE_WEIGHTS)
             at = step(later(received_at, 0.5, 20), "decline", Status.DECLINED.value, note=str(reason.label),
                       data={"reason": reason.value})
-            values.update(decline_reason=reason.value, decline_notice=_decline_notice(reason), first_response_at=at,
-                          closed_at=at)
+            values.update(decline_reason=reason.value, decline_notice=default_decline_notice(reason),
+                          first_response_at=at, closed_at=at)
             return _finish(case, state)
         if kind < 0.17:  # settled on the spot (当场办结)
             at = step(received_at + timedelta(minutes=rng.uniform(10, 50)), "settle", Status.SETTLED.value,
@@ -350,14 +349,6 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
     except _Later:
         pass
     return _finish(case, state)
-
-
-def _decline_notice(reason: DeclineReason) -> str:
-    try:
-        from complaints.triage import default_decline_notice
-    except ImportError:  # pragma: no cover - handling not installed
-        return str(reason.label)
-    return default_decline_notice(reason)
 
 
 def _reply(number: int, body: str, status: str, drafter: tuple[int | None, str], at: datetime) -> dict[str, Any]:
