@@ -83,7 +83,7 @@ def drain_worker() -> None:
 
     from core import create_app
     from core.extensions import db
-    from survey import inbox
+    from survey import tasks as survey_tasks
 
     app = create_app({"SERVER_NAME": "bench.local"})
     logging.getLogger("survey.inbox").setLevel(logging.WARNING)  # no line per batch in the figures
@@ -93,7 +93,7 @@ def drain_worker() -> None:
         print("ready", flush=True)
         sys.stdin.readline()
         started, cpu = time.monotonic(), time.process_time()
-        rows = inbox.drain_inbox()
+        rows = survey_tasks.drain_inbox()
         finished, cpu = time.monotonic(), time.process_time() - cpu
     print(json.dumps({"rows": rows, "started": started, "finished": finished, "cpu": cpu}), flush=True)
 

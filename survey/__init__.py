@@ -40,7 +40,7 @@ def init_app(app: Flask) -> None:
     register_survey_nav(app)
 
     # Periodic jobs (flask scheduler enqueues them; cron strings are Beijing time, see core.config).
-    register_periodic(app, inbox.drain_inbox, name="survey-inbox", interval=10, queue=QUEUE_HIGH)
+    register_periodic(app, tasks.drain_inbox, name="survey-inbox", interval=10, queue=QUEUE_HIGH)
     register_periodic(app, tasks.sweep_unnotified_alerts, name="survey-alert-sweep", cron="* * * * *")
     register_periodic(app, tasks.purge_contact_data_job, name="survey-contact-purge", cron="30 2 * * *")
 

@@ -22,8 +22,8 @@ from werkzeug.datastructures import MultiDict
 
 from core.audit import record
 from core.extensions import db
-from core.tasks import QUEUE_HIGH, enqueue, job_logger
-from survey import tasks, versioning
+from core.tasks import job_logger
+from survey import versioning
 from survey.models import (
     Channel,
     ContactRequest,
@@ -123,12 +123,19 @@ class _Rating:
     prepared: Prepared
 
 
-def process_inbox(limit: int = BATCH, *, submission_id: str | None = None) -> int:
-    """Turn inbox rows into responses (oldest first), one batch in one transaction; returns the rows taken.
+@dataclass(frozen=True)
+class Processed:
+    """What one batch did: the inbox rows it took, and the alerts it raised (to notify, now committed)."""
 
-    Alerts raised are notified after the commit. A row that cannot be
-    processed stays with ``attempts`` and ``last_error`` and does not hold up
-    the others.
+    taken: int
+    alert_ids: list[int]
+
+
+def process_inbox(limit: int = BATCH, *, submission_id: str | None = None) -> Processed:
+    """Turn inbox rows into responses (oldest first), one batch in one transaction, and commit.
+
+    The caller queues the notices of the alerts raised (survey.tasks.process_ratings). A row that
+    cannot be processed stays with ``attempts`` and ``last_error`` and does not hold up the others.
     """
     stmt = (select(SurveyInbox.id, SurveyInbox.submission_id, SurveyInbox.received_at, SurveyInbox.payload)
             .where(SurveyInbox.attempts < MAX_ATTEMPTS).order_by(SurveyInbox.id).limit(limit))
@@ -137,7 +144,7 @@ def process_inbox(limit: int = BATCH, *, submission_id: str | None = None) -> in
     rows = db.session.execute(stmt.with_for_update(skip_locked=True)).all()
     if not rows:
         db.session.commit()
-        return 0
+        return Processed(0, [])
     failed: dict[int, str] = {}
     ratings = _read(rows, failed)
     ratings = _drop_stored(ratings)
@@ -163,10 +170,9 @@ def process_inbox(limit: int = BATCH, *, submission_id: str | None = None) -> in
                            .values(attempts=SurveyInbox.attempts + 1, last_error=error[:500])
                            .execution_options(synchronize_session=False))
     db.session.commit()
-    notify_alerts(alert_ids)
     if submission_id is None:
         log.info("inbox: %d rows, %d responses created, %d failed", len(rows), len(stored), len(failed))
-    return len(rows)
+    return Processed(len(rows), alert_ids)
 
 
 def _read(rows, failed: dict[int, str]) -> list[_Rating]:
@@ -285,27 +291,6 @@ def _store_one_by_one(ratings: list[_Rating], failed: dict[int, str]) -> tuple[l
         if result.alert_id is not None:
             alert_ids.append(result.alert_id)
     return alert_ids, stored
-
-
-def notify_alerts(alert_ids: list[int]) -> None:
-    """Queue the notice of each alert just committed (high queue: service recovery is urgent); the alert sweep
-    re-drives any that could not be queued."""
-    if not alert_ids:
-        return
-
-    for alert_id in alert_ids:
-        try:
-            enqueue(tasks.notify_alert, alert_id, queue=QUEUE_HIGH)
-        except Exception:  # the alert is committed: the sweep sends it within minutes
-            log.exception("could not queue the notice of alert %s", alert_id)
-
-
-def drain_inbox() -> int:
-    """Periodic job: process everything waiting, batch by batch; returns the rows taken."""
-    total = 0
-    while taken := process_inbox():
-        total += taken
-    return total
 
 
 def processes_inline() -> bool:

@@ -27,7 +27,7 @@ from core.public import (
 )
 from core.ratelimit import client_address, limited
 from organisation.models import Institution
-from survey import alerts, definitions, inbox, qr, versioning
+from survey import alerts, definitions, inbox, qr, tasks, versioning
 from survey.models import SurveySettings, TemplateVersion
 from survey.submission import FORM_TOKEN_MAX_AGE, SubmissionError, find_by_submission_id
 
@@ -77,7 +77,7 @@ def after_commit(alert_id: int | None) -> None:
     """Queue the notice of the alert a response just committed raised, if any; the alert sweep re-drives it."""
 
     if alert_id is not None:
-        inbox.notify_alerts([alert_id])
+        tasks.notify_alerts([alert_id])
 
 
 def institution_name(institution_id: int) -> str:
@@ -139,7 +139,7 @@ def accept(info: qr.CodeInfo, definition: dict[str, Any], context_key: str, toke
                                subheading=institution_name(info.institution_id))
     db.session.commit()  # the row is durable before the patient is told it was received (see inbox._store)
     if inbox.processes_inline():
-        inbox.process_inbox(submission_id=submission_id)
+        tasks.process_ratings(submission_id=submission_id)
     return redirect(url_for("patient.thanks", submission_id=submission_id), code=303)
 
 

@@ -10,10 +10,10 @@ from core import notify
 from core.db import utcnow
 from core.extensions import db
 from core.notify import Message, send
-from core.tasks import job_logger
+from core.tasks import QUEUE_HIGH, enqueue, job_logger
 from organisation.models import Role, StaffUser
 from organisation.services import staff_with_roles
-from survey import followup
+from survey import followup, inbox
 from survey.models import RecoveryAlert
 
 log = job_logger(__name__)
@@ -25,6 +25,31 @@ def alert_recipients(alert: RecoveryAlert) -> list[StaffUser]:
         alert.institution_id, Role.DEPARTMENT_HANDLER, departments=[alert.department_id])
     officers = staff_with_roles(alert.institution_id, Role.COMPLAINT_OFFICER)
     return handlers + [o for o in officers if o not in handlers]
+
+
+def process_ratings(limit: int = inbox.BATCH, *, submission_id: str | None = None) -> int:
+    """One batch of the rating inbox turned into responses, then its alerts' notices queued; returns rows taken."""
+    processed = inbox.process_inbox(limit, submission_id=submission_id)
+    notify_alerts(processed.alert_ids)
+    return processed.taken
+
+
+def drain_inbox() -> int:
+    """Periodic job: process every rating waiting in the inbox, batch by batch; returns the rows taken."""
+    total = 0
+    while taken := process_ratings():
+        total += taken
+    return total
+
+
+def notify_alerts(alert_ids: list[int]) -> None:
+    """Queue the notice of each alert just committed (high queue: service recovery is urgent); the alert sweep
+    re-drives any that could not be queued."""
+    for alert_id in alert_ids:
+        try:
+            enqueue(notify_alert, alert_id, queue=QUEUE_HIGH)
+        except Exception:  # the alert is committed: the sweep sends it within minutes
+            log.exception("could not queue the notice of alert %s", alert_id)
 
 
 def notify_alert(alert_id: int) -> bool:

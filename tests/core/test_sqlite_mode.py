@@ -123,6 +123,7 @@ def test_embedded_mode_takes_a_patients_rating_once(embedded_app):
 def test_embedded_mode_processes_a_batch_of_ratings_with_their_flags_and_alerts(embedded_app, monkeypatch):
     """The set-based inbox job on SQLite: no SKIP LOCKED, RETURNING for the ids, the flag look-ups."""
     from survey import inbox, qr, submission
+    from survey import tasks as survey_tasks
     from survey.models import RecoveryAlert, SurveyResponse, TouchpointCode
 
     app = embedded_app
@@ -144,7 +145,7 @@ def test_embedded_mode_processes_a_batch_of_ratings_with_their_flags_and_alerts(
 
     monkeypatch.setattr(submission, "_FEW_KEYS", 0)  # the scan for many phones (one rating's own path: above)
     with app.app_context():
-        assert inbox.drain_inbox() == 3
+        assert survey_tasks.drain_inbox() == 3
         stored = {r.submission_id: r for r in db.session.scalars(
             select(SurveyResponse).where(SurveyResponse.submission_id.in_(sids)))}
         # One phone, one touchpoint: the second and third ratings are repeats (and posted at once: too fast).

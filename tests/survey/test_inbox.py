@@ -14,6 +14,7 @@ from core.audit import AuditEntry
 from core.db import utcnow
 from core.extensions import db
 from survey import inbox, qr, submission, versioning
+from survey import tasks as survey_tasks
 from survey.models import (
     Channel,
     ContactRequest,
@@ -51,7 +52,7 @@ def test_an_accepted_rating_waits_in_the_inbox_until_the_job_turns_it_into_a_res
     assert created
     assert inbox.pending(submission_id) is not None
     assert _responses(submission_id) == 0
-    assert inbox.drain_inbox() == 1
+    assert survey_tasks.drain_inbox() == 1
     assert inbox.pending(submission_id) is None
     response = db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == submission_id))
     assert response.overall_score == 75.0
@@ -62,10 +63,10 @@ def test_the_same_submission_twice_is_one_inbox_row_and_one_response(window_code
     submission_id, first = _accept(window_code, {"WIN_OVERALL": "5"})
     _same, second = _accept(window_code, {"WIN_OVERALL": "5"}, submission_id=submission_id)
     assert (first, second) == (True, False)
-    inbox.drain_inbox()
+    survey_tasks.drain_inbox()
     # A late retry after processing lands in the inbox again and is dropped as a duplicate.
     _accept(window_code, {"WIN_OVERALL": "5"}, submission_id=submission_id)
-    inbox.drain_inbox()
+    survey_tasks.drain_inbox()
     assert _responses(submission_id) == 1
     assert db.session.scalar(select(func.count()).select_from(SurveyInbox)) == 0
 
@@ -73,7 +74,7 @@ def test_the_same_submission_twice_is_one_inbox_row_and_one_response(window_code
 def test_processing_keeps_the_time_of_receipt_and_the_flags_seen_on_receipt(window_code):
     submission_id, _ = _accept(window_code, {"WIN_OVERALL": "1"}, form_problem="token_invalid", fill_seconds=0.5)
     received_at = inbox.pending(submission_id).received_at
-    inbox.drain_inbox()
+    survey_tasks.drain_inbox()
     response = db.session.scalar(select(SurveyResponse).where(SurveyResponse.submission_id == submission_id))
     assert response.submitted_at == received_at
     assert set(response.flags) == {"token_invalid", "too_fast"} and response.excluded
@@ -84,11 +85,11 @@ def test_a_row_that_cannot_be_processed_is_kept_with_its_error_and_retried_a_bou
     row = inbox.pending(submission_id)
     row.payload = {**row.payload, "form": {"q_WIN_OVERALL": ["9"]}}  # corrupt it as a bug might
     db.session.flush()
-    taken = inbox.drain_inbox()
+    taken = survey_tasks.drain_inbox()
     assert taken == inbox.MAX_ATTEMPTS
     row = inbox.pending(submission_id)
     assert row.attempts == inbox.MAX_ATTEMPTS and row.last_error
-    assert inbox.drain_inbox() == 0  # left for an operator, not retried forever
+    assert survey_tasks.drain_inbox() == 0  # left for an operator, not retried forever
     assert _responses(submission_id) == 0
 
 
@@ -102,7 +103,7 @@ def test_the_thank_you_page_answers_for_a_rating_still_in_the_inbox(app, client,
     thanks = client.get(f"/thanks/{submission_id}")
     assert thanks.status_code == 200
     assert "评价已收到" in thanks.get_data(as_text=True)
-    inbox.drain_inbox()
+    survey_tasks.drain_inbox()
     assert _responses(submission_id) == 1
 
 
@@ -223,7 +224,7 @@ def test_batch_flags_equal_the_flags_of_storing_the_same_ratings_one_by_one(rmyy
                for k, device, network, at in ratings]
     db.session.flush()
     taken = []
-    while n := inbox.process_inbox(limit=40):
+    while n := inbox.process_inbox(limit=40).taken:
         taken.append(n)
     assert taken == [40, 40, 30]
 
@@ -250,7 +251,7 @@ def test_a_submission_already_stored_is_dropped_from_the_batch_and_the_rest_stor
     fresh = [_waiting(window_code).submission_id for _ in range(3)]
     db.session.flush()
 
-    assert inbox.process_inbox() == 4
+    assert inbox.process_inbox().taken == 4
 
     assert db.session.scalar(select(func.count()).select_from(SurveyInbox)) == 0
     counts = dict(db.session.execute(select(SurveyResponse.submission_id, func.count())
@@ -275,7 +276,7 @@ def test_a_submission_stored_by_another_process_while_the_batch_runs_is_stored_o
 
     monkeypatch.setattr(inbox, "history_flags", meanwhile_stored_elsewhere)
 
-    assert inbox.process_inbox() == 4
+    assert inbox.process_inbox().taken == 4
 
     assert db.session.scalar(select(func.count()).select_from(SurveyInbox)) == 0
     assert [_responses(sid) for sid in sids] == [1, 1, 1, 1]
@@ -290,7 +291,7 @@ def test_a_failing_row_does_not_hold_up_the_rest_of_its_batch(window_code):
     bad = [unreadable.submission_id, orphan.submission_id]
     db.session.flush()
 
-    assert inbox.process_inbox() == 6
+    assert inbox.process_inbox().taken == 6
 
     good = before + after
     assert [_responses(sid) for sid in good] == [1, 1, 1, 1]
@@ -304,7 +305,7 @@ def test_a_failing_row_does_not_hold_up_the_rest_of_its_batch(window_code):
         SurveyResponse.submission_id.in_(good))).all()
     assert len(alerts) == 2  # the low ratings after the bad rows raised theirs
 
-    assert inbox.drain_inbox() == 2 * (inbox.MAX_ATTEMPTS - 1)  # retried, then left for an operator
+    assert survey_tasks.drain_inbox() == 2 * (inbox.MAX_ATTEMPTS - 1)  # retried, then left for an operator
     assert {inbox.pending(sid).attempts for sid in bad} == {inbox.MAX_ATTEMPTS}
 
 
@@ -317,7 +318,7 @@ def test_a_clean_batch_is_stored_without_the_row_by_row_fallback(window_code, mo
             for n in range(30)]
     db.session.flush()
 
-    assert inbox.process_inbox() == 30
+    assert inbox.process_inbox().taken == 30
 
     assert all(_responses(sid) == 1 for sid in sids)
     contacts = db.session.scalar(select(func.count()).select_from(ContactRequest).join(
@@ -386,12 +387,11 @@ def test_alerts_raised_in_a_batch_are_notified_after_the_commit_once_each(app, d
                                                                           monkeypatch):
     from sqlalchemy import create_engine
 
-    from survey import tasks
     from survey.models import TouchpointCode
 
     observer = create_engine(database_url)
     committed_when_queued = []
-    real_enqueue = inbox.enqueue
+    real_enqueue = survey_tasks.enqueue
 
     def enqueue(job, alert_id, **kwargs):
         with observer.connect() as other:  # another connection sees only what was committed
@@ -399,14 +399,14 @@ def test_alerts_raised_in_a_batch_are_notified_after_the_commit_once_each(app, d
                 other.execute(select(RecoveryAlert.id).where(RecoveryAlert.id == alert_id)).first() is not None)
         return real_enqueue(job, alert_id, **kwargs)
 
-    monkeypatch.setattr(inbox, "enqueue", enqueue)
+    monkeypatch.setattr(survey_tasks, "enqueue", enqueue)
     try:
         with app.test_request_context():
             code = db.session.get(TouchpointCode, committed_code)
             sids = [_waiting(code, WIN_OVERALL=value).submission_id for value in ("1", "5", "2", "4", "1")]
             db.session.commit()
 
-            assert inbox.drain_inbox() == 5
+            assert survey_tasks.drain_inbox() == 5
 
             alert_ids = sorted(db.session.scalars(select(RecoveryAlert.id).join(
                 SurveyResponse, RecoveryAlert.response_id == SurveyResponse.id).where(
@@ -417,7 +417,7 @@ def test_alerts_raised_in_a_batch_are_notified_after_the_commit_once_each(app, d
             raised = db.session.scalars(select(AuditEntry.target_id).where(
                 AuditEntry.action == "survey_alert.raise", AuditEntry.target_id.in_([str(a) for a in alert_ids])))
             assert sorted(int(a) for a in raised) == alert_ids
-            assert tasks.sweep_unnotified_alerts() == 0 and len(outbox) == 3
+            assert survey_tasks.sweep_unnotified_alerts() == 0 and len(outbox) == 3
     finally:
         observer.dispose()
 
@@ -454,7 +454,7 @@ def test_two_workers_processing_the_inbox_at_once_never_store_a_row_twice(app, c
         with app.app_context():
             try:
                 taken[name] = []
-                while n := inbox.process_inbox(limit=25):
+                while n := inbox.process_inbox(limit=25).taken:
                     taken[name].append(n)
             except Exception as exc:  # reported below
                 errors.append(exc)

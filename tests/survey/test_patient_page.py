@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from core.extensions import db
 from organisation import services
 from survey import qr, versioning
+from survey import tasks as survey_tasks
 from survey.models import Channel, SurveyResponse
 
 from .conftest import hidden_fields, open_form, stored, submission_id_of, submit, survey_path
@@ -228,7 +229,7 @@ def test_the_thank_you_page_says_forwarded_exactly_when_an_alert_is_raised(
     posted = submit(client, window_code, WIN_OVERALL=score)
     page = page_text(client.get(posted.headers["Location"]))
     assert ("转给相关科室" in page) is low
-    inbox.drain_inbox()
+    survey_tasks.drain_inbox()
     alert = db.session.scalar(select(RecoveryAlert).join(RecoveryAlert.response)
                               .where(RecoveryAlert.institution_id == window_code.institution_id))
     assert (alert is not None and "low_score" in alert.reasons) is low
