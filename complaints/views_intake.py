@@ -24,11 +24,11 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from complaints import access, case_section, intake, lookup
+from complaints import categories as category_service
 from complaints import tasks as complaint_tasks
 from complaints.blueprints import case_url, public_bp, staff_bp
 from complaints.deadlines import compute_deadline
 from complaints.forms_intake import (
-    CategoryForm,
     FromAlertForm,
     LookupForm,
     OfficerComplaintForm,
@@ -51,7 +51,6 @@ from core.public import (
 )
 from core.ratelimit import client_address, limited
 from core.tasks import QUEUE_HIGH, enqueue
-from core.views import handle_form
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
 from organisation.nav import register_nav
@@ -120,16 +119,17 @@ def queue_emergency_notice(complaint: Complaint) -> None:
         current_app.logger.exception("could not queue the emergency notice of complaint %s", complaint.id)
 
 
-def _ensure_default_categories() -> None:
+def ensure_default_categories() -> None:
     """On a fresh install the national categories appear with the first form, committed so that their ids hold."""
-    if intake.defaults_missing():
-        intake.default_categories(actor="system")
+    if category_service.defaults_missing():
+        category_service.default_categories(actor="system")
         db.session.commit()
 
 
 def _public_choices(form: PublicComplaintForm, institution: Institution) -> None:
-    _ensure_default_categories()
-    form.category.choices = [(c.id, intake.category_label(c)) for c in intake.categories_for(institution)]
+    ensure_default_categories()
+    form.category.choices = [(c.id, category_service.category_label(c))
+                             for c in category_service.categories_for(institution)]
     form.department.choices = [(None, gettext("不清楚 / 不选"))] + [
         (d.id, d.name) for d in departments_for(institution, active_only=True)]
 
@@ -288,10 +288,10 @@ def _local_now_text() -> str:
 
 
 def _staff_choices(form: OfficerComplaintForm, institution: Institution) -> None:
-    _ensure_default_categories()
+    ensure_default_categories()
     form.category.choices = [(None, gettext("请选择"))] + [
-        (c.id, intake.category_label(c) + (gettext("（质量安全）") if c.safety else ""))
-        for c in intake.categories_for(institution)]
+        (c.id, category_service.category_label(c) + (gettext("（质量安全）") if c.safety else ""))
+        for c in category_service.categories_for(institution)]
     touchpoints = db.session.scalars(select(Touchpoint).where(Touchpoint.institution_id == institution.id,
                                                               Touchpoint.active.is_(True))
                                      .order_by(Touchpoint.code)).all()
@@ -302,7 +302,7 @@ def _staff_choices(form: OfficerComplaintForm, institution: Institution) -> None
 def _staff_receipt(institution: Institution, complaint: Complaint, code: str, *, heading: str):
     return render_template("complaints/intake/registered.html", institution=institution, complaint=complaint,
                            code=code, heading=heading, case_url=case_url(complaint),
-                           category=intake.category_label(complaint.category),
+                           category=category_service.category_label(complaint.category),
                            expected=_expected_reply(institution, complaint.received_at),
                            lookup_url=url_for("complaints.lookup", i=institution.id, n=complaint.case_number,
                                               _external=True))
@@ -357,7 +357,7 @@ def from_alert(institution_id: int, alert_id: int):
     if alerts.alert_for_complaint(institution.id, alert_id) is None:
         abort(404)
     form = FromAlertForm()
-    categories = intake.categories_for(institution)
+    categories = category_service.categories_for(institution)
     form.category.choices = [(None, "")] + [(c.id, c.name) for c in categories]
     if not form.validate_on_submit():
         abort(400)
@@ -382,7 +382,7 @@ def alert_button_context(institution: Institution, alert: Any) -> dict[str, Any]
     complaint = intake.complaint_for_alert(institution, alert.id)
     form = FromAlertForm()
     form.category.choices = [(None, gettext("类别：默认“其他”"))] + [
-        (c.id, intake.category_label(c)) for c in intake.categories_for(institution)]
+        (c.id, category_service.category_label(c)) for c in category_service.categories_for(institution)]
     return {"can_convert": True, "converted": complaint, "convert_form": form,
             "case_url": case_url(complaint) if complaint is not None else None,
             "convert_url": url_for("complaints_staff.from_alert", institution_id=institution.id, alert_id=alert.id)}
@@ -445,62 +445,6 @@ def emergency(institution_id: int, complaint_id: int):
     return redirect(case_url(complaint))
 
 
-# Categories -------------------------------------------------------------------------------
-
-@staff_bp.route("/categories", methods=["GET", "POST"])
-def categories(institution_id: int):
-    """The category list: the national defaults and the institution's own; add one."""
-    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
-    _ensure_default_categories()
-    form = CategoryForm()
-
-    def add():
-        return intake.create_category(institution, name=form.name.data, safety=form.safety.data,
-                                      charges=form.charges.data, sort=form.sort.data, actor=actor())
-
-    rows = intake.categories_for(institution, include_inactive=True)
-    return handle_form(form, add, success=gettext("类别已添加。"),
-                       next_url=lambda _c: url_for("complaints_staff.categories", institution_id=institution.id),
-                       template="complaints/intake/categories.html", institution=institution,
-                       defaults=[c for c in rows if c.institution_id is None],
-                       own=[c for c in rows if c.institution_id == institution.id],
-                       label=intake.category_label, toggle=ConfirmForm())
-
-
-def _own_category_or_404(institution: Institution, category_id: int) -> Category:
-    category = db.session.get(Category, category_id)
-    if category is None or category.institution_id != institution.id:
-        abort(404)
-    return category
-
-
-@staff_bp.route("/categories/<int:category_id>/edit", methods=["GET", "POST"])
-def category_edit(institution_id: int, category_id: int):
-    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
-    category = _own_category_or_404(institution, category_id)
-    form = CategoryForm(obj=category)
-
-    def save():
-        return intake.update_category(category, name=form.name.data, safety=form.safety.data,
-                                      charges=form.charges.data, sort=form.sort.data, actor=actor())
-
-    return handle_form(form, save, success=gettext("类别已保存。"),
-                       next_url=lambda _c: url_for("complaints_staff.categories", institution_id=institution.id),
-                       template="complaints/intake/category_form.html", institution=institution, category=category)
-
-
-@staff_bp.post("/categories/<int:category_id>/toggle")
-def category_toggle(institution_id: int, category_id: int):
-    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
-    category = _own_category_or_404(institution, category_id)
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    intake.set_category_active(category, not category.active, actor=actor())
-    db.session.commit()
-    flash(gettext("类别已启用。") if category.active else gettext("类别已停用。"), "success")
-    return redirect(url_for("complaints_staff.categories", institution_id=institution.id))
-
-
 # Wiring ------------------------------------------------------------------------------------
 
 def init_app(app: Flask) -> None:
@@ -509,7 +453,6 @@ def init_app(app: Flask) -> None:
         return can(user, Permission.MANAGE_COMPLAINTS, institution)
 
     register_nav(app, _l("登记投诉"), "complaints_staff.register", manages, order=51)
-    register_nav(app, _l("投诉类别"), "complaints_staff.categories", manages, order=58)
     case_section(app, "complaints/intake/_case_intake.html", order=5)
     app.jinja_env.globals["complaint_alert_button"] = alert_button_context
     app.jinja_env.globals["complaint_attachments"] = complaint_attachments

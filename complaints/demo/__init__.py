@@ -25,6 +25,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from complaints import calendar_data
+from complaints import categories as category_service
 from complaints.demo.simulation import ACTOR, HOLD_RECENT, office_for, pick_hold, received_times, simulate
 from complaints.demo.writing import number_cases, write_cases
 from complaints.models import Status
@@ -67,8 +69,6 @@ def seed_cases(n_per_institution: int = 300, seed: int = 2026, *, institutions: 
 
 def seed_demo() -> None:
     """`flask seed-demo`: the working-day calendar, the national categories, a few hundred cases per hospital."""
-    from complaints import calendar_data, intake
-
     calendar_data.seed_from_chinesecalendar(actor="demo")
-    intake.default_categories(actor=ACTOR)
+    category_service.default_categories(actor=ACTOR)
     seed_cases()

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from complaints import deadlines, workdays
+from complaints.categories import default_categories
 from complaints.demo.texts import (
     CATEGORY_WEIGHTS,
     CHANNEL_WEIGHTS,
@@ -20,7 +21,6 @@ from complaints.demo.texts import (
     TEMPLATES,
     Template,
 )
-from complaints.intake import default_categories
 from complaints.models import (
     ComplaintSettings,
     Status,

@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from complaints import categories as category_service
 from complaints.models import CaseDepartment, Complaint, Feedback, Rectification
 from core.extensions import db
 from organisation.models import Department, Institution, StaffUser, Touchpoint
@@ -98,7 +99,7 @@ def touchpoint(institution: Institution, code: str) -> Touchpoint:
 @pytest.fixture
 def categories(ctx) -> dict[str, Any]:
     """The national default categories by code (idempotent seeding)."""
-    from complaints.intake import default_categories
+    from complaints.categories import default_categories
 
     return {c.code: c for c in default_categories(actor="test")}
 
@@ -187,9 +188,8 @@ def open_form(client, path: str) -> dict[str, str]:
 def post_complaint(client, institution, *, fields: dict | None = None, files=(), query: str = ""):
     path = f"/c/{institution.id}/new{query}"
     hidden = open_form(client, path)
-    from complaints import intake
 
-    data = {**hidden, "category": str(intake.categories_for(institution)[2].id), "relation": "self",
+    data = {**hidden, "category": str(category_service.categories_for(institution)[2].id), "relation": "self",
             "description": "在收费窗口排队一小时，工作人员中途离开没有说明。",
             "wish": "希望增加窗口", "complainant_phone": "13912345678", **(fields or {})}
     if files:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, func, select
 
+from complaints import categories as category_service
 from complaints import intake, tasks
 from complaints.intake import IntakeError, Upload
 from complaints.models import Attachment, CaseCounter, CaseEvent, Category, Channel, Complaint, ComplaintSettings
@@ -41,8 +42,8 @@ def cases_of(institution) -> list[Complaint]:
 # Categories ---------------------------------------------------------------------------
 
 def test_default_categories_are_the_national_list_and_seeding_twice_adds_nothing(ctx):
-    first = intake.default_categories(actor="test")
-    again = intake.default_categories(actor="test")
+    first = category_service.default_categories(actor="test")
+    again = category_service.default_categories(actor="test")
     assert [c.name for c in first] == ["医德医风", "医疗质量安全", "服务态度", "收费价格", "环境后勤", "安全保卫",
                                        "其他"]
     assert [c.id for c in again] == [c.id for c in first]
@@ -55,29 +56,30 @@ def test_default_categories_are_the_national_list_and_seeding_twice_adds_nothing
 
 
 def test_categories_for_adds_the_institutions_own_active_categories_only(rmyy, zyy, categories):
-    own = intake.create_category(rmyy, name="膳食服务", actor="test")
-    retired = intake.create_category(rmyy, name="停车收费", charges=True, actor="test")
-    intake.set_category_active(retired, False, actor="test")
-    theirs = intake.create_category(zyy, name="中药代煎", actor="test")
-    names = [c.name for c in intake.categories_for(rmyy)]
+    own = category_service.create_category(rmyy, name="膳食服务", actor="test")
+    retired = category_service.create_category(rmyy, name="停车收费", charges=True, actor="test")
+    category_service.set_category_active(retired, False, actor="test")
+    theirs = category_service.create_category(zyy, name="中药代煎", actor="test")
+    names = [c.name for c in category_service.categories_for(rmyy)]
     assert names[:7] == [c.name for c in categories.values()] and "膳食服务" in names
     assert "停车收费" not in names and "中药代煎" not in names
-    assert retired in intake.categories_for(rmyy, include_inactive=True)
-    assert theirs in intake.categories_for(zyy) and own not in intake.categories_for(zyy)
+    assert retired in category_service.categories_for(rmyy, include_inactive=True)
+    assert theirs in category_service.categories_for(zyy) and own not in category_service.categories_for(zyy)
 
 
 def test_categories_for_seeds_the_defaults_on_a_fresh_install(rmyy):
     db.session.execute(delete(Category).where(Category.institution_id.is_(None)))
-    assert {c.code for c in intake.categories_for(rmyy)} >= {"ethics", "quality_safety", "other"}
+    assert {c.code for c in category_service.categories_for(rmyy)} >= {"ethics", "quality_safety", "other"}
 
 
 def test_category_names_must_be_unique_and_defaults_cannot_be_changed(rmyy, categories):
-    with pytest.raises(IntakeError, match="同名"):
-        intake.create_category(rmyy, name="服务态度", actor="test")
-    with pytest.raises(IntakeError):
-        intake.update_category(categories["other"], name="杂项", safety=False, charges=False, sort=1, actor="test")
-    with pytest.raises(IntakeError):
-        intake.set_category_active(categories["other"], False, actor="test")
+    with pytest.raises(category_service.CategoryError, match="同名"):
+        category_service.create_category(rmyy, name="服务态度", actor="test")
+    with pytest.raises(category_service.CategoryError):
+        category_service.update_category(categories["other"], name="杂项", safety=False, charges=False, sort=1,
+                                         actor="test")
+    with pytest.raises(category_service.CategoryError):
+        category_service.set_category_active(categories["other"], False, actor="test")
 
 
 def test_officer_adds_renames_and_deactivates_a_category_on_the_admin_page(client, rmyy, categories):
@@ -101,7 +103,7 @@ def test_officer_adds_renames_and_deactivates_a_category_on_the_admin_page(clien
 
 
 def test_category_pages_are_for_complaint_managers_and_their_own_hospital(client, rmyy, zyy, categories):
-    own = intake.create_category(zyy, name="中药代煎", actor="test")
+    own = category_service.create_category(zyy, name="中药代煎", actor="test")
     staff_login(client, "rmyy-handler")
     assert client.get(f"/i/{rmyy.id}/complaints/categories").status_code == 403
     staff_login(client, "rmyy-officer")
@@ -237,7 +239,7 @@ def test_bad_registrations_are_refused_with_a_field_and_a_chinese_message(make_c
 
 
 def test_another_hospitals_category_touchpoint_or_department_is_refused(rmyy, zyy, make_case):
-    theirs = intake.create_category(zyy, name="中药代煎", actor="test")
+    theirs = category_service.create_category(zyy, name="中药代煎", actor="test")
     with pytest.raises(IntakeError):
         make_case(category=theirs)
     with pytest.raises(IntakeError):
@@ -552,7 +554,7 @@ def test_a_complaint_after_a_good_rating_is_self_service_and_other_hospitals_res
 def officer_form(client, institution, **fields):
     hidden = open_form(client, f"/i/{institution.id}/complaints/new")
     data = {**hidden, "channel": "walk_in", "received_at": "2026-10-08T09:30",
-            "category": str(intake.categories_for(institution)[2].id), "subject": "门诊护士态度差",
+            "category": str(category_service.categories_for(institution)[2].id), "subject": "门诊护士态度差",
             "description": "患者家属来访反映门诊护士态度差。", "relation": "family",
             "complainant_name": "赵六", "complainant_phone": "13712345678", **fields}
     return client.post(f"/i/{institution.id}/complaints/new", data=data, content_type="multipart/form-data"), data
@@ -754,8 +756,8 @@ def test_a_slow_emergency_notice_does_not_hold_up_the_next_registration_at_the_h
     year = 2093  # a counter nobody else uses: registrations are committed for real here
     monkeypatch.setattr(intake, "utcnow", lambda: datetime(year, 6, 1, 4, 0, tzinfo=UTC))
     with app.app_context():
-        had_categories = not intake.defaults_missing()
-        categories = {c.code: c.id for c in intake.default_categories(actor="test")}
+        had_categories = not category_service.defaults_missing()
+        categories = {c.code: c.id for c in category_service.default_categories(actor="test")}
         institution_id = demo_institution("rmyy").id
         officer = demo_user("rmyy-officer")
         db.session.commit()

@@ -10,6 +10,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from complaints import categories as category_service
 from complaints.models import Attachment, CaseDepartment, Complaint, Extension
 from complaints.models.outcomes import Feedback, Rectification, Refund, Reply
 from core.extensions import db
@@ -68,7 +69,7 @@ def _plausible_form(ids: dict, text: str = "理由说明") -> dict:
 
 def _b_world(make_case):
     """Institution B (zyy) with one case, its rows, its own category and routing rule."""
-    from complaints import intake, routing
+    from complaints import routing
 
     zyy = demo_institution("zyy")
     case = make_case(institution=zyy, subject="中医院专属投诉")
@@ -80,7 +81,7 @@ def _b_world(make_case):
             routing.assign_department(case, zynk, actor=officer)
     except Exception:  # the assignment only adds a CaseDepartment row when the workflow allows it
         db.session.expire_all()
-    category = intake.create_category(zyy, name="中医院自设类别", actor=officer)
+    category = category_service.create_category(zyy, name="中医院自设类别", actor=officer)
     rule = routing.create_routing_rule(zyy, priority=1, category_id=None, touchpoint_id=None, department_id=None,
                                        keywords="针灸", target_department_id=zynk.id, actor=officer)
     db.session.commit()

@@ -259,7 +259,7 @@ def _targets_are_big(page, selector: str) -> None:
 
 @pytest.mark.browser
 def test_on_a_phone_a_complaint_is_filed_and_its_progress_looked_up(app, live_server, shots, tmp_path):
-    from complaints.intake import default_categories
+    from complaints.categories import default_categories
     from tests.complaints.conftest import in_browser
     from tests.factories import demo_institution
 

@@ -377,7 +377,7 @@ def test_complaint_case_pages_have_no_chinese_chrome(ctx, english, complaint_off
 
 
 def test_public_complaint_form_has_no_chinese_chrome(ctx, english):
-    from complaints.intake import default_categories
+    from complaints.categories import default_categories
 
     default_categories(actor="test")
     db.session.flush()
