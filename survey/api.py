@@ -21,7 +21,7 @@ from core.db import utcnow
 from core.extensions import db
 from core.ratelimit import client_address, limited
 from organisation.models import Institution, StaffUser
-from survey import followup
+from survey import discharges, followup
 from survey.models import ApiToken
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -160,16 +160,16 @@ def post_discharges():
         db.session.commit()
         return error(400, gettext("一次最多提交 %(n)d 条记录。", n=MAX_ITEMS))
     institution = db.session.get(Institution, token.institution_id)
-    units = followup.Units.load(institution)
+    units = discharges.Units.load(institution)
     settings = followup.followup_settings(institution.id)
     today: date = local_today()
     errors: list[dict[str, Any]] = []
-    valid: list[tuple[int, followup.DischargeInput]] = []
+    valid: list[tuple[int, discharges.DischargeInput]] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
         raw, item_errors = _raw_item(item)
         if not item_errors:
-            data, problems = followup.check_discharge(raw, units, settings, today=today)
+            data, problems = discharges.check_discharge(raw, units, settings, today=today)
             item_errors = [(FIELD_OF_KEY[key], message) for key, message in problems]
             ref = raw.get("ref", "").strip()
             if ref and ref in seen:
@@ -183,10 +183,10 @@ def post_discharges():
         return error(400, gettext("有 %(n)d 处错误，未保存任何记录。", n=len(errors)), errors=errors)
     results = []
     for index, data in valid:
-        discharge, status = followup.create_discharge(institution, data, source="api", actor=_actor(token),
+        discharge, status = discharges.create_discharge(institution, data, source="api", actor=_actor(token),
                                                       settings=settings)
         results.append({"index": index, "id": discharge.id, "status": status,
-                        "survey_url": followup.discharge_link_url(discharge),
+                        "survey_url": discharges.discharge_link_url(discharge),
                         "link_expires_at": discharge.link_expires_at.isoformat()})
     db.session.commit()
     return jsonify(items=results, count=len(results)), 201

@@ -13,7 +13,7 @@ from core.notify import Message, send
 from core.tasks import QUEUE_HIGH, enqueue, job_logger
 from organisation.models import Role, StaffUser
 from organisation.services import staff_with_roles
-from survey import followup, inbox
+from survey import discharges, inbox
 from survey.models import RecoveryAlert
 
 log = job_logger(__name__)
@@ -100,7 +100,7 @@ def sweep_unnotified_alerts() -> int:
 
 def purge_contact_data_job() -> dict[str, int]:
     """Daily job: run the purge and commit; safe to run twice."""
-    result = followup.purge_contact_data(now=utcnow())
+    result = discharges.purge_contact_data(now=utcnow())
     db.session.commit()
     log.info("contact purge: %(discharges)d discharges, %(contact_requests)d contact requests",
                               result)

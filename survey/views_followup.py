@@ -26,7 +26,7 @@ from organisation.importer import ImportFileError
 from organisation.models import Institution
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
 from survey import api as api_service
-from survey import definitions, followup, patient, qr
+from survey import definitions, discharges, followup, patient, qr
 from survey.blueprints import staff_bp as bp
 from survey.models import ApiToken, Channel, Discharge, FollowupCall, FollowupOutcome
 from survey.submission import Context, SubmissionError, find_by_submission_id
@@ -231,7 +231,7 @@ def followup_discharges(institution_id: int):
 def followup_slip(institution_id: int, discharge_id: int):
     institution = _institution(institution_id)
     discharge = _discharge(institution, discharge_id)
-    url = followup.discharge_link_url(discharge)
+    url = discharges.discharge_link_url(discharge)
     svg = qr.qr_image(url, kind="svg", box_size=10, border=2)
     data_url = "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
     return render_template("survey/followup/slip.html", institution=institution, discharge=discharge,
@@ -250,7 +250,7 @@ def followup_upload(institution_id: int):
     if form.validate_on_submit():
         upload = form.file.data
         try:
-            report = followup.import_discharges(institution, upload.filename, upload.stream, actor=actor())
+            report = discharges.import_discharges(institution, upload.filename, upload.stream, actor=actor())
         except ImportFileError as exc:
             db.session.rollback()
             form.file.errors.append(str(exc))
@@ -266,13 +266,13 @@ def followup_upload(institution_id: int):
     elif request.method == "POST":
         status = 400
     return render_template("survey/followup/upload.html", institution=institution, form=form, report=report,
-                           columns=followup.COLUMNS), status
+                           columns=discharges.COLUMNS), status
 
 
 @bp.get("/followup/upload/template.csv")
 def followup_upload_template(institution_id: int):
     _institution(institution_id)
-    return Response(followup.template_csv(), mimetype="text/csv",
+    return Response(discharges.template_csv(), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=discharges-template.csv"})
 
 
@@ -355,7 +355,7 @@ def api_token_revoke(institution_id: int, token_id: int):
 @patient.bp.route("/d/<token>", methods=["GET", "POST"])
 @patient.limit_submissions
 def discharge_survey(token: str):
-    discharge, problem = followup.resolve_link(token)
+    discharge, problem = discharges.resolve_link(token)
     if problem == "unknown":
         return public.render_notice(gettext("链接无法识别"),
                                      gettext("请确认扫描的是出院小结上的二维码，或向病区护士求助。"), 404)
@@ -385,7 +385,7 @@ def discharge_survey(token: str):
     context.device_hash, context.ip_hash = public.client_hashes()
     submission_id = request.form.get("submission_id", "")
     try:
-        stored = followup.use_discharge_link(discharge, context, submission_id, request.form.get,
+        stored = discharges.use_discharge_link(discharge, context, submission_id, request.form.get,
                                              request.form.getlist)
     except SubmissionError as exc:
         db.session.rollback()

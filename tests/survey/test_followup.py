@@ -19,7 +19,7 @@ from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Department, Institution, StaffUser, Touchpoint
-from survey import followup, tasks
+from survey import discharges, followup, tasks
 from survey.api import create_api_token, hash_token
 from survey.models import (
     ApiToken,
@@ -100,12 +100,12 @@ def make_discharge(institution: Institution, *, unit: str = "B-XNK", discharge_d
     raw = {"unit": unit, "discharge_date": today.isoformat(), "patient_name": name, "phone": phone,
            "ref": ref or f"ZY{next(_refs)}"}
     settings = followup.followup_settings(institution.id)
-    data, errors = followup.check_discharge(raw, followup.Units.load(institution), settings, today=today)
+    data, errors = discharges.check_discharge(raw, discharges.Units.load(institution), settings, today=today)
     assert not errors, errors
-    discharge, _status = followup.create_discharge(institution, data, source="upload", actor="test")
+    discharge, _status = discharges.create_discharge(institution, data, source="upload", actor="test")
     if discharge_date is not None and discharge_date != today:
         discharge.discharge_date = discharge_date
-        discharge.link_expires_at = followup.link_expiry(discharge_date, settings)
+        discharge.link_expires_at = discharges.link_expiry(discharge_date, settings)
         db.session.flush()
     return discharge
 
@@ -288,7 +288,7 @@ def test_api_stores_one_object_and_returns_its_id_and_one_time_survey_url(client
     discharge = db.session.get(Discharge, item["id"])
     assert discharge.institution_id == hospital.id and discharge.source == "api"
     assert item["status"] == "created"
-    assert item["survey_url"].endswith(f"/d/{followup.discharge_link_token(discharge)}")
+    assert item["survey_url"].endswith(f"/d/{discharges.discharge_link_token(discharge)}")
     token_row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(api_token)))
     assert token_row.last_used_at is not None
     assert client.get(item["survey_url"].split("tingjian.test", 1)[1]).status_code == 200
@@ -549,9 +549,9 @@ def test_purge_nulls_old_names_and_phones_once_and_keeps_recent_ones(ctx, hospit
     # Noon in Beijing on the fixture's "today": the two runs must not straddle local midnight,
     # or the boundary discharge would rightly fall due in the second one.
     noon = datetime.combine(today, time(12, 0), tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)
-    first = followup.purge_contact_data(now=noon)
+    first = discharges.purge_contact_data(now=noon)
     stamp = old.purged_at
-    second = followup.purge_contact_data(now=noon + timedelta(minutes=5))
+    second = discharges.purge_contact_data(now=noon + timedelta(minutes=5))
 
     assert first == {"discharges": 1, "contact_requests": 1}
     assert second == {"discharges": 0, "contact_requests": 0}
@@ -572,7 +572,7 @@ def test_purge_follows_each_hospitals_retention_setting(ctx, hospital, today):
     db.session.flush()
     discharge = make_discharge(hospital, discharge_date=today - timedelta(days=20))
 
-    assert followup.purge_contact_data(now=utcnow())["discharges"] == 0
+    assert discharges.purge_contact_data(now=utcnow())["discharges"] == 0
     db.session.refresh(discharge)
     assert discharge.phone == PHONE
 
@@ -607,7 +607,7 @@ def form_fields(page: str) -> dict[str, str]:
 
 def test_the_discharge_slip_link_opens_the_inpatient_survey_once(client, hospital, today):
     discharge = make_discharge(hospital, discharge_date=today - timedelta(days=1))
-    url = f"/d/{followup.discharge_link_token(discharge)}"
+    url = f"/d/{discharges.discharge_link_token(discharge)}"
 
     opened = client.get(url)
     fields = form_fields(body(opened))
@@ -630,7 +630,7 @@ def test_the_discharge_slip_link_opens_the_inpatient_survey_once(client, hospita
 
 def test_a_failed_slip_survey_does_not_use_up_the_link(client, hospital):
     discharge = make_discharge(hospital)
-    url = f"/d/{followup.discharge_link_token(discharge)}"
+    url = f"/d/{discharges.discharge_link_token(discharge)}"
     fields = form_fields(body(client.get(url)))
     answers = ipd_answers()
     del answers["q_IPD_OVERALL"]
@@ -648,7 +648,7 @@ def test_an_expired_or_forged_slip_link_shows_a_friendly_notice(client, hospital
     discharge.link_expires_at = utcnow() - timedelta(minutes=1)
     forged = f"{discharge.id}-{'a' * 12}"
 
-    expired = client.get(f"/d/{followup.discharge_link_token(discharge)}")
+    expired = client.get(f"/d/{discharges.discharge_link_token(discharge)}")
     unknown = client.get(f"/d/{forged}")
     garbage = client.post("/d/%00%ff", data={"submission_id": "x"})
 
@@ -713,7 +713,7 @@ def test_phone_and_name_appear_only_on_the_call_list(nurse_client, nurse, hospit
         "discharges": nurse_client.get(f"{base}/discharges"),
         "slip": nurse_client.get(f"{base}/{discharge.id}/slip"),
         "rates": nurse_client.get(f"/i/{hospital.id}/survey/followup-rates"),
-        "survey": nurse_client.get(f"/d/{followup.discharge_link_token(discharge)}"),
+        "survey": nurse_client.get(f"/d/{discharges.discharge_link_token(discharge)}"),
     }
 
     assert PHONE in call_list and NAME in call_list
@@ -749,7 +749,7 @@ def test_the_slip_and_staff_forms_share_the_patient_limits_and_answer_with_the_p
         client, hospital, app, monkeypatch):
     monkeypatch.setitem(app.config, "SURVEY_DEVICE_LIMIT", "2 per minute")
     discharge = make_discharge(hospital)
-    url = f"/d/{followup.discharge_link_token(discharge)}"
+    url = f"/d/{discharges.discharge_link_token(discharge)}"
     fields = form_fields(body(client.get(url)))
 
     first = client.post(url, data={**fields, **ipd_answers()})
