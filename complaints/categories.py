@@ -19,7 +19,7 @@ from complaints.models import Category
 from core.audit import record
 from core.extensions import db
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
-from core.services import ServiceError
+from core.services import ServiceError, clean_text
 from organisation.models import Institution
 
 
@@ -96,12 +96,8 @@ def category_label(category: Category | None) -> str:
 
 
 def _clean_name(name: str) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise CategoryError(gettext("请填写类别名称。"), "name")
-    if len(name) > 40:
-        raise CategoryError(gettext("类别名称不能超过 40 个字。"), "name")
-    return name
+    return clean_text(name, field="name", label=gettext("类别名称"), limit=40,
+                      required=gettext("请填写类别名称。"), error=CategoryError)
 
 
 def _check_name_free(institution: Institution, name: str, exclude_id: int | None = None) -> None:

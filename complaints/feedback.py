@@ -33,6 +33,7 @@ from core import signing
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
+from core.services import clean_text
 from organisation.models import StaffUser
 
 if TYPE_CHECKING:
@@ -126,9 +127,7 @@ def answer_feedback(feedback: Feedback, answer: str, comment: str = "", new_fact
         answer = Satisfaction(answer)
     except ValueError:
         raise FeedbackError(gettext("请选择您对处理结果的满意程度。"), "answer") from None
-    comment = (comment or "").replace("\r\n", "\n").strip()
-    if len(comment) > MAX_COMMENT:
-        raise FeedbackError(gettext("意见不能超过 %(n)d 字。", n=MAX_COMMENT), "comment")
+    comment = clean_text(comment, field="comment", label=gettext("意见"), limit=MAX_COMMENT, error=FeedbackError)
     complaint = db.session.get_one(Complaint, feedback.complaint_id)
     unhappy = answer == Satisfaction.UNSATISFIED
     # Single use even for two taps at once: only the first UPDATE finds the link unanswered.
@@ -200,11 +199,8 @@ def accept_reopen(feedback: Feedback, *, actor: StaffUser, expected_version: int
 def refuse_reopen(feedback: Feedback, reason: str, *, actor: StaffUser, expected_version: int | None = None,
                   now: datetime | None = None) -> Feedback:
     """An officer refuses a 重办 request with a reason the complainant is told (e.g. no new facts or evidence)."""
-    reason = (reason or "").replace("\r\n", "\n").strip()
-    if not reason:
-        raise FeedbackError(gettext("请填写不予重办的理由。"), "reason")
-    if len(reason) > MAX_REASON:
-        raise FeedbackError(gettext("理由不能超过 %(n)d 字。", n=MAX_REASON), "reason")
+    reason = clean_text(reason, field="reason", label=gettext("理由"), limit=MAX_REASON,
+                        required=gettext("请填写不予重办的理由。"), error=FeedbackError)
     complaint = _requested(feedback)
     if not is_officer(actor, complaint):
         raise FeedbackError(gettext("只有投诉管理人员可以处理重办申请。"))

@@ -38,7 +38,7 @@ from core.extensions import db
 from core.phone import InvalidPhone, normalise_phone
 from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
 from core.public import new_submission_id, valid_submission_id
-from core.services import ServiceError
+from core.services import ServiceError, clean_text
 from core.signing import hash_value
 from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
 from organisation.services import staff_with_roles
@@ -206,12 +206,8 @@ def check_attachments(uploads: Sequence[Upload]) -> list[tuple[str, str, bytes]]
 # Registration ---------------------------------------------------------------------
 
 def _clean_text(value: str | None, field: str, limit: int, *, required: bool = False, label: str = "") -> str:
-    value = (value or "").replace("\r\n", "\n").strip()
-    if required and not value:
-        raise IntakeError(gettext("请填写%(what)s。", what=label), field)
-    if len(value) > limit:
-        raise IntakeError(gettext("%(what)s不能超过 %(n)d 个字。", what=label, n=limit), field)
-    return value
+    return clean_text(value, field=field, label=label, limit=limit, error=IntakeError,
+                      required=gettext("请填写%(what)s。", what=label) if required else None)
 
 
 def derive_subject(description: str, category: Category | None = None) -> str:

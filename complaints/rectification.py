@@ -40,6 +40,7 @@ from core.audit import record
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
+from core.services import clean_text
 from organisation.models import Department, Institution, StaffUser
 from organisation.scope import GRANTS, Permission, department_scope
 
@@ -56,12 +57,7 @@ class RemedyError(WorkflowError):
 
 
 def _text(value: str | None, *, field: str, empty: str, limit: int = MAX_TEXT) -> str:
-    value = (value or "").replace("\r\n", "\n").strip()
-    if not value:
-        raise RemedyError(empty, field)
-    if len(value) > limit:
-        raise RemedyError(gettext("内容不能超过 %(n)d 字。", n=limit), field)
-    return value
+    return clean_text(value, field=field, label=gettext("内容"), limit=limit, required=empty, error=RemedyError)
 
 
 def _move(row: Rectification | Refund, expected: str, **values) -> None:
@@ -259,11 +255,8 @@ def decide_refund(refund: Refund, approve: bool, note: str, *, actor: StaffUser)
         raise RemedyError(gettext("该退费申请已审批。"))
     if actor.id == refund.requested_by_id:
         raise NotAllowed(gettext("退费须由申请人以外的人员审批。"))
-    note = (note or "").replace("\r\n", "\n").strip()
-    if not approve and not note:
-        raise RemedyError(gettext("不批准退费时请写明理由。"), "note")
-    if len(note) > MAX_TEXT:
-        raise RemedyError(gettext("内容不能超过 %(n)d 字。", n=MAX_TEXT), "note")
+    note = clean_text(note, field="note", label=gettext("内容"), limit=MAX_TEXT, error=RemedyError,
+                      required=None if approve else gettext("不批准退费时请写明理由。"))
     _move(refund, RefundStatus.REQUESTED, status=RefundStatus.APPROVED if approve else RefundStatus.REJECTED,
           decided_by_id=actor.id, decided_at=utcnow(), decision_note=note)
     data = {"refund": refund.id, "approved": bool(approve), "amount": str(refund.amount)}

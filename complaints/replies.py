@@ -42,6 +42,7 @@ from core.audit import record
 from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
+from core.services import clean_text
 from organisation.models import Institution, StaffUser
 
 log = logging.getLogger(__name__)
@@ -136,17 +137,10 @@ def check_writable(complaint: Complaint) -> None:
 
 # Drafting and review -------------------------------------------------------------------
 
-def _clean(text: str | None) -> str:
-    return (text or "").replace("\r\n", "\n").strip()
-
-
 def draft_reply(complaint: Complaint, body: str, *, actor: StaffUser, expected_version: int | None = None) -> Reply:
     """The lead department's handler or an officer submits the next version of the reply for review."""
-    body = _clean(body)
-    if not body:
-        raise ReplyError(gettext("请填写答复内容。"), "body")
-    if len(body) > MAX_BODY:
-        raise ReplyError(gettext("答复内容不能超过 %(n)d 字。", n=MAX_BODY), "body")
+    body = clean_text(body, field="body", label=gettext("答复内容"), limit=MAX_BODY,
+                      required=gettext("请填写答复内容。"), error=ReplyError)
     check_writable(complaint)
     status = Status(complaint.status)
     if status not in (Status.IN_HANDLING, Status.REPLY_DRAFTED):
@@ -182,11 +176,8 @@ def _pending(reply: Reply, complaint: Complaint) -> None:
 
 def return_reply(reply: Reply, note: str, *, actor: StaffUser, expected_version: int | None = None) -> Reply:
     """An officer sends a draft back for rework, saying what to change (the note is required)."""
-    note = _clean(note)
-    if not note:
-        raise ReplyError(gettext("请填写退回意见。"), "note")
-    if len(note) > MAX_NOTE:
-        raise ReplyError(gettext("退回意见不能超过 %(n)d 字。", n=MAX_NOTE), "note")
+    note = clean_text(note, field="note", label=gettext("退回意见"), limit=MAX_NOTE,
+                      required=gettext("请填写退回意见。"), error=ReplyError)
     complaint = _complaint(reply)
     _pending(reply, complaint)
     transition(complaint, Action.RETURN_REPLY, actor=actor, expected_version=expected_version, note=note,
@@ -294,11 +285,8 @@ def close_complaint(complaint: Complaint, resolved: bool, note: str, *, actor: S
     Feedback; the view queues complaints.feedback.send_feedback_link after its commit.
     """
     check_writable(complaint)
-    note = _clean(note)
-    if not resolved and not note:
-        raise ReplyError(gettext("未解决的案件办结时，请写明情况说明。"), "note")
-    if len(note) > MAX_NOTE:
-        raise ReplyError(gettext("办结说明不能超过 %(n)d 字。", n=MAX_NOTE), "note")
+    note = clean_text(note, field="note", label=gettext("办结说明"), limit=MAX_NOTE, error=ReplyError,
+                      required=None if resolved else gettext("未解决的案件办结时，请写明情况说明。"))
     transition(complaint, Action.CLOSE, actor=actor, expected_version=expected_version, note=note,
                data={"resolved": bool(resolved)})
     complaint.closed_at = now or utcnow()

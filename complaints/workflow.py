@@ -32,7 +32,7 @@ from complaints.models import CaseEvent, Complaint, Status
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
-from core.services import Conflict, Refused, ServiceError
+from core.services import Conflict, Refused, ServiceError, clean_text
 from organisation.models import Role, StaffUser
 
 
@@ -172,10 +172,8 @@ def transition(complaint: Complaint, action: Action, *, actor: StaffUser, expect
 # Rules every case service shares --------------------------------------------------------
 
 def require_text(value: str | None, field_name: str, message: str) -> str:
-    value = (value or "").strip()
-    if not value:
-        raise ServiceError(message, field_name)
-    return value
+    """Text the user must give (``message`` when they gave none)."""
+    return clean_text(value, field=field_name, required=message)
 
 
 def require_open(complaint: Complaint) -> None:

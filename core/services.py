@@ -6,6 +6,8 @@ and answers with the exception's status.
 """
 from __future__ import annotations
 
+from flask_babel import gettext
+
 
 class ServiceError(ValueError):
     """A rule refused the input (400); the message is for the user, ``field`` names the form field."""
@@ -27,3 +29,18 @@ class Conflict(ServiceError):
     """The page the user acted on is older than the row: someone else changed it meanwhile (409)."""
 
     status = 409
+
+
+def clean_text(value: str | None, *, field: str, label: str = "", limit: int | None = None,
+               required: str | None = None, error: type[ServiceError] = ServiceError) -> str:
+    """What a person typed in a text box: line endings unified, outer blanks gone, at most ``limit`` characters.
+
+    ``required`` is the message when nothing was typed (None: it may stay empty); the length message names
+    the box by its ``label``. Raises ``error`` (a ServiceError) with ``field``.
+    """
+    text = (value or "").replace("\r\n", "\n").strip()
+    if required is not None and not text:
+        raise error(required, field)
+    if limit is not None and len(text) > limit:
+        raise error(gettext("%(what)s不能超过 %(n)d 字。", what=label, n=limit), field)
+    return text
