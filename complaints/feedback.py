@@ -91,15 +91,7 @@ def feedback_url(feedback: Feedback) -> str:
 
 def resolve_token(token: str, *, now: datetime | None = None) -> tuple[Feedback | None, str | None]:
     """The feedback a link names; problem is 'invalid', 'used' or 'expired' when it cannot be answered."""
-    feedback_id = signing.parse_signed_id(PURPOSE, token)
-    feedback = db.session.get(Feedback, feedback_id) if feedback_id is not None else None
-    if feedback is None:
-        return None, "invalid"
-    if feedback.answered_at is not None:
-        return feedback, "used"
-    if (now or utcnow()) >= feedback.expires_at:
-        return feedback, "expired"
-    return feedback, None
+    return signing.resolve_link(PURPOSE, token, Feedback, used="answered_at", expires="expires_at", now=now)
 
 
 def feedback_for(complaint: Complaint) -> list[Feedback]:

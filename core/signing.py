@@ -9,11 +9,16 @@ import base64
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from core.db import utcnow
+from core.extensions import db
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: codes get typed from posters
 
@@ -54,6 +59,28 @@ def parse_signed_id(purpose: str, token: str) -> int | None:
     if not raw_id.isdigit() or not verify(purpose, raw_id, sig, 12):
         return None
     return int(raw_id)
+
+
+def resolve_link(purpose: str, token: str, model: type[Any], *, used: str, expires: str,
+                 now: datetime | None = None, lock: bool = False) -> tuple[Any, str | None]:
+    """The row a one-time link names, and why it cannot be used: 'invalid', 'used', 'expired' or None.
+
+    ``used`` names the row's timestamp set when the link was used, ``expires`` its expiry
+    moment; ``lock`` takes the row for update (two tabs submitting one link at once: the
+    second waits, then finds it used).
+    """
+    row_id = parse_signed_id(purpose, token)
+    if row_id is None:
+        return None, "invalid"
+    stmt = select(model).where(model.id == row_id)
+    row = db.session.scalar(stmt.with_for_update() if lock else stmt)
+    if row is None:
+        return None, "invalid"
+    if getattr(row, used) is not None:
+        return row, "used"
+    if (now or utcnow()) >= getattr(row, expires):
+        return row, "expired"
+    return row, None
 
 
 def hash_value(purpose: str, value: str) -> str:

@@ -327,16 +327,9 @@ def discharge_link_url(discharge: Discharge) -> str:
 
 
 def resolve_link(token: str, *, now: datetime | None = None) -> tuple[Discharge | None, str | None]:
-    """The discharge a slip link names; problem is 'unknown', 'used' or 'expired' when it can't be used."""
-    discharge_id = signing.parse_signed_id(LINK_PURPOSE, token)
-    discharge = db.session.get(Discharge, discharge_id) if discharge_id is not None else None
-    if discharge is None:
-        return None, "unknown"
-    if discharge.link_used_at is not None:
-        return discharge, "used"
-    if (now or utcnow()) >= discharge.link_expires_at:
-        return discharge, "expired"
-    return discharge, None
+    """The discharge a slip link names; problem is 'invalid', 'used' or 'expired' when it can't be used."""
+    return signing.resolve_link(LINK_PURPOSE, token, Discharge, used="link_used_at", expires="link_expires_at",
+                                now=now)
 
 
 def use_discharge_link(discharge: Discharge, context: Context, submission_id: str, get: Callable[[str], Any],

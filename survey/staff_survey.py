@@ -132,22 +132,11 @@ def local_date(value: datetime) -> str:
 
 def resolve_token(value: str, *, lock: bool = False) -> tuple[StaffSurveyToken | None, str | None]:
     """The token a /s/ URL names; problem is 'invalid', 'used', 'expired' or 'closed' when it can't be used."""
-    token_id = signing.parse_signed_id(PURPOSE, value)
-    if token_id is None:
-        return None, "invalid"
-    stmt = select(StaffSurveyToken).where(StaffSurveyToken.id == token_id)
-    if lock:
-        # Two tabs submitting one token at once: the second waits, then sees it used.
-        stmt = stmt.with_for_update()
-    token = db.session.scalar(stmt)
-    if token is None:
-        return None, "invalid"
-    if token.used_at is not None:
-        return token, "used"
+    token, problem = signing.resolve_link(PURPOSE, value, StaffSurveyToken, used="used_at", expires="expires_at",
+                                          lock=lock)
+    if problem is not None:
+        return token, problem
     batch = token.batch
-    expires = batch.expires_at if batch.expires_at.tzinfo else batch.expires_at.replace(tzinfo=UTC)
-    if expires <= utcnow():
-        return token, "expired"
     if batch.template.published is None:
         return token, "closed"
     return token, None

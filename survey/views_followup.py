@@ -356,7 +356,7 @@ def api_token_revoke(institution_id: int, token_id: int):
 @patient.limit_submissions
 def discharge_survey(token: str):
     discharge, problem = discharges.resolve_link(token)
-    if problem == "unknown":
+    if problem == "invalid":
         return public.render_notice(gettext("链接无法识别"),
                                      gettext("请确认扫描的是出院小结上的二维码，或向病区护士求助。"), 404)
     if problem == "used":

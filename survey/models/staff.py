@@ -43,3 +43,8 @@ class StaffSurveyToken(InstitutionScoped, db.Model):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     batch: Mapped[StaffSurveyBatch] = relationship(back_populates="tokens")
+
+    @property
+    def expires_at(self) -> datetime:
+        """A ticket works as long as its batch does."""
+        return self.batch.expires_at
