@@ -47,6 +47,7 @@ from complaints.settings import complaint_settings
 from complaints.workflow import Action, WorkflowError, allowed_actions, event_label
 from core.clock import local_today
 from core.db import utcnow
+from core.enums import LabelledEnum
 from core.extensions import db
 from core.privacy import mask_name, mask_phone
 from organisation.models import Institution, StaffUser, Touchpoint
@@ -87,8 +88,9 @@ def prepare_form(form: Any, institution: Institution, complaint: Complaint) -> N
         form.lead.choices = department_choices(institution, blank=gettext("请选择"))
         form.co.choices = department_choices(institution)
     elif isinstance(form, TransferForm):
+        lead_id = complaint.lead_department_id
         form.lead.choices = department_choices(institution, blank=gettext("请选择"),
-                                               exclude={complaint.lead_department_id} - {None})
+                                               exclude=set() if lead_id is None else {lead_id})
     elif isinstance(form, AddCoForm):
         form.department.choices = department_choices(institution, blank=gettext("请选择"),
                                                      exclude=access.case_department_ids(complaint))
@@ -125,8 +127,8 @@ def new_form(name: str, institution: Institution, complaint: Complaint) -> Any:
     return form
 
 
-def _label_or_value(enum: type, value: str | None) -> Any:
-    return enum(value).label if enum.is_value(value) else value
+def _label_or_value(enum: type[LabelledEnum], value: str | None) -> Any:
+    return enum(value).label if value is not None and enum.is_value(value) else value
 
 
 @dataclass

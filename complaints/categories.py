@@ -125,7 +125,7 @@ def update_category(category: Category, *, name: str, safety: bool, charges: boo
     """Rename or re-flag an institution's own category; the national defaults are not editable."""
     if category.institution_id is None:
         raise CategoryError(gettext("全国默认类别不能修改。"))
-    institution = db.session.get(Institution, category.institution_id)
+    institution = db.session.get_one(Institution, category.institution_id)
     name = _clean_name(name)
     _check_name_free(institution, name, exclude_id=category.id)
     changes = {}

@@ -60,7 +60,7 @@ def pause_clock(complaint: Complaint, reason: PauseReason, *, actor: StaffUser, 
     pause = CasePause(complaint_id=complaint.id, reason=reason.value, started_at=at, started_by_id=actor.id)
     db.session.add(pause)
     complaint.paused_since = at
-    complaint.pause_reason = reason.value
+    complaint.pause_reason = reason
     log_event(complaint, "pause", actor=actor, note=str(reason.label) + (f"：{note.strip()}" if note.strip() else ""),
               data={"reason": reason.value, "at": at.isoformat()})
     flush_case()
@@ -132,7 +132,7 @@ def may_decide_extension(user: StaffUser, ext: Extension, complaint: Complaint) 
 def decide_extension(ext: Extension, approve: bool, note: str, *, actor: StaffUser,
                      expected_version: int | None = None) -> Extension:
     """Approve or refuse an extension; the approver must be another officer; approval moves the due date."""
-    complaint = db.session.get(Complaint, ext.complaint_id)
+    complaint = db.session.get_one(Complaint, ext.complaint_id)
     check_version(complaint, expected_version)
     if ext.status != ExtensionStatus.PENDING:
         raise NotAllowed(gettext("该延期申请已处理。"))

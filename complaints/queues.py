@@ -129,7 +129,7 @@ def urgency(complaint: Complaint, *, now: datetime, near: date) -> str:
     """overdue | near | paused | ok | none — the row's highlighting in the queues."""
     if complaint.paused_since is not None:
         return "paused"
-    if complaint.due_at is None:
+    if complaint.due_at is None or complaint.due_date is None:
         return "none"
     if now >= complaint.due_at:
         return "overdue"

@@ -21,6 +21,7 @@ ids and an optional ISO ``now`` (for tests and re-runs), and commit their own wo
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from flask_babel import force_locale, gettext
 from sqlalchemy import or_, select, update
@@ -41,6 +42,9 @@ from core.extensions import db
 from core.tasks import job_logger
 from organisation.models import Department, Institution, Role, StaffUser
 from organisation.services import staff_with_roles
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 log = job_logger(__name__)
 SYSTEM = "complaint-deadlines"
@@ -83,9 +87,9 @@ def _claim(column, complaint: Complaint) -> bool:
     """
     table = Complaint.__table__
     col = table.c[column.key]
-    result = db.session.execute(update(table).where(
+    result = cast("CursorResult[Any]", db.session.execute(update(table).where(  # an UPDATE's result has a row count
         table.c.id == complaint.id, table.c.due_date == complaint.due_date,
-        or_(col.is_(None), col != complaint.due_date)).values({column.key: complaint.due_date}))
+        or_(col.is_(None), col != complaint.due_date)).values({column.key: complaint.due_date})))
     if result.rowcount != 1:
         return False
     db.session.expire(complaint, [column.key])
@@ -99,14 +103,15 @@ def remind_case(complaint_id: int, now: str | None = None) -> bool:
     at = _at(now)
     complaint = db.session.get(Complaint, complaint_id)
     if complaint is None or not complaint.is_open or complaint.paused_since is not None \
-            or complaint.due_at is None or at >= complaint.due_at:
+            or complaint.due_at is None or complaint.due_date is None or at >= complaint.due_at:
         return False
     settings = complaint_settings(complaint.institution_id)
     if complaint.due_date > due_threshold(settings.reminder_days_before, at):
         return False
     if not _claim(Complaint.reminded_for, complaint):
         return False
-    departments = {complaint.lead_department_id} - {None}
+    lead_id = complaint.lead_department_id
+    departments: set[int] = set() if lead_id is None else {lead_id}
     departments |= {cd.department_id for cd in missing_co_answers(complaint)}
     recipients = (department_handlers(complaint.institution_id, departments)
                   or staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER))
@@ -138,7 +143,7 @@ def escalate_case(complaint_id: int, now: str | None = None) -> bool:
     at = _at(now)
     complaint = db.session.get(Complaint, complaint_id)
     if complaint is None or not complaint.is_open or complaint.paused_since is not None \
-            or complaint.due_at is None or at < complaint.due_at:
+            or complaint.due_at is None or complaint.due_date is None or at < complaint.due_at:
         return False
     settings = complaint_settings(complaint.institution_id)
     if local_today(at) < escalation_day(complaint.due_date, settings.escalate_after_days):
@@ -148,7 +153,8 @@ def escalate_case(complaint_id: int, now: str | None = None) -> bool:
     overdue_days = workdays.working_days_between(complaint.due_date, local_today(at))
     lead = db.session.get(Department, complaint.lead_department_id) if complaint.lead_department_id else None
     supervisors = first_contact_or_officers(complaint) + staff_with_roles(complaint.institution_id, Role.LEADERSHIP)
-    handlers = department_handlers(complaint.institution_id, {complaint.lead_department_id} - {None})
+    lead_id = complaint.lead_department_id
+    handlers = department_handlers(complaint.institution_id, set() if lead_id is None else {lead_id})
     recipients = _unique(supervisors + handlers)
     due = complaint.due_date.isoformat()
     with force_locale("zh_Hans"):
@@ -213,9 +219,9 @@ def notify_emergency(complaint_id: int) -> bool:
         return False
     table = Complaint.__table__
     # A plain UPDATE: it does not bump the case's optimistic-lock version (an officer's open page stays valid).
-    claimed = db.session.execute(update(table).where(
+    claimed = cast("CursorResult[Any]", db.session.execute(update(table).where(  # an UPDATE's result has a row count
         table.c.id == complaint.id, table.c.safety_emergency.is_(True), table.c.emergency_notified_at.is_(None))
-        .values(emergency_notified_at=utcnow())).rowcount
+        .values(emergency_notified_at=utcnow()))).rowcount
     if claimed != 1:
         db.session.rollback()
         return False
@@ -320,10 +326,10 @@ def send_feedback_link(feedback_id: int) -> bool:
     feedback = db.session.get(Feedback, feedback_id)
     if feedback is None or feedback.link_sent_at is not None or feedback.answered_at is not None:
         return False
-    complaint = db.session.get(Complaint, feedback.complaint_id)
+    complaint = db.session.get_one(Complaint, feedback.complaint_id)
     if not complaint.complainant_phone or utcnow() >= feedback.expires_at:
         return False
-    institution = db.session.get(Institution, complaint.institution_id)
+    institution = db.session.get_one(Institution, complaint.institution_id)
     days = max(1, round((feedback.expires_at - feedback.created_at).total_seconds() / 86400))
     with force_locale("zh_Hans"):
         subject = gettext("投诉处理回访（编号 %(n)s）", n=complaint.case_number)
@@ -361,7 +367,7 @@ def notify_reopen_request(feedback_id: int) -> bool:
     feedback = db.session.get(Feedback, feedback_id)
     if feedback is None or feedback.reopen_status != ReopenStatus.REQUESTED:
         return False
-    complaint = db.session.get(Complaint, feedback.complaint_id)
+    complaint = db.session.get_one(Complaint, feedback.complaint_id)
     officers = staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER)
     recipients = sorted({u.username for u in officers} | (
         {complaint.first_contact.username} if complaint.first_contact is not None else set()))
@@ -379,14 +385,14 @@ def notify_reopen_refused(feedback_id: int) -> bool:
     feedback = db.session.get(Feedback, feedback_id)
     if feedback is None or feedback.reopen_status != ReopenStatus.REFUSED:
         return False
-    complaint = db.session.get(Complaint, feedback.complaint_id)
+    complaint = db.session.get_one(Complaint, feedback.complaint_id)
     if not complaint.complainant_phone:
         return False
     with force_locale("zh_Hans"):
         subject = gettext("投诉 %(n)s 不予重新办理", n=complaint.case_number)
         body = gettext("%(prefix)s您对投诉（编号 %(n)s）处理结果的意见已收到。经审查，不予重新办理，理由：%(reason)s",
                        prefix=notify.sms_signature(
-                           db.session.get(Institution, complaint.institution_id).display_name),
+                           db.session.get_one(Institution, complaint.institution_id).display_name),
                        n=complaint.case_number,
                        reason=feedback.reopen_note)
     notify.send_to_person(complaint.complainant_phone, subject, body, kind="complaint_reopen_refused", channel="sms",

@@ -115,7 +115,7 @@ def decline_complaint(complaint: Complaint, reason: DeclineReason, notice_text: 
                data={"reason": reason.value})
     _take_first_contact(complaint, actor)
     now = utcnow()
-    complaint.decline_reason = reason.value
+    complaint.decline_reason = reason
     complaint.decline_notice = notice_text
     complaint.first_response_at = complaint.first_response_at or now
     complaint.closed_at = now

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from flask import current_app, url_for
 from flask_babel import gettext
@@ -36,6 +36,9 @@ from survey.models import (
     SurveySettings,
 )
 from survey.submission import Context, Stored, find_by_submission_id, submit_response
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 LINK_PURPOSE = "discharge-link"
 REF_PURPOSE = "discharge-ref"
@@ -134,6 +137,7 @@ def check_discharge(raw: dict[str, str], units: Units, settings: SurveySettings,
         errors.append(("ref", gettext("超过 %(n)d 个字符。", n=MAX_REF)))
     if errors:
         return None, errors
+    assert department is not None and discharge_date is not None  # else "unit" or "discharge_date" has an error
     return DischargeInput(department=department, touchpoint=touchpoint, discharge_date=discharge_date,
                           patient_name=values["patient_name"], phone=phone, ref=values["ref"]), []
 
@@ -160,10 +164,10 @@ def create_discharge(institution: Institution, data: DischargeInput, *, source: 
             data.touchpoint is not None and data.touchpoint.institution_id != institution.id):
         raise FollowupError(gettext("病区或科室不属于本机构。"))
     hashed = ref_hash(data.ref)
-    discharge = db.session.scalar(select(Discharge).where(Discharge.institution_id == institution.id,
-                                                          Discharge.external_ref_hash == hashed))
+    discharge: Discharge | None = db.session.scalar(select(Discharge).where(
+        Discharge.institution_id == institution.id, Discharge.external_ref_hash == hashed))
     created = discharge is None
-    if created:
+    if discharge is None:
         discharge = Discharge(institution_id=institution.id, external_ref_hash=hashed, source=source,
                               outcome=FollowupOutcome.PENDING.value, attempts=0)
         db.session.add(discharge)
@@ -281,18 +285,19 @@ def purge_contact_data(*, now: datetime) -> dict[str, int]:
         ContactRequest.phone.is_not(None)).distinct()))
     for institution_id in sorted(institution_ids):
         days = followup_settings(institution_id).contact_retention_days
-        discharges = db.session.execute(
+        # An UPDATE's result (a CursorResult) carries its row count.
+        discharges = cast("CursorResult[Any]", db.session.execute(
             update(Discharge)
             .where(Discharge.institution_id == institution_id, Discharge.purged_at.is_(None),
                    Discharge.discharge_date < today - timedelta(days=days))
             .values(patient_name=None, phone=None, purged_at=now)
-            .execution_options(synchronize_session=False)).rowcount
-        requests = db.session.execute(
+            .execution_options(synchronize_session=False))).rowcount
+        requests = cast("CursorResult[Any]", db.session.execute(
             update(ContactRequest)
             .where(ContactRequest.institution_id == institution_id, ContactRequest.phone.is_not(None),
                    ContactRequest.created_at < now - timedelta(days=days))
             .values(phone=None, purged_at=now)
-            .execution_options(synchronize_session=False)).rowcount
+            .execution_options(synchronize_session=False))).rowcount
         if discharges or requests:
             record("purge-job", "survey.purge_contact_data", db.session.get(Institution, institution_id),
                    {"discharges": discharges, "contact_requests": requests, "retention_days": days})
@@ -336,8 +341,8 @@ def use_discharge_link(discharge: Discharge, context: Context, submission_id: st
                        getlist: Callable[[str], list]) -> Stored:
     """Store the slip survey and mark the link used in the same transaction; a link works once."""
     # Lock the row so that two different submissions racing on one link cannot both pass.
-    locked = db.session.scalar(select(Discharge).where(Discharge.id == discharge.id).with_for_update()
-                               .execution_options(populate_existing=True))
+    locked: Discharge = db.session.scalars(select(Discharge).where(Discharge.id == discharge.id).with_for_update()
+                                           .execution_options(populate_existing=True)).one()
     if locked.link_used_at is not None:
         repeat = find_by_submission_id(submission_id)
         if repeat is not None and repeat.channel == Channel.DISCHARGE_LINK.value \

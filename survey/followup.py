@@ -108,7 +108,7 @@ def record_call(discharge: Discharge, outcome: FollowupOutcome | str, *, nurse: 
     db.session.add(call)
     discharge.attempts = (discharge.attempts or 0) + 1
     discharge.last_call_at = now
-    discharge.outcome = outcome.value
+    discharge.outcome = outcome
     db.session.flush()
     record(nurse, "followup.call", discharge, {"outcome": outcome.value, "attempt": discharge.attempts,
                                                "call_id": call.id})

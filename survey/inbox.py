@@ -56,6 +56,7 @@ def accept_rating(info: CodeInfo, definition: dict[str, Any], submission_id: str
                   form_problem: str | None, fill_seconds: float | None, device_hash: str, ip_hash: str) -> bool:
     """Validate a QR rating and write it to the inbox; False when this submission was already received."""
     check_submission(definition, submission_id, form.get, form.getlist)
+    assert info.version_id is not None, "the caller found the definition by the code's published version"
     meta = InboxContext(institution_id=info.institution_id, code_id=info.code_id, touchpoint_id=info.touchpoint_id,
                         department_id=info.department_id, version_id=info.version_id, fill_seconds=fill_seconds,
                         form_problem=form_problem, device_hash=device_hash, ip_hash=ip_hash)
@@ -118,6 +119,8 @@ class _Rating:
     row_id: int
     submission_id: str
     received_at: datetime
+    meta: InboxContext            # as the POST saw it (its touchpoint_id is never None, unlike the context's)
+    settings: EffectiveSettings   # the institution's, as in context.settings (never None here)
     context: Context
     form: _Form
     prepared: Prepared
@@ -193,17 +196,18 @@ def _read(rows, failed: dict[int, str]) -> list[_Rating]:
             definition = versioning.published_definition(meta.version_id)
             if definition is None:
                 raise SubmissionError(f"template version {meta.version_id} is not published")
+            effective = settings[meta.institution_id]
             context = Context(institution_id=meta.institution_id, channel=Channel.TOUCHPOINT_QR,
                               version_id=meta.version_id, definition=definition, touchpoint_id=meta.touchpoint_id,
                               department_id=meta.department_id, code_id=meta.code_id, form_problem=meta.form_problem,
                               fill_seconds=meta.fill_seconds, device_hash=meta.device_hash, ip_hash=meta.ip_hash,
-                              settings=settings[meta.institution_id])
+                              settings=effective)
             form = _Form(row.payload["form"])
-            prepared = prepare(context, context.settings, row.submission_id, form.get, form.getlist)
+            prepared = prepare(context, effective, row.submission_id, form.get, form.getlist)
         except Exception as exc:  # answers were checked on receipt: only a bug or a corrupt row gets here
             _fail(row.id, str(exc) or repr(exc), failed)
             continue
-        ratings.append(_Rating(row.id, row.submission_id, row.received_at, context, form, prepared))
+        ratings.append(_Rating(row.id, row.submission_id, row.received_at, meta, effective, context, form, prepared))
     return ratings
 
 
@@ -235,8 +239,8 @@ def _drop_stored(ratings: list[_Rating]) -> list[_Rating]:
 
 def _store_batch(ratings: list[_Rating]) -> list[int]:
     """Insert the batch's responses, answers, contact requests and alerts in a few statements; the alert ids."""
-    flags = history_flags([FlagInput(r.context.touchpoint_id, r.context.device_hash, r.context.ip_hash,
-                                     r.received_at, r.context.settings.repeat_window_minutes) for r in ratings])
+    flags = history_flags([FlagInput(r.meta.touchpoint_id, r.context.device_hash, r.context.ip_hash,
+                                     r.received_at, r.settings.repeat_window_minutes) for r in ratings])
     rows = []
     for rating, history in zip(ratings, flags, strict=True):
         c, p = rating.context, rating.prepared
@@ -251,8 +255,8 @@ def _store_batch(ratings: list[_Rating]) -> list[int]:
         })
     responses = SurveyResponse.__table__
     # One multi-row INSERT … RETURNING (SQLAlchemy's insertmanyvalues); ids matched by submission id.
-    ids = dict(db.session.execute(insert(responses).returning(responses.c.submission_id, responses.c.id),
-                                  rows).all())
+    ids: dict[str, int] = dict(db.session.execute(
+        insert(responses).returning(responses.c.submission_id, responses.c.id), rows).all())
     answers = [{"response_id": ids[r.submission_id], "item_code": a.code, "value": a.value, "score": a.score,
                 "not_applicable": a.not_applicable} for r in ratings for a in r.prepared.answers]
     if answers:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from flask_babel import force_locale, gettext
 from sqlalchemy import select, update
@@ -15,6 +16,9 @@ from organisation.models import Role, StaffUser
 from organisation.services import staff_with_roles
 from survey import discharges, inbox
 from survey.models import RecoveryAlert
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 log = job_logger(__name__)
 
@@ -60,9 +64,9 @@ def notify_alert(alert_id: int) -> bool:
     # Claim the alert in the database, not on the object read above: the sweep and the job queued at
     # submit time can run at once on two workers, and only one of them may send. A second claimant
     # waits on the row lock and then updates nothing; a failed send rolls the claim back.
-    claimed = db.session.execute(
+    claimed = cast("CursorResult[Any]", db.session.execute(  # an UPDATE's result carries its row count
         update(RecoveryAlert).where(RecoveryAlert.id == alert_id, RecoveryAlert.notified_at.is_(None))
-        .values(notified_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+        .values(notified_at=utcnow()).execution_options(synchronize_session=False))).rowcount
     if not claimed:
         return False
     recipients = alert_recipients(alert)
