@@ -90,7 +90,7 @@ class Relation(LabelledEnum):
 
     SELF = "self", _l("本人")
     FAMILY = "family", _l("家属")
-    OTHER = "other", _l("其他（代理人等）")
+    OTHER = "other", _l("其他")
 
 
 class Satisfaction(LabelledEnum):
