@@ -11,10 +11,11 @@ def init_app(app: Flask) -> None:
         models,
         tasks,
         views_calendar,
-        views_cases,
+        views_cases,  # noqa: F401 - its routes
         views_intake,
         views_ledger,
         views_outcomes,
+        views_queues,
         views_remedies,
         views_settings,
     )
@@ -34,8 +35,8 @@ def init_app(app: Flask) -> None:
                          models.Satisfaction, models.ReopenStatus, models.ReplyVia)
     app.jinja_env.globals["complaint_actor_name"] = actor_name
     app.extensions.setdefault("demo_seeders", []).append(demo.seed_demo)  # flask seed-demo
-    # Each view module adds its navigation entries and case-page sections.
-    for module in (views_calendar, views_intake, views_cases, views_outcomes, views_remedies, views_ledger,
+    # Each view module adds its navigation entries and case-page sections (views_cases has routes only).
+    for module in (views_calendar, views_intake, views_queues, views_outcomes, views_remedies, views_ledger,
                    views_settings):
         module.init_app(app)
 

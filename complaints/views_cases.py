@@ -1,4 +1,4 @@
-"""Staff pages for working cases: the officer's queue, the department's queue, the case page, routing rules.
+"""Staff pages for working a case: the case page and its actions (the queues and routing rules: views_queues).
 
 Thin views: form → service → commit → redirect. Every action form carries the case version it was
 rendered with; a stale page gets "该案件刚被其他人更新…" (409) and changes nothing.
@@ -8,13 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import select
 
-from complaints import access, case_page, cohandling, deadlines, pauses, queues, routing, tasks, triage
+from complaints import access, case_page, cohandling, pauses, routing, tasks, triage
 from complaints.blueprints import case_url
 from complaints.blueprints import staff_bp as bp
 from complaints.forms_cases import (
@@ -27,10 +25,8 @@ from complaints.forms_cases import (
     ExtensionDecisionForm,
     ExtensionForm,
     PauseForm,
-    QueueFilterForm,
     ReceiveForm,
     ResumeForm,
-    RoutingRuleForm,
     SettleForm,
     TransferForm,
     WaiveForm,
@@ -38,33 +34,16 @@ from complaints.forms_cases import (
 from complaints.models import (
     CaseDepartment,
     CaseRole,
-    Category,
-    Channel,
     Complaint,
     DeclineReason,
     Extension,
     PauseReason,
-    RoutingRule,
-    Status,
 )
-from core.clock import local_today
-from core.db import utcnow
 from core.extensions import db
-from core.privacy import mask_name
 from core.tasks import QUEUE_HIGH, enqueue
-from core.views import handle_form, paginate
-from organisation.forms import ConfirmForm
-from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
-from organisation.nav import register_nav
-from organisation.scope import (
-    Permission,
-    can,
-    get_institution_or_404,
-    get_owned_or_404,
-)
-from organisation.services import departments_for
+from core.views import handle_form
+from organisation.models import Department, Institution, StaffUser
 
-QUEUE_PAGE_SIZE = 50
 
 def actor() -> StaffUser:
     return current_user._get_current_object()
@@ -282,181 +261,4 @@ def co_waive(institution_id: int, case_id: int, row_id: int):
                gettext("已放行，主办科室可先行起草答复。"), prefix=f"waive{row_id}")
 
 
-# Queues ----------------------------------------------------------------------------------
-
-def _filter_form(institution: Institution, departments: set[int] | None = None) -> QueueFilterForm:
-    form = QueueFilterForm(request.args)
-    form.status.choices = [("", gettext("全部在办"))] + [(s.value, s.label) for s in Status
-                                                     if s.value in queues.QUEUE_VALUES] + [
-        (Status.REPLIED.value, gettext("已答复（待办结）"))]
-    categories = db.session.scalars(select(Category).where(
-        (Category.institution_id == institution.id) | Category.institution_id.is_(None), Category.active.is_(True))
-        .order_by(Category.sort, Category.id)).all()
-    form.category_id.choices = [(None, gettext("全部"))] + [(c.id, c.name) for c in categories]
-    deps = [d for d in departments_for(institution) if departments is None or d.id in departments]
-    form.department_id.choices = [(None, gettext("全部"))] + [(d.id, d.name) for d in deps]
-    form.channel.choices = [("", gettext("全部"))] + Channel.choices()
-    return form
-
-
-def _queue_filter(form: QueueFilterForm, departments: set[int] | None) -> queues.QueueFilter:
-    f = queues.QueueFilter(departments=departments)
-    if request.args and not form.validate():
-        return f
-    f.q = (form.q.data or "").strip()
-    f.status = form.status.data or None
-    f.category_id = form.category_id.data
-    f.department_id = form.department_id.data
-    f.channel = form.channel.data or None
-    f.due_within = form.due_within.data
-    f.overdue = bool(form.overdue.data)
-    f.emergency = bool(form.emergency.data)
-    f.paused = bool(form.paused.data)
-    return f
-
-
-def _queue_context(institution: Institution, departments: set[int] | None, endpoint: str) -> dict[str, Any]:
-    form = _filter_form(institution, departments)
-    f = _queue_filter(form, departments)
-    page = paginate(queues.queue_statement(institution, f), per_page=QUEUE_PAGE_SIZE)
-    rows = list(page.items)
-    ids = [c.id for c in rows]
-    co_rows: dict[int, list[CaseDepartment]] = {i: [] for i in ids}
-    if ids:
-        for cd in db.session.scalars(select(CaseDepartment).where(CaseDepartment.complaint_id.in_(ids),
-                                                                  CaseDepartment.active.is_(True),
-                                                                  CaseDepartment.role == CaseRole.CO)):
-            co_rows[cd.complaint_id].append(cd)
-    now = utcnow()
-    today = local_today(now)
-    near = deadlines.due_threshold(1, now)
-    return dict(
-        institution=institution, form=form, filter=f, page=page, rows=rows, co_rows=co_rows, endpoint=endpoint,
-        counts=queues.queue_counts(institution, departments=departments, now=now),
-        names=_names(institution), urgency=lambda c: queues.urgency(c, now=now, near=near),
-        days_left=lambda c: deadlines.working_days_left(c, today), mask_name=mask_name,
-        channel_label=_labels(Channel).get, status_label=_labels(Status).get,
-        filtered=bool(request.args.to_dict(flat=True).keys() - {"page"}),
-    )
-
-
-def _labels(enum) -> dict[str, str]:
-    """An enum's labels, translated once per page rather than once per row."""
-    return {member.value: str(member.label) for member in enum}
-
-
-def _names(institution: Institution) -> dict[str, dict[int, str]]:
-    return {
-        "departments": dict(db.session.execute(select(Department.id, Department.name)
-                                               .where(Department.institution_id == institution.id)).all()),
-        "categories": dict(db.session.execute(select(Category.id, Category.name).where(
-            (Category.institution_id == institution.id) | Category.institution_id.is_(None))).all()),
-    }
-
-
-@bp.get("/")
-def queue(institution_id: int):
-    """The officer's queue: every open case of the institution, most urgent first."""
-    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
-    context = _queue_context(institution, None, "complaints_staff.queue")
-    triage = []
-    if context["filter"].status is None and not context["filtered"]:
-        triage = list(db.session.scalars(queues.queue_statement(
-            institution, queues.QueueFilter(status=Status.REGISTERED.value)).limit(5)))
-    status = 400 if context["form"].errors else 200
-    return render_template("complaints/cases/queue.html", triage=triage, officer=True, **context), status
-
-
-@bp.get("/department")
-def department_queue(institution_id: int):
-    """A department handler's queue: the open cases their departments lead or co-handle."""
-    institution = get_institution_or_404(institution_id, Permission.HANDLE_COMPLAINTS)
-    user = actor()
-    mine = user.department_ids if user.institution_id == institution.id else set()
-    context = _queue_context(institution, mine, "complaints_staff.department_queue")
-    status = 400 if context["form"].errors else 200
-    return render_template("complaints/cases/queue.html", triage=[], officer=False, mine=mine, **context), status
-
-
-# Routing rules --------------------------------------------------------------------------
-
-def _rule_form(institution: Institution, rule: RoutingRule | None = None) -> RoutingRuleForm:
-    form = RoutingRuleForm(obj=rule)
-    categories = db.session.scalars(select(Category).where(
-        (Category.institution_id == institution.id) | Category.institution_id.is_(None))
-        .order_by(Category.sort, Category.id)).all()
-    form.category_id.choices = [(None, gettext("（不限）"))] + [(c.id, c.name) for c in categories]
-    touchpoints = db.session.scalars(select(Touchpoint).where(Touchpoint.institution_id == institution.id)
-                                     .order_by(Touchpoint.code)).all()
-    form.touchpoint_id.choices = [(None, gettext("（不限）"))] + [(t.id, t.name) for t in touchpoints]
-    form.department_id.choices = [(None, gettext("（不限）"))] + [(d.id, d.name) for d in departments_for(institution)]
-    form.target_department_id.choices = case_page.department_choices(institution, blank=gettext("请选择"))
-    return form
-
-
-def _rule_values(form: RoutingRuleForm) -> dict[str, Any]:
-    return dict(priority=form.priority.data, category_id=form.category_id.data,
-                touchpoint_id=form.touchpoint_id.data, department_id=form.department_id.data,
-                keywords=form.keywords.data or "", target_department_id=form.target_department_id.data)
-
-
-@bp.get("/routing")
-def routing_rules(institution_id: int):
-    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
-    rules = db.session.scalars(select(RoutingRule).where(RoutingRule.institution_id == institution.id)
-                               .order_by(RoutingRule.active.desc(), RoutingRule.priority, RoutingRule.id)).all()
-    touchpoints = dict(db.session.execute(select(Touchpoint.id, Touchpoint.name)
-                                          .where(Touchpoint.institution_id == institution.id)).all())
-    return render_template("complaints/cases/routing_rules.html", institution=institution, rules=rules,
-                           names=_names(institution), touchpoints=touchpoints, toggle=ConfirmForm(),
-                           split_keywords=routing.split_keywords)
-
-
-def _save_rule(institution: Institution, rule: RoutingRule | None):
-    form = _rule_form(institution, rule)
-
-    def save():
-        if rule is None:
-            return routing.create_routing_rule(institution, actor=actor(), **_rule_values(form))
-        return routing.update_routing_rule(rule, actor=actor(), **_rule_values(form))
-
-    return handle_form(form, save, success=gettext("分派规则已保存。"),
-                       next_url=lambda _r: url_for("complaints_staff.routing_rules", institution_id=institution.id),
-                       template="complaints/cases/routing_rule_form.html", institution=institution, rule=rule)
-
-
-@bp.route("/routing/new", methods=["GET", "POST"])
-def routing_rule_new(institution_id: int):
-    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
-    return _save_rule(institution, None)
-
-
-@bp.route("/routing/<int:rule_id>", methods=["GET", "POST"])
-def routing_rule_edit(institution_id: int, rule_id: int):
-    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
-    return _save_rule(institution, get_owned_or_404(RoutingRule, rule_id, institution))
-
-
-@bp.post("/routing/<int:rule_id>/toggle")
-def routing_rule_toggle(institution_id: int, rule_id: int):
-    institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
-    rule = get_owned_or_404(RoutingRule, rule_id, institution)
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    routing.set_routing_rule_active(rule, not rule.active, actor=actor())
-    db.session.commit()
-    flash(gettext("已启用。") if rule.active else gettext("已停用。"), "success")
-    return redirect(url_for("complaints_staff.routing_rules", institution_id=institution.id))
-
-
 # Wiring ---------------------------------------------------------------------------------
-
-def init_app(app: Flask) -> None:
-    """Nav entries."""
-
-    register_nav(app, _l("投诉工作台"), "complaints_staff.queue",
-                 lambda user, inst: can(user, Permission.MANAGE_COMPLAINTS, inst), order=15)
-    register_nav(app, _l("本科室投诉"), "complaints_staff.department_queue",
-                 lambda user, inst: (can(user, Permission.HANDLE_COMPLAINTS, inst)
-                                     and user.has_role(Role.DEPARTMENT_HANDLER)
-                                     and user.institution_id == inst.id), order=16)
