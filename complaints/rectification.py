@@ -35,7 +35,7 @@ from complaints.models import (
     Status,
 )
 from complaints.replies import check_writable
-from complaints.workflow import NotAllowed, WorkflowError, log_event
+from complaints.workflow import ConcurrentChange, NotAllowed, WorkflowError, log_event
 from core.audit import record
 from core.clock import local_today
 from core.db import utcnow
@@ -68,7 +68,7 @@ def _move(row: Rectification | Refund, expected: str, **values) -> None:
                                      .values(**values).execution_options(synchronize_session=False)))
     db.session.refresh(row)  # read back what the UPDATE wrote (or what the other person wrote)
     if result.rowcount != 1:
-        raise RemedyError(gettext("该记录刚被其他人处理，请刷新页面查看最新情况。"))
+        raise ConcurrentChange()
 
 
 def _complaint(row: Rectification | Refund) -> Complaint:

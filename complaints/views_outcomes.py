@@ -41,13 +41,13 @@ from complaints.models import (
     Satisfaction,
     Status,
 )
+from complaints.views_cases import render_case
 from complaints.workflow import Action, may
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.privacy import mask_phone
 from core.public import render_notice
-from core.services import ServiceError
 from core.tasks import enqueue
 from core.views import handle_form
 from organisation.models import Institution, StaffUser
@@ -93,19 +93,21 @@ def version_form(form_class, complaint: Complaint, **kwargs):
 
 
 def post_action(complaint: Complaint, action: Callable[[int | None], Any], success: str, anchor: str):
-    """A button without fields (approve, verify, accept): commit and back to the case, or flash the refusal."""
+    """A button without fields (approve, verify, accept): core.views.handle_form, back to the case section;
+    a refusal is shown above the case page as it is now, with its status (400, 403 or 409)."""
     form = CaseVersionForm()
-    if not form.validate_on_submit():
-        abort(400)
-    try:
-        action(form.version.data)
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(case_url(complaint, anchor), code=303)
-    db.session.commit()
-    flash(success, "success")
-    return redirect(case_url(complaint, anchor), code=303)
+
+    def rerender(form, status: int):
+        if not form.form_errors:
+            abort(400)  # a post without its hidden fields: not a page of ours
+        for message in form.form_errors:
+            flash(message, "warning" if status == 409 else "error")
+        institution = db.session.get_one(Institution, complaint.institution_id)
+        return render_case(institution, db.session.get_one(Complaint, complaint.id), status=status)
+
+    return handle_form(form, lambda: action(form.version.data), success=success,
+                       next_url=lambda _result: case_url(complaint, anchor), render=rerender,
+                       redirect_code=303)
 
 
 # What the case page sections show -----------------------------------------------------------

@@ -21,14 +21,15 @@ MAX_PAGE = 100_000
 
 def handle_form(form: FlaskForm, action: Callable[[], Any], *, success: str, next_url: Callable[[Any], str],
                 template: str | None = None, render: Callable[[FlaskForm, int], Any] | None = None,
-                after: Callable[[Any], None] | None = None, **context: Any):
+                after: Callable[[Any], None] | None = None, redirect_code: int = 302, **context: Any):
     """Validate, run the service, commit once, flash and redirect; otherwise re-render the form.
 
     A refusal (core.services.ServiceError) rolls back everything the action did, puts its message
     on the field it names (or the form), and answers with its status: 400 for bad input, 403 for
     an action the user may not take, 409 for a page older than the row. ``after`` runs after the
     commit (queue jobs there: they must see the committed rows). ``render(form, status)`` replaces
-    the default ``render_template(template, form=form, **context)``.
+    the default ``render_template(template, form=form, **context)``. ``redirect_code`` 303 says
+    "GET the next page" where a 302 could be read as "repeat the POST" (the case page's buttons).
     """
     status = 200
     if form.validate_on_submit():
@@ -43,7 +44,7 @@ def handle_form(form: FlaskForm, action: Callable[[], Any], *, success: str, nex
             flash(success, "success")
             if after is not None:
                 after(result)
-            return redirect(next_url(result))
+            return redirect(next_url(result), code=redirect_code)
     elif request.method == "POST":
         status = 400
     if render is not None:
