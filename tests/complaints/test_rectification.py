@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select, update
 
 from complaints import routing, triage
-from complaints.workflow import ConcurrentChange
 from complaints.models import Rectification, RectificationStatus, Refund, RefundStatus
 from complaints.rectification import (
     RemedyError,
@@ -21,7 +20,7 @@ from complaints.rectification import (
     return_rectification,
     verify_rectification,
 )
-from complaints.workflow import NotAllowed
+from complaints.workflow import ConcurrentChange, NotAllowed
 from core.audit import AuditEntry
 from core.extensions import db
 from organisation.models import Role
