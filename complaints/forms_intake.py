@@ -1,6 +1,7 @@
 """Forms for intake: the complainant's own form, the officer's registration form, categories, the lookup."""
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
@@ -28,7 +29,6 @@ RECEIVED_FORMAT = "%Y-%m-%dT%H:%M"
 
 def nfkc(value):
     """Full-width digits and letters (typed with a Chinese keyboard) as ASCII, trimmed."""
-    import unicodedata
 
     return unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else value
 

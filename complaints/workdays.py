@@ -2,7 +2,6 @@
 
 Working days follow the official calendar kept in the database (CalendarYear,
 CalendarDay; complaints.calendar_data seeds and edits it):
-
 * a year with a CalendarYear row is *official*: Monday-Friday is worked except
   its holidays, Saturday and Sunday are off except its make-up workdays (调休);
   the days entered for a year without a CalendarYear row are a draft and are
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from chinese_calendar import get_solar_terms
 from flask import g, has_app_context
 from sqlalchemy import select
 
@@ -122,10 +122,6 @@ def statutory_holidays(year: int) -> dict[date, str]:
 
 
 def _qingming(year: int) -> date | None:
-    try:
-        from chinese_calendar import get_solar_terms  # lazy: only a provisional year needs it
-    except ImportError:  # pragma: no cover - chinesecalendar is a runtime dependency
-        return None
     try:
         terms = get_solar_terms(date(year, 4, 1), date(year, 4, 10))
     except Exception:  # pragma: no cover - outside the package's formula range

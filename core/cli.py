@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import click
 from flask import Flask, current_app
@@ -51,8 +52,6 @@ def scheduler_command(list_only: bool) -> None:
     # Cron strings use the process's local time: hospitals work on Beijing time.
     os.environ["TZ"] = current_app.config["SCHEDULER_TIMEZONE"]
     try:
-        import time
-
         time.tzset()
     except AttributeError:  # pragma: no cover - not on Windows
         pass

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, Self
 
 from flask import Flask, current_app
+from flask_babel import force_locale
 
 
 class LabelledEnum(StrEnum):
@@ -53,7 +54,6 @@ class LabelledEnum(StrEnum):
     @classmethod
     def from_label(cls, text: str) -> Self | None:
         """Accept a code, its Chinese or English label, or an alias (for imports)."""
-        from flask_babel import force_locale
 
         text = (text or "").strip()
         for member in cls:

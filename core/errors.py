@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, make_response, render_template, request
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
@@ -48,8 +49,6 @@ def render_error(code: int, detail: str | None = None):
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
-        from flask_babel import gettext
-
         return render_error(400, gettext("页面已过期，请刷新后重新提交。"))
 
     @app.errorhandler(HTTPException)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, has_request_context, redirect, request, session
-from flask_babel import get_locale
+from flask_babel import format_datetime, get_locale
 
 from core.security import safe_redirect_target
 
@@ -46,7 +46,6 @@ def init_app(app: Flask) -> None:
 
 def format_local_datetime(value, fmt: str = "yyyy-MM-dd HH:mm") -> str:
     """A UTC datetime shown in the hospital's time zone."""
-    from flask_babel import format_datetime
 
     return format_datetime(value, fmt) if value else ""
 

@@ -8,6 +8,7 @@ nothing, so it is a 404; a NUL byte is never typed by a person, so it is a 400.
 from __future__ import annotations
 
 from flask import Flask, request
+from flask_babel import gettext
 from werkzeug.routing import IntegerConverter
 
 from core.errors import render_error
@@ -34,8 +35,6 @@ def reject_nul_bytes():
     answer a garbled link with their own friendly notice.
     """
     if _has_nul(request.args) or (request.method in ("POST", "PUT", "PATCH") and _has_nul(request.form)):
-        from flask_babel import gettext
-
         return render_error(400, gettext("提交的内容含有无效字符，请检查后重试。"))
     return None
 

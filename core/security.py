@@ -5,6 +5,7 @@ import secrets
 
 from flask import Flask, Response, g
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'{style_nonce}; img-src 'self' data:; "
@@ -54,8 +55,6 @@ def init_app(app: Flask) -> None:
     app.session_interface = SessionInterface()
     proxies = int(app.config.get("PROXY_COUNT") or 0)
     if proxies:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         # Flask documents wrapping wsgi_app this way; its type is a method, so mypy refuses the assignment.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies,  # type: ignore[method-assign]
                                 x_host=proxies)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app
+from redis.exceptions import RedisError
+from rq import Queue, get_current_job
 
 from core.db import utcnow
 
@@ -30,10 +33,6 @@ def current_job_id() -> str | None:
     inline = _inline_job_id.get()
     if inline:
         return inline
-    try:
-        from rq import get_current_job
-    except ImportError:  # pragma: no cover
-        return None
     job = get_current_job()
     return job.id if job else None
 
@@ -72,9 +71,6 @@ def enqueue(func: Callable[..., Any], *args: Any, queue: str = QUEUE_DEFAULT, **
         raise ValueError(f"unknown queue {queue!r}")
     conn = current_app.extensions.get("redis")
     if conn is not None and not current_app.config.get("JOBS_INLINE"):
-        from redis.exceptions import RedisError
-        from rq import Queue
-
         try:
             return Queue(queue, connection=conn).enqueue(func, *args, **kwargs)
         except RedisError:
@@ -93,7 +89,6 @@ def run_inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> InlineRes
     try:
         job.result = func(*args, **kwargs)
     except Exception:  # an inline job must not break the request that queued it
-        import traceback
 
         job.exc_info = traceback.format_exc()
         log.exception("inline job %s failed", getattr(func, "__name__", func))

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from flask_babel import gettext
+from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -141,8 +141,6 @@ def _cell_text(cell: Any) -> str:
 
 
 def _map_header(kind: str, header: list[str]) -> dict[str, int]:
-    from flask_babel import force_locale
-
     with force_locale("zh_Hans"):  # templates are downloaded in Chinese whatever the page language
         chinese = {key: str(shown) for key, shown, _a, _r in COLUMNS[kind]}
     positions: dict[str, int] = {}

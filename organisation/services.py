@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select
 
 from core.audit import record
@@ -72,8 +73,6 @@ def update_region(region: Region, *, actor: Any, **values: Any) -> Region:
 
 
 def _check_unique_region_code(code: str, own_id: int | None) -> None:
-    from flask_babel import gettext
-
     other = db.session.scalar(select(Region).where(Region.code == code))
     if other is not None and other.id != own_id:
         raise ServiceError(gettext("区划代码 %(code)s 已被其他区域使用。", code=code), "code")
@@ -102,8 +101,6 @@ def update_institution(institution: Institution, *, actor: Any, **values: Any) -
 
 
 def _check_unique_registration(code: str, own_id: int | None) -> None:
-    from flask_babel import gettext
-
     other = db.session.scalar(select(Institution).where(Institution.registration_code == code))
     if other is not None and other.id != own_id:
         raise ServiceError(gettext("登记号 %(code)s 已被其他机构使用。", code=code), "registration_code")
@@ -123,16 +120,12 @@ def set_active(obj: Any, active: bool, *, actor: Any) -> Any:
 
 def _check_unique_code(model: type[Department] | type[Touchpoint], institution: Institution, code: str,
                        own_id: int | None) -> None:
-    from flask_babel import gettext
-
     other_id = db.session.scalar(select(model.id).where(model.institution_id == institution.id, model.code == code))
     if other_id is not None and other_id != own_id:
         raise ServiceError(gettext("编码 %(code)s 在本机构已被使用。", code=code), "code")
 
 
 def _check_parent(department: Department | None, parent: Department | None) -> None:
-    from flask_babel import gettext
-
     node = parent
     while node is not None and department is not None:
         if node.id == department.id:
@@ -193,8 +186,6 @@ def update_touchpoint(touchpoint: Touchpoint, institution: Institution, *, actor
 # Staff -----------------------------------------------------------------
 
 def _check_roles(roles: Iterable[Role], institution: Institution | None, region: Region | None) -> set[Role]:
-    from flask_babel import gettext
-
     roles = {Role(r) for r in roles}
     if not roles:
         raise ServiceError(gettext("请至少选择一个角色。"), "roles")
@@ -209,8 +200,6 @@ def _check_roles(roles: Iterable[Role], institution: Institution | None, region:
 
 
 def _check_handler_departments(roles: set[Role], departments: list[Department]) -> None:
-    from flask_babel import gettext
-
     if Role.DEPARTMENT_HANDLER in roles and not departments:
         raise ServiceError(gettext("科室处理人至少需要绑定一个科室。"), "departments")
 
@@ -223,8 +212,6 @@ def create_staff(*, username: str, display_name: str, roles: Iterable[Role],
 
     Returns the user and the initial password (shown once, never stored in clear).
     """
-    from flask_babel import gettext
-
     username = username.strip().lower()
     if db.session.scalar(select(StaffUser.id).where(StaffUser.username == username)) is not None:
         raise ServiceError(gettext("用户名 %(name)s 已存在。", name=username), "username")
@@ -298,8 +285,6 @@ def unlock_staff(user: StaffUser, *, actor: Any) -> StaffUser:
 
 def change_password(user: StaffUser, *, current: str, new: str) -> StaffUser:
     """Change one's own password after checking the current one and the policy."""
-    from flask_babel import gettext
-
     if not verify_password(user.password_hash, current):
         raise ServiceError(gettext("当前密码不正确。"), "current_password")
     if current == new:
