@@ -50,7 +50,7 @@ from core.public import (
     valid_submission_id,
 )
 from core.ratelimit import client_address, limited
-from core.tasks import QUEUE_HIGH, enqueue
+from core.tasks import QUEUE_HIGH, try_enqueue
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
 from organisation.nav import register_nav
@@ -113,10 +113,8 @@ def queue_emergency_notice(complaint: Complaint) -> None:
     """
     if not complaint.safety_emergency or complaint.emergency_notified_at is not None:
         return
-    try:
-        enqueue(complaint_tasks.notify_emergency, complaint.id, queue=QUEUE_HIGH)
-    except Exception:  # the case is committed; complaints.tasks.sweep_emergency_notices sends the notice
-        current_app.logger.exception("could not queue the emergency notice of complaint %s", complaint.id)
+    # the case is committed; if this fails complaints.tasks.sweep_emergency_notices sends the notice
+    try_enqueue(complaint_tasks.notify_emergency, complaint.id, queue=QUEUE_HIGH)
 
 
 def ensure_default_categories() -> None:

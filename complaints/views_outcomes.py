@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from flask import Flask, abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
+from flask import Flask, abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import current_user
 from sqlalchemy import select
@@ -48,7 +48,7 @@ from core.db import utcnow
 from core.extensions import db
 from core.privacy import mask_phone
 from core.public import render_notice
-from core.tasks import enqueue
+from core.tasks import try_enqueue
 from core.views import handle_form
 from organisation.models import Institution, StaffUser
 from organisation.scope import Permission, get_institution_or_404, get_owned_or_404
@@ -298,12 +298,8 @@ def close_case(institution_id: int, case_id: int):
 
 
 def _after_commit(job: Callable[[int], Any], row_id: int) -> None:
-    """Queue a message job; if Redis is down the periodic sweep sends it later."""
-
-    try:
-        enqueue(job, row_id)
-    except Exception:
-        current_app.logger.exception("could not queue %s", getattr(job, "__name__", job))
+    """Queue a message job; if that fails the periodic sweep sends it later."""
+    try_enqueue(job, row_id)
 
 
 # Feedback and 重办 (staff side) --------------------------------------------------------------

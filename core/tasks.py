@@ -81,6 +81,19 @@ def enqueue(func: Callable[..., Any], *args: Any, queue: str = QUEUE_DEFAULT, **
     return run_inline(func, *args, **kwargs)
 
 
+def try_enqueue(func: Callable[..., Any], *args: Any, queue: str = QUEUE_DEFAULT, **kwargs: Any):
+    """``enqueue`` for a job that a periodic sweep re-drives: never raises, logs and returns None.
+
+    Call it after the commit a user was told about (a case registered, an alert raised): a queue
+    that cannot be reached must not turn "received" into an error page; the sweep sends it later.
+    """
+    try:
+        return enqueue(func, *args, queue=queue, **kwargs)
+    except Exception:
+        job_logger(__name__).exception("could not queue %s; its sweep will", getattr(func, "__name__", func))
+        return None
+
+
 def run_inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> InlineResult:
     """Run a job in this process and app context, stamped with an inline job id; never raises."""
     job = InlineResult(id=f"inline-{uuid.uuid4().hex[:12]}")

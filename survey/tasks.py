@@ -11,7 +11,7 @@ from core import notify
 from core.db import utcnow
 from core.extensions import db
 from core.notify import Message, send
-from core.tasks import QUEUE_HIGH, enqueue, job_logger
+from core.tasks import QUEUE_HIGH, job_logger, try_enqueue
 from organisation.models import Role, StaffUser
 from organisation.services import staff_with_roles
 from survey import discharges, inbox
@@ -50,10 +50,7 @@ def notify_alerts(alert_ids: list[int]) -> None:
     """Queue the notice of each alert just committed (high queue: service recovery is urgent); the alert sweep
     re-drives any that could not be queued."""
     for alert_id in alert_ids:
-        try:
-            enqueue(notify_alert, alert_id, queue=QUEUE_HIGH)
-        except Exception:  # the alert is committed: the sweep sends it within minutes
-            log.exception("could not queue the notice of alert %s", alert_id)
+        try_enqueue(notify_alert, alert_id, queue=QUEUE_HIGH)  # committed: the sweep re-drives a failure
 
 
 def notify_alert(alert_id: int) -> bool:

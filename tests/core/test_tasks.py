@@ -234,3 +234,20 @@ def test_a_periodic_job_needs_exactly_one_schedule(make_app, database_url, sched
     with pytest.raises(ValueError, match="exactly one"):
         register_periodic(app, jobs.echo, name="bad", **schedule)
     assert periodic_jobs(app) == before
+
+
+def test_try_enqueue_queues_like_enqueue_and_turns_a_queueing_failure_into_a_log_line(rq_app, monkeypatch, caplog):
+    """A committed change whose job cannot be queued is left to its sweep, never an error page."""
+    from core import tasks
+
+    with rq_app.app_context():
+        job = tasks.try_enqueue(jobs.echo, "queued")
+        assert job is not None and job.get_status() == "queued"
+
+        def unreachable(*args, **kwargs):
+            raise ConnectionError("no route to the queue")
+
+        monkeypatch.setattr(tasks, "enqueue", unreachable)
+        with caplog.at_level(logging.ERROR):
+            assert tasks.try_enqueue(jobs.echo, "lost") is None
+    assert "could not queue echo" in caplog.text

@@ -391,7 +391,7 @@ def test_alerts_raised_in_a_batch_are_notified_after_the_commit_once_each(app, d
 
     observer = create_engine(database_url)
     committed_when_queued = []
-    real_enqueue = survey_tasks.enqueue
+    real_enqueue = survey_tasks.try_enqueue
 
     def enqueue(job, alert_id, **kwargs):
         with observer.connect() as other:  # another connection sees only what was committed
@@ -399,7 +399,7 @@ def test_alerts_raised_in_a_batch_are_notified_after_the_commit_once_each(app, d
                 other.execute(select(RecoveryAlert.id).where(RecoveryAlert.id == alert_id)).first() is not None)
         return real_enqueue(job, alert_id, **kwargs)
 
-    monkeypatch.setattr(survey_tasks, "enqueue", enqueue)
+    monkeypatch.setattr(survey_tasks, "try_enqueue", enqueue)
     try:
         with app.test_request_context():
             code = db.session.get(TouchpointCode, committed_code)
