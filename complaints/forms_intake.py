@@ -21,6 +21,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from complaints.intake import STAFF_CHANNELS
 from complaints.models import Relation
+from core.phone import MAX_TYPED_LENGTH
 from organisation.forms import MultiCheckboxField, int_or_none
 
 PHONE_HINT = _l("手机 11 位，或带区号的座机号码")
@@ -54,7 +55,7 @@ class PublicComplaintForm(FlaskForm):
     complainant_name = StringField(_l("您的称呼（可不填）"),
                                    validators=[Optional(), Length(max=40, message=_l("称呼不能超过 40 个字。"))])
     complainant_phone = StringField(_l("联系电话（建议填写，便于答复您）"), filters=[nfkc],
-                                    validators=[Optional(), Length(max=20, message=_l("电话号码太长。"))],
+                                    validators=[Optional(), Length(max=MAX_TYPED_LENGTH, message=_l("电话号码太长。"))],
                                     description=PHONE_HINT, render_kw={"inputmode": "tel", "autocomplete": "tel"})
     relation = RadioField(_l("您是患者的"), choices=Relation.choices(),
                           default=Relation.SELF,
@@ -100,7 +101,8 @@ class OfficerComplaintForm(FlaskForm):
                                 render_kw={"rows": 6})
     wish = TextAreaField(_l("投诉人诉求"), validators=[Optional(), Length(max=2000)], render_kw={"rows": 3})
     complainant_name = StringField(_l("投诉人姓名"), validators=[Optional(), Length(max=40)])
-    complainant_phone = StringField(_l("联系电话"), validators=[Optional(), Length(max=20)], description=PHONE_HINT)
+    complainant_phone = StringField(_l("联系电话"), filters=[nfkc], description=PHONE_HINT,
+                                    validators=[Optional(), Length(max=MAX_TYPED_LENGTH, message=_l("电话号码太长。"))])
     relation = SelectField(_l("与患者关系"), choices=Relation.choices(), default=Relation.SELF)
     attachments = MultipleFileField(_l("材料（JPG、PNG、HEIC、PDF，最多 5 个，每个不超过 5 MB）"))
     submit = SubmitField(_l("登记"))
