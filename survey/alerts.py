@@ -116,10 +116,17 @@ class AlertFacts:
     comment: str
     contact_phone: str | None
     open: bool
+    rating: RatingLink            # the rating that raised the alert; its ``low`` is response_is_low's answer
 
     @property
     def reason_text(self) -> str:
         return "、".join(reason_label(r) for r in self.reasons)
+
+    @property
+    def low_score(self) -> bool:
+        """Whether the alert was raised for a low score (it may have been raised only for a flagged answer or a
+        wish to be contacted)."""
+        return "low_score" in self.reasons
 
 
 def response_is_low(response: SurveyResponse) -> bool:
@@ -136,6 +143,10 @@ def rating_for_complaint(institution_id: int, submission_id: str) -> RatingLink 
                                                               SurveyResponse.institution_id == institution_id))
     if response is None:
         return None
+    return _rating_link(response)
+
+
+def _rating_link(response: SurveyResponse) -> RatingLink:
     return RatingLink(response_id=response.id, institution_id=response.institution_id,
                       touchpoint_id=response.touchpoint_id, department_id=response.department_id,
                       low=response_is_low(response))
@@ -152,7 +163,8 @@ def alert_for_complaint(institution_id: int, alert_id: int) -> AlertFacts | None
     return AlertFacts(id=alert.id, institution_id=alert.institution_id, response_id=alert.response_id,
                       touchpoint_id=alert.touchpoint_id, department_id=alert.department_id, place=place,
                       reasons=tuple(alert.reasons or ()), comment=(alert.response.comment or "").strip(),
-                      contact_phone=contact or None, open=alert.status == AlertStatus.OPEN)
+                      contact_phone=contact or None, open=alert.status == AlertStatus.OPEN,
+                      rating=_rating_link(alert.response))
 
 
 def acknowledge_for_complaint(alert_id: int, *, actor: Any) -> None:
