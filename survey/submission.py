@@ -111,7 +111,7 @@ def check_submission(definition: dict[str, Any], submission_id: str, get: Callab
         answers = definitions.parse_answers(definition, get, getlist)
     except definitions.AnswerError as exc:
         raise SubmissionError(str(exc), exc.code) from None
-    return answers, _contact_phone(definition, {a.code: a for a in answers}, get)
+    return answers, _contact_phone(definition, answers, get)
 
 
 @dataclass(frozen=True)
@@ -211,10 +211,9 @@ def submit_response(context: Context, submission_id: str, get: Callable[[str], A
     return Stored(response, True, alert.id if alert is not None else None)
 
 
-def _contact_phone(definition, by_code, get) -> str | None:
+def _contact_phone(definition, answers, get) -> str | None:
     """'' when contact was asked for without a number, the number when given, None when not asked."""
-    item = next((i for i in definition["items"] if i.get("contact")), None)
-    if item is None or by_code.get(item["code"]) is None or by_code[item["code"]].value != "yes":
+    if not definitions.asks_for_contact(definition, answers):
         return None
     try:
         return normalise_phone(get("contact_phone")) or ""
