@@ -17,12 +17,13 @@ from sqlalchemy import select
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
+from core.services import ServiceError
 from survey import definitions
 from survey.models import AlertStatus, ContactRequest, EffectiveSettings, RecoveryAlert, SurveyResponse, SurveySettings
 
 
-class AlertError(ValueError):
-    """An alert cannot move that way; the message is for the user."""
+class AlertError(ServiceError):
+    """An alert cannot move that way (400); the message is for the user."""
 
 
 REASON_LABELS = {
@@ -75,7 +76,7 @@ def close_alert(alert: RecoveryAlert, note: str, *, actor: Any) -> RecoveryAlert
     """Close an alert with a note saying what was done; the note is required."""
     note = (note or "").strip()
     if not note:
-        raise AlertError(gettext("请填写处理说明。"))
+        raise AlertError(gettext("请填写处理说明。"), "note")
     if alert.status == AlertStatus.CLOSED:
         raise AlertError(gettext("该提醒已关闭。"))
     if alert.status == AlertStatus.OPEN:

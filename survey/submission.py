@@ -22,6 +22,7 @@ from core.db import utcnow
 from core.extensions import db
 from core.phone import InvalidPhone, normalise_phone
 from core.public import valid_submission_id
+from core.services import ServiceError
 from organisation.models import Touchpoint
 from survey import alerts, definitions
 from survey.models import (
@@ -40,11 +41,16 @@ IP_BURST_MINUTES = 10
 FORM_TOKEN_MAX_AGE = 6 * 3600
 
 
-class SubmissionError(ValueError):
-    """The submission cannot be stored as sent; the message (and item code) go back to the form."""
+class SubmissionError(ServiceError):
+    """The submission cannot be stored as sent (400); the message (and item code) go back to the form.
+
+    ``item_code`` is the questionnaire item at fault ("contact_phone" for the phone box); ``field`` is
+    its form field (``q_<code>``, as parse_answers reads it).
+    """
 
     def __init__(self, message: str, item_code: str | None = None):
-        super().__init__(message)
+        field = item_code if item_code in (None, "contact_phone") else f"q_{item_code}"
+        super().__init__(message, field)
         self.item_code = item_code
 
 

@@ -476,6 +476,21 @@ def test_phone_answers_missing_the_required_overall_rating_are_refused(nurse_cli
                              .where(SurveyResponse.institution_id == hospital.id)) == 0
 
 
+def test_a_bad_phone_in_phone_answers_is_shown_at_the_phone_box(nurse_client, hospital, nurse):
+    discharge = make_discharge(hospital)
+    followup.record_call(discharge, FollowupOutcome.REACHED, nurse=nurse)
+
+    response = nurse_client.post(f"/i/{hospital.id}/survey/followup/{discharge.id}/answers",
+                                 data={"submission_id": "c" * 32, **ipd_answers(q_IPD_CONTACT="yes"),
+                                       "contact_phone": "12345"})
+
+    assert response.status_code == 400
+    phone_box = body(response).split('name="contact_phone"')[0].rsplit('<div class="field', 1)[1]
+    assert phone_box.startswith(" has-error")
+    assert db.session.scalar(select(func.count()).select_from(SurveyResponse)
+                             .where(SurveyResponse.institution_id == hospital.id)) == 0
+
+
 def test_answers_cannot_be_entered_before_the_patient_was_reached(nurse_client, hospital):
     discharge = make_discharge(hospital)
 

@@ -384,6 +384,20 @@ def test_bad_contact_phone_is_refused(window_code, respond, phone):
     assert raised.value.item_code == "contact_phone"
 
 
+def test_survey_refusals_are_service_errors_naming_their_form_field():
+    """core.views.handle_form answers them: the message at the field, the status of the class."""
+    from core.services import ServiceError
+    from survey.followup import FollowupError
+    from survey.staff_survey import StaffSurveyError
+    from survey.versioning import VersionError
+
+    for error in (VersionError, FollowupError, alerts.AlertError, SubmissionError, StaffSurveyError):
+        assert issubclass(error, ServiceError) and error.status == 400, error
+    assert (SubmissionError("x", "WIN_OVERALL").field, SubmissionError("x", "WIN_OVERALL").item_code) == (
+        "q_WIN_OVERALL", "WIN_OVERALL")
+    assert SubmissionError("x", "contact_phone").field == "contact_phone" and SubmissionError("x").field is None
+
+
 @pytest.mark.parametrize("phone, stored_as", [("13800138000", "13800138000"), ("028-85551234", "02885551234"),
                                               ("0755 8555 1234", "075585551234"), ("139-0000-1234", "13900001234"),
                                               ("+86 139 0000 1234", "13900001234")])
