@@ -17,7 +17,7 @@ from sqlalchemy import select
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
-from core.services import ServiceError
+from core.services import ServiceError, clean_text
 from survey import definitions
 from survey.models import AlertStatus, ContactRequest, EffectiveSettings, RecoveryAlert, SurveyResponse, SurveySettings
 
@@ -25,6 +25,8 @@ from survey.models import AlertStatus, ContactRequest, EffectiveSettings, Recove
 class AlertError(ServiceError):
     """An alert cannot move that way (400); the message is for the user."""
 
+
+NOTE_LIMIT = 2000
 
 REASON_LABELS = {
     "low_score": _l("评分低于预警线"),
@@ -73,10 +75,9 @@ def acknowledge_alert(alert: RecoveryAlert, *, actor: Any) -> RecoveryAlert:
 
 
 def close_alert(alert: RecoveryAlert, note: str, *, actor: Any) -> RecoveryAlert:
-    """Close an alert with a note saying what was done; the note is required."""
-    note = (note or "").strip()
-    if not note:
-        raise AlertError(gettext("请填写处理说明。"), "note")
+    """Close an alert with a note saying what was done; the note is required (at most NOTE_LIMIT characters)."""
+    note = clean_text(note, field="note", label=gettext("处理说明"), limit=NOTE_LIMIT,
+                      required=gettext("请填写处理说明。"), error=AlertError)
     if alert.status == AlertStatus.CLOSED:
         raise AlertError(gettext("该提醒已关闭。"))
     if alert.status == AlertStatus.OPEN:
@@ -85,7 +86,7 @@ def close_alert(alert: RecoveryAlert, note: str, *, actor: Any) -> RecoveryAlert
     alert.status = AlertStatus.CLOSED
     alert.closed_at = utcnow()
     alert.closed_by_id = actor.id
-    alert.note = note[:2000]
+    alert.note = note
     record(actor, "survey_alert.close", alert, {"note_length": len(alert.note)})
     return alert
 

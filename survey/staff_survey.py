@@ -28,7 +28,7 @@ from core.audit import record
 from core.clock import local_timezone
 from core.db import utcnow
 from core.extensions import db
-from core.services import ServiceError
+from core.services import ServiceError, clean_text
 from core.tabular import safe_row
 from organisation.models import Department, Institution
 from survey import definitions
@@ -46,6 +46,7 @@ from survey.versioning import templates_for
 
 PURPOSE = "staff-token"
 MAX_BATCH_SIZE = 1000
+LABEL_LIMIT = 80
 
 
 class StaffSurveyError(ServiceError):
@@ -74,9 +75,10 @@ def create_batch(institution: Institution, department: Department, template: Sur
         raise StaffSurveyError(gettext("份数须在 1 到 %(n)d 之间。", n=MAX_BATCH_SIZE), "size")
     settings = settings_for(institution.id)
     now = utcnow()
-    label = (label or "").strip() or gettext("%(dept)s %(date)s", dept=department.name,
-                                             date=now.astimezone(local_timezone()).date().isoformat())
-    batch = StaffSurveyBatch(institution_id=institution.id, label=label[:80], department_id=department.id,
+    label = clean_text(label, field="label", label=gettext("名称"), limit=LABEL_LIMIT, error=StaffSurveyError) \
+        or gettext("%(dept)s %(date)s", dept=department.name,
+                   date=now.astimezone(local_timezone()).date().isoformat())[:LABEL_LIMIT]
+    batch = StaffSurveyBatch(institution_id=institution.id, label=label, department_id=department.id,
                              template_id=template.id, size=size, created_by_id=getattr(actor, "id", None),
                              created_at=now, expires_at=now + timedelta(days=settings.link_valid_days))
     db.session.add(batch)

@@ -64,8 +64,9 @@ class MonthForm(FlaskForm):
 
 
 class ApiTokenForm(FlaskForm):
-    name = StringField(_l("令牌名称"), validators=[DataRequired(message=_l("请填写令牌名称。")), Length(max=80)],
-                       description=_l("例如：HIS 出院接口"))
+    name = StringField(_l("令牌名称"), description=_l("例如：HIS 出院接口"),
+                       validators=[DataRequired(message=_l("请填写令牌名称。")),
+                                   Length(max=api_service.TOKEN_NAME_LIMIT)])
     submit = SubmitField(_l("生成令牌"))
 
 

@@ -40,7 +40,7 @@ class BatchForm(FlaskForm):
                                                            message=_l("份数须在 1 到 1000 之间。"))],
                         description=_l("一般为科室在岗人数。每份是一个只能使用一次的匿名链接。"),
                         widget=TextInput(), render_kw={"inputmode": "numeric", "autocomplete": "off"})
-    label = StringField(_l("名称（选填）"), validators=[Optional(), Length(max=80)],
+    label = StringField(_l("名称（选填）"), validators=[Optional(), Length(max=service.LABEL_LIMIT)],
                         description=_l("例如“2026 年度职工满意度调查”。留空则按科室和日期命名。"))
     submit = SubmitField(_l("生成问卷链接"))
 

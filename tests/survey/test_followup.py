@@ -242,6 +242,16 @@ def api_token(ctx, hospital) -> str:
     return clear
 
 
+def test_a_token_name_is_required_and_at_most_80_characters(hospital):
+    admin = demo_user("rmyy-admin")
+    token, _clear = create_api_token(hospital, name=" HIS 出院接口 ", actor=admin)
+    assert token.name == "HIS 出院接口"
+    for name, message in [("  ", "请填写令牌名称"), ("长" * 81, "不能超过 80 字")]:
+        with pytest.raises(followup.FollowupError, match=message) as refused:
+            create_api_token(hospital, name=name, actor=admin)
+        assert refused.value.field == "name"
+
+
 def post_api(client, payload, token: str | None, *, raw: bytes | None = None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = raw if raw is not None else json.dumps(payload)

@@ -98,6 +98,17 @@ def test_create_batch_refuses_absurd_sizes(rmyy, make_batch, size):
         make_batch("XNK", size)
 
 
+def test_a_batch_label_is_typed_text_of_at_most_80_characters(rmyy, stf):
+    xnk = department(rmyy, "XNK")
+    batch = staff_survey.create_batch(rmyy, xnk, stf, 1, actor="test", label="  2026 年度调查 ")
+    assert batch.label == "2026 年度调查"
+    with pytest.raises(staff_survey.StaffSurveyError, match="不能超过 80 字") as refused:
+        staff_survey.create_batch(rmyy, xnk, stf, 1, actor="test", label="长" * 81)
+    assert refused.value.field == "label"
+    unnamed = staff_survey.create_batch(rmyy, xnk, stf, 1, actor="test", label="  ")
+    assert unnamed.label.startswith(xnk.name)
+
+
 def test_create_batch_refuses_a_patient_template(rmyy, builtin_templates):
     with pytest.raises(staff_survey.StaffSurveyError):
         staff_survey.create_batch(rmyy, department(rmyy, "XNK"), builtin_templates["WIN"], 3, actor="test")

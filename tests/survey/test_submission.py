@@ -446,6 +446,16 @@ def test_sweep_re_drives_unnotified_alerts_older_than_a_minute(window_code, resp
     assert len(outbox) == 1
 
 
+def test_a_closing_note_is_typed_text_of_at_most_2000_characters(window_code, respond):
+    alert = alert_for(respond(window_code, WIN_OVERALL="1"))
+    handler = demo_user("rmyy-handler")
+    with pytest.raises(alerts.AlertError, match="不能超过 2000 字") as refused:
+        alerts.close_alert(alert, "长" * 2001, actor=handler)
+    assert refused.value.field == "note" and alert.status == AlertStatus.OPEN
+    alerts.close_alert(alert, " 已回电。\r\n已致歉。 ", actor=handler)
+    assert alert.note == "已回电。\n已致歉。"
+
+
 def test_acknowledge_then_close_with_a_note_is_audited(window_code, respond):
     alert = alert_for(respond(window_code, WIN_OVERALL="1"))
     handler = demo_user("rmyy-handler")
