@@ -15,7 +15,7 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import url_for
@@ -25,7 +25,7 @@ from sqlalchemy.orm import selectinload
 
 from core import signing
 from core.audit import record
-from core.clock import local_timezone
+from core.clock import local_date, local_midnight
 from core.db import utcnow
 from core.extensions import db
 from core.services import ServiceError, clean_text
@@ -76,8 +76,7 @@ def create_batch(institution: Institution, department: Department, template: Sur
     settings = settings_for(institution.id)
     now = utcnow()
     label = clean_text(label, field="label", label=gettext("名称"), limit=LABEL_LIMIT, error=StaffSurveyError) \
-        or gettext("%(dept)s %(date)s", dept=department.name,
-                   date=now.astimezone(local_timezone()).date().isoformat())[:LABEL_LIMIT]
+        or gettext("%(dept)s %(date)s", dept=department.name, date=day_text(now))[:LABEL_LIMIT]
     batch = StaffSurveyBatch(institution_id=institution.id, label=label, department_id=department.id,
                              template_id=template.id, size=size, created_by_id=getattr(actor, "id", None),
                              created_at=now, expires_at=now + timedelta(days=settings.link_valid_days))
@@ -120,16 +119,15 @@ def urls_csv(batch: StaffSurveyBatch) -> str:
     out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow([gettext("序号"), gettext("科室"), gettext("问卷链接"), gettext("有效期至")])
-    expires = local_date(batch.expires_at)
+    expires = day_text(batch.expires_at)
     for number, url in enumerate(batch_urls(batch), start=1):
         writer.writerow(safe_row([number, batch.department.name, url, expires]))
     return out.getvalue()
 
 
-def local_date(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(local_timezone()).date().isoformat()
+def day_text(value: datetime) -> str:
+    """A stored moment's hospital calendar day as YYYY-MM-DD (a batch's expiry, the default batch label)."""
+    return local_date(value).isoformat()
 
 
 def resolve_token(value: str, *, lock: bool = False) -> tuple[StaffSurveyToken | None, str | None]:
@@ -204,20 +202,15 @@ class _Scores:
 
 
 def year_bounds(year: int) -> tuple[datetime, datetime]:
-    start = datetime(year, 1, 1, tzinfo=local_timezone())
-    return start, datetime(year + 1, 1, 1, tzinfo=local_timezone())
+    """[start, end) of a calendar year in the hospitals' time zone."""
+    return local_midnight(date(year, 1, 1)), local_midnight(date(year + 1, 1, 1))
 
 
 def years_with_responses(institution: Institution) -> list[int]:
     """Years (Beijing time) in which the institution received staff responses, newest first."""
     rows = db.session.scalars(select(SurveyResponse.submitted_at).where(
         SurveyResponse.institution_id == institution.id, SurveyResponse.channel == Channel.STAFF_TOKEN.value))
-    years = set()
-    for value in rows:
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        years.add(value.astimezone(local_timezone()).year)
-    return sorted(years, reverse=True)
+    return sorted({local_date(value).year for value in rows}, reverse=True)
 
 
 def _response_scores(response: SurveyResponse) -> tuple[float | None, dict[str, float]]:

@@ -126,7 +126,7 @@ def staff_batches(institution_id: int):
         StaffSurveyBatch.institution_id == institution.id).order_by(StaffSurveyBatch.created_at.desc())))
     used = {b.id: service.batch_used_count(b) for b in batches}
     return render_template("survey/staff_survey/batches.html", institution=institution, batches=batches, used=used,
-                           local_date=service.local_date, now=utcnow(),
+                           day_text=service.day_text, now=utcnow(),
                            min_group=service.settings_for(institution.id).staff_min_group)
 
 
@@ -161,7 +161,7 @@ def staff_batch(institution_id: int, batch_id: int):
     institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
     batch = _batch_or_404(institution, batch_id)
     return render_template("survey/staff_survey/batch.html", institution=institution, batch=batch,
-                           used=service.batch_used_count(batch), expires=service.local_date(batch.expires_at),
+                           used=service.batch_used_count(batch), expires=service.day_text(batch.expires_at),
                            min_group=service.settings_for(institution.id).staff_min_group,
                            sample=service.batch_urls(batch)[:1])
 
@@ -174,7 +174,7 @@ def staff_batch_slips(institution_id: int, batch_id: int):
     heading = (version.definition.get("title") if version else "") or batch.template.name
     data = posters.slips_pdf([posters.Slip(url) for url in service.batch_urls(batch)],
                              institution_name=institution.name, department_name=batch.department.name,
-                             heading=heading, expires=service.local_date(batch.expires_at), title=batch.label)
+                             heading=heading, expires=service.day_text(batch.expires_at), title=batch.label)
     response = send_file(io.BytesIO(data), mimetype="application/pdf", download_name=f"staff-survey-{batch.id}.pdf")
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -266,6 +266,17 @@ def csv_rows(response) -> dict[str, list[str]]:
 def fill(batch, overall_values: list[str]) -> None:
     for token, overall in zip(batch.tokens, overall_values, strict=False):  # a batch has more tokens than answers
         answer(token, STF_OVERALL=overall, STF_DEVELOP="1")
+
+
+def test_a_staff_answer_counts_in_the_year_of_its_beijing_day(rmyy, make_batch, stf):
+    batch = make_batch("XNK", 6)
+    fill(batch, ["5"] * 5)
+    for response in staff_responses(rmyy):
+        response.submitted_at = datetime(2025, 12, 31, 16, 0, tzinfo=UTC)  # 2026-01-01 00:00 in Beijing
+    db.session.flush()
+    assert staff_survey.years_with_responses(rmyy) == [2026]
+    assert staff_survey.staff_results(rmyy, stf, 2026).total.n == 5
+    assert staff_survey.staff_results(rmyy, stf, 2025).total is None
 
 
 def test_four_answers_are_withheld_on_page_and_csv(client, rmyy, make_batch):
