@@ -25,6 +25,7 @@ from core.clock import local_midnight, local_today
 from core.db import utcnow
 from core.extensions import db
 from core.phone import InvalidPhone, normalise_phone
+from core.tabular import Sheet
 from organisation.importer import ImportFileError, RowError, read_rows
 from organisation.models import Department, Institution, Touchpoint, TouchpointKind
 from survey.followup import FollowupError, followup_settings
@@ -209,9 +210,9 @@ class DischargeImportReport:
         return not self.errors
 
 
-def template_csv() -> str:
-    """A header-only CSV (with BOM for Excel) that the upload accepts."""
-    return "\ufeff" + ",".join(str(shown) for shown, _aliases in COLUMNS.values()) + "\r\n"
+def template_sheet() -> Sheet:
+    """The upload's template: the header row alone (core.tabular writes it as the CSV the upload accepts)."""
+    return Sheet(gettext("出院名单"), [str(shown) for shown, _aliases in COLUMNS.values()], [])
 
 
 def _map_header(header: list[str]) -> dict[str, int]:

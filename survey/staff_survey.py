@@ -11,8 +11,6 @@ Anonymity rules:
 """
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -29,7 +27,7 @@ from core.clock import local_date, local_midnight
 from core.db import utcnow
 from core.extensions import db
 from core.services import ServiceError, clean_text
-from core.tabular import safe_row
+from core.tabular import Sheet
 from organisation.models import Department, Institution
 from survey import definitions
 from survey.models import (
@@ -113,16 +111,11 @@ def batch_used_count(batch: StaffSurveyBatch) -> int:
         StaffSurveyToken.batch_id == batch.id, StaffSurveyToken.used_at.is_not(None))) or 0
 
 
-def urls_csv(batch: StaffSurveyBatch) -> str:
-    """The batch's links as CSV (UTF-8 with BOM, so Excel opens it), for mail merge or messaging."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    writer.writerow([gettext("序号"), gettext("科室"), gettext("问卷链接"), gettext("有效期至")])
-    expires = day_text(batch.expires_at)
-    for number, url in enumerate(batch_urls(batch), start=1):
-        writer.writerow(safe_row([number, batch.department.name, url, expires]))
-    return out.getvalue()
+def urls_sheet(batch: StaffSurveyBatch) -> Sheet:
+    """The batch's links as a table (core.tabular writes it), for mail merge or messaging."""
+    expires = local_date(batch.expires_at)
+    rows = [[number, batch.department.name, url, expires] for number, url in enumerate(batch_urls(batch), start=1)]
+    return Sheet(batch.label, [gettext("序号"), gettext("科室"), gettext("问卷链接"), gettext("有效期至")], rows)
 
 
 def day_text(value: datetime) -> str:
@@ -321,22 +314,18 @@ def suppressed_message(min_group: int) -> str:
     return gettext("样本不足 %(n)d 份，不予显示", n=min_group)
 
 
-def results_csv(results: StaffResults) -> str:
-    """The results table as CSV (UTF-8 with BOM); withheld groups carry only the notice."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    writer.writerow(safe_row([gettext("科室"), gettext("答卷数"), results.overall_label]
-                             + [name for _code, name in results.dimensions]))
+def results_sheet(results: StaffResults) -> Sheet:
+    """The results table (core.tabular writes it); withheld groups carry only the notice."""
+    header = [gettext("科室"), gettext("答卷数"), results.overall_label] + [name for _code, name in results.dimensions]
     notice = suppressed_message(results.min_group)
-    rows = list(results.groups) + ([results.total] if results.total is not None else [])
-    for group in rows:
+    rows: list[list[Any]] = []
+    for group in list(results.groups) + ([results.total] if results.total is not None else []):
         if not group.shown:
-            writer.writerow(safe_row([group.label, notice] + [""] * (1 + len(results.dimensions))))
+            rows.append([group.label, notice] + [""] * (1 + len(results.dimensions)))
             continue
         cells = [group.overall] + [group.dimensions.get(code) for code, _ in results.dimensions]
-        writer.writerow(safe_row([group.label, group.n] + [format_cell(c, notice) for c in cells]))
-    return out.getvalue()
+        rows.append([group.label, group.n] + [format_cell(c, notice) for c in cells])
+    return Sheet(results.template.name, header, rows)
 
 
 def format_cell(cell: Cell | None, notice: str = "") -> str:

@@ -6,7 +6,7 @@ import base64
 from datetime import date
 from typing import Any
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -21,7 +21,7 @@ from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.public import new_submission_id
-from core.views import handle_form
+from core.views import handle_form, send_table
 from organisation.forms import ConfirmForm
 from organisation.importer import ImportFileError
 from organisation.models import Institution
@@ -264,8 +264,7 @@ def followup_upload(institution_id: int):
 @bp.get("/followup/upload/template.csv")
 def followup_upload_template(institution_id: int):
     _institution(institution_id)
-    return Response(discharges.template_csv(), mimetype="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=discharges-template.csv"})
+    return send_table("csv", discharges.template_sheet(), filename="discharges-template.csv")
 
 
 # Rates -------------------------------------------------------------------

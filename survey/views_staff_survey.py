@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 
-from flask import Response, redirect, render_template, request, send_file, url_for
+from flask import redirect, render_template, request, send_file, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -18,7 +18,7 @@ from core.clock import local_today
 from core.db import utcnow
 from core.errors import render_error
 from core.extensions import db
-from core.views import handle_form
+from core.views import handle_form, send_table
 from organisation.forms import int_or_none
 from organisation.models import Institution
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
@@ -107,10 +107,7 @@ def staff_results_csv(institution_id: int):
         return render_error(404, gettext("还没有医务人员满意度问卷。"))
     results = service.staff_results(institution, template, year,
                                     departments=department_scope(actor(), institution))
-    response = Response(service.results_csv(results).encode("utf-8"), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f"attachment; filename=staff-survey-{year}.csv"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return send_table("csv", service.results_sheet(results), filename=f"staff-survey-{year}.csv")
 
 
 # Batches -----------------------------------------------------------------
@@ -184,10 +181,7 @@ def staff_batch_slips(institution_id: int, batch_id: int):
 def staff_batch_csv(institution_id: int, batch_id: int):
     institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
     batch = _batch_or_404(institution, batch_id)
-    response = Response(service.urls_csv(batch).encode("utf-8"), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f"attachment; filename=staff-survey-{batch.id}.csv"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return send_table("csv", service.urls_sheet(batch), filename=f"staff-survey-{batch.id}.csv")
 
 
 # The staff member's page (public, like the patient pages) ------------------

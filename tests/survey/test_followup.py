@@ -2,6 +2,7 @@
 purge of contact data, the one-time discharge-slip link, and tenant isolation."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -229,8 +230,11 @@ def test_reimporting_the_same_reference_updates_instead_of_duplicating(nurse_cli
 def test_the_upload_template_has_the_expected_columns(nurse_client, hospital):
     response = nurse_client.get(f"/i/{hospital.id}/survey/followup/upload/template.csv")
 
-    assert response.status_code == 200
-    assert body(response).lstrip("\ufeff").strip() == HEADER.strip()
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="discharges-template.csv"'
+    assert response.data == ("\ufeff" + HEADER.replace("\n", "\r\n")).encode()
+    (header,) = csv.reader(io.StringIO(body(response).lstrip("\ufeff")))
+    assert header == HEADER.strip().split(",")
 
 
 # API -----------------------------------------------------------------------

@@ -155,6 +155,24 @@ def test_slips_pdf_has_eight_slips_a_page_and_csv_lists_every_link(client, rmyy,
 
 # The /s/ page ----------------------------------------------------------
 
+def test_the_links_csv_is_written_by_the_tabular_writer(client, rmyy, make_batch):
+    batch = make_batch("XNK", 2)
+    batch.department.name = "=HYPERLINK(\"http://evil\")"
+    db.session.flush()
+    staff_login(client, "rmyy-admin")
+    response = client.get(f"{base(rmyy)}/batches/{batch.id}/links.csv")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Content-Disposition"] == f'attachment; filename="staff-survey-{batch.id}.csv"'
+    text = response.data.decode("utf-8")
+    assert text.startswith("\ufeff")
+    header, *rows = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    assert header == ["序号", "科室", "问卷链接", "有效期至"]
+    assert [row[0] for row in rows] == ["1", "2"]
+    assert {row[1] for row in rows} == {"'=HYPERLINK(\"http://evil\")"}  # shown as text, never run as a formula
+    assert all(re.fullmatch(r"https?://[^/]+/s/\S+", row[2]) for row in rows)
+    assert {row[3] for row in rows} == {staff_survey.day_text(batch.expires_at)}
+
+
 def test_token_opens_the_staff_questionnaire(client, make_batch, stf):
     batch = make_batch("XNK", 2)
     page = client.get(token_path(batch.tokens[0]))
