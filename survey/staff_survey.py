@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from flask import url_for
 from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -26,6 +25,7 @@ from core.audit import record
 from core.clock import local_date, local_midnight
 from core.db import utcnow
 from core.extensions import db
+from core.public import public_url
 from core.services import ServiceError, clean_text
 from core.tabular import Sheet
 from organisation.models import Department, Institution
@@ -93,13 +93,7 @@ def token_path(token: StaffSurveyToken) -> str:
 
 def token_url(token: StaffSurveyToken) -> str:
     """The absolute /s/<signed id> URL printed on a slip."""
-    from flask import current_app
-
-    path = url_for("patient.staff_survey", token=token_path(token))
-    base = current_app.config.get("PUBLIC_BASE_URL")
-    if base:
-        return base.rstrip("/") + path
-    return url_for("patient.staff_survey", token=token_path(token), _external=True)
+    return public_url("patient.staff_survey", token=token_path(token))
 
 
 def batch_urls(batch: StaffSurveyBatch) -> list[str]:

@@ -227,6 +227,14 @@ def test_reimporting_the_same_reference_updates_instead_of_duplicating(nurse_cli
                              .where(Discharge.institution_id == hospital.id)) == 2
 
 
+def test_the_slip_link_uses_the_public_base_url_when_one_is_set(app, monkeypatch, hospital):
+    discharge = make_discharge(hospital)
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://pj.example.cn")
+    with app.test_request_context("/"):
+        url = discharges.discharge_link_url(discharge)
+    assert url == f"https://pj.example.cn/d/{discharges.discharge_link_token(discharge)}"
+
+
 def test_the_upload_template_has_the_expected_columns(nurse_client, hospital):
     response = nurse_client.get(f"/i/{hospital.id}/survey/followup/upload/template.csv")
 

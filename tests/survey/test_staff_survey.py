@@ -173,6 +173,13 @@ def test_the_links_csv_is_written_by_the_tabular_writer(client, rmyy, make_batch
     assert {row[3] for row in rows} == {staff_survey.day_text(batch.expires_at)}
 
 
+def test_slip_links_use_the_public_base_url_when_one_is_set(app, monkeypatch, make_batch):
+    batch = make_batch("XNK", 1)
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://pj.example.cn")
+    with app.test_request_context("/"):
+        assert staff_survey.batch_urls(batch) == [f"https://pj.example.cn{token_path(batch.tokens[0])}"]
+
+
 def test_token_opens_the_staff_questionnaire(client, make_batch, stf):
     batch = make_batch("XNK", 2)
     page = client.get(token_path(batch.tokens[0]))
