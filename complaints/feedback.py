@@ -21,7 +21,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from flask import current_app, url_for
 from flask_babel import gettext
 from sqlalchemy import select, update
 
@@ -33,6 +32,7 @@ from core import signing
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
+from core.public import public_url
 from core.services import clean_text
 from organisation.models import StaffUser
 
@@ -82,11 +82,7 @@ def feedback_token(feedback: Feedback) -> str:
 
 def feedback_url(feedback: Feedback) -> str:
     """The public address of the satisfaction page, for the SMS."""
-    token = feedback_token(feedback)
-    base = current_app.config.get("PUBLIC_BASE_URL")
-    if base:
-        return base.rstrip("/") + url_for("complaints.feedback", token=token)
-    return url_for("complaints.feedback", token=token, _external=True)
+    return public_url("complaints.feedback", token=feedback_token(feedback))
 
 
 def resolve_token(token: str, *, now: datetime | None = None) -> tuple[Feedback | None, str | None]:

@@ -401,8 +401,13 @@ def complaint_from_alert(institution: Institution, alert_id: int, *, actor: Staf
                         None)
     touchpoint = db.session.get(Touchpoint, alert.touchpoint_id) if alert.touchpoint_id else None
     department = db.session.get(Department, alert.department_id) if alert.department_id else None
-    description = alert.comment or gettext(
-        "患者在满意度评价中给出低分（%(reasons)s），未填写具体意见。", reasons=alert.reason_text or gettext("低分"))
+    if alert.comment:
+        description = alert.comment
+    elif alert.low_score:
+        description = gettext("患者在满意度评价中给出低分（%(reasons)s），未填写具体意见。", reasons=alert.reason_text)
+    else:  # raised for a flagged answer or a wish to be contacted, not for the score
+        description = gettext("患者的满意度评价触发了服务提醒（%(reasons)s），未填写具体意见。",
+                              reasons=alert.reason_text)
     complaint, code = register_complaint(
         institution, channel=Channel.SURVEY_ALERT, received_at=utcnow(),
         subject=(gettext("满意度评价转投诉：%(place)s", place=alert.place) if alert.place
@@ -410,8 +415,7 @@ def complaint_from_alert(institution: Institution, alert_id: int, *, actor: Staf
         description=description, wish="", category=category, touchpoint=touchpoint,
         departments_concerned=[department] if department is not None else [],
         complainant_phone=alert.contact_phone, first_contact=actor,
-        rating=alerts.RatingLink(response_id=alert.response_id, institution_id=alert.institution_id,
-                                 touchpoint_id=alert.touchpoint_id, department_id=alert.department_id, low=True),
+        rating=alert.rating,
         submission_id=alert_submission_id(alert.id), actor=actor)
     if alert.open:
         alerts.acknowledge_for_complaint(alert.id, actor=actor)

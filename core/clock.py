@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import overload
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -28,6 +29,14 @@ def local_timezone() -> ZoneInfo:
 def local_today(now: datetime | None = None) -> date:
     """Today (or the day of ``now``) in the hospitals' time zone."""
     return (now or utcnow()).astimezone(local_timezone()).date()
+
+
+@overload
+def local_date(value: datetime) -> date: ...
+@overload
+def local_date(value: None) -> None: ...
+@overload
+def local_date(value: datetime | None) -> date | None: ...
 
 
 def local_date(value: datetime | None) -> date | None:

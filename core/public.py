@@ -1,5 +1,6 @@
-"""What every page a patient or complainant sees shares: the device cookie, the client's
-network, the submission id, and the one-message notice page (expired links, closed codes, 429).
+"""What every page a patient or complainant sees shares: its public address, the device cookie,
+the client's network, the submission id, and the one-message notice page (expired links, closed
+codes, 429).
 
 Patients never log in. A random cookie tells one phone from another for the anti-abuse flags
 and the rate limits; the network prefix groups a hospital's shared Wi-Fi. Both are only ever
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from flask import current_app, make_response, render_template, request
+from flask import current_app, make_response, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from core import signing
@@ -23,6 +24,18 @@ DEVICE_COOKIE_AGE = 365 * 24 * 3600
 # characters; anything of this alphabet and length is accepted (it never reaches the database
 # otherwise: a NUL byte, for one, would be a PostgreSQL error).
 SUBMISSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
+
+
+def public_url(endpoint: str, **values) -> str:
+    """The absolute address of a public page, as printed on a QR code or slip or sent in a text message.
+
+    The PUBLIC_BASE_URL setting followed by the page's path when it is set (the address patients
+    reach, whatever host the staff pages are served from); otherwise url_for's external address.
+    """
+    base = current_app.config.get("PUBLIC_BASE_URL")
+    if base:
+        return base.rstrip("/") + url_for(endpoint, **values)
+    return url_for(endpoint, _external=True, **values)
 
 
 def valid_submission_id(value: str | None) -> bool:

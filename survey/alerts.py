@@ -17,13 +17,16 @@ from sqlalchemy import select
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
+from core.services import ServiceError, clean_text
 from survey import definitions
 from survey.models import AlertStatus, ContactRequest, EffectiveSettings, RecoveryAlert, SurveyResponse, SurveySettings
 
 
-class AlertError(ValueError):
-    """An alert cannot move that way; the message is for the user."""
+class AlertError(ServiceError):
+    """An alert cannot move that way (400); the message is for the user."""
 
+
+NOTE_LIMIT = 2000
 
 REASON_LABELS = {
     "low_score": _l("评分低于预警线"),
@@ -72,10 +75,9 @@ def acknowledge_alert(alert: RecoveryAlert, *, actor: Any) -> RecoveryAlert:
 
 
 def close_alert(alert: RecoveryAlert, note: str, *, actor: Any) -> RecoveryAlert:
-    """Close an alert with a note saying what was done; the note is required."""
-    note = (note or "").strip()
-    if not note:
-        raise AlertError(gettext("请填写处理说明。"))
+    """Close an alert with a note saying what was done; the note is required (at most NOTE_LIMIT characters)."""
+    note = clean_text(note, field="note", label=gettext("处理说明"), limit=NOTE_LIMIT,
+                      required=gettext("请填写处理说明。"), error=AlertError)
     if alert.status == AlertStatus.CLOSED:
         raise AlertError(gettext("该提醒已关闭。"))
     if alert.status == AlertStatus.OPEN:
@@ -84,7 +86,7 @@ def close_alert(alert: RecoveryAlert, note: str, *, actor: Any) -> RecoveryAlert
     alert.status = AlertStatus.CLOSED
     alert.closed_at = utcnow()
     alert.closed_by_id = actor.id
-    alert.note = note[:2000]
+    alert.note = note
     record(actor, "survey_alert.close", alert, {"note_length": len(alert.note)})
     return alert
 
@@ -116,10 +118,17 @@ class AlertFacts:
     comment: str
     contact_phone: str | None
     open: bool
+    rating: RatingLink            # the rating that raised the alert; its ``low`` is response_is_low's answer
 
     @property
     def reason_text(self) -> str:
         return "、".join(reason_label(r) for r in self.reasons)
+
+    @property
+    def low_score(self) -> bool:
+        """Whether the alert was raised for a low score (it may have been raised only for a flagged answer or a
+        wish to be contacted)."""
+        return "low_score" in self.reasons
 
 
 def response_is_low(response: SurveyResponse) -> bool:
@@ -136,6 +145,10 @@ def rating_for_complaint(institution_id: int, submission_id: str) -> RatingLink 
                                                               SurveyResponse.institution_id == institution_id))
     if response is None:
         return None
+    return _rating_link(response)
+
+
+def _rating_link(response: SurveyResponse) -> RatingLink:
     return RatingLink(response_id=response.id, institution_id=response.institution_id,
                       touchpoint_id=response.touchpoint_id, department_id=response.department_id,
                       low=response_is_low(response))
@@ -152,7 +165,8 @@ def alert_for_complaint(institution_id: int, alert_id: int) -> AlertFacts | None
     return AlertFacts(id=alert.id, institution_id=alert.institution_id, response_id=alert.response_id,
                       touchpoint_id=alert.touchpoint_id, department_id=alert.department_id, place=place,
                       reasons=tuple(alert.reasons or ()), comment=(alert.response.comment or "").strip(),
-                      contact_phone=contact or None, open=alert.status == AlertStatus.OPEN)
+                      contact_phone=contact or None, open=alert.status == AlertStatus.OPEN,
+                      rating=_rating_link(alert.response))
 
 
 def acknowledge_for_complaint(alert_id: int, *, actor: Any) -> None:

@@ -20,6 +20,7 @@ from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.ratelimit import client_address, limited
+from core.services import clean_text
 from organisation.models import Institution, StaffUser
 from survey import discharges, followup
 from survey.models import ApiToken
@@ -30,6 +31,7 @@ TOKEN_PREFIX = "tj_"
 SCOPE_DISCHARGES = "discharges:write"
 SCOPES = (SCOPE_DISCHARGES,)
 MAX_ITEMS = 1000
+TOKEN_NAME_LIMIT = 80
 # JSON field -> the upload's column key; "ward" and "department" both name the unit.
 FIELDS = {"ward": "unit", "department": "unit", "unit": "unit", "discharge_date": "discharge_date",
           "patient_name": "patient_name", "phone": "phone", "ref": "ref"}
@@ -46,14 +48,13 @@ def hash_token(token: str) -> str:
 def create_api_token(institution: Institution, *, name: str, scopes: list[str] | None = None,
                      actor: StaffUser) -> tuple[ApiToken, str]:
     """Issue a bearer token for the institution; the clear token is returned once and never stored."""
-    name = (name or "").strip()
-    if not name:
-        raise followup.FollowupError(gettext("请填写令牌名称。"))
+    name = clean_text(name, field="name", label=gettext("令牌名称"), limit=TOKEN_NAME_LIMIT,
+                      required=gettext("请填写令牌名称。"), error=followup.FollowupError)
     scopes = list(scopes or [SCOPE_DISCHARGES])
     if any(scope not in SCOPES for scope in scopes):
         raise followup.FollowupError(gettext("未知的令牌权限。"))
     clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(institution_id=institution.id, name=name[:80], prefix=clear[:10], token_hash=hash_token(clear),
+    token = ApiToken(institution_id=institution.id, name=name, prefix=clear[:10], token_hash=hash_token(clear),
                      scopes=scopes, created_by_id=actor.id, created_at=utcnow())
     db.session.add(token)
     db.session.flush()

@@ -195,6 +195,17 @@ def overall_item(definition: dict[str, Any]) -> dict[str, Any] | None:
     return next((i for i in definition["items"] if i.get("role") == "overall"), None)
 
 
+def contact_item(definition: dict[str, Any]) -> dict[str, Any] | None:
+    """The item by which the patient asks to be contacted (flagged ``contact``), if the questionnaire has one."""
+    return next((i for i in definition["items"] if i.get("contact")), None)
+
+
+def asks_for_contact(definition: dict[str, Any], answers: list[ParsedAnswer]) -> bool:
+    """Whether the answers ask to be contacted: the contact item answered "yes"."""
+    item = contact_item(definition)
+    return item is not None and any(a.code == item["code"] and a.value == "yes" for a in answers)
+
+
 @dataclass
 class ParsedAnswer:
     code: str

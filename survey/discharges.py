@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from flask import current_app, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
@@ -25,6 +24,8 @@ from core.clock import local_midnight, local_today
 from core.db import utcnow
 from core.extensions import db
 from core.phone import InvalidPhone, normalise_phone
+from core.public import public_url
+from core.tabular import Sheet
 from organisation.importer import ImportFileError, RowError, read_rows
 from organisation.models import Department, Institution, Touchpoint, TouchpointKind
 from survey.followup import FollowupError, followup_settings
@@ -209,9 +210,9 @@ class DischargeImportReport:
         return not self.errors
 
 
-def template_csv() -> str:
-    """A header-only CSV (with BOM for Excel) that the upload accepts."""
-    return "\ufeff" + ",".join(str(shown) for shown, _aliases in COLUMNS.values()) + "\r\n"
+def template_sheet() -> Sheet:
+    """The upload's template: the header row alone (core.tabular writes it as the CSV the upload accepts)."""
+    return Sheet(gettext("出院名单"), [str(shown) for shown, _aliases in COLUMNS.values()], [])
 
 
 def _map_header(header: list[str]) -> dict[str, int]:
@@ -324,11 +325,7 @@ def discharge_link_token(discharge: Discharge) -> str:
 
 def discharge_link_url(discharge: Discharge) -> str:
     """The survey URL printed on the discharge slip."""
-    token = discharge_link_token(discharge)
-    base = current_app.config.get("PUBLIC_BASE_URL")
-    if base:
-        return base.rstrip("/") + url_for("patient.discharge_survey", token=token)
-    return url_for("patient.discharge_survey", token=token, _external=True)
+    return public_url("patient.discharge_survey", token=discharge_link_token(discharge))
 
 
 def resolve_link(token: str, *, now: datetime | None = None) -> tuple[Discharge | None, str | None]:

@@ -21,6 +21,7 @@ from core.audit import record
 from core.clock import local_midnight
 from core.db import utcnow
 from core.extensions import db
+from core.services import ServiceError
 from organisation.models import Department, Institution, StaffUser, Touchpoint
 from survey.models import (
     Channel,
@@ -37,8 +38,8 @@ from survey.versioning import builtin_template
 TARGET_RATE = 100.0  # 004 item 13: 三级医院出院患者一周内随访率力争达到100%
 
 
-class FollowupError(ValueError):
-    """A follow-up rule was broken; the message is for the user (already translated)."""
+class FollowupError(ServiceError):
+    """A follow-up rule was broken (400); the message is for the user (already translated)."""
 
 
 # Time and settings -------------------------------------------------------

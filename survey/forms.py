@@ -19,6 +19,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from organisation.forms import int_or_none, valid_date
+from survey import alerts
 from survey.definitions import FREQ4, MULTI, SCALE5, SINGLE, TEXT, YESNO
 
 ITEM_TYPE_CHOICES = [(SCALE5, _l("5 级满意度（表情）")), (FREQ4, _l("4 级频度（从未如此…总是如此）")),
@@ -80,8 +81,8 @@ class DraftForm(FlaskForm):
 
 
 class AlertCloseForm(FlaskForm):
-    note = TextAreaField(_l("处理说明"), validators=[DataRequired(message=_l("请填写处理说明。")), Length(max=2000)],
-                         render_kw={"rows": 3})
+    note = TextAreaField(_l("处理说明"), render_kw={"rows": 3},
+                         validators=[DataRequired(message=_l("请填写处理说明。")), Length(max=alerts.NOTE_LIMIT)])
     submit = SubmitField(_l("关闭提醒"))
 
 

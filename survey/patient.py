@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from core import signing
 from core.extensions import db
@@ -149,30 +150,32 @@ def thanks(submission_id: str):
         abort(404)  # never a stored id; and a NUL byte would reach PostgreSQL as an error
     response = find_by_submission_id(submission_id)
     if response is None:
-
         waiting = inbox.pending(submission_id)
         if waiting is None:
             abort(404)
-        form = waiting.payload["form"]
         meta = waiting.meta
-        return thanks_page(meta.institution_id, submission_id,
-                           contact=any(k.endswith("_CONTACT") and v == ["yes"] for k, v in form.items()),
-                           low=alerts.is_low_rating(_overall_score(meta.version_id, form),
-                                                    SurveySettings.of(meta.institution_id)))
-    contact = any(a.item_code.endswith("_CONTACT") and a.value == "yes" for a in response.answers)
-    return thanks_page(response.institution_id, response.submission_id, contact=contact,
+        contact, low = _pending_outcome(meta.version_id, waiting.payload["form"],
+                                        SurveySettings.of(meta.institution_id))
+        return thanks_page(meta.institution_id, submission_id, contact=contact, low=low)
+    definition = versioning.published_definition(response.template_version_id) or response.version.definition
+    answers = [definitions.ParsedAnswer(a.item_code, a.value, a.score, a.not_applicable) for a in response.answers]
+    return thanks_page(response.institution_id, response.submission_id,
+                       contact=definitions.asks_for_contact(definition, answers),
                        low=alerts.response_is_low(response))
 
 
-def _overall_score(version_id: int, form: dict[str, list[str]]) -> float | None:
-    """The overall score of a rating not yet processed, as the job will store it."""
-
+def _pending_outcome(version_id: int, form: dict[str, list[str]], settings: SurveySettings) -> tuple[bool, bool]:
+    """(asked to be contacted, low) for a rating not yet processed, by the rules the job will apply to it."""
     definition = versioning.published_definition(version_id)
-    item = definitions.overall_item(definition) if definition else None
-    if item is None:
-        return None
-    chosen = (form.get(f"q_{item['code']}") or [None])[0]
-    return next((o["score"] for o in item["options"] if o["value"] == chosen and not o.get("na")), None)
+    if definition is None:
+        return False, False
+    fields = MultiDict(form)
+    try:
+        answers = definitions.parse_answers(definition, fields.get, fields.getlist)
+    except definitions.AnswerError:  # checked on receipt: only a corrupt row gets here
+        return False, False
+    return (definitions.asks_for_contact(definition, answers),
+            alerts.is_low_rating(definitions.overall_score(definition, answers), settings))
 
 
 def thanks_page(institution_id: int, submission_id: str, *, contact: bool, low: bool):

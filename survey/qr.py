@@ -6,13 +6,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import select
 
 from core import signing
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
+from core.public import public_url
 from organisation.models import Touchpoint
 from survey.builtin import DEFAULT_FOR_TOUCHPOINT
 from survey.models import (
@@ -84,12 +85,9 @@ def path_token(code: TouchpointCode) -> str:
     return f"{code.code}-{signing.signature(PURPOSE, code.code, 6)}"
 
 
-def patient_url(code: TouchpointCode, *, external: bool = True) -> str:
-    base = current_app.config.get("PUBLIC_BASE_URL")
-    path = url_for("patient.touchpoint_survey", token=path_token(code))
-    if base:
-        return base.rstrip("/") + path
-    return url_for("patient.touchpoint_survey", token=path_token(code), _external=external)
+def patient_url(code: TouchpointCode) -> str:
+    """The absolute address a touchpoint's QR code opens."""
+    return public_url("patient.touchpoint_survey", token=path_token(code))
 
 
 def resolve(token: str) -> tuple[TouchpointCode | None, str | None]:

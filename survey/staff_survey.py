@@ -11,25 +11,23 @@ Anonymity rules:
 """
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from flask import url_for
 from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from core import signing
 from core.audit import record
-from core.clock import local_timezone
+from core.clock import local_date, local_midnight
 from core.db import utcnow
 from core.extensions import db
-from core.services import ServiceError
-from core.tabular import safe_row
+from core.public import public_url
+from core.services import ServiceError, clean_text
+from core.tabular import Sheet
 from organisation.models import Department, Institution
 from survey import definitions
 from survey.models import (
@@ -46,6 +44,7 @@ from survey.versioning import templates_for
 
 PURPOSE = "staff-token"
 MAX_BATCH_SIZE = 1000
+LABEL_LIMIT = 80
 
 
 class StaffSurveyError(ServiceError):
@@ -74,9 +73,9 @@ def create_batch(institution: Institution, department: Department, template: Sur
         raise StaffSurveyError(gettext("份数须在 1 到 %(n)d 之间。", n=MAX_BATCH_SIZE), "size")
     settings = settings_for(institution.id)
     now = utcnow()
-    label = (label or "").strip() or gettext("%(dept)s %(date)s", dept=department.name,
-                                             date=now.astimezone(local_timezone()).date().isoformat())
-    batch = StaffSurveyBatch(institution_id=institution.id, label=label[:80], department_id=department.id,
+    label = clean_text(label, field="label", label=gettext("名称"), limit=LABEL_LIMIT, error=StaffSurveyError) \
+        or gettext("%(dept)s %(date)s", dept=department.name, date=day_text(now))[:LABEL_LIMIT]
+    batch = StaffSurveyBatch(institution_id=institution.id, label=label, department_id=department.id,
                              template_id=template.id, size=size, created_by_id=getattr(actor, "id", None),
                              created_at=now, expires_at=now + timedelta(days=settings.link_valid_days))
     db.session.add(batch)
@@ -94,13 +93,7 @@ def token_path(token: StaffSurveyToken) -> str:
 
 def token_url(token: StaffSurveyToken) -> str:
     """The absolute /s/<signed id> URL printed on a slip."""
-    from flask import current_app
-
-    path = url_for("patient.staff_survey", token=token_path(token))
-    base = current_app.config.get("PUBLIC_BASE_URL")
-    if base:
-        return base.rstrip("/") + path
-    return url_for("patient.staff_survey", token=token_path(token), _external=True)
+    return public_url("patient.staff_survey", token=token_path(token))
 
 
 def batch_urls(batch: StaffSurveyBatch) -> list[str]:
@@ -112,22 +105,16 @@ def batch_used_count(batch: StaffSurveyBatch) -> int:
         StaffSurveyToken.batch_id == batch.id, StaffSurveyToken.used_at.is_not(None))) or 0
 
 
-def urls_csv(batch: StaffSurveyBatch) -> str:
-    """The batch's links as CSV (UTF-8 with BOM, so Excel opens it), for mail merge or messaging."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    writer.writerow([gettext("序号"), gettext("科室"), gettext("问卷链接"), gettext("有效期至")])
+def urls_sheet(batch: StaffSurveyBatch) -> Sheet:
+    """The batch's links as a table (core.tabular writes it), for mail merge or messaging."""
     expires = local_date(batch.expires_at)
-    for number, url in enumerate(batch_urls(batch), start=1):
-        writer.writerow(safe_row([number, batch.department.name, url, expires]))
-    return out.getvalue()
+    rows = [[number, batch.department.name, url, expires] for number, url in enumerate(batch_urls(batch), start=1)]
+    return Sheet(batch.label, [gettext("序号"), gettext("科室"), gettext("问卷链接"), gettext("有效期至")], rows)
 
 
-def local_date(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(local_timezone()).date().isoformat()
+def day_text(value: datetime) -> str:
+    """A stored moment's hospital calendar day as YYYY-MM-DD (a batch's expiry, the default batch label)."""
+    return local_date(value).isoformat()
 
 
 def resolve_token(value: str, *, lock: bool = False) -> tuple[StaffSurveyToken | None, str | None]:
@@ -202,20 +189,15 @@ class _Scores:
 
 
 def year_bounds(year: int) -> tuple[datetime, datetime]:
-    start = datetime(year, 1, 1, tzinfo=local_timezone())
-    return start, datetime(year + 1, 1, 1, tzinfo=local_timezone())
+    """[start, end) of a calendar year in the hospitals' time zone."""
+    return local_midnight(date(year, 1, 1)), local_midnight(date(year + 1, 1, 1))
 
 
 def years_with_responses(institution: Institution) -> list[int]:
     """Years (Beijing time) in which the institution received staff responses, newest first."""
     rows = db.session.scalars(select(SurveyResponse.submitted_at).where(
         SurveyResponse.institution_id == institution.id, SurveyResponse.channel == Channel.STAFF_TOKEN.value))
-    years = set()
-    for value in rows:
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        years.add(value.astimezone(local_timezone()).year)
-    return sorted(years, reverse=True)
+    return sorted({local_date(value).year for value in rows}, reverse=True)
 
 
 def _response_scores(response: SurveyResponse) -> tuple[float | None, dict[str, float]]:
@@ -326,22 +308,18 @@ def suppressed_message(min_group: int) -> str:
     return gettext("样本不足 %(n)d 份，不予显示", n=min_group)
 
 
-def results_csv(results: StaffResults) -> str:
-    """The results table as CSV (UTF-8 with BOM); withheld groups carry only the notice."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    writer.writerow(safe_row([gettext("科室"), gettext("答卷数"), results.overall_label]
-                             + [name for _code, name in results.dimensions]))
+def results_sheet(results: StaffResults) -> Sheet:
+    """The results table (core.tabular writes it); withheld groups carry only the notice."""
+    header = [gettext("科室"), gettext("答卷数"), results.overall_label] + [name for _code, name in results.dimensions]
     notice = suppressed_message(results.min_group)
-    rows = list(results.groups) + ([results.total] if results.total is not None else [])
-    for group in rows:
+    rows: list[list[Any]] = []
+    for group in list(results.groups) + ([results.total] if results.total is not None else []):
         if not group.shown:
-            writer.writerow(safe_row([group.label, notice] + [""] * (1 + len(results.dimensions))))
+            rows.append([group.label, notice] + [""] * (1 + len(results.dimensions)))
             continue
         cells = [group.overall] + [group.dimensions.get(code) for code, _ in results.dimensions]
-        writer.writerow(safe_row([group.label, group.n] + [format_cell(c, notice) for c in cells]))
-    return out.getvalue()
+        rows.append([group.label, group.n] + [format_cell(c, notice) for c in cells])
+    return Sheet(results.template.name, header, rows)
 
 
 def format_cell(cell: Cell | None, notice: str = "") -> str:

@@ -13,7 +13,6 @@ from core import tabular
 from core.audit import record
 from core.clock import local_today
 from core.extensions import db
-from core.services import ServiceError
 from core.views import handle_form, paginate, send_table
 from organisation.forms import ConfirmForm
 from organisation.models import Department, Institution, Touchpoint
@@ -170,21 +169,13 @@ def template_copy(institution_id: int, template_id: int):
     form = CopyTemplateForm()
 
     def action():
-        try:
-            return versioning.copy_template(source, institution, code=form.code.data, name=form.name.data.strip(),
-                                            actor=actor())
-        except versioning.VersionError as exc:
-            raise _service_error(exc, "code") from None
+        return versioning.copy_template(source, institution, code=form.code.data, name=form.name.data.strip(),
+                                        actor=actor())
 
     return handle_form(form, action, success=gettext("已复制为本院问卷，可编辑草稿后发布。"),
                        next_url=lambda t: url_for("survey_staff.template_edit", institution_id=institution.id,
                                                   template_id=t.id),
                        template="organisation/form.html", title=gettext("复制问卷"), institution=institution)
-
-
-def _service_error(exc: Exception, field: str | None):
-
-    return ServiceError(str(exc), field)
 
 
 def definition_to_form(definition: dict[str, Any]) -> dict[str, Any]:
@@ -362,26 +353,19 @@ def alert_detail(institution_id: int, alert_id: int):
     can_handle = can(actor(), Permission.HANDLE_ALERTS, institution)
     if request.method == "POST" and not can_handle:
         abort(403)
-    form = AlertCloseForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            alert_service.close_alert(alert, form.note.data, actor=actor())
-        except alert_service.AlertError as exc:
-            form.note.errors.append(str(exc))
-            status = 400
-        else:
-            db.session.commit()
-            flash(gettext("提醒已关闭。"), "success")
-            return redirect(url_for("survey_staff.alerts", institution_id=institution.id))
-    elif request.method == "POST":
-        status = 400
 
-    contact = db.session.scalar(select(ContactRequest).where(ContactRequest.response_id == alert.response_id)) \
-        if can_handle else None
-    return render_template("survey/staff/alert.html", institution=institution, alert=alert, form=form,
-                           confirm=ConfirmForm(), contact=contact, definition=alert.response.version.definition,
-                           reason_label=alert_service.reason_label, can_handle=can_handle), status
+    def render(form: AlertCloseForm, status: int):
+        contact = db.session.scalar(select(ContactRequest).where(ContactRequest.response_id == alert.response_id)) \
+            if can_handle else None
+        return render_template("survey/staff/alert.html", institution=institution, alert=alert, form=form,
+                               confirm=ConfirmForm(), contact=contact, definition=alert.response.version.definition,
+                               reason_label=alert_service.reason_label, can_handle=can_handle), status
+
+    form = AlertCloseForm()
+    return handle_form(form, lambda: alert_service.close_alert(alert, form.note.data, actor=actor()),
+                       success=gettext("提醒已关闭。"),
+                       next_url=lambda _alert: url_for("survey_staff.alerts", institution_id=institution.id),
+                       render=render)
 
 
 @bp.post("/alerts/<int:alert_id>/acknowledge")

@@ -22,6 +22,7 @@ from core.db import utcnow
 from core.extensions import db
 from core.phone import InvalidPhone, normalise_phone
 from core.public import valid_submission_id
+from core.services import ServiceError
 from organisation.models import Touchpoint
 from survey import alerts, definitions
 from survey.models import (
@@ -40,11 +41,16 @@ IP_BURST_MINUTES = 10
 FORM_TOKEN_MAX_AGE = 6 * 3600
 
 
-class SubmissionError(ValueError):
-    """The submission cannot be stored as sent; the message (and item code) go back to the form."""
+class SubmissionError(ServiceError):
+    """The submission cannot be stored as sent (400); the message (and item code) go back to the form.
+
+    ``item_code`` is the questionnaire item at fault ("contact_phone" for the phone box); ``field`` is
+    its form field (``q_<code>``, as parse_answers reads it).
+    """
 
     def __init__(self, message: str, item_code: str | None = None):
-        super().__init__(message)
+        field = item_code if item_code in (None, "contact_phone") else f"q_{item_code}"
+        super().__init__(message, field)
         self.item_code = item_code
 
 
@@ -111,7 +117,7 @@ def check_submission(definition: dict[str, Any], submission_id: str, get: Callab
         answers = definitions.parse_answers(definition, get, getlist)
     except definitions.AnswerError as exc:
         raise SubmissionError(str(exc), exc.code) from None
-    return answers, _contact_phone(definition, {a.code: a for a in answers}, get)
+    return answers, _contact_phone(definition, answers, get)
 
 
 @dataclass(frozen=True)
@@ -211,10 +217,9 @@ def submit_response(context: Context, submission_id: str, get: Callable[[str], A
     return Stored(response, True, alert.id if alert is not None else None)
 
 
-def _contact_phone(definition, by_code, get) -> str | None:
+def _contact_phone(definition, answers, get) -> str | None:
     """'' when contact was asked for without a number, the number when given, None when not asked."""
-    item = next((i for i in definition["items"] if i.get("contact")), None)
-    if item is None or by_code.get(item["code"]) is None or by_code[item["code"]].value != "yes":
+    if not definitions.asks_for_contact(definition, answers):
         return None
     try:
         return normalise_phone(get("contact_phone")) or ""

@@ -10,14 +10,15 @@ from sqlalchemy import select
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
+from core.services import ServiceError
 from organisation.models import Institution
 from survey import definitions
 from survey.builtin import BUILTIN
 from survey.models import SurveyTemplate, TemplateVersion, VersionStatus
 
 
-class VersionError(ValueError):
-    """A version rule was broken; the message is for the user."""
+class VersionError(ServiceError):
+    """A version rule was broken (400); the message is for the user."""
 
 
 def builtin_template(code: str) -> SurveyTemplate | None:
@@ -60,7 +61,7 @@ def copy_template(source: SurveyTemplate, institution: Institution, *, code: str
     """Copy a template (shipped or the hospital's own) into a hospital's editable template, as a draft."""
     if db.session.scalar(select(SurveyTemplate.id).where(SurveyTemplate.institution_id == institution.id,
                                                          SurveyTemplate.code == code)) is not None:
-        raise VersionError(gettext("本院已有编码为 %(code)s 的问卷。", code=code))
+        raise VersionError(gettext("本院已有编码为 %(code)s 的问卷。", code=code), "code")
     base = source.published or source.draft
     if base is None:
         raise VersionError(gettext("被复制的问卷没有可用版本。"))

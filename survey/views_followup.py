@@ -6,7 +6,7 @@ import base64
 from datetime import date
 from typing import Any
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -21,6 +21,7 @@ from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.public import new_submission_id
+from core.views import handle_form, send_table
 from organisation.forms import ConfirmForm
 from organisation.importer import ImportFileError
 from organisation.models import Institution
@@ -63,8 +64,9 @@ class MonthForm(FlaskForm):
 
 
 class ApiTokenForm(FlaskForm):
-    name = StringField(_l("令牌名称"), validators=[DataRequired(message=_l("请填写令牌名称。")), Length(max=80)],
-                       description=_l("例如：HIS 出院接口"))
+    name = StringField(_l("令牌名称"), description=_l("例如：HIS 出院接口"),
+                       validators=[DataRequired(message=_l("请填写令牌名称。")),
+                                   Length(max=api_service.TOKEN_NAME_LIMIT)])
     submit = SubmitField(_l("生成令牌"))
 
 
@@ -174,33 +176,23 @@ def followup_answers(institution_id: int, discharge_id: int):
         flash(gettext("只有“已接通”且尚未录入答案的回访才能录入答案。"), "warning")
         return redirect(url_for("survey_staff.followup_calls", institution_id=institution.id))
     form = phone_answers_form(version.definition)
-    status = 200
-    if form.validate_on_submit():
-        try:
-            stored = followup.record_phone_answers(
-                discharge, form.submission_id.data or "", lambda name: _field_value(form, name),
-                lambda name: _field_list(form, name), nurse=actor())
-        except SubmissionError as exc:
-            db.session.rollback()
-            target = getattr(form, f"q_{exc.item_code}", None) if exc.item_code else None
-            if exc.item_code == "contact_phone":
-                target = form.contact_phone
-            (target.errors if target is not None else form.form_errors).append(str(exc))
-        except followup.FollowupError as exc:
-            db.session.rollback()
-            form.form_errors.append(str(exc))
-        else:
-            db.session.commit()
-            patient.after_commit(stored.alert_id)
-            flash(gettext("电话回访答案已保存。"), "success")
-            return redirect(url_for("survey_staff.followup_calls", institution_id=institution.id))
-        status = 400
-    elif request.method == "POST":
-        status = 400
-    if not form.submission_id.data:
-        form.submission_id.data = new_submission_id()
-    return render_template("survey/followup/answers.html", institution=institution, discharge=discharge, form=form,
-                           definition=version.definition, unit_label=followup.unit_label(discharge)), status
+
+    def action():
+        return followup.record_phone_answers(discharge, form.submission_id.data or "",
+                                             lambda name: _field_value(form, name),
+                                             lambda name: _field_list(form, name), nurse=actor())
+
+    def render(form: FlaskForm, status: int):
+        if not form.submission_id.data:
+            form.submission_id.data = new_submission_id()
+        return render_template("survey/followup/answers.html", institution=institution, discharge=discharge,
+                               form=form, definition=version.definition,
+                               unit_label=followup.unit_label(discharge)), status
+
+    # A refused answer (SubmissionError) names its item's field, a refused call (FollowupError) the whole form.
+    return handle_form(form, action, success=gettext("电话回访答案已保存。"),
+                       next_url=lambda _stored: url_for("survey_staff.followup_calls", institution_id=institution.id),
+                       after=lambda stored: patient.after_commit(stored.alert_id), render=render)
 
 
 # Discharge list and slips -------------------------------------------------
@@ -272,8 +264,7 @@ def followup_upload(institution_id: int):
 @bp.get("/followup/upload/template.csv")
 def followup_upload_template(institution_id: int):
     _institution(institution_id)
-    return Response(discharges.template_csv(), mimetype="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=discharges-template.csv"})
+    return send_table("csv", discharges.template_sheet(), filename="discharges-template.csv")
 
 
 # Rates -------------------------------------------------------------------

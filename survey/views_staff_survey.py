@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 
-from flask import Response, redirect, render_template, request, send_file, url_for
+from flask import redirect, render_template, request, send_file, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -18,7 +18,7 @@ from core.clock import local_today
 from core.db import utcnow
 from core.errors import render_error
 from core.extensions import db
-from core.views import handle_form
+from core.views import handle_form, send_table
 from organisation.forms import int_or_none
 from organisation.models import Institution
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
@@ -40,7 +40,7 @@ class BatchForm(FlaskForm):
                                                            message=_l("份数须在 1 到 1000 之间。"))],
                         description=_l("一般为科室在岗人数。每份是一个只能使用一次的匿名链接。"),
                         widget=TextInput(), render_kw={"inputmode": "numeric", "autocomplete": "off"})
-    label = StringField(_l("名称（选填）"), validators=[Optional(), Length(max=80)],
+    label = StringField(_l("名称（选填）"), validators=[Optional(), Length(max=service.LABEL_LIMIT)],
                         description=_l("例如“2026 年度职工满意度调查”。留空则按科室和日期命名。"))
     submit = SubmitField(_l("生成问卷链接"))
 
@@ -107,10 +107,7 @@ def staff_results_csv(institution_id: int):
         return render_error(404, gettext("还没有医务人员满意度问卷。"))
     results = service.staff_results(institution, template, year,
                                     departments=department_scope(actor(), institution))
-    response = Response(service.results_csv(results).encode("utf-8"), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f"attachment; filename=staff-survey-{year}.csv"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return send_table("csv", service.results_sheet(results), filename=f"staff-survey-{year}.csv")
 
 
 # Batches -----------------------------------------------------------------
@@ -126,7 +123,7 @@ def staff_batches(institution_id: int):
         StaffSurveyBatch.institution_id == institution.id).order_by(StaffSurveyBatch.created_at.desc())))
     used = {b.id: service.batch_used_count(b) for b in batches}
     return render_template("survey/staff_survey/batches.html", institution=institution, batches=batches, used=used,
-                           local_date=service.local_date, now=utcnow(),
+                           day_text=service.day_text, now=utcnow(),
                            min_group=service.settings_for(institution.id).staff_min_group)
 
 
@@ -161,7 +158,7 @@ def staff_batch(institution_id: int, batch_id: int):
     institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
     batch = _batch_or_404(institution, batch_id)
     return render_template("survey/staff_survey/batch.html", institution=institution, batch=batch,
-                           used=service.batch_used_count(batch), expires=service.local_date(batch.expires_at),
+                           used=service.batch_used_count(batch), expires=service.day_text(batch.expires_at),
                            min_group=service.settings_for(institution.id).staff_min_group,
                            sample=service.batch_urls(batch)[:1])
 
@@ -174,7 +171,7 @@ def staff_batch_slips(institution_id: int, batch_id: int):
     heading = (version.definition.get("title") if version else "") or batch.template.name
     data = posters.slips_pdf([posters.Slip(url) for url in service.batch_urls(batch)],
                              institution_name=institution.name, department_name=batch.department.name,
-                             heading=heading, expires=service.local_date(batch.expires_at), title=batch.label)
+                             heading=heading, expires=service.day_text(batch.expires_at), title=batch.label)
     response = send_file(io.BytesIO(data), mimetype="application/pdf", download_name=f"staff-survey-{batch.id}.pdf")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -184,10 +181,7 @@ def staff_batch_slips(institution_id: int, batch_id: int):
 def staff_batch_csv(institution_id: int, batch_id: int):
     institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
     batch = _batch_or_404(institution, batch_id)
-    response = Response(service.urls_csv(batch).encode("utf-8"), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f"attachment; filename=staff-survey-{batch.id}.csv"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return send_table("csv", service.urls_sheet(batch), filename=f"staff-survey-{batch.id}.csv")
 
 
 # The staff member's page (public, like the patient pages) ------------------

@@ -666,6 +666,30 @@ def test_an_alert_becomes_a_complaint_once_with_the_ratings_comment_place_and_ph
     assert again.id == case.id and again_code == code and len(cases_of(rmyy)) == 1
 
 
+def test_an_alert_raised_only_for_a_contact_request_does_not_become_a_low_rating(rmyy, categories,
+                                                                                 window_response):
+    from survey import alerts
+
+    rating = window_response(score="5", comment="")
+    alert = alert_of(rating)
+    assert alert.reasons == ["contact_requested"]
+    facts = alerts.alert_for_complaint(rmyy.id, alert.id)
+    assert not facts.low_score and facts.rating.low is False and facts.rating.response_id == rating.id
+    case, _code = intake.complaint_from_alert(rmyy, alert.id, actor=demo_user("rmyy-officer"))
+    assert "低分" not in case.description and "患者希望被联系" in case.description
+    assert case.channel == "survey_alert" and case.survey_response_id == rating.id
+
+
+def test_an_alert_raised_for_a_low_score_says_so(rmyy, categories, window_response):
+    from survey import alerts
+
+    alert = alert_of(window_response(score="1", comment="", phone=None))
+    facts = alerts.alert_for_complaint(rmyy.id, alert.id)
+    assert facts.low_score and facts.rating.low is True
+    case, _code = intake.complaint_from_alert(rmyy, alert.id, actor=demo_user("rmyy-officer"))
+    assert case.description == "患者在满意度评价中给出低分（评分低于预警线），未填写具体意见。"
+
+
 def test_the_alert_button_converts_with_a_category_and_a_second_click_shows_the_same_case(
         client, rmyy, categories, window_response):
     rating = window_response(score="2", comment="", phone=None)

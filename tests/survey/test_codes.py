@@ -52,6 +52,12 @@ def test_code_list_shows_live_code_template_and_patient_url(admin, rmyy, window_
     assert f"{window_code.touchpoint_id}/qr.png" in row and f"{window_code.touchpoint_id}/qr.svg" in row
 
 
+def test_the_qr_code_opens_the_public_base_url_when_one_is_set(app, monkeypatch, window_code):
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://pj.example.cn/")
+    with app.test_request_context("/"):
+        assert qr.patient_url(window_code) == f"https://pj.example.cn{survey_path(window_code)}"
+
+
 def test_touchpoints_without_a_code_offer_to_issue_one(admin, rmyy, builtin_templates):
     html = admin.get(base(rmyy)).get_data(as_text=True)
     assert "尚未生成二维码" in html

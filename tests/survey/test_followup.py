@@ -2,6 +2,7 @@
 purge of contact data, the one-time discharge-slip link, and tenant isolation."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -226,11 +227,22 @@ def test_reimporting_the_same_reference_updates_instead_of_duplicating(nurse_cli
                              .where(Discharge.institution_id == hospital.id)) == 2
 
 
+def test_the_slip_link_uses_the_public_base_url_when_one_is_set(app, monkeypatch, hospital):
+    discharge = make_discharge(hospital)
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://pj.example.cn")
+    with app.test_request_context("/"):
+        url = discharges.discharge_link_url(discharge)
+    assert url == f"https://pj.example.cn/d/{discharges.discharge_link_token(discharge)}"
+
+
 def test_the_upload_template_has_the_expected_columns(nurse_client, hospital):
     response = nurse_client.get(f"/i/{hospital.id}/survey/followup/upload/template.csv")
 
-    assert response.status_code == 200
-    assert body(response).lstrip("\ufeff").strip() == HEADER.strip()
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="discharges-template.csv"'
+    assert response.data == ("\ufeff" + HEADER.replace("\n", "\r\n")).encode()
+    (header,) = csv.reader(io.StringIO(body(response).lstrip("\ufeff")))
+    assert header == HEADER.strip().split(",")
 
 
 # API -----------------------------------------------------------------------
@@ -240,6 +252,16 @@ def api_token(ctx, hospital) -> str:
     _token, clear = create_api_token(hospital, name="HIS", actor=demo_user("rmyy-admin"))
     db.session.commit()
     return clear
+
+
+def test_a_token_name_is_required_and_at_most_80_characters(hospital):
+    admin = demo_user("rmyy-admin")
+    token, _clear = create_api_token(hospital, name=" HIS 出院接口 ", actor=admin)
+    assert token.name == "HIS 出院接口"
+    for name, message in [("  ", "请填写令牌名称"), ("长" * 81, "不能超过 80 字")]:
+        with pytest.raises(followup.FollowupError, match=message) as refused:
+            create_api_token(hospital, name=name, actor=admin)
+        assert refused.value.field == "name"
 
 
 def post_api(client, payload, token: str | None, *, raw: bytes | None = None):
@@ -472,6 +494,21 @@ def test_phone_answers_missing_the_required_overall_rating_are_refused(nurse_cli
                                  data={"submission_id": "a" * 32, **answers})
 
     assert response.status_code == 400 and "请选择一项" in body(response)
+    assert db.session.scalar(select(func.count()).select_from(SurveyResponse)
+                             .where(SurveyResponse.institution_id == hospital.id)) == 0
+
+
+def test_a_bad_phone_in_phone_answers_is_shown_at_the_phone_box(nurse_client, hospital, nurse):
+    discharge = make_discharge(hospital)
+    followup.record_call(discharge, FollowupOutcome.REACHED, nurse=nurse)
+
+    response = nurse_client.post(f"/i/{hospital.id}/survey/followup/{discharge.id}/answers",
+                                 data={"submission_id": "c" * 32, **ipd_answers(q_IPD_CONTACT="yes"),
+                                       "contact_phone": "12345"})
+
+    assert response.status_code == 400
+    phone_box = body(response).split('name="contact_phone"')[0].rsplit('<div class="field', 1)[1]
+    assert phone_box.startswith(" has-error")
     assert db.session.scalar(select(func.count()).select_from(SurveyResponse)
                              .where(SurveyResponse.institution_id == hospital.id)) == 0
 

@@ -127,6 +127,39 @@ def test_a_good_rating_still_in_the_inbox_gets_no_apology(client, window_code):
     assert "很抱歉" not in page.get_data(as_text=True)
 
 
+@pytest.fixture
+def own_code(rmyy, window_code):
+    """The window's code answering a hospital's own questionnaire: no overall item (the overall score is the
+    dimension mean) and a contact item whose code does not end in _CONTACT."""
+    template = versioning.copy_template(window_code.template, rmyy, code="OWN_FORM", name="本院问卷", actor="test")
+    raw = {"title": "本院问卷", "dimensions": [{"code": "SERVICE", "name": "服务", "weight": 1}],
+           "items": [{"code": "MOOD", "type": "scale5", "text": "满意吗？", "required": True, "dimension": "SERVICE"},
+                     {"code": "CALL_ME", "type": "yesno", "text": "需要回电吗？", "contact": True}]}
+    versioning.publish_version(versioning.save_draft(template, raw, actor="test"), actor="test")
+    qr.set_template(window_code, template, actor="test")
+    db.session.flush()
+    return window_code
+
+
+@pytest.mark.parametrize("answers, contact, low", [
+    ({"MOOD": "1"}, False, True),
+    ({"MOOD": "5", "CALL_ME": "yes"}, True, False),
+    ({"MOOD": "5", "CALL_ME": "no"}, False, False),
+])
+def test_the_thank_you_page_reads_the_questionnaires_own_overall_score_and_contact_item(
+        client, own_code, answers, contact, low):
+    """Still in the inbox or stored, the page applies the questionnaire's rules: the dimension mean when there is
+    no overall item, and the item flagged as the contact question, whatever its code."""
+    submission_id, _created = _accept(own_code, answers)
+    assert inbox.pending(submission_id) is not None
+    for _state in ("pending", "stored"):
+        page = client.get(f"/thanks/{submission_id}").get_data(as_text=True)
+        assert ("工作人员会尽快与您联系" in page) is contact
+        assert ("很抱歉这次没有让您满意" in page) is low
+        survey_tasks.drain_inbox()
+    assert _responses(submission_id) == 1
+
+
 @pytest.mark.real_engine
 def test_on_the_real_engine_the_row_is_committed_by_its_own_insert_and_a_retry_is_refused(app, database_url):
     """Production path: one autocommitted INSERT, durable before accept_rating returns (no session commit)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -98,6 +98,17 @@ def test_create_batch_refuses_absurd_sizes(rmyy, make_batch, size):
         make_batch("XNK", size)
 
 
+def test_a_batch_label_is_typed_text_of_at_most_80_characters(rmyy, stf):
+    xnk = department(rmyy, "XNK")
+    batch = staff_survey.create_batch(rmyy, xnk, stf, 1, actor="test", label="  2026 年度调查 ")
+    assert batch.label == "2026 年度调查"
+    with pytest.raises(staff_survey.StaffSurveyError, match="不能超过 80 字") as refused:
+        staff_survey.create_batch(rmyy, xnk, stf, 1, actor="test", label="长" * 81)
+    assert refused.value.field == "label"
+    unnamed = staff_survey.create_batch(rmyy, xnk, stf, 1, actor="test", label="  ")
+    assert unnamed.label.startswith(xnk.name)
+
+
 def test_create_batch_refuses_a_patient_template(rmyy, builtin_templates):
     with pytest.raises(staff_survey.StaffSurveyError):
         staff_survey.create_batch(rmyy, department(rmyy, "XNK"), builtin_templates["WIN"], 3, actor="test")
@@ -143,6 +154,31 @@ def test_slips_pdf_has_eight_slips_a_page_and_csv_lists_every_link(client, rmyy,
 
 
 # The /s/ page ----------------------------------------------------------
+
+def test_the_links_csv_is_written_by_the_tabular_writer(client, rmyy, make_batch):
+    batch = make_batch("XNK", 2)
+    batch.department.name = "=HYPERLINK(\"http://evil\")"
+    db.session.flush()
+    staff_login(client, "rmyy-admin")
+    response = client.get(f"{base(rmyy)}/batches/{batch.id}/links.csv")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Content-Disposition"] == f'attachment; filename="staff-survey-{batch.id}.csv"'
+    text = response.data.decode("utf-8")
+    assert text.startswith("\ufeff")
+    header, *rows = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    assert header == ["序号", "科室", "问卷链接", "有效期至"]
+    assert [row[0] for row in rows] == ["1", "2"]
+    assert {row[1] for row in rows} == {"'=HYPERLINK(\"http://evil\")"}  # shown as text, never run as a formula
+    assert all(re.fullmatch(r"https?://[^/]+/s/\S+", row[2]) for row in rows)
+    assert {row[3] for row in rows} == {staff_survey.day_text(batch.expires_at)}
+
+
+def test_slip_links_use_the_public_base_url_when_one_is_set(app, monkeypatch, make_batch):
+    batch = make_batch("XNK", 1)
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://pj.example.cn")
+    with app.test_request_context("/"):
+        assert staff_survey.batch_urls(batch) == [f"https://pj.example.cn{token_path(batch.tokens[0])}"]
+
 
 def test_token_opens_the_staff_questionnaire(client, make_batch, stf):
     batch = make_batch("XNK", 2)
@@ -255,6 +291,17 @@ def csv_rows(response) -> dict[str, list[str]]:
 def fill(batch, overall_values: list[str]) -> None:
     for token, overall in zip(batch.tokens, overall_values, strict=False):  # a batch has more tokens than answers
         answer(token, STF_OVERALL=overall, STF_DEVELOP="1")
+
+
+def test_a_staff_answer_counts_in_the_year_of_its_beijing_day(rmyy, make_batch, stf):
+    batch = make_batch("XNK", 6)
+    fill(batch, ["5"] * 5)
+    for response in staff_responses(rmyy):
+        response.submitted_at = datetime(2025, 12, 31, 16, 0, tzinfo=UTC)  # 2026-01-01 00:00 in Beijing
+    db.session.flush()
+    assert staff_survey.years_with_responses(rmyy) == [2026]
+    assert staff_survey.staff_results(rmyy, stf, 2026).total.n == 5
+    assert staff_survey.staff_results(rmyy, stf, 2025).total is None
 
 
 def test_four_answers_are_withheld_on_page_and_csv(client, rmyy, make_batch):

@@ -384,6 +384,20 @@ def test_bad_contact_phone_is_refused(window_code, respond, phone):
     assert raised.value.item_code == "contact_phone"
 
 
+def test_survey_refusals_are_service_errors_naming_their_form_field():
+    """core.views.handle_form answers them: the message at the field, the status of the class."""
+    from core.services import ServiceError
+    from survey.followup import FollowupError
+    from survey.staff_survey import StaffSurveyError
+    from survey.versioning import VersionError
+
+    for error in (VersionError, FollowupError, alerts.AlertError, SubmissionError, StaffSurveyError):
+        assert issubclass(error, ServiceError) and error.status == 400, error
+    assert (SubmissionError("x", "WIN_OVERALL").field, SubmissionError("x", "WIN_OVERALL").item_code) == (
+        "q_WIN_OVERALL", "WIN_OVERALL")
+    assert SubmissionError("x", "contact_phone").field == "contact_phone" and SubmissionError("x").field is None
+
+
 @pytest.mark.parametrize("phone, stored_as", [("13800138000", "13800138000"), ("028-85551234", "02885551234"),
                                               ("0755 8555 1234", "075585551234"), ("139-0000-1234", "13900001234"),
                                               ("+86 139 0000 1234", "13900001234")])
@@ -430,6 +444,16 @@ def test_sweep_re_drives_unnotified_alerts_older_than_a_minute(window_code, resp
     assert [m.meta["alert_id"] for m in outbox] == [stale.id]
     assert tasks.sweep_unnotified_alerts() == 0
     assert len(outbox) == 1
+
+
+def test_a_closing_note_is_typed_text_of_at_most_2000_characters(window_code, respond):
+    alert = alert_for(respond(window_code, WIN_OVERALL="1"))
+    handler = demo_user("rmyy-handler")
+    with pytest.raises(alerts.AlertError, match="不能超过 2000 字") as refused:
+        alerts.close_alert(alert, "长" * 2001, actor=handler)
+    assert refused.value.field == "note" and alert.status == AlertStatus.OPEN
+    alerts.close_alert(alert, " 已回电。\r\n已致歉。 ", actor=handler)
+    assert alert.note == "已回电。\n已致歉。"
 
 
 def test_acknowledge_then_close_with_a_note_is_audited(window_code, respond):
