@@ -1,4 +1,6 @@
-"""Demo complaints: a living complaint office for `flask seed-demo` (bench/complaints.py reuses the simulation for 100,000 cases).
+"""Demo complaints: a living complaint office for `flask seed-demo`.
+
+bench/complaints.py reuses the simulation for its 100,000 cases.
 
 Seed 004 asks for "一体化患者投诉服务中心 … 健全并落实患者投诉、接待、受理、处理、反馈制度，
 规范处理程序，建立医患矛盾纠纷事件台账管理制度"; the demo fills that office with plausible
