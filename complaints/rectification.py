@@ -43,6 +43,7 @@ from core.extensions import db
 from core.services import clean_text
 from organisation.models import Department, Institution, StaffUser
 from organisation.scope import GRANTS, Permission, department_scope
+from organisation.services import staff_with_roles
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -89,6 +90,12 @@ def is_overdue(rectification: Rectification, today: date) -> bool:
 def may_own_rectification(user: StaffUser) -> bool:
     """Owners must be able to open the case's pages to report completion: handlers, officers, admins."""
     return bool(user.roles & GRANTS[Permission.HANDLE_COMPLAINTS])
+
+
+def possible_owners(institution_id: int) -> list[StaffUser]:
+    """The active staff of an institution who may own a rectification (may_own_rectification), by name."""
+    staff = staff_with_roles(institution_id, *GRANTS[Permission.HANDLE_COMPLAINTS])
+    return sorted(staff, key=lambda u: (u.display_name, u.username))
 
 
 def add_rectification(complaint: Complaint, action: str, owner: StaffUser, due_date: date,

@@ -42,12 +42,9 @@ def _rectification_form(institution: Institution, complaint: Complaint) -> Recti
                                                               Department.active.is_(True))
                                      .order_by(Department.code)).all()
     form.department_id.choices = [(None, gettext("（不指定）"))] + [(d.id, d.name) for d in departments]
-    staff = db.session.scalars(select(StaffUser).where(StaffUser.institution_id == institution.id,
-                                                       StaffUser.active.is_(True))
-                               .order_by(StaffUser.display_name, StaffUser.username)).all()
     form.owner_id.choices = [(None, gettext("请选择"))] + [
-        (u.id, gettext("%(name)s（%(username)s）", name=u.display_name, username=u.username)) for u in staff
-        if remedies.may_own_rectification(u)]
+        (u.id, gettext("%(name)s（%(username)s）", name=u.display_name, username=u.username))
+        for u in remedies.possible_owners(institution.id)]
     if request.method == "GET" and form.department_id.data is None:
         form.department_id.data = complaint.lead_department_id
     return form

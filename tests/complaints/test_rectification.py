@@ -16,6 +16,7 @@ from complaints.rectification import (
     complete_refund,
     decide_refund,
     local_today,
+    possible_owners,
     request_refund,
     return_rectification,
     verify_rectification,
@@ -109,6 +110,17 @@ def test_a_due_date_in_the_past_and_an_owner_from_elsewhere_are_refused(make_cas
     with pytest.raises(NotAllowed):  # a handler of another department is not the lead
         add_rectification(routed_case(make_case, rmyy, lead="GK"), "培训", handler, in_a_week(), None,
                           actor=handler)
+
+
+def test_possible_owners_are_the_active_staff_who_may_work_cases_by_name(rmyy, handler, officer):
+    retired = make_staff([Role.COMPLAINT_OFFICER], rmyy, display_name="已离职")
+    retired.active = False
+    owners = possible_owners(rmyy.id)
+
+    assert handler in owners and officer in owners
+    assert demo_user("rmyy-leader") not in owners and retired not in owners
+    assert all(u.institution_id == rmyy.id for u in owners)
+    assert owners == sorted(owners, key=lambda u: (u.display_name, u.username))
 
 
 @pytest.mark.parametrize("due", ["2026-02-30", "明天", "0001-01-01", "", "2026-13-01"])
