@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -43,7 +43,7 @@ from complaints.workdays import (
 )
 from complaints.workflow import log_event
 from core.audit import record
-from core.clock import local_timezone, local_today
+from core.clock import local_date, local_day_bounds, local_today
 from core.db import utcnow
 from core.extensions import db
 
@@ -115,7 +115,6 @@ def compute_deadline(received_at: datetime, working_days: int, *, rule: str,
     _aware(received_at, "received_at")
     if working_days < 0 or extra_days < 0:
         raise ValueError("working_days and extra_days must not be negative")
-    tz = local_timezone()
     now = _aware(now, "now") if now is not None else utcnow()
     windows: list[tuple[datetime, datetime]] = []
     pause_json: list[dict[str, Any]] = []
@@ -134,7 +133,7 @@ def compute_deadline(received_at: datetime, working_days: int, *, rule: str,
                            **({"assumed_end": end_eff.isoformat()} if end is None else {})})
 
     calendar = work_calendar()
-    receipt_day = received_at.astimezone(tz).date()
+    receipt_day = local_date(received_at)
     total = working_days + extra_days
     receipt = calendar.info(receipt_day)
     trace: list[dict[str, Any]] = [{"date": receipt_day.isoformat(), "kind": receipt.kind, "name": receipt.name,
@@ -153,8 +152,7 @@ def compute_deadline(received_at: datetime, working_days: int, *, rule: str,
         info = calendar.info(day)
         versions[str(day.year)] = calendar.version(day.year)
         provisional |= info.provisional
-        start = datetime.combine(day, time.min, tzinfo=tz)
-        end = start + timedelta(days=1)
+        start, end = local_day_bounds(day)
         paused = any(p_start <= start and end <= p_end for p_start, p_end in windows)
         entry: dict[str, Any] = {"date": day.isoformat(), "kind": info.kind, "name": info.name,
                                  "counted": False, "n": counted, "provisional": info.provisional}
@@ -168,7 +166,7 @@ def compute_deadline(received_at: datetime, working_days: int, *, rule: str,
             if counted > working_days:
                 entry["extension"] = True
         trace.append(entry)
-    due_at = (datetime.combine(day, time.min, tzinfo=tz) + timedelta(days=1)).astimezone(UTC)
+    due_at = local_day_bounds(day)[1].astimezone(UTC)  # 24:00 of the due day
     return Deadline(due_date=day, due_at=due_at, working_days=working_days, rule=rule, provisional=provisional,
                     calendar_versions=versions, trace=trace, extra_days=extra_days,
                     received_at=received_at.astimezone(UTC), pauses=pause_json, open_pause=open_pause)

@@ -32,7 +32,7 @@ from complaints.settings import complaint_settings
 from complaints.workflow import log_event
 from core import notify
 from core.audit import record
-from core.clock import local_timezone
+from core.clock import local_date
 from core.db import utcnow
 from core.extensions import db
 from core.phone import InvalidPhone, normalise_phone
@@ -66,7 +66,7 @@ def next_case_number(institution: Institution, received_at: datetime) -> str:
     serialises two registrations at once until the first commits; the
     first registration of a year inserts the row, and a twin insert retries.
     """
-    year = received_at.astimezone(local_timezone()).year
+    year = local_date(received_at).year
     prefix = complaint_settings(institution.id).case_prefix or "TS"
     for _attempt in range(3):
         number = db.session.execute(

@@ -42,7 +42,7 @@ from complaints.models import (
     Status,
 )
 from core import tabular
-from core.clock import local_day_bounds, local_timezone
+from core.clock import local_date, local_day_bounds, local_timezone, local_today
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Department, Institution, StaffUser
@@ -249,7 +249,7 @@ def _materialise(raw: list[Any], now: datetime) -> list[LedgerRow]:
     for (cid, number, status, channel, contact, department, category, received, due_date, due_at, replied, closed,
          paused, merged, decline, satisfaction, rectification) in raw:
         # due_at is 24:00 of the due day, i.e. the next midnight: the day is the one just before it.
-        due = due_date or ((due_at.astimezone(tz) - timedelta(microseconds=1)).date() if due_at else None)
+        due = due_date or (local_date(due_at - timedelta(microseconds=1)) if due_at else None)
         rows.append(LedgerRow(
             id=cid, case_number=number, status=status, channel=channel, first_contact=contact or "",
             lead_department=department or "", category=category or "", received_at=local(received), due=due,
@@ -349,4 +349,4 @@ def export_filename(institution: Institution, f: LedgerFilter, fmt: str) -> str:
 
 
 def ascii_filename(institution: Institution, fmt: str) -> str:
-    return f"complaint-ledger-{institution.id}-{datetime.now(local_timezone()):%Y%m%d}.{fmt}"
+    return f"complaint-ledger-{institution.id}-{local_today():%Y%m%d}.{fmt}"

@@ -18,7 +18,7 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -91,10 +91,6 @@ def normalise_case_number(text: str) -> str:
     return f"{prefix}{year}-{int(seq):05d}"
 
 
-def _local_date(value: datetime | None) -> date | None:
-    return local_date(value)
-
-
 def sent_reply(complaint: Complaint) -> Reply | None:
     """The latest reply that was approved and sent to the complainant."""
     return db.session.scalar(select(Reply).where(Reply.complaint_id == complaint.id,
@@ -126,12 +122,12 @@ def public_status(complaint: Complaint) -> PublicStatus:
     open_case = status not in (Status.REPLIED, Status.CLOSED, Status.SETTLED, Status.DECLINED)
     return PublicStatus(
         case_number=complaint.case_number, step=step, stage=str(stage), explanation=str(explanation),
-        received_on=_local_date(complaint.received_at),
+        received_on=local_date(complaint.received_at),
         due_on=shown.due_date if open_case else None,
         due_provisional=bool(shown.deadline_provisional),
         paused=paused if open_case else None,
         reply=reply.body if reply is not None else None,
-        replied_on=_local_date(reply.sent_at) if reply is not None else None,
+        replied_on=local_date(reply.sent_at) if reply is not None else None,
         decline_notice=(shown.decline_notice or None) if status == Status.DECLINED else None,
         merged=shown is not complaint)
 

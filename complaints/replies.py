@@ -39,7 +39,7 @@ from complaints.workflow import (
 )
 from core import notify
 from core.audit import record
-from core.clock import local_timezone
+from core.clock import local_date
 from core.db import utcnow
 from core.extensions import db
 from core.services import clean_text
@@ -92,7 +92,7 @@ def reply_templates(institution: Institution) -> list[ReplyTemplate]:
 
 def fill_template(template: ReplyTemplate, complaint: Complaint, institution: Institution) -> str:
     """The template's text with the case's number, receipt date, subject and hospital filled in."""
-    received = complaint.received_at.astimezone(local_timezone()).date()
+    received = local_date(complaint.received_at)
     values = {"case_number": complaint.case_number, "subject": complaint.subject,
               "received": gettext("%(y)d年%(m)d月%(d)d日", y=received.year, m=received.month, d=received.day),
               "institution": institution.name}

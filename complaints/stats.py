@@ -65,7 +65,7 @@ from complaints.ledger import (
 )
 from complaints.models import Category, Channel, Complaint, DeclineReason, Status
 from complaints.workdays import working_days_between
-from core.clock import local_day_bounds, local_timezone, local_today
+from core.clock import local_date, local_day_bounds, local_today
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Department, Institution, InstitutionCategory, InstitutionLevel
@@ -247,12 +247,10 @@ def summaries(institution_ids: Iterable[int], period: Period, *, now: datetime |
 def _handling_days(ids: list[int], period: Period) -> dict[int, list[int]]:
     stmt = (select(Complaint.institution_id, Complaint.received_at, Complaint.closed_at)
             .where(*_cohort(ids, period), Complaint.status.in_(CLOSED_STATUSES)))
-    tz = local_timezone()
     counted: dict[tuple[date, date], int] = {}
     days: dict[int, list[int]] = defaultdict(list)
     for iid, received, closed in db.session.execute(stmt):
-        start = received.astimezone(tz).date()
-        end = (closed or received).astimezone(tz).date()
+        start, end = local_date(received), local_date(closed or received)
         key = (start, end)
         if key not in counted:  # many cases share the same pair of days: count each pair once
             counted[key] = working_days_between(start, end)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +26,7 @@ from complaints.models import (
     Status,
 )
 from complaints.triage import default_decline_notice
-from core.clock import local_timezone
+from core.clock import local_date, local_day_bounds, local_midnight, local_timezone, local_today
 from core.extensions import db
 from organisation.models import Department, Institution, Role, Touchpoint
 from organisation.services import staff_with_roles
@@ -115,8 +115,7 @@ def _phone(rng: random.Random) -> str:
 
 
 def _local(day: date, hour: float) -> datetime:
-    tz = local_timezone()
-    return (datetime.combine(day, time.min, tzinfo=tz) + timedelta(hours=hour)).astimezone(UTC)
+    return (local_midnight(day) + timedelta(hours=hour)).astimezone(UTC)
 
 
 def _working_day(day: date, n: int) -> date:
@@ -130,9 +129,8 @@ def _due(received_at: datetime, days: int, rule: str, *, trace: bool,
         d = deadlines.compute_deadline(received_at, days, rule=rule, pauses=pauses, now=now)
         return {"due_date": d.due_date, "due_at": d.due_at, "deadline_provisional": d.provisional,
                 "deadline_trace": d.to_json(), "deadline_rule": rule, "working_days": days}
-    due_date, provisional = workdays.add_working_days(received_at.astimezone(local_timezone()).date(), days)
-    due_at = (datetime.combine(due_date, time.min, tzinfo=local_timezone()) + timedelta(days=1)).astimezone(
-        UTC)
+    due_date, provisional = workdays.add_working_days(local_date(received_at), days)
+    due_at = local_day_bounds(due_date)[1].astimezone(UTC)
     return {"due_date": due_date, "due_at": due_at, "deadline_provisional": provisional, "deadline_trace": {},
             "deadline_rule": rule, "working_days": days}
 
@@ -261,7 +259,7 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
         values["lead_department_id"] = first
         case.departments.append({"department_id": first, "role": "lead", "assigned_at": assigned,
                                  "due_at": values["due_at"], "active": True})
-        receipt_day = received_at.astimezone(tz).date()
+        receipt_day = local_date(received_at)
         if co is not None:
             case.concerned.append(co)
             co_due = _local(_working_day(receipt_day, 6), 24)
@@ -373,11 +371,10 @@ def _pause(case: Case, rng: random.Random, since: datetime, now: datetime, recei
 def _outcomes(case: Case, rng: random.Random, office: Office, template: Template, category: str, lead: int,
               sent: datetime, now: datetime) -> None:
     """Rectifications (整改, 挂账销号) and, for price complaints, refunds."""
-    tz = local_timezone()
     if category != "security" and rng.random() < 0.35:
         owner = office.drafter(lead)
         verifier = office.reviewer if owner == office.officer else office.officer
-        due = sent.astimezone(tz).date() + timedelta(days=rng.choice((14, 21, 30)))
+        due = local_date(sent) + timedelta(days=rng.choice((14, 21, 30)))
         row = {"institution_id": office.institution.id, "department_id": lead,
                "action": template.measure or "针对投诉反映的问题制定整改措施并落实。",
                "owner_id": owner[0] or office.officer[0],
@@ -430,8 +427,7 @@ def received_times(rng: random.Random, n: int, *, days: int, now: datetime,
                     recent_share: float = 0.0) -> list[datetime]:
     """``n`` receipt times over the last ``days`` days (``recent_share`` of them in the last 30 days): working
     hours, fewer at weekends, none in the future."""
-    tz = local_timezone()
-    today = now.astimezone(tz).date()
+    today = local_today(now)
     times = []
     while len(times) < n:
         day = today - timedelta(days=rng.randrange(min(days, 30) if rng.random() < recent_share else days))

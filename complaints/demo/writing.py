@@ -20,7 +20,7 @@ from complaints.models import (
     Reply,
 )
 from complaints.models.cases import complaint_concerned_department
-from core.clock import local_timezone
+from core.clock import local_date
 from core.extensions import db
 
 # Writing many rows fast ------------------------------------------------------------------
@@ -85,12 +85,11 @@ def _reserve_ids(count: int) -> list[int]:
 
 def number_cases(office: Office, cases: list[Case]) -> None:
     """Case numbers in receipt order per year, continuing (and then moving) the intake's counters."""
-    tz = local_timezone()
     counters = {row.year: row for row in db.session.scalars(
         select(CaseCounter).where(CaseCounter.institution_id == office.institution.id))}
     last: dict[int, int] = {year: row.last_number for year, row in counters.items()}
     for case in sorted(cases, key=lambda c: c.values["received_at"]):
-        year = case.values["received_at"].astimezone(tz).year
+        year = local_date(case.values["received_at"]).year
         last[year] = last.get(year, 0) + 1
         case.values["case_number"] = f"{office.prefix}{year}-{last[year]:05d}"
     for year, number in last.items():
