@@ -36,9 +36,10 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # as a script: the app and bench/ importable
 from bench.servers import ADMIN_DSN, ROOT, app_env, free_port, hammer, start, stop, summary, wait_for  # noqa: E402
+from complaints.models import Status  # noqa: E402
 
 TARGET_P95_MS = 150.0
-OPEN_STATUSES = ("accepted", "in_handling", "transferred", "reply_drafted", "reply_approved", "reopened")
+OPEN_STATUSES = Status.values(Status.open_statuses())
 
 
 # The baseline: gunicorn "bench.complaints:bare_app()" ------------------------------------------

@@ -275,7 +275,7 @@ def recompute_open_deadlines(*, actor: Any, batch_size: int = 500) -> int:
     it recomputed its deadline already. Safe to run twice.
     """
     invalidate_calendar_cache()
-    open_statuses = [s.value for s in Status.open_statuses()]
+    open_statuses = Status.values(Status.open_statuses())
     moved, last_id = 0, 0
     now = utcnow()
     while True:

@@ -334,9 +334,6 @@ def emergency_recipients(institution_id: int) -> list[StaffUser]:
     return staff_with_roles(institution_id, Role.COMPLAINT_OFFICER, Role.INSTITUTION_ADMIN, Role.LEADERSHIP)
 
 
-FINISHED_STATUSES = {Status.CLOSED, Status.DECLINED, Status.SETTLED}
-
-
 def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
     """Mark a case as a quality-and-safety emergency whose officers, admins and leadership are to be alerted now.
 
@@ -349,7 +346,7 @@ def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
     """
     if complaint.safety_emergency:
         return False
-    if Status(complaint.status) in FINISHED_STATUSES:
+    if Status(complaint.status) in Status.finished():
         # A finished case is reopened first; an alarm about it would send people to nothing.
         raise IntakeError(gettext("案件已结束，请先重新处理后再标记紧急。"))
     complaint.safety_emergency = True

@@ -53,8 +53,7 @@ SATISFACTION_LABELS = {"satisfied": _l("满意"), "basically": _l("基本满意"
 SATISFIED_VALUES = (Satisfaction.SATISFIED, Satisfaction.BASICALLY)
 
 # Statuses in which no answer is owed any more, so no deadline can be missed.
-NO_DEADLINE = (Status.DECLINED.value, Status.SETTLED.value)
-CLOSED_STATUSES = (Status.CLOSED.value, Status.SETTLED.value)
+NO_DEADLINE = Status.values(Status.no_deadline())
 
 
 def columns() -> list[str]:
@@ -105,8 +104,7 @@ def timeliness(*, status: str, due_at: datetime | None, replied_at: datetime | N
 
 # Filters ---------------------------------------------------------------------
 
-STATUS_GROUPS = {"open": [s.value for s in Status.open_statuses()] + [Status.REGISTERED.value],
-                 "done": list(CLOSED_STATUSES)}
+STATUS_GROUPS = {"open": Status.values(Status.to_do()), "done": Status.values(Status.done())}
 
 
 @dataclass

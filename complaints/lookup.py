@@ -119,7 +119,7 @@ def public_status(complaint: Complaint) -> PublicStatus:
             paused = str(PAUSED[PauseReason(shown.pause_reason)])
         except ValueError:
             paused = str(_l("暂停计时。"))
-    open_case = status not in (Status.REPLIED, Status.CLOSED, Status.SETTLED, Status.DECLINED)
+    open_case = status in Status.to_do()
     return PublicStatus(
         case_number=complaint.case_number, step=step, stage=str(stage), explanation=str(explanation),
         received_on=local_date(complaint.received_at),

@@ -20,8 +20,8 @@ from organisation.models import Institution
 
 # Queues ----------------------------------------------------------------------------
 
-OPEN_VALUES = tuple(s.value for s in Status if s in Status.open_statuses())
-QUEUE_VALUES = (Status.REGISTERED.value, *OPEN_VALUES)  # what is still to do, triage included
+OPEN_VALUES = Status.values(Status.open_statuses())
+QUEUE_VALUES = Status.values(Status.to_do())  # what is still to do, triage included
 
 
 @dataclass

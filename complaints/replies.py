@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 5000
 MAX_NOTE = 2000
+# A reply is drafted while the case is handled, and revised while the draft awaits review.
+DRAFTING = frozenset({Status.IN_HANDLING, Status.REPLY_DRAFTED})
 
 
 class ReplyError(WorkflowError):
@@ -125,7 +127,7 @@ def _complaint(reply: Reply) -> Complaint:
 # Who may do what ----------------------------------------------------------------------
 
 def can_start_draft(user: StaffUser, complaint: Complaint) -> bool:
-    return (complaint.merged_into_id is None and Status(complaint.status) in (Status.IN_HANDLING, Status.REPLY_DRAFTED)
+    return (complaint.merged_into_id is None and Status(complaint.status) in DRAFTING
             and may_draft(user, complaint))
 
 
@@ -143,7 +145,7 @@ def draft_reply(complaint: Complaint, body: str, *, actor: StaffUser, expected_v
                       required=gettext("请填写答复内容。"), error=ReplyError)
     check_writable(complaint)
     status = Status(complaint.status)
-    if status not in (Status.IN_HANDLING, Status.REPLY_DRAFTED):
+    if status not in DRAFTING:
         raise NotAllowed(gettext("案件当前状态为“%(status)s”，不能起草答复。", status=status.label))
     if not may_draft(actor, complaint):
         raise NotAllowed(gettext("只有主办科室的处理人或投诉管理人员可以起草答复。"))

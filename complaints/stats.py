@@ -57,7 +57,6 @@ from flask_babel import gettext
 from sqlalchemy import and_, case, func, or_, select
 
 from complaints.ledger import (
-    CLOSED_STATUSES,
     SATISFIED_VALUES,
     on_time_expr,
     overdue_expr,
@@ -71,6 +70,7 @@ from core.extensions import db
 from organisation.models import Department, Institution, InstitutionCategory, InstitutionLevel
 
 SMALL_SAMPLE = 10
+CLOSED_VALUES = Status.values(Status.done())  # 解决率's closed cases: 已办结 or 当场办结
 
 # Topic words counted in subjects: what patients complain about, in their words.
 TOPIC_WORDS = ("态度", "排队", "等候", "等待", "收费", "退费", "费用", "检查", "预约", "挂号", "停车", "卫生", "饭菜",
@@ -211,7 +211,7 @@ def summaries(institution_ids: Iterable[int], period: Period, *, now: datetime |
     status = Complaint.status
     declined = status == Status.DECLINED.value
     accepted = status.not_in([Status.DECLINED.value, Status.REGISTERED.value])
-    closed = status.in_(CLOSED_STATUSES)
+    closed = status.in_(CLOSED_VALUES)
     response_at = _response_at()
     responded = and_(accepted, response_at.is_not(None),
                      or_(Complaint.due_at.is_(None), response_at <= Complaint.due_at))
@@ -246,7 +246,7 @@ def summaries(institution_ids: Iterable[int], period: Period, *, now: datetime |
 
 def _handling_days(ids: list[int], period: Period) -> dict[int, list[int]]:
     stmt = (select(Complaint.institution_id, Complaint.received_at, Complaint.closed_at)
-            .where(*_cohort(ids, period), Complaint.status.in_(CLOSED_STATUSES)))
+            .where(*_cohort(ids, period), Complaint.status.in_(CLOSED_VALUES)))
     counted: dict[tuple[date, date], int] = {}
     days: dict[int, list[int]] = defaultdict(list)
     for iid, received, closed in db.session.execute(stmt):

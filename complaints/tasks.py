@@ -215,7 +215,7 @@ def notify_emergency(complaint_id: int) -> bool:
     """
     complaint = db.session.get(Complaint, complaint_id)
     if complaint is None or not complaint.safety_emergency or complaint.emergency_notified_at is not None \
-            or Status(complaint.status) in intake.FINISHED_STATUSES:
+            or Status(complaint.status) in Status.finished():
         return False
     table = Complaint.__table__
     # A plain UPDATE: it does not bump the case's optimistic-lock version (an officer's open page stays valid).
@@ -254,7 +254,7 @@ def sweep_emergency_notices() -> int:
     """Periodic: send the emergency notices still owed (Redis down after the commit, a failing gateway)."""
     ids = list(db.session.scalars(select(Complaint.id).where(
         Complaint.safety_emergency, Complaint.emergency_notified_at.is_(None),
-        Complaint.status.not_in([s.value for s in intake.FINISHED_STATUSES])).order_by(Complaint.id)))
+        Complaint.status.not_in(Status.values(Status.finished()))).order_by(Complaint.id)))
     db.session.commit()  # end the read: each case is claimed (and committed) on its own
     sent = 0
     for complaint_id in ids:

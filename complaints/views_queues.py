@@ -50,8 +50,7 @@ def actor() -> StaffUser:
 
 def _filter_form(institution: Institution, departments: set[int] | None = None) -> QueueFilterForm:
     form = QueueFilterForm(request.args)
-    form.status.choices = [("", gettext("全部在办"))] + [(s.value, s.label) for s in Status
-                                                     if s.value in queues.QUEUE_VALUES] + [
+    form.status.choices = [("", gettext("全部在办"))] + [(s.value, s.label) for s in Status if s in Status.to_do()] + [
         (Status.REPLIED.value, gettext("已答复（待办结）"))]
     categories = db.session.scalars(select(Category).where(
         (Category.institution_id == institution.id) | Category.institution_id.is_(None), Category.active.is_(True))

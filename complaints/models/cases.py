@@ -1,6 +1,7 @@
 """Complaint cases, the departments that handle them, their clock and timeline."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -50,11 +51,39 @@ class Status(LabelledEnum):
     SETTLED = "settled", _l("当场办结")
     REOPENED = "reopened", _l("已重新处理")
 
+    # Groups of statuses: each is written here once, and used by name everywhere else.
+
     @classmethod
-    def open_statuses(cls) -> set[Status]:
+    def open_statuses(cls) -> frozenset[Status]:
         """Statuses whose clock runs (the case is awaiting an answer to the complainant)."""
-        return {cls.ACCEPTED, cls.IN_HANDLING, cls.TRANSFERRED, cls.REPLY_DRAFTED, cls.REPLY_APPROVED,
-                cls.REOPENED}
+        return frozenset({cls.ACCEPTED, cls.IN_HANDLING, cls.TRANSFERRED, cls.REPLY_DRAFTED, cls.REPLY_APPROVED,
+                          cls.REOPENED})
+
+    @classmethod
+    def to_do(cls) -> frozenset[Status]:
+        """What is still to do: the open statuses and the cases awaiting triage (the queues, the ledger's 'open')."""
+        return cls.open_statuses() | {cls.REGISTERED}
+
+    @classmethod
+    def finished(cls) -> frozenset[Status]:
+        """Nothing more happens to the case (a closed one may still be reopened)."""
+        return frozenset({cls.CLOSED, cls.DECLINED, cls.SETTLED})
+
+    @classmethod
+    def done(cls) -> frozenset[Status]:
+        """办结: closed after a reply, or settled on the spot (the ledger's 'done', the statistics' closed cases)."""
+        return frozenset({cls.CLOSED, cls.SETTLED})
+
+    @classmethod
+    def no_deadline(cls) -> frozenset[Status]:
+        """No answer is owed, so no deadline can be missed: declined, or settled on the spot."""
+        return frozenset({cls.DECLINED, cls.SETTLED})
+
+    @classmethod
+    def values(cls, statuses: Iterable[Status]) -> tuple[str, ...]:
+        """The stored values of ``statuses``, in the order the statuses are declared (stable SQL)."""
+        wanted = set(statuses)
+        return tuple(s.value for s in cls if s in wanted)
 
 
 class DeclineReason(LabelledEnum):
@@ -123,9 +152,8 @@ class Category(db.Model):
         return self.name
 
 
-# Status.open_statuses() as SQL, for the partial index of the officer's queue (keep the two in step).
-OPEN_STATUS_SQL = ("status IN ('accepted', 'in_handling', 'transferred', 'reply_drafted', 'reply_approved', "
-                   "'reopened')")
+# Status.open_statuses() as SQL, for the partial index of the officer's queue (migration 0004 wrote the same text).
+OPEN_STATUS_SQL = "status IN (" + ", ".join(f"'{v}'" for v in Status.values(Status.open_statuses())) + ")"
 # Emergencies whose notice is still owed: what the minutely sweep looks for (complaints.tasks).
 EMERGENCY_UNNOTIFIED_SQL = "safety_emergency AND emergency_notified_at IS NULL"
 

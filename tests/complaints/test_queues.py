@@ -9,6 +9,7 @@ from sqlalchemy import event, select
 
 from complaints import cohandling, pauses, queues, routing, triage
 from complaints.models import CaseEvent, Status
+from complaints.models.cases import OPEN_STATUS_SQL
 from core.extensions import db
 from tests.complaints.conftest import department, staff_login
 from tests.factories import demo_user
@@ -79,6 +80,19 @@ def test_the_queue_filters(client, rmyy, cases, categories):
     assert rows(client.get(base, query_string={"due_within": "7"}).get_data(as_text=True)) == ["停车场收费不合理"]
     assert rows(client.get(base, query_string={"category_id": categories["charges"].id}).get_data(as_text=True)) == []
     assert client.get(base, query_string={"due_within": "abc"}).status_code == 400
+
+
+def test_the_status_groups_fit_together():
+    everything = set(Status)
+    assert Status.to_do() | {Status.REPLIED} | Status.finished() == everything
+    assert not Status.to_do() & Status.finished() and Status.REPLIED not in Status.to_do() | Status.finished()
+    assert Status.to_do() - Status.open_statuses() == {Status.REGISTERED}
+    assert Status.done() | Status.no_deadline() == Status.finished()
+    assert queues.OPEN_VALUES == Status.values(Status.open_statuses()) == (
+        "accepted", "in_handling", "transferred", "reply_drafted", "reply_approved", "reopened")
+    # The partial index of the queue was created with this text (migration 0004).
+    assert OPEN_STATUS_SQL == ("status IN ('accepted', 'in_handling', 'transferred', 'reply_drafted', "
+                               "'reply_approved', 'reopened')")
 
 
 def test_queue_counts_come_from_one_grouped_query(rmyy, cases):
