@@ -29,7 +29,7 @@ from typing import Any
 from flask import current_app
 from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from complaints.models import CasePause, CaseRole, Complaint, Extension, ExtensionStatus, Status
@@ -372,10 +372,27 @@ def working_days_left(complaint: Complaint, today: date | None = None) -> int | 
     return working_days_between(today or local_today(), complaint.due_date)
 
 
+def past_due(status: str, due_at: datetime | None, paused_since: datetime | None, now: datetime) -> bool:
+    """The overdue rule: an open case, its clock running, past the end (24:00 Beijing time) of its due day."""
+    return (Status(status) in Status.open_statuses() and paused_since is None and due_at is not None
+            and now >= due_at)
+
+
 def is_overdue(complaint: Complaint, now: datetime | None = None) -> bool:
-    """Past the end (24:00 Beijing time) of the due day with the clock running."""
-    return (complaint.is_open and complaint.paused_since is None and complaint.due_at is not None
-            and (now or utcnow()) >= complaint.due_at)
+    """Past the end (24:00 Beijing time) of the due day with the clock running (past_due)."""
+    return past_due(complaint.status, complaint.due_at, complaint.paused_since, now or utcnow())
+
+
+def overdue_sql(now: datetime, *, statuses: Any = None) -> Any:
+    """past_due as a SQL condition on Complaint, for the queues, the ledger, the statistics and the sweep.
+
+    ``statuses`` is the caller's own test that the case is open, where the SQL text matters (the queues
+    write the statuses literally, to match their partial index); ``sqlalchemy.true()`` when the query has
+    chosen its statuses already. By default, Status.open_statuses().
+    """
+    if statuses is None:
+        statuses = Complaint.status.in_(Status.values(Status.open_statuses()))
+    return and_(statuses, Complaint.paused_since.is_(None), Complaint.due_at <= now)
 
 
 def due_threshold(days: int, now: datetime | None = None) -> date:

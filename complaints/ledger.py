@@ -29,6 +29,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
+from complaints.deadlines import overdue_sql, past_due
 from complaints.models import (
     CaseDepartment,
     Category,
@@ -82,12 +83,11 @@ def on_time_expr():
 
 
 def overdue_expr(now: datetime):
-    """True: replied after the deadline, or still unanswered (and not paused) after it."""
+    """True: replied after the deadline, or still unanswered and overdue (complaints.deadlines.overdue_sql)."""
     return and_(Complaint.due_at.is_not(None), Complaint.status.not_in(NO_DEADLINE),
                 Complaint.merged_into_id.is_(None),
                 or_(and_(Complaint.replied_at.is_not(None), Complaint.replied_at > Complaint.due_at),
-                    and_(Complaint.replied_at.is_(None), Complaint.paused_since.is_(None),
-                         Complaint.status != Status.CLOSED.value, Complaint.due_at <= now)))
+                    and_(Complaint.replied_at.is_(None), overdue_sql(now))))
 
 
 def timeliness(*, status: str, due_at: datetime | None, replied_at: datetime | None,
@@ -97,7 +97,7 @@ def timeliness(*, status: str, due_at: datetime | None, replied_at: datetime | N
         return None
     if replied_at is not None:
         return replied_at <= due_at
-    if paused_since is None and status != Status.CLOSED.value and due_at <= now:  # as deadlines.is_overdue
+    if past_due(status, due_at, paused_since, now):
         return False
     return None  # still within its deadline (or its clock is paused)
 

@@ -5,10 +5,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select
+from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select, true
 from sqlalchemy.orm import load_only
 
-from complaints.deadlines import due_threshold
+from complaints.deadlines import due_threshold, overdue_sql
 from complaints.models import (
     CaseDepartment,
     Complaint,
@@ -82,7 +82,7 @@ def queue_statement(institution: Institution, f: QueueFilter):
     if f.paused:
         stmt = stmt.where(Complaint.paused_since.is_not(None))
     if f.overdue:
-        stmt = stmt.where(Complaint.due_at <= f.now, Complaint.paused_since.is_(None))
+        stmt = stmt.where(overdue_sql(f.now, statuses=true()))  # the statuses are chosen above
     if f.due_within is not None:
         stmt = stmt.where(Complaint.due_date <= due_threshold(f.due_within, f.now), Complaint.due_at > f.now)
     if f.department_id:
@@ -114,7 +114,7 @@ def queue_counts(institution: Institution, *, departments: set[int] | None = Non
 
     stmt = select(
         count(is_open).label("open"),
-        count(and_(running, Complaint.due_at <= now)).label("overdue"),
+        count(overdue_sql(now, statuses=is_open)).label("overdue"),
         count(and_(running, Complaint.due_at > now, Complaint.due_date <= near)).label("near"),
         count(and_(is_open, Complaint.safety_emergency.is_(True))).label("emergency"),
         count(and_(is_open, Complaint.paused_since.is_not(None))).label("paused"),

@@ -29,7 +29,7 @@ from sqlalchemy import or_, select, update
 from complaints import feedback as feedback_service
 from complaints import intake, workdays
 from complaints.cohandling import missing_co_answers
-from complaints.deadlines import due_threshold, recompute_open_deadlines
+from complaints.deadlines import due_threshold, overdue_sql, recompute_open_deadlines
 from complaints.models import Complaint, ComplaintSettings, Feedback, ReopenStatus, Status
 from complaints.queues import OPEN_VALUES, status_in
 from complaints.settings import complaint_settings
@@ -190,7 +190,7 @@ def sweep_deadlines(now: str | None = None) -> dict[str, int]:
         *running, Complaint.due_at > at, Complaint.due_date <= horizon,
         or_(Complaint.reminded_for.is_(None), Complaint.reminded_for != Complaint.due_date)).order_by(Complaint.id)))
     escalate_ids = list(db.session.scalars(select(Complaint.id).where(
-        *running, Complaint.due_at <= at,
+        overdue_sql(at, statuses=status_in(OPEN_VALUES)), Complaint.due_date.is_not(None),
         or_(Complaint.escalated_for.is_(None), Complaint.escalated_for != Complaint.due_date)).order_by(Complaint.id)))
     db.session.commit()  # end the read: each case is handled (and committed) on its own
     reminded = sum(1 for complaint_id in remind_ids if remind_case(complaint_id, at.isoformat()))

@@ -14,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import event, select
 
-from complaints import demo, ledger
+from complaints import deadlines, demo, ledger
 from complaints.demo.writing import write_rows
 from complaints.models import Complaint
 from core.extensions import db
@@ -107,6 +107,16 @@ def test_on_time_column_follows_the_deadline(october_ledger):
     assert {k for k, v in verdict.items() if v is False} == {"A3", "A5", "A7", "A8", "A13", "A16"}
     assert verdict["A9"] is None and verdict["A10"] is None  # paused; deadline ahead
     assert verdict["D1"] is None and verdict["A11"] is None and verdict["M1"] is None
+
+
+def test_overdue_in_sql_is_the_deadlines_rule(october_ledger):
+    now = datetime.now(UTC)
+    cases = list(db.session.scalars(select(Complaint).where(Complaint.institution_id == october_ledger.rmyy.id)))
+    by_rule = {c.id for c in cases if deadlines.is_overdue(c, now)}
+    by_sql = set(db.session.scalars(select(Complaint.id).where(Complaint.institution_id == october_ledger.rmyy.id,
+                                                               deadlines.overdue_sql(now))))
+
+    assert by_sql == by_rule == {october_ledger.cases[k].id for k in ("A8", "A13", "A16")}
 
 
 def test_rectification_and_satisfaction_columns_summarise_the_case(october_ledger):
