@@ -42,8 +42,6 @@ Rates computed from fewer than ``SMALL_SAMPLE`` cases are flagged: read them wit
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import statistics
 from collections import Counter, defaultdict
@@ -52,7 +50,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import and_, case, func, or_, select
 
@@ -67,6 +64,7 @@ from complaints.workdays import working_days_between
 from core.clock import local_date, local_day_bounds, local_today
 from core.db import utcnow
 from core.extensions import db
+from core.signing import hash_value
 from organisation.models import Department, Institution, InstitutionCategory, InstitutionLevel
 
 SMALL_SAMPLE = 10
@@ -319,10 +317,10 @@ def _label(enum: Any, value: str) -> str:
 
 
 def phone_token(phone: str) -> str:
-    """A short keyed hash of a phone number's digits: equal numbers give equal tokens; the number is not shown."""
+    """A short keyed hash of a phone number's digits (core.signing): equal numbers give equal tokens; the number is
+    not shown. Only a grouping key within one report."""
     digits = re.sub(r"\D", "", phone)[-11:]
-    key = str(current_app.config.get("SECRET_KEY") or "").encode()
-    return hmac.new(key, b"complainant-phone:" + digits.encode(), hashlib.sha256).hexdigest()[:8]
+    return hash_value("complainant-phone", digits)[:8]
 
 
 def repeat_complainants(cohort: list[Any]) -> list[tuple[str, list[str]]]:
