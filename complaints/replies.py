@@ -34,6 +34,7 @@ from complaints.workflow import (
     WorkflowError,
     check_version,
     log_event,
+    text_complainant,
     touch,
     transition,
 )
@@ -257,9 +258,9 @@ def send_reply(complaint: Complaint, *, actor: StaffUser, via: str | None = None
     if chosen != ReplyVia.LETTER:  # the printed letter is handed over or posted by the officer
         try:
             if chosen == ReplyVia.SMS:
-                notify.send_to_person(complaint.complainant_phone or "", subject,
-                                      f"{notify.sms_signature(institution.display_name)}{subject}：{reply.body}",
-                                      kind="complaint_reply", channel="sms", meta=meta)
+                if not text_complainant(complaint, subject, f"{subject}：{reply.body}", kind="complaint_reply",
+                                        meta={"reply": reply.number}):
+                    raise ValueError("no phone number to text")
             else:
                 notify.send_to_person(address, f"{institution.name} {subject}", reply.body, kind="complaint_reply",
                                       channel="email", meta=meta)

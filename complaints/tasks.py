@@ -33,14 +33,14 @@ from complaints.deadlines import due_threshold, overdue_sql, recompute_open_dead
 from complaints.models import Complaint, ComplaintSettings, Feedback, ReopenStatus, Status
 from complaints.queues import OPEN_VALUES, status_in
 from complaints.settings import complaint_settings
-from complaints.workflow import log_event
+from complaints.workflow import log_event, text_complainant
 from core import notify
 from core.audit import record
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.tasks import job_logger
-from organisation.models import Department, Institution, Role, StaffUser
+from organisation.models import Department, Role, StaffUser
 from organisation.services import staff_with_roles
 
 if TYPE_CHECKING:
@@ -269,15 +269,6 @@ def sweep_emergency_notices() -> int:
 
 # Notices after a decision --------------------------------------------------------------------
 
-def send_to_complainant(complaint: Complaint, subject: str, body: str, kind: str) -> bool:
-    """Text the complainant (core.notify.send_to_person); False when there is no number."""
-    phone = (complaint.complainant_phone or "").strip()
-    if not phone:
-        return False
-    notify.send_to_person(phone, subject, body, kind=kind, channel="sms", meta={"complaint_id": complaint.id})
-    return True
-
-
 def send_decline_notice(complaint_id: int) -> bool:
     """Tell the complainant why the complaint was not accepted (once; needs a phone number)."""
     complaint = db.session.get(Complaint, complaint_id)
@@ -290,7 +281,7 @@ def send_decline_notice(complaint_id: int) -> bool:
     with force_locale("zh_Hans"):
         subject = gettext("关于您的投诉（%(number)s）的处理告知", number=complaint.case_number)
         note = gettext("不予受理告知已发送给投诉人。")
-    if not send_to_complainant(complaint, subject, complaint.decline_notice, "complaint_decline_notice"):
+    if not text_complainant(complaint, subject, complaint.decline_notice, kind="complaint_decline_notice"):
         return False
     log_event(complaint, "decline_notice_sent", actor=SYSTEM, note=note)
     record(SYSTEM, "complaint.decline_notice_sent", complaint)
@@ -329,16 +320,13 @@ def send_feedback_link(feedback_id: int) -> bool:
     complaint = db.session.get_one(Complaint, feedback.complaint_id)
     if not complaint.complainant_phone or utcnow() >= feedback.expires_at:
         return False
-    institution = db.session.get_one(Institution, complaint.institution_id)
     days = max(1, round((feedback.expires_at - feedback.created_at).total_seconds() / 86400))
     with force_locale("zh_Hans"):
         subject = gettext("投诉处理回访（编号 %(n)s）", n=complaint.case_number)
-        body = gettext("%(prefix)s您反映的问题（编号 %(n)s）已办结。请告诉我们您对处理结果是否满意：%(url)s "
-                       "（%(days)d 天内有效）", prefix=notify.sms_signature(institution.display_name),
-                       n=complaint.case_number,
-                       url=feedback_service.feedback_url(feedback), days=days)
-    notify.send_to_person(complaint.complainant_phone, subject, body, kind="complaint_feedback", channel="sms",
-                          meta={"complaint_id": complaint.id, "feedback": feedback.id})
+        body = gettext("您反映的问题（编号 %(n)s）已办结。请告诉我们您对处理结果是否满意：%(url)s "
+                       "（%(days)d 天内有效）",
+                       n=complaint.case_number, url=feedback_service.feedback_url(feedback), days=days)
+    text_complainant(complaint, subject, body, kind="complaint_feedback", meta={"feedback": feedback.id})
     feedback.link_sent_at = utcnow()
     db.session.commit()
     return True
@@ -390,14 +378,9 @@ def notify_reopen_refused(feedback_id: int) -> bool:
         return False
     with force_locale("zh_Hans"):
         subject = gettext("投诉 %(n)s 不予重新办理", n=complaint.case_number)
-        body = gettext("%(prefix)s您对投诉（编号 %(n)s）处理结果的意见已收到。经审查，不予重新办理，理由：%(reason)s",
-                       prefix=notify.sms_signature(
-                           db.session.get_one(Institution, complaint.institution_id).display_name),
-                       n=complaint.case_number,
-                       reason=feedback.reopen_note)
-    notify.send_to_person(complaint.complainant_phone, subject, body, kind="complaint_reopen_refused", channel="sms",
-                          meta={"complaint_id": complaint.id})
-    return True
+        body = gettext("您对投诉（编号 %(n)s）处理结果的意见已收到。经审查，不予重新办理，理由：%(reason)s",
+                       n=complaint.case_number, reason=feedback.reopen_note)
+    return text_complainant(complaint, subject, body, kind="complaint_reopen_refused")
 
 
 # After a calendar edit ----------------------------------------------------------------------

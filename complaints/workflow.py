@@ -29,11 +29,12 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from complaints.access import HANDLERS, OFFICERS
 from complaints.models import CaseEvent, Complaint, Status
+from core import notify
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
 from core.services import Conflict, Refused, ServiceError, clean_text
-from organisation.models import Role, StaffUser
+from organisation.models import Institution, Role, StaffUser
 
 
 class Action(StrEnum):
@@ -179,6 +180,23 @@ def require_text(value: str | None, field_name: str, message: str) -> str:
 def require_open(complaint: Complaint) -> None:
     if not complaint.is_open:
         raise NotAllowed(gettext("案件当前状态为“%(status)s”，不能执行此操作。", status=Status(complaint.status).label))
+
+
+def text_complainant(complaint: Complaint, subject: str, body: str, *, kind: str,
+                     meta: dict[str, Any] | None = None) -> bool:
+    """Text the complainant (core.notify.send_to_person); False when the case has no number.
+
+    Every text to a complainant goes out here, so each carries the hospital's SMS signature
+    (core.notify.sms_signature) in front of ``body``: the decline notice, the reply, the feedback link, the
+    refused reopening.
+    """
+    phone = (complaint.complainant_phone or "").strip()
+    if not phone:
+        return False
+    institution = db.session.get_one(Institution, complaint.institution_id)
+    notify.send_to_person(phone, subject, notify.sms_signature(institution.display_name) + body, kind=kind,
+                          channel="sms", meta={"complaint_id": complaint.id, **(meta or {})})
+    return True
 
 
 # Actors that are not staff members, as the timeline names them.

@@ -14,6 +14,7 @@ from complaints.feedback import FeedbackError, accept_reopen, answer_feedback, r
 from complaints.models import Channel, Feedback, Status
 from complaints.replies import approve_reply, close_complaint, draft_reply, send_reply
 from complaints.workflow import ConcurrentChange
+from core import notify
 from core.audit import AuditEntry
 from core.db import utcnow
 from core.extensions import db
@@ -210,6 +211,7 @@ def test_refusing_a_reopen_needs_a_reason_and_the_complainant_is_told(make_case,
 
     assert (fb.reopen_status, case.status, case.reopened_count) == ("refused", Status.CLOSED, 0)
     assert outbox[0].recipients == ["13912345678"] and "未提供新的情况和证据材料。" in outbox[0].body
+    assert outbox[0].body.startswith(notify.sms_signature(rmyy.display_name) + "您对投诉")
     with pytest.raises(FeedbackError, match="已经处理"):
         accept_reopen(fb, actor=officer)
 

@@ -10,6 +10,7 @@ from sqlalchemy import event, select
 from complaints import cohandling, pauses, queues, routing, triage
 from complaints.models import CaseEvent, Status
 from complaints.models.cases import OPEN_STATUS_SQL
+from core import notify
 from core.extensions import db
 from tests.complaints.conftest import department, staff_login
 from tests.factories import demo_user
@@ -259,7 +260,8 @@ def test_declining_through_the_page_prefills_the_notice_for_the_reason(client, r
     assert done.status_code == 302
     db.session.refresh(case)
     assert case.status == Status.DECLINED
-    assert [m.body for m in outbox if m.kind == "complaint_decline_notice"] == ["您已申请人民调解。"]
+    assert [m.body for m in outbox if m.kind == "complaint_decline_notice"] == [
+        notify.sms_signature(rmyy.display_name) + "您已申请人民调解。"]
     html = client.get(f"/i/{rmyy.id}/complaints/{case.id}").get_data(as_text=True)
     assert "已申请人民调解" in html and "您已申请人民调解。" in html and 'id="actions"' not in html
     assert "已告知投诉人" in html                                   # the notice job's timeline entry

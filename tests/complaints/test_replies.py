@@ -21,6 +21,7 @@ from complaints.replies import (
     visible_reply,
 )
 from complaints.workflow import ConcurrentChange, NotAllowed, WorkflowError
+from core import notify
 from core.audit import AuditEntry
 from core.extensions import db
 from organisation.models import Role
@@ -150,6 +151,7 @@ def test_sending_texts_only_the_approved_reply_and_records_it(make_case, rmyy, h
 
     assert [m.recipients for m in outbox] == [["13912345678"]]
     assert "经核实，已整改。" in outbox[0].body and case.case_number in outbox[0].body
+    assert outbox[0].body.startswith(notify.sms_signature(rmyy.display_name) + "投诉处理答复")
     assert (reply.status, reply.sent_via) == (ReplyStatus.SENT, "sms")
     assert reply.sent_at is not None and case.replied_at == reply.sent_at
     assert case.first_response_at is not None and case.status == Status.REPLIED
@@ -217,6 +219,7 @@ def test_closing_opens_a_seven_day_feedback_link_that_is_texted_once(make_case, 
     assert tasks.send_feedback_link(fb.id) is False  # safe to run twice
     assert len(outbox) == 1 and outbox[0].recipients == ["13912345678"]
     assert f"/c/feedback/{feedback_service.feedback_token(fb)}" in outbox[0].body
+    assert outbox[0].body.startswith(notify.sms_signature(rmyy.display_name) + "您反映的问题")
 
 
 def test_the_feedback_link_lasts_the_institutions_configured_days(make_case, rmyy, officer):

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from complaints import cohandling, pauses, routing, triage
 from complaints.models import CaseEvent, CasePause, DeclineReason, PauseReason, Status
 from complaints.workflow import ConcurrentChange, NotAllowed
+from core import notify
 from core.audit import AuditEntry
 from core.extensions import db
 from core.services import ServiceError
@@ -129,7 +130,9 @@ def test_the_decline_notice_is_texted_once_and_the_log_backend_never_sees_the_nu
     assert tasks.send_decline_notice(case.id) is True
     assert tasks.send_decline_notice(case.id) is False          # a second run sends nothing
     assert [m.recipients for m in outbox] == [["13912345678"]]
-    assert outbox[0].body == "您好，本次投诉未提供新的事实。"
+    # Signed like every text to a complainant (【hospital】 first: Chinese SMS gateways require it).
+    signature = notify.sms_signature(db.session.get_one(Institution, case.institution_id).display_name)
+    assert outbox[0].body == signature + "您好，本次投诉未提供新的事实。"
     assert "decline_notice_sent" in events(case)
 
     app.config["NOTIFIER_BACKEND"] = "log"
