@@ -35,6 +35,7 @@ from core.audit import record
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
+from core.services import ServiceError, clean_text
 from organisation.models import StaffUser
 
 PACKAGE_SOURCE = "chinesecalendar"
@@ -48,7 +49,7 @@ HOLIDAY_NAMES = {
 }
 
 
-class CalendarError(ValueError):
+class CalendarError(ServiceError):
     """A calendar edit was refused; the message is for the user."""
 
 
@@ -165,9 +166,7 @@ def set_calendar_day(day: date, kind: DayKind | str, name: str, *, actor: Any) -
     """Enter or change one day of a year's schedule; a make-up workday must be a Saturday or Sunday."""
     _check_year(day.year)
     kind = DayKind(kind)
-    name = (name or "").strip()
-    if len(name) > 40:
-        raise CalendarError(gettext("名称不能超过 40 个字。"))
+    name = clean_text(name, field="name", label=gettext("名称"), limit=40, error=CalendarError)
     if kind is DayKind.MAKEUP_WORKDAY and day.weekday() < 5:
         raise CalendarError(gettext("调休上班日应为星期六或星期日：%(day)s 本来就是工作日。", day=day.isoformat()))
     row = db.session.get(CalendarDay, day)

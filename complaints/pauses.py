@@ -33,7 +33,7 @@ from complaints.workflow import (
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
-from core.services import ServiceError
+from core.services import ServiceError, clean_text
 from organisation.models import StaffUser
 
 MAX_EXTENSION_DAYS = 20
@@ -61,7 +61,8 @@ def pause_clock(complaint: Complaint, reason: PauseReason, *, actor: StaffUser, 
     db.session.add(pause)
     complaint.paused_since = at
     complaint.pause_reason = reason
-    log_event(complaint, "pause", actor=actor, note=str(reason.label) + (f"：{note.strip()}" if note.strip() else ""),
+    note = clean_text(note, field="note")
+    log_event(complaint, "pause", actor=actor, note=str(reason.label) + (f"：{note}" if note else ""),
               data={"reason": reason.value, "at": at.isoformat()})
     flush_case()
     record(actor, "complaint.pause", complaint, {"reason": reason.value})
@@ -140,9 +141,7 @@ def decide_extension(ext: Extension, approve: bool, note: str, *, actor: StaffUs
         raise NotAllowed(gettext("延期申请须由申请人以外的投诉管理人员审批。"))
     if not is_officer(actor, complaint):
         raise NotAllowed(gettext("只有投诉管理部门可以审批延期。"))
-    note = (note or "").strip()
-    if not approve and not note:
-        raise ServiceError(gettext("不批准时请写明理由。"), "note")
+    note = clean_text(note, field="note", required=None if approve else gettext("不批准时请写明理由。"))
     if approve:
         require_open(complaint)
     ext.status = ExtensionStatus.APPROVED if approve else ExtensionStatus.REJECTED

@@ -24,7 +24,7 @@ from complaints.models import CaseDepartment, CaseRole, Category, Complaint, Rou
 from complaints.workflow import Action, NotAllowed, check_version, flush_case, log_event, require_open, transition
 from core.audit import record
 from core.extensions import db
-from core.services import ServiceError
+from core.services import ServiceError, clean_text
 from organisation.models import Department, Institution, StaffUser, Touchpoint
 
 KEYWORD_SPLIT = re.compile(r"[;；,，、\s]+")
@@ -239,9 +239,7 @@ def add_co_department(complaint: Complaint, department: Department, *, actor: St
 def transfer_complaint(complaint: Complaint, new_lead: Department, reason: str, *, actor: StaffUser,
                        expected_version: int | None = None) -> Complaint:
     """Hand the case to another lead department with a reason (转办); the first-contact officer stays responsible."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ServiceError(gettext("请写明转办理由。"), "reason")
+    reason = clean_text(reason, field="reason", required=gettext("请写明转办理由。"))
     new_lead = _case_department(complaint, new_lead, "lead")
     if new_lead.id == complaint.lead_department_id:
         raise ServiceError(gettext("请选择另一个科室。"), "lead")

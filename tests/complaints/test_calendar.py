@@ -131,6 +131,14 @@ def test_a_make_up_workday_must_be_a_weekend_day(ctx):
         calendar_data.set_calendar_day(day("2027-01-06"), DayKind.MAKEUP_WORKDAY, "调休", actor="test")
 
 
+def test_a_day_name_is_cleaned_and_at_most_40_characters(ctx):
+    with pytest.raises(calendar_data.CalendarError, match="名称不能超过 40 字") as refused:
+        calendar_data.set_calendar_day(day("2027-01-06"), DayKind.HOLIDAY, "假" * 41, actor="test")
+    assert refused.value.field == "name"
+    row = calendar_data.set_calendar_day(day("2027-01-06"), DayKind.HOLIDAY, "  " + "假" * 40 + " ", actor="test")
+    assert row.name == "假" * 40
+
+
 def test_marking_a_year_official_needs_its_holidays_first(ctx):
     with pytest.raises(calendar_data.CalendarError, match="请先录入 2027 年的法定节假日"):
         calendar_data.mark_year_official(2027, "国办发明电〔2026〕9号", actor="test")

@@ -123,8 +123,10 @@ def test_a_transfer_needs_a_reason_and_the_new_lead_receives_it(accepted, rmyy, 
     with pytest.raises(ServiceError):
         routing.transfer_complaint(accepted, department(rmyy, "CWK"), "  ", actor=handler)
 
-    routing.transfer_complaint(accepted, department(rmyy, "CWK"), "涉及收费问题，应由财务科主办", actor=handler)
+    # The reason is cleaned as every text box is (core.services.clean_text): outer blanks off, line ends unified.
+    routing.transfer_complaint(accepted, department(rmyy, "CWK"), " 涉及收费问题，\r\n应由财务科主办 ", actor=handler)
     assert accepted.status == Status.TRANSFERRED
+    assert accepted.events[-1].note.endswith("：涉及收费问题，\n应由财务科主办")
     assert accepted.lead_department.code == "CWK"
     assert accepted.first_contact.username == "rmyy-officer"             # 首诉负责 stays
     rows = {cd.department.code: (cd.role, cd.active) for cd in accepted.departments}
