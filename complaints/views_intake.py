@@ -40,7 +40,6 @@ from core import signing
 from core.clock import local_timezone
 from core.extensions import db
 from core.public import (
-    device_id,
     device_key,
     ip_prefix,
     new_submission_id,
@@ -253,9 +252,7 @@ def lookup_page():
     not_found = locked = False
     if form.validate():
         institution_id = form.institution.data
-        keys = lookup.lockout_keys(institution_id, form.case_number.data,
-                                   "d:" + device_id() if device_id() else "a:" + (request.remote_addr or "-"),
-                                   "n:" + ip_prefix())
+        keys = lookup.lockout_keys(institution_id, form.case_number.data, device_key(), "n:" + ip_prefix())
         if lookup.locked(keys):
             locked, status_code = True, 429
         else:

@@ -96,6 +96,14 @@ def test_a_client_guessing_across_case_numbers_is_locked_too(client, new_client,
     assert ask(new_client(), rmyy, case.case_number, case.plain_lookup_code).status_code == 200
 
 
+def test_the_lookup_counts_a_client_by_the_rate_limits_device_key(new_client, rmyy, monkeypatch):
+    seen = []
+    real = lookup.lockout_keys
+    monkeypatch.setattr(lookup, "lockout_keys", lambda i, n, who, net: seen.append(who) or real(i, n, who, net))
+    ask(new_client("10.250.9.9"), rmyy, "TS2026-70000", "123456")  # no device cookie yet: the address counts
+    assert seen == ["d:10.250.9.9"]  # core.public.device_key, as the intake form's device limit
+
+
 def test_many_phones_on_one_network_are_limited_together(new_client, rmyy, make_case):
     case = make_case()
     for device in range(5):
