@@ -25,7 +25,6 @@ from datetime import date, datetime, timedelta
 from typing import IO, Any
 
 from flask_babel import gettext
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
@@ -50,7 +49,6 @@ from organisation.models import Department, Institution, StaffUser
 
 BATCH = 1000
 
-SATISFACTION_LABELS = {"satisfied": _l("满意"), "basically": _l("基本满意"), "unsatisfied": _l("不满意")}
 SATISFIED_VALUES = (Satisfaction.SATISFIED, Satisfaction.BASICALLY)
 
 # Statuses in which no answer is owed any more, so no deadline can be missed.
@@ -189,7 +187,7 @@ class Labels:
         self.channel = {m.value: str(m.label) for m in Channel}
         self.decline = {m.value: str(m.label) for m in DeclineReason}
         self.rectification = {m.value: str(m.label) for m in RectificationStatus}
-        self.satisfaction = {k: str(v) for k, v in SATISFACTION_LABELS.items()}
+        self.satisfaction = {m.value: str(m.label) for m in Satisfaction}
         self.yes, self.no = gettext("是"), gettext("否")
 
     def cells(self, row: LedgerRow) -> list[Any]:

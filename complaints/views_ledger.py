@@ -14,7 +14,7 @@ from wtforms.validators import Optional, ValidationError
 
 from complaints import ledger, stats
 from complaints.blueprints import admin_bp, case_url_by_id, staff_bp
-from complaints.models import Category, Channel, Status
+from complaints.models import Category, Channel, Satisfaction, Status
 from core import tabular
 from core.clock import local_today
 from core.errors import render_error
@@ -53,7 +53,7 @@ class LedgerFilterForm(FlaskForm):
     timeliness = SelectField(_l("是否按时"), validators=[Optional()],
                              choices=[("", _l("全部")), ("on_time", _l("按时答复")), ("overdue", _l("超时"))])
     satisfaction = SelectField(_l("满意度"), validators=[Optional()],
-                               choices=[("", _l("全部")), *ledger.SATISFACTION_LABELS.items(), ("none", _l("未评价"))])
+                               choices=[("", _l("全部")), *Satisfaction.choices(), ("none", _l("未评价"))])
 
     def validate_date_to(self, field):
         if field.data and self.date_from.data and not self.date_from.errors and field.data < self.date_from.data:
@@ -112,7 +112,7 @@ def ledger_list(institution_id: int):
     export_args = {k: v for k, v in request.args.items() if k != "page"} if valid else {}
     return render_template("complaints/ledger/list.html", institution=institution, form=form, page=page,
                            columns=ledger.columns(), export_args=export_args,
-                           satisfaction_labels=ledger.SATISFACTION_LABELS,
+                           satisfaction_labels=Satisfaction.labels(),
                            case_url=case_url_by_id), 200 if valid else 400
 
 
