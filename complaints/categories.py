@@ -18,7 +18,6 @@ from sqlalchemy import or_, select
 from complaints.models import Category
 from core.audit import record
 from core.extensions import db
-from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
 from core.services import ServiceError, clean_text
 from organisation.models import Institution
 

@@ -36,7 +36,6 @@ from core.clock import local_date
 from core.db import utcnow
 from core.extensions import db
 from core.phone import InvalidPhone, normalise_phone
-from core.privacy import mask_name, mask_phone  # noqa: F401 - templates and callers use them from here
 from core.public import new_submission_id, valid_submission_id
 from core.services import ServiceError, clean_text
 from core.signing import hash_value
