@@ -42,6 +42,7 @@ from complaints.models import (
     DeclineReason,
     Extension,
     PauseReason,
+    Status,
 )
 from complaints.settings import complaint_settings
 from complaints.workflow import Action, WorkflowError, allowed_actions, event_label
@@ -51,6 +52,7 @@ from core.enums import LabelledEnum
 from core.extensions import db
 from core.privacy import mask_name, mask_phone
 from organisation.models import Institution, StaffUser, Touchpoint
+from organisation.scope import Permission, can
 from organisation.services import departments_for
 
 # The action forms of the case page, by prefix (the transitions' and the clock's).
@@ -153,13 +155,14 @@ class CasePage:
     co_forms: dict[int, CoAnswerForm]
     waive_forms: dict[int, WaiveForm]
     ready_problem: str | None
-    lead_row: CaseDepartment | None
     former_leads: list[CaseDepartment]
     events: list[CaseEvent]
     people: dict[int, StaffUser]
     attachments: list[Any]
     proposal: routing.Proposal | None
     decline_choice: DeclineChoiceForm | None
+    may_reissue_code: bool = False       # intake's section: a new lookup code for the complainant
+    may_flag_emergency: bool = False     # intake's section: flag a quality-and-safety emergency now
     config_sections: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -219,6 +222,9 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
     people_ids = ({e.requested_by_id for e in extensions} | {e.decided_by_id for e in extensions}
                   | {cd.answered_by_id for cd in co_rows} | {cd.waived_by_id for cd in co_rows}
                   | {e.actor_id for e in events}) - {None}
+    # The intake section's buttons: what its endpoints allow (MANAGE_COMPLAINTS; not on a merged case, and
+    # no emergency on a case already flagged or finished, as intake.flag_emergency refuses).
+    may_reissue = can(user, Permission.MANAGE_COMPLAINTS, institution) and complaint.merged_into_id is None
     ready_problem = None
     if co_rows and complaint.is_open:
         try:
@@ -238,7 +244,6 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
                                        .order_by(CasePause.started_at))),
         extensions=extensions, decide_forms=decide_forms, co_rows=co_rows, co_forms=co_forms,
         waive_forms=waive_forms, ready_problem=ready_problem,
-        lead_row=next((cd for cd in complaint.departments if cd.role == CaseRole.LEAD and cd.active), None),
         former_leads=[cd for cd in complaint.departments if cd.role == CaseRole.LEAD and not cd.active],
         events=events,
         people={u.id: u for u in db.session.scalars(select(StaffUser).where(StaffUser.id.in_(people_ids)))},
@@ -247,5 +252,8 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
                    Attachment.uploaded_at).where(Attachment.complaint_id == complaint.id).order_by(Attachment.id))),
         proposal=routing.propose(complaint) if "assign" in forms else None,
         decline_choice=DeclineChoiceForm(formdata=None) if "decline" in available else None,
+        may_reissue_code=may_reissue,
+        may_flag_emergency=(may_reissue and not complaint.safety_emergency
+                            and Status(complaint.status) not in Status.finished()),
         config_sections=list(current_app.extensions.get("complaint_case_sections", [])),
     )

@@ -11,10 +11,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, func, select
 
+from complaints import case_page, intake, tasks, triage
 from complaints import categories as category_service
-from complaints import intake, tasks
 from complaints.intake import IntakeError, Upload
-from complaints.models import Attachment, CaseCounter, CaseEvent, Category, Channel, Complaint, ComplaintSettings
+from complaints.models import (
+    Attachment,
+    CaseCounter,
+    CaseEvent,
+    Category,
+    Channel,
+    Complaint,
+    ComplaintSettings,
+    DeclineReason,
+)
 from core.audit import AuditEntry
 from core.extensions import db
 from core.privacy import mask_name, mask_phone
@@ -738,6 +747,25 @@ def test_the_case_page_shows_the_intake_section_and_its_actions_to_managers(clie
     staff_login(client, "rmyy-handler")
     html = client.get(f"/i/{rmyy.id}/complaints/{case.id}").get_data(as_text=True)
     assert 'id="intake"' in html and "lookup-code" not in html and "/emergency" not in html
+
+
+def test_the_case_page_model_decides_the_intake_sections_buttons(app, rmyy, make_case, officer, handler):
+    case, done = make_case(), make_case()
+    triage.decline_complaint(done, DeclineReason.REPEATED, "告知", actor=officer)
+    with app.test_request_context():
+        page = case_page.build(officer, rmyy, case)
+        assert (page.may_reissue_code, page.may_flag_emergency) == (True, True)
+        page = case_page.build(handler, rmyy, case)
+        assert (page.may_reissue_code, page.may_flag_emergency) == (False, False)
+        page = case_page.build(officer, rmyy, done)            # declined: finished, no alarm any more
+        assert (page.may_reissue_code, page.may_flag_emergency) == (True, False)
+        intake.flag_emergency(case, actor=officer)
+        page = case_page.build(officer, rmyy, case)            # flagged once is enough
+        assert (page.may_reissue_code, page.may_flag_emergency) == (True, False)
+        case.merged_into_id = done.id
+        page = case_page.build(officer, rmyy, case)
+        assert (page.may_reissue_code, page.may_flag_emergency) == (False, False)
+        assert not hasattr(page, "lead_row")
 
 
 def test_the_survey_alert_page_shows_the_convert_button_and_then_the_case(client, rmyy, categories, window_response):
