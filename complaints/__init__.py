@@ -32,7 +32,7 @@ def init_app(app: Flask) -> None:
     register_label_enums(app, models.Channel, models.Status, models.DeclineReason, models.PauseReason,
                          models.ReplyStatus, models.RectificationStatus, models.RefundStatus, models.DayKind,
                          models.YearStatus, models.CaseRole, models.ExtensionStatus, models.Relation,
-                         models.Satisfaction, models.ReopenStatus, models.ReplyVia)
+                         models.Satisfaction, models.ReopenStatus, models.ReplyVia, models.DeadlineRule)
     app.jinja_env.globals["complaint_actor_name"] = actor_name
     app.extensions.setdefault("demo_seeders", []).append(demo.seed_demo)  # flask seed-demo
     # Each view module adds its navigation entries and case-page sections (views_cases has routes only).

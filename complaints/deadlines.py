@@ -28,11 +28,18 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import force_locale, gettext
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, select
 from sqlalchemy.orm.exc import StaleDataError
 
-from complaints.models import CasePause, CaseRole, Complaint, Extension, ExtensionStatus, Status
+from complaints.models import (
+    CasePause,
+    CaseRole,
+    Complaint,
+    DeadlineRule,
+    Extension,
+    ExtensionStatus,
+    Status,
+)
 from complaints.settings import complaint_settings
 from complaints.workdays import (
     MAX_SPAN_DAYS,
@@ -50,9 +57,6 @@ from core.extensions import db
 # A day inside a pause, in a deadline's trace (the other kinds are the calendar's).
 PAUSED = "paused"
 
-STANDARD = "standard"
-COMPLEX = "complex"
-RULE_LABELS = {STANDARD: _l("一般投诉（需调查核实）"), COMPLEX: _l("多科室协调")}
 CO_HANDLER_LEAD = 2  # working days a co-handler's answer is due before the lead's reply
 
 # Deadlines ------------------------------------------------------------------------
@@ -262,7 +266,7 @@ def apply_deadline(complaint: Complaint, deadline: Deadline) -> bool:
     complaint.due_date = deadline.due_date
     complaint.due_at = deadline.due_at
     complaint.deadline_provisional = deadline.provisional
-    complaint.deadline_rule = deadline.rule or complaint.deadline_rule
+    complaint.deadline_rule = DeadlineRule(deadline.rule) if deadline.rule else complaint.deadline_rule
     complaint.working_days = deadline.working_days
     return True
 
@@ -332,7 +336,7 @@ def _recompute_co_handlers(complaint: Complaint, pauses, extra_days: int, now: d
 
 def rule_days(institution_id: int, rule: str) -> int:
     settings = complaint_settings(institution_id)
-    return settings.complex_days if rule == COMPLEX else settings.standard_days
+    return settings.complex_days if rule == DeadlineRule.COMPLEX else settings.standard_days
 
 
 def update_deadline(complaint: Complaint, *, rule: str | None = None, now: datetime | None = None
@@ -342,11 +346,11 @@ def update_deadline(complaint: Complaint, *, rule: str | None = None, now: datet
     Co-handlers' sub-deadlines follow (CO_HANDLER_LEAD working days before the case's own).
     """
     if rule is not None:
-        complaint.deadline_rule = rule
+        complaint.deadline_rule = DeadlineRule(rule)
         complaint.working_days = rule_days(complaint.institution_id, rule)
     elif complaint.working_days is None:
-        complaint.deadline_rule = STANDARD
-        complaint.working_days = rule_days(complaint.institution_id, STANDARD)
+        complaint.deadline_rule = DeadlineRule.STANDARD
+        complaint.working_days = rule_days(complaint.institution_id, DeadlineRule.STANDARD)
     db.session.flush()  # pauses and extensions just added must be visible to the queries below
     pauses = case_pauses([complaint.id])[complaint.id]
     deadline = deadline_for(complaint, now=now, pauses=pauses)
@@ -361,8 +365,8 @@ def co_handler_due_at(complaint: Complaint, *, pauses=None, extra_days: int | No
                       now: datetime | None = None) -> datetime:
     """A co-handler's sub-deadline: CO_HANDLER_LEAD working days before the case's, at least one working day."""
     days = max((complaint.working_days or 0) + (extra_days or 0) - CO_HANDLER_LEAD, 1)
-    return compute_deadline(clock_start(complaint), days,
-                                      rule=complaint.deadline_rule or STANDARD, pauses=pauses or (), now=now).due_at
+    return compute_deadline(clock_start(complaint), days, rule=complaint.deadline_rule or DeadlineRule.STANDARD,
+                            pauses=pauses or (), now=now).due_at
 
 
 def working_days_left(complaint: Complaint, today: date | None = None) -> int | None:
@@ -404,8 +408,9 @@ def reopen_deadline(complaint: Complaint, reopened_at: datetime) -> Deadline:
     """The new deadline, counted from the reopening day as from a new receipt (民法典 第二百零一条)."""
     working_days = complaint.working_days
     if working_days is None:
-        working_days = rule_days(complaint.institution_id, STANDARD)
-    deadline = compute_deadline(reopened_at, working_days, rule=complaint.deadline_rule or STANDARD, now=reopened_at)
+        working_days = rule_days(complaint.institution_id, DeadlineRule.STANDARD)
+    deadline = compute_deadline(reopened_at, working_days, rule=complaint.deadline_rule or DeadlineRule.STANDARD,
+                                now=reopened_at)
     apply_deadline(complaint, deadline)
     complaint.deadline_trace = {**complaint.deadline_trace, "reopened_at": reopened_at.isoformat()}
     return deadline

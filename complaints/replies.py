@@ -251,19 +251,19 @@ def send_reply(complaint: Complaint, *, actor: StaffUser, via: str | None = None
             raise ReplyError(gettext("请填写有效的电子邮件地址。"), "email")
     transition(complaint, Action.SEND_REPLY, actor=actor, expected_version=expected_version,
                data={"reply": reply.number, "via": chosen.value})
-    institution = db.session.get_one(Institution, complaint.institution_id)
     with force_locale("zh_Hans"):
         subject = gettext("投诉处理答复（编号 %(n)s）", n=complaint.case_number)
-    meta = {"complaint_id": complaint.id, "reply": reply.number}
+    kind = "complaint_reply"
     if chosen != ReplyVia.LETTER:  # the printed letter is handed over or posted by the officer
         try:
             if chosen == ReplyVia.SMS:
-                if not text_complainant(complaint, subject, f"{subject}：{reply.body}", kind="complaint_reply",
+                if not text_complainant(complaint, subject, f"{subject}：{reply.body}", kind=kind,
                                         meta={"reply": reply.number}):
                     raise ValueError("no phone number to text")
             else:
-                notify.send_to_person(address, f"{institution.name} {subject}", reply.body, kind="complaint_reply",
-                                      channel="email", meta=meta)
+                institution = db.session.get_one(Institution, complaint.institution_id)
+                notify.send_to_person(address, f"{institution.name} {subject}", reply.body, kind=kind,
+                                      channel="email", meta={"complaint_id": complaint.id, "reply": reply.number})
         except Exception:
             log.exception("reply for complaint %s could not be sent via %s", complaint.id, chosen.value)
             raise ReplyError(gettext("答复发送失败，请稍后重试或改用书面答复。")) from None

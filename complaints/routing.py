@@ -19,8 +19,8 @@ from flask_babel import gettext
 from sqlalchemy import select
 
 from complaints.access import is_officer
-from complaints.deadlines import COMPLEX, STANDARD, update_deadline
-from complaints.models import CaseDepartment, CaseRole, Category, Complaint, RoutingRule
+from complaints.deadlines import update_deadline
+from complaints.models import CaseDepartment, CaseRole, Category, Complaint, DeadlineRule, RoutingRule
 from complaints.workflow import Action, NotAllowed, check_version, flush_case, log_event, require_open, transition
 from core.audit import record
 from core.extensions import db
@@ -199,7 +199,8 @@ def assign_department(complaint: Complaint, lead: Department, *, co: Iterable[De
     _set_row(complaint, lead, CaseRole.LEAD)
     for department in co_list:
         _set_row(complaint, department, CaseRole.CO)
-    _recompute_for_rule(complaint, COMPLEX if co_list else (complaint.deadline_rule or STANDARD), actor=actor)
+    rule = DeadlineRule.COMPLEX if co_list else (complaint.deadline_rule or DeadlineRule.STANDARD)
+    _recompute_for_rule(complaint, rule, actor=actor)
     flush_case()
     return complaint
 
@@ -209,7 +210,7 @@ def _recompute_for_rule(complaint: Complaint, rule: str, *, actor: StaffUser) ->
     deadline = update_deadline(complaint, rule=rule)
     if old_due != deadline.due_date or old_rule != rule:
         note = gettext("涉及多个科室，按 %(days)d 个工作日重新计算办理期限：%(date)s。", days=deadline.working_days,
-                       date=deadline.due_date.isoformat()) if rule == COMPLEX else \
+                       date=deadline.due_date.isoformat()) if rule == DeadlineRule.COMPLEX else \
             gettext("办理期限：%(date)s。", date=deadline.due_date.isoformat())
         log_event(complaint, "deadline_set", actor=actor, note=note,
                   data={"rule": rule, "from": old_due.isoformat() if old_due else None,
@@ -230,7 +231,7 @@ def add_co_department(complaint: Complaint, department: Department, *, actor: St
     row = _set_row(complaint, department, CaseRole.CO)
     log_event(complaint, "co_added", actor=actor, note=gettext("增加协办科室：%(name)s", name=department.name),
               data={"department": department.id})
-    _recompute_for_rule(complaint, COMPLEX, actor=actor)
+    _recompute_for_rule(complaint, DeadlineRule.COMPLEX, actor=actor)
     flush_case()
     record(actor, "complaint.co_added", complaint, {"department": department.id})
     return row

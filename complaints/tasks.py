@@ -289,7 +289,11 @@ def send_decline_notice(complaint_id: int) -> bool:
     return True
 
 
-def notify_department(complaint_id: int, department_id: int, kind: str = "assigned") -> int:
+# How a case reached a department, for notify_department (the message kind is "complaint_<this>").
+ASSIGNED, CO_HANDLING, TRANSFERRED = "assigned", "co", "transferred"
+
+
+def notify_department(complaint_id: int, department_id: int, kind: str = ASSIGNED) -> int:
     """Tell a department's handlers that a case was routed to them (lead, co-handler or transfer)."""
     complaint = db.session.get(Complaint, complaint_id)
     department = db.session.get(Department, department_id)
@@ -299,11 +303,11 @@ def notify_department(complaint_id: int, department_id: int, kind: str = "assign
     due = complaint.due_date.isoformat() if complaint.due_date else "—"
     with force_locale("zh_Hans"):
         subjects = {
-            "assigned": gettext("新投诉 %(number)s 已分派至%(dept)s（主办）"),
-            "co": gettext("投诉 %(number)s 请%(dept)s协办"),
-            "transferred": gettext("投诉 %(number)s 已转办至%(dept)s，请接收"),
+            ASSIGNED: gettext("新投诉 %(number)s 已分派至%(dept)s（主办）"),
+            CO_HANDLING: gettext("投诉 %(number)s 请%(dept)s协办"),
+            TRANSFERRED: gettext("投诉 %(number)s 已转办至%(dept)s，请接收"),
         }
-        subject = subjects.get(kind, subjects["assigned"]) % {"number": complaint.case_number, "dept": department.name}
+        subject = subjects.get(kind, subjects[ASSIGNED]) % {"number": complaint.case_number, "dept": department.name}
         body = gettext("办理期限：%(date)s。请在“本科室投诉”中查看。", date=due)
     notify.send(notify.Message(recipients=_unique(handlers), subject=subject, body=body, kind=f"complaint_{kind}",
                  link=_case_link(complaint), meta={"complaint_id": complaint.id, "department_id": department.id}))

@@ -20,9 +20,10 @@ from typing import Any
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
-from complaints.deadlines import STANDARD, update_deadline
+from complaints.deadlines import update_deadline
 from complaints.models import (
     Complaint,
+    DeadlineRule,
     DeclineReason,
 )
 from complaints.workflow import (
@@ -77,11 +78,11 @@ def accept_complaint(complaint: Complaint, *, actor: StaffUser, expected_version
     """Accept a registered complaint: its clock starts from the day of receipt (5 working days by default)."""
     transition(complaint, Action.ACCEPT, actor=actor, expected_version=expected_version)
     _take_first_contact(complaint, actor)
-    deadline = update_deadline(complaint, rule=STANDARD)
+    deadline = update_deadline(complaint, rule=DeadlineRule.STANDARD)
     log_event(complaint, "deadline_set", actor=actor,
               note=gettext("办理期限：%(date)s（%(days)d 个工作日）", date=deadline.due_date.isoformat(),
                            days=deadline.working_days),
-              data={"due_date": deadline.due_date.isoformat(), "rule": STANDARD,
+              data={"due_date": deadline.due_date.isoformat(), "rule": DeadlineRule.STANDARD.value,
                     "provisional": deadline.provisional})
     flush_case()
     return complaint

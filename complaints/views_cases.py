@@ -164,7 +164,7 @@ def assign(institution_id: int, case_id: int):
         for cd in c.departments:
             if cd.active:
                 enqueue(tasks.notify_department, c.id, cd.department_id,
-                        "assigned" if cd.role == CaseRole.LEAD else "co")
+                        tasks.ASSIGNED if cd.role == CaseRole.LEAD else tasks.CO_HANDLING)
 
     return act(institution_id, case_id, "assign", AssignForm, run, gettext("已分派。"), after=after)
 
@@ -176,7 +176,7 @@ def add_co(institution_id: int, case_id: int):
                                          expected_version=form.expected_version)
 
     return act(institution_id, case_id, "add_co", AddCoForm, run, gettext("已增加协办科室。"),
-               after=lambda c, row: enqueue(tasks.notify_department, c.id, row.department_id, "co"))
+               after=lambda c, row: enqueue(tasks.notify_department, c.id, row.department_id, tasks.CO_HANDLING))
 
 
 @bp.post("/<int:case_id>/transfer")
@@ -186,7 +186,8 @@ def transfer(institution_id: int, case_id: int):
                                           expected_version=form.expected_version)
 
     return act(institution_id, case_id, "transfer", TransferForm, run, gettext("已转办。"),
-               after=lambda c, _r: enqueue(tasks.notify_department, c.id, c.lead_department_id, "transferred"))
+               after=lambda c, _r: enqueue(tasks.notify_department, c.id, c.lead_department_id,
+                                               tasks.TRANSFERRED))
 
 
 @bp.post("/<int:case_id>/receive")

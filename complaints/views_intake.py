@@ -35,7 +35,7 @@ from complaints.forms_intake import (
     PublicComplaintForm,
     parse_local_datetime,
 )
-from complaints.models import Attachment, Category, Channel, Complaint
+from complaints.models import Attachment, Category, Channel, Complaint, DeadlineRule
 from core import signing
 from core.clock import local_timezone
 from core.extensions import db
@@ -137,7 +137,7 @@ def _expected_reply(institution: Institution, received_at: datetime) -> dict[str
     info: dict[str, Any] = {"days": settings.standard_days, "complex_days": settings.complex_days,
                             "date": None, "provisional": False}
     try:
-        deadline = compute_deadline(received_at, settings.standard_days, rule="standard")
+        deadline = compute_deadline(received_at, settings.standard_days, rule=DeadlineRule.STANDARD)
         info.update(date=deadline.due_date, provisional=deadline.provisional)
     except Exception:  # the date is a courtesy; the rule alone is enough
         current_app.logger.warning("could not compute the expected reply date", exc_info=True)

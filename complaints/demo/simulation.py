@@ -23,6 +23,8 @@ from complaints.demo.texts import (
 )
 from complaints.models import (
     ComplaintSettings,
+    DeadlineRule,
+    ReplyVia,
     Status,
 )
 from complaints.triage import default_decline_notice
@@ -245,7 +247,7 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
             co = rng.choice(others) if others else None
             complex_case = co is not None
         days = 10 if complex_case else 5
-        rule = "complex" if complex_case else "standard"
+        rule = (DeadlineRule.COMPLEX if complex_case else DeadlineRule.STANDARD).value
         accepted = step(later(received_at, 0.3, 20), "accept", Status.ACCEPTED.value)
         values.update(_due(received_at, days, rule, trace=trace, now=now))
         step(accepted, "deadline_set", note=f"办理期限：{values['due_date'].isoformat()}（{days} 个工作日）",
@@ -306,7 +308,8 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
         approved = step(later(drafted, 0.5, 6), "approve_reply", Status.REPLY_APPROVED.value, actor=reviewer)
         case.replies[-1].update(status="approved", reviewed_by_id=reviewer[0], reviewed_at=approved)
         sent = step(later(approved, 0.2, 3), "send_reply", Status.REPLIED.value)
-        case.replies[-1].update(status="sent", sent_at=sent, sent_via="sms" if phone else "letter")
+        via = ReplyVia.SMS if phone else ReplyVia.LETTER
+        case.replies[-1].update(status="sent", sent_at=sent, sent_via=via.value)
         values.update(first_response_at=sent, replied_at=sent)
         _outcomes(case, rng, office, template, category, lead, sent, now)
         closed_at = step(later(sent, 20, 96), "close", Status.CLOSED.value,
@@ -342,7 +345,8 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
         approved = step(later(redrafted, 0.5, 5), "approve_reply", Status.REPLY_APPROVED.value, actor=reviewer)
         case.replies[-1].update(status="approved", reviewed_by_id=reviewer[0], reviewed_at=approved)
         sent = step(later(approved, 0.2, 2), "send_reply", Status.REPLIED.value)
-        case.replies[-1].update(status="sent", sent_at=sent, sent_via="sms" if phone else "letter")
+        via = ReplyVia.SMS if phone else ReplyVia.LETTER
+        case.replies[-1].update(status="sent", sent_at=sent, sent_via=via.value)
         values["replied_at"] = sent
     except _Later:
         pass

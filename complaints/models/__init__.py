@@ -11,6 +11,7 @@ from complaints.models.cases import (
     Channel,
     Complaint,
     ComplaintSettings,
+    DeadlineRule,
     DeclineReason,
     Extension,
     ExtensionStatus,
@@ -34,7 +35,8 @@ from complaints.models.outcomes import (
 
 __all__ = [
     "Attachment", "CalendarDay", "CalendarYear", "CaseCounter", "CaseDepartment", "CaseEvent", "CasePause", "CaseRole",
-    "Category", "Channel", "Complaint", "ComplaintSettings", "DayKind", "DeclineReason", "Extension", "ExtensionStatus",
-    "Feedback", "PauseReason", "Rectification", "RectificationStatus", "Refund", "RefundStatus", "Relation",
-    "ReopenStatus", "Reply", "ReplyStatus", "ReplyVia", "RoutingRule", "Satisfaction", "Status", "YearStatus",
+    "Category", "Channel", "Complaint", "ComplaintSettings", "DayKind", "DeadlineRule", "DeclineReason", "Extension",
+    "ExtensionStatus", "Feedback", "PauseReason", "Rectification", "RectificationStatus", "Refund", "RefundStatus",
+    "Relation", "ReopenStatus", "Reply", "ReplyStatus", "ReplyVia", "RoutingRule", "Satisfaction", "Status",
+    "YearStatus",
 ]

@@ -86,6 +86,14 @@ class Status(LabelledEnum):
         return tuple(s.value for s in cls if s in wanted)
 
 
+class DeadlineRule(LabelledEnum):
+    """Which answer period a case is on (医疗机构投诉管理办法): 5 working days, or 10 when several departments
+    must be coordinated (ComplaintSettings.standard_days / complex_days)."""
+
+    STANDARD = "standard", _l("一般投诉（需调查核实）")
+    COMPLEX = "complex", _l("多科室协调")
+
+
 class DeclineReason(LabelledEnum):
     IN_COURT = "in_court", _l("已向人民法院起诉")
     IN_MEDIATION = "in_mediation", _l("已申请人民调解")
@@ -204,7 +212,7 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     decline_notice: Mapped[str] = mapped_column(Text, default="")
     settlement_note: Mapped[str] = mapped_column(Text, default="")
     # The clock: how the deadline was computed is kept with the case.
-    deadline_rule: Mapped[str | None] = mapped_column(String(20))
+    deadline_rule: Mapped[DeadlineRule | None] = mapped_column(EnumText(DeadlineRule, 20))
     working_days: Mapped[int | None] = mapped_column(Integer)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     due_date: Mapped[Any | None] = mapped_column(Date)

@@ -4,10 +4,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from complaints import cohandling, pauses, routing, triage
-from complaints.models import CaseEvent, CasePause, DeclineReason, PauseReason, Status
+from complaints.models import CaseEvent, CasePause, DeadlineRule, DeclineReason, PauseReason, Status
 from complaints.workflow import ConcurrentChange, NotAllowed
 from core import notify
 from core.audit import AuditEntry
@@ -112,6 +112,16 @@ def test_declining_requires_the_notice_to_the_complainant(make_case, officer):
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "complaint.decline",
                                                        AuditEntry.target_id == str(case.id)))
     assert "13912345678" not in str(entry.data) and "张三" not in str(entry.data)
+
+
+def test_the_deadline_rule_is_stored_as_before_and_read_back_as_a_labelled_enum(make_case, officer):
+    case = make_case()
+    triage.accept_complaint(case, actor=officer)
+    db.session.flush()
+    stored = db.session.scalar(text("SELECT deadline_rule FROM complaint WHERE id = :id"), {"id": case.id})
+    assert stored == "standard"
+    db.session.expire(case)
+    assert case.deadline_rule is DeadlineRule.STANDARD and str(case.deadline_rule.label) == "一般投诉（需调查核实）"
 
 
 def test_every_decline_reason_has_a_chinese_default_notice():
