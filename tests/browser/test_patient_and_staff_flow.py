@@ -29,10 +29,12 @@ def window_url(app, live_server):
         return live_server + "/q/" + qr.path_token(code), touchpoint.id, institution.id
 
 
-def response_count(app, touchpoint_id: int) -> int:
+def response_count(app, touchpoint_id: int, *, counted_only: bool = False) -> int:
     with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(SurveyResponse)
-                                 .where(SurveyResponse.touchpoint_id == touchpoint_id))
+        query = select(func.count()).select_from(SurveyResponse).where(SurveyResponse.touchpoint_id == touchpoint_id)
+        if counted_only:
+            query = query.where(SurveyResponse.excluded.is_(False))
+        return db.session.scalar(query)
 
 
 def test_patient_rates_a_window_in_two_taps_and_the_officer_sees_it(app, live_server, window_url, phone, desktop,
@@ -69,7 +71,7 @@ def test_patient_rates_a_window_in_two_taps_and_the_officer_sees_it(app, live_se
     desktop.screenshot(path=str(shots / "officer-responses.png"), full_page=True)
 
 
-def test_double_tap_and_back_resubmit_store_one_rating(app, live_server, window_url, phone):
+def test_double_tap_and_back_resubmit_count_one_rating(app, live_server, window_url, phone):
     url, touchpoint_id, _ = window_url
     phone.goto(url)
     phone.wait_for_timeout(2100)
@@ -83,8 +85,14 @@ def test_double_tap_and_back_resubmit_store_one_rating(app, live_server, window_
     phone.go_back()
     if phone.get_by_role("button", name="提交评价").count():
         phone.get_by_role("button", name="提交评价").tap()
+        # wait for the answer to this POST (the same thank-you page): the live server shares the test's
+        # database connection, so counting while it still handles the POST would race it
+        expect(phone).to_have_url(re.compile(r"/thanks/[0-9a-f]+$"), timeout=10_000)
         phone.wait_for_load_state()
-    assert response_count(app, touchpoint_id) == 1
+    # the double tap is one submission; Back reloads the form (no-store) with a new submission id, so a
+    # third submit is a second rating from this device within the hour: kept, flagged and not counted
+    assert response_count(app, touchpoint_id, counted_only=True) == 1
+    assert response_count(app, touchpoint_id) <= 2
 
 
 def test_patient_page_works_with_javascript_off_and_at_200_percent_zoom(app, browser, live_server, window_url):
