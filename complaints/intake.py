@@ -8,9 +8,10 @@ Whoever receives a complaint registers it here, whatever the channel: the
 patient's own form (QR code, web, the survey thank-you page), a walk-in, a
 call, a letter, an e-mail, a 12345 hotline work order, or a survey alert.
 Every case gets a readable number per institution and year, a six-digit
-lookup code for the complainant (stored only as a keyed hash), a timeline
-entry and an audit entry. Neither the timeline nor the audit trail carries
-the complainant's name or phone number.
+lookup code for the complainant (stored only as a keyed hash), its answer
+deadline counted from the day of receipt, a timeline entry and an audit
+entry. Neither the timeline nor the audit trail carries the complainant's
+name or phone number.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from complaints.categories import categories_for, category_label
+from complaints.deadlines import start_clock
 from complaints.models import Attachment, CaseCounter, Category, Channel, Complaint, Relation, Status
 from complaints.settings import complaint_settings
 from complaints.workflow import log_event
@@ -317,10 +319,13 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
               data={"channel": channel.value, "category": category.code, "attachments": len(files),
                     **({"survey_response_id": rating.response_id} if rating is not None else {}),
                     **({"first_contact_id": first_contact.id} if first_contact is not None else {})})
+    # The answer period runs from the day of receipt (民法典 第二百零一条), not from acceptance.
+    deadline = start_clock(complaint, actor=actor)
     db.session.flush()
     record(actor, "complaint.register", complaint,
            {"channel": channel.value, "category": category.code, "attachments": len(files),
-            "departments": [d.id for d in departments], "has_contact": bool(name or phone)})
+            "departments": [d.id for d in departments], "has_contact": bool(name or phone),
+            "due_date": deadline.due_date.isoformat()})
     if category.safety or safety_emergency:
         flag_emergency(complaint, actor=actor)
     return complaint, code

@@ -4,7 +4,8 @@ routing decision.
 The escalation ladder (check C8, for a case received Wed 2026-09-30 and due Tue 2026-10-13):
 
 * **reminder** — ComplaintSettings.reminder_days_before working days before the due date (default 1:
-  Mon 10-12), the lead department's handlers (and co-handlers whose answer is missing) are reminded;
+  Mon 10-12), the lead department's handlers (and co-handlers whose answer is missing) are reminded
+  (the officers when there is no handler, as for a case still awaiting triage: its clock runs too);
 * **overdue** — after the cut-off, 24:00 Beijing time of the due day, the case is overdue: red in
   every queue from Wed 10-14 00:00. That first overdue working day is the department's last chance;
 * **督办** — on the next working day (Thu 10-15), or ComplaintSettings.escalate_after_days working
@@ -31,7 +32,7 @@ from complaints import intake, workdays
 from complaints.cohandling import missing_co_answers
 from complaints.deadlines import due_threshold, overdue_sql, recompute_open_deadlines
 from complaints.models import Complaint, ComplaintSettings, Feedback, ReopenStatus, Status
-from complaints.queues import OPEN_VALUES, status_in
+from complaints.queues import QUEUE_VALUES, status_in
 from complaints.settings import complaint_settings
 from complaints.workflow import log_event, text_complainant
 from core import notify
@@ -96,13 +97,18 @@ def _claim(column, complaint: Complaint) -> bool:
     return True
 
 
+def _clock_runs(complaint: Complaint) -> bool:
+    """Still to do (awaiting triage included: the clock runs from receipt) and not paused."""
+    return Status(complaint.status) in Status.to_do() and complaint.paused_since is None
+
+
 # Reminders ----------------------------------------------------------------------------
 
 def remind_case(complaint_id: int, now: str | None = None) -> bool:
     """Remind the lead department once per due date, reminder_days_before working days ahead of it."""
     at = _at(now)
     complaint = db.session.get(Complaint, complaint_id)
-    if complaint is None or not complaint.is_open or complaint.paused_since is not None \
+    if complaint is None or not _clock_runs(complaint) \
             or complaint.due_at is None or complaint.due_date is None or at >= complaint.due_at:
         return False
     settings = complaint_settings(complaint.institution_id)
@@ -118,8 +124,12 @@ def remind_case(complaint_id: int, now: str | None = None) -> bool:
     due = complaint.due_date.isoformat()
     with force_locale("zh_Hans"):
         subject = gettext("投诉 %(number)s 将于 %(date)s 到期", number=complaint.case_number, date=due)
-        body = gettext("请在办理期限（%(date)s 24:00）前完成调查并提交答复草稿；协办科室请先提交协办意见。",
-                       date=due)
+        if complaint.status == Status.REGISTERED:
+            body = gettext("该投诉尚未受理，办理期限（%(date)s 24:00）自接到投诉次日起已在计算，请尽快受理并分派。",
+                           date=due)
+        else:
+            body = gettext("请在办理期限（%(date)s 24:00）前完成调查并提交答复草稿；协办科室请先提交协办意见。",
+                           date=due)
         note = gettext("到期提醒已发送（%(n)d 人）。", n=len(recipients))
     notify.send(notify.Message(recipients=_unique(recipients), subject=subject, body=body, kind="complaint_reminder",
                  link=_case_link(complaint), meta={"complaint_id": complaint.id, "due_date": due}))
@@ -142,7 +152,7 @@ def escalate_case(complaint_id: int, now: str | None = None) -> bool:
     """督办 an overdue case once per due date: tell the first-contact officer and leadership, log it."""
     at = _at(now)
     complaint = db.session.get(Complaint, complaint_id)
-    if complaint is None or not complaint.is_open or complaint.paused_since is not None \
+    if complaint is None or not _clock_runs(complaint) \
             or complaint.due_at is None or complaint.due_date is None or at < complaint.due_at:
         return False
     settings = complaint_settings(complaint.institution_id)
@@ -183,14 +193,15 @@ def sweep_deadlines(now: str | None = None) -> dict[str, int]:
     if not working:
         log.info("deadline sweep: %s is not a working day", today)
         return {"reminded": 0, "escalated": 0}
-    running = [status_in(OPEN_VALUES), Complaint.paused_since.is_(None), Complaint.due_date.is_not(None)]
+    # Every case still to do, awaiting triage included: its clock runs from receipt.
+    running = [status_in(QUEUE_VALUES), Complaint.paused_since.is_(None), Complaint.due_date.is_not(None)]
     lead_days = [n for (n,) in db.session.execute(select(ComplaintSettings.reminder_days_before).distinct())]
     horizon = due_threshold(max(lead_days + [1]), at)
     remind_ids = list(db.session.scalars(select(Complaint.id).where(
         *running, Complaint.due_at > at, Complaint.due_date <= horizon,
         or_(Complaint.reminded_for.is_(None), Complaint.reminded_for != Complaint.due_date)).order_by(Complaint.id)))
     escalate_ids = list(db.session.scalars(select(Complaint.id).where(
-        overdue_sql(at, statuses=status_in(OPEN_VALUES)), Complaint.due_date.is_not(None),
+        overdue_sql(at, statuses=status_in(QUEUE_VALUES)), Complaint.due_date.is_not(None),
         or_(Complaint.escalated_for.is_(None), Complaint.escalated_for != Complaint.due_date)).order_by(Complaint.id)))
     db.session.commit()  # end the read: each case is handled (and committed) on its own
     reminded = sum(1 for complaint_id in remind_ids if remind_case(complaint_id, at.isoformat()))

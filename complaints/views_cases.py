@@ -116,7 +116,7 @@ def _department(form_field) -> Department | None:
 def accept(institution_id: int, case_id: int):
     return act(institution_id, case_id, "accept", AcceptForm,
                lambda form, c: triage.accept_complaint(c, actor=actor(), expected_version=form.expected_version),
-               gettext("已受理，办理期限已计算。"))
+               gettext("已受理。办理期限自接到投诉次日起计算，不因受理而改变。"))
 
 
 @bp.post("/<int:case_id>/settle")

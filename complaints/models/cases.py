@@ -55,13 +55,20 @@ class Status(LabelledEnum):
 
     @classmethod
     def open_statuses(cls) -> frozenset[Status]:
-        """Statuses whose clock runs (the case is awaiting an answer to the complainant)."""
+        """Accepted and awaiting the answer to the complainant: the case is being handled (paused, extended …).
+
+        The answer clock runs from the receipt, so it also runs for a case awaiting triage: see to_do().
+        """
         return frozenset({cls.ACCEPTED, cls.IN_HANDLING, cls.TRANSFERRED, cls.REPLY_DRAFTED, cls.REPLY_APPROVED,
                           cls.REOPENED})
 
     @classmethod
     def to_do(cls) -> frozenset[Status]:
-        """What is still to do: the open statuses and the cases awaiting triage (the queues, the ledger's 'open')."""
+        """What is still to do: the open statuses and the cases awaiting triage (the queues, the ledger's 'open').
+
+        These are the statuses whose answer deadline runs (complaints.deadlines.past_due): the clock starts at
+        receipt (民法典 第二百零一条), not at acceptance.
+        """
         return cls.open_statuses() | {cls.REGISTERED}
 
     @classmethod
@@ -399,6 +406,9 @@ class ComplaintSettings(db.Model):
     complex_days: Mapped[int] = mapped_column(Integer, default=10)   # 涉及多个科室，需组织、协调
     reminder_days_before: Mapped[int] = mapped_column(Integer, default=1)
     escalate_after_days: Mapped[int] = mapped_column(Integer, default=0)  # working days overdue before 督办
+    # Working days after the day of receipt within which a registered case should be triaged (受理时限);
+    # 0 = the same day. A service target shown in the queue, not a legal deadline.
+    triage_days: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     case_prefix: Mapped[str] = mapped_column(String(8), default="TS")
     feedback_valid_days: Mapped[int] = mapped_column(Integer, default=7)
 

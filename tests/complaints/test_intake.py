@@ -327,7 +327,7 @@ def test_a_safety_category_flags_the_case_and_its_notice_alerts_officers_admins_
     text = message.subject + message.body
     assert "王五" not in text and "13800138000" not in text and "拿错了药" not in text
     actions = [e.action for e in case.events]
-    assert actions[:2] == ["registered", "emergency"] and "emergency_alerted" in actions
+    assert actions[:3] == ["registered", "deadline_set", "emergency"] and "emergency_alerted" in actions
     for action in ("complaint.flag_emergency", "complaint.emergency_notice_sent"):
         assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == action,
                                                           AuditEntry.target_id == str(case.id))) is not None
