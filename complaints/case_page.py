@@ -149,6 +149,10 @@ class CasePage:
     rule_label: str
     trace: dict[str, Any]
     standard_days: int
+    clock_running: bool                  # a case still to do: its answer deadline runs (from receipt)
+    triage_days: int                     # the institution's triage target (受理时限), in working days
+    triage_due: date | None              # the last day to triage a case awaiting triage
+    triage_late: bool                    # awaiting triage beyond that day
     pauses: list[CasePause]
     extensions: list[Extension]
     decide_forms: dict[int, ExtensionDecisionForm]
@@ -201,6 +205,8 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
     forms.update(bound)
     officer = access.is_officer(user, complaint)
     now = utcnow()
+    settings = complaint_settings(complaint.institution_id)
+    awaiting_triage = Status(complaint.status) == Status.REGISTERED
 
     co_rows = cohandling.co_departments(complaint)
     co_forms, waive_forms = {}, {}
@@ -240,7 +246,11 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
         days_left=deadlines.working_days_left(complaint, local_today(now)),
         rule_label=str(_label_or_value(DeadlineRule, complaint.deadline_rule) or ""),
         trace=complaint.deadline_trace or {},
-        standard_days=complaint_settings(complaint.institution_id).standard_days,
+        standard_days=settings.standard_days,
+        clock_running=Status(complaint.status) in Status.to_do(),
+        triage_days=settings.triage_days,
+        triage_due=deadlines.triage_due_date(complaint.received_at, settings.triage_days) if awaiting_triage else None,
+        triage_late=deadlines.triage_late(complaint.status, complaint.received_at, settings.triage_days, now),
         pauses=list(db.session.scalars(select(CasePause).where(CasePause.complaint_id == complaint.id)
                                        .order_by(CasePause.started_at))),
         extensions=extensions, decide_forms=decide_forms, co_rows=co_rows, co_forms=co_forms,

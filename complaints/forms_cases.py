@@ -127,6 +127,7 @@ class QueueFilterForm(FlaskForm):
     overdue = BooleanField(_l("只看已超期"))
     emergency = BooleanField(_l("只看紧急（医疗质量安全）"))
     paused = BooleanField(_l("只看暂停计时"))
+    triage_late = BooleanField(_l("只看超过受理时限的待受理投诉"))
 
 
 class RoutingRuleForm(FlaskForm):
