@@ -9,7 +9,6 @@ from typing import Any
 from flask import (
     Flask,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -27,7 +26,6 @@ from complaints import access, case_section, intake, lookup
 from complaints import categories as category_service
 from complaints import tasks as complaint_tasks
 from complaints.blueprints import case_url, public_bp, staff_bp
-from complaints.deadlines import compute_deadline
 from complaints.forms_intake import (
     FromAlertForm,
     LookupForm,
@@ -35,7 +33,7 @@ from complaints.forms_intake import (
     PublicComplaintForm,
     parse_local_datetime,
 )
-from complaints.models import Attachment, Category, Channel, Complaint, DeadlineRule
+from complaints.models import Attachment, Category, Channel, Complaint
 from core import signing
 from core.clock import local_timezone
 from core.extensions import db
@@ -131,23 +129,18 @@ def _public_choices(form: PublicComplaintForm, institution: Institution) -> None
         (d.id, d.name) for d in departments_for(institution, active_only=True)]
 
 
-def _expected_reply(institution: Institution, received_at: datetime) -> dict[str, Any]:
-    """The rule in plain words and, where the calendar allows, the date it means for this complaint."""
+def _expected_reply(institution: Institution, complaint: Complaint) -> dict[str, Any]:
+    """The rule in plain words and the case's own deadline, stored when it was registered (the clock starts at
+    receipt), for the receipts."""
     settings = intake.complaint_settings(institution.id)
-    info: dict[str, Any] = {"days": settings.standard_days, "complex_days": settings.complex_days,
-                            "date": None, "provisional": False}
-    try:
-        deadline = compute_deadline(received_at, settings.standard_days, rule=DeadlineRule.STANDARD)
-        info.update(date=deadline.due_date, provisional=deadline.provisional)
-    except Exception:  # the date is a courtesy; the rule alone is enough
-        current_app.logger.warning("could not compute the expected reply date", exc_info=True)
-    return info
+    return {"days": complaint.working_days or settings.standard_days, "complex_days": settings.complex_days,
+            "date": complaint.due_date, "provisional": bool(complaint.deadline_provisional)}
 
 
 def _receipt(institution: Institution, complaint: Complaint, code: str):
     response = public_page(
         "complaints/public/receipt.html", institution=institution, case_number=complaint.case_number, code=code,
-        emergency=complaint.safety_emergency, expected=_expected_reply(institution, complaint.received_at),
+        emergency=complaint.safety_emergency, expected=_expected_reply(institution, complaint),
         lookup_url=url_for("complaints.lookup", i=institution.id, n=complaint.case_number))
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -298,7 +291,7 @@ def _staff_receipt(institution: Institution, complaint: Complaint, code: str, *,
     return render_template("complaints/intake/registered.html", institution=institution, complaint=complaint,
                            code=code, heading=heading, case_url=case_url(complaint),
                            category=category_service.category_label(complaint.category),
-                           expected=_expected_reply(institution, complaint.received_at),
+                           expected=_expected_reply(institution, complaint),
                            lookup_url=url_for("complaints.lookup", i=institution.id, n=complaint.case_number,
                                               _external=True))
 
