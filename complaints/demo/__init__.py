@@ -11,8 +11,9 @@ ledger and the statistics have something true-looking to show.
 Cases are simulated one by one (receipt → acceptance → routing → reply draft → approval →
 sending → closing → feedback, each step at a plausible working-hour time) and cut at
 ``now``: whatever would happen later has not happened yet, so recent cases are still open and
-a few old ones are overdue. Deadlines are counted with complaints.deadlines (the official
-calendar, the day of receipt not counted).
+a few old ones are overdue, one of them never triaged. Deadlines are counted with
+complaints.deadlines (the official calendar, the day of receipt not counted) from the receipt,
+as the intake does: a case awaiting triage has its deadline too.
 
 They are written with bulk inserts, not through the services (which audit and notify per
 case): COPY on PostgreSQL, executemany elsewhere. Case numbers follow the intake's format
@@ -59,6 +60,10 @@ def seed_cases(n_per_institution: int = 300, seed: int = 2026, *, institutions: 
         for k, status in enumerate(HOLD_RECENT):
             if recent:
                 holds[recent[k * len(recent) // len(HOLD_RECENT)]] = status
+        # A case nobody triaged for weeks: its clock ran from receipt, so the queue counts it as overdue.
+        forgotten = [i for i, at in enumerate(times) if 16 <= (now - at).days <= 24]
+        if forgotten:
+            holds[forgotten[0]] = Status.REGISTERED.value
         older = [i for i, at in enumerate(times) if 20 <= (now - at).days <= 60]
         if older:
             holds[older[len(older) // 2]] = Status.REOPENED.value

@@ -225,6 +225,11 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
 
     try:
         step(received_at, "registered", data={"channel": channel, "category": category})
+        # The clock starts at receipt (intake.register_complaint): the standard rule, whatever happens next.
+        values.update(_due(received_at, 5, DeadlineRule.STANDARD.value, trace=trace, now=now))
+        step(received_at, "deadline_set",
+             note=f"办理期限：{values['due_date'].isoformat()}（5 个工作日，自接到投诉次日起计算）",
+             data={"due_date": values["due_date"].isoformat(), "rule": DeadlineRule.STANDARD.value})
         kind = rng.random() if hold is None else 1.0
         if kind < 0.05:  # declined (不予受理): a legal reason and the notice
             reason = _weighted(rng, DECLINE_WEIGHTS)
@@ -249,9 +254,6 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
         days = 10 if complex_case else 5
         rule = (DeadlineRule.COMPLEX if complex_case else DeadlineRule.STANDARD).value
         accepted = step(later(received_at, 0.3, 20), "accept", Status.ACCEPTED.value)
-        values.update(_due(received_at, days, rule, trace=trace, now=now))
-        step(accepted, "deadline_set", note=f"办理期限：{values['due_date'].isoformat()}（{days} 个工作日）",
-             data={"due_date": values["due_date"].isoformat(), "rule": rule})
         assigned = later(accepted, 0.2, 12)
         wrong = None
         if rng.random() < 0.07 or hold == Status.TRANSFERRED.value:  # first routed elsewhere, then transferred
@@ -259,6 +261,12 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
         first = wrong or lead
         step(assigned, "assign", Status.IN_HANDLING.value, data={"department": first})
         values["lead_department_id"] = first
+        if complex_case:  # a co-handler at assignment: the 10-day rule, still counted from receipt (routing)
+            before = values["due_date"]
+            values.update(_due(received_at, days, rule, trace=trace, now=now))
+            step(assigned, "deadline_set",
+                 note=f"涉及多个科室，按 {days} 个工作日重新计算办理期限：{values['due_date'].isoformat()}。",
+                 data={"rule": rule, "from": before.isoformat(), "to": values["due_date"].isoformat()})
         case.departments.append({"department_id": first, "role": "lead", "assigned_at": assigned,
                                  "due_at": values["due_at"], "active": True})
         receipt_day = local_date(received_at)
