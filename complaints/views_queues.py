@@ -1,6 +1,7 @@
 """Staff pages for the queues: the officer's queue (triage first), a department's queue, and the routing rules."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, abort, flash, redirect, render_template, request, url_for
@@ -110,21 +111,20 @@ def _queue_context(institution: Institution, departments: set[int] | None, endpo
     )
 
 
-def _triage_late_label(days: int) -> str:
-    """The tile of the cases awaiting triage beyond the institution's triage target."""
+def _triage_late_label(days: int) -> Callable[[int], str]:
+    """The 待受理 tile's line for the cases awaiting triage beyond the institution's triage target."""
     if days == 0:
-        return gettext("当天未受理")
-    return ngettext("待受理超过 %(num)d 个工作日", "待受理超过 %(num)d 个工作日", days)
+        return lambda n: gettext("当天未受理：%(n)d 件", n=n)
+    return lambda n: ngettext("超过 %(num)d 个工作日：%(n)d 件", "超过 %(num)d 个工作日：%(n)d 件", days, n=n)
 
 
 def _triage_target_text(days: int) -> str:
     """The triage target in words, and the reminder that the answer clock already runs."""
     if days == 0:
-        target = gettext("受理时限：接到投诉当天。")
-    else:
-        target = ngettext("受理时限：接到投诉次日起 %(num)d 个工作日内。",
-                          "受理时限：接到投诉次日起 %(num)d 个工作日内。", days)
-    return target + gettext("办理期限自接到投诉次日起计算，待受理期间照常计时。")
+        return gettext("受理时限：接到投诉当天。办理期限自接到投诉次日起计算，待受理期间照常计时。")
+    return ngettext("受理时限：接到投诉次日起 %(num)d 个工作日内。办理期限自接到投诉次日起计算，待受理期间照常计时。",
+                    "受理时限：接到投诉次日起 %(num)d 个工作日内。办理期限自接到投诉次日起计算，待受理期间照常计时。",
+                    days)
 
 
 def _labels(enum) -> dict[str, str]:

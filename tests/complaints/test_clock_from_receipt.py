@@ -122,10 +122,11 @@ def test_the_officers_queue_counts_an_untriaged_old_case_as_overdue(client, rmyy
     staff_login(client, "rmyy-officer")
     base = f"/i/{rmyy.id}/complaints/"
     html = client.get(base).get_data(as_text=True)
-    assert tile(html, "t-overdue") == 1 and tile(html, "t-triage-late") == 2
-    assert "待受理超过 1 个工作日" in html
-    assert "受理时限：接到投诉次日起 1 个工作日内。" in html            # the target, in the triage panel
+    assert tile(html, "t-overdue") == 1 and tile(html, "t-triage") == 3
+    assert '<span class="l late">超过 1 个工作日：2 件</span>' in html  # on the 待受理 tile
+    assert "受理时限：接到投诉次日起 1 个工作日内。办理期限自接到投诉次日起计算" in html  # in the triage panel
     triage_panel = html.split('<section class="card triage">')[1].split("</section>")[0]
+    assert "只看超过受理时限（2）" in triage_panel
     assert triage_panel.count("受理超时") == 2 and "已超过受理时限" in triage_panel
     assert "超期 3 个工作日" in triage_panel                         # the old one: due after 5, now 8
 
