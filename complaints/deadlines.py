@@ -12,12 +12,9 @@ non-working start day forward first and is therefore 1-4 days late: check C3.)
 Working days follow the official calendar (complaints.workdays); a deadline that counts a
 day of a year not yet announced is marked provisional.
 
-The clock starts at receipt, not at acceptance: a case gets its deadline when it is
-registered (start_clock), a case awaiting triage is overdue once that deadline passes like
-any other case still to do (Status.to_do()), and triage has a target of its own
-(ComplaintSettings.triage_days working days after the day of receipt: triage_due_date,
-triage_late, triage_late_sql). A declined case and a case settled on the spot owe no
-answer any more (Status.no_deadline()); their deadline is kept as it was, never overdue.
+The clock starts at receipt, not at acceptance: a case gets its deadline when it is registered
+(start_clock) and is overdue once it passes, triaged or not (Status.to_do()); triage has its own
+target (ComplaintSettings.triage_days: triage_late). Declined and settled cases owe no answer.
 
 Paused periods (待补充材料, 调解, 鉴定) are excluded, the way 医疗纠纷预防和处理条例
 第四十条 excludes 鉴定 time from the mediation period: a working day that lies
@@ -346,8 +343,7 @@ def cases_without_a_clock() -> int:
 
 
 def _hospital_language() -> Any:
-    """Stored notes are written in the hospital's language (a job has no request to take a locale from, and the
-    complainant's own locale is not the staff's)."""
+    """Stored notes are in the hospital's language (a job has no locale; the complainant's is not the staff's)."""
     return force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "zh_Hans"))
 
 
@@ -402,11 +398,8 @@ def update_deadline(complaint: Complaint, *, rule: str | None = None, now: datet
 
 
 def start_clock(complaint: Complaint, *, actor: Any, now: datetime | None = None) -> Deadline:
-    """Start the answer clock of a newly registered case: the standard rule, counted from the day of receipt.
-
-    "于接到投诉之日起5个工作日内" (医疗机构投诉管理办法), counted as 民法典 第二百零一条 says: the
-    deadline runs from receipt, whoever triages the case and whenever. The timeline says so.
-    """
+    """Start a newly registered case's clock: the standard rule from the day of receipt ("于接到投诉之日起5个
+    工作日内", 医疗机构投诉管理办法), whoever triages the case and whenever. The timeline says so."""
     deadline = update_deadline(complaint, rule=DeadlineRule.STANDARD, now=now)
     with _hospital_language():
         note = gettext("办理期限：%(date)s（%(days)d 个工作日，自接到投诉次日起计算）",
@@ -459,10 +452,7 @@ def overdue_sql(now: datetime, *, statuses: Any = None) -> Any:
 # Triage (受理) ---------------------------------------------------------------------------
 
 def triage_due_date(received_at: datetime, triage_days: int) -> date:
-    """The last day to triage a case: the triage_days-th working day after the day of receipt (0: that day).
-
-    Counted as the answer period is (the day of receipt does not count); the target ends at 24:00 of that day.
-    """
+    """The last day to triage a case (until 24:00): the triage_days-th working day after the day of receipt."""
     return add_working_days(local_date(received_at), triage_days)[0]
 
 
@@ -474,12 +464,9 @@ def triage_late(status: str, received_at: datetime, triage_days: int, now: datet
 
 
 def triage_cutoff(triage_days: int, now: datetime) -> datetime:
-    """A case received before this moment is past its triage target at ``now`` (triage_late, for SQL).
-
-    A case is late when its triage day is before today; the triage day never moves back when the
-    receipt moves forward, so the late cases are exactly those received on or before the last day
-    whose triage day is before today.
-    """
+    """A case received before this moment is past its triage target at ``now`` (triage_late, for SQL): the
+    triage day never moves back as the receipt moves on, so these are the receipts up to the last day whose
+    triage day is before today."""
     today = local_today(now)
     day = today - timedelta(days=1)
     while add_working_days(day, triage_days)[0] >= today:
