@@ -7,12 +7,21 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from complaints import intake
 from complaints import categories as category_service
+from complaints import intake, routing, triage
 from complaints.intake import derive_subject
-from complaints.models import Complaint
+from complaints.models import Complaint, Reply, ReplyStatus, Status
+from complaints.replies import (
+    DEFAULT_REPLY_TEMPLATES,
+    ReplyError,
+    approve_reply,
+    draft_reply,
+    fill_template,
+    unfilled_blanks,
+)
 from core.extensions import db
-from tests.complaints.conftest import hidden_fields, open_form, staff_login
+from tests.complaints.conftest import department, hidden_fields, open_form, post_complaint, staff_login
+from tests.factories import demo_user
 
 
 def cases_of(institution) -> list[Complaint]:
@@ -32,7 +41,7 @@ def test_the_subject_skips_the_date_and_stops_at_a_natural_break_not_inside_a_wo
 
 
 @pytest.mark.parametrize(("text", "subject"), [
-    ("挂号窗口工作人员态度生硬。后来又去了收费处。", "挂号窗口工作人员态度生硬"),        # the whole first sentence: no "…"
+    ("挂号窗口工作人员态度生硬。后来又去了收费处。", "挂号窗口工作人员态度生硬"),  # a whole first sentence: no "…"
     ("您好，昨天下午三点在收费处缴费，多收了我200元。", "在收费处缴费，多收了我200元"),  # greeting, day and hour go
     ("今天上午九点半在药房取药，等了很久", "在药房取药，等了很久"),
     ("2026-12-07 09:30 急诊科医生不在岗", "急诊科医生不在岗"),
@@ -57,7 +66,6 @@ def test_a_long_clause_is_cut_outside_numbers_and_words_with_an_ellipsis():
 
 
 def test_a_patients_complaint_gets_the_readable_subject(client, rmyy, categories):
-    from tests.complaints.conftest import post_complaint
 
     post_complaint(client, rmyy, fields={
         "description": "12月7日上午9点到门诊挂号，挂号窗口只开一个，排队的人很多，等了一个多小时才挂上号。"})
@@ -120,3 +128,92 @@ def test_a_refused_registration_shows_the_proposal_too(client, rmyy, categories,
     done = client.post(f"/i/{rmyy.id}/complaints/new", data=fixed, content_type="multipart/form-data")
     assert "投诉已登记" in done.get_data(as_text=True)
     assert cases_of(rmyy)[0].subject == "到门诊挂号，挂号窗口只开一个，排队的人很多…"
+
+
+# Replies with a template's blanks left in --------------------------------------------------------
+
+def handling_case(make_case, rmyy, **overrides):
+    """A case accepted and routed to XNK (rmyy-handler's), waiting for a reply."""
+    officer = demo_user("rmyy-officer")
+    case = make_case(**overrides)
+    triage.accept_complaint(case, actor=officer)
+    routing.assign_department(case, department(rmyy, "XNK"), actor=officer)
+    db.session.flush()
+    return case
+
+
+def template(code: str):
+    return next(t for t in DEFAULT_REPLY_TEMPLATES if t.code == code)
+
+
+@pytest.mark.parametrize(("code", "named"), [
+    ("confirmed", ["第 4 行“1.”", "第 5 行“2.”"]),
+    ("explained", ["“【调查核实的情况】”"]),
+    ("charges", ["“【多收/误收】”", "“【金额】”"]),
+])
+def test_a_shipped_template_with_its_blanks_unfilled_cannot_go_for_approval(make_case, rmyy, handler, code, named):
+
+    case = handling_case(make_case, rmyy)
+    body = fill_template(template(code), case, rmyy)
+    with pytest.raises(ReplyError) as refused:
+        draft_reply(case, body, actor=handler, expected_version=case.version)
+    assert refused.value.field == "body"
+    message = str(refused.value)
+    assert all(text in message for text in named), message
+    assert case.status == Status.IN_HANDLING
+    assert db.session.scalars(select(Reply).where(Reply.complaint_id == case.id)).all() == []
+
+
+def test_a_template_filled_in_goes_for_approval(make_case, rmyy, handler):
+
+    case = handling_case(make_case, rmyy)
+    body = fill_template(template("confirmed"), case, rmyy).replace("1. \n2. \n", "1. 对当事护士进行批评教育；\n"
+                                                                               "2. 在科室内开展服务规范培训。\n")
+    assert draft_reply(case, body, actor=handler).number == 1
+    charges = handling_case(make_case, rmyy, category="charges")
+    body = (fill_template(template("charges"), charges, rmyy)
+            .replace("【多收/误收】", "多收").replace("【金额】", "36.50"))
+    assert draft_reply(charges, body, actor=handler).number == 1
+    attitude = handling_case(make_case, rmyy)                       # a template without blanks goes as it is
+    assert draft_reply(attitude, fill_template(template("attitude"), attitude, rmyy), actor=handler).number == 1
+
+
+@pytest.mark.parametrize(("body", "blanks"), [
+    ("经核实，多收费用____元。", ["“____”"]),
+    ("经核实，多收费用{金额}元，由××科负责退还。", ["“{金额}”", "“××”"]),
+    ("整改措施：\n（1）\n（2）已完成培训", ["第 2 行“（1）”"]),
+    ("整改措施：\n一、\n二、加强管理", ["第 2 行“一、”"]),
+    ("请于XX日前来院办理", ["“XX”"]),
+    ("【】", ["“【】”"]),
+    # No blank: numbered items with their text, amounts, an X-ray, a plain bracket.
+    ("1. 加强培训\n2. 增开窗口\n共计 100 元。经 X 光检查（1）号机正常。", []),
+])
+def test_what_counts_as_a_blank(body, blanks):
+
+    assert unfilled_blanks(body) == blanks
+
+
+def test_the_draft_page_names_the_blanks_and_keeps_the_text(make_case, rmyy, client):
+
+    case = handling_case(make_case, rmyy)
+    staff_login(client, "rmyy-handler")
+    base = f"/i/{rmyy.id}/complaints/{case.id}"
+    page = client.get(f"{base}/replies/new?template=confirmed").get_data(as_text=True)
+    assert "【】处须填写或删去" in page
+    body = fill_template(template("confirmed"), case, rmyy)
+    refused = client.post(f"{base}/replies/new", data={"body": body, "version": case.version})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 400
+    assert "答复中还有未填写的内容：第 4 行“1.”、第 5 行“2.”" in html and "感谢您对我院工作的监督" in html
+    assert db.session.scalars(select(Reply).where(Reply.complaint_id == case.id)).all() == []
+
+
+def test_a_draft_with_blanks_from_before_cannot_be_approved(make_case, rmyy, handler, officer):
+
+    case = handling_case(make_case, rmyy)
+    reply = draft_reply(case, "经调查核实，已整改。", actor=handler)
+    reply.body = "医院已责成相关科室：\n1. \n2. \n"                   # as drafts were stored before the rule
+    db.session.flush()
+    with pytest.raises(ReplyError, match="请退回起草人补充"):
+        approve_reply(reply, actor=officer, expected_version=case.version)
+    assert reply.status == ReplyStatus.SUBMITTED and case.status == Status.REPLY_DRAFTED
