@@ -422,11 +422,13 @@ def complaint_attachments(complaint: Complaint) -> list[Attachment]:
 
 @staff_bp.get("/attachments/<int:attachment_id>")
 def attachment(institution_id: int, attachment_id: int):
-    """Download one attachment, for those who may see its case."""
+    """Download one attachment, for those who work its case (or the case it was merged into)."""
     row = db.session.get(Attachment, attachment_id)
     if row is None:
         abort(404)
-    access.load_case_or_404(institution_id, row.complaint_id, work=True)
+    institution = access.case_institution_or_404(institution_id, work=True)
+    if not access.may_read_case_files(current_user, get_owned_or_404(Complaint, row.complaint_id, institution)):
+        abort(404)
     response = send_file(BytesIO(row.data), mimetype=row.content_type, as_attachment=True,
                          download_name=row.filename, max_age=0)
     response.headers["Cache-Control"] = "private, no-store"

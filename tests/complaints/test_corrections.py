@@ -8,9 +8,19 @@ import pytest
 from sqlalchemy import select
 
 from complaints import categories as category_service
-from complaints import intake, routing, triage
+from complaints import corrections, intake, ledger, lookup, pauses, routing, stats, triage
 from complaints.intake import derive_subject
-from complaints.models import Complaint, Reply, ReplyStatus, Status
+from complaints.models import (
+    Attachment,
+    CaseEvent,
+    Channel,
+    Complaint,
+    DeclineReason,
+    PauseReason,
+    Reply,
+    ReplyStatus,
+    Status,
+)
 from complaints.replies import (
     DEFAULT_REPLY_TEMPLATES,
     ReplyError,
@@ -19,9 +29,13 @@ from complaints.replies import (
     fill_template,
     unfilled_blanks,
 )
+from complaints.workflow import ConcurrentChange, NotAllowed
+from core.audit import AuditEntry
 from core.extensions import db
+from core.services import ServiceError
+from organisation.models import Department
 from tests.complaints.conftest import department, hidden_fields, open_form, post_complaint, staff_login
-from tests.factories import demo_user
+from tests.factories import demo_institution, demo_user
 
 
 def cases_of(institution) -> list[Complaint]:
@@ -217,3 +231,329 @@ def test_a_draft_with_blanks_from_before_cannot_be_approved(make_case, rmyy, han
     with pytest.raises(ReplyError, match="请退回起草人补充"):
         approve_reply(reply, actor=officer, expected_version=case.version)
     assert reply.status == ReplyStatus.SUBMITTED and case.status == Status.REPLY_DRAFTED
+
+
+# Correcting a case -------------------------------------------------------------------------------
+
+def audit(case, action: str) -> list[dict]:
+    return [e.data for e in db.session.scalars(select(AuditEntry).where(
+        AuditEntry.target_type == "complaint", AuditEntry.target_id == str(case.id), AuditEntry.action == action)
+        .order_by(AuditEntry.id))]
+
+
+def events(case, action: str) -> list[CaseEvent]:
+    return list(db.session.scalars(select(CaseEvent).where(CaseEvent.complaint_id == case.id,
+                                                           CaseEvent.action == action).order_by(CaseEvent.id)))
+
+
+def test_an_officer_corrects_the_registration_and_the_old_values_are_kept(make_case, rmyy, categories, officer):
+    case = make_case(channel=Channel.PHONE, subject="12月7日上午9点到门诊挂号，挂号窗口只开一", category="attitude",
+                     departments_concerned=["XNK"])
+    version = case.version
+    xnk, cwk = department(rmyy, "XNK"), department(rmyy, "CWK")
+
+    result = corrections.correct_case(
+        case, subject="挂号窗口只开一个，排队一个多小时", category=categories["environment"], channel=Channel.WALK_IN,
+        departments=[cwk, xnk], reason="电话登记时选错了渠道", actor=officer, expected_version=version)
+
+    assert (case.subject, case.category_id, case.channel) == ("挂号窗口只开一个，排队一个多小时",
+                                                              categories["environment"].id, Channel.WALK_IN)
+    assert {d.code for d in case.concerned_departments} == {"XNK", "CWK"}
+    assert case.version > version
+    assert result.transferred_to is None and result.emergency is False
+    (event,) = events(case, "edited")
+    assert event.actor_id == officer.id
+    assert "事由：12月7日上午9点到门诊挂号，挂号窗口只开一 → 挂号窗口只开一个，排队一个多小时" in event.note
+    assert "投诉类别：服务态度 → 环境后勤" in event.note and "来源渠道：来电 → 来访" in event.note
+    assert "涉及科室：心血管内科 → " in event.note and "原因：电话登记时选错了渠道" in event.note
+    (entry,) = audit(case, "complaint.edit")
+    assert entry["subject"] == ["12月7日上午9点到门诊挂号，挂号窗口只开一", "挂号窗口只开一个，排队一个多小时"]
+    assert entry["category"] == ["attitude", "environment"] and entry["channel"] == ["phone", "walk_in"]
+    assert entry["departments"] == [[xnk.id], sorted([xnk.id, cwk.id], key=lambda i: db.session.get(
+        Department, i).code)]
+    assert entry["reason"] == "电话登记时选错了渠道"
+
+
+def test_a_correction_before_routing_changes_the_departments_the_proposal_reads(make_case, rmyy, categories,
+                                                                                officer):
+    case = make_case(departments_concerned=["XNK"])
+    triage.accept_complaint(case, actor=officer)
+    assert routing.propose(case).department.code == "XNK"
+    corrections.correct_case(case, subject=case.subject, category=categories["attitude"], channel=case.channel,
+                             departments=[department(rmyy, "CWK")], actor=officer)
+    assert routing.propose(case).department.code == "CWK"
+    assert case.lead_department_id is None and case.status == Status.ACCEPTED
+
+
+def test_another_lead_department_is_a_transfer_with_the_corrections_reason(make_case, rmyy, categories, officer):
+    case = handling_case(make_case, rmyy)
+    fields = {"subject": case.subject, "category": categories["attitude"], "channel": case.channel}
+    with pytest.raises(ServiceError) as missing:
+        corrections.correct_case(case, **fields, lead=department(rmyy, "CWK"), actor=officer)
+    assert missing.value.field == "reason" and case.status == Status.IN_HANDLING
+
+    result = corrections.correct_case(case, **fields, lead=department(rmyy, "CWK"), reason="实为收费问题",
+                                      actor=officer, expected_version=case.version)
+    assert result.transferred_to.code == "CWK"
+    assert case.status == Status.TRANSFERRED and case.lead_department.code == "CWK"
+    (transfer,) = events(case, "transfer")
+    assert "实为收费问题" in transfer.note
+    assert events(case, "edited") == []                       # nothing else changed: the transfer says it all
+
+
+def test_the_lead_department_cannot_change_where_no_transfer_is_possible(make_case, rmyy, categories, officer,
+                                                                         handler):
+    case = handling_case(make_case, rmyy)
+    draft_reply(case, "经调查核实，已整改。", actor=handler)
+    with pytest.raises(NotAllowed, match="转办"):
+        corrections.correct_case(case, subject=case.subject, category=categories["attitude"], channel=case.channel,
+                                 lead=department(rmyy, "CWK"), reason="改派", actor=officer)
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    ({"subject": "  "}, "subject", "请填写事由"),
+    ({"channel": "hotline_12345"}, "channel_ref", "工单编号"),
+    ({"channel": "self_service"}, "channel", "由系统记录"),
+    ({"channel": "carrier_pigeon"}, "channel", "请选择来源渠道"),
+    ({"category": None}, "category", "请选择投诉类别"),
+    ({}, None, "没有修改任何内容"),
+])
+def test_bad_corrections_are_refused_with_the_field(make_case, rmyy, categories, officer, change, field, message):
+    case = make_case(channel=Channel.PHONE)
+    values = {"subject": case.subject, "category": categories["attitude"], "channel": Channel.PHONE, **change}
+    with pytest.raises(ServiceError, match=message) as refused:
+        corrections.correct_case(case, **values, actor=officer)
+    assert refused.value.field == field
+
+
+def test_only_officers_correct_and_only_on_a_current_page(make_case, rmyy, categories, officer, handler):
+    case = handling_case(make_case, rmyy)
+    values = {"subject": "新的事由", "category": categories["attitude"], "channel": case.channel}
+    with pytest.raises(NotAllowed):
+        corrections.correct_case(case, **values, actor=handler)
+    with pytest.raises(ConcurrentChange):
+        corrections.correct_case(case, **values, actor=officer, expected_version=case.version - 1)
+    assert case.subject == "挂号窗口态度生硬"
+    with pytest.raises(ServiceError, match="不属于本院"):
+        corrections.correct_case(case, **values, departments=[department(demo_institution("zyy"), "ZYNK")],
+                                 actor=officer)
+
+
+def test_a_quality_and_safety_category_raises_the_alarm_as_at_registration(client, make_case, rmyy, categories,
+                                                                            outbox):
+    case = make_case()
+    staff_login(client, "rmyy-officer")
+    response = client.post(f"/i/{rmyy.id}/complaints/{case.id}/edit", data={
+        "edit-version": case.version, "edit-subject": case.subject, "edit-category": categories["quality_safety"].id,
+        "edit-channel": "walk_in"})
+    assert response.status_code == 302
+    db.session.refresh(case)
+    assert case.safety_emergency and [m.kind for m in outbox] == ["complaint_emergency"]
+
+
+def test_correcting_through_the_case_page(new_client, make_case, rmyy, categories):
+    case = handling_case(make_case, rmyy, channel=Channel.PHONE, departments_concerned=["XNK"])
+    officer, handler = new_client(), new_client()
+    staff_login(officer, "rmyy-officer")
+    staff_login(handler, "rmyy-handler")
+    base = f"/i/{rmyy.id}/complaints/{case.id}"
+    page = officer.get(base).get_data(as_text=True)
+    assert 'id="corrections"' in page and 'name="edit-subject"' in page and 'value="挂号窗口态度生硬"' in page
+    data = {"edit-version": case.version, "edit-subject": "挂号窗口只开一个",
+            "edit-category": categories["attitude"].id, "edit-channel": "walk_in",
+            "edit-departments": [department(rmyy, "XNK").id], "edit-lead": department(rmyy, "XNK").id}
+
+    stale = officer.post(f"{base}/edit", data={**data, "edit-version": case.version - 1})
+    assert stale.status_code == 409 and "该案件刚被其他人更新" in stale.get_data(as_text=True)
+    bad = officer.post(f"{base}/edit", data={**data, "edit-channel": "hotline_12345"})
+    assert bad.status_code == 400 and "12345 热线转办须填写工单编号" in bad.get_data(as_text=True)
+    assert officer.post(f"{base}/edit", data=data).status_code == 302
+    db.session.refresh(case)
+    assert case.subject == "挂号窗口只开一个" and case.channel == Channel.WALK_IN and case.status == Status.IN_HANDLING
+    page = officer.get(base).get_data(as_text=True)
+    assert "更正登记信息" in page and "事由：挂号窗口态度生硬 → 挂号窗口只开一个" in page
+
+    # The lead department's handler reads the case but corrects nothing.
+    page = handler.get(base).get_data(as_text=True)
+    assert case.subject in page and 'id="corrections"' not in page
+    refused = handler.post(f"{base}/edit", data={**data, "edit-version": case.version, "edit-subject": "改"})
+    assert refused.status_code == 403
+    db.session.refresh(case)
+    assert case.subject == "挂号窗口只开一个"
+
+
+def test_the_lead_department_is_offered_where_a_transfer_is_possible(client, make_case, rmyy, categories, outbox):
+    case = handling_case(make_case, rmyy)
+    staff_login(client, "rmyy-officer")
+    base = f"/i/{rmyy.id}/complaints/{case.id}"
+    assert 'name="edit-lead"' in client.get(base).get_data(as_text=True)
+    response = client.post(f"{base}/edit", data={
+        "edit-version": case.version, "edit-subject": case.subject, "edit-category": categories["attitude"].id,
+        "edit-channel": "walk_in", "edit-lead": department(rmyy, "CWK").id, "edit-reason": "实为收费问题"})
+    assert response.status_code == 302
+    db.session.refresh(case)
+    assert case.status == Status.TRANSFERRED and case.lead_department.code == "CWK"
+    assert "complaint_transferred" in [m.kind for m in outbox]
+
+
+# Merging a duplicate -----------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+
+
+def test_a_duplicate_is_merged_and_both_timelines_name_each_other(make_case, rmyy, officer):
+    primary = handling_case(make_case, rmyy, complainant_phone="13600001111")
+    duplicate = make_case(channel=Channel.SELF_SERVICE, first_contact=None, actor="self-service",
+                          complainant_phone="13600001111")
+    triage.accept_complaint(duplicate, actor=officer)
+    pauses.pause_clock(duplicate, PauseReason.AWAITING_MATERIAL, actor=officer)
+    versions = (duplicate.version, primary.version)
+
+    joined = corrections.merge_case(duplicate, primary.case_number.lower(), "同一患者扫码与来电重复投诉",
+                                    actor=officer, expected_version=duplicate.version)
+
+    assert joined is primary
+    assert duplicate.status == Status.MERGED and duplicate.merged_into_id == primary.id
+    assert duplicate.paused_since is None and pauses.open_pause(duplicate) is None   # its clock is over
+    assert duplicate.version > versions[0] and primary.version > versions[1]          # both pages go stale
+    (gone,) = events(duplicate, "merge")
+    assert (gone.from_status, gone.to_status) == (Status.ACCEPTED, Status.MERGED)
+    assert gone.note == f"已并入 {primary.case_number}：同一患者扫码与来电重复投诉"
+    assert gone.data == {"case_id": primary.id, "case_number": primary.case_number}
+    (came,) = events(primary, "merged_in")
+    assert came.note == f"合并了 {duplicate.case_number}：同一患者扫码与来电重复投诉"
+    assert came.data == {"case_id": duplicate.id, "case_number": duplicate.case_number}
+    assert audit(duplicate, "complaint.merge")[0]["to"] == "merged"
+    assert audit(primary, "complaint.merged_in") == [{"duplicate": duplicate.id,
+                                                      "case_number": duplicate.case_number}]
+    assert primary.status == Status.IN_HANDLING                                        # it carries on
+    assert corrections.merged_cases(primary) == [duplicate]
+
+
+def test_the_complainants_lookup_of_the_duplicate_shows_the_case_it_joined(make_case, rmyy, officer):
+    primary = handling_case(make_case, rmyy)
+    duplicate = make_case()
+    corrections.merge_case(duplicate, primary.case_number, "重复", actor=officer)
+    status = lookup.public_status(lookup.find_case(rmyy.id, duplicate.case_number, duplicate.plain_lookup_code))
+    assert status.merged and status.case_number == duplicate.case_number and status.stage == "正在调查处理"
+
+
+def test_the_statistics_count_a_merged_matter_once(make_case, rmyy, officer):
+    period = stats.parse_period(None)
+    before = stats.summaries([rmyy.id], period)[rmyy.id]
+    primary = handling_case(make_case, rmyy, complainant_phone="13600002222", subject="停车场收费不合理")
+    duplicate = make_case(complainant_phone="13600002222", subject="停车场收费不合理")
+    both = stats.summaries([rmyy.id], period)[rmyy.id]
+    assert both.received == before.received + 2
+    cohort = stats._cohort([rmyy.id], period)
+    assert any(primary.case_number in numbers for _token, numbers in stats.repeat_complainants(cohort))
+
+    corrections.merge_case(duplicate, primary.case_number, "同一事项", actor=officer)
+    db.session.flush()
+    after = stats.summaries([rmyy.id], period)[rmyy.id]
+    assert after.received == before.received + 1 and after.accepted == before.accepted + 1
+    assert after.registered == before.registered
+    assert not any(primary.case_number in numbers for _token, numbers in stats.repeat_complainants(cohort))
+    report = stats.report(rmyy, period)
+    assert "已合并" not in dict(report.by_status)
+    # The ledger still lists the duplicate, as merged, with no on-time verdict of its own.
+    rows = {row.case_number: row for row in ledger.page_of(rmyy, ledger.LedgerFilter(), per_page=500).items}
+    assert rows[duplicate.case_number].status == "merged" and rows[duplicate.case_number].on_time is None
+
+
+@pytest.mark.parametrize("problem", ["missing", "itself", "other_hospital", "finished", "merged_away", "no_reason",
+                                     "has_duplicates"])
+def test_merges_that_cannot_be(make_case, rmyy, zyy, officer, problem):
+    duplicate = make_case()
+    primary = handling_case(make_case, rmyy)
+    number, reason, message = primary.case_number, "重复", ""
+    if problem == "missing":
+        number, message = "TS2099-99999", "本院没有编号为“TS2099-99999”的案件"
+    elif problem == "itself":
+        number, message = duplicate.case_number, "不能把案件并入它自己"
+    elif problem == "other_hospital":
+        theirs = make_case(institution=zyy)
+        theirs.case_number = "TS2026-77777"                     # a number only zyy has
+        number, message = theirs.case_number, "本院没有编号为“TS2026-77777”的案件"
+    elif problem == "finished":
+        triage.decline_complaint(primary_declined := make_case(), DeclineReason.REPEATED, "重复投诉", actor=officer)
+        number, message = primary_declined.case_number, "已结束（不予受理）"
+    elif problem == "merged_away":
+        corrections.merge_case(primary, make_case().case_number, "重复", actor=officer)
+        number, message = primary.case_number, "已并入"
+    elif problem == "no_reason":
+        reason, message = " ", "请写明合并理由"
+    elif problem == "has_duplicates":
+        corrections.merge_case(make_case(), duplicate.case_number, "重复", actor=officer)
+        message = "已有案件并入本案"
+    with pytest.raises(ServiceError, match=message) as refused:
+        corrections.merge_case(duplicate, number, reason, actor=officer)
+    assert refused.value.field == ("reason" if problem == "no_reason" else "primary")
+    assert duplicate.merged_into_id is None and duplicate.status == Status.REGISTERED
+
+
+def test_who_may_merge_and_when(make_case, rmyy, officer, handler):
+    primary = handling_case(make_case, rmyy)
+    duplicate = handling_case(make_case, rmyy)
+    with pytest.raises(NotAllowed):
+        corrections.merge_case(duplicate, primary.case_number, "重复", actor=handler)
+    with pytest.raises(ConcurrentChange):
+        corrections.merge_case(duplicate, primary.case_number, "重复", actor=officer,
+                               expected_version=duplicate.version - 1)
+    draft = make_case()
+    triage.settle_on_the_spot(draft, "当场解释清楚", actor=officer)
+    with pytest.raises(NotAllowed, match="当场办结"):                     # a finished case is not merged away
+        corrections.merge_case(draft, primary.case_number, "重复", actor=officer)
+    corrections.merge_case(duplicate, primary.case_number, "重复", actor=officer)
+    with pytest.raises(NotAllowed, match="合并"):                         # once merged, read-only
+        corrections.merge_case(duplicate, primary.case_number, "再合并", actor=officer)
+    with pytest.raises(NotAllowed, match="合并"):
+        corrections.correct_case(duplicate, subject="改", category=duplicate.category, channel=duplicate.channel,
+                                 actor=officer)
+
+
+def test_an_emergency_duplicate_keeps_the_case_it_joins_an_emergency(make_case, rmyy, officer):
+    primary = handling_case(make_case, rmyy)
+    duplicate = make_case(safety_emergency=True)
+    corrections.merge_case(duplicate, primary.case_number, "重复", actor=officer)
+    assert primary.safety_emergency and primary.emergency_notified_at == duplicate.emergency_notified_at
+    assert events(primary, "emergency")[0].note == f"随 {duplicate.case_number} 并入"
+
+
+def test_merging_through_the_case_pages(new_client, make_case, rmyy, outbox):
+    primary = handling_case(make_case, rmyy, complainant_phone="13600003333")
+    duplicate = make_case(complainant_phone="13600003333", attachments=[intake.Upload("收据.png", PNG)])
+    officer, handler = new_client(), new_client()
+    staff_login(officer, "rmyy-officer")
+    staff_login(handler, "rmyy-handler")                      # XNK: leads the primary, not the duplicate
+    base = f"/i/{rmyy.id}/complaints"
+    page = officer.get(f"{base}/{duplicate.id}").get_data(as_text=True)
+    assert 'name="merge-primary"' in page and f'<option value="{primary.case_number}">' in page  # a candidate
+    data = {"merge-version": duplicate.version, "merge-primary": primary.case_number, "merge-reason": "同一事项"}
+
+    stale = officer.post(f"{base}/{duplicate.id}/merge", data={**data, "merge-version": duplicate.version - 1})
+    assert stale.status_code == 409 and "该案件刚被其他人更新" in stale.get_data(as_text=True)
+    wrong = officer.post(f"{base}/{duplicate.id}/merge", data={**data, "merge-primary": "TS2099-1"})
+    assert wrong.status_code == 400 and "本院没有编号为“TS2099-1”的案件" in wrong.get_data(as_text=True)
+    assert handler.post(f"{base}/{duplicate.id}/merge", data=data).status_code == 404   # not the handler's case
+    assert officer.post(f"{base}/{duplicate.id}/merge", data=data).status_code == 302
+    db.session.refresh(duplicate)
+    assert duplicate.status == Status.MERGED
+
+    page = officer.get(f"{base}/{duplicate.id}").get_data(as_text=True)
+    assert f"本案已并入 {primary.case_number}" in page and f"/complaints/{primary.id}\"" in page
+    assert 'id="actions"' not in page and 'id="corrections"' not in page and 'id="intake"' in page
+    page = officer.get(f"{base}/{primary.id}").get_data(as_text=True)
+    assert f"合并了 {duplicate.case_number}：同一事项" in page and f"/complaints/{duplicate.id}\"" in page
+    assert "并入本案的重复投诉" in page and f"来自并入的 {duplicate.case_number}" in page
+    assert "收据.png" in page
+    again = officer.post(f"{base}/{duplicate.id}/merge", data={**data, "merge-version": duplicate.version})
+    assert again.status_code == 409 and "该案件已合并，只能查看" in again.get_data(as_text=True)
+
+    # The primary's handler reads the duplicate and its evidence, and acts on neither.
+    (attachment,) = db.session.scalars(select(Attachment).where(Attachment.complaint_id == duplicate.id))
+    assert handler.get(f"{base}/{duplicate.id}").status_code == 200
+    assert handler.get(f"{base}/attachments/{attachment.id}").status_code == 200
+    stranger = new_client()
+    staff_login(stranger, "zyy-officer")
+    assert stranger.get(f"/i/{rmyy.id}/complaints/attachments/{attachment.id}").status_code == 404
