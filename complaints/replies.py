@@ -105,11 +105,12 @@ def fill_template(template: ReplyTemplate, complaint: Complaint, institution: In
     return str(template.body) % values
 
 
-# Blanks a template leaves for the drafter: an empty numbered item ("1. ", "（2）", "三、", "④"), a 【…】
-# (empty or naming what goes there), a run of underscores, a {…} or an unfilled %(name)s, and "××"/"XX".
+# Blanks a template leaves for the drafter: an empty numbered item ("1. ", "（2）", "三、", "④"), a 【…】 or
+# [...] (empty or naming what goes there; the English texts use [...]), a run of underscores, a {…} or an
+# unfilled %(name)s, and "××"/"XX".
 _EMPTY_ITEM = re.compile(r"^[ \t\u3000]*(?:\d{1,2}[ \t]*[.．、)）]|[（(][ \t]*[0-9一二三四五六七八九十]{1,3}[ \t]*[)）]"
                          r"|[一二三四五六七八九十]{1,3}[ \t]*、|[\u2460-\u2473])[ \t\u3000]*$", re.MULTILINE)
-_BLANKS = re.compile(r"【[^【】\n]{0,30}】|_{3,}|＿{2,}|\{[^{}\n]{0,30}\}|%\(\w+\)[sd]"
+_BLANKS = re.compile(r"【[^【】\n]{0,30}】|\[[^\[\]\n]{0,30}\]|_{3,}|＿{2,}|\{[^{}\n]{0,30}\}|%\(\w+\)[sd]"
                      r"|××+|(?<![A-Za-z])(?:XX|xx)+(?![A-Za-z])")
 MAX_BLANKS_NAMED = 5
 

@@ -199,6 +199,7 @@ def test_a_template_filled_in_goes_for_approval(make_case, rmyy, handler):
     ("整改措施：\n一、\n二、加强管理", ["第 2 行“一、”"]),
     ("请于XX日前来院办理", ["“XX”"]),
     ("【】", ["“【】”"]),
+    ("We found that you were [overcharged] [amount] yuan.", ["“[overcharged]”", "“[amount]”"]),
     # No blank: numbered items with their text, amounts, an X-ray, a plain bracket.
     ("1. 加强培训\n2. 增开窗口\n共计 100 元。经 X 光检查（1）号机正常。", []),
 ])
