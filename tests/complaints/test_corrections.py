@@ -544,6 +544,7 @@ def test_merging_through_the_case_pages(new_client, make_case, rmyy, outbox):
     page = officer.get(f"{base}/{duplicate.id}").get_data(as_text=True)
     assert f"本案已并入 {primary.case_number}" in page and f"/complaints/{primary.id}\"" in page
     assert 'id="actions"' not in page and 'id="corrections"' not in page and 'id="intake"' in page
+    assert f"/complaints/{duplicate.id}/rectifications/new" not in page     # nothing more is put on its books
     page = officer.get(f"{base}/{primary.id}").get_data(as_text=True)
     assert f"合并了 {duplicate.case_number}：同一事项" in page and f"/complaints/{duplicate.id}\"" in page
     assert "并入本案的重复投诉" in page and f"来自并入的 {duplicate.case_number}" in page
