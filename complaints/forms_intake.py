@@ -95,7 +95,10 @@ class OfficerComplaintForm(FlaskForm):
     staff_involved = StringField(_l("涉及人员"), validators=[Optional(), Length(max=200)],
                                  description=_l("姓名或工号，多人用顿号分隔。"))
     subject = StringField(_l("事由"), validators=[Optional(), Length(max=120)],
-                          description=_l("一句话概括；不填则取投诉内容的第一句。"))
+                          description=_l("一句话概括，答复函和统计中会引用。不填时系统根据投诉内容拟一句，请您确认。"),
+                          render_kw={"placeholder": _l("例如：挂号窗口只开一个，排队一个多小时")})
+    # The subject the page proposed as the field's placeholder: left empty, the subject field then means "use it".
+    subject_proposed = HiddenField()
     description = TextAreaField(_l("投诉内容"), validators=[DataRequired(message=_l("请填写投诉内容。")),
                                                          Length(max=4000)],
                                 render_kw={"rows": 6})

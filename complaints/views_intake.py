@@ -296,6 +296,29 @@ def _staff_receipt(institution: Institution, complaint: Complaint, code: str, *,
                                               _external=True))
 
 
+def _propose_subject(form: OfficerComplaintForm) -> str | None:
+    """With the subject left empty: the one derived from the description, shown as the field's placeholder."""
+    if (form.subject.data or "").strip() or not (form.description.data or "").strip():
+        return None
+    proposed = intake.derive_subject(form.description.data)
+    form.subject_proposed.data = proposed
+    form.subject.render_kw = {**(form.subject.render_kw or {}), "placeholder": proposed}
+    return proposed
+
+
+def _ask_for_subject(form: OfficerComplaintForm) -> bool:
+    """An empty subject is asked for once: the page proposes one; submitted again empty, the proposal is taken.
+
+    A proposal is only taken as shown: if the description changed since, the new proposal is shown first.
+    """
+    shown = form.subject_proposed.data
+    proposed = _propose_subject(form)
+    if proposed is None or proposed == shown:
+        return False
+    form.subject.errors = [gettext("请确认事由：直接再点“登记”将使用“%(subject)s”，也可以改写。", subject=proposed)]
+    return True
+
+
 @staff_bp.route("/new", methods=["GET", "POST"])
 def register(institution_id: int):
     """Register a walk-in, phone, letter, e-mail or 12345 complaint; the officer becomes first contact."""
@@ -311,12 +334,14 @@ def register(institution_id: int):
         if existing is not None:
             return _staff_receipt(institution, existing, intake.lookup_code_for(institution.id, submission_id),
                                   heading=gettext("该投诉已登记"))
+        if _ask_for_subject(form):
+            return render_template("complaints/intake/register.html", institution=institution, form=form)
         received_at = parse_local_datetime(form.received_at.data).replace(tzinfo=local_timezone())
         departments = [d for d in (db.session.get(Department, i) for i in form.departments.data or []) if d]
         try:
             complaint, code = intake.register_complaint(
                 institution, channel=form.channel.data, channel_ref=form.channel_ref.data,
-                received_at=received_at.astimezone(UTC), subject=form.subject.data,
+                received_at=received_at.astimezone(UTC), subject=form.subject.data or form.subject_proposed.data,
                 description=form.description.data, wish=form.wish.data,
                 category=db.session.get(Category, form.category.data) if form.category.data else None,
                 touchpoint=db.session.get(Touchpoint, form.touchpoint.data) if form.touchpoint.data else None,
@@ -335,6 +360,8 @@ def register(institution_id: int):
     if not valid_submission_id(form.submission_id.data or ""):
         form.submission_id.data = new_submission_id()
     status = 400 if request.method == "POST" else 200
+    if status == 400:
+        _propose_subject(form)
     return render_template("complaints/intake/register.html", institution=institution, form=form), status
 
 
@@ -388,11 +415,13 @@ def complaint_attachments(complaint: Complaint) -> list[Attachment]:
 
 @staff_bp.get("/attachments/<int:attachment_id>")
 def attachment(institution_id: int, attachment_id: int):
-    """Download one attachment, for those who may see its case."""
+    """Download one attachment, for those who work its case (or the case it was merged into)."""
     row = db.session.get(Attachment, attachment_id)
     if row is None:
         abort(404)
-    access.load_case_or_404(institution_id, row.complaint_id, work=True)
+    institution = access.case_institution_or_404(institution_id, work=True)
+    if not access.may_read_case_files(current_user, get_owned_or_404(Complaint, row.complaint_id, institution)):
+        abort(404)
     response = send_file(BytesIO(row.data), mimetype=row.content_type, as_attachment=True,
                          download_name=row.filename, max_age=0)
     response.headers["Cache-Control"] = "private, no-store"

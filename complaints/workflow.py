@@ -16,6 +16,9 @@ Complaint.status.
                                                                              ↓
                       reopened ←reopen─ closed ←close─ replied ←─────────────┘
                          └─resume→ in_handling
+
+    any status still to do (registered … reply_approved, reopened) ─merge→ merged
+        (a duplicate: Complaint.merged_into_id names the case that answers for both; complaints.corrections)
 """
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ class Action(StrEnum):
     CLOSE = "close"
     REOPEN = "reopen"
     RESUME = "resume"
+    MERGE = "merge"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ TRANSITIONS: dict[Action, Rule] = {
     Action.CLOSE: _rule({Status.REPLIED}, Status.CLOSED, OFFICERS),
     Action.REOPEN: _rule({Status.CLOSED}, Status.REOPENED, OFFICERS),
     Action.RESUME: _rule({Status.REOPENED}, Status.IN_HANDLING, OFFICERS),
+    Action.MERGE: _rule(Status.to_do(), Status.MERGED, OFFICERS),
 }
 
 ACTION_LABELS = {
@@ -87,7 +92,7 @@ ACTION_LABELS = {
     Action.ASSIGN: _l("分派科室"), Action.TRANSFER: _l("转办"), Action.RECEIVE: _l("接收转办"),
     Action.DRAFT_REPLY: _l("提交答复草稿"), Action.RETURN_REPLY: _l("退回答复"),
     Action.APPROVE_REPLY: _l("审核通过答复"), Action.SEND_REPLY: _l("发送答复"), Action.CLOSE: _l("办结"),
-    Action.REOPEN: _l("重新处理"), Action.RESUME: _l("恢复处理"),
+    Action.REOPEN: _l("重新处理"), Action.RESUME: _l("恢复处理"), Action.MERGE: _l("并入其他案件"),
 }
 
 
@@ -225,6 +230,7 @@ EVENT_LABELS = {
     "rectification_verified": _l("整改验证销号"), "rectification_returned": _l("退回整改"),
     "refund_requested": _l("申请退费"), "refund_approved": _l("批准退费"), "refund_rejected": _l("不批准退费"),
     "refund_completed": _l("已退费"),
+    "edited": _l("更正登记信息"), "merged_in": _l("合并重复投诉"),
 }
 
 

@@ -97,6 +97,7 @@ class Case:
     rectifications: list[dict[str, Any]] = field(default_factory=list)
     refunds: list[dict[str, Any]] = field(default_factory=list)
     pauses: list[dict[str, Any]] = field(default_factory=list)
+    merged_into: Case | None = None       # a duplicate: the case it was merged into (linked by write_cases)
 
 
 class _Later(Exception):
@@ -359,6 +360,44 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
     except _Later:
         pass
     return _finish(case, state)
+
+
+def duplicate_of(rng: random.Random, office: Office, primary: Case, now: datetime) -> Case | None:
+    """The same matter registered again (a call after a QR form, or the other way round), merged into ``primary``
+    by the officer a few hours later; None if that would be after ``now``."""
+    received = primary.values["received_at"] + timedelta(hours=rng.uniform(2, 30))
+    case = simulate(rng, office, received, now, hold=Status.REGISTERED.value)
+    merged_at = case.events[-1]["at"] + timedelta(hours=rng.uniform(0.5, 6))
+    if merged_at > now:
+        return None
+    channel = "phone" if primary.values["channel"] != "phone" else "self_service"
+    keep = ("subject", "description", "wish", "complainant_name", "complainant_phone", "complainant_relation",
+            "category_id", "touchpoint_id")
+    case.values.update({k: primary.values[k] for k in keep}, channel=channel, channel_ref="",
+                       first_contact_id=None if channel == "self_service" else office.officer[0],
+                       status=Status.MERGED.value, updated_at=merged_at, version=2)
+    case.events[0]["data"] = {"channel": channel}
+    case.concerned = list(primary.concerned[:1])
+    case.events.append({"at": merged_at, "actor_id": office.officer[0], "actor_label": office.officer[1],
+                        "action": "merge", "from_status": Status.REGISTERED.value, "to_status": Status.MERGED.value,
+                        "note": "", "data": {}})
+    case.merged_into = primary
+    return case
+
+
+def link_duplicate(case: Case) -> None:
+    """Once both have their numbers and ids: the duplicate's merged_into_id, and the two timelines naming each other."""
+    primary = case.merged_into
+    if primary is None:
+        return
+    case.values["merged_into_id"] = primary.values["id"]
+    merge = case.events[-1]
+    merge.update(note=f"已并入 {primary.values['case_number']}：同一事项重复登记",
+                 data={"case_id": primary.values["id"], "case_number": primary.values["case_number"]})
+    primary.events.append({"at": merge["at"], "actor_id": merge["actor_id"], "actor_label": merge["actor_label"],
+                           "action": "merged_in", "from_status": None, "to_status": None,
+                           "note": f"合并了 {case.values['case_number']}：同一事项重复登记",
+                           "data": {"case_id": case.values["id"], "case_number": case.values["case_number"]}})
 
 
 def _reply(number: int, body: str, status: str, drafter: tuple[int | None, str], at: datetime) -> dict[str, Any]:

@@ -50,6 +50,8 @@ class Status(LabelledEnum):
     DECLINED = "declined", _l("不予受理")
     SETTLED = "settled", _l("当场办结")
     REOPENED = "reopened", _l("已重新处理")
+    # A duplicate merged into another case (merged_into_id), which answers for both (complaints.corrections).
+    MERGED = "merged", _l("已合并")
 
     # Groups of statuses: each is written here once, and used by name everywhere else.
 
@@ -74,7 +76,7 @@ class Status(LabelledEnum):
     @classmethod
     def finished(cls) -> frozenset[Status]:
         """Nothing more happens to the case (a closed one may still be reopened)."""
-        return frozenset({cls.CLOSED, cls.DECLINED, cls.SETTLED})
+        return frozenset({cls.CLOSED, cls.DECLINED, cls.SETTLED, cls.MERGED})
 
     @classmethod
     def done(cls) -> frozenset[Status]:
@@ -83,8 +85,9 @@ class Status(LabelledEnum):
 
     @classmethod
     def no_deadline(cls) -> frozenset[Status]:
-        """No answer is owed, so no deadline can be missed: declined, or settled on the spot."""
-        return frozenset({cls.DECLINED, cls.SETTLED})
+        """No answer is owed, so no deadline can be missed: declined, settled on the spot, or merged into another case
+        (which owes the answer)."""
+        return frozenset({cls.DECLINED, cls.SETTLED, cls.MERGED})
 
     @classmethod
     def values(cls, statuses: Iterable[Status]) -> tuple[str, ...]:
