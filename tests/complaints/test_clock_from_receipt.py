@@ -242,7 +242,8 @@ def test_the_staff_receipt_shows_the_stored_due_date(client, rmyy, categories, c
     path = f"/i/{rmyy.id}/complaints/new"
     received = datetime.now(BEIJING) - timedelta(hours=1)
     data = {**open_form(client, path), "channel": "walk_in", "received_at": received.strftime("%Y-%m-%dT%H:%M"),
-            "category": str(categories["attitude"].id), "description": "窗口工作人员态度生硬。", "relation": "self"}
+            "category": str(categories["attitude"].id), "description": "窗口工作人员态度生硬。", "relation": "self",
+            "subject": "窗口态度生硬"}
     response = client.post(path, data=data, content_type="multipart/form-data")
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "投诉已登记" in html
