@@ -347,6 +347,9 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
                     reopen_decided_at=reopened)
         values.update(reopened_count=1, closed_at=None, resolved=None)
         values.update(_due(reopened, days, rule, trace=trace, now=now))
+        # Counted from the reopening as from a new receipt, and kept so (deadlines.reopen_deadline): a recompute
+        # after a calendar edit must not count it from the first receipt again.
+        values["deadline_trace"] = {**values["deadline_trace"], "reopened_at": reopened.isoformat()}
         step(later(reopened, 0.2, 30), "resume", Status.IN_HANDLING.value,
              note=f"重新办理期限：{values['due_date'].isoformat()}")
         redrafted = step(later(reopened, 20, 90), "draft_reply", Status.REPLY_DRAFTED.value, actor=drafter)

@@ -286,3 +286,18 @@ def test_the_demo_registers_cases_with_deadlines_and_one_is_overdue_untriaged(rm
         if deadlines.is_overdue(c, now))
     events = db.session.scalars(select(CaseEvent.action).where(CaseEvent.complaint_id == registered[0].id)).all()
     assert events[:2] == ["registered", "deadline_set"]
+
+
+def test_the_demos_reopened_cases_keep_counting_from_their_reopening(rmyy, categories, calendar_2026):
+    from complaints import demo
+
+    now = beijing("2026-12-07 10:00")
+    demo.seed_cases(150, institutions=[rmyy], days=120, now=now)
+    reopened = list(db.session.scalars(select(Complaint).where(Complaint.institution_id == rmyy.id,
+                                                               Complaint.reopened_count > 0,
+                                                               Complaint.status.in_(queues.OPEN_VALUES),
+                                                               Complaint.paused_since.is_(None))))
+    assert reopened
+    for case in reopened:
+        assert deadlines.clock_start(case) > case.received_at
+        assert deadlines.deadline_for(case, now=now).due_date == case.due_date  # a recompute moves nothing
