@@ -368,6 +368,16 @@ def test_api_accepts_a_list_and_a_resend_updates_the_same_discharge(client, hosp
     assert [d.phone for d in discharges_of(hospital)] == [OTHER_PHONE, PHONE]
 
 
+def test_api_reads_dates_with_the_same_parser_as_the_upload(client, hospital, api_token, today):
+    items = [api_item(today, ref="D-1", discharge_date=f"{today:%Y/%m/%d}"),
+             api_item(today, ref="D-2", discharge_date=f"{today.year}年{today.month}月{today.day}日")]
+
+    response = post_api(client, items, api_token)
+
+    assert response.status_code == 201, response.get_json()
+    assert [d.discharge_date for d in discharges_of(hospital)] == [today, today]
+
+
 def test_api_reports_every_bad_item_in_chinese_and_stores_none(client, hospital, api_token, today):
     items = [
         api_item(today, ref="OK-1"),
@@ -384,7 +394,7 @@ def test_api_reports_every_bad_item_in_chinese_and_stores_none(client, hospital,
     errors = {(e["index"], e["field"]): e["message"] for e in response.get_json()["errors"]}
     assert set(errors) == {(1, "ward"), (2, "discharge_date"), (2, "phone"), (3, "_item"), (4, "patient_name"),
                            (5, "ref")}
-    assert "不存在" in errors[(1, "ward")] and "YYYY-MM-DD" in errors[(2, "discharge_date")]
+    assert "不存在" in errors[(1, "ward")] and "请写成 2026-12-05 这样的日期" in errors[(2, "discharge_date")]
     assert "未保存任何记录" in response.get_json()["message"]
     assert discharges_of(hospital) == []
 
