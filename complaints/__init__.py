@@ -47,6 +47,8 @@ def init_app(app: Flask) -> None:
     # Emergency notices owed (the job queued after a registration did not run): every minute, on the high queue.
     register_periodic(app, tasks.sweep_emergency_notices, name="complaints-emergency-notices", cron="* * * * *",
                       queue=QUEUE_HIGH)
+    # Complainants' names and phones past the retention period: nightly, after the survey purge (02:30).
+    register_periodic(app, tasks.purge_complainant_contacts_job, name="complaints-contact-purge", cron="45 2 * * *")
 
 
 def case_section(app: Flask, template: str, order: int = 100) -> None:

@@ -258,6 +258,7 @@ def merge_case(duplicate: Complaint, primary_number: str, reason: str, *, actor:
                note=gettext("已并入 %(number)s：%(reason)s", number=primary.case_number, reason=reason),
                data={"case_id": primary.id, "case_number": primary.case_number})
     duplicate.merged_into_id = primary.id
+    duplicate.closed_at = utcnow()  # finished: the retention period of its complainant's contact runs from here
     _end_pause(duplicate)
     log_event(primary, "merged_in", actor=actor,
               note=gettext("合并了 %(number)s：%(reason)s", number=duplicate.case_number, reason=reason),

@@ -1,5 +1,5 @@
-"""Complaint jobs: deadline reminders, escalation (督办), emergency notices, and the notices that follow a
-routing decision.
+"""Complaint jobs: deadline reminders, escalation (督办), emergency notices, the notices that follow a
+routing decision, and the nightly purge of complainants' names and phones (complaints/retention.py).
 
 The escalation ladder (check C8, for a case received Wed 2026-09-30 and due Tue 2026-10-13):
 
@@ -28,7 +28,7 @@ from flask_babel import force_locale, gettext
 from sqlalchemy import or_, select, update
 
 from complaints import feedback as feedback_service
-from complaints import intake, workdays
+from complaints import intake, retention, workdays
 from complaints.cohandling import missing_co_answers
 from complaints.deadlines import due_threshold, overdue_sql, recompute_open_deadlines
 from complaints.models import Complaint, ComplaintSettings, Feedback, ReopenStatus, Status
@@ -406,3 +406,16 @@ def recompute_deadlines_job(actor_id: int | None = None) -> int:
     moved = recompute_open_deadlines(actor=actor or "calendar")
     db.session.commit()
     return moved
+
+
+# Personal data ------------------------------------------------------------------------------
+
+def purge_complainant_contacts_job(now: str | None = None) -> dict[str, int]:
+    """Nightly job: null the name and phone of cases finished longer ago than the retention period, and commit.
+
+    Idempotent (a purged case is stamped and skipped); the log line and the audit entry carry counts only.
+    """
+    result = retention.purge_complainant_contacts(now=_at(now))
+    db.session.commit()
+    log.info("complainant contact purge: %(cases)d cases, %(disputes)d of them disputes", result)
+    return result

@@ -10,6 +10,7 @@ from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleFiel
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from core.table_reader import EXTENSIONS
 from organisation.models import (
     DepartmentKind,
     InstitutionCategory,
@@ -118,9 +119,9 @@ class StaffForm(FlaskForm):
 class ImportForm(FlaskForm):
     kind = SelectField(_l("导入内容"), choices=[("departments", _l("科室")), ("touchpoints", _l("服务点")),
                                                 ("staff", _l("人员"))])
-    file = FileField(_l("文件（CSV 或 XLSX）"), validators=[
+    file = FileField(_l("文件（CSV、XLSX 或 XLS）"), validators=[
         FileRequired(message=_l("请选择要上传的文件。")),
-        FileAllowed(["csv", "xlsx"], message=_l("只支持 CSV 或 XLSX 文件。")),
+        FileAllowed(list(EXTENSIONS), message=_l("只支持 CSV、XLSX 或 XLS 文件。")),
     ])
     dry_run = BooleanField(_l("仅检查，不写入"), default=False)
     submit = SubmitField(_l("上传并导入"))

@@ -20,10 +20,9 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 
 from organisation.forms import int_or_none, valid_date
 from survey import alerts
-from survey.definitions import FREQ4, MULTI, SCALE5, SINGLE, TEXT, YESNO
+from survey.definitions import ITEM_TYPE_LABELS
 
-ITEM_TYPE_CHOICES = [(SCALE5, _l("5 级满意度（表情）")), (FREQ4, _l("4 级频度（从未如此…总是如此）")),
-                     (YESNO, _l("是/否")), (SINGLE, _l("单选")), (MULTI, _l("多选")), (TEXT, _l("文本"))]
+ITEM_TYPE_CHOICES = list(ITEM_TYPE_LABELS.items())
 TEMPLATE_CODE = Regexp(r"^[A-Z][A-Z0-9_]{1,39}$", message=_l("编码只能用大写字母、数字和下划线，以字母开头。"))
 
 

@@ -131,7 +131,7 @@ def export_responses(institution_id: int, fmt: str):
         abort(400)
     stmt = results.filtered(institution, _response_filter(form, scope))
     filename = f"survey-responses-{institution.id}-{today():%Y%m%d}.{fmt}"
-    return send_table(fmt, results.export_sheet(institution, stmt), filename=filename)
+    return send_table(fmt, results.export_sheets(institution, stmt), filename=filename)
 
 
 # Templates -------------------------------------------------------------

@@ -209,9 +209,11 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     description: Mapped[str] = mapped_column(Text)
     wish: Mapped[str] = mapped_column(Text, default="")            # 诉求
     staff_involved: Mapped[str] = mapped_column(String(200), default="")
-    # Complainant contact: the least needed to answer, masked in every list.
+    # Complainant contact: the least needed to answer, masked in every list, and purged once the case has been
+    # finished for the institution's retention period (complaints/retention.py), the rest of the case kept.
     complainant_name: Mapped[str | None] = mapped_column(String(40))
     complainant_phone: Mapped[str | None] = mapped_column(String(20))
+    contact_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     complainant_relation: Mapped[Relation] = mapped_column(EnumText(Relation, 16), default=Relation.SELF)
     status: Mapped[Status] = mapped_column(EnumText(Status, 20), default=Status.REGISTERED)
     lead_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
@@ -414,6 +416,10 @@ class ComplaintSettings(db.Model):
     triage_days: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     case_prefix: Mapped[str] = mapped_column(String(8), default="TS")
     feedback_valid_days: Mapped[int] = mapped_column(Integer, default=7)
+    # Days after a case is finished before the complainant's name and phone are purged (complaints/retention.py);
+    # cases that are or may become a medical dispute (医疗纠纷) keep them for dispute_retention_days.
+    complainant_retention_days: Mapped[int] = mapped_column(Integer, default=365)
+    dispute_retention_days: Mapped[int] = mapped_column(Integer, default=1095)
 
     @property
     def id(self) -> int:

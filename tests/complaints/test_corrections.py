@@ -415,6 +415,7 @@ def test_a_duplicate_is_merged_and_both_timelines_name_each_other(make_case, rmy
 
     assert joined is primary
     assert duplicate.status == Status.MERGED and duplicate.merged_into_id == primary.id
+    assert duplicate.closed_at is not None and primary.closed_at is None   # the purge's retention runs from it
     assert duplicate.paused_since is None and pauses.open_pause(duplicate) is None   # its clock is over
     assert duplicate.version > versions[0] and primary.version > versions[1]          # both pages go stale
     (gone,) = events(duplicate, "merge")
