@@ -369,6 +369,8 @@ def duplicate_of(rng: random.Random, office: Office, primary: Case, now: datetim
     """The same matter registered again (a call after a QR form, or the other way round), merged into ``primary``
     by the officer a few hours later; None if that would be after ``now``."""
     received = primary.values["received_at"] + timedelta(hours=rng.uniform(2, 30))
+    if received > now:
+        return None  # the second registration has not happened yet
     case = simulate(rng, office, received, now, hold=Status.REGISTERED.value)
     merged_at = case.events[-1]["at"] + timedelta(hours=rng.uniform(0.5, 6))
     if merged_at > now:
