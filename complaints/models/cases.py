@@ -384,10 +384,6 @@ class RoutingRule(InstitutionScoped, db.Model):
 
     target_department: Mapped[Department] = relationship(foreign_keys=[target_department_id])
 
-    @property
-    def audit_label(self) -> str:
-        return f"rule {self.id}"
-
 
 class ComplaintSettings(db.Model):
     """Per-institution targets, defaulting to the national rules."""
@@ -405,7 +401,3 @@ class ComplaintSettings(db.Model):
     @property
     def id(self) -> int:
         return self.institution_id
-
-    @property
-    def audit_label(self) -> str:
-        return "complaint settings"
