@@ -502,3 +502,16 @@ def test_an_institution_reads_as_its_level_and_grade(ctx, pending_translations, 
         assert institution.level_and_grade == chinese
     with force_locale("en"):
         assert institution.level_and_grade == english
+
+
+def test_statuses_read_as_statuses_in_english(ctx, pending_translations):
+    """A status is not the button that led to it: an extension is Rejected, a reopening request Reopening refused."""
+    from flask_babel import force_locale
+
+    from complaints.models import ExtensionStatus, ReopenStatus
+
+    with force_locale("en"):
+        assert str(ExtensionStatus.REJECTED.label) == "Rejected"
+        assert str(ReopenStatus.REFUSED.label) == "Reopening refused"
+    with force_locale("zh_Hans"):
+        assert (str(ExtensionStatus.REJECTED.label), str(ReopenStatus.REFUSED.label)) == ("未批准", "重办申请未获同意")

@@ -119,7 +119,7 @@ class CaseRole(LabelledEnum):
 class ExtensionStatus(LabelledEnum):
     PENDING = "pending", _l("待审批")
     APPROVED = "approved", _l("已批准")
-    REJECTED = "rejected", _l("不批准")
+    REJECTED = "rejected", _l("未批准")  # a status; 不批准 is the button
 
 
 class Relation(LabelledEnum):
