@@ -59,7 +59,9 @@ def record(actor: Any, action: str, target: Any = None, data: dict[str, Any] | N
 
     ``actor`` is a staff user or a string naming a system actor (a job, the CLI);
     ``target`` is a model instance or a ``(type, id)`` tuple. Never put personal
-    data in ``data``: it is shown to admins and kept for years.
+    data in ``data``: it is shown to admins and kept for years. The action, the
+    target type, the keys of ``data`` and a system actor get their labels from the
+    package's audit_labels module (register_audit_labels, below).
     """
     if target is not None and not isinstance(target, tuple) and getattr(target, "id", None) is None:
         # A new row needs its id (and, for an institution, its institution id) before we point at it.
