@@ -229,7 +229,7 @@ def world(ctx):
     """rmyy with something on every page, and audit entries of every kind; returns the ids by URL parameter."""
     from complaints import categories as category_service
     from complaints import demo as complaints_demo
-    from complaints import routing, triage
+    from complaints import replies, routing, triage
     from complaints.calendar_data import seed_from_chinesecalendar
     from complaints.intake import register_complaint
     from complaints.models import Channel, Complaint, Feedback, Rectification, Refund, Reply, ReplyStatus, Status
@@ -244,6 +244,7 @@ def world(ctx):
 
     rmyy = demo_institution("rmyy")
     officer, admin, platform = demo_user("rmyy-officer"), demo_user("rmyy-admin"), demo_user("platform")
+    handler = demo_user("rmyy-handler")
     # Surveys: the shipped questionnaires, QR codes, two days of ratings (some low: alerts).
     templates = versioning.install_builtin_templates(actor="cli")
     for tp in db.session.scalars(select(Touchpoint).where(Touchpoint.institution_id == rmyy.id)):
@@ -258,6 +259,7 @@ def world(ctx):
     assert not errors
     discharge, _ = discharges.create_discharge(rmyy, data, source="upload", actor=demo_user("rmyy-nurse"))
     followup.record_call(discharge, FollowupOutcome.NO_ANSWER, nurse=demo_user("rmyy-nurse"))
+    followup.record_call(discharge, FollowupOutcome.REACHED, nurse=demo_user("rmyy-nurse"))  # answers to enter
     stf = templates["STF"] if isinstance(templates, dict) else None
     stf = stf or db.session.scalar(select(SurveyTemplate).where(SurveyTemplate.code == "STF"))
     xnk = db.session.scalar(select(Department).where(Department.institution_id == rmyy.id, Department.code == "XNK"))
@@ -276,14 +278,23 @@ def world(ctx):
                                        department_id=None, keywords="收费；退费", target_department_id=xnk.id,
                                        actor=officer)
     # Audit entries of every kind a user would see: registration, triage, settings, edits, sign-ins.
-    case, _code = register_complaint(rmyy, channel=Channel.WALK_IN, received_at=datetime.now(UTC),
-                                     subject="挂号窗口态度生硬", description="工作人员态度生硬，不愿解释。",
-                                     wish="希望改进服务态度。", complainant_name="张三",
-                                     complainant_phone="13912345678", first_contact=officer,
-                                     submission_id=uuid.uuid4().hex, category=defaults["attitude"], touchpoint=None,
-                                     departments_concerned=[xnk], actor=officer)
-    triage.accept_complaint(case, actor=officer)
-    routing.assign_department(case, xnk, actor=officer)
+    def walk_in(subject: str):
+        case, _code = register_complaint(rmyy, channel=Channel.WALK_IN, received_at=datetime.now(UTC), subject=subject,
+                                         description="工作人员态度生硬，不愿解释。", wish="希望改进服务态度。",
+                                         complainant_name="张三", complainant_phone="13912345678",
+                                         first_contact=officer, submission_id=uuid.uuid4().hex,
+                                         category=defaults["attitude"], touchpoint=None, departments_concerned=[xnk],
+                                         actor=officer)
+        triage.accept_complaint(case, actor=officer)
+        routing.assign_department(case, xnk, actor=officer)
+        return case
+
+    walk_in("挂号窗口态度生硬")
+    approved, replied = walk_in("候诊时间过长"), walk_in("收费窗口解释不清")
+    for case in (approved, replied):
+        replies.approve_reply(replies.draft_reply(case, "您好！您反映的问题已收悉，科室已整改。", actor=handler),
+                              actor=officer)
+    replies.send_reply(replied, actor=officer)
     update_complaint_settings(rmyy.id, {"standard_days": 5, "complex_days": 10, "reminder_days_before": 2,
                                         "escalate_after_days": 1, "case_prefix": "RM", "feedback_valid_days": 14},
                               actor=officer)
@@ -310,8 +321,8 @@ def world(ctx):
                                                          Reply.status == ReplyStatus.RETURNED))
     if returned is not None:
         cases["returned reply"] = returned.complaint_id
-    with_reply = first(select(Reply).join(Complaint).where(Complaint.institution_id == rmyy.id)
-                       .order_by(Reply.id.desc()))
+    with_reply = first(select(Reply).join(Complaint).where(Complaint.institution_id == rmyy.id,
+                                                           Reply.status == ReplyStatus.SENT).order_by(Reply.id.desc()))
     with_feedback = first(select(Feedback).join(Complaint).where(Complaint.institution_id == rmyy.id)
                           .order_by(Feedback.id.desc()))
     rectification = first(select(Rectification).join(Complaint).where(Complaint.institution_id == rmyy.id))
@@ -322,22 +333,24 @@ def world(ctx):
     close_alert(alerts[0], "已电话联系患者并致歉。", actor=admin)
     window, inpatient = (db.session.scalar(select(SurveyTemplate).where(SurveyTemplate.code == code))
                          for code in ("WIN", "IPD"))
+    own_survey = versioning.copy_template(window, rmyy, code="WIN_RMYY", name="窗口服务评价（本院）", actor=admin)
     version = first(select(TemplateVersion).where(TemplateVersion.template_id == window.id))
     db.session.flush()
     return {
         "rmyy": rmyy.id,
         "cases": cases,
         "case_steps": [cases["in_handling"], cases["closed"]],
+        **{f"case_{status}": cases[status] for status in set(STEP_NEEDS.values())},
         "reply": (with_reply.complaint_id, with_reply.id),
         "feedback": (with_feedback.complaint_id, with_feedback.id),
         "rectification_id": rectification.id,
         "refund_id": refund.id,
         "region_id": rmyy.region_id,
-        "staff_id": demo_user("rmyy-handler").id,
+        "staff_id": [demo_user("rmyy-handler").id, demo_user("region").id],
         "department_id": pain.id,
         "touchpoint_id": db.session.scalar(select(Touchpoint.id).where(Touchpoint.institution_id == rmyy.id,
                                                                        Touchpoint.code == "W-GH-01")),
-        "template_id": [window.id, inpatient.id],
+        "template_id": [window.id, inpatient.id, own_survey.id],
         "template": (window.id, version.id),
         "alert_id": [alert.id for alert in alerts],
         "response_id": first(select(SurveyResponse.id).where(SurveyResponse.institution_id == rmyy.id)),
@@ -397,15 +410,20 @@ def data_strings() -> list[str]:
         texts.update(split_keywords(keywords))
     for definition in db.session.scalars(select(TemplateVersion.definition)):
         texts.update(filter(None, (definition.get("title"), definition.get("intro"))))
-        texts.update(d.get("name") or "" for d in definition.get("dimensions", []))
+        for dimension in definition.get("dimensions", []):
+            texts.update(filter(None, (dimension.get("name"), dimension.get("code"))))
         for item in definition.get("items", []):
             texts.update(filter(None, (item.get("text"), item.get("code"))))
-            texts.update(o.get("label") or "" for o in item.get("options") or [])
+            for option in item.get("options") or []:  # codes the questionnaire's author chose, and their labels
+                texts.update(filter(None, (option.get("label"), str(option.get("value") or ""))))
     return sorted((t for t in texts if len(t) > 1), key=len, reverse=True)
 
 
 # The walk ------------------------------------------------------------------------------------------
 
+# A case's step pages that open only on a case in one status (elsewhere they redirect to the case).
+STEP_NEEDS = {"complaints_staff.decline": "registered", "complaints_staff.send_reply": "reply_approved",
+              "complaints_staff.close_case": "replied"}
 FILE_RULE = re.compile(r"\.[<\w>]+$|/qr\.|<any\(")
 
 
@@ -433,7 +451,12 @@ def urls_for(rule, ids: dict) -> list[str]:
             break
     else:
         if "case_id" in arguments:
-            cases = ids["cases"].values() if rule.endpoint == "complaints_staff.case" else ids["case_steps"]
+            if rule.endpoint == "complaints_staff.case":
+                cases = list(ids["cases"].values())
+            elif rule.endpoint in STEP_NEEDS:
+                cases = [ids[f"case_{STEP_NEEDS[rule.endpoint]}"]]
+            else:
+                cases = ids["case_steps"]
             choices = [{"case_id": case_id} for case_id in dict.fromkeys(cases)]
     urls = []
     for choice in choices:
