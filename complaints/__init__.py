@@ -7,6 +7,7 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Blueprints, the view modules' navigation and case-page sections, label enums, periodic jobs."""
     from complaints import (
+        audit_labels,
         demo,
         models,
         tasks,
@@ -21,6 +22,7 @@ def init_app(app: Flask) -> None:
     )
     from complaints.blueprints import admin_bp, public_bp, staff_bp
     from complaints.workflow import actor_name
+    from core.audit import register_audit_labels
     from core.enums import register_label_enums
     from core.extensions import csrf
     from core.tasks import QUEUE_HIGH, register_periodic
@@ -34,6 +36,8 @@ def init_app(app: Flask) -> None:
                          models.YearStatus, models.CaseRole, models.ExtensionStatus, models.Relation,
                          models.Satisfaction, models.ReopenStatus, models.ReplyVia, models.DeadlineRule)
     app.jinja_env.globals["complaint_actor_name"] = actor_name
+    register_audit_labels(app, actions=audit_labels.ACTIONS, targets=audit_labels.TARGETS, keys=audit_labels.KEYS,
+                          values=audit_labels.VALUES, actors=audit_labels.ACTORS)
     app.extensions.setdefault("demo_seeders", []).append(demo.seed_demo)  # flask seed-demo
     # Each view module adds its navigation entries and case-page sections (views_cases has routes only).
     for module in (views_calendar, views_intake, views_queues, views_outcomes, views_remedies, views_ledger,

@@ -32,7 +32,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from complaints.access import HANDLERS, OFFICERS
 from complaints.models import CaseEvent, Complaint, Status
-from core import notify
+from core import audit, notify
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
@@ -204,17 +204,6 @@ def text_complainant(complaint: Complaint, subject: str, body: str, *, kind: str
     return True
 
 
-# Actors that are not staff members, as the timeline names them.
-SYSTEM_ACTORS = {
-    "self-service": _l("投诉人（自助提交）"),
-    "complainant": _l("投诉人"),
-    "system": _l("系统"),
-    "cli": _l("系统管理员（命令行）"),
-    "seed-demo": _l("演示数据"),
-    "demo": _l("演示数据"),
-}
-
-
 # Timeline entries that are not transitions (log_event), by their action name.
 EVENT_LABELS = {
     "registered": _l("登记"), "emergency": _l("标记为紧急"), "emergency_alerted": _l("紧急预警已发出"),
@@ -243,8 +232,9 @@ def event_label(action: str) -> str:
 
 
 def actor_name(label: str | None) -> str:
-    """How the timeline shows an actor that is not a staff member."""
-    return str(SYSTEM_ACTORS.get(label or "system", label or SYSTEM_ACTORS["system"]))
+    """How the timeline shows an actor that is not a staff member: as the audit log does
+    (complaints.audit_labels.ACTORS names the complaint office's)."""
+    return audit.actor_name(label or "system")
 
 
 def log_event(complaint: Complaint, action: str, *, actor: Any, note: str = "", data: dict[str, Any] | None = None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, UniqueConstraint
@@ -122,6 +123,14 @@ class Institution(TimestampMixin, db.Model):
     @property
     def display_name(self) -> str:
         return self.short_name or self.name
+
+    @property
+    def level_and_grade(self) -> str:
+        """The level and its grade as one label (三级甲等, "Tertiary Grade A"); the level alone when ungraded."""
+        level = InstitutionLevel(self.level).label
+        if self.grade == InstitutionGrade.UNGRADED:
+            return str(level)
+        return gettext("%(level)s%(grade)s", level=level, grade=InstitutionGrade(self.grade).label)
 
 
 class Department(InstitutionScoped, TimestampMixin, db.Model):

@@ -21,7 +21,14 @@ from organisation.services import departments_for
 from survey import alerts as alert_service
 from survey import definitions, results, versioning
 from survey.blueprints import staff_bp as bp
-from survey.forms import AlertCloseForm, CopyTemplateForm, DraftForm, ResponseFilterForm, SettingsForm
+from survey.forms import (
+    ITEM_TYPE_CHOICES,
+    AlertCloseForm,
+    CopyTemplateForm,
+    DraftForm,
+    ResponseFilterForm,
+    SettingsForm,
+)
 from survey.models import AlertStatus, Channel, ContactRequest, RecoveryAlert, SurveyResponse, SurveyTemplate
 from survey.submission import settings_for
 
@@ -159,7 +166,7 @@ def template_detail(institution_id: int, template_id: int):
     copy_form = CopyTemplateForm(data={"code": f"{template.code}_{institution.id}",
                                        "name": gettext("%(name)s（本院）", name=template.name)})
     return render_template("survey/staff/template.html", institution=institution, template=template, shown=shown,
-                           copy_form=copy_form, confirm=ConfirmForm())
+                           copy_form=copy_form, confirm=ConfirmForm(), item_types=dict(ITEM_TYPE_CHOICES))
 
 
 @bp.post("/templates/<int:template_id>/copy")

@@ -302,7 +302,7 @@ def _render_tokens(institution: Institution, form: ApiTokenForm, *, clear: str |
     tokens = db.session.scalars(select(ApiToken).where(ApiToken.institution_id == institution.id)
                                 .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())).all()
     return render_template("survey/followup/api_tokens.html", institution=institution, form=form, tokens=tokens,
-                           clear=clear, confirm=ConfirmForm()), status
+                           clear=clear, confirm=ConfirmForm(), scope_labels=api_service.SCOPE_LABELS), status
 
 
 @bp.get("/api-tokens")

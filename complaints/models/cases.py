@@ -129,7 +129,7 @@ class CaseRole(LabelledEnum):
 class ExtensionStatus(LabelledEnum):
     PENDING = "pending", _l("待审批")
     APPROVED = "approved", _l("已批准")
-    REJECTED = "rejected", _l("不批准")
+    REJECTED = "rejected", _l("未批准")  # a status; 不批准 is the button
 
 
 class Relation(LabelledEnum):
@@ -396,10 +396,6 @@ class RoutingRule(InstitutionScoped, db.Model):
 
     target_department: Mapped[Department] = relationship(foreign_keys=[target_department_id])
 
-    @property
-    def audit_label(self) -> str:
-        return f"rule {self.id}"
-
 
 class ComplaintSettings(db.Model):
     """Per-institution targets, defaulting to the national rules."""
@@ -424,7 +420,3 @@ class ComplaintSettings(db.Model):
     @property
     def id(self) -> int:
         return self.institution_id
-
-    @property
-    def audit_label(self) -> str:
-        return "complaint settings"
