@@ -34,8 +34,15 @@ lock: $(VENV)/.dev
 	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements.lock requirements.txt
 	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements-dev.lock requirements-dev.txt
 
+# Messages added on a branch wait in translations/pending/*.po (msgid/msgstr pairs) until they are folded into
+# the catalogue; until then the compiled English catalogue takes them in, so English pages show them translated.
 translations: $(VENV)/.runtime
 	$(BIN)/pybabel compile -f -d translations 2>/dev/null
+	@if ls translations/pending/*.po >/dev/null 2>&1; then \
+		cat translations/en/LC_MESSAGES/messages.po translations/pending/*.po > translations/pending/.en.po.tmp && \
+		$(BIN)/pybabel compile -f -l en -i translations/pending/.en.po.tmp \
+			-o translations/en/LC_MESSAGES/messages.mo 2>/dev/null; \
+		status=$$?; rm -f translations/pending/.en.po.tmp; exit $$status; fi
 
 ## run: migrate the SQLite database, load the demo once, serve on http://127.0.0.1:5000
 run: $(VENV)/.runtime translations

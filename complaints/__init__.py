@@ -47,6 +47,11 @@ def init_app(app: Flask) -> None:
     # Emergency notices owed (the job queued after a registration did not run): every minute, on the high queue.
     register_periodic(app, tasks.sweep_emergency_notices, name="complaints-emergency-notices", cron="* * * * *",
                       queue=QUEUE_HIGH)
+    # Public safety reports waiting for their grouped notice to the officers on duty: every minute, high.
+    register_periodic(app, tasks.sweep_safety_reports, name="complaints-safety-reports", cron="* * * * *",
+                      queue=QUEUE_HIGH)
+    # Expired pending files of intake forms and records of expired used form tokens: hourly.
+    register_periodic(app, tasks.clean_intake, name="complaints-intake-cleanup", cron="17 * * * *")
 
 
 def case_section(app: Flask, template: str, order: int = 100) -> None:
