@@ -141,11 +141,17 @@ class FormSubmission:
 
 # What each form gives the intake service, and the public form's cap ------------------------------------
 
+def _chosen(model: Any, field: Any) -> Any:
+    """The row a select or radio field names, once the form has checked it is one of the choices (a made-up id,
+    beyond the database's integers among them, is the field's error, never a query)."""
+    return db.session.get(model, field.data) if field.data and not field.errors else None
+
+
 def public_values(institution: Institution, form: PublicComplaintForm,
                    rating: alerts.RatingLink | None) -> dict[str, Any]:
     """What the complainant's form gives the intake service (also when some fields failed)."""
-    department = db.session.get(Department, form.department.data) if form.department.data else None
-    category = db.session.get(Category, form.category.data) if form.category.data else None
+    department = _chosen(Department, form.department)
+    category = _chosen(Category, form.category)
     return {
         "channel": Channel.SURVEY_ALERT if rating is not None and rating.low else Channel.SELF_SERVICE,
         "received_at": datetime.now(UTC), "subject": "", "description": form.description.data or "",
@@ -170,9 +176,10 @@ def staff_values(form: OfficerComplaintForm) -> dict[str, Any]:
         "channel": form.channel.data if Channel.is_value(form.channel.data) else Channel.WALK_IN,
         "channel_ref": form.channel_ref.data or "", "received_at": received_at,
         "subject": form.subject.data or "", "description": form.description.data or "", "wish": form.wish.data or "",
-        "category": db.session.get(Category, form.category.data) if form.category.data else None,
-        "touchpoint": db.session.get(Touchpoint, form.touchpoint.data) if form.touchpoint.data else None,
-        "departments_concerned": [d for d in (db.session.get(Department, i) for i in department_ids) if d],
+        "category": _chosen(Category, form.category),
+        "touchpoint": _chosen(Touchpoint, form.touchpoint),
+        "departments_concerned": ([d for d in (db.session.get(Department, i) for i in department_ids) if d]
+                                  if not form.departments.errors else []),
         "staff_involved": form.staff_involved.data or "", "complainant_name": form.complainant_name.data,
         "complainant_phone": form.complainant_phone.data, "relation": form.relation.data or "",
     }

@@ -249,7 +249,7 @@ def test_the_officers_form_reports_every_mistake_at_once(client, rmyy, categorie
     for message in ("请填写投诉内容", "12345 热线转办须填写工单编号", "电话号码格式不正确", "不能晚于现在",
                     "文件“病毒.jpg”格式不支持"):
         assert message in html, message
-    assert "共 2 处需要修改" not in html and cases_of(rmyy) == []
+    assert "共 5 处需要修改，已在下方逐项标出" in html and cases_of(rmyy) == []
 
 
 def test_the_officers_form_keeps_its_files_too(client, rmyy, categories, october_2026):
@@ -412,3 +412,128 @@ def test_the_timeline_says_what_happened_to_a_report(rmyy, make_case, outbox):
     tasks.notify_safety_reports(rmyy.id)
     labels = {e.action for e in db.session.scalars(select(CaseEvent).where(CaseEvent.complaint_id == case.id))}
     assert {"safety_reported", "safety_report_notified"} <= labels
+
+
+# On a phone (390 px) and on the officer's PC ------------------------------------------------------------
+
+@pytest.mark.browser
+def test_on_a_phone_limits_are_counted_files_kept_and_refusals_explained(app, live_server, shots, tmp_path,
+                                                                        monkeypatch):
+    from complaints import uploads
+    from complaints.categories import default_categories
+    from tests.complaints.conftest import in_browser
+    from tests.factories import demo_institution
+
+    with app.app_context():
+        default_categories(actor="test")
+        institution_id = demo_institution("rmyy").id
+        db.session.commit()
+    receipt = tmp_path / "收费票据.jpg"
+    receipt.write_bytes(photo("jpg", (3000, 4000), noise=True))
+    form_url = f"{live_server}/c/{institution_id}/new"
+    seen: dict[str, str] = {}
+
+    def no_sideways_scroll(page) -> None:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    def fill_form(page, description: str) -> None:
+        page.get_by_text("收费价格", exact=True).tap()
+        page.get_by_label("请说说发生了什么").fill(description)
+        page.get_by_label("您希望我们怎么处理？").fill("退还多收的费用。")
+        page.get_by_label("联系电话（建议填写，便于答复您）").fill("139 1234 5678")
+
+    def phone_visit(page):
+        page.goto(form_url)
+        counter = page.locator("#description-count")
+        assert counter.inner_text() == "已写 0 字，最多 4000 字"
+        fill_form(page, "多收费。" * 1030)  # 4,120 characters
+        assert counter.inner_text() == "已写 4120 字，超出 120 字：请删减后再提交"
+        page.set_input_files("input[type=file]", str(receipt))
+        counter.scroll_into_view_if_needed()
+        no_sideways_scroll(page)
+        page.screenshot(path=str(shots / "intake-counter-390.png"))
+        page.get_by_role("button", name="提交投诉").tap()
+        page.wait_for_selector("text=已附上：收费票据.jpg")
+        assert "现在 4120 字，请删减 120 字" in page.content()
+        assert page.input_value("textarea[name=description]") == "多收费。" * 1030  # kept whole, not cut
+        page.locator(".kept").scroll_into_view_if_needed()
+        no_sideways_scroll(page)
+        page.screenshot(path=str(shots / "intake-kept-attachment-390.png"))
+        page.get_by_label("请说说发生了什么").fill("10月8日在门诊 2 号收费窗口被多收了 20 元。")
+        page.get_by_role("button", name="提交投诉").tap()
+        page.wait_for_selector("text=投诉已提交")
+        seen["number"] = page.inner_text("dd.code:not(.pin)").strip()
+
+        monkeypatch.setattr(uploads, "BODY_LIMIT", 200_000)  # this photo is a "too large" body now
+        page.goto(form_url)
+        fill_form(page, "挂号窗口的工作人员态度很差。")
+        page.set_input_files("input[type=file]", str(receipt))
+        page.get_by_role("button", name="提交投诉").tap()
+        page.wait_for_selector("text=这次没有收到：收费票据.jpg")
+        assert page.input_value("textarea[name=description]") == "挂号窗口的工作人员态度很差。"
+        no_sideways_scroll(page)
+        page.locator(".bad").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "intake-413-form-390.png"))
+        monkeypatch.setattr(uploads, "READ_LIMIT", 200_000)  # and one too large to read at all
+        page.set_input_files("input[type=file]", str(receipt))
+        page.get_by_role("button", name="提交投诉").tap()
+        page.wait_for_selector("text=文件太大，没有收到")
+        no_sideways_scroll(page)
+        page.screenshot(path=str(shots / "intake-413-notice-390.png"), full_page=True)
+        page.get_by_role("link", name="返回").tap()
+        page.wait_for_selector("text=我要投诉")
+
+        monkeypatch.setitem(app.config, "COMPLAINT_INTAKE_NETWORK_LIMIT", "1 per hour")
+        page.goto(form_url)
+        fill_form(page, "门诊楼的电梯总是坏。")
+        page.get_by_role("button", name="提交投诉").tap()
+        page.wait_for_selector("text=投诉已提交")  # the network's one complaint this hour
+        page.goto(form_url)
+        fill_form(page, "住院部的热水一直不热。")
+        page.get_by_role("button", name="提交投诉").tap()
+        page.wait_for_selector("text=您所在的网络提交的网上投诉太多了")
+        assert page.input_value("textarea[name=description]") == "住院部的热水一直不热。"
+        no_sideways_scroll(page)
+        assert "请按下方红字提示" not in page.inner_text(".errs")  # nothing below is wrong
+        page.screenshot(path=str(shots / "intake-flood-refusal-390.png"))
+
+    in_browser(phone_visit, width=390)
+    with app.app_context():
+        case = db.session.scalar(select(Complaint).where(Complaint.case_number == seen["number"],
+                                                         Complaint.institution_id == institution_id))
+        (row,) = stored(case)
+        assert row.filename == "收费票据.jpg" and image_of(row.data).size == (1536, 2048)
+
+
+@pytest.mark.browser
+def test_the_officers_form_shows_every_mistake_and_the_kept_file(app, live_server, shots, tmp_path):
+    from complaints.categories import default_categories
+    from tests.complaints.conftest import in_browser
+    from tests.factories import demo_institution, demo_user
+
+    with app.app_context():
+        default_categories(actor="test")
+        institution_id = demo_institution("rmyy").id
+        officer_id = demo_user("rmyy-officer").id
+        db.session.commit()
+    letter = tmp_path / "来信.pdf"
+    letter.write_bytes(PDF)
+
+    def officer_visit(page):
+        page.goto(f"{live_server}/login")
+        page.fill("input[name=username]", "rmyy-officer")
+        page.fill("input[name=password]", "Demo2026tingjian")
+        page.click("button[type=submit]")
+        page.goto(f"{live_server}/i/{institution_id}/complaints/new")
+        page.select_option("select[name=channel]", "hotline_12345")
+        page.fill("input[name=complainant_phone]", "12345")
+        page.set_input_files("input[type=file]", str(letter))
+        page.get_by_role("button", name="登记").click()
+        page.wait_for_selector("text=已附上：来信.pdf")
+        text = page.inner_text("main")
+        for message in ("请选择投诉类别", "请填写投诉内容", "12345 热线转办须填写工单编号", "电话号码格式不正确"):
+            assert message in text, message
+        page.screenshot(path=str(shots / "intake-officer-every-mistake-1366.png"), full_page=True)
+
+    in_browser(officer_visit, phone=False, width=1366)
+    assert officer_id
