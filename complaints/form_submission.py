@@ -26,6 +26,7 @@ from complaints.models import Category, Channel
 from complaints.uploads import uploads_of
 from core.clock import local_timezone
 from core.extensions import db
+from core.inputs import DB_INT_MAX
 from core.public import ip_prefix
 from core.ratelimit import retry_after
 from core.services import ServiceError
@@ -55,7 +56,8 @@ class FormSubmission:
     def start(cls, institution_id: int, form: FlaskForm, submission_id: str, **options: Any) -> FormSubmission:
         """Remove the kept files whose box was ticked, prepare the chosen ones, note what a too-large body lost."""
         submission = cls(institution_id, submission_id, form, **options)
-        submission.removed = [int(v) for v in request.form.getlist(REMOVE_FIELD) if v.isdigit()]
+        submission.removed = [int(v) for v in request.form.getlist(REMOVE_FIELD)
+                              if v.isascii() and v.isdigit() and int(v) <= DB_INT_MAX]
         submission._remove_ticked()
         ready, refused = attachments.prepare_all(uploads_of(form._fields["attachments"]))
         submission.files = ready

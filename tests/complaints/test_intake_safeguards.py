@@ -143,6 +143,11 @@ def test_another_forms_kept_file_cannot_be_removed_or_sent(client, new_client, r
     assert stored(case) == [] and db.session.get(PendingFile, int(kept)) is not None
 
 
+def test_a_made_up_file_to_remove_is_ignored(client, rmyy, categories):
+    response, _ = post_complaint(client, rmyy, fields={"remove_file": ["99999999999", "abc", "３"]})
+    assert response.status_code == 200 and len(cases_of(rmyy)) == 1
+
+
 def test_six_files_keep_five_and_name_the_one_left_out(client, rmyy, categories):
     files = [(io.BytesIO(photo("jpg")), f"{i}.jpg") for i in range(1, 7)]
     response, _ = post_complaint(client, rmyy, files=files)
