@@ -53,6 +53,11 @@ def init_app(app: Flask) -> None:
                       queue=QUEUE_HIGH)
     # Complainants' names and phones past the retention period: nightly, after the survey purge (02:30).
     register_periodic(app, tasks.purge_complainant_contacts_job, name="complaints-contact-purge", cron="45 2 * * *")
+    # Public safety reports waiting for their grouped notice to the officers on duty: every minute, high.
+    register_periodic(app, tasks.sweep_safety_reports, name="complaints-safety-reports", cron="* * * * *",
+                      queue=QUEUE_HIGH)
+    # Expired pending files of intake forms and records of expired used form tokens: hourly.
+    register_periodic(app, tasks.clean_intake, name="complaints-intake-cleanup", cron="17 * * * *")
 
 
 def case_section(app: Flask, template: str, order: int = 100) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy import or_, select
 from complaints import routing
 from complaints.access import is_officer
 from complaints.categories import category_label
-from complaints.intake import STAFF_CHANNELS, flag_emergency
+from complaints.intake import STAFF_CHANNELS
 from complaints.lookup import normalise_case_number
 from complaints.models import CasePause, Category, Channel, Complaint, Status
 from complaints.replies import check_writable
@@ -65,7 +65,6 @@ class Correction:
     changes: list[tuple[str, str, str]] = field(default_factory=list)
     data: dict[str, list[Any]] = field(default_factory=dict)
     transferred_to: Department | None = None   # a new lead department: notify it
-    emergency: bool = False                    # the new category flagged the case: send the emergency notice
 
     @property
     def note(self) -> str:
@@ -120,7 +119,8 @@ def correct_case(complaint: Complaint, *, subject: str, category: Category | Non
 
     ``lead`` (None: unchanged) names another lead department: that is a transfer, made by
     complaints.routing.transfer_complaint with ``reason`` as its reason, in the transfer's own rules.
-    A category of quality and safety flags the case as an emergency, as at registration.
+    A category of quality and safety pages nobody by itself, as at registration: the officer flags the
+    emergency on the case page (intake.flag_emergency) when it is one.
     """
     check_version(complaint, expected_version)
     if not is_officer(actor, complaint):
@@ -172,9 +172,6 @@ def correct_case(complaint: Complaint, *, subject: str, category: Category | Non
         # Re-routing has one path: the transfer, with its own rules (status, reason, an active department).
         routing.transfer_complaint(complaint, new_lead, reason, actor=actor)
         result.transferred_to = new_lead
-    if category.safety and "category" in result.data and Status(complaint.status) not in Status.finished():
-        result.emergency = flag_emergency(complaint, actor=actor,
-                                          note=gettext("更正为“%(category)s”类", category=category_label(category)))
     return result
 
 

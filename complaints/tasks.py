@@ -25,10 +25,10 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from flask_babel import force_locale, gettext
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
+from complaints import attachments, intake, retention, workdays
 from complaints import feedback as feedback_service
-from complaints import intake, retention, workdays
 from complaints.cohandling import missing_co_answers
 from complaints.deadlines import due_threshold, overdue_sql, recompute_open_deadlines
 from complaints.models import Complaint, ComplaintSettings, Feedback, ReopenStatus, Status
@@ -40,6 +40,7 @@ from core.audit import record
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
+from core.signing import forget_used_form_tokens
 from core.tasks import job_logger
 from organisation.models import Department, Role, StaffUser
 from organisation.services import staff_with_roles
@@ -276,6 +277,86 @@ def sweep_emergency_notices() -> int:
     if ids:
         log.info("emergency sweep: %d of %d notices sent", sent, len(ids))
     return sent
+
+
+# Public safety reports: the officers on duty check them ----------------------------------------
+
+# At most one notice per institution in this window: a burst of reports (a flood among them) is one notice.
+SAFETY_REPORT_WINDOW = timedelta(minutes=10)
+
+
+def notify_safety_reports(institution_id: int, now: str | None = None) -> int:
+    """Tell the officers on duty, in one notice, about every safety report of the institution not yet told.
+
+    A complainant's own form in a quality-and-safety category is a report to check
+    (intake.report_safety), not a page to leadership. Queued after the commit that
+    registered a report: the first report of a quiet spell is told at once, and
+    reports within SAFETY_REPORT_WINDOW of the last notice wait for the minutely
+    sweep, which sends them together once the window has passed. The reports are
+    claimed with one conditional UPDATE (a queued job and the sweep at once send one
+    notice); a failed send rolls the claim back and raises. Returns how many cases
+    the notice listed (0: nothing owed, or the window is not over).
+    """
+    at = _at(now)
+    last = db.session.scalar(select(func.max(Complaint.safety_report_notified_at))
+                             .where(Complaint.institution_id == institution_id))
+    if last is not None and at - last < SAFETY_REPORT_WINDOW:
+        db.session.commit()  # end the read
+        return 0
+    table = Complaint.__table__
+    claimed = list(db.session.scalars(update(table).where(
+        table.c.institution_id == institution_id, table.c.safety_reported_at.is_not(None),
+        table.c.safety_report_notified_at.is_(None)).values(safety_report_notified_at=at).returning(table.c.id)))
+    # Cases flagged or finished meanwhile need no check: claimed, not listed.
+    cases = [c for c in db.session.scalars(select(Complaint).where(Complaint.id.in_(claimed))
+                                           .execution_options(populate_existing=True).order_by(Complaint.id))
+             if not c.safety_emergency and Status(c.status) not in Status.finished()] if claimed else []
+    if not cases:
+        db.session.commit()
+        return 0
+    with force_locale("zh_Hans"):
+        message = intake.safety_report_message(institution_id, cases)
+    try:
+        notify.send(message)
+    except Exception:
+        db.session.rollback()  # unclaimed again: the sweep tries again
+        raise
+    data = {"listed": len(cases), "recipients": len(message.recipients)}
+    for complaint in cases:
+        log_event(complaint, "safety_report_notified", actor="system", data=data)
+        record(EMERGENCY, "complaint.safety_report_notice_sent", complaint, data)
+    db.session.commit()
+    log.info("institution %s: %d safety reports told to %d officers", institution_id, len(cases),
+             len(message.recipients))
+    return len(cases)
+
+
+def sweep_safety_reports(now: str | None = None) -> int:
+    """Periodic: send the safety-report notices owed (reports that waited for the window, a failed send)."""
+    institutions = list(db.session.scalars(select(Complaint.institution_id).where(
+        Complaint.safety_reported_at.is_not(None), Complaint.safety_report_notified_at.is_(None)).distinct()))
+    db.session.commit()  # end the read: each institution is claimed (and committed) on its own
+    listed = 0
+    for institution_id in institutions:
+        try:
+            listed += notify_safety_reports(institution_id, now)
+        except Exception:  # still owed: the next sweep tries again
+            log.exception("institution %s: safety-report notice could not be sent", institution_id)
+    return listed
+
+
+# Intake housekeeping -------------------------------------------------------------------------------
+
+def clean_intake(now: str | None = None) -> dict[str, int]:
+    """Periodic and idempotent: delete expired pending files and the records of expired used form tokens."""
+    at = _at(now)
+    files = attachments.purge_pending(at)
+    tokens = forget_used_form_tokens(intake.FORM_TOKEN_MAX_AGE, at)
+    if files:
+        record("complaint-intake", "complaint.pending_files_purged", None, {"files": files})
+    db.session.commit()
+    log.info("intake cleanup: %d pending files and %d used form tokens removed", files, tokens)
+    return {"files": files, "tokens": tokens}
 
 
 # Notices after a decision --------------------------------------------------------------------

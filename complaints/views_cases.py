@@ -43,7 +43,7 @@ from complaints.models import (
     PauseReason,
 )
 from core.extensions import db
-from core.tasks import QUEUE_HIGH, enqueue, try_enqueue
+from core.tasks import QUEUE_HIGH, enqueue
 from core.views import handle_form
 from organisation.models import Department, Institution, StaffUser
 
@@ -280,8 +280,6 @@ def edit_case(institution_id: int, case_id: int):
     def after(c, result):
         if result.transferred_to is not None:
             enqueue(tasks.notify_department, c.id, result.transferred_to.id, tasks.TRANSFERRED)
-        if result.emergency:  # the minutely sweep sends it if this fails
-            try_enqueue(tasks.notify_emergency, c.id, queue=QUEUE_HIGH)
 
     return act(institution_id, case_id, "edit", EditCaseForm, run, gettext("已保存更正。"), after=after)
 

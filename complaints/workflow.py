@@ -208,6 +208,7 @@ def text_complainant(complaint: Complaint, subject: str, body: str, *, kind: str
 EVENT_LABELS = {
     "registered": _l("登记"), "emergency": _l("标记为紧急"), "emergency_alerted": _l("紧急预警已发出"),
     "emergency_alert_failed": _l("紧急预警发送失败"), "lookup_code_reissued": _l("重新生成查询码"),
+    "safety_reported": _l("投诉人选择了医疗质量安全（待核实）"), "safety_report_notified": _l("已通知投诉管理员核实"),
     "attachments_added": _l("补充附件"),
     "deadline_set": _l("办理期限"), "deadline_recomputed": _l("期限重算"), "pause": _l("暂停计时"),
     "resume_clock": _l("恢复计时"), "extension_requested": _l("申请延期"), "extension_approved": _l("批准延期"),

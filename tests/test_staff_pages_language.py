@@ -18,8 +18,7 @@ In English, Chinese text fails when it is one of the catalogue's message ids lef
 when it is data entered in Chinese (names of departments and categories, complaint texts, notes),
 and so does full-width punctuation left in an English sentence.
 
-English is read as the integrator will compile it: the fragments waiting in translations/pending
-are laid over the catalogue for the walk (``pending_translations``).
+English is read from the compiled catalogue.
 """
 from __future__ import annotations
 
@@ -43,7 +42,6 @@ from tests.factories import demo_institution, demo_user, login
 
 ROOT = Path(__file__).resolve().parent.parent
 PO_FILE = ROOT / "translations" / "en" / "LC_MESSAGES" / "messages.po"
-PENDING = ROOT / "translations" / "pending"
 LOCALES = ("zh_Hans", "en")
 # The staff roles of the demo: platform admin, regional admin, and rmyy's institution admin, complaint
 # officer, department handler (科室负责人, bound to 心血管内科 and 财务科), follow-up nurse and leadership.
@@ -80,39 +78,14 @@ def _read(path: Path):
 
 
 def _catalogue_ids() -> set[str]:
-    """The Chinese message ids of the English catalogue and of the fragments waiting to be folded into it."""
+    """The Chinese message ids of the English catalogue."""
     ids: set[str] = set()
-    for path in [PO_FILE, *sorted(PENDING.glob("*.po"))]:
+    for path in [PO_FILE]:
         for message in _read(path):
             for msgid in (message.id if isinstance(message.id, list | tuple) else [message.id]):
                 if msgid and CJK.search(msgid):
                     ids.add(msgid)
     return ids
-
-
-@pytest.fixture
-def pending_translations(app, tmp_path):
-    """English as the integrator will compile it: the fragments in translations/pending (new messages, and
-    corrections marked ``# fix``) laid over the catalogue for this test, so that the walk sees them."""
-    from babel.messages.catalog import Catalog
-    from babel.messages.mofile import write_mo
-
-    overlay = Catalog(locale="en")
-    for path in sorted(PENDING.glob("*.po")):
-        for message in _read(path):
-            if message.id:
-                overlay[message.id] = message
-    folder = tmp_path / "en" / "LC_MESSAGES"
-    folder.mkdir(parents=True)
-    with (folder / "messages.mo").open("wb") as f:
-        write_mo(f, overlay)
-    config = app.extensions["babel"]
-    directories = list(config.translation_directories)
-    config.translation_directories.append(str(tmp_path))  # loaded last: its entries win
-    config.instance.domain_instance.cache.clear()
-    yield
-    config.translation_directories[:] = directories
-    config.instance.domain_instance.cache.clear()
 
 
 class _Text(HTMLParser):
@@ -477,7 +450,7 @@ def urls_for(rule, ids: dict) -> list[str]:
     return urls
 
 
-def test_no_staff_page_shows_a_raw_identifier_in_either_language(app, world, pending_translations):
+def test_no_staff_page_shows_a_raw_identifier_in_either_language(app, world):
     ids = world
     checker = Checker(data_strings(), _catalogue_ids())
     findings = Findings()
@@ -516,7 +489,7 @@ def test_no_staff_page_shows_a_raw_identifier_in_either_language(app, world, pen
 
 @pytest.mark.parametrize(("grade", "chinese", "english"), [("a", "三级甲等", "Tertiary Grade A"),
                                                            ("ungraded", "三级", "Tertiary")])
-def test_an_institution_reads_as_its_level_and_grade(ctx, pending_translations, grade, chinese, english):
+def test_an_institution_reads_as_its_level_and_grade(ctx, grade, chinese, english):
     from flask_babel import force_locale
 
     institution = demo_institution("rmyy")
@@ -527,7 +500,7 @@ def test_an_institution_reads_as_its_level_and_grade(ctx, pending_translations, 
         assert institution.level_and_grade == english
 
 
-def test_statuses_read_as_statuses_in_english(ctx, pending_translations):
+def test_statuses_read_as_statuses_in_english(ctx):
     """A status is not the button that led to it: an extension is Rejected, a reopening request Reopening refused."""
     from flask_babel import force_locale
 

@@ -174,6 +174,8 @@ class Category(db.Model):
 OPEN_STATUS_SQL = "status IN (" + ", ".join(f"'{v}'" for v in Status.values(Status.open_statuses())) + ")"
 # Emergencies whose notice is still owed: what the minutely sweep looks for (complaints.tasks).
 EMERGENCY_UNNOTIFIED_SQL = "safety_emergency AND emergency_notified_at IS NULL"
+# Public quality-and-safety reports whose officer's review notice is still owed (complaints.tasks).
+SAFETY_REPORT_UNNOTIFIED_SQL = "safety_reported_at IS NOT NULL AND safety_report_notified_at IS NULL"
 
 
 class Complaint(InstitutionScoped, TimestampMixin, db.Model):
@@ -189,6 +191,8 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
               sqlite_where=text(OPEN_STATUS_SQL)),
         Index("ix_complaint_emergency_unnotified", "id", postgresql_where=text(EMERGENCY_UNNOTIFIED_SQL),
               sqlite_where=text(EMERGENCY_UNNOTIFIED_SQL)),
+        Index("ix_complaint_safety_report_unnotified", "institution_id",
+              postgresql_where=text(SAFETY_REPORT_UNNOTIFIED_SQL), sqlite_where=text(SAFETY_REPORT_UNNOTIFIED_SQL)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -220,6 +224,10 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     safety_emergency: Mapped[bool] = mapped_column(Boolean, default=False)
     # When the emergency notice went out; claimed by one conditional UPDATE so that it goes out once.
     emergency_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A complainant's own form chose a quality-and-safety category: the officers on duty are told to check
+    # it (grouped, complaints.tasks.notify_safety_reports); only an officer's flag pages leadership.
+    safety_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    safety_report_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decline_reason: Mapped[DeclineReason | None] = mapped_column(EnumText(DeclineReason, 20))
     decline_notice: Mapped[str] = mapped_column(Text, default="")
     settlement_note: Mapped[str] = mapped_column(Text, default="")
@@ -378,6 +386,22 @@ class Attachment(db.Model):
     data: Mapped[bytes] = mapped_column(db.LargeBinary)
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+
+
+class PendingFile(InstitutionScoped, db.Model):
+    """A file chosen on an intake form that came back with a mistake, kept (already checked and downscaled) for
+    that form's submission until it is sent, removed, or expires (complaints.attachments)."""
+
+    __tablename__ = "complaint_pending_file"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Keyed hash of the institution and the form's submission id (the id itself is never stored).
+    submission_hash: Mapped[str] = mapped_column(String(64), index=True)
+    filename: Mapped[str] = mapped_column(String(120))
+    content_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(db.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class RoutingRule(InstitutionScoped, db.Model):

@@ -261,7 +261,7 @@ def test_an_officer_corrects_the_registration_and_the_old_values_are_kept(make_c
                                                               categories["environment"].id, Channel.WALK_IN)
     assert {d.code for d in case.concerned_departments} == {"XNK", "CWK"}
     assert case.version > version
-    assert result.transferred_to is None and result.emergency is False
+    assert result.transferred_to is None
     (event,) = events(case, "edited")
     assert event.actor_id == officer.id
     assert "事由：12月7日上午9点到门诊挂号，挂号窗口只开一 → 挂号窗口只开一个，排队一个多小时" in event.note
@@ -340,14 +340,17 @@ def test_only_officers_correct_and_only_on_a_current_page(make_case, rmyy, categ
                                  actor=officer)
 
 
-def test_a_quality_and_safety_category_raises_the_alarm_as_at_registration(client, make_case, rmyy, categories,
-                                                                            outbox):
+def test_a_quality_and_safety_category_pages_nobody_until_the_officer_flags_it(client, make_case, rmyy, categories,
+                                                                             outbox):
     case = make_case()
     staff_login(client, "rmyy-officer")
     response = client.post(f"/i/{rmyy.id}/complaints/{case.id}/edit", data={
         "edit-version": case.version, "edit-subject": case.subject, "edit-category": categories["quality_safety"].id,
         "edit-channel": "walk_in"})
     assert response.status_code == 302
+    db.session.refresh(case)
+    assert not case.safety_emergency and outbox == []   # as at registration: the category alone pages nobody
+    assert client.post(f"/i/{rmyy.id}/complaints/{case.id}/emergency").status_code == 302
     db.session.refresh(case)
     assert case.safety_emergency and [m.kind for m in outbox] == ["complaint_emergency"]
 
