@@ -6,15 +6,17 @@ and never imports survey's models or services.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from core.audit import record
+from core.clock import local_date, local_day_bounds, local_midnight
 from core.db import utcnow
 from core.extensions import db
 from core.services import ServiceError, clean_text
@@ -55,6 +57,67 @@ def alert_reasons(definition: dict[str, Any], by_code: Mapping[str, Any], settin
     if contact_requested:
         reasons.append("contact_requested")
     return reasons
+
+
+def raises_alert(reasons: Sequence[str], *, excluded: bool) -> bool:
+    """Whether a rating with these reasons raises an alert at all: an excluded (flagged) rating never does, so
+    the resubmit after Back, a tap faster than a person reads, a burst from one network call nobody out."""
+    return bool(reasons) and not excluded
+
+
+@dataclass(frozen=True)
+class AlertCandidate:
+    """A rating about to be stored that raises an alert unless its device already has one open (see repeats)."""
+
+    touchpoint_id: int | None
+    device_hash: str
+    submitted_at: datetime
+
+
+def repeats(candidates: Sequence[AlertCandidate]) -> list[bool]:
+    """For ratings stored together, in their order, each with reasons to raise an alert: whether it repeats one.
+
+    The rule: one device at one touchpoint raises at most one open alert per day (the hospital's calendar day
+    of the rating). A rating repeats when an open alert of a rating from the same device at the same touchpoint
+    on the same day is stored, or comes earlier in ``candidates``. A rating without a device (no cookie, a phone
+    call) or without a touchpoint is never a repeat. One query for the whole list, none when no candidate has
+    a device.
+    """
+    keyed = [(c.touchpoint_id, c.device_hash, local_date(c.submitted_at))
+             if c.touchpoint_id is not None and c.device_hash else None for c in candidates]
+    seen: set[tuple[int | None, str, date]] = set()
+    wanted = {(k[0], k[1]) for k in keyed if k is not None}
+    if wanted:
+        days = [k[2] for k in keyed if k is not None]
+        r = SurveyResponse
+        rows = db.session.execute(
+            select(RecoveryAlert.touchpoint_id, r.device_hash, r.submitted_at)
+            .join(r, r.id == RecoveryAlert.response_id)
+            .where(RecoveryAlert.status == AlertStatus.OPEN, tuple_(r.touchpoint_id, r.device_hash).in_(list(wanted)),
+                   r.submitted_at >= local_midnight(min(days)),
+                   r.submitted_at < local_midnight(max(days) + timedelta(days=1))))
+        seen = {(touchpoint_id, device, local_date(at)) for touchpoint_id, device, at in rows}
+    result = []
+    for key in keyed:
+        result.append(key is not None and key in seen)
+        if key is not None:
+            seen.add(key)
+    return result
+
+
+def same_device_ratings(alert: RecoveryAlert) -> list[SurveyResponse]:
+    """The other ratings the alert's device gave at its touchpoint on the alert's day: the repeats it stands for
+    (a resubmit after Back, a second try later that day), oldest first."""
+    response = alert.response
+    if not response.device_hash or response.touchpoint_id is None:
+        return []
+    start, end = local_day_bounds(local_date(response.submitted_at))
+    return list(db.session.scalars(
+        select(SurveyResponse).where(SurveyResponse.touchpoint_id == response.touchpoint_id,
+                                     SurveyResponse.device_hash == response.device_hash,
+                                     SurveyResponse.submitted_at >= start, SurveyResponse.submitted_at < end,
+                                     SurveyResponse.id != response.id)
+        .order_by(SurveyResponse.submitted_at)))
 
 
 def reason_label(reason: str) -> str:

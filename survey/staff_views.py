@@ -359,7 +359,9 @@ def alert_detail(institution_id: int, alert_id: int):
             if can_handle else None
         return render_template("survey/staff/alert.html", institution=institution, alert=alert, form=form,
                                confirm=ConfirmForm(), contact=contact, definition=alert.response.version.definition,
-                               reason_label=alert_service.reason_label, can_handle=can_handle), status
+                               reason_label=alert_service.reason_label, can_handle=can_handle,
+                               same_device=alert_service.same_device_ratings(alert),
+                               flag_labels=results.FLAG_LABELS), status
 
     form = AlertCloseForm()
     return handle_form(form, lambda: alert_service.close_alert(alert, form.note.data, actor=actor()),
