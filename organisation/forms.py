@@ -99,7 +99,9 @@ class TouchpointForm(FlaskForm):
     code = StringField(_l("服务点编码"), validators=[DataRequired(), Length(max=32), CODE])
     name = StringField(_l("服务点名称"), validators=[DataRequired(), Length(max=80)])
     kind = SelectField(_l("类型"), choices=TouchpointKind.choices())
-    department_id = SelectField(_l("所属科室"), coerce=int)
+    # No department is preselected: the first of the list would be taken by whoever does not look.
+    department_id = SelectField(_l("所属科室"), coerce=int_or_none,
+                                validators=[DataRequired(message=_l("请选择所属科室。"))])
     location = StringField(_l("位置"), validators=[Optional(), Length(max=120)],
                            description=_l("例如：门诊楼一层东侧"))
     submit = SubmitField(_l("保存"))

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.audit import record
 from core.db import utcnow
@@ -120,9 +120,17 @@ def set_active(obj: Any, active: bool, *, actor: Any) -> Any:
 
 def _check_unique_code(model: type[Department] | type[Touchpoint], institution: Institution, code: str,
                        own_id: int | None) -> None:
-    other_id = db.session.scalar(select(model.id).where(model.institution_id == institution.id, model.code == code))
-    if other_id is not None and other_id != own_id:
+    """Codes are unique within an institution regardless of case ("CWK" and "cwk" are one code; the database
+    holds the same rule as a unique index on lower(code))."""
+    other = db.session.execute(select(model.id, model.code).where(
+        model.institution_id == institution.id, func.lower(model.code) == code.lower(), model.id != (own_id or -1))
+    ).first()
+    if other is None:
+        return
+    if other.code == code:
         raise ServiceError(gettext("编码 %(code)s 在本机构已被使用。", code=code), "code")
+    raise ServiceError(gettext("编码 %(code)s 与本机构已有的编码 %(other)s 只有大小写不同，不能重复使用。",
+                               code=code, other=other.code), "code")
 
 
 def _check_parent(department: Department | None, parent: Department | None) -> None:
