@@ -105,6 +105,18 @@ def _linked_rating(institution: Institution, submission_id: str | None) -> alert
     return alerts.rating_for_complaint(institution.id, submission_id)
 
 
+def _prefill_from_rating(form: PublicComplaintForm, institution: Institution, submission_id: str | None) -> None:
+    """A complaint opened from the thank-you page starts from the rating: its comment and its window's department."""
+    if not submission_id or not valid_submission_id(submission_id):
+        return
+    draft = alerts.rating_draft(institution.id, submission_id)
+    if draft is None:
+        return
+    form.description.data = draft.comment[:4000] or None
+    if draft.department_id in {value for value, _label in form.department.choices}:
+        form.department.data = draft.department_id
+
+
 def queue_emergency_notice(complaint: Complaint) -> None:
     """After the commit: queue the notice of a case flagged as an emergency; the minutely sweep sends it if this fails.
 
@@ -213,6 +225,7 @@ def intake_form(institution_id: int):
     else:
         form.submission_id.data = new_submission_id()
         form.response.data = request.args.get("response", "")[:40]
+        _prefill_from_rating(form, institution, form.response.data)
     if not valid_submission_id(form.submission_id.data or ""):
         form.submission_id.data = new_submission_id()
     form.form_token.data = signing.issue_form_token(context_key)

@@ -1,6 +1,7 @@
 """Regions, institutions, departments, touchpoints and staff."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
@@ -126,6 +127,12 @@ class Institution(TimestampMixin, db.Model):
     @property
     def display_name(self) -> str:
         return self.short_name or self.name
+
+    @property
+    def complaint_phone_dial(self) -> str:
+        """What a tel: link dials for the complaint phone: the digits of its first number (no extension)."""
+        first = re.split(r"[转,，、/]", self.complaint_phone or "", maxsplit=1)[0]
+        return re.sub(r"[^0-9+]", "", first)
 
 
 class Department(InstitutionScoped, TimestampMixin, db.Model):

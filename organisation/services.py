@@ -4,6 +4,8 @@ Every function flushes and audits; the caller (a view, a job, the CLI) commits.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -104,6 +106,24 @@ def _check_unique_registration(code: str, own_id: int | None) -> None:
     other = db.session.scalar(select(Institution).where(Institution.registration_code == code))
     if other is not None and other.id != own_id:
         raise ServiceError(gettext("登记号 %(code)s 已被其他机构使用。", code=code), "registration_code")
+
+
+# Digits and the ways a hotline is written: 028-1234 5678, (028)12345678 转 8001, +86 …, two numbers with 、 or /.
+_HOTLINE = re.compile(r"^[0-9+()（）\-\s转、/,，]+$")
+
+
+def update_complaint_contact(institution: Institution, *, phone: str, address: str, actor: Any) -> Institution:
+    """Set the complaint phone and address patients are shown; the phone is kept as written, if it can be dialled."""
+    phone = unicodedata.normalize("NFKC", phone or "").strip()
+    phone = re.sub(r"\s+", " ", phone)
+    address = " ".join((address or "").split())
+    if phone and (not _HOTLINE.match(phone) or len(re.sub(r"\D", "", phone)) < 5):
+        raise ServiceError(gettext("请填写可以拨打的电话号码，例如 028-12345678 或 028-12345678 转 8001。"),
+                           "complaint_phone")
+    changed = _changes(institution, {"complaint_phone": phone, "complaint_address": address})
+    if changed:
+        record(actor, "institution.update_complaint_contact", institution, changed)
+    return institution
 
 
 def set_active(obj: Any, active: bool, *, actor: Any) -> Any:

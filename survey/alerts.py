@@ -20,8 +20,16 @@ from core.clock import local_date, local_day_bounds, local_midnight
 from core.db import utcnow
 from core.extensions import db
 from core.services import ServiceError, clean_text
-from survey import definitions
-from survey.models import AlertStatus, ContactRequest, EffectiveSettings, RecoveryAlert, SurveyResponse, SurveySettings
+from survey import definitions, versioning
+from survey.models import (
+    AlertStatus,
+    ContactRequest,
+    EffectiveSettings,
+    RecoveryAlert,
+    SurveyInbox,
+    SurveyResponse,
+    SurveySettings,
+)
 
 
 class AlertError(ServiceError):
@@ -165,6 +173,7 @@ class RatingLink:
     touchpoint_id: int | None
     department_id: int | None
     low: bool
+    comment: str = ""             # what the patient wrote, for the complaint form to start from
 
 
 @dataclass(frozen=True)
@@ -214,7 +223,40 @@ def rating_for_complaint(institution_id: int, submission_id: str) -> RatingLink 
 def _rating_link(response: SurveyResponse) -> RatingLink:
     return RatingLink(response_id=response.id, institution_id=response.institution_id,
                       touchpoint_id=response.touchpoint_id, department_id=response.department_id,
-                      low=response_is_low(response))
+                      low=response_is_low(response), comment=(response.comment or "").strip())
+
+
+@dataclass(frozen=True)
+class RatingDraft:
+    """What a complaint opened from a rating's thank-you page starts from: the patient's comment and the
+    department of the window they rated."""
+
+    comment: str
+    department_id: int | None
+
+
+def rating_draft(institution_id: int, submission_id: str) -> RatingDraft | None:
+    """The institution's rating with this submission id as a complaint's starting point: the stored response, or
+    the rating still waiting in the inbox (the thank-you page links to the complaint form before the job ran)."""
+    link = rating_for_complaint(institution_id, submission_id)
+    if link is not None:
+        return RatingDraft(comment=link.comment, department_id=link.department_id)
+    waiting = db.session.scalar(select(SurveyInbox).where(SurveyInbox.submission_id == submission_id))
+    if waiting is None:
+        return None
+    try:
+        meta = waiting.meta
+        fields = dict(waiting.payload.get("form") or {})
+    except (KeyError, TypeError, AttributeError):
+        return None  # a corrupt row: the complaint form simply starts empty
+    if meta.institution_id != institution_id:
+        return None
+    definition = versioning.published_definition(meta.version_id)
+    if definition is None:
+        return RatingDraft(comment="", department_id=meta.department_id)
+    texts = [str(value).strip() for item in definition["items"] if item["type"] == definitions.TEXT
+             for value in fields.get(f"q_{item['code']}", []) if str(value).strip()]
+    return RatingDraft(comment="\n".join(texts), department_id=meta.department_id)
 
 
 def alert_for_complaint(institution_id: int, alert_id: int) -> AlertFacts | None:
