@@ -163,3 +163,30 @@ def test_a_forged_inbox_row_of_another_hospital_prefills_nothing(client, rmyy, z
 
     assert _description(html(client.get(f"/c/{zyy.id}/new?response={sid}"))) == ""
     assert _description(html(client.get(f"/c/{rmyy.id}/new?response={sid}"))) == "只给本院看"
+
+
+# In a browser, at 390 px ------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_on_a_phone_the_lookup_leads_to_the_satisfaction_question(live_server, browser, shots, make_case, rmyy):
+    case, _fb = closed_case(make_case, rmyy)
+    number, code, institution_id = case.case_number, case.plain_lookup_code, rmyy.id
+    db.session.commit()
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True, locale="zh-CN")
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/c/lookup?i={institution_id}&n={number}")
+        page.get_by_label("查询码").fill(code)
+        page.get_by_role("button", name="查询").tap()
+        page.wait_for_load_state()
+        link = page.get_by_role("link", name="评价处理结果")
+        link.wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        link.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "lookup-feedback-390.png"), full_page=True)
+        link.tap()
+        page.get_by_text("您对本次投诉的处理结果是否满意？").first.wait_for()
+        assert "/c/feedback/" in page.url
+    finally:
+        context.close()
