@@ -6,7 +6,7 @@ import re
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from core.clock import local_midnight, local_today
 from core.extensions import db
@@ -154,3 +154,24 @@ def test_the_alert_page_lists_the_ratings_it_stands_for(client, new_client, rmyy
     assert "同一设备当天在此服务点的其他评价" in page
     assert "补充：窗口无人" in page and "同一设备重复评价" in page
     assert "另一位患者" not in page
+
+
+def test_the_batch_takes_as_many_statements_for_many_low_ratings_as_for_few(window_code, monkeypatch):
+    """Set-based: the open-alert look-up is one query per batch, not one per rating (bench/submit.py's concern)."""
+    day = local_midnight(local_today() - timedelta(days=1))
+
+    def statements_for(n: int) -> int:
+        for i in range(n):
+            _waiting(window_code, day + timedelta(hours=9, minutes=i), uuid.uuid4().hex, WIN_OVERALL="1")
+        db.session.flush()
+        seen = []
+        connection = db.session.connection()
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        event.listen(connection, "before_cursor_execute", listener)
+        try:
+            assert len(inbox.process_inbox().alert_ids) == n
+        finally:
+            event.remove(connection, "before_cursor_execute", listener)
+        return len(seen)
+
+    assert statements_for(10) == statements_for(40)  # (up to 8 devices, history_flags searches per device)
