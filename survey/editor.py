@@ -21,8 +21,8 @@ from survey.versioning import VersionError
 
 ROW_BUTTON = "row"
 _ROW_ACTION = re.compile(r"^(add|remove|up|down):(dimensions|items-(\d{1,3})-options)(?:-(\d{1,3}))?$")
-BLANK_OPTION = {"value": "", "label": "", "score": "", "na": False}
-BLANK_DIMENSION = {"code": "", "name": "", "weight": ""}  # an empty weight is 1
+BLANK_OPTION: dict[str, Any] = {"value": "", "label": "", "score": "", "na": False}
+BLANK_DIMENSION: dict[str, Any] = {"code": "", "name": "", "weight": ""}  # an empty weight is 1
 NEW_ITEM_OPTIONS = 2  # a blank item starts with this many blank option rows
 MAX_ROWS = 60         # rows per list: more is a broken or hostile request
 

@@ -262,7 +262,7 @@ def _store_batch(ratings: list[_Rating]) -> list[int]:
                 "not_applicable": a.not_applicable} for r in ratings for a in r.prepared.answers]
     if answers:
         db.session.execute(insert(SurveyAnswer.__table__), answers)
-    raising = _raising(ratings, [row["excluded"] for row in rows])
+    raising = _raising(ratings, [bool(row["excluded"]) for row in rows])
     # A callback request goes with the alert that asks someone to call: none without one.
     contacts = [{"institution_id": r.context.institution_id, "response_id": ids[r.submission_id],
                  "phone": r.prepared.contact_phone or None}
