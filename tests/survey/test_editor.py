@@ -50,6 +50,8 @@ def test_options_are_rows_not_a_pipe_syntax_box(client, rmyy, window_copy):
     assert "|" not in "".join(re.findall(r"<textarea[^>]*>(.*?)</textarea>", text(page), re.S))
     assert f'value="add:items-{reasons}-options"' in text(page)
     assert f'value="up:items-{reasons}-options-1"' in text(page)
+    comment = item_index(page, "WIN_COMMENT")  # a text question: no option rows to add
+    assert f'value="add:items-{comment}-options"' not in text(page) and "文本题没有选项。" in text(page)
 
 
 def test_the_first_button_of_the_form_saves(client, rmyy, window_copy):
