@@ -112,6 +112,18 @@ def _linked_rating(institution: Institution, submission_id: str | None) -> alert
     return alerts.rating_for_complaint(institution.id, submission_id)
 
 
+def _prefill_from_rating(form: PublicComplaintForm, institution: Institution, submission_id: str | None) -> None:
+    """A complaint opened from the thank-you page starts from the rating: its comment and its window's department."""
+    if not submission_id or not valid_submission_id(submission_id):
+        return
+    draft = alerts.rating_draft(institution.id, submission_id)
+    if draft is None:
+        return
+    form.description.data = draft.comment or None  # a rating's comment is far shorter than the limit
+    if draft.department_id in {value for value, _label in form.department.choices}:
+        form.department.data = draft.department_id
+
+
 def queue_emergency_notice(complaint: Complaint) -> None:
     """After the commit: queue the notice of a case flagged as an emergency, or of a public safety report;
     the minutely sweeps send them if this fails.
@@ -192,6 +204,7 @@ def intake_form(institution_id: int):
     if request.method == "GET":
         form.submission_id.data = new_submission_id()
         form.response.data = request.args.get("response", "")[:40]
+        _prefill_from_rating(form, institution, form.response.data)
         return _public_form_page(institution, form)
 
     submission_id = form.submission_id.data or ""

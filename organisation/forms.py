@@ -88,6 +88,17 @@ class InstitutionForm(FlaskForm):
     submit = SubmitField(_l("保存"))
 
 
+class ComplaintContactForm(FlaskForm):
+    """Where patients turn with a complaint: shown on the public pages that would otherwise be a dead end."""
+
+    complaint_phone = StringField(_l("投诉电话"), validators=[Optional(), Length(max=40)],
+                                  description=_l("例如：028-12345678 转 8001。患者扫到已更换或停用的二维码时会看到。"),
+                                  render_kw={"inputmode": "tel"})
+    complaint_address = StringField(_l("投诉接待地点"), validators=[Optional(), Length(max=200)],
+                                    description=_l("例如：门诊楼一层患者服务中心（周一至周五 8:00–17:30）"))
+    submit = SubmitField(_l("保存"))
+
+
 class DepartmentForm(FlaskForm):
     code = StringField(_l("科室编码"), validators=[DataRequired(), Length(max=32), CODE])
     name = StringField(_l("科室名称"), validators=[DataRequired(), Length(max=80)])
@@ -100,7 +111,9 @@ class TouchpointForm(FlaskForm):
     code = StringField(_l("服务点编码"), validators=[DataRequired(), Length(max=32), CODE])
     name = StringField(_l("服务点名称"), validators=[DataRequired(), Length(max=80)])
     kind = SelectField(_l("类型"), choices=TouchpointKind.choices())
-    department_id = SelectField(_l("所属科室"), coerce=int)
+    # No department is preselected: the first of the list would be taken by whoever does not look.
+    department_id = SelectField(_l("所属科室"), coerce=int_or_none,
+                                validators=[DataRequired(message=_l("请选择所属科室。"))])
     location = StringField(_l("位置"), validators=[Optional(), Length(max=120)],
                            description=_l("例如：门诊楼一层东侧"))
     submit = SubmitField(_l("保存"))

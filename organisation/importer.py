@@ -136,15 +136,35 @@ def _length(report: ImportReport, number: int, column: Any, value: str, limit: i
 
 
 def _duplicate(report: ImportReport, seen: dict[str, int], number: int, column: Any, value: str) -> bool:
-    if value in seen:
-        report.errors.append(RowError(number, str(column), gettext("与第 %(row)d 行重复。", row=seen[value])))
+    key = value.lower()  # codes are unique regardless of case (usernames are lower-case already)
+    if key in seen:
+        report.errors.append(RowError(number, str(column), gettext("与第 %(row)d 行重复。", row=seen[key])))
         return True
-    seen[value] = number
+    seen[key] = number
     return False
 
 
+class _Codes(dict):
+    """Rows by code, regardless of case, as services._check_unique_code compares them: "cwk" finds "CWK"."""
+
+    def __getitem__(self, code: str) -> Any:
+        return super().__getitem__(code.lower())
+
+    def __setitem__(self, code: str, row: Any) -> None:
+        super().__setitem__(code.lower(), row)
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str) and super().__contains__(code.lower())
+
+    def get(self, code: str, default: Any = None) -> Any:
+        return super().get(code.lower(), default)
+
+
 def _by_code(model: type, institution: Institution) -> dict[str, Any]:
-    return {row.code: row for row in db.session.scalars(select(model).where(model.institution_id == institution.id))}
+    codes = _Codes()
+    for row in db.session.scalars(select(model).where(model.institution_id == institution.id)):
+        codes[row.code] = row
+    return codes
 
 
 def _count(report: ImportReport, existed: bool, changed: bool) -> None:
@@ -158,7 +178,7 @@ def _count(report: ImportReport, existed: bool, changed: bool) -> None:
 
 def _departments(institution: Institution, records, report: ImportReport, actor: Any) -> None:
     existing = _by_code(Department, institution)
-    file_codes = {values["code"] for _n, values in records}
+    file_codes = {values["code"].lower() for _n, values in records}
     seen: dict[str, int] = {}
     valid = []
     cols = {key: shown for key, shown, _a, _r in COLUMNS["departments"]}
@@ -175,11 +195,11 @@ def _departments(institution: Institution, records, report: ImportReport, actor:
                 "“%(value)s”不是有效的科室类型（临床、医技、行政）。", value=values["kind"])))
             ok = False
         parent = values.get("parent_code", "")
-        if parent and parent not in existing and parent not in file_codes:
+        if parent and parent not in existing and parent.lower() not in file_codes:
             report.errors.append(RowError(number, str(cols["parent_code"]),
                                           gettext("上级科室编码 %(code)s 不存在。", code=parent)))
             ok = False
-        if parent and parent == values["code"]:
+        if parent and parent.lower() == values["code"].lower():
             report.errors.append(RowError(number, str(cols["parent_code"]), gettext("上级科室不能是自己。")))
             ok = False
         if ok:

@@ -71,6 +71,7 @@ INSTITUTION_ACCESS = {
     "org.staff_unlock": MANAGE,
     "org.import_rows": MANAGE,
     "org.import_template": MANAGE,
+    "org.institution_settings": MANAGE,
     "org.audit": AUDIT,
 }
 
@@ -145,6 +146,7 @@ def post_data(endpoint: str, target: Tenant | None = None) -> dict:
         "org.staff_edit": lambda: {"display_name": "越权人员", "roles": ["institution_admin"]},
         "org.import_rows": lambda: {"kind": "departments",
                                     "file": csv_upload("科室编码,科室名称,科室类型\nLEAK,越权科室,临床\n")},
+        "org.institution_settings": lambda: {"complaint_phone": "12320", "complaint_address": "越权地址"},
         "org.region_new": lambda: {"code": "999999", "name": "越权区域", "level": "province"},
         "org.region_edit": lambda: {"code": "999998", "name": "越权区域", "level": "province"},
         "org.platform_staff_new": lambda: {"username": "leak-admin", "display_name": "越权管理员",

@@ -470,13 +470,15 @@ def test_the_complaint_officer_still_sees_the_phone_and_closes_the_alert(client,
 # Templates ---------------------------------------------------------------------------
 
 class _FormParser(HTMLParser):
-    """The name/value pairs a browser would submit for each POST form of a page (buttons left out)."""
+    """The name/value pairs a browser would submit for each POST form of a page (buttons left out, and the
+    inert content of <template> elements too)."""
 
     def __init__(self):
         super().__init__()
         self.forms: list[list[tuple[str, str]]] = []
         self.fields: list[tuple[str, str]] = []
         self._in_form = False
+        self._in_template = 0
         self._textarea: str | None = None
         self._text = ""
         self._select: str | None = None
@@ -486,6 +488,10 @@ class _FormParser(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if tag == "template":
+            self._in_template += 1
+        if self._in_template:
+            return
         if tag == "form" and (a.get("method") or "").lower() == "post":
             self._in_form = True
             self.fields = []
@@ -517,6 +523,10 @@ class _FormParser(HTMLParser):
             self._option["text"] += data
 
     def handle_endtag(self, tag):
+        if tag == "template":
+            self._in_template -= 1
+        if self._in_template:
+            return
         if tag == "form" and self._in_form:
             self._in_form = False
         elif tag == "textarea" and self._textarea is not None:
@@ -647,10 +657,10 @@ def test_changing_option_scores_in_the_editor_is_400_naming_the_code(client, rmy
     template = versioning.copy_template(builtin_templates["OPD"], rmyy, code="OPD_SCALE", name="门诊", actor="test")
     edit_url = f"{base(rmyy)}/templates/{template.id}/edit"
     editor = client.get(edit_url)
-    name = f"items-{item_index(editor, 'OPD_REG_EASE')}-options"
-    options = editor_fields(editor)[name]
-    assert "2|比较不方便|33.33" in options
-    page = client.post(edit_url, data=editor_fields(editor, **{name: options.replace("|33.33", "|25")}))
+    row = f"items-{item_index(editor, 'OPD_REG_EASE')}-options-1"
+    fields = editor_fields(editor)
+    assert (fields[f"{row}-value"], fields[f"{row}-label"], fields[f"{row}-score"]) == ("2", "比较不方便", "33.33")
+    page = client.post(edit_url, data=editor_fields(editor, **{f"{row}-score": "25"}))
     assert page.status_code == 400
     assert "OPD_REG_EASE" in text(page)
 
@@ -719,10 +729,15 @@ ONE_ITEM = {"title": "测试", "items-0-code": "Q1", "items-0-type": "scale5", "
 
 
 @pytest.mark.parametrize("fields", [
-    {"dimensions": "D|维度|nan", "items-0-dimension": "D"},
-    {"dimensions": "D|维度|1e999", "items-0-dimension": "D"},
-    {"items-0-type": "single", "items-0-options": "a|好|nan\nb|差|0"},
-    {"items-0-type": "single", "items-0-options": "a|好|inf\nb|差|0"},
+    {"dimensions-0-code": "D", "dimensions-0-name": "维度", "dimensions-0-weight": "nan", "items-0-dimension": "D"},
+    {"dimensions-0-code": "D", "dimensions-0-name": "维度", "dimensions-0-weight": "1e999",
+     "items-0-dimension": "D"},
+    {"items-0-type": "single", "items-0-options-0-value": "a", "items-0-options-0-label": "好",
+     "items-0-options-0-score": "nan", "items-0-options-1-value": "b", "items-0-options-1-label": "差",
+     "items-0-options-1-score": "0"},
+    {"items-0-type": "single", "items-0-options-0-value": "a", "items-0-options-0-label": "好",
+     "items-0-options-0-score": "inf", "items-0-options-1-value": "b", "items-0-options-1-label": "差",
+     "items-0-options-1-score": "0"},
     {"items-1-code": "Q2", "items-1-type": "text", "items-1-text": "原因", "items-1-show_if": "Q1<=abc"},
     {"items-1-code": "Q2", "items-1-type": "text", "items-1-text": "原因", "items-1-show_if": "Q1<=nan"},
 ])
