@@ -16,6 +16,7 @@ from complaints.models import (
     Category,
     Channel,
     DayKind,
+    DeadlineRule,
     ExtensionStatus,
     PauseReason,
     ReplyVia,
@@ -58,6 +59,11 @@ ACTIONS: dict[str, Any] = {
     "routing_rule.create": _l("新建分派规则"), "routing_rule.update": _l("编辑分派规则"),
     "routing_rule.activate": _l("启用分派规则"), "routing_rule.deactivate": _l("停用分派规则"),
     "complaint_settings.update": _l("修改投诉设置"),
+    "complaint.deadline_set": EVENT_LABELS["deadline_set"], "complaint.edit": EVENT_LABELS["edited"],
+    "complaint.merged_in": EVENT_LABELS["merged_in"], "complaint.safety_report": EVENT_LABELS["safety_reported"],
+    "complaint.safety_report_notice_sent": EVENT_LABELS["safety_report_notified"],
+    "complaint.pending_files_purged": _l("清除未提交表单暂存的文件"),
+    "complaints.purge_complainant_contacts": _l("按保留期限清除投诉人姓名电话"),
     "calendar.seed": _l("录入官方工作日历"), "calendar.sync": _l("更新官方工作日历"),
     "calendar.year_official": _l("按国务院通知确认全年安排"), "calendar.year_source": _l("更新全年安排的依据"),
     "calendar.prefill": _l("预填法定节假日"), "calendar.day_set": _l("设置节假日安排"),
@@ -93,6 +99,11 @@ KEYS = {
     "added": _l("新增天数"), "changed": _l("修改天数"), "removed": _l("删除天数"),
     "version": _l("版本"), "days": _l("天数"), "year_version": _l("年度日历版本"), "before": _l("修改前"),
     ("work_calendar_day", "kind"): _l("类型"), ("work_calendar_day", "name"): _l("名称"),
+    "triage_days": _l("受理时限（工作日）"), "complainant_retention_days": _l("投诉人姓名电话保留天数"),
+    "dispute_retention_days": _l("医疗纠纷类投诉的保留天数"), "cases": _l("案件数"), "disputes": _l("其中医疗纠纷类"),
+    "rule": _l("期限规则"), "from_receipt": _l("自接到投诉起算"), "case_number": _l("案件编号"),
+    "duplicate": _l("并入的重复投诉"), "files": _l("文件数"), "listed": _l("列出的案件数"),
+    "subject": _l("事由"), "channel_ref": _l("渠道编号"),
 }
 
 
@@ -108,11 +119,11 @@ VALUES = {
     "category": category_name, "codes": category_name, ("complaint", "reason"): PauseReason,
     ("complaint", "answer"): Satisfaction,
     ("complaint", "via"): {**ReplyVia.labels(), "phone": _l("电话回访"), "link": _l("回访链接")},
-    ("work_calendar_day", "kind"): DayKind,
+    ("work_calendar_day", "kind"): DayKind, ("complaint", "rule"): DeadlineRule,
 }
 
 # Actors that are not staff members, as the timeline and the audit log name them (core.audit names
 # "system" and "cli").
 ACTORS = {"self-service": _l("投诉人（自助提交）"), "complainant": _l("投诉人"), "seed-demo": _l("演示数据"),
           "demo": _l("演示数据"), "complaint-deadlines": _l("办理期限提醒"), "complaint-emergency": _l("紧急预警"),
-          "calendar": _l("工作日历")}
+          "calendar": _l("工作日历"), "complaint-intake": _l("投诉登记（暂存清理）")}

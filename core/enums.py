@@ -76,8 +76,10 @@ def register_label_enums(app: Flask, *classes: type[LabelledEnum], **named: type
         registry[name] = cls
 
 
-def enum_label(enum_name: str, value: str) -> Any:
-    """The translated label of a stored enum value, for templates (the value itself when unknown)."""
+def enum_label(enum_name: str, value: str | None) -> Any:
+    """The translated label of a stored enum value, for templates (the value itself when unknown, "—" for none)."""
+    if value is None:
+        return "—"
     try:
         return current_app.extensions["label_enums"][enum_name](value).label
     except (KeyError, ValueError):

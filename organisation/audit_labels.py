@@ -15,6 +15,7 @@ from organisation.models import (
 )
 
 ACTIONS = {
+    "institution.update_complaint_contact": _l("修改投诉联系电话和地址"),
     "region.create": _l("新建区域"), "region.update": _l("修改区域"),
     "region.activate": _l("启用区域"), "region.deactivate": _l("停用区域"),
     "institution.create": _l("新建机构"), "institution.update": _l("修改机构信息"),
@@ -34,6 +35,7 @@ TARGETS = {"region": _l("行政区域"), "institution": _l("医疗机构"), "dep
            "touchpoint": _l("服务点"), "staff_user": _l("人员账号")}
 
 KEYS = {
+    "complaint_phone": _l("投诉电话"), "complaint_address": _l("投诉接待地址"),
     "code": _l("编码"), "name": _l("名称"), "kind": _l("类型"),
     ("region", "code"): _l("行政区划代码"), ("region", "level"): _l("层级"),
     ("institution", "name"): _l("机构名称"), "short_name": _l("简称"), "registration_code": _l("登记号"),

@@ -269,7 +269,9 @@ def world(ctx):
                               actor=officer)
     replies.send_reply(replied, actor=officer)
     update_complaint_settings(rmyy.id, {"standard_days": 5, "complex_days": 10, "reminder_days_before": 2,
-                                        "escalate_after_days": 1, "case_prefix": "RM", "feedback_valid_days": 14},
+                                        "escalate_after_days": 1, "case_prefix": "RM", "feedback_valid_days": 14,
+                                        "triage_days": 2, "complainant_retention_days": 400,
+                                        "dispute_retention_days": 1200},
                               actor=officer)
     services.update_institution(rmyy, actor=platform, grade="b", level="secondary")
     services.update_institution(rmyy, actor=platform, grade="a", level="tertiary")

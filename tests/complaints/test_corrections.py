@@ -34,7 +34,7 @@ from core.audit import AuditEntry
 from core.extensions import db
 from core.services import ServiceError
 from organisation.models import Department
-from tests.complaints.conftest import department, hidden_fields, open_form, post_complaint, staff_login
+from tests.complaints.conftest import department, hidden_fields, open_form, photo, post_complaint, staff_login
 from tests.factories import demo_institution, demo_user
 
 
@@ -527,7 +527,7 @@ def test_an_emergency_duplicate_keeps_the_case_it_joins_an_emergency(make_case, 
 
 def test_merging_through_the_case_pages(new_client, make_case, rmyy, outbox):
     primary = handling_case(make_case, rmyy, complainant_phone="13600003333")
-    duplicate = make_case(complainant_phone="13600003333", attachments=[intake.Upload("收据.png", PNG)])
+    duplicate = make_case(complainant_phone="13600003333", attachments=[intake.Upload("收据.png", photo("png"))])
     officer, handler = new_client(), new_client()
     staff_login(officer, "rmyy-officer")
     staff_login(handler, "rmyy-handler")                      # XNK: leads the primary, not the duplicate

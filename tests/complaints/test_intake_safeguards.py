@@ -263,7 +263,8 @@ def test_the_officers_form_keeps_its_files_too(client, rmyy, categories, october
     html = response.get_data(as_text=True)
     assert response.status_code == 400 and "已附上：来信.pdf" in html
     again = {**hidden_fields(html), "channel": "walk_in", "received_at": "2026-10-08T09:30",
-             "category": category_id(rmyy, "attitude"), "description": "来信反映门诊护士态度差。", "relation": "self"}
+             "category": category_id(rmyy, "attitude"), "description": "来信反映门诊护士态度差。", "relation": "self",
+             "subject": "门诊护士态度差"}
     response = client.post(f"/i/{rmyy.id}/complaints/new", data=again, content_type="multipart/form-data")
     assert response.status_code == 200
     (case,) = cases_of(rmyy)
@@ -357,7 +358,8 @@ def test_a_public_safety_complaint_tells_the_officers_and_does_not_page_leadersh
     assert message.kind == "complaint_safety_report" and message.recipients == ["rmyy-officer"]
     assert case.case_number in message.body and "13912345678" not in message.subject + message.body
     assert case.safety_report_notified_at is not None
-    assert [e.action for e in case.events] == ["registered", "safety_reported", "safety_report_notified"]
+    assert [e.action for e in case.events] == ["registered", "deadline_set", "safety_reported",
+                                                 "safety_report_notified"]
     assert tasks.sweep_emergency_notices() == 0 and tasks.sweep_safety_reports() == 0 and len(outbox) == 1
 
 

@@ -50,6 +50,7 @@ def test_an_unknown_stored_value_is_shown_as_it_is_by_templates(app, ctx):
     assert str(enum_label("InstitutionLevel", "tertiary")) in ("三级", "Tertiary")
     assert enum_label("InstitutionLevel", "legacy-value") == "legacy-value"
     assert enum_label("NoSuchEnum", "x") == "x"
+    assert enum_label("InstitutionLevel", None) == "—"  # a value not given yet, never "None"
 
 
 def test_stored_text_is_the_plain_value(rmyy):
