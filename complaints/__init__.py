@@ -18,9 +18,11 @@ def init_app(app: Flask) -> None:
         views_queues,
         views_remedies,
         views_settings,
+        views_todo,
     )
     from complaints.blueprints import admin_bp, public_bp, staff_bp
     from complaints.workflow import actor_name
+    from core import notify
     from core.enums import register_label_enums
     from core.extensions import csrf
     from core.tasks import QUEUE_HIGH, register_periodic
@@ -34,10 +36,11 @@ def init_app(app: Flask) -> None:
                          models.YearStatus, models.CaseRole, models.ExtensionStatus, models.Relation,
                          models.Satisfaction, models.ReopenStatus, models.ReplyVia, models.DeadlineRule)
     app.jinja_env.globals["complaint_actor_name"] = actor_name
+    notify.register_kinds(app, tasks.NOTICE_KINDS)
     app.extensions.setdefault("demo_seeders", []).append(demo.seed_demo)  # flask seed-demo
     # Each view module adds its navigation entries and case-page sections (views_cases has routes only).
     for module in (views_calendar, views_intake, views_queues, views_outcomes, views_remedies, views_ledger,
-                   views_settings):
+                   views_settings, views_todo):
         module.init_app(app)
 
     # Periodic jobs (flask scheduler enqueues them; cron strings are Beijing time, see core.config).

@@ -372,7 +372,8 @@ def emergency_message(complaint: Complaint) -> notify.Message:
                           body=body,
                           link=notify.link("complaints_staff.case", institution_id=complaint.institution_id,
                                            case_id=complaint.id),
-                          meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id})
+                          meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id},
+                          key=f"complaint:{complaint.id}:emergency")
 
 
 # Survey alerts (through survey's public alert API) -----------------------------------------
