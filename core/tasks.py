@@ -146,7 +146,10 @@ def enqueue_after_commit(func: Callable[..., Any], *args: Any, queue: str = QUEU
     """
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
-    db.session().info.setdefault(_PENDING, []).append(_Deferred(func, args, queue))
+    session = db.session()
+    if not session.in_transaction():  # a transaction to wait for, whose rollback drops the job
+        session.begin()
+    session.info.setdefault(_PENDING, []).append(_Deferred(func, args, queue))
 
 
 def run_committed_jobs() -> int:
