@@ -133,6 +133,7 @@ class Outcomes:
     is_officer: bool = False
     can_handle: bool = False
     names: dict[int, str] = field(default_factory=dict)
+    undelivered: set[int] = field(default_factory=set)  # replies recorded as texted or e-mailed with no gateway
 
     def name(self, user_id: int | None) -> str:
         return self.names.get(user_id, "—") if user_id else "—"
@@ -169,6 +170,8 @@ def _read_outcomes(complaint: Complaint) -> Outcomes:
     o.can_review = may(user, complaint, Action.APPROVE_REPLY)
     o.can_send = may(user, complaint, Action.SEND_REPLY)
     o.can_close = may(user, complaint, Action.CLOSE)
+    o.undelivered = {e.data.get("reply") for e in complaint.events
+                     if e.action == Action.SEND_REPLY.value and (e.data or {}).get("delivered") is False}
     ids = {r.drafted_by_id for r in replies} | {r.reviewed_by_id for r in replies} | \
           {r.owner_id for r in o.rectifications} | {r.verified_by_id for r in o.rectifications} | \
           {r.done_by_id for r in o.rectifications} | {r.requested_by_id for r in o.refunds} | \
@@ -272,8 +275,8 @@ def send_reply(institution_id: int, case_id: int):
     return handle_form(form, lambda: reply_service.send_reply(complaint, actor=actor(), via=form.via.data,
                                                            email=form.email.data if "email" in form else None,
                                                            expected_version=form_version(form)),
-                    success=success, next_url=lambda r: case_url(complaint, "replies"),
-                    after=(lambda _r: flash(warning, "warning")) if warning else None,
+                    success=success, next_url=lambda r: case_url(complaint, None if warning else "replies"),
+                    after=(lambda _r: flash(warning, "warning")) if warning else None,  # at the top, seen
                     template="complaints/outcomes/reply_send.html", institution=institution, complaint=complaint,
                     reply=reply, phone=mask_phone(complaint.complainant_phone), gateways=gateways)
 

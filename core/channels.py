@@ -56,7 +56,7 @@ def markdown(notice: Notice, limit: int) -> str:
     lines = [f"**{notice.title}**", "", notice.text]
     if notice.link:
         lines += ["", f"[打开查看]({notice.link})"]
-    lines += ["", "—— 听见"]  # the product's name: what a DingTalk robot's keyword check looks for
+    lines += ["", "—— 听见 Tingjian"]  # the product's name: what a DingTalk robot's keyword check looks for
     return _clip("\n".join(lines), limit)
 
 

@@ -155,5 +155,5 @@ def notifier_test(institution_id: int, channel: str):
         return redirect(back, code=303)
     db.session.commit()
     try_enqueue(tasks.deliver, delivery.id, queue=QUEUE_HIGH)  # the sweep sends it if the queue is away
-    flash(gettext("测试消息已交给发送任务，结果见下方“最近发送”（刷新页面查看）。"), "success")
+    flash(gettext("测试消息已交给发送任务，发送结果见下方列表（稍后刷新页面查看）。"), "success")
     return redirect(back, code=303)

@@ -218,6 +218,8 @@ def test_without_an_sms_gateway_the_send_page_says_the_reply_is_only_recorded(ma
     event = db.session.scalar(select(CaseEvent).where(CaseEvent.complaint_id == case.id,
                                                       CaseEvent.action == "send_reply"))
     assert event.data["delivered"] is False and "短信没有发出" in event.note
+    case_page = client.get(f"/i/{rmyy.id}/complaints/{case.id}").get_data(as_text=True)
+    assert "未配置网关，没有发出" in case_page  # the case page does not claim the text went out
 
 
 def test_with_an_sms_gateway_the_reply_is_sent(make_case, rmyy, client, app, monkeypatch, outbox):
@@ -229,6 +231,7 @@ def test_with_an_sms_gateway_the_reply_is_sent(make_case, rmyy, client, app, mon
     html = client.post(path, data={"via": "sms", "version": case.version}, follow_redirects=True).get_data(as_text=True)
     assert "答复已发送并记录。" in html and "没有发出" not in html
     assert [m.kind for m in outbox][-1] == "complaint_reply"
+    assert "未配置网关" not in client.get(f"/i/{rmyy.id}/complaints/{case.id}").get_data(as_text=True)
 
 
 def test_a_letter_needs_no_gateway(make_case, rmyy, client, app, monkeypatch, outbox):

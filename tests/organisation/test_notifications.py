@@ -17,6 +17,7 @@ from core.extensions import db
 from core.tasks import run_committed_jobs
 from organisation import notifications, tasks
 from organisation.models import DeliveryChannel, Notification, NotifierDelivery, NotifierSettings
+from tests.core.test_translations import chinese_chrome
 from tests.factories import demo_institution, demo_user, login
 from tests.fake_servers import FakeRobot, FakeSmtp
 
@@ -336,3 +337,23 @@ def test_the_test_button_sends_through_the_job_and_the_page_shows_the_result(ctx
     assert client.post(f"/i/{rmyy.id}/notifier/test/dingtalk", follow_redirects=True).status_code == 200
     assert len(robot.requests) == 1  # DingTalk is not configured: nothing was queued
     assert client.post(f"/i/{rmyy.id}/notifier/test/sms").status_code == 404
+
+
+# In English -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("username, path", [
+    ("rmyy-handler", "/notifications"), ("rmyy-handler", "/notifications?show=all"), ("rmyy-handler", "/i/{i}/"),
+    ("rmyy-officer", "/i/{i}/"), ("rmyy-nurse", "/i/{i}/"), ("rmyy-admin", "/i/{i}/notifier"),
+])
+def test_the_notification_pages_have_no_chinese_chrome_in_english(ctx, client, outbox, robot, local_hosts,
+                                                                   username, path):
+    rmyy = demo_institution("rmyy")
+    configure(rmyy, wecom_webhook=robot.url(WECOM_PATH))
+    notify.send(notice("rmyy-handler", "rmyy-officer", "rmyy-nurse"))
+    db.session.commit()
+    run_committed_jobs()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en-GB,en;q=0.9"
+    login(client, demo_user(username))
+    response = client.get(path.format(i=rmyy.id))
+    assert response.status_code == 200
+    assert chinese_chrome(response.get_data(as_text=True)) == [], path
