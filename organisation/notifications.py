@@ -66,11 +66,13 @@ def record(message: Message) -> tuple[Message, list[int]]:
     """Keep a staff notice in each recipient's list (once per key) and put it in the outbox of their
     institutions' channels; returns the message for the recipients who had not had it, and the outbox rows."""
     usernames = list(dict.fromkeys(message.recipients))
-    users = {u.username: u for u in db.session.scalars(select(StaffUser).where(StaffUser.username.in_(usernames)))}
+    users = {u.username: u for u in db.session.execute(  # plain rows: a notice may go to many people
+        select(StaffUser.id, StaffUser.username, StaffUser.institution_id, StaffUser.display_name)
+        .where(StaffUser.username.in_(usernames)))}
     now = utcnow()
     path = local_path(message.link)
     told: list[str] = []
-    new_users: list[StaffUser] = []
+    new_users: list[Any] = []
     for username in usernames:
         user = users.get(username)
         if user is None:  # not a staff account: left to the backend as it was
@@ -84,7 +86,7 @@ def record(message: Message) -> tuple[Message, list[int]]:
         if inserted:
             told.append(username)
             new_users.append(user)
-    by_institution: dict[int, list[StaffUser]] = defaultdict(list)
+    by_institution: dict[int, list[Any]] = defaultdict(list)
     for user in new_users:
         if user.institution_id is not None:
             by_institution[user.institution_id].append(user)
@@ -93,7 +95,7 @@ def record(message: Message) -> tuple[Message, list[int]]:
     return only_to(message, told), deliveries
 
 
-def _queue_deliveries(institution_id: int, message: Message, people: list[StaffUser],
+def _queue_deliveries(institution_id: int, message: Message, people: list[Any],
                       now: datetime) -> list[NotifierDelivery]:
     settings = db.session.get(NotifierSettings, institution_id)
     wanted = configured_channels(settings) if settings is not None else []
