@@ -56,8 +56,8 @@ class Config:
     PUBLIC_BASE_URL: str | None = None
     # Outbound notifications: "log", "memory", or a dotted path to a send(message) callable.
     NOTIFIER_BACKEND = "log"
-    # Whether texts and e-mails to complainants really leave the app (core.notify.delivers); None: only when
-    # NOTIFIER_BACKEND is a dotted path of the hospital's own.
+    # Whether texts and e-mails to complainants really leave the app (core.notify.delivers); None: unless
+    # NOTIFIER_BACKEND is "log".
     SMS_GATEWAY: bool | None = None
     EMAIL_GATEWAY: bool | None = None
     # The staff site's address, e.g. "https://tingjian.example-hospital.cn", for links in WeCom, DingTalk and
