@@ -61,7 +61,7 @@ def notification_read(notification_id: int):
         abort(400)
     if notifications.mark_read(notification):
         db.session.commit()
-    return redirect(_back(), code=303)
+    return redirect(_back())
 
 
 @bp.post("/notifications/read-all")
@@ -71,7 +71,7 @@ def notifications_read_all():
     count = notifications.mark_all_read(actor())
     db.session.commit()
     flash(gettext("已将 %(n)d 条通知标为已读。", n=count) if count else gettext("没有未读通知。"), "success")
-    return redirect(_back(), code=303)
+    return redirect(_back())
 
 
 # The institution's channels --------------------------------------------------------------------------
@@ -152,8 +152,8 @@ def notifier_test(institution_id: int, channel: str):
     except ServiceError as exc:
         db.session.rollback()
         flash(str(exc), "error")
-        return redirect(back, code=303)
+        return redirect(back)
     db.session.commit()
     try_enqueue(tasks.deliver, delivery.id, queue=QUEUE_HIGH)  # the sweep sends it if the queue is away
     flash(gettext("测试消息已交给发送任务，发送结果见下方列表（稍后刷新页面查看）。"), "success")
-    return redirect(back, code=303)
+    return redirect(back)
