@@ -72,9 +72,25 @@ def reads_cases_of(user: StaffUser, institution: Institution) -> bool:
     return user.has_role(Role.LEADERSHIP) and user.institution_id == institution.id
 
 
-def may_see_case(user: StaffUser, complaint: Complaint) -> bool:
-    """Whoever works the case, and the hospital's leadership (read only)."""
+def merged_into(complaint: Complaint) -> Complaint | None:
+    """The case a duplicate was merged into (complaints.corrections), if it was."""
+    if complaint.merged_into_id is None:
+        return None
+    primary = db.session.get(Complaint, complaint.merged_into_id)
+    return primary if primary is not None and primary.institution_id == complaint.institution_id else None
+
+
+def may_read_case_files(user: StaffUser, complaint: Complaint) -> bool:
+    """Whoever works the case, or the case a duplicate was merged into: its evidence belongs to that case now."""
     if may_work_case(user, complaint):
+        return True
+    primary = merged_into(complaint)
+    return primary is not None and may_work_case(user, primary)
+
+
+def may_see_case(user: StaffUser, complaint: Complaint) -> bool:
+    """Whoever works the case (or the case it was merged into), and the hospital's leadership (read only)."""
+    if may_read_case_files(user, complaint):
         return True
     institution = db.session.get(Institution, complaint.institution_id)
     return institution is not None and reads_cases_of(user, institution)

@@ -28,7 +28,7 @@ from flask.cli import with_appcontext
 from flask_babel import gettext
 from sqlalchemy import select
 
-from complaints.deadlines import recompute_open_deadlines
+from complaints.deadlines import cases_without_a_clock, recompute_open_deadlines
 from complaints.models import CalendarDay, CalendarYear, DayKind, YearStatus
 from complaints.workdays import invalidate_calendar_cache, statutory_holidays
 from core.audit import record
@@ -260,10 +260,14 @@ def seed_calendar_command(years: tuple[int, ...]) -> None:
     changes = seed_from_chinesecalendar(years or None, actor="cli")
     db.session.commit()
     click.echo(f"Calendar: {changes} day(s) added or changed ({covered[0]}–{covered[-1]} available).")
-    if changes:
+    # Cases registered before the clock started at receipt (migration 0007_triage_clock) get their deadline
+    # here too: this command runs on every upgrade.
+    unclocked = cases_without_a_clock()
+    if changes or unclocked:
         moved = recompute_open_deadlines(actor="cli")
         db.session.commit()
-        click.echo(f"Open cases whose deadline moved: {moved}.")
+        click.echo(f"Open cases whose deadline moved: {moved}"
+                   + (f" ({unclocked} awaiting triage given their deadline from receipt)." if unclocked else "."))
     today = local_today()
     missing = [y for y in range(today.year, today.year + 2) if db.session.get(CalendarYear, y) is None]
     if missing:

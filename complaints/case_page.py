@@ -14,7 +14,8 @@ from flask import current_app, url_for
 from flask_babel import format_date, gettext
 from sqlalchemy import select
 
-from complaints import access, cohandling, deadlines, pauses, routing, triage
+from complaints import access, cohandling, corrections, deadlines, pauses, routing, triage
+from complaints.categories import categories_for, category_label
 from complaints.forms_cases import (
     AcceptForm,
     AddCoForm,
@@ -22,8 +23,10 @@ from complaints.forms_cases import (
     CoAnswerForm,
     DeclineChoiceForm,
     DeclineForm,
+    EditCaseForm,
     ExtensionDecisionForm,
     ExtensionForm,
+    MergeForm,
     PauseForm,
     ReceiveForm,
     ResumeForm,
@@ -31,6 +34,7 @@ from complaints.forms_cases import (
     TransferForm,
     WaiveForm,
 )
+from complaints.intake import STAFF_CHANNELS
 from complaints.models import (
     Attachment,
     CaseDepartment,
@@ -38,6 +42,7 @@ from complaints.models import (
     CasePause,
     CaseRole,
     Category,
+    Channel,
     Complaint,
     DeadlineRule,
     DeclineReason,
@@ -46,7 +51,7 @@ from complaints.models import (
     Status,
 )
 from complaints.settings import complaint_settings
-from complaints.workflow import Action, WorkflowError, allowed_actions, event_label
+from complaints.workflow import TRANSITIONS, Action, WorkflowError, allowed_actions, event_label
 from core.clock import local_today
 from core.db import utcnow
 from core.enums import LabelledEnum
@@ -60,8 +65,10 @@ from organisation.services import departments_for
 FORM_CLASSES = {
     "accept": AcceptForm, "settle": SettleForm, "decline": DeclineForm, "assign": AssignForm, "transfer": TransferForm,
     "receive": ReceiveForm, "pause": PauseForm, "resume": ResumeForm, "extension": ExtensionForm,
-    "add_co": AddCoForm,
+    "add_co": AddCoForm, "edit": EditCaseForm, "merge": MergeForm,
 }
+# Forms of the correction section (complaints/cases/_corrections.html), not of the 办理 card.
+CORRECTION_FORMS = frozenset({"edit", "merge"})
 TRANSITION_FORMS = (("accept", Action.ACCEPT), ("settle", Action.SETTLE), ("decline", Action.DECLINE),
                     ("assign", Action.ASSIGN), ("transfer", Action.TRANSFER), ("receive", Action.RECEIVE))
 
@@ -77,6 +84,10 @@ class CaseForms:
 
     def __contains__(self, key: str) -> bool:
         return key in self.forms
+
+    def has_actions(self) -> bool:
+        """Whether the 办理 card has a form to show (the corrections have their own section)."""
+        return any(name not in CORRECTION_FORMS for name in self.forms)
 
 
 def department_choices(institution: Institution, *, blank: str | None = None,
@@ -97,6 +108,31 @@ def prepare_form(form: Any, institution: Institution, complaint: Complaint) -> N
     elif isinstance(form, AddCoForm):
         form.department.choices = department_choices(institution, blank=gettext("请选择"),
                                                      exclude=access.case_department_ids(complaint))
+    elif isinstance(form, EditCaseForm):
+        _prepare_edit(form, institution, complaint)
+
+
+def _prepare_edit(form: EditCaseForm, institution: Institution, complaint: Complaint) -> None:
+    """The correction form's choices: what may be chosen now, and whatever the case has already (even if retired)."""
+    categories = categories_for(institution)
+    if complaint.category_id is not None and complaint.category_id not in {c.id for c in categories}:
+        current = db.session.get(Category, complaint.category_id)
+        categories = [*categories, *([current] if current is not None else [])]
+    form.category.choices = [(c.id, category_label(c)) for c in categories]
+    channels = list(STAFF_CHANNELS)
+    if Channel(complaint.channel) not in channels:
+        channels.insert(0, Channel(complaint.channel))
+    form.channel.choices = [(c.value, c.label) for c in channels]
+    departments = department_choices(institution)
+    known = {value for value, _label in departments}
+    form.departments.choices = departments + [(d.id, d.name) for d in complaint.concerned_departments
+                                              if d.id not in known]
+    # Another lead department is a transfer (complaints.routing): offered where a transfer is possible.
+    if complaint.lead_department_id is None or Status(complaint.status) not in TRANSITIONS[Action.TRANSFER].sources:
+        del form.lead
+    else:
+        lead = complaint.lead_department
+        form.lead.choices = departments + ([(lead.id, lead.name)] if lead is not None and lead.id not in known else [])
 
 
 def available_forms(user: StaffUser, complaint: Complaint) -> set[str]:
@@ -106,6 +142,10 @@ def available_forms(user: StaffUser, complaint: Complaint) -> set[str]:
     actions = set(allowed_actions(user, complaint))
     names = {name for name, action in TRANSITION_FORMS if action in actions}
     officer = access.is_officer(user, complaint)
+    if officer:
+        names.add("edit")
+    if Action.MERGE in actions and not corrections.merged_cases(complaint):  # a primary is not merged away
+        names.add("merge")
     if complaint.is_open:
         if officer:
             names.add("resume" if complaint.paused_since is not None else "pause")
@@ -125,6 +165,10 @@ def new_form(name: str, institution: Institution, complaint: Complaint) -> Any:
     if name == "decline":
         reason = DeclineReason.IN_COURT
         data.update(reason=reason.value, notice=triage.default_decline_notice(reason))
+    if name == "edit":
+        data.update(subject=complaint.subject, category=complaint.category_id, channel=Channel(complaint.channel).value,
+                    channel_ref=complaint.channel_ref, departments=[d.id for d in complaint.concerned_departments],
+                    lead=complaint.lead_department_id)
     form = FORM_CLASSES[name](formdata=None, prefix=name, data=data)
     prepare_form(form, institution, complaint)
     return form
@@ -149,6 +193,10 @@ class CasePage:
     rule_label: str
     trace: dict[str, Any]
     standard_days: int
+    clock_running: bool                  # a case still to do: its answer deadline runs (from receipt)
+    triage_days: int                     # the institution's triage target (受理时限), in working days
+    triage_due: date | None              # the last day to triage a case awaiting triage
+    triage_late: bool                    # awaiting triage beyond that day
     pauses: list[CasePause]
     extensions: list[Extension]
     decide_forms: dict[int, ExtensionDecisionForm]
@@ -164,6 +212,10 @@ class CasePage:
     decline_choice: DeclineChoiceForm | None
     may_reissue_code: bool = False       # intake's section: a new lookup code for the complainant
     may_flag_emergency: bool = False     # intake's section: flag a quality-and-safety emergency now
+    merged_into: Complaint | None = None                   # the case this duplicate was merged into
+    merged_cases: list[Complaint] = field(default_factory=list)       # the duplicates merged into this case
+    merge_candidates: list[Complaint] = field(default_factory=list)   # possible duplicates, offered to merge into
+    merged_attachments: list[tuple[Complaint, Any]] = field(default_factory=list)  # the duplicates' evidence
     config_sections: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -201,6 +253,8 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
     forms.update(bound)
     officer = access.is_officer(user, complaint)
     now = utcnow()
+    settings = complaint_settings(complaint.institution_id)
+    awaiting_triage = Status(complaint.status) == Status.REGISTERED
 
     co_rows = cohandling.co_departments(complaint)
     co_forms, waive_forms = {}, {}
@@ -217,7 +271,9 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
                                          .order_by(Extension.id)))
     decide_forms = {e.id: bound.get(f"decide{e.id}") or ExtensionDecisionForm(
         formdata=None, prefix=f"decide{e.id}", data={"version": complaint.version})
-        for e in extensions if pauses.may_decide_extension(user, e, complaint)}
+        for e in extensions if complaint.merged_into_id is None and pauses.may_decide_extension(user, e, complaint)}
+    merged = corrections.merged_cases(complaint)
+    merged_attachments = [(case, row) for case in merged for row in _attachments(case)]
     events = list(db.session.scalars(select(CaseEvent).where(CaseEvent.complaint_id == complaint.id)
                                      .order_by(CaseEvent.at, CaseEvent.id)))
     people_ids = ({e.requested_by_id for e in extensions} | {e.decided_by_id for e in extensions}
@@ -240,7 +296,11 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
         days_left=deadlines.working_days_left(complaint, local_today(now)),
         rule_label=str(_label_or_value(DeadlineRule, complaint.deadline_rule) or ""),
         trace=complaint.deadline_trace or {},
-        standard_days=complaint_settings(complaint.institution_id).standard_days,
+        standard_days=settings.standard_days,
+        clock_running=Status(complaint.status) in Status.to_do(),
+        triage_days=settings.triage_days,
+        triage_due=deadlines.triage_due_date(complaint.received_at, settings.triage_days) if awaiting_triage else None,
+        triage_late=deadlines.triage_late(complaint.status, complaint.received_at, settings.triage_days, now),
         pauses=list(db.session.scalars(select(CasePause).where(CasePause.complaint_id == complaint.id)
                                        .order_by(CasePause.started_at))),
         extensions=extensions, decide_forms=decide_forms, co_rows=co_rows, co_forms=co_forms,
@@ -248,13 +308,21 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
         former_leads=[cd for cd in complaint.departments if cd.role == CaseRole.LEAD and not cd.active],
         events=events,
         people={u.id: u for u in db.session.scalars(select(StaffUser).where(StaffUser.id.in_(people_ids)))},
-        attachments=list(db.session.execute(
-            select(Attachment.id, Attachment.filename, Attachment.content_type, Attachment.size,
-                   Attachment.uploaded_at).where(Attachment.complaint_id == complaint.id).order_by(Attachment.id))),
+        attachments=_attachments(complaint),
         proposal=routing.propose(complaint) if "assign" in forms else None,
         decline_choice=DeclineChoiceForm(formdata=None) if "decline" in available else None,
         may_reissue_code=may_reissue,
         may_flag_emergency=(may_reissue and not complaint.safety_emergency
                             and Status(complaint.status) not in Status.finished()),
         config_sections=list(current_app.extensions.get("complaint_case_sections", [])),
+        merged_into=access.merged_into(complaint), merged_cases=merged,
+        merge_candidates=corrections.merge_candidates(complaint) if "merge" in forms else [],
+        merged_attachments=merged_attachments,
     )
+
+
+def _attachments(complaint: Complaint) -> list[Any]:
+    """A case's attachments without their bytes."""
+    return list(db.session.execute(
+        select(Attachment.id, Attachment.filename, Attachment.content_type, Attachment.size,
+               Attachment.uploaded_at).where(Attachment.complaint_id == complaint.id).order_by(Attachment.id)))

@@ -12,6 +12,10 @@ non-working start day forward first and is therefore 1-4 days late: check C3.)
 Working days follow the official calendar (complaints.workdays); a deadline that counts a
 day of a year not yet announced is marked provisional.
 
+The clock starts at receipt, not at acceptance: a case gets its deadline when it is registered
+(start_clock) and is overdue once it passes, triaged or not (Status.to_do()); triage has its own
+target (ComplaintSettings.triage_days: triage_late). Declined and settled cases owe no answer.
+
 Paused periods (待补充材料, 调解, 鉴定) are excluded, the way 医疗纠纷预防和处理条例
 第四十条 excludes 鉴定 time from the mediation period: a working day that lies
 entirely inside a pause (from its 00:00 to the next 00:00, Beijing time) is not
@@ -28,7 +32,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import force_locale, gettext
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from complaints.models import (
@@ -272,26 +276,32 @@ def apply_deadline(complaint: Complaint, deadline: Deadline) -> bool:
 
 
 def recompute_open_deadlines(*, actor: Any, batch_size: int = 500) -> int:
-    """Recompute every open case's deadline on the current calendar; a moved due date is logged on the case.
+    """Recompute the deadline of every case still to do on the current calendar; a moved due date is logged.
 
     Returns the number of cases whose due date or provisional mark changed. A
     case changed by someone else meanwhile is skipped: the change that touched
-    it recomputed its deadline already. Safe to run twice.
+    it recomputed its deadline already. A case awaiting triage that has no
+    deadline (registered before the clock started at receipt: migration
+    0007_triage_clock) gets it here, counted from its receipt, and counts as
+    changed. Safe to run twice.
     """
     invalidate_calendar_cache()
-    open_statuses = Status.values(Status.open_statuses())
+    to_do = Status.values(Status.to_do())
     moved, last_id = 0, 0
     now = utcnow()
     while True:
         cases = list(db.session.scalars(
-            select(Complaint).where(Complaint.status.in_(open_statuses), Complaint.working_days.is_not(None),
-                                    Complaint.id > last_id).order_by(Complaint.id).limit(batch_size)))
+            select(Complaint).where(Complaint.status.in_(to_do), Complaint.id > last_id)
+            .order_by(Complaint.id).limit(batch_size)))
         if not cases:
             break
         last_id = cases[-1].id
         ids = [c.id for c in cases]
         pauses, extras = case_pauses(ids), approved_extra_days(ids, _reopen_since(cases))
         for complaint in cases:
+            if complaint.working_days is None:
+                moved += _start_missing_clock(complaint, actor=actor, now=now)
+                continue
             old_date, old_provisional = complaint.due_date, bool(complaint.deadline_provisional)
             deadline = deadline_for(complaint, now=now, pauses=pauses[complaint.id], extra_days=extras[complaint.id])
             if not deadline_differs(complaint, deadline):
@@ -313,9 +323,33 @@ def recompute_open_deadlines(*, actor: Any, batch_size: int = 500) -> int:
     return moved
 
 
+def _start_missing_clock(complaint: Complaint, *, actor: Any, now: datetime) -> int:
+    """Give a case registered before the clock started at receipt its deadline (1), unless someone changed it (0)."""
+    try:
+        with db.session.begin_nested():
+            deadline = start_clock(complaint, actor=actor, now=now)
+            record(actor, "complaint.deadline_set", complaint,
+                   {"due_date": deadline.due_date.isoformat(), "rule": DeadlineRule.STANDARD.value,
+                    "provisional": deadline.provisional, "from_receipt": True})
+    except StaleDataError:
+        return 0
+    return 1
+
+
+def cases_without_a_clock() -> int:
+    """Cases still to do that have no deadline yet (registered before the clock started at receipt)."""
+    return db.session.scalar(select(func.count()).select_from(Complaint).where(
+        Complaint.status.in_(Status.values(Status.to_do())), Complaint.working_days.is_(None))) or 0
+
+
+def _hospital_language() -> Any:
+    """Stored notes are in the hospital's language (a job has no locale; the complainant's is not the staff's)."""
+    return force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "zh_Hans"))
+
+
 def _moved_note(old_date: date | None, deadline: Deadline) -> str:
     """The timeline note, in the hospital's language (it is stored; jobs have no request to take a locale from)."""
-    with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "zh_Hans")):
+    with _hospital_language():
         if old_date == deadline.due_date:
             return gettext("工作日历已正式录入，办理期限 %(date)s 确认不变。", date=deadline.due_date.isoformat())
         note = gettext("工作日历调整，办理期限由 %(old)s 变更为 %(new)s。",
@@ -343,9 +377,11 @@ def update_deadline(complaint: Complaint, *, rule: str | None = None, now: datet
                     ) -> Deadline:
     """Recompute the due date from the day of receipt under ``rule``, pauses excluded and approved extensions added.
 
-    Co-handlers' sub-deadlines follow (CO_HANDLER_LEAD working days before the case's own).
+    The rule's working days are read from the institution's settings when the case takes the rule; a case
+    keeps the days it was given under its rule (a later change of the settings is for cases registered
+    later). Co-handlers' sub-deadlines follow (CO_HANDLER_LEAD working days before the case's own).
     """
-    if rule is not None:
+    if rule is not None and (complaint.working_days is None or complaint.deadline_rule != DeadlineRule(rule)):
         complaint.deadline_rule = DeadlineRule(rule)
         complaint.working_days = rule_days(complaint.institution_id, rule)
     elif complaint.working_days is None:
@@ -358,6 +394,19 @@ def update_deadline(complaint: Complaint, *, rule: str | None = None, now: datet
     for cd in complaint.departments:
         if cd.role == CaseRole.CO and cd.active:
             cd.due_at = co_handler_due_at(complaint, pauses=pauses, extra_days=deadline.extra_days, now=now)
+    return deadline
+
+
+def start_clock(complaint: Complaint, *, actor: Any, now: datetime | None = None) -> Deadline:
+    """Start a newly registered case's clock: the standard rule from the day of receipt ("于接到投诉之日起5个
+    工作日内", 医疗机构投诉管理办法), whoever triages the case and whenever. The timeline says so."""
+    deadline = update_deadline(complaint, rule=DeadlineRule.STANDARD, now=now)
+    with _hospital_language():
+        note = gettext("办理期限：%(date)s（%(days)d 个工作日，自接到投诉次日起计算）",
+                       date=deadline.due_date.isoformat(), days=deadline.working_days)
+    log_event(complaint, "deadline_set", actor=actor, note=note,
+              data={"due_date": deadline.due_date.isoformat(), "rule": DeadlineRule.STANDARD.value,
+                    "provisional": deadline.provisional})
     return deadline
 
 
@@ -377,8 +426,9 @@ def working_days_left(complaint: Complaint, today: date | None = None) -> int | 
 
 
 def past_due(status: str, due_at: datetime | None, paused_since: datetime | None, now: datetime) -> bool:
-    """The overdue rule: an open case, its clock running, past the end (24:00 Beijing time) of its due day."""
-    return (Status(status) in Status.open_statuses() and paused_since is None and due_at is not None
+    """The overdue rule: a case still to do (awaiting triage included), its clock running, past the end (24:00
+    Beijing time) of its due day."""
+    return (Status(status) in Status.to_do() and paused_since is None and due_at is not None
             and now >= due_at)
 
 
@@ -390,13 +440,47 @@ def is_overdue(complaint: Complaint, now: datetime | None = None) -> bool:
 def overdue_sql(now: datetime, *, statuses: Any = None) -> Any:
     """past_due as a SQL condition on Complaint, for the queues, the ledger, the statistics and the sweep.
 
-    ``statuses`` is the caller's own test that the case is open, where the SQL text matters (the queues
-    write the statuses literally, to match their partial index); ``sqlalchemy.true()`` when the query has
-    chosen its statuses already. By default, Status.open_statuses().
+    ``statuses`` is the caller's own test that the case is still to do, where the SQL text matters (the queues
+    write the statuses literally, for the planner); ``sqlalchemy.true()`` when the query has chosen its
+    statuses already. By default, Status.to_do().
     """
     if statuses is None:
-        statuses = Complaint.status.in_(Status.values(Status.open_statuses()))
+        statuses = Complaint.status.in_(Status.values(Status.to_do()))
     return and_(statuses, Complaint.paused_since.is_(None), Complaint.due_at <= now)
+
+
+# Triage (受理) ---------------------------------------------------------------------------
+
+def triage_due_date(received_at: datetime, triage_days: int) -> date:
+    """The last day to triage a case (until 24:00): the triage_days-th working day after the day of receipt."""
+    return add_working_days(local_date(received_at), triage_days)[0]
+
+
+def triage_late(status: str, received_at: datetime, triage_days: int, now: datetime) -> bool:
+    """Still awaiting triage after the end (24:00 Beijing time) of its triage day."""
+    if Status(status) != Status.REGISTERED:
+        return False
+    return now >= local_day_bounds(triage_due_date(received_at, triage_days))[1]
+
+
+def triage_cutoff(triage_days: int, now: datetime) -> datetime:
+    """A case received before this moment is past its triage target at ``now`` (triage_late, for SQL): the
+    triage day never moves back as the receipt moves on, so these are the receipts up to the last day whose
+    triage day is before today."""
+    today = local_today(now)
+    day = today - timedelta(days=1)
+    while add_working_days(day, triage_days)[0] >= today:
+        day -= timedelta(days=1)
+        if (today - day).days > MAX_SPAN_DAYS:  # pragma: no cover - a calendar without working days
+            raise ValueError("no working day to count")
+    return local_day_bounds(day)[1]
+
+
+def triage_late_sql(triage_days: int, now: datetime, *, statuses: Any = None) -> Any:
+    """triage_late as a SQL condition on Complaint; ``statuses`` as for overdue_sql (default: awaiting triage)."""
+    if statuses is None:
+        statuses = Complaint.status == Status.REGISTERED.value
+    return and_(statuses, Complaint.received_at < triage_cutoff(triage_days, now))
 
 
 def due_threshold(days: int, now: datetime | None = None) -> date:

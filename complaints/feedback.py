@@ -90,6 +90,19 @@ def resolve_token(token: str, *, now: datetime | None = None) -> tuple[Feedback 
     return signing.resolve_link(PURPOSE, token, Feedback, used="answered_at", expires="expires_at", now=now)
 
 
+def pending_feedback(complaint: Complaint, *, now: datetime | None = None) -> Feedback | None:
+    """The satisfaction link a closed case still waits on (unanswered, unexpired, the newest); None otherwise.
+
+    The progress lookup shows it to the complainant who passed its check (case number and code).
+    """
+    if Status(complaint.status) != Status.CLOSED:
+        return None
+    return db.session.scalar(select(Feedback).where(Feedback.complaint_id == complaint.id,
+                                                    Feedback.answered_at.is_(None),
+                                                    Feedback.expires_at > (now or utcnow()))
+                             .order_by(Feedback.id.desc()).limit(1))
+
+
 def feedback_for(complaint: Complaint) -> list[Feedback]:
     """The case's satisfaction links and answers, newest first."""
     return list(db.session.scalars(select(Feedback).where(Feedback.complaint_id == complaint.id)

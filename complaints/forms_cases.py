@@ -114,6 +114,35 @@ class WaiveForm(CaseActionForm):
     submit = SubmitField(_l("放行，主办科室可先行答复"))
 
 
+class EditCaseForm(CaseActionForm):
+    """Correcting the registration (complaints.corrections.correct_case); ``lead`` only on a case that can be
+    transferred (the case page removes it otherwise)."""
+
+    subject = StringField(_l("事由"), validators=[DataRequired(message=_l("请填写事由。")), Length(max=120)],
+                          description=_l("一句话概括，答复函和统计中会引用。"))
+    category = SelectField(_l("投诉类别"), coerce=int_or_none,
+                           validators=[InputRequired(message=_l("请选择投诉类别。"))])
+    channel = SelectField(_l("来源渠道"), validators=[DataRequired()])
+    channel_ref = StringField(_l("来源编号"), validators=[Optional(), Length(max=60)],
+                              description=_l("12345 热线转办必填工单编号。"))
+    departments = MultiCheckboxField(_l("涉及科室"), coerce=int, validators=[Optional()])
+    lead = SelectField(_l("主办科室"), coerce=int_or_none, validators=[Optional()],
+                       description=_l("更换主办科室即转办：须写明原因，由新科室接收后办理。"))
+    reason = TextAreaField(_l("更正原因"), validators=[Optional(), Length(max=500)], render_kw={"rows": 2},
+                           description=_l("记入办理经过；更换主办科室时必填。"))
+    submit = SubmitField(_l("保存更正"))
+
+
+class MergeForm(CaseActionForm):
+    primary = StringField(_l("并入案件编号"), validators=[DataRequired(message=_l("请填写要并入的案件编号。")),
+                                                     Length(max=40)],
+                          description=_l("本案将并入该案件，由该案件统一办理和答复；本案只保留查看。"),
+                          render_kw={"autocomplete": "off", "list": "merge-candidates", "spellcheck": "false"})
+    reason = TextAreaField(_l("合并理由"), validators=[DataRequired(message=_l("请写明合并理由。")), Length(max=500)],
+                           render_kw={"rows": 2})
+    submit = SubmitField(_l("并入该案件"))
+
+
 class QueueFilterForm(FlaskForm):
     class Meta:
         csrf = False
@@ -127,6 +156,7 @@ class QueueFilterForm(FlaskForm):
     overdue = BooleanField(_l("只看已超期"))
     emergency = BooleanField(_l("只看紧急（医疗质量安全）"))
     paused = BooleanField(_l("只看暂停计时"))
+    triage_late = BooleanField(_l("只看超过受理时限的待受理投诉"))
 
 
 class RoutingRuleForm(FlaskForm):

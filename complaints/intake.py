@@ -8,15 +8,16 @@ Whoever receives a complaint registers it here, whatever the channel: the
 patient's own form (QR code, web, the survey thank-you page), a walk-in, a
 call, a letter, an e-mail, a 12345 hotline work order, or a survey alert.
 Every case gets a readable number per institution and year, a six-digit
-lookup code for the complainant (stored only as a keyed hash), a timeline
-entry and an audit entry. Neither the timeline nor the audit trail carries
-the complainant's name or phone number.
+lookup code for the complainant (stored only as a keyed hash), its answer
+deadline counted from the day of receipt, a timeline entry and an audit
+entry. Neither the timeline nor the audit trail carries the complainant's
+name or phone number.
 """
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +27,17 @@ from flask_babel import gettext
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from complaints.attachments import (
+    MAX_ATTACHMENTS,
+    Prepared,
+    Upload,
+    pending_files,
+    prepare_all,
+    take_pending,
+    too_many,
+)
 from complaints.categories import categories_for, category_label
+from complaints.deadlines import start_clock
 from complaints.models import Attachment, CaseCounter, Category, Channel, Complaint, Relation, Status
 from complaints.settings import complaint_settings
 from complaints.workflow import log_event
@@ -44,16 +55,30 @@ from organisation.services import staff_with_roles
 from survey import alerts
 
 STAFF_CHANNELS = (Channel.WALK_IN, Channel.PHONE, Channel.LETTER, Channel.EMAIL, Channel.HOTLINE_12345)
+# The most characters each text of a complaint may have (line breaks count one, outer blanks none); the
+# forms state them in their labels and count them as people type.
+LIMITS = {"description": 4000, "wish": 2000, "subject": 120, "staff_involved": 200, "channel_ref": 60,
+          "complainant_name": 40}
 
-MAX_ATTACHMENTS = 5
-MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+# A complainant's form stays submittable this long: an elderly patient may take a long time, or come back
+# to the tab later. Its files are kept as long (complaints.attachments.PENDING_SECONDS).
+FORM_TOKEN_MAX_AGE = 24 * 3600
 # Received times a little in the future are clock skew between the officer's PC and the server.
 FUTURE_SKEW = timedelta(minutes=10)
 EARLIEST_RECEIPT = timedelta(days=366)
 
 
 class IntakeError(ServiceError):
-    """A complaint cannot be registered as given; the message (and field) go back to the form."""
+    """A complaint cannot be registered as given; the message (and field) go back to the form.
+
+    ``problems`` lists every (field, message) a registration's checks refused, so that a form can show
+    all its mistakes at once; ``field`` and the message are the first of them.
+    """
+
+    def __init__(self, message: str, field: str | None = None, *,
+                 problems: Sequence[tuple[str | None, str]] = ()):
+        super().__init__(message, field)
+        self.problems: list[tuple[str | None, str]] = list(problems) or [(field, message)]
 
 
 # Numbers, codes and masks -----------------------------------------------------------
@@ -137,84 +162,110 @@ def clean_complainant_phone(phone: str | None) -> str | None:
         raise IntakeError(str(exc), "complainant_phone") from None
 
 
-# Attachments ----------------------------------------------------------------------
-
-@dataclass
-class Upload:
-    """A file as received, before it is checked."""
-
-    filename: str
-    data: bytes
-    declared_type: str = ""
-
-
-KINDS = {  # sniffed kind → (content type, extensions accepted for it)
-    "jpg": ("image/jpeg", {".jpg", ".jpeg", ".jfif"}),
-    "png": ("image/png", {".png"}),
-    "pdf": ("application/pdf", {".pdf"}),
-    "heic": ("image/heic", {".heic", ".heif"}),
-}
-HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
-
-
-def sniff(data: bytes) -> str | None:
-    """The file's real kind from its first bytes (the browser's content type is not trusted)."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"%PDF-"):
-        return "pdf"
-    if len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
-        return "heic"
-    return None
-
-
-def _safe_filename(name: str, kind: str) -> str:
-    name = unicodedata.normalize("NFC", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
-    name = "".join(ch for ch in name if ch.isprintable() and ch not in '"<>|:*?').strip(" .")
-    stem, dot, ext = name.rpartition(".")
-    if not dot or f".{ext.lower()}" not in KINDS[kind][1]:
-        stem, ext = (name or "file"), kind
-    stem = stem[: 120 - len(ext) - 1] or "file"
-    return f"{stem}.{ext}"
-
-
-def check_attachments(uploads: Sequence[Upload]) -> list[tuple[str, str, bytes]]:
-    """At most 5 files of at most 5 MB each, JPG, PNG, PDF or HEIC (checked by content); returns (name, type, data)."""
-    uploads = [u for u in uploads if u.filename or u.data]
-    if len(uploads) > MAX_ATTACHMENTS:
-        raise IntakeError(gettext("最多上传 %(n)d 个文件，您选择了 %(m)d 个。", n=MAX_ATTACHMENTS, m=len(uploads)),
-                          "attachments")
-    checked = []
-    for upload in uploads:
-        label = upload.filename or gettext("未命名文件")
-        if not upload.data:
-            raise IntakeError(gettext("文件“%(name)s”是空的，请重新选择。", name=label), "attachments")
-        if len(upload.data) > MAX_ATTACHMENT_BYTES:
-            raise IntakeError(gettext("文件“%(name)s”超过 5 MB，请压缩或拍摄较小的照片后再上传。", name=label),
-                              "attachments")
-        kind = sniff(upload.data)
-        if kind is None:
-            raise IntakeError(gettext("文件“%(name)s”格式不支持，只能上传 JPG、PNG、HEIC 照片或 PDF 文件。",
-                                      name=label), "attachments")
-        checked.append((_safe_filename(upload.filename, kind), KINDS[kind][0], upload.data))
-    return checked
-
-
 # Registration ---------------------------------------------------------------------
 
-def _clean_text(value: str | None, field: str, limit: int, *, required: bool = False, label: str = "") -> str:
-    return clean_text(value, field=field, label=label, limit=limit, error=IntakeError,
+class _Refusals:
+    """Runs every check of a registration and collects what each refuses, so a form shows all its mistakes."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str | None, str]] = []
+
+    def add(self, error: ServiceError) -> None:
+        self.problems.extend(getattr(error, "problems", None) or [(error.field, str(error))])
+
+    def check(self, func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ServiceError as exc:
+            self.add(exc)
+            return None
+
+    def raise_any(self) -> None:
+        if self.problems:
+            field, message = self.problems[0]
+            raise IntakeError(message, field, problems=self.problems)
+
+
+def _clean_text(value: str | None, field: str, *, required: bool = False, label: str = "") -> str:
+    return clean_text(value, field=field, label=label, limit=LIMITS[field], error=IntakeError,
                       required=gettext("请填写%(what)s。", what=label) if required else None)
 
 
-def derive_subject(description: str, category: Category | None = None) -> str:
-    """A subject for a form that did not ask for one: the first line of the description, shortened."""
-    first = (description or "").strip().split("\n", 1)[0].strip()
-    if len(first) > 30:
-        first = first[:30] + "…"
-    return first or category_label(category)
+SUBJECT_LIMIT = 30  # characters: what a list, a reply letter and a report line can quote whole
+
+# What a patient's first sentence opens with that a subject does not need: when it happened, a greeting.
+# Each is stripped from the front in turn ("12月7日上午9点左右，…" → "…"); see derive_subject.
+_DAY_PART = r"(?:凌晨|清晨|早上|早晨|上午|中午|下午|傍晚|晚上|夜间|夜里|半夜)"
+_LEADING_TIME = [re.compile(p) for p in (
+    r"^(?:您好|你好|领导好|领导您好)(?=[，,！!。：:\s])",
+    r"^(?:\d{2,4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*[日号](?:左右)?",
+    r"^\d{4}\s*[-/.]\s*\d{1,2}\s*[-/.]\s*\d{1,2}",
+    # "7号" alone is also a window's number: a day only when a time of day follows.
+    r"^\d{1,2}\s*[日号](?=\s*(?:" + _DAY_PART + r"|\d))",
+    r"^(?:今天|昨天|前天|今日|昨日|当天|当日|上周|本周|这周)",
+    r"^(?:上|本|这)?(?:周|星期|礼拜)[一二三四五六日天]",
+    r"^" + _DAY_PART,
+    r"^\d{1,2}\s*[:：]\s*\d{2}(?:左右)?",
+    r"^\d{1,2}\s*[点时](?:\s*\d{1,2}\s*分|半|多|整)?(?:左右)?",
+)]
+# A Chinese-numeral hour ("九点半") only right after a time of day: "一点都不…" is not a time.
+_HOUR_IN_WORDS = re.compile(r"^[一二三四五六七八九十两]{1,3}\s*点"
+                            r"(?:半|多|整|\s*[一二三四五六七八九十]{1,3}\s*分)?(?:左右)?")
+_AFTER_TIME = re.compile(r"^[\s，,、:：!！。]+")
+_SENTENCE_END = re.compile(r"[。！？!?；;\n]|……|\.\.\.")
+_CLAUSE_BREAK = re.compile(r"[，,、：:]")
+# Never cut inside a number or a Latin word, nor right after a numeral ("只开一|个").
+_UNBREAKABLE = re.compile(r"[0-9A-Za-z.%％０-９]")
+_NUMERAL = re.compile(r"[0-9０-９一二三四五六七八九十百千万两几半]")
+
+
+def _strip_leading_time(text: str) -> str:
+    """The text without the date, time of day or greeting it opens with (all of them, in any order)."""
+    after_day_part = False
+    while True:
+        for pattern in _LEADING_TIME + ([_HOUR_IN_WORDS] if after_day_part else []):
+            match = pattern.match(text)
+            if match and match.end():
+                after_day_part = bool(re.fullmatch(_DAY_PART, match.group(0)))
+                text = _AFTER_TIME.sub("", text[match.end():], count=1)
+                break
+        else:
+            return text
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` shortened to at most ``limit`` characters, not inside a number or a word, ending in "…"."""
+    cut = limit - 1
+    while cut > 0 and (_NUMERAL.match(text[cut - 1])
+                       or (_UNBREAKABLE.match(text[cut - 1]) and _UNBREAKABLE.match(text[cut]))):
+        cut -= 1
+    head = text[:cut] if cut > limit // 3 else text[:limit - 1]
+    return head.rstrip("，,、：:；; ") + "…"
+
+
+def derive_subject(description: str, category: Category | None = None, *, limit: int = SUBJECT_LIMIT) -> str:
+    """A readable subject from the complaint's text, for a form that did not ask for one (or left it empty).
+
+    The first sentence, without the date, time or greeting it opens with; if that is longer than
+    ``limit`` characters, its first clauses up to a natural break (，、：), else a cut that does not
+    split a number or a word; "…" only when shortened. Without any text: the category's name.
+    """
+    text = " ".join((description or "").split("\n", 1)[0].split())
+    stripped = _strip_leading_time(text)
+    text = stripped if stripped.strip("，,、：:。！？!?；; ") else text
+    sentence = _SENTENCE_END.split(text, maxsplit=1)[0].strip().rstrip("，,、：:")
+    if not sentence:
+        return category_label(category)
+    if len(sentence) <= limit:
+        return sentence
+    head, end = "", 0
+    for match in _CLAUSE_BREAK.finditer(sentence):
+        if match.start() > limit - 1:
+            break
+        head, end = sentence[:match.start()], match.start()
+    if end >= 8:
+        return head + "…"
+    return _cut(sentence, limit)
 
 
 def _check_category(institution: Institution, category: Category | None) -> Category:
@@ -236,21 +287,110 @@ def _check_received(received_at: datetime) -> datetime:
     return received_at
 
 
+def _check_relation(relation: Relation | str) -> Relation | str:
+    if not Relation.is_value(relation):
+        raise IntakeError(gettext("请选择与患者的关系。"), "relation")
+    return relation
+
+
+def _check_places(institution: Institution, touchpoint: Touchpoint | None,
+                  departments: list[Department]) -> None:
+    if touchpoint is not None and touchpoint.institution_id != institution.id:
+        raise IntakeError(gettext("所选服务点不属于本院。"), "touchpoint")
+    if any(d.institution_id != institution.id for d in departments):
+        raise IntakeError(gettext("所选科室不属于本院。"), "departments")
+
+
+@dataclass
+class Checked:
+    """A registration's input, checked and cleaned: what register_complaint stores."""
+
+    category: Category
+    received_at: datetime | None
+    subject: str
+    description: str
+    wish: str
+    staff_involved: str
+    channel_ref: str
+    name: str | None
+    phone: str | None
+    relation: Relation | str
+    departments: list[Department]
+    files: list[Prepared]
+
+
+def check_complaint(institution: Institution, *, channel: Channel | str, received_at: datetime | None,
+                    subject: str, description: str, wish: str, category: Category | None,
+                    touchpoint: Touchpoint | None = None, departments_concerned: Iterable[Department] = (),
+                    staff_involved: str = "", complainant_name: str | None = None,
+                    complainant_phone: str | None = None, relation: Relation | str = Relation.SELF,
+                    channel_ref: str = "", rating: alerts.RatingLink | None = None,
+                    attachments: Sequence[Upload | Prepared] = (), kept_files: int = 0) -> Checked:
+    """Check everything a registration needs and raise one IntakeError listing **every** problem (``problems``).
+
+    The forms call it on their own when their fields already failed (``received_at`` None: the form
+    reported it), so that a person sees every mistake after one submit, not one per submit.
+    ``kept_files`` counts the files already kept for the form (complaints.attachments).
+    """
+    refusals = _Refusals()
+    channel = Channel(channel)
+    checked_category = refusals.check(_check_category, institution, category)
+    if received_at is not None:
+        refusals.check(_check_received, received_at)
+    description = refusals.check(_clean_text, description, "description", required=True,
+                                 label=gettext("投诉内容")) or ""
+    subject = refusals.check(_clean_text, subject, "subject", label=gettext("事由")) or ""
+    wish = refusals.check(_clean_text, wish, "wish", label=gettext("诉求")) or ""
+    staff_involved = refusals.check(_clean_text, staff_involved, "staff_involved", label=gettext("涉及人员")) or ""
+    channel_ref = refusals.check(_clean_text, channel_ref, "channel_ref", label=gettext("来源编号")) or ""
+    if channel == Channel.HOTLINE_12345 and not channel_ref:
+        refusals.add(IntakeError(gettext("12345 热线转办须填写工单编号。"), "channel_ref"))
+    name = refusals.check(_clean_text, complainant_name, "complainant_name", label=gettext("姓名")) or None
+    phone = refusals.check(clean_complainant_phone, complainant_phone)
+    refusals.check(_check_relation, relation)
+    departments = list(dict.fromkeys(departments_concerned))
+    refusals.check(_check_places, institution, touchpoint, departments)
+    if rating is not None and rating.institution_id != institution.id:
+        refusals.add(IntakeError(gettext("关联的满意度评价不属于本院。")))
+    chosen = [u for u in attachments if not isinstance(u, Upload) or u.filename or u.data]
+    files, refused = prepare_all(chosen)
+    for error in refused:
+        refusals.add(error)
+    if kept_files + len(chosen) > MAX_ATTACHMENTS:
+        refusals.add(too_many(kept_files + len(chosen)))
+    refusals.raise_any()
+    assert checked_category is not None  # raise_any raised otherwise
+    if touchpoint is not None and not departments and touchpoint.department is not None:
+        departments = [touchpoint.department]
+    return Checked(category=checked_category, received_at=received_at,
+                   subject=subject or derive_subject(description, checked_category), description=description,
+                   wish=wish, staff_involved=staff_involved, channel_ref=channel_ref, name=name, phone=phone,
+                   relation=relation, departments=departments, files=files)
+
+
 def register_complaint(institution: Institution, *, channel: Channel | str, received_at: datetime, subject: str,
                        description: str, wish: str, category: Category | None, touchpoint: Touchpoint | None = None,
                        departments_concerned: Iterable[Department] = (), staff_involved: str = "",
                        complainant_name: str | None = None, complainant_phone: str | None = None,
                        relation: Relation | str = Relation.SELF, channel_ref: str = "",
                        first_contact: StaffUser | None = None,
-                       rating: alerts.RatingLink | None = None, attachments: Sequence[Upload] = (),
+                       rating: alerts.RatingLink | None = None, attachments: Sequence[Upload | Prepared] = (),
                        submission_id: str | None = None, safety_emergency: bool = False,
                        actor: Any) -> tuple[Complaint, str]:
     """Register a complaint from any channel (首诉负责: ``first_contact`` is responsible); returns (case, lookup code).
 
     A repeated ``submission_id`` (a double tap, a retry on a bad network)
-    returns the case it first created, with the same code. A category flagged
-    as quality-and-safety, or ``safety_emergency``, flags the case as an
-    emergency: the caller queues its notice after the commit (flag_emergency).
+    returns the case it first created, with the same code. The files kept
+    for that submission id (complaints.attachments) are attached with the new
+    ones. Every refusal is raised at once (IntakeError.problems).
+
+    Quality and safety: ``safety_emergency`` (the officer's tick) flags the
+    case as an emergency whose notice pages leadership — the caller queues it
+    after the commit (flag_emergency). A complaint the complainant filed
+    themselves (no ``first_contact``) in a quality-and-safety category is a
+    **safety report** instead: the officers on duty are told to check it
+    (complaints.tasks.notify_safety_reports, grouped), and only their flag
+    pages leadership. An officer who registers one decides with the tick.
     """
     channel = Channel(channel)
     submission_id = submission_id or new_submission_id()
@@ -260,29 +400,14 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
     if existing is not None:
         return existing, lookup_code_for(institution.id, submission_id)
 
-    category = _check_category(institution, category)
-    received_at = _check_received(received_at)
-    description = _clean_text(description, "description", 4000, required=True, label=gettext("投诉内容"))
-    subject = _clean_text(subject, "subject", 120, label=gettext("事由")) or derive_subject(description, category)
-    wish = _clean_text(wish, "wish", 2000, label=gettext("诉求"))
-    staff_involved = _clean_text(staff_involved, "staff_involved", 200, label=gettext("涉及人员"))
-    channel_ref = _clean_text(channel_ref, "channel_ref", 60, label=gettext("来源编号"))
-    if channel == Channel.HOTLINE_12345 and not channel_ref:
-        raise IntakeError(gettext("12345 热线转办须填写工单编号。"), "channel_ref")
-    name = _clean_text(complainant_name, "complainant_name", 40, label=gettext("姓名")) or None
-    phone = clean_complainant_phone(complainant_phone)
-    if not Relation.is_value(relation):
-        raise IntakeError(gettext("请选择与患者的关系。"), "relation")
-    if touchpoint is not None and touchpoint.institution_id != institution.id:
-        raise IntakeError(gettext("所选服务点不属于本院。"), "touchpoint")
-    departments = list(dict.fromkeys(departments_concerned))
-    if any(d.institution_id != institution.id for d in departments):
-        raise IntakeError(gettext("所选科室不属于本院。"), "departments")
-    if rating is not None and rating.institution_id != institution.id:
-        raise IntakeError(gettext("关联的满意度评价不属于本院。"))
-    files = check_attachments(attachments)
-    if touchpoint is not None and not departments and touchpoint.department is not None:
-        departments = [touchpoint.department]
+    kept = len(pending_files(institution.id, submission_id))
+    checked = check_complaint(
+        institution, channel=channel, received_at=received_at, subject=subject,
+        description=description, wish=wish, category=category, touchpoint=touchpoint,
+        departments_concerned=departments_concerned, staff_involved=staff_involved,
+        complainant_name=complainant_name, complainant_phone=complainant_phone, relation=relation,
+        channel_ref=channel_ref, rating=rating, attachments=attachments, kept_files=kept)
+    category = checked.category
 
     try:
         with db.session.begin_nested():
@@ -290,16 +415,16 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
             code = lookup_code_for(institution.id, submission_id)
             complaint = Complaint(
                 institution_id=institution.id, case_number=case_number, channel=channel.value,
-                channel_ref=channel_ref, received_at=received_at,
+                channel_ref=checked.channel_ref, received_at=received_at,
                 first_contact_id=first_contact.id if first_contact is not None else None,
                 category_id=category.id, touchpoint_id=touchpoint.id if touchpoint is not None else None,
                 survey_response_id=rating.response_id if rating is not None else None,
                 submission_hash=_submission_hash(institution.id, submission_id),
                 lookup_code_hash=hash_lookup_code(institution.id, case_number, code),
-                subject=subject, description=description, wish=wish, staff_involved=staff_involved,
-                complainant_name=name, complainant_phone=phone, complainant_relation=relation,
-                safety_emergency=False)
-            complaint.concerned_departments = departments
+                subject=checked.subject, description=checked.description, wish=checked.wish,
+                staff_involved=checked.staff_involved, complainant_name=checked.name,
+                complainant_phone=checked.phone, complainant_relation=checked.relation, safety_emergency=False)
+            complaint.concerned_departments = checked.departments
             db.session.add(complaint)
             db.session.flush()
     except IntegrityError:
@@ -309,24 +434,45 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
             raise
         return existing, lookup_code_for(institution.id, submission_id)
 
+    files = take_pending(institution.id, submission_id) + checked.files
     uploader = getattr(actor, "id", None) if isinstance(actor, StaffUser) else None
-    for filename, content_type, data in files:
-        db.session.add(Attachment(complaint_id=complaint.id, filename=filename, content_type=content_type,
-                                  size=len(data), data=data, uploaded_by_id=uploader))
+    for item in files:
+        db.session.add(Attachment(complaint_id=complaint.id, filename=item.filename, content_type=item.content_type,
+                                  size=item.size, data=item.data, uploaded_by_id=uploader))
     log_event(complaint, "registered", actor=actor,
               data={"channel": channel.value, "category": category.code, "attachments": len(files),
                     **({"survey_response_id": rating.response_id} if rating is not None else {}),
                     **({"first_contact_id": first_contact.id} if first_contact is not None else {})})
+    # The answer period runs from the day of receipt (民法典 第二百零一条), not from acceptance.
+    deadline = start_clock(complaint, actor=actor)
     db.session.flush()
     record(actor, "complaint.register", complaint,
            {"channel": channel.value, "category": category.code, "attachments": len(files),
-            "departments": [d.id for d in departments], "has_contact": bool(name or phone)})
-    if category.safety or safety_emergency:
+            "departments": [d.id for d in checked.departments],
+            "has_contact": bool(checked.name or checked.phone), "due_date": deadline.due_date.isoformat()})
+    if safety_emergency:
         flag_emergency(complaint, actor=actor)
+    elif category.safety and first_contact is None:
+        report_safety(complaint, actor=actor)
     return complaint, code
 
 
 # Quality-and-safety emergencies ---------------------------------------------------------
+
+def report_safety(complaint: Complaint, *, actor: Any) -> None:
+    """A complainant's own form chose a quality-and-safety category: the officers on duty are to check it.
+
+    Nothing is sent here (see flag_emergency for why): the caller commits, then queues
+    ``complaints.tasks.notify_safety_reports``, which sends the officers one notice for every report not
+    yet told, at most one notice per institution every SAFETY_REPORT_WINDOW; the minutely sweep sends the
+    rest. The officer who finds a real emergency flags it on the case page (flag_emergency), which pages
+    leadership. A form is no pager: one person, or a script, must not be able to wake a hospital's leaders.
+    """
+    complaint.safety_reported_at = utcnow()
+    log_event(complaint, "safety_reported", actor=actor)
+    db.session.flush()
+    record(actor, "complaint.safety_report", complaint)
+
 
 def emergency_recipients(institution_id: int) -> list[StaffUser]:
     """Who is alerted at once: the institution's complaint officers, admins and leadership."""
@@ -374,6 +520,38 @@ def emergency_message(complaint: Complaint) -> notify.Message:
                                            case_id=complaint.id),
                           meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id},
                           key=f"complaint:{complaint.id}:emergency")
+
+
+def safety_report_recipients(institution_id: int) -> list[StaffUser]:
+    """Who checks a public safety report: the institution's complaint officers (its admins if it has none)."""
+    return (staff_with_roles(institution_id, Role.COMPLAINT_OFFICER)
+            or staff_with_roles(institution_id, Role.INSTITUTION_ADMIN))
+
+
+SAFETY_REPORT_LISTED = 20  # a notice names this many cases at most, and counts the rest
+
+
+def safety_report_message(institution_id: int, complaints: Sequence[Complaint]) -> notify.Message:
+    """One notice to the officers on duty listing public safety reports to check (no personal data)."""
+    recipients = [u.username for u in safety_report_recipients(institution_id)]
+    lines = []
+    for complaint in complaints[:SAFETY_REPORT_LISTED]:
+        where = "；".join(filter(None, [complaint.touchpoint.name if complaint.touchpoint is not None else "",
+                                       "、".join(d.name for d in complaint.concerned_departments)]))
+        lines.append(f"{complaint.case_number}（{where}）" if where else complaint.case_number)
+    if len(complaints) > SAFETY_REPORT_LISTED:
+        lines.append(gettext("另有 %(n)d 件，见投诉工作台。", n=len(complaints) - SAFETY_REPORT_LISTED))
+    body = gettext("投诉人在网上投诉时选择了“医疗质量安全”。请尽快核实：确属可能危及患者健康的，请在案件页点击"
+                   "“标记为医疗质量安全紧急投诉，立即预警”，系统会立即通知院领导。") + "\n" + "\n".join(lines)
+    if len(complaints) == 1:
+        link = notify.link("complaints_staff.case", institution_id=institution_id, case_id=complaints[0].id)
+    else:
+        link = notify.link("complaints_staff.queue", institution_id=institution_id)
+    return notify.Message(recipients=recipients, kind="complaint_safety_report",
+                          subject=gettext("【待核实】%(n)d 件网上投诉涉及医疗质量安全", n=len(complaints)),
+                          body=body, link=link,
+                          meta={"institution_id": institution_id, "complaint_ids": [c.id for c in complaints]},
+                          key=f"complaint:{complaints[0].id}:safety_report")  # each case is claimed once
 
 
 # Survey alerts (through survey's public alert API) -----------------------------------------

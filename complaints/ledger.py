@@ -4,13 +4,19 @@ Seed 004 asks hospitals to "健全并落实患者投诉、接待、受理、处�
 建立医患矛盾纠纷事件台账管理制度"; seed 000 to "建立工作台账，制定整改措施，逐项整改提高".
 The ledger lists every case — open and closed, declined (不予受理) and settled on the
 spot included — with fixed columns (acceptance check C15): case number, status,
-channel, first-contact officer (首诉人), lead department, category, received, due,
-replied, closed, on time (是/否/—), decline reason, satisfaction and rectification
-(整改) status.
+channel, first-contact officer (首诉人), lead department, co-handling departments
+(协办科室), category, subject (事由), received, due, replied, closed, on time (是/否/—),
+outcome (处理结果), decline reason, satisfaction and rectification (整改) status.
+
+处理结果 is what the complainant was told: the latest reply sent, or the note of a case
+settled on the spot, after the officer's verdict at closing (已解决 / 未解决); for a
+declined case, the notice saying why.
 
 The complainant's name and phone number are never read here: no column, no
-filter, no export. Subjects and descriptions are not columns either (they may
-name the complainant); the case page shows them to staff who work the case.
+filter, no export (and they are purged after the retention period, complaints/
+retention.py, while the ledger keeps the case). The description (投诉内容) is not a
+column; the subject, a one-line 事由 of at most 120 characters, is, as hospitals keep it
+in their paper ledgers.
 
 Exports stream with flat memory: rows are read in keyset-paginated batches of
 plain column tuples (never the ORM objects of the whole ledger) and written by
@@ -31,6 +37,7 @@ from sqlalchemy.orm import aliased
 from complaints.deadlines import overdue_sql, past_due
 from complaints.models import (
     CaseDepartment,
+    CaseRole,
     Category,
     Channel,
     Complaint,
@@ -38,6 +45,8 @@ from complaints.models import (
     Feedback,
     Rectification,
     RectificationStatus,
+    Reply,
+    ReplyStatus,
     Satisfaction,
     Status,
 )
@@ -58,8 +67,9 @@ NO_DEADLINE = Status.values(Status.no_deadline())
 def columns() -> list[str]:
     """The fixed ledger columns (C15), in order; the same for the page, the CSV and the XLSX."""
     return [gettext("案件编号"), gettext("状态"), gettext("投诉渠道"), gettext("首诉接待人"), gettext("主办科室"),
-            gettext("投诉类别"), gettext("接收时间"), gettext("办理时限"), gettext("答复时间"), gettext("办结时间"),
-            gettext("是否按时答复"), gettext("不予受理原因"), gettext("满意度"), gettext("整改状态")]
+            gettext("协办科室"), gettext("投诉类别"), gettext("事由"), gettext("接收时间"), gettext("办理时限"),
+            gettext("答复时间"), gettext("办结时间"), gettext("是否按时答复"), gettext("处理结果"),
+            gettext("不予受理原因"), gettext("满意度"), gettext("整改状态")]
 
 
 # Shared SQL expressions (the statistics use the same ones) -----------------------
@@ -167,12 +177,15 @@ class LedgerRow:
     channel: str
     first_contact: str
     lead_department: str
+    co_departments: list[str]        # active co-handlers (协办), in the order they were added
     category: str
+    subject: str                     # 事由
     received_at: datetime | None     # naive, in the hospital's time zone
     due: date | None
     replied_at: datetime | None
     closed_at: datetime | None
     on_time: bool | None
+    outcome: str                     # 处理结果
     decline_reason: str | None
     satisfaction: str | None
     rectification: str | None        # a RectificationStatus value summarising the case's actions
@@ -189,13 +202,15 @@ class Labels:
         self.rectification = {m.value: str(m.label) for m in RectificationStatus}
         self.satisfaction = {m.value: str(m.label) for m in Satisfaction}
         self.yes, self.no = gettext("是"), gettext("否")
+        self.joiner = gettext("、")
 
     def cells(self, row: LedgerRow) -> list[Any]:
         """The row as the exports write it: labels for codes, real dates, times to the minute."""
         return [row.case_number, self.status.get(row.status, row.status),
-                self.channel.get(row.channel, row.channel), row.first_contact, row.lead_department, row.category,
+                self.channel.get(row.channel, row.channel), row.first_contact, row.lead_department,
+                self.joiner.join(row.co_departments), row.category, row.subject,
                 _minute(row.received_at), row.due, _minute(row.replied_at), _minute(row.closed_at),
-                "—" if row.on_time is None else (self.yes if row.on_time else self.no),
+                "—" if row.on_time is None else (self.yes if row.on_time else self.no), row.outcome,
                 self.decline.get(row.decline_reason, row.decline_reason or ""),
                 self.satisfaction.get(row.satisfaction, row.satisfaction or ""),
                 self.rectification.get(row.rectification, row.rectification or "")]
@@ -224,7 +239,8 @@ def _row_select(where: list[Any]) -> Select:
     return (select(Complaint.id, Complaint.case_number, Complaint.status, Complaint.channel,
                    contact.display_name, Department.name, Category.name, Complaint.received_at, Complaint.due_date,
                    Complaint.due_at, Complaint.replied_at, Complaint.closed_at, Complaint.paused_since,
-                   Complaint.merged_into_id, Complaint.decline_reason, satisfaction_expr(), rectification_expr())
+                   Complaint.merged_into_id, Complaint.decline_reason, satisfaction_expr(), rectification_expr(),
+                   Complaint.subject, Complaint.resolved, Complaint.settlement_note, Complaint.decline_notice)
             .outerjoin(contact, contact.id == Complaint.first_contact_id)
             .outerjoin(Department, Department.id == Complaint.lead_department_id)
             .outerjoin(Category, Category.id == Complaint.category_id)
@@ -234,24 +250,77 @@ def _row_select(where: list[Any]) -> Select:
 ORDER = (Complaint.received_at.desc(), Complaint.id.desc())
 
 
+def _co_departments(ids: list[int]) -> dict[int, list[str]]:
+    """The active co-handling departments (协办) of the cases ``ids``, in the order they were added."""
+    found: dict[int, list[str]] = {}
+    for complaint_id, name in db.session.execute(
+            select(CaseDepartment.complaint_id, Department.name)
+            .join(Department, Department.id == CaseDepartment.department_id)
+            .where(CaseDepartment.complaint_id.in_(ids), CaseDepartment.role == CaseRole.CO.value,
+                   CaseDepartment.active.is_(True))
+            .order_by(CaseDepartment.complaint_id, CaseDepartment.id)):
+        found.setdefault(complaint_id, []).append(name)
+    return found
+
+
+def _sent_replies(ids: list[int]) -> dict[int, str]:
+    """The latest reply sent to the complainant of each case in ``ids``."""
+    latest: dict[int, str] = {}
+    for complaint_id, body in db.session.execute(
+            select(Reply.complaint_id, Reply.body)
+            .where(Reply.complaint_id.in_(ids), Reply.status == ReplyStatus.SENT.value)
+            .order_by(Reply.complaint_id, Reply.number)):
+        latest[complaint_id] = body  # the last one read is the latest number
+    return latest
+
+
+class _Outcome:
+    """处理结果: the verdict at closing, then what the complainant was told (labels looked up once per batch)."""
+
+    def __init__(self) -> None:
+        self.resolved, self.unresolved = gettext("已解决"), gettext("未解决")
+        self.pattern = gettext("%(verdict)s：%(text)s")
+
+    def __call__(self, status: str, resolved: bool | None, settlement: str, notice: str, reply: str) -> str:
+        if status == Status.DECLINED:
+            return notice or ""
+        if status == Status.SETTLED:
+            verdict: str | None = self.unresolved if resolved is False else self.resolved
+            text = settlement or ""
+        else:
+            verdict = None
+            if status == Status.CLOSED and resolved is not None:
+                verdict = self.resolved if resolved else self.unresolved
+            text = reply
+        if verdict and text:
+            return self.pattern % {"verdict": verdict, "text": text}
+        return verdict or text
+
+
 def _materialise(raw: list[Any], now: datetime) -> list[LedgerRow]:
-    """Turn raw tuples into rows: local times, the due day, the on-time verdict."""
+    """Turn raw tuples into rows: local times, the due day, the on-time verdict, co-handlers and the outcome."""
     tz = local_timezone()
 
     def local(value: datetime | None) -> datetime | None:
         return value.astimezone(tz).replace(tzinfo=None) if value else None
 
+    ids = [r[0] for r in raw]
+    co = _co_departments(ids) if ids else {}
+    replies = _sent_replies(ids) if ids else {}
+    outcome = _Outcome()
     rows = []
     for (cid, number, status, channel, contact, department, category, received, due_date, due_at, replied, closed,
-         paused, merged, decline, satisfaction, rectification) in raw:
+         paused, merged, decline, satisfaction, rectification, subject, resolved, settlement, notice) in raw:
         # due_at is 24:00 of the due day, i.e. the next midnight: the day is the one just before it.
         due = due_date or (local_date(due_at - timedelta(microseconds=1)) if due_at else None)
         rows.append(LedgerRow(
             id=cid, case_number=number, status=status, channel=channel, first_contact=contact or "",
-            lead_department=department or "", category=category or "", received_at=local(received), due=due,
+            lead_department=department or "", co_departments=co.get(cid, []), category=category or "",
+            subject=subject or "", received_at=local(received), due=due,
             replied_at=local(replied), closed_at=local(closed),
             on_time=timeliness(status=status, due_at=due_at, replied_at=replied, paused_since=paused,
                                merged=merged is not None, now=now),
+            outcome=outcome(status, resolved, settlement, notice, replies.get(cid, "")),
             decline_reason=decline, satisfaction=satisfaction,
             rectification=RECTIFICATION_ORDER.get(rectification)))
     return rows

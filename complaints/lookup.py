@@ -18,15 +18,16 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from complaints import feedback
 from complaints.intake import check_lookup_code, hash_lookup_code
-from complaints.models import Complaint, PauseReason, Reply, ReplyStatus, Status
+from complaints.models import Complaint, PauseReason, Reply, ReplyStatus, Satisfaction, Status
 from core.clock import local_date
 from core.extensions import db
 from core.signing import hash_value
@@ -78,6 +79,9 @@ class PublicStatus:
     replied_on: date | None
     decline_notice: str | None
     merged: bool
+    feedback_url: str | None = None     # the closed case's satisfaction link, while it waits for an answer
+    feedback_until: date | None = None  # the last day it can be answered
+    satisfaction: str | None = None     # the complainant's answer, once given
 
 
 def normalise_case_number(text: str) -> str:
@@ -120,6 +124,8 @@ def public_status(complaint: Complaint) -> PublicStatus:
         except ValueError:
             paused = str(_l("暂停计时。"))
     open_case = status in Status.to_do()
+    # A merged-away case's complainant gets no link: the feedback belongs to the case it was merged into.
+    pending = feedback.pending_feedback(shown) if shown is complaint else None
     return PublicStatus(
         case_number=complaint.case_number, step=step, stage=str(stage), explanation=str(explanation),
         received_on=local_date(complaint.received_at),
@@ -129,7 +135,11 @@ def public_status(complaint: Complaint) -> PublicStatus:
         reply=reply.body if reply is not None else None,
         replied_on=local_date(reply.sent_at) if reply is not None else None,
         decline_notice=(shown.decline_notice or None) if status == Status.DECLINED else None,
-        merged=shown is not complaint)
+        merged=shown is not complaint,
+        feedback_url=feedback.feedback_url(pending) if pending is not None else None,
+        feedback_until=local_date(pending.expires_at - timedelta(microseconds=1)) if pending is not None else None,
+        satisfaction=(str(Satisfaction(shown.satisfaction).label)
+                      if shown is complaint and status == Status.CLOSED and shown.satisfaction else None))
 
 
 def find_case(institution_id: int, case_number: str, code: str) -> Complaint | None:

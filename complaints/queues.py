@@ -1,4 +1,9 @@
-"""The queues: open cases of an institution or a handler's departments, filtered, most urgent first."""
+"""The queues: open cases of an institution or a handler's departments, filtered, most urgent first.
+
+The answer clock runs from receipt, so the deadline filters and counts (overdue, due within N
+working days) take the cases awaiting triage too; triage has its own target
+(ComplaintSettings.triage_days), counted and filtered as ``triage_late``.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -8,12 +13,13 @@ from datetime import date, datetime
 from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select, true
 from sqlalchemy.orm import load_only
 
-from complaints.deadlines import due_threshold, overdue_sql
+from complaints.deadlines import due_threshold, overdue_sql, triage_late_sql
 from complaints.models import (
     CaseDepartment,
     Complaint,
     Status,
 )
+from complaints.settings import complaint_settings
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Institution
@@ -36,6 +42,7 @@ class QueueFilter:
     due_within: int | None = None        # working days from today
     emergency: bool = False
     paused: bool = False
+    triage_late: bool = False            # awaiting triage beyond the institution's triage target
     q: str = ""
     departments: set[int] | None = None  # a handler's departments (lead or co); None = the whole institution
     now: datetime = field(default_factory=utcnow)
@@ -64,15 +71,20 @@ def _in_departments(ids: Iterable[int]):
 def queue_statement(institution: Institution, f: QueueFilter):
     """Open cases of an institution, filtered, most urgent first: index-friendly (ix_complaint_open_due)."""
     stmt = select(Complaint).where(Complaint.institution_id == institution.id)
-    if f.status == Status.REGISTERED.value:
-        stmt = stmt.where(status_in([f.status])).order_by(Complaint.received_at, Complaint.id)
+    if f.status == Status.REGISTERED.value or (f.triage_late and not f.status):
+        stmt = stmt.where(status_in([Status.REGISTERED.value])).order_by(Complaint.received_at, Complaint.id)
     else:
         if f.status in OPEN_VALUES or f.status == Status.REPLIED.value:
             stmt = stmt.where(status_in([f.status]))
+        elif f.overdue or f.due_within is not None:
+            # A deadline runs for the cases awaiting triage too: they are overdue or due soon like the others.
+            stmt = stmt.where(status_in(QUEUE_VALUES))
         else:
             # The same IN list as the partial index's predicate, so the planner may read it in due order.
             stmt = stmt.where(status_in(OPEN_VALUES))
         stmt = stmt.order_by(Complaint.due_at.asc().nulls_last(), Complaint.id)
+    if f.triage_late:
+        stmt = stmt.where(triage_late_sql(complaint_settings(institution.id).triage_days, f.now))
     if f.category_id:
         stmt = stmt.where(Complaint.category_id == f.category_id)
     if f.channel:
@@ -103,22 +115,26 @@ def queue_statement(institution: Institution, f: QueueFilter):
 
 def queue_counts(institution: Institution, *, departments: set[int] | None = None, now: datetime | None = None,
                  near_days: int = 1) -> dict[str, int]:
-    """The queue's headline numbers in one grouped query: open, overdue, due soon, emergencies, paused, to triage."""
+    """The queue's headline numbers in one grouped query: open, overdue, due soon, emergencies, paused, to triage,
+    and to triage past the triage target. Overdue and due soon count the cases awaiting triage too."""
     now = now or utcnow()
     near = due_threshold(near_days, now)
     is_open = status_in(OPEN_VALUES)
-    running = and_(is_open, Complaint.paused_since.is_(None))
+    registered = status_in([Status.REGISTERED.value])
+    running = Complaint.paused_since.is_(None)  # every row is still to do (the WHERE below)
 
     def count(cond):
         return func.count(case((cond, 1)))
 
     stmt = select(
         count(is_open).label("open"),
-        count(overdue_sql(now, statuses=is_open)).label("overdue"),
+        count(overdue_sql(now, statuses=true())).label("overdue"),
         count(and_(running, Complaint.due_at > now, Complaint.due_date <= near)).label("near"),
         count(and_(is_open, Complaint.safety_emergency.is_(True))).label("emergency"),
         count(and_(is_open, Complaint.paused_since.is_not(None))).label("paused"),
-        count(status_in([Status.REGISTERED.value])).label("registered"),
+        count(registered).label("registered"),
+        count(triage_late_sql(complaint_settings(institution.id).triage_days, now, statuses=registered))
+        .label("triage_late"),
     ).where(Complaint.institution_id == institution.id, status_in(QUEUE_VALUES))
     if departments is not None:
         stmt = stmt.where(_in_departments(departments))

@@ -16,6 +16,7 @@ The rules this module keeps:
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,7 +61,9 @@ class ReplyError(WorkflowError):
 
 # Starting texts the drafter can pick. Kept as data so that an institution's own
 # texts (a table and an editor) can replace them behind reply_templates() later.
-# Placeholders: %(case_number)s, %(received)s, %(subject)s, %(institution)s.
+# Placeholders: %(case_number)s, %(received)s, %(subject)s, %(institution)s (filled in by
+# fill_template); what the drafter must write is left as a blank that unfilled_blanks() finds: an
+# empty numbered item ("1. ") or a 【…】 naming what goes there.
 @dataclass(frozen=True)
 class ReplyTemplate:
     code: str
@@ -75,11 +78,11 @@ DEFAULT_REPLY_TEMPLATES: tuple[ReplyTemplate, ...] = (
         "如对处理结果有疑问，请联系%(institution)s患者服务中心。")),
     ReplyTemplate("explained", _l("调查后说明情况"), _l(
         "您好！您于%(received)s反映的“%(subject)s”（投诉编号 %(case_number)s）已收悉。医院高度重视，"
-        "经调查核实，现将情况说明如下：\n\n\n我们理解您的心情，也感谢您的意见。如您有新的情况或证据，"
+        "经调查核实，现将情况说明如下：\n【调查核实的情况】\n\n我们理解您的心情，也感谢您的意见。如您有新的情况或证据，"
         "可以通过回访链接或到%(institution)s患者服务中心反映，我们将重新予以处理。")),
     ReplyTemplate("charges", _l("收费问题（含退费）"), _l(
         "您好！您于%(received)s反映的收费问题（投诉编号 %(case_number)s）已收悉。经财务科与相关科室核对收费明细：\n\n"
-        "经核实，多收/误收费用 元，已按医院退费程序为您办理退费，款项将原路退回。\n\n"
+        "经核实，【多收/误收】费用【金额】元，已按医院退费程序为您办理退费，款项将原路退回。\n\n"
         "给您带来的不便，我们深表歉意，并已要求相关科室加强收费核对。")),
     ReplyTemplate("attitude", _l("服务态度"), _l(
         "您好！您于%(received)s反映的服务态度问题（投诉编号 %(case_number)s）已收悉。医院已与当事工作人员谈话，"
@@ -100,6 +103,41 @@ def fill_template(template: ReplyTemplate, complaint: Complaint, institution: In
               "received": gettext("%(y)d年%(m)d月%(d)d日", y=received.year, m=received.month, d=received.day),
               "institution": institution.name}
     return str(template.body) % values
+
+
+# Blanks a template leaves for the drafter: an empty numbered item ("1. ", "（2）", "三、", "④"), a 【…】 or
+# [...] (empty or naming what goes there; the English texts use [...]), a run of underscores, a {…} or an
+# unfilled %(name)s, and "××"/"XX".
+_EMPTY_ITEM = re.compile(r"^[ \t\u3000]*(?:\d{1,2}[ \t]*[.．、)）]|[（(][ \t]*[0-9一二三四五六七八九十]{1,3}[ \t]*[)）]"
+                         r"|[一二三四五六七八九十]{1,3}[ \t]*、|[\u2460-\u2473])[ \t\u3000]*$", re.MULTILINE)
+_BLANKS = re.compile(r"【[^【】\n]{0,30}】|\[[^\[\]\n]{0,30}\]|_{3,}|＿{2,}|\{[^{}\n]{0,30}\}|%\(\w+\)[sd]"
+                     r"|××+|(?<![A-Za-z])(?:XX|xx)+(?![A-Za-z])")
+MAX_BLANKS_NAMED = 5
+
+
+def unfilled_blanks(body: str) -> list[str]:
+    """The blanks of a template still in ``body``, as the drafter will find them (empty items with their line)."""
+    found = []
+    for match in _EMPTY_ITEM.finditer(body or ""):
+        line = body.count("\n", 0, match.start()) + 1
+        found.append((match.start(), gettext("第 %(n)d 行“%(item)s”", n=line, item=match.group(0).strip())))
+    found.extend((match.start(), f"“{match.group(0)}”") for match in _BLANKS.finditer(body or ""))
+    return [text for _at, text in sorted(found)]
+
+
+def _blanks_message(blanks: list[str]) -> str:
+    named = gettext("、").join(blanks[:MAX_BLANKS_NAMED])
+    if len(blanks) > MAX_BLANKS_NAMED:
+        named = gettext("%(named)s等 %(n)d 处", named=named, n=len(blanks))
+    return named
+
+
+def check_filled(body: str) -> None:
+    """A reply with a template's blanks left in (“1. 2.”, 【金额】) cannot go for approval, nor be approved."""
+    blanks = unfilled_blanks(body)
+    if blanks:
+        raise ReplyError(gettext("答复中还有未填写的内容：%(blanks)s。请填写，或删去不需要的部分后再提交审核。",
+                                 blanks=_blanks_message(blanks)), "body")
 
 
 # Reading ----------------------------------------------------------------------------
@@ -144,6 +182,7 @@ def draft_reply(complaint: Complaint, body: str, *, actor: StaffUser, expected_v
     """The lead department's handler or an officer submits the next version of the reply for review."""
     body = clean_text(body, field="body", label=gettext("答复内容"), limit=MAX_BODY,
                       required=gettext("请填写答复内容。"), error=ReplyError)
+    check_filled(body)
     check_writable(complaint)
     status = Status(complaint.status)
     if status not in DRAFTING:
@@ -199,6 +238,10 @@ def approve_reply(reply: Reply, *, actor: StaffUser, expected_version: int | Non
     _pending(reply, complaint)
     if reply.drafted_by_id == actor.id:
         raise NotAllowed(gettext("答复须由起草人以外的人员审核，您不能审核自己起草的答复。"))
+    blanks = unfilled_blanks(reply.body)
+    if blanks:  # drafted before the rule: it goes back to its drafter, never to the complainant
+        raise ReplyError(gettext("答复中还有未填写的内容：%(blanks)s。请退回起草人补充后再审核。",
+                                 blanks=_blanks_message(blanks)))
     transition(complaint, Action.APPROVE_REPLY, actor=actor, expected_version=expected_version,
                data={"reply": reply.number})
     reply.status = ReplyStatus.APPROVED

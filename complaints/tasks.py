@@ -1,10 +1,11 @@
-"""Complaint jobs: deadline reminders, escalation (督办), emergency notices, and the notices that follow a
-routing decision.
+"""Complaint jobs: deadline reminders, escalation (督办), emergency notices, the notices that follow a
+routing decision, and the nightly purge of complainants' names and phones (complaints/retention.py).
 
 The escalation ladder (check C8, for a case received Wed 2026-09-30 and due Tue 2026-10-13):
 
 * **reminder** — ComplaintSettings.reminder_days_before working days before the due date (default 1:
-  Mon 10-12), the lead department's handlers (and co-handlers whose answer is missing) are reminded;
+  Mon 10-12), the lead department's handlers (and co-handlers whose answer is missing) are reminded
+  (the officers when there is no handler, as for a case still awaiting triage: its clock runs too);
 * **overdue** — after the cut-off, 24:00 Beijing time of the due day, the case is overdue: red in
   every queue from Wed 10-14 00:00. That first overdue working day is the department's last chance;
 * **督办** — on the next working day (Thu 10-15), or ComplaintSettings.escalate_after_days working
@@ -27,8 +28,8 @@ from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 
+from complaints import attachments, intake, retention, workdays
 from complaints import feedback as feedback_service
-from complaints import intake, workdays
 from complaints.cohandling import missing_co_answers
 from complaints.deadlines import due_threshold, overdue_sql, recompute_open_deadlines
 from complaints.models import (
@@ -41,7 +42,7 @@ from complaints.models import (
     ReplyStatus,
     Status,
 )
-from complaints.queues import OPEN_VALUES, status_in
+from complaints.queues import QUEUE_VALUES, status_in
 from complaints.settings import complaint_settings
 from complaints.workflow import log_event, text_complainant
 from core import notify
@@ -49,6 +50,7 @@ from core.audit import record
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
+from core.signing import forget_used_form_tokens
 from core.tasks import job_logger
 from organisation.models import Department, Role, StaffUser
 from organisation.services import staff_with_roles
@@ -64,7 +66,7 @@ NOTICE_KINDS = {
     "complaint_assigned": _l("分派"), "complaint_co": _l("协办"), "complaint_transferred": _l("转办"),
     "complaint_reminder": _l("到期提醒"), "complaint_escalation": _l("督办"), "complaint_emergency": _l("紧急预警"),
     "complaint_reopen_request": _l("重办申请"), "complaint_reply_review": _l("答复待审核"),
-    "complaint_reply_returned": _l("答复退回"),
+    "complaint_reply_returned": _l("答复退回"), "complaint_safety_report": _l("安全投诉待核实"),
 }
 
 
@@ -116,13 +118,18 @@ def _claim(column, complaint: Complaint) -> bool:
     return True
 
 
+def _clock_runs(complaint: Complaint) -> bool:
+    """Still to do (awaiting triage included: the clock runs from receipt) and not paused."""
+    return Status(complaint.status) in Status.to_do() and complaint.paused_since is None
+
+
 # Reminders ----------------------------------------------------------------------------
 
 def remind_case(complaint_id: int, now: str | None = None) -> bool:
     """Remind the lead department once per due date, reminder_days_before working days ahead of it."""
     at = _at(now)
     complaint = db.session.get(Complaint, complaint_id)
-    if complaint is None or not complaint.is_open or complaint.paused_since is not None \
+    if complaint is None or not _clock_runs(complaint) \
             or complaint.due_at is None or complaint.due_date is None or at >= complaint.due_at:
         return False
     settings = complaint_settings(complaint.institution_id)
@@ -138,8 +145,12 @@ def remind_case(complaint_id: int, now: str | None = None) -> bool:
     due = complaint.due_date.isoformat()
     with force_locale("zh_Hans"):
         subject = gettext("投诉 %(number)s 将于 %(date)s 到期", number=complaint.case_number, date=due)
-        body = gettext("请在办理期限（%(date)s 24:00）前完成调查并提交答复草稿；协办科室请先提交协办意见。",
-                       date=due)
+        if complaint.status == Status.REGISTERED:
+            body = gettext("该投诉尚未受理，办理期限（%(date)s 24:00）自接到投诉次日起已在计算，请尽快受理并分派。",
+                           date=due)
+        else:
+            body = gettext("请在办理期限（%(date)s 24:00）前完成调查并提交答复草稿；协办科室请先提交协办意见。",
+                           date=due)
         note = gettext("到期提醒已发送（%(n)d 人）。", n=len(recipients))
     notify.send(notify.Message(recipients=_unique(recipients), subject=subject, body=body, kind="complaint_reminder",
                  link=_case_link(complaint), meta={"complaint_id": complaint.id, "due_date": due},
@@ -163,7 +174,7 @@ def escalate_case(complaint_id: int, now: str | None = None) -> bool:
     """督办 an overdue case once per due date: tell the first-contact officer and leadership, log it."""
     at = _at(now)
     complaint = db.session.get(Complaint, complaint_id)
-    if complaint is None or not complaint.is_open or complaint.paused_since is not None \
+    if complaint is None or not _clock_runs(complaint) \
             or complaint.due_at is None or complaint.due_date is None or at < complaint.due_at:
         return False
     settings = complaint_settings(complaint.institution_id)
@@ -205,14 +216,15 @@ def sweep_deadlines(now: str | None = None) -> dict[str, int]:
     if not working:
         log.info("deadline sweep: %s is not a working day", today)
         return {"reminded": 0, "escalated": 0}
-    running = [status_in(OPEN_VALUES), Complaint.paused_since.is_(None), Complaint.due_date.is_not(None)]
+    # Every case still to do, awaiting triage included: its clock runs from receipt.
+    running = [status_in(QUEUE_VALUES), Complaint.paused_since.is_(None), Complaint.due_date.is_not(None)]
     lead_days = [n for (n,) in db.session.execute(select(ComplaintSettings.reminder_days_before).distinct())]
     horizon = due_threshold(max(lead_days + [1]), at)
     remind_ids = list(db.session.scalars(select(Complaint.id).where(
         *running, Complaint.due_at > at, Complaint.due_date <= horizon,
         or_(Complaint.reminded_for.is_(None), Complaint.reminded_for != Complaint.due_date)).order_by(Complaint.id)))
     escalate_ids = list(db.session.scalars(select(Complaint.id).where(
-        overdue_sql(at, statuses=status_in(OPEN_VALUES)), Complaint.due_date.is_not(None),
+        overdue_sql(at, statuses=status_in(QUEUE_VALUES)), Complaint.due_date.is_not(None),
         or_(Complaint.escalated_for.is_(None), Complaint.escalated_for != Complaint.due_date)).order_by(Complaint.id)))
     db.session.commit()  # end the read: each case is handled (and committed) on its own
     reminded = sum(1 for complaint_id in remind_ids if remind_case(complaint_id, at.isoformat()))
@@ -287,6 +299,86 @@ def sweep_emergency_notices() -> int:
     if ids:
         log.info("emergency sweep: %d of %d notices sent", sent, len(ids))
     return sent
+
+
+# Public safety reports: the officers on duty check them ----------------------------------------
+
+# At most one notice per institution in this window: a burst of reports (a flood among them) is one notice.
+SAFETY_REPORT_WINDOW = timedelta(minutes=10)
+
+
+def notify_safety_reports(institution_id: int, now: str | None = None) -> int:
+    """Tell the officers on duty, in one notice, about every safety report of the institution not yet told.
+
+    A complainant's own form in a quality-and-safety category is a report to check
+    (intake.report_safety), not a page to leadership. Queued after the commit that
+    registered a report: the first report of a quiet spell is told at once, and
+    reports within SAFETY_REPORT_WINDOW of the last notice wait for the minutely
+    sweep, which sends them together once the window has passed. The reports are
+    claimed with one conditional UPDATE (a queued job and the sweep at once send one
+    notice); a failed send rolls the claim back and raises. Returns how many cases
+    the notice listed (0: nothing owed, or the window is not over).
+    """
+    at = _at(now)
+    last = db.session.scalar(select(func.max(Complaint.safety_report_notified_at))
+                             .where(Complaint.institution_id == institution_id))
+    if last is not None and at - last < SAFETY_REPORT_WINDOW:
+        db.session.commit()  # end the read
+        return 0
+    table = Complaint.__table__
+    claimed = list(db.session.scalars(update(table).where(
+        table.c.institution_id == institution_id, table.c.safety_reported_at.is_not(None),
+        table.c.safety_report_notified_at.is_(None)).values(safety_report_notified_at=at).returning(table.c.id)))
+    # Cases flagged or finished meanwhile need no check: claimed, not listed.
+    cases = [c for c in db.session.scalars(select(Complaint).where(Complaint.id.in_(claimed))
+                                           .execution_options(populate_existing=True).order_by(Complaint.id))
+             if not c.safety_emergency and Status(c.status) not in Status.finished()] if claimed else []
+    if not cases:
+        db.session.commit()
+        return 0
+    with force_locale("zh_Hans"):
+        message = intake.safety_report_message(institution_id, cases)
+    try:
+        notify.send(message)
+    except Exception:
+        db.session.rollback()  # unclaimed again: the sweep tries again
+        raise
+    data = {"listed": len(cases), "recipients": len(message.recipients)}
+    for complaint in cases:
+        log_event(complaint, "safety_report_notified", actor="system", data=data)
+        record(EMERGENCY, "complaint.safety_report_notice_sent", complaint, data)
+    db.session.commit()
+    log.info("institution %s: %d safety reports told to %d officers", institution_id, len(cases),
+             len(message.recipients))
+    return len(cases)
+
+
+def sweep_safety_reports(now: str | None = None) -> int:
+    """Periodic: send the safety-report notices owed (reports that waited for the window, a failed send)."""
+    institutions = list(db.session.scalars(select(Complaint.institution_id).where(
+        Complaint.safety_reported_at.is_not(None), Complaint.safety_report_notified_at.is_(None)).distinct()))
+    db.session.commit()  # end the read: each institution is claimed (and committed) on its own
+    listed = 0
+    for institution_id in institutions:
+        try:
+            listed += notify_safety_reports(institution_id, now)
+        except Exception:  # still owed: the next sweep tries again
+            log.exception("institution %s: safety-report notice could not be sent", institution_id)
+    return listed
+
+
+# Intake housekeeping -------------------------------------------------------------------------------
+
+def clean_intake(now: str | None = None) -> dict[str, int]:
+    """Periodic and idempotent: delete expired pending files and the records of expired used form tokens."""
+    at = _at(now)
+    files = attachments.purge_pending(at)
+    tokens = forget_used_form_tokens(intake.FORM_TOKEN_MAX_AGE, at)
+    if files:
+        record("complaint-intake", "complaint.pending_files_purged", None, {"files": files})
+    db.session.commit()
+    log.info("intake cleanup: %d pending files and %d used form tokens removed", files, tokens)
+    return {"files": files, "tokens": tokens}
 
 
 # Notices after a decision --------------------------------------------------------------------
@@ -467,3 +559,16 @@ def recompute_deadlines_job(actor_id: int | None = None) -> int:
     moved = recompute_open_deadlines(actor=actor or "calendar")
     db.session.commit()
     return moved
+
+
+# Personal data ------------------------------------------------------------------------------
+
+def purge_complainant_contacts_job(now: str | None = None) -> dict[str, int]:
+    """Nightly job: null the name and phone of cases finished longer ago than the retention period, and commit.
+
+    Idempotent (a purged case is stamped and skipped); the log line and the audit entry carry counts only.
+    """
+    result = retention.purge_complainant_contacts(now=_at(now))
+    db.session.commit()
+    log.info("complainant contact purge: %(cases)d cases, %(disputes)d of them disputes", result)
+    return result

@@ -5,7 +5,9 @@
   接待、受理、处理、反馈制度" (seed 004, 一(五));
 * what can be settled on the spot is settled on the spot and recorded as such; otherwise the
   complainant hears back within 5 working days, 10 when several departments must be coordinated
-  (ComplaintSettings.standard_days / complex_days);
+  (ComplaintSettings.standard_days / complex_days), counted from the day of receipt: the clock
+  started when the case was registered, and triage has its own target within it
+  (ComplaintSettings.triage_days; complaints.deadlines.triage_late);
 * some complaints are not accepted (court, mediation, an authority, repeated without new facts …),
   and the complainant is told why (check C11: the notice is required).
 
@@ -20,16 +22,14 @@ from typing import Any
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
-from complaints.deadlines import update_deadline
+from complaints.deadlines import start_clock
 from complaints.models import (
     Complaint,
-    DeadlineRule,
     DeclineReason,
 )
 from complaints.workflow import (
     Action,
     flush_case,
-    log_event,
     require_text,
     transition,
 )
@@ -75,15 +75,15 @@ def _take_first_contact(complaint: Complaint, actor: StaffUser) -> None:
 
 
 def accept_complaint(complaint: Complaint, *, actor: StaffUser, expected_version: int | None = None) -> Complaint:
-    """Accept a registered complaint: its clock starts from the day of receipt (5 working days by default)."""
+    """Accept a registered complaint. Its clock started at receipt (intake): accepting does not move the deadline.
+
+    A case registered before the clock started at receipt, and not given its deadline since
+    (complaints.deadlines.recompute_open_deadlines does that), gets it now, still counted from its receipt.
+    """
     transition(complaint, Action.ACCEPT, actor=actor, expected_version=expected_version)
     _take_first_contact(complaint, actor)
-    deadline = update_deadline(complaint, rule=DeadlineRule.STANDARD)
-    log_event(complaint, "deadline_set", actor=actor,
-              note=gettext("办理期限：%(date)s（%(days)d 个工作日）", date=deadline.due_date.isoformat(),
-                           days=deadline.working_days),
-              data={"due_date": deadline.due_date.isoformat(), "rule": DeadlineRule.STANDARD.value,
-                    "provisional": deadline.provisional})
+    if complaint.working_days is None:
+        start_clock(complaint, actor=actor)
     flush_case()
     return complaint
 

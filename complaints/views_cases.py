@@ -12,7 +12,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import current_user
 
-from complaints import access, case_page, cohandling, pauses, routing, tasks, triage
+from complaints import access, case_page, cohandling, corrections, pauses, routing, tasks, triage
 from complaints.blueprints import case_url
 from complaints.blueprints import staff_bp as bp
 from complaints.forms_cases import (
@@ -22,8 +22,10 @@ from complaints.forms_cases import (
     CoAnswerForm,
     DeclineChoiceForm,
     DeclineForm,
+    EditCaseForm,
     ExtensionDecisionForm,
     ExtensionForm,
+    MergeForm,
     PauseForm,
     ReceiveForm,
     ResumeForm,
@@ -34,6 +36,7 @@ from complaints.forms_cases import (
 from complaints.models import (
     CaseDepartment,
     CaseRole,
+    Category,
     Complaint,
     DeclineReason,
     Extension,
@@ -116,7 +119,7 @@ def _department(form_field) -> Department | None:
 def accept(institution_id: int, case_id: int):
     return act(institution_id, case_id, "accept", AcceptForm,
                lambda form, c: triage.accept_complaint(c, actor=actor(), expected_version=form.expected_version),
-               gettext("已受理，办理期限已计算。"))
+               gettext("已受理。办理期限自接到投诉次日起计算，不因受理而改变。"))
 
 
 @bp.post("/<int:case_id>/settle")
@@ -260,6 +263,33 @@ def co_waive(institution_id: int, case_id: int, row_id: int):
                lambda form, c: cohandling.waive_co_answer(c, row, form.reason.data, actor=actor(),
                                                         expected_version=form.expected_version),
                gettext("已放行，主办科室可先行起草答复。"), prefix=f"waive{row_id}")
+
+
+# Corrections: the registration's facts, and merging a duplicate (complaints.corrections) --------------
+
+@bp.post("/<int:case_id>/edit")
+def edit_case(institution_id: int, case_id: int):
+    def run(form, c):
+        departments = [d for d in (db.session.get(Department, i) for i in form.departments.data or []) if d]
+        return corrections.correct_case(
+            c, subject=form.subject.data, channel=form.channel.data, channel_ref=form.channel_ref.data or "",
+            category=db.session.get(Category, form.category.data) if form.category.data else None,
+            departments=departments, lead=_department(form.lead) if "lead" in form else None,
+            reason=form.reason.data or "", actor=actor(), expected_version=form.expected_version)
+
+    def after(c, result):
+        if result.transferred_to is not None:
+            enqueue(tasks.notify_department, c.id, result.transferred_to.id, tasks.TRANSFERRED)
+
+    return act(institution_id, case_id, "edit", EditCaseForm, run, gettext("已保存更正。"), after=after)
+
+
+@bp.post("/<int:case_id>/merge")
+def merge_case(institution_id: int, case_id: int):
+    return act(institution_id, case_id, "merge", MergeForm,
+               lambda form, c: corrections.merge_case(c, form.primary.data, form.reason.data, actor=actor(),
+                                                      expected_version=form.expected_version),
+               gettext("已合并：本案已并入另一案件，由该案件统一办理和答复。"))
 
 
 # Wiring ---------------------------------------------------------------------------------

@@ -2,14 +2,13 @@
 turning a survey alert into a complaint, attachments and the category list."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from io import BytesIO
 from typing import Any
 
 from flask import (
     Flask,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -23,19 +22,26 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from complaints import access, case_section, intake, lookup
+from complaints import access, attachments, case_section, intake, lookup
 from complaints import categories as category_service
 from complaints import tasks as complaint_tasks
 from complaints.blueprints import case_url, public_bp, staff_bp
-from complaints.deadlines import compute_deadline
+from complaints.form_submission import (
+    REMOVE_FIELD,
+    FormSubmission,
+    network_wait,
+    public_values,
+    staff_values,
+    wait_text,
+)
 from complaints.forms_intake import (
     FromAlertForm,
     LookupForm,
     OfficerComplaintForm,
     PublicComplaintForm,
-    parse_local_datetime,
 )
-from complaints.models import Attachment, Category, Channel, Complaint, DeadlineRule
+from complaints.models import Attachment, Complaint
+from complaints.uploads import read_intake_body
 from core import signing
 from core.clock import local_timezone
 from core.extensions import db
@@ -51,15 +57,12 @@ from core.public import (
 from core.ratelimit import client_address, limited
 from core.tasks import QUEUE_HIGH, try_enqueue
 from organisation.forms import ConfirmForm
-from organisation.models import Department, Institution, Touchpoint
+from organisation.models import Institution, Touchpoint
 from organisation.nav import register_nav
 from organisation.scope import Permission, can, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
 from survey import alerts
 
-FORM_TOKEN_MAX_AGE = 24 * 3600  # an elderly patient may take a long time, or come back to the tab later
-# Five files of 5 MB and the text: more than the app-wide limit, for the intake forms only.
-INTAKE_MAX_CONTENT_LENGTH = intake.MAX_ATTACHMENTS * intake.MAX_ATTACHMENT_BYTES + 1024 * 1024
 INTAKE_ENDPOINTS = {"complaints.intake", "complaints_staff.register"}
 
 
@@ -67,17 +70,15 @@ def actor():
     return current_user._get_current_object()
 
 
-
-
 @public_bp.url_value_preprocessor
 @staff_bp.url_value_preprocessor
-def _allow_attachments(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    # Runs before any before_request hook reads the body.
+def _read_intake_body(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    # Runs before any before_request hook reads the body: the intake forms read theirs (complaints.uploads).
     if endpoint in INTAKE_ENDPOINTS:
-        request.max_content_length = INTAKE_MAX_CONTENT_LENGTH
+        read_intake_body()
 
 
-# The public pages: phone-friendly, no login, no JavaScript -------------------------------------
+# The public pages: phone-friendly, no login, no JavaScript needed -------------------------------
 
 @public_bp.errorhandler(429)
 def _too_many(error):
@@ -87,8 +88,14 @@ def _too_many(error):
 
 @public_bp.errorhandler(RequestEntityTooLarge)
 def _too_large(error):
-    return render_notice(gettext("文件太大"),
-                   gettext("上传的照片或文件合计太大。每个文件不超过 5 MB，最多 5 个；请返回减少或压缩后再提交。"), 413)
+    """A body beyond what the form reads at all (complaints.uploads); smaller ones come back as the form itself."""
+    institution_id = (request.view_args or {}).get("institution_id")
+    back = url_for("complaints.intake", institution_id=institution_id) if institution_id else None
+    return render_notice(gettext("文件太大，没有收到"),
+                         gettext("选择的照片或文件合计太大，这次提交没有收到。每个文件不超过 %(mb)d MB，最多 %(n)d 个。"
+                                 "请返回投诉表单，少选几个文件或压缩后再提交；用手机的“返回”键回去，已填写的文字一般还在。",
+                                 mb=attachments.MAX_UPLOAD_BYTES // (1024 * 1024), n=attachments.MAX_ATTACHMENTS),
+                         413, back=back)
 
 
 def _public_institution_or_404(institution_id: int) -> Institution:
@@ -105,15 +112,29 @@ def _linked_rating(institution: Institution, submission_id: str | None) -> alert
     return alerts.rating_for_complaint(institution.id, submission_id)
 
 
+def _prefill_from_rating(form: PublicComplaintForm, institution: Institution, submission_id: str | None) -> None:
+    """A complaint opened from the thank-you page starts from the rating: its comment and its window's department."""
+    if not submission_id or not valid_submission_id(submission_id):
+        return
+    draft = alerts.rating_draft(institution.id, submission_id)
+    if draft is None:
+        return
+    form.description.data = draft.comment or None  # a rating's comment is far shorter than the limit
+    if draft.department_id in {value for value, _label in form.department.choices}:
+        form.department.data = draft.department_id
+
+
 def queue_emergency_notice(complaint: Complaint) -> None:
-    """After the commit: queue the notice of a case flagged as an emergency; the minutely sweep sends it if this fails.
+    """After the commit: queue the notice of a case flagged as an emergency, or of a public safety report;
+    the minutely sweeps send them if this fails.
 
     Never before the commit: registration holds the hospital's case-number row lock until then.
     """
-    if not complaint.safety_emergency or complaint.emergency_notified_at is not None:
-        return
-    # the case is committed; if this fails complaints.tasks.sweep_emergency_notices sends the notice
-    try_enqueue(complaint_tasks.notify_emergency, complaint.id, queue=QUEUE_HIGH)
+    # the case is committed; if queueing fails complaints.tasks' sweeps send the notice
+    if complaint.safety_emergency and complaint.emergency_notified_at is None:
+        try_enqueue(complaint_tasks.notify_emergency, complaint.id, queue=QUEUE_HIGH)
+    elif complaint.safety_reported_at is not None and complaint.safety_report_notified_at is None:
+        try_enqueue(complaint_tasks.notify_safety_reports, complaint.institution_id, queue=QUEUE_HIGH)
 
 
 def ensure_default_categories() -> None:
@@ -131,95 +152,107 @@ def _public_choices(form: PublicComplaintForm, institution: Institution) -> None
         (d.id, d.name) for d in departments_for(institution, active_only=True)]
 
 
-def _expected_reply(institution: Institution, received_at: datetime) -> dict[str, Any]:
-    """The rule in plain words and, where the calendar allows, the date it means for this complaint."""
+def _expected_reply(institution: Institution, complaint: Complaint) -> dict[str, Any]:
+    """The rule in plain words and the case's own deadline, stored when it was registered (the clock starts at
+    receipt), for the receipts."""
     settings = intake.complaint_settings(institution.id)
-    info: dict[str, Any] = {"days": settings.standard_days, "complex_days": settings.complex_days,
-                            "date": None, "provisional": False}
-    try:
-        deadline = compute_deadline(received_at, settings.standard_days, rule=DeadlineRule.STANDARD)
-        info.update(date=deadline.due_date, provisional=deadline.provisional)
-    except Exception:  # the date is a courtesy; the rule alone is enough
-        current_app.logger.warning("could not compute the expected reply date", exc_info=True)
-    return info
+    return {"days": complaint.working_days or settings.standard_days, "complex_days": settings.complex_days,
+            "date": complaint.due_date, "provisional": bool(complaint.deadline_provisional)}
 
 
 def _receipt(institution: Institution, complaint: Complaint, code: str):
     response = public_page(
         "complaints/public/receipt.html", institution=institution, case_number=complaint.case_number, code=code,
-        emergency=complaint.safety_emergency, expected=_expected_reply(institution, complaint.received_at),
+        emergency=complaint.safety_emergency, safety_report=complaint.safety_reported_at is not None,
+        expected=_expected_reply(institution, complaint),
         lookup_url=url_for("complaints.lookup", i=institution.id, n=complaint.case_number))
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _uploads(field) -> list[intake.Upload]:
-    files = []
-    for storage in field.data or []:
-        if storage is None or not getattr(storage, "filename", ""):
-            continue
-        files.append(intake.Upload(filename=storage.filename, declared_type=storage.mimetype or "",
-                                   data=storage.stream.read(intake.MAX_ATTACHMENT_BYTES + 1)))
-    return files
+def _form_context(institution: Institution) -> str:
+    return f"complaint:{institution.id}"
+
+
+def _public_form_page(institution: Institution, form: PublicComplaintForm, status: int = 200,
+                      submission: FormSubmission | None = None):
+    if not valid_submission_id(form.submission_id.data or ""):
+        form.submission_id.data = new_submission_id()
+    form.form_token.data = signing.issue_form_token(_form_context(institution))  # single-use: a fresh one
+    response = public_page(
+        "complaints/public/form.html", status, form=form, institution=institution,
+        settings=intake.complaint_settings(institution.id), remove_field=REMOVE_FIELD,
+        kept=attachments.pending_files(institution.id, form.submission_id.data or ""),
+        max_files=attachments.MAX_ATTACHMENTS, lookup_url=url_for("complaints.lookup", i=institution.id))
+    if submission is not None:
+        response.headers.update(submission.headers)
+    return response
 
 
 # The survey thank-you page links here: url_for("complaints.intake", institution_id=…, response=…).
 @public_bp.route("/<int:institution_id>/new", methods=["GET", "POST"], endpoint="intake")
 @limited(("COMPLAINT_INTAKE_IP_LIMIT", client_address), ("COMPLAINT_INTAKE_DEVICE_LIMIT", device_key))
 def intake_form(institution_id: int):
-    """The complainant's own form (from a QR code or the survey thank-you page) and, after POST, the receipt."""
+    """The complainant's own form (from a QR code or the survey thank-you page) and, after POST, the receipt.
 
+    Its form token is single-use: a complaint registered uses it up, and the form it comes back as carries
+    a new one. Complaints registered from one network are capped (COMPLAINT_INTAKE_NETWORK_LIMIT).
+    """
     institution = _public_institution_or_404(institution_id)
     form = PublicComplaintForm()
     _public_choices(form, institution)
-    context_key = f"complaint:{institution.id}"
-    status = 200
-    if request.method == "POST":
-        submission_id = form.submission_id.data or ""
-        existing = intake.find_submission(institution, submission_id) if valid_submission_id(submission_id) else None
+    if request.method == "GET":
+        form.submission_id.data = new_submission_id()
+        form.response.data = request.args.get("response", "")[:40]
+        _prefill_from_rating(form, institution, form.response.data)
+        return _public_form_page(institution, form)
+
+    submission_id = form.submission_id.data or ""
+    if valid_submission_id(submission_id):
+        existing = intake.find_submission(institution, submission_id)
         if existing is not None:  # a double tap or a retry: the receipt again, nothing stored twice
             return _receipt(institution, existing, intake.lookup_code_for(institution.id, submission_id))
-        problem, _issued = signing.read_form_token(form.form_token.data or "", context_key, FORM_TOKEN_MAX_AGE)
-        status = 400
-        if problem is not None:
-            form.form_errors.append(gettext("页面已过期，请检查内容后再点一次“提交投诉”。"))
-        elif form.validate():
-            rating = _linked_rating(institution, form.response.data)
-            department = db.session.get(Department, form.department.data) if form.department.data else None
-            category = db.session.get(Category, form.category.data) if form.category.data else None
+    else:
+        form.submission_id.data = submission_id = new_submission_id()
+    submission = FormSubmission.start(institution.id, form, submission_id, public=True,
+                                      field_names={"departments": "department"})
+    token = form.form_token.data or ""
+    problem, _issued = signing.read_form_token(token, _form_context(institution), intake.FORM_TOKEN_MAX_AGE)
+    if problem is not None:
+        submission.refuse(gettext("页面已过期，请检查内容后再点一次“提交投诉”。"))
+    valid = form.validate()
+    values = public_values(institution, form, _linked_rating(institution, form.response.data))
+    submission.check(lambda: intake.check_complaint(institution, **values, attachments=submission.files,
+                                                    kept_files=submission.kept_count()))
+    if valid and submission.ok:
+        if signing.form_token_used(token):
+            submission.refuse(gettext("这张表单已经提交过一次了。如果还要反映别的问题，请检查下面的内容，"
+                                      "再点一次“提交投诉”。"), status=409)
+        elif (wait := network_wait(institution)) is not None:
+            submission.refuse(gettext("您所在的网络提交的网上投诉太多了，为防止有人恶意刷屏，暂停接收，"
+                                      "请 %(wait)s后再点“提交投诉”。您填写的内容都还在本页；也可以到医院投诉接待处"
+                                      "当面反映，工作人员会为您登记。", wait=wait_text(wait)), status=429)
+            submission.headers["Retry-After"] = str(wait)
+        elif not signing.use_form_token(token):  # the same form sent twice at once: the other one won
+            existing = intake.find_submission(institution, submission_id)
+            if existing is not None:
+                return _receipt(institution, existing, intake.lookup_code_for(institution.id, submission_id))
+            submission.refuse(gettext("这张表单已经提交过一次了。如果还要反映别的问题，请检查下面的内容，"
+                                      "再点一次“提交投诉”。"), status=409)
+        else:
             try:
                 complaint, code = intake.register_complaint(
-                    institution,
-                    channel=(Channel.SURVEY_ALERT if rating is not None and rating.low
-                             else Channel.SELF_SERVICE),
-                    received_at=datetime.now(UTC), subject="", description=form.description.data,
-                    wish=form.wish.data, category=category,
-                    touchpoint=db.session.get(Touchpoint, rating.touchpoint_id) if rating is not None
-                    and rating.touchpoint_id else None,
-                    departments_concerned=[department] if department is not None else [],
-                    complainant_name=form.complainant_name.data, complainant_phone=form.complainant_phone.data,
-                    relation=form.relation.data, first_contact=None, rating=rating,
-                    attachments=_uploads(form.attachments), submission_id=submission_id, actor="self-service")
+                    institution, **values, first_contact=None, attachments=submission.files,
+                    submission_id=submission_id, actor="self-service")
             except intake.IntakeError as exc:
                 db.session.rollback()
-                target = getattr(form, exc.field, None) if exc.field else None
-                if exc.field == "departments":
-                    target = form.department
-                (target.errors if target is not None else form.form_errors).append(str(exc))
+                submission.add(exc)
             else:
                 db.session.commit()  # durable before the complainant is told it was received
                 queue_emergency_notice(complaint)
                 return _receipt(institution, complaint, code)
-    else:
-        form.submission_id.data = new_submission_id()
-        form.response.data = request.args.get("response", "")[:40]
-    if not valid_submission_id(form.submission_id.data or ""):
-        form.submission_id.data = new_submission_id()
-    form.form_token.data = signing.issue_form_token(context_key)
-    settings = intake.complaint_settings(institution.id)
-    return public_page("complaints/public/form.html", status, form=form, institution=institution,
-                         settings=settings, max_files=intake.MAX_ATTACHMENTS,
-                         lookup_url=url_for("complaints.lookup", i=institution.id))
+    submission.come_back()
+    return _public_form_page(institution, form, submission.status, submission)
 
 
 def _lookup_institutions() -> list[tuple[int, str]]:
@@ -298,51 +331,86 @@ def _staff_receipt(institution: Institution, complaint: Complaint, code: str, *,
     return render_template("complaints/intake/registered.html", institution=institution, complaint=complaint,
                            code=code, heading=heading, case_url=case_url(complaint),
                            category=category_service.category_label(complaint.category),
-                           expected=_expected_reply(institution, complaint.received_at),
+                           expected=_expected_reply(institution, complaint),
                            lookup_url=url_for("complaints.lookup", i=institution.id, n=complaint.case_number,
                                               _external=True))
 
 
+def _propose_subject(form: OfficerComplaintForm) -> str | None:
+    """With the subject left empty: the one derived from the description, shown as the field's placeholder."""
+    if (form.subject.data or "").strip() or not (form.description.data or "").strip():
+        return None
+    proposed = intake.derive_subject(form.description.data)
+    form.subject_proposed.data = proposed
+    form.subject.render_kw = {**(form.subject.render_kw or {}), "placeholder": proposed}
+    return proposed
+
+
+def _subject_question(form: OfficerComplaintForm) -> str | None:
+    """An empty subject is asked for once: the page proposes one; submitted again empty, the proposal is taken.
+
+    A proposal is only taken as shown: if the description changed since, the new proposal is shown first.
+    """
+    shown = form.subject_proposed.data
+    proposed = _propose_subject(form)
+    if proposed is None or proposed == shown:
+        return None
+    return gettext("请确认事由：直接再点“登记”将使用“%(subject)s”，也可以改写。", subject=proposed)
+
+
+def _register_page(institution: Institution, form: OfficerComplaintForm, status: int = 200):
+    if not valid_submission_id(form.submission_id.data or ""):
+        form.submission_id.data = new_submission_id()
+    kept = attachments.pending_files(institution.id, form.submission_id.data or "")
+    return render_template("complaints/intake/register.html", institution=institution, form=form, kept=kept,
+                           remove_field=REMOVE_FIELD), status
+
+
 @staff_bp.route("/new", methods=["GET", "POST"])
 def register(institution_id: int):
-    """Register a walk-in, phone, letter, e-mail or 12345 complaint; the officer becomes first contact."""
+    """Register a walk-in, phone, letter, e-mail or 12345 complaint; the officer becomes first contact.
+
+    Every mistake is reported at once (the form's and the intake service's), and the chosen files are kept.
+    """
     institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
     form = OfficerComplaintForm()
     _staff_choices(form, institution)
     if request.method == "GET":
         form.submission_id.data = new_submission_id()
         form.received_at.data = _local_now_text()
-    elif form.validate_on_submit():
-        submission_id = form.submission_id.data or ""
-        existing = intake.find_submission(institution, submission_id) if valid_submission_id(submission_id) else None
+        return _register_page(institution, form)
+    submission_id = form.submission_id.data or ""
+    if valid_submission_id(submission_id):
+        existing = intake.find_submission(institution, submission_id)
         if existing is not None:
             return _staff_receipt(institution, existing, intake.lookup_code_for(institution.id, submission_id),
                                   heading=gettext("该投诉已登记"))
-        received_at = parse_local_datetime(form.received_at.data).replace(tzinfo=local_timezone())
-        departments = [d for d in (db.session.get(Department, i) for i in form.departments.data or []) if d]
+    else:
+        form.submission_id.data = submission_id = new_submission_id()
+    submission = FormSubmission.start(institution.id, form, submission_id)
+    valid = form.validate_on_submit()
+    values = staff_values(form)
+    submission.check(lambda: intake.check_complaint(institution, **values, attachments=submission.files,
+                                                    kept_files=submission.kept_count()))
+    question = _subject_question(form) if valid and submission.ok and values["received_at"] is not None else None
+    if question:
+        submission.refuse(question, "subject", status=200)
+    elif valid and submission.ok and values["received_at"] is not None:
+        values["subject"] = values["subject"] or form.subject_proposed.data or ""
         try:
             complaint, code = intake.register_complaint(
-                institution, channel=form.channel.data, channel_ref=form.channel_ref.data,
-                received_at=received_at.astimezone(UTC), subject=form.subject.data,
-                description=form.description.data, wish=form.wish.data,
-                category=db.session.get(Category, form.category.data) if form.category.data else None,
-                touchpoint=db.session.get(Touchpoint, form.touchpoint.data) if form.touchpoint.data else None,
-                departments_concerned=departments, staff_involved=form.staff_involved.data,
-                complainant_name=form.complainant_name.data, complainant_phone=form.complainant_phone.data,
-                relation=form.relation.data, first_contact=actor(), attachments=_uploads(form.attachments),
-                submission_id=submission_id or None, safety_emergency=form.emergency.data, actor=actor())
+                institution, **values, first_contact=actor(), attachments=submission.files,
+                submission_id=submission_id, safety_emergency=form.emergency.data, actor=actor())
         except intake.IntakeError as exc:
             db.session.rollback()
-            target = getattr(form, exc.field, None) if exc.field else None
-            (target.errors if target is not None else form.form_errors).append(str(exc))
+            submission.add(exc)
         else:
             db.session.commit()
             queue_emergency_notice(complaint)
             return _staff_receipt(institution, complaint, code, heading=gettext("投诉已登记"))
-    if not valid_submission_id(form.submission_id.data or ""):
-        form.submission_id.data = new_submission_id()
-    status = 400 if request.method == "POST" else 200
-    return render_template("complaints/intake/register.html", institution=institution, form=form), status
+    _propose_subject(form)
+    submission.come_back()
+    return _register_page(institution, form, submission.status)
 
 
 @staff_bp.post("/from-alert/<int:alert_id>")
@@ -395,11 +463,13 @@ def complaint_attachments(complaint: Complaint) -> list[Attachment]:
 
 @staff_bp.get("/attachments/<int:attachment_id>")
 def attachment(institution_id: int, attachment_id: int):
-    """Download one attachment, for those who may see its case."""
+    """Download one attachment, for those who work its case (or the case it was merged into)."""
     row = db.session.get(Attachment, attachment_id)
     if row is None:
         abort(404)
-    access.load_case_or_404(institution_id, row.complaint_id, work=True)
+    institution = access.case_institution_or_404(institution_id, work=True)
+    if not access.may_read_case_files(current_user, get_owned_or_404(Complaint, row.complaint_id, institution)):
+        abort(404)
     response = send_file(BytesIO(row.data), mimetype=row.content_type, as_attachment=True,
                          download_name=row.filename, max_age=0)
     response.headers["Cache-Control"] = "private, no-store"

@@ -1,10 +1,11 @@
 """Staff pages for the queues: the officer's queue (triage first), a department's queue, and the routing rules."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext
+from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from complaints.models import (
     RoutingRule,
     Status,
 )
+from complaints.settings import complaint_settings
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
@@ -75,6 +77,7 @@ def _queue_filter(form: QueueFilterForm, departments: set[int] | None) -> queues
     f.overdue = bool(form.overdue.data)
     f.emergency = bool(form.emergency.data)
     f.paused = bool(form.paused.data)
+    f.triage_late = bool(form.triage_late.data)
     return f
 
 
@@ -93,14 +96,35 @@ def _queue_context(institution: Institution, departments: set[int] | None, endpo
     now = utcnow()
     today = local_today(now)
     near = deadlines.due_threshold(1, now)
+    triage_days = complaint_settings(institution.id).triage_days
     return dict(
         institution=institution, form=form, filter=f, page=page, rows=rows, co_rows=co_rows, endpoint=endpoint,
         counts=queues.queue_counts(institution, departments=departments, now=now),
         names=_names(institution), urgency=lambda c: queues.urgency(c, now=now, near=near),
         days_left=lambda c: deadlines.working_days_left(c, today), mask_name=mask_name,
+        triage_days=triage_days, triage_late_label=_triage_late_label(triage_days),
+        triage_target_text=_triage_target_text(triage_days),
+        triage_due=lambda c: deadlines.triage_due_date(c.received_at, triage_days),
+        triage_late=lambda c: deadlines.triage_late(c.status, c.received_at, triage_days, now),
         channel_label=_labels(Channel).get, status_label=_labels(Status).get,
         filtered=bool(request.args.to_dict(flat=True).keys() - {"page"}),
     )
+
+
+def _triage_late_label(days: int) -> Callable[[int], str]:
+    """The 待受理 tile's line for the cases awaiting triage beyond the institution's triage target."""
+    if days == 0:
+        return lambda n: gettext("当天未受理：%(n)d 件", n=n)
+    return lambda n: ngettext("超过 %(num)d 个工作日：%(n)d 件", "超过 %(num)d 个工作日：%(n)d 件", days, n=n)
+
+
+def _triage_target_text(days: int) -> str:
+    """The triage target in words, and the reminder that the answer clock already runs."""
+    if days == 0:
+        return gettext("受理时限：接到投诉当天。办理期限自接到投诉次日起计算，待受理期间照常计时。")
+    return ngettext("受理时限：接到投诉次日起 %(num)d 个工作日内。办理期限自接到投诉次日起计算，待受理期间照常计时。",
+                    "受理时限：接到投诉次日起 %(num)d 个工作日内。办理期限自接到投诉次日起计算，待受理期间照常计时。",
+                    days)
 
 
 def _labels(enum) -> dict[str, str]:

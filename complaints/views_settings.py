@@ -13,7 +13,6 @@ from complaints.models import Category
 from complaints.settings import FIELDS, ComplaintSettingsForm, complaint_settings, update_complaint_settings
 from complaints.views_intake import ensure_default_categories
 from core.extensions import db
-from core.services import ServiceError
 from core.views import handle_form
 from organisation.forms import ConfirmForm
 from organisation.models import Institution
@@ -27,13 +26,10 @@ def settings(institution_id: int):
     form = ComplaintSettingsForm(obj=complaint_settings(institution.id))
 
     def action():
-        try:
-            return update_complaint_settings(institution.id, {name: getattr(form, name).data for name in FIELDS},
-                                             actor=current_user._get_current_object())
-        except ValueError as exc:
-            raise ServiceError(str(exc), "complex_days") from None
+        return update_complaint_settings(institution.id, {name: getattr(form, name).data for name in FIELDS},
+                                         actor=current_user._get_current_object())
 
-    return handle_form(form, action, success=gettext("投诉设置已保存。新的时限用于此后受理的案件。"),
+    return handle_form(form, action, success=gettext("投诉设置已保存。新的时限用于此后登记的案件。"),
                        next_url=lambda s: url_for("complaints_staff.settings", institution_id=institution.id),
                        template="organisation/form.html", title=gettext("投诉设置"), institution=institution)
 

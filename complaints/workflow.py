@@ -16,6 +16,9 @@ Complaint.status.
                                                                              ↓
                       reopened ←reopen─ closed ←close─ replied ←─────────────┘
                          └─resume→ in_handling
+
+    any status still to do (registered … reply_approved, reopened) ─merge→ merged
+        (a duplicate: Complaint.merged_into_id names the case that answers for both; complaints.corrections)
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from complaints.access import HANDLERS, OFFICERS
 from complaints.models import CaseEvent, Complaint, Status
-from core import notify
+from core import audit, notify
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
@@ -51,6 +54,7 @@ class Action(StrEnum):
     CLOSE = "close"
     REOPEN = "reopen"
     RESUME = "resume"
+    MERGE = "merge"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ TRANSITIONS: dict[Action, Rule] = {
     Action.CLOSE: _rule({Status.REPLIED}, Status.CLOSED, OFFICERS),
     Action.REOPEN: _rule({Status.CLOSED}, Status.REOPENED, OFFICERS),
     Action.RESUME: _rule({Status.REOPENED}, Status.IN_HANDLING, OFFICERS),
+    Action.MERGE: _rule(Status.to_do(), Status.MERGED, OFFICERS),
 }
 
 ACTION_LABELS = {
@@ -87,7 +92,7 @@ ACTION_LABELS = {
     Action.ASSIGN: _l("分派科室"), Action.TRANSFER: _l("转办"), Action.RECEIVE: _l("接收转办"),
     Action.DRAFT_REPLY: _l("提交答复草稿"), Action.RETURN_REPLY: _l("退回答复"),
     Action.APPROVE_REPLY: _l("审核通过答复"), Action.SEND_REPLY: _l("发送答复"), Action.CLOSE: _l("办结"),
-    Action.REOPEN: _l("重新处理"), Action.RESUME: _l("恢复处理"),
+    Action.REOPEN: _l("重新处理"), Action.RESUME: _l("恢复处理"), Action.MERGE: _l("并入其他案件"),
 }
 
 
@@ -199,21 +204,11 @@ def text_complainant(complaint: Complaint, subject: str, body: str, *, kind: str
     return True
 
 
-# Actors that are not staff members, as the timeline names them.
-SYSTEM_ACTORS = {
-    "self-service": _l("投诉人（自助提交）"),
-    "complainant": _l("投诉人"),
-    "system": _l("系统"),
-    "cli": _l("系统管理员（命令行）"),
-    "seed-demo": _l("演示数据"),
-    "demo": _l("演示数据"),
-}
-
-
 # Timeline entries that are not transitions (log_event), by their action name.
 EVENT_LABELS = {
     "registered": _l("登记"), "emergency": _l("标记为紧急"), "emergency_alerted": _l("紧急预警已发出"),
     "emergency_alert_failed": _l("紧急预警发送失败"), "lookup_code_reissued": _l("重新生成查询码"),
+    "safety_reported": _l("投诉人选择了医疗质量安全（待核实）"), "safety_report_notified": _l("已通知投诉管理员核实"),
     "attachments_added": _l("补充附件"),
     "deadline_set": _l("办理期限"), "deadline_recomputed": _l("期限重算"), "pause": _l("暂停计时"),
     "resume_clock": _l("恢复计时"), "extension_requested": _l("申请延期"), "extension_approved": _l("批准延期"),
@@ -225,6 +220,7 @@ EVENT_LABELS = {
     "rectification_verified": _l("整改验证销号"), "rectification_returned": _l("退回整改"),
     "refund_requested": _l("申请退费"), "refund_approved": _l("批准退费"), "refund_rejected": _l("不批准退费"),
     "refund_completed": _l("已退费"),
+    "edited": _l("更正登记信息"), "merged_in": _l("合并重复投诉"),
 }
 
 
@@ -237,8 +233,9 @@ def event_label(action: str) -> str:
 
 
 def actor_name(label: str | None) -> str:
-    """How the timeline shows an actor that is not a staff member."""
-    return str(SYSTEM_ACTORS.get(label or "system", label or SYSTEM_ACTORS["system"]))
+    """How the timeline shows an actor that is not a staff member: as the audit log does
+    (complaints.audit_labels.ACTORS names the complaint office's)."""
+    return audit.actor_name(label or "system")
 
 
 def log_event(complaint: Complaint, action: str, *, actor: Any, note: str = "", data: dict[str, Any] | None = None

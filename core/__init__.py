@@ -69,12 +69,13 @@ def configure_extensions(app: Flask) -> None:
 
 
 def configure_web(app: Flask) -> None:
-    from core import enums, errors, health, i18n, inputs, security
+    from core import audit, enums, errors, health, i18n, inputs, security
 
     inputs.init_app(app)
     security.init_app(app)
     i18n.init_app(app)
     enums.init_app(app)
+    audit.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health.bp)
 

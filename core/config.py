@@ -47,6 +47,12 @@ class Config:
     # Public complaint pages and the discharge API.
     COMPLAINT_INTAKE_IP_LIMIT = "120 per minute"
     COMPLAINT_INTAKE_DEVICE_LIMIT = "10 per minute;60 per day"
+    # Complaints a complainant's form registers per network (/24, /48) and hospital. A large hospital registers
+    # a few complaints a day by all channels together; a hospital's Wi-Fi never reaches these honestly, a
+    # script rotating device cookies does (README, "Rate limits").
+    COMPLAINT_INTAKE_NETWORK_LIMIT = "20 per hour;60 per day"
+    # Files kept for forms that came back with a mistake, per network and hospital.
+    COMPLAINT_PENDING_NETWORK_LIMIT = "60 per hour"
     COMPLAINT_LOOKUP_IP_LIMIT = "60 per minute"
     API_RATE_LIMIT = "600 per minute"
     # Limits are counted in REDIS_URL (in the process while Redis is away, or without it); see core/ratelimit.py.

@@ -9,16 +9,18 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import String, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import utcnow
-from core.extensions import db
+from core.db import UTCDateTime, utcnow
+from core.extensions import Model, db
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: codes get typed from posters
 
@@ -113,3 +115,43 @@ def read_form_token(token: str, context: str, max_age: int) -> tuple[str | None,
     if not isinstance(data, dict) or data.get("c") != context:
         return "token_invalid", None
     return None, issued_at
+
+
+class UsedFormToken(Model):
+    """A single-use form token that was used: its keyed hash, kept until the token would have expired anyway."""
+
+    __tablename__ = "used_form_token"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+def _used_hash(token: str) -> str:
+    return hash_value("used-form-token", token)
+
+
+def form_token_used(token: str) -> bool:
+    """Whether a single-use form token was used already."""
+    return db.session.get(UsedFormToken, _used_hash(token)) is not None
+
+
+def use_form_token(token: str) -> bool:
+    """Mark a (valid) form token as used, in the caller's transaction; False if it was used already.
+
+    The row commits with what the form stored, so a refused or failed submission leaves the
+    token usable; two submissions of one token at once meet on the primary key, and the
+    second waits for the first and then gets False.
+    """
+    try:
+        with db.session.begin_nested():
+            db.session.add(UsedFormToken(token_hash=_used_hash(token)))
+    except IntegrityError:
+        return False
+    return True
+
+
+def forget_used_form_tokens(max_age: int, now: datetime | None = None) -> int:
+    """Drop the records of tokens used more than ``max_age`` seconds ago: they have expired by now. Returns how many."""
+    cutoff = (now or utcnow()) - timedelta(seconds=max_age)
+    result = db.session.execute(delete(UsedFormToken).where(UsedFormToken.used_at < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)

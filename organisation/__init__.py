@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from flask import Flask
 
+from core.audit import register_audit_labels
 from core.enums import register_label_enums
+from organisation import audit_labels
 from organisation.models import Role
 
 
@@ -47,3 +49,5 @@ def init_app(app: Flask) -> None:
     notify.register_kinds(app, {"test": _l("测试消息")})
     register_periodic(app, tasks.sweep_deliveries, name="notify-deliveries", cron="* * * * *", queue=QUEUE_HIGH)
     app.jinja_env.filters["role_label"] = lambda value: Role(value).label
+    register_audit_labels(app, actions=audit_labels.ACTIONS, targets=audit_labels.TARGETS, keys=audit_labels.KEYS,
+                          values=audit_labels.VALUES, actors=audit_labels.ACTORS)

@@ -10,6 +10,7 @@ from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleFiel
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from core.table_reader import EXTENSIONS
 from organisation.models import (
     DepartmentKind,
     InstitutionCategory,
@@ -87,6 +88,17 @@ class InstitutionForm(FlaskForm):
     submit = SubmitField(_l("保存"))
 
 
+class ComplaintContactForm(FlaskForm):
+    """Where patients turn with a complaint: shown on the public pages that would otherwise be a dead end."""
+
+    complaint_phone = StringField(_l("投诉电话"), validators=[Optional(), Length(max=40)],
+                                  description=_l("例如：028-12345678 转 8001。患者扫到已更换或停用的二维码时会看到。"),
+                                  render_kw={"inputmode": "tel"})
+    complaint_address = StringField(_l("投诉接待地点"), validators=[Optional(), Length(max=200)],
+                                    description=_l("例如：门诊楼一层患者服务中心（周一至周五 8:00–17:30）"))
+    submit = SubmitField(_l("保存"))
+
+
 class DepartmentForm(FlaskForm):
     code = StringField(_l("科室编码"), validators=[DataRequired(), Length(max=32), CODE])
     name = StringField(_l("科室名称"), validators=[DataRequired(), Length(max=80)])
@@ -99,7 +111,9 @@ class TouchpointForm(FlaskForm):
     code = StringField(_l("服务点编码"), validators=[DataRequired(), Length(max=32), CODE])
     name = StringField(_l("服务点名称"), validators=[DataRequired(), Length(max=80)])
     kind = SelectField(_l("类型"), choices=TouchpointKind.choices())
-    department_id = SelectField(_l("所属科室"), coerce=int)
+    # No department is preselected: the first of the list would be taken by whoever does not look.
+    department_id = SelectField(_l("所属科室"), coerce=int_or_none,
+                                validators=[DataRequired(message=_l("请选择所属科室。"))])
     location = StringField(_l("位置"), validators=[Optional(), Length(max=120)],
                            description=_l("例如：门诊楼一层东侧"))
     submit = SubmitField(_l("保存"))
@@ -118,9 +132,9 @@ class StaffForm(FlaskForm):
 class ImportForm(FlaskForm):
     kind = SelectField(_l("导入内容"), choices=[("departments", _l("科室")), ("touchpoints", _l("服务点")),
                                                 ("staff", _l("人员"))])
-    file = FileField(_l("文件（CSV 或 XLSX）"), validators=[
+    file = FileField(_l("文件（CSV、XLSX 或 XLS）"), validators=[
         FileRequired(message=_l("请选择要上传的文件。")),
-        FileAllowed(["csv", "xlsx"], message=_l("只支持 CSV 或 XLSX 文件。")),
+        FileAllowed(list(EXTENSIONS), message=_l("只支持 CSV、XLSX 或 XLS 文件。")),
     ])
     dry_run = BooleanField(_l("仅检查，不写入"), default=False)
     submit = SubmitField(_l("上传并导入"))

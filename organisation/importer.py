@@ -1,4 +1,4 @@
-"""Bulk import of departments, touchpoints and staff from CSV or XLSX.
+"""Bulk import of departments, touchpoints and staff from CSV, XLSX or XLS (read by core.table_reader).
 
 A file is checked whole before anything is written: every bad row is reported
 with its row number, column and reason, and a file with any error writes
@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -19,11 +18,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core.extensions import db
+from core.table_reader import ImportFileError, header_positions, read_table
 from organisation import services
 from organisation.models import Department, DepartmentKind, Institution, Role, StaffUser, Touchpoint, TouchpointKind
 
 MAX_ROWS = 5000
-MAX_BYTES = 5 * 1024 * 1024
 
 # kind -> [(column key, header shown in templates, accepted header aliases, required)]
 COLUMNS: dict[str, list[tuple[str, Any, set[str], bool]]] = {
@@ -48,10 +47,6 @@ COLUMNS: dict[str, list[tuple[str, Any, set[str], bool]]] = {
     ],
 }
 LIST_SPLIT = re.compile(r"[;；,，、|\s]+")
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be read (wrong type, encoding, headers, size)."""
 
 
 @dataclass
@@ -84,71 +79,11 @@ def template_csv(kind: str) -> str:
     return buffer.getvalue()
 
 
-def read_rows(filename: str, stream: IO[bytes]) -> Iterator[list[str]]:
-    """Yield the cells of each row of a CSV or XLSX file as stripped strings."""
-    data = stream.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise ImportFileError(gettext("文件超过 5 MB，请拆分后再导入。"))
-    lower = (filename or "").lower()
-    if lower.endswith(".xlsx"):
-        rows = _read_xlsx(data)
-    elif lower.endswith(".csv"):
-        rows = _read_csv(data)
-    else:
-        raise ImportFileError(gettext("只支持 CSV 或 XLSX 文件。"))
-    for row in rows:
-        # PostgreSQL refuses NUL in text; they come from UTF-16 saves or damaged files, never from people.
-        if any("\x00" in cell for cell in row):
-            raise ImportFileError(gettext("文件含有无效字符，请另存为 UTF-8 编码的 CSV 或 XLSX 后重试。"))
-        yield row
-
-
-def _read_csv(data: bytes) -> Iterator[list[str]]:
-    for encoding in ("utf-8-sig", "gb18030"):  # Excel in China saves CSV as GBK
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise ImportFileError(gettext("无法识别文件编码，请另存为 UTF-8 编码的 CSV。"))
-    try:
-        for row in csv.reader(io.StringIO(text)):
-            yield [cell.strip() for cell in row]
-    except csv.Error as exc:
-        raise ImportFileError(gettext("CSV 格式错误：%(error)s", error=str(exc))) from None
-
-
-def _read_xlsx(data: bytes) -> Iterator[list[str]]:
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:  # openpyxl raises many kinds for a damaged or mislabelled file
-        raise ImportFileError(gettext("无法读取该 XLSX 文件，请确认文件未损坏。")) from None
-    try:
-        sheet = workbook.worksheets[0]
-        for row in sheet.iter_rows(values_only=True):
-            yield ["" if cell is None else _cell_text(cell) for cell in row]
-    finally:
-        workbook.close()
-
-
-def _cell_text(cell: Any) -> str:
-    if isinstance(cell, float) and cell.is_integer():
-        cell = int(cell)  # codes typed as numbers come back as 101.0
-    return str(cell).strip()
-
-
 def _map_header(kind: str, header: list[str]) -> dict[str, int]:
     with force_locale("zh_Hans"):  # templates are downloaded in Chinese whatever the page language
         chinese = {key: str(shown) for key, shown, _a, _r in COLUMNS[kind]}
-    positions: dict[str, int] = {}
-    for index, title in enumerate(header):
-        title = title.strip().lstrip("\ufeff")
-        for key, shown, aliases, _required in COLUMNS[kind]:
-            if title in (str(shown), chinese[key]) or title.lower() in aliases:
-                positions.setdefault(key, index)
+    positions = header_positions(header, {key: {str(shown), chinese[key], *aliases}
+                                          for key, shown, aliases, _required in COLUMNS[kind]})
     missing = [str(shown) for key, shown, _a, required in COLUMNS[kind] if required and key not in positions]
     if missing:
         raise ImportFileError(gettext("缺少必填列：%(columns)s。请使用导入模板。", columns=gettext("、").join(missing)))
@@ -160,7 +95,7 @@ def import_file(institution: Institution, kind: str, filename: str, stream: IO[b
     """Check every row, then write them all or none; the caller commits or rolls back."""
     if kind not in COLUMNS:
         raise ImportFileError(gettext("未知的导入类型。"))
-    rows = read_rows(filename, stream)
+    rows = read_table(filename, stream)
     header = next(rows, None)
     if header is None:
         raise ImportFileError(gettext("文件是空的。"))
@@ -201,15 +136,35 @@ def _length(report: ImportReport, number: int, column: Any, value: str, limit: i
 
 
 def _duplicate(report: ImportReport, seen: dict[str, int], number: int, column: Any, value: str) -> bool:
-    if value in seen:
-        report.errors.append(RowError(number, str(column), gettext("与第 %(row)d 行重复。", row=seen[value])))
+    key = value.lower()  # codes are unique regardless of case (usernames are lower-case already)
+    if key in seen:
+        report.errors.append(RowError(number, str(column), gettext("与第 %(row)d 行重复。", row=seen[key])))
         return True
-    seen[value] = number
+    seen[key] = number
     return False
 
 
+class _Codes(dict):
+    """Rows by code, regardless of case, as services._check_unique_code compares them: "cwk" finds "CWK"."""
+
+    def __getitem__(self, code: str) -> Any:
+        return super().__getitem__(code.lower())
+
+    def __setitem__(self, code: str, row: Any) -> None:
+        super().__setitem__(code.lower(), row)
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str) and super().__contains__(code.lower())
+
+    def get(self, code: str, default: Any = None) -> Any:
+        return super().get(code.lower(), default)
+
+
 def _by_code(model: type, institution: Institution) -> dict[str, Any]:
-    return {row.code: row for row in db.session.scalars(select(model).where(model.institution_id == institution.id))}
+    codes = _Codes()
+    for row in db.session.scalars(select(model).where(model.institution_id == institution.id)):
+        codes[row.code] = row
+    return codes
 
 
 def _count(report: ImportReport, existed: bool, changed: bool) -> None:
@@ -223,7 +178,7 @@ def _count(report: ImportReport, existed: bool, changed: bool) -> None:
 
 def _departments(institution: Institution, records, report: ImportReport, actor: Any) -> None:
     existing = _by_code(Department, institution)
-    file_codes = {values["code"] for _n, values in records}
+    file_codes = {values["code"].lower() for _n, values in records}
     seen: dict[str, int] = {}
     valid = []
     cols = {key: shown for key, shown, _a, _r in COLUMNS["departments"]}
@@ -240,11 +195,11 @@ def _departments(institution: Institution, records, report: ImportReport, actor:
                 "“%(value)s”不是有效的科室类型（临床、医技、行政）。", value=values["kind"])))
             ok = False
         parent = values.get("parent_code", "")
-        if parent and parent not in existing and parent not in file_codes:
+        if parent and parent not in existing and parent.lower() not in file_codes:
             report.errors.append(RowError(number, str(cols["parent_code"]),
                                           gettext("上级科室编码 %(code)s 不存在。", code=parent)))
             ok = False
-        if parent and parent == values["code"]:
+        if parent and parent.lower() == values["code"].lower():
             report.errors.append(RowError(number, str(cols["parent_code"]), gettext("上级科室不能是自己。")))
             ok = False
         if ok:

@@ -1,11 +1,13 @@
 """Regions, institutions, departments, touchpoints and staff."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint, text
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import EnumText, InstitutionScoped, TimestampMixin, UTCDateTime
@@ -108,6 +110,10 @@ class Institution(TimestampMixin, db.Model):
     category: Mapped[InstitutionCategory] = mapped_column(EnumText(InstitutionCategory, 24))
     region_id: Mapped[int] = mapped_column(ForeignKey("region.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Where a patient turns with a complaint: shown on the public pages that would otherwise be a dead end
+    # (a replaced QR code, a closed touchpoint). Set by the institution's admin (organisation.views).
+    complaint_phone: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    complaint_address: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
     region: Mapped[Region] = relationship()
 
@@ -122,6 +128,20 @@ class Institution(TimestampMixin, db.Model):
     @property
     def display_name(self) -> str:
         return self.short_name or self.name
+
+    @property
+    def level_and_grade(self) -> str:
+        """The level and its grade as one label (三级甲等, "Tertiary Grade A"); the level alone when ungraded."""
+        level = InstitutionLevel(self.level).label
+        if self.grade == InstitutionGrade.UNGRADED:
+            return str(level)
+        return gettext("%(level)s%(grade)s", level=level, grade=InstitutionGrade(self.grade).label)
+
+    @property
+    def complaint_phone_dial(self) -> str:
+        """What a tel: link dials for the complaint phone: the digits of its first number (no extension)."""
+        first = re.split(r"[转,，、/]", self.complaint_phone or "", maxsplit=1)[0]
+        return re.sub(r"[^0-9+]", "", first)
 
 
 class Department(InstitutionScoped, TimestampMixin, db.Model):
@@ -142,6 +162,10 @@ class Department(InstitutionScoped, TimestampMixin, db.Model):
         return self.name
 
 
+# Codes are unique within an institution regardless of case: "CWK" and "cwk" name one department.
+Index("uq_department_institution_code_ci", Department.institution_id, func.lower(Department.code), unique=True)
+
+
 class Touchpoint(InstitutionScoped, TimestampMixin, db.Model):
     __tablename__ = "touchpoint"
     __table_args__ = (UniqueConstraint("institution_id", "code"),)
@@ -159,6 +183,9 @@ class Touchpoint(InstitutionScoped, TimestampMixin, db.Model):
     @property
     def audit_label(self) -> str:
         return self.name
+
+
+Index("uq_touchpoint_institution_code_ci", Touchpoint.institution_id, func.lower(Touchpoint.code), unique=True)
 
 
 staff_department = Table(

@@ -79,7 +79,8 @@ def register_core_nav(app: Flask) -> None:
     register_nav(app, _l("服务点"), "org.touchpoints", sees(Permission.VIEW_ORG), order=61)
     register_nav(app, _l("人员"), "org.staff", sees(Permission.VIEW_ORG), order=62)
     register_nav(app, _l("批量导入"), "org.import_rows", sees(Permission.MANAGE_ORG), order=63)
-    register_nav(app, _l("消息推送"), "org.notifier_settings", sees(Permission.MANAGE_ORG), order=64)
+    register_nav(app, _l("机构设置"), "org.institution_settings", sees(Permission.MANAGE_ORG), order=64)
+    register_nav(app, _l("消息推送"), "org.notifier_settings", sees(Permission.MANAGE_ORG), order=65)
     register_nav(app, _l("审计日志"), "org.audit", sees(Permission.VIEW_AUDIT), order=90)
     register_nav(app, _l("机构"), "org.institutions",
                  lambda u, i: u.has_role(Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN), per_institution=False, order=1)

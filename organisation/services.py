@@ -4,6 +4,8 @@ Every function flushes and audits; the caller (a view, a job, the CLI) commits.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,7 +13,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.audit import record
 from core.db import utcnow
@@ -106,6 +108,24 @@ def _check_unique_registration(code: str, own_id: int | None) -> None:
         raise ServiceError(gettext("登记号 %(code)s 已被其他机构使用。", code=code), "registration_code")
 
 
+# Digits and the ways a hotline is written: 028-1234 5678, (028)12345678 转 8001, +86 …, two numbers with 、 or /.
+_HOTLINE = re.compile(r"^[0-9+()（）\-\s转、/,，]+$")
+
+
+def update_complaint_contact(institution: Institution, *, phone: str, address: str, actor: Any) -> Institution:
+    """Set the complaint phone and address patients are shown; the phone is kept as written, if it can be dialled."""
+    phone = unicodedata.normalize("NFKC", phone or "").strip()
+    phone = re.sub(r"\s+", " ", phone)
+    address = " ".join((address or "").split())
+    if phone and (not _HOTLINE.match(phone) or len(re.sub(r"\D", "", phone)) < 5):
+        raise ServiceError(gettext("请填写可以拨打的电话号码，例如 028-12345678 或 028-12345678 转 8001。"),
+                           "complaint_phone")
+    changed = _changes(institution, {"complaint_phone": phone, "complaint_address": address})
+    if changed:
+        record(actor, "institution.update_complaint_contact", institution, changed)
+    return institution
+
+
 def set_active(obj: Any, active: bool, *, actor: Any) -> Any:
     """Deactivate or reactivate a row; history keeps pointing at it, nothing is deleted."""
     if obj.active != active:
@@ -120,9 +140,17 @@ def set_active(obj: Any, active: bool, *, actor: Any) -> Any:
 
 def _check_unique_code(model: type[Department] | type[Touchpoint], institution: Institution, code: str,
                        own_id: int | None) -> None:
-    other_id = db.session.scalar(select(model.id).where(model.institution_id == institution.id, model.code == code))
-    if other_id is not None and other_id != own_id:
+    """Codes are unique within an institution regardless of case ("CWK" and "cwk" are one code; the database
+    holds the same rule as a unique index on lower(code))."""
+    other = db.session.execute(select(model.id, model.code).where(
+        model.institution_id == institution.id, func.lower(model.code) == code.lower(), model.id != (own_id or -1))
+    ).first()
+    if other is None:
+        return
+    if other.code == code:
         raise ServiceError(gettext("编码 %(code)s 在本机构已被使用。", code=code), "code")
+    raise ServiceError(gettext("编码 %(code)s 与本机构已有的编码 %(other)s 只有大小写不同，不能重复使用。",
+                               code=code, other=other.code), "code")
 
 
 def _check_parent(department: Department | None, parent: Department | None) -> None:

@@ -17,6 +17,7 @@ from core.notify import kind_label
 from core.views import handle_form, paginate
 from organisation import notifications, services
 from organisation.forms import (
+    ComplaintContactForm,
     ConfirmForm,
     InstitutionForm,
     RegionForm,
@@ -184,6 +185,19 @@ def institution_edit(institution_id: int):
         next_url=lambda inst: url_for("org.institution_overview", institution_id=inst.id),
         template="organisation/form.html", title=gettext("编辑机构：%(name)s", name=institution.name),
         institution=institution)
+
+
+@bp.route("/i/<int:institution_id>/settings", methods=["GET", "POST"])
+def institution_settings(institution_id: int):
+    """The institution's own settings, for its admin: the complaint phone and address patients are shown."""
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_ORG)
+    form = ComplaintContactForm(obj=institution)
+    return handle_form(
+        form, lambda: services.update_complaint_contact(institution, phone=form.complaint_phone.data or "",
+                                                        address=form.complaint_address.data or "", actor=actor()),
+        success=gettext("机构设置已保存。"),
+        next_url=lambda inst: url_for("org.institution_settings", institution_id=inst.id),
+        template="organisation/form.html", title=gettext("机构设置"), institution=institution)
 
 
 @bp.post("/i/<int:institution_id>/toggle")

@@ -7,7 +7,7 @@ from flask import Response, abort, flash, render_template, request
 from flask_babel import gettext
 from sqlalchemy import select
 
-from core.audit import AuditEntry
+from core.audit import AuditEntry, action_label, describe, target_type_label
 from core.clock import local_day_bounds
 from core.extensions import db
 from core.views import paginate
@@ -92,12 +92,19 @@ def _render_audit(institution: Institution | None):
     form = AuditFilterForm(request.args)
     stmt = audit_query(form, institution)
     page = paginate(stmt)
-    # Suggest only actions the user could see entries for: other hospitals' activity stays invisible.
-    actions = db.session.scalars(audit_scope(select(AuditEntry.action).distinct(), institution)
-                                 .order_by(AuditEntry.action)).all()
+    # Offer only actions and target types the user could see entries for: other hospitals' activity stays invisible.
+    actions = _choices(AuditEntry.action, institution, action_label)
+    target_types = _choices(AuditEntry.target_type, institution, target_type_label)
     status = 400 if form.errors else 200
     return render_template("organisation/audit.html", form=form, page=page, institution=institution,
-                           actions=actions), status
+                           rows=[describe(entry) for entry in page.items], actions=actions,
+                           target_types=target_types), status
+
+
+def _choices(column, institution: Institution | None, label) -> list[tuple[str, str]]:
+    """The distinct stored values of ``column`` in the user's entries, by their labels."""
+    values = db.session.scalars(audit_scope(select(column).distinct(), institution)).all()
+    return sorted(((value, label(value)) for value in values), key=lambda choice: choice[1])
 
 
 @bp.get("/i/<int:institution_id>/audit")

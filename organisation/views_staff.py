@@ -41,7 +41,7 @@ def _staff_form(institution: Institution | None, obj: StaffUser | None = None) -
                                     "departments": [d.id for d in obj.departments]} if obj else None)
     if institution is not None:
         form.roles.choices = [(r.value, r.label) for r in Role.institution_roles()]
-        form.departments.choices = department_choices(institution, blank=False)
+        form.departments.choices = department_choices(institution)
         del form.region_id
     else:
         form.roles.choices = [(r.value, r.label) for r in (Role.REGIONAL_ADMIN, Role.PLATFORM_ADMIN)]

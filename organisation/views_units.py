@@ -25,10 +25,11 @@ from organisation.views import actor, bp, search_filter, toggle_active
 
 # Departments -----------------------------------------------------------
 
-def department_choices(institution: Institution, *, blank: bool, exclude: int | None = None):
+def department_choices(institution: Institution, *, blank: str | None = None, exclude: int | None = None):
+    """The institution's departments for a select box, after a first ``blank`` choice (no department) if given."""
     rows = services.departments_for(institution, active_only=False)
     choices = [(d.id, gettext("%(name)s（%(code)s）", name=d.name, code=d.code)) for d in rows if d.id != exclude]
-    return ([(None, gettext("（无）"))] if blank else []) + choices
+    return ([(None, blank)] if blank is not None else []) + choices
 
 
 @bp.get("/i/<int:institution_id>/departments")
@@ -49,7 +50,7 @@ def _parent(institution: Institution, parent_id: int | None) -> Department | Non
 def department_new(institution_id: int):
     institution = get_institution_or_404(institution_id, Permission.MANAGE_ORG)
     form = DepartmentForm()
-    form.parent_id.choices = department_choices(institution, blank=True)
+    form.parent_id.choices = department_choices(institution, blank=gettext("（无）"))
 
     def action():
         return services.create_department(institution, code=form.code.data.strip(), name=form.name.data.strip(),
@@ -66,7 +67,7 @@ def department_edit(institution_id: int, department_id: int):
     institution = get_institution_or_404(institution_id, Permission.MANAGE_ORG)
     department = get_owned_or_404(Department, department_id, institution)
     form = DepartmentForm(obj=department)
-    form.parent_id.choices = department_choices(institution, blank=True, exclude=department.id)
+    form.parent_id.choices = department_choices(institution, blank=gettext("（无）"), exclude=department.id)
 
     def action():
         return services.update_department(department, institution, actor=actor(),
@@ -102,7 +103,7 @@ def touchpoints(institution_id: int):
 
 def _touchpoint_form(institution: Institution, obj: Touchpoint | None = None) -> TouchpointForm:
     form = TouchpointForm(obj=obj)
-    form.department_id.choices = department_choices(institution, blank=False)
+    form.department_id.choices = department_choices(institution, blank=gettext("请选择科室"))
     return form
 
 

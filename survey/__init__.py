@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
 
     from core import notify
+    from core.audit import register_audit_labels
     from core.enums import register_label_enums
     from core.extensions import csrf
     from core.tasks import QUEUE_HIGH, register_periodic
@@ -18,6 +19,7 @@ def init_app(app: Flask) -> None:
     # The staff view modules are imported for the routes they add to staff_bp and patient.bp.
     from survey import (  # noqa: F401
         api,
+        audit_labels,
         inbox,
         models,
         patient,
@@ -39,6 +41,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api.bp)
     register_label_enums(app, models.AlertStatus, models.VersionStatus, models.Audience, models.FollowupOutcome,
                          SurveyChannel=models.Channel)
+    register_audit_labels(app, actions=audit_labels.ACTIONS, targets=audit_labels.TARGETS, keys=audit_labels.KEYS,
+                          values=audit_labels.VALUES, actors=audit_labels.ACTORS)
     app.extensions.setdefault("demo_seeders", []).append(seed_demo)
     app.cli.add_command(install_templates_command)
     register_survey_nav(app)

@@ -6,21 +6,31 @@ and never imports survey's models or services.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 
 from core.audit import record
+from core.clock import local_date, local_day_bounds, local_midnight
 from core.db import utcnow
 from core.extensions import db
 from core.services import ServiceError, clean_text
 from organisation.models import Institution
-from survey import definitions
-from survey.models import AlertStatus, ContactRequest, EffectiveSettings, RecoveryAlert, SurveyResponse, SurveySettings
+from survey import definitions, versioning
+from survey.models import (
+    AlertStatus,
+    ContactRequest,
+    EffectiveSettings,
+    RecoveryAlert,
+    SurveyInbox,
+    SurveyResponse,
+    SurveySettings,
+)
 
 
 class AlertError(ServiceError):
@@ -56,6 +66,67 @@ def alert_reasons(definition: dict[str, Any], by_code: Mapping[str, Any], settin
     if contact_requested:
         reasons.append("contact_requested")
     return reasons
+
+
+def raises_alert(reasons: Sequence[str], *, excluded: bool) -> bool:
+    """Whether a rating with these reasons raises an alert at all: an excluded (flagged) rating never does, so
+    the resubmit after Back, a tap faster than a person reads, a burst from one network call nobody out."""
+    return bool(reasons) and not excluded
+
+
+@dataclass(frozen=True)
+class AlertCandidate:
+    """A rating about to be stored that raises an alert unless its device already has one open (see repeats)."""
+
+    touchpoint_id: int | None
+    device_hash: str
+    submitted_at: datetime
+
+
+def repeats(candidates: Sequence[AlertCandidate]) -> list[bool]:
+    """For ratings stored together, in their order, each with reasons to raise an alert: whether it repeats one.
+
+    The rule: one device at one touchpoint raises at most one open alert per day (the hospital's calendar day
+    of the rating). A rating repeats when an open alert of a rating from the same device at the same touchpoint
+    on the same day is stored, or comes earlier in ``candidates``. A rating without a device (no cookie, a phone
+    call) or without a touchpoint is never a repeat. One query for the whole list, none when no candidate has
+    a device.
+    """
+    keyed = [(c.touchpoint_id, c.device_hash, local_date(c.submitted_at))
+             if c.touchpoint_id is not None and c.device_hash else None for c in candidates]
+    seen: set[tuple[int | None, str, date]] = set()
+    wanted = {(k[0], k[1]) for k in keyed if k is not None}
+    if wanted:
+        days = [k[2] for k in keyed if k is not None]
+        r = SurveyResponse
+        rows = db.session.execute(
+            select(RecoveryAlert.touchpoint_id, r.device_hash, r.submitted_at)
+            .join(r, r.id == RecoveryAlert.response_id)
+            .where(RecoveryAlert.status == AlertStatus.OPEN, tuple_(r.touchpoint_id, r.device_hash).in_(list(wanted)),
+                   r.submitted_at >= local_midnight(min(days)),
+                   r.submitted_at < local_midnight(max(days) + timedelta(days=1))))
+        seen = {(touchpoint_id, device, local_date(at)) for touchpoint_id, device, at in rows}
+    result = []
+    for key in keyed:
+        result.append(key is not None and key in seen)
+        if key is not None:
+            seen.add(key)
+    return result
+
+
+def same_device_ratings(alert: RecoveryAlert) -> list[SurveyResponse]:
+    """The other ratings the alert's device gave at its touchpoint on the alert's day: the repeats it stands for
+    (a resubmit after Back, a second try later that day), oldest first."""
+    response = alert.response
+    if not response.device_hash or response.touchpoint_id is None:
+        return []
+    start, end = local_day_bounds(local_date(response.submitted_at))
+    return list(db.session.scalars(
+        select(SurveyResponse).where(SurveyResponse.touchpoint_id == response.touchpoint_id,
+                                     SurveyResponse.device_hash == response.device_hash,
+                                     SurveyResponse.submitted_at >= start, SurveyResponse.submitted_at < end,
+                                     SurveyResponse.id != response.id)
+        .order_by(SurveyResponse.submitted_at)))
 
 
 def reason_label(reason: str) -> str:
@@ -119,6 +190,7 @@ class RatingLink:
     touchpoint_id: int | None
     department_id: int | None
     low: bool
+    comment: str = ""             # what the patient wrote, for the complaint form to start from
 
 
 @dataclass(frozen=True)
@@ -168,7 +240,40 @@ def rating_for_complaint(institution_id: int, submission_id: str) -> RatingLink 
 def _rating_link(response: SurveyResponse) -> RatingLink:
     return RatingLink(response_id=response.id, institution_id=response.institution_id,
                       touchpoint_id=response.touchpoint_id, department_id=response.department_id,
-                      low=response_is_low(response))
+                      low=response_is_low(response), comment=(response.comment or "").strip())
+
+
+@dataclass(frozen=True)
+class RatingDraft:
+    """What a complaint opened from a rating's thank-you page starts from: the patient's comment and the
+    department of the window they rated."""
+
+    comment: str
+    department_id: int | None
+
+
+def rating_draft(institution_id: int, submission_id: str) -> RatingDraft | None:
+    """The institution's rating with this submission id as a complaint's starting point: the stored response, or
+    the rating still waiting in the inbox (the thank-you page links to the complaint form before the job ran)."""
+    link = rating_for_complaint(institution_id, submission_id)
+    if link is not None:
+        return RatingDraft(comment=link.comment, department_id=link.department_id)
+    waiting = db.session.scalar(select(SurveyInbox).where(SurveyInbox.submission_id == submission_id))
+    if waiting is None:
+        return None
+    try:
+        meta = waiting.meta
+        fields = dict(waiting.payload.get("form") or {})
+    except (KeyError, TypeError, AttributeError):
+        return None  # a corrupt row: the complaint form simply starts empty
+    if meta.institution_id != institution_id:
+        return None
+    definition = versioning.published_definition(meta.version_id)
+    if definition is None:
+        return RatingDraft(comment="", department_id=meta.department_id)
+    texts = [str(value).strip() for item in definition["items"] if item["type"] == definitions.TEXT
+             for value in fields.get(f"q_{item['code']}", []) if str(value).strip()]
+    return RatingDraft(comment="\n".join(texts), department_id=meta.department_id)
 
 
 def alert_for_complaint(institution_id: int, alert_id: int) -> AlertFacts | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core.audit import record
@@ -30,6 +31,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 TOKEN_PREFIX = "tj_"
 SCOPE_DISCHARGES = "discharges:write"
 SCOPES = (SCOPE_DISCHARGES,)
+SCOPE_LABELS = {SCOPE_DISCHARGES: _l("推送出院名单")}
 MAX_ITEMS = 1000
 TOKEN_NAME_LIMIT = 80
 # JSON field -> the upload's column key; "ward" and "department" both name the unit.

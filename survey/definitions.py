@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 SCALE5 = "scale5"      # 5-point satisfaction scale, shown as faces
 FREQ4 = "freq4"        # 从未如此 … 总是如此, with explicit "not applicable" answers
@@ -33,6 +34,8 @@ SINGLE = "single"      # single choice; options may carry scores
 MULTI = "multi"        # multiple choice (reason chips); unscored
 TEXT = "text"
 ITEM_TYPES = (SCALE5, FREQ4, YESNO, SINGLE, MULTI, TEXT)
+ITEM_TYPE_LABELS = {SCALE5: _l("5 级满意度（表情）"), FREQ4: _l("4 级频度（从未如此…总是如此）"), YESNO: _l("是/否"),
+                    SINGLE: _l("单选"), MULTI: _l("多选"), TEXT: _l("文本")}
 CHOICE_TYPES = (SCALE5, FREQ4, YESNO, SINGLE, MULTI)
 
 SCALE5_OPTIONS = [

@@ -8,13 +8,12 @@ it back.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from flask_babel import gettext
+from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
@@ -25,8 +24,9 @@ from core.db import utcnow
 from core.extensions import db
 from core.phone import InvalidPhone, normalise_phone
 from core.public import public_url
+from core.table_reader import ImportFileError, header_positions, parse_date, read_table
 from core.tabular import Sheet
-from organisation.importer import ImportFileError, RowError, read_rows
+from organisation.importer import RowError
 from organisation.models import Department, Institution, Touchpoint, TouchpointKind
 from survey.followup import FollowupError, followup_settings
 from survey.models import (
@@ -88,18 +88,6 @@ class Units:
         return cls(departments, wards)
 
 
-def parse_date(text: str) -> date | None:
-    """YYYY-MM-DD (also YYYY/MM/DD, and an Excel date cell read as 'YYYY-MM-DD 00:00:00')."""
-    text = (text or "").strip().replace("/", "-")
-    match = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]00:00(?::00)?)?", text)
-    if not match:
-        return None
-    try:
-        return date(int(match[1]), int(match[2]), int(match[3]))
-    except ValueError:
-        return None
-
-
 def check_discharge(raw: dict[str, str], units: Units, settings: SurveySettings, *,
                     today: date) -> tuple[DischargeInput | None, list[tuple[str, str]]]:
     """Validate one discharge's fields; returns the input or [(field key, message)]."""
@@ -120,7 +108,8 @@ def check_discharge(raw: dict[str, str], units: Units, settings: SurveySettings,
     if values["discharge_date"]:
         discharge_date = parse_date(values["discharge_date"])
         if discharge_date is None:
-            errors.append(("discharge_date", gettext("日期格式为 YYYY-MM-DD。")))
+            errors.append(("discharge_date", gettext("无法识别的日期“%(value)s”，请写成 2026-12-05 这样的日期。",
+                                                      value=values["discharge_date"][:20])))
         elif discharge_date > today:
             errors.append(("discharge_date", gettext("出院日期不能晚于今天。")))
         elif discharge_date < today - timedelta(days=settings.contact_retention_days):
@@ -216,12 +205,10 @@ def template_sheet() -> Sheet:
 
 
 def _map_header(header: list[str]) -> dict[str, int]:
-    positions: dict[str, int] = {}
-    for index, title in enumerate(header):
-        title = title.strip().lstrip("\ufeff")
-        for key, (shown, aliases) in COLUMNS.items():
-            if title in (str(shown), gettext(str(shown))) or title.lower() in aliases or title in aliases:
-                positions.setdefault(key, index)
+    with force_locale("zh_Hans"):  # the template is downloaded in Chinese whatever the page language
+        chinese = {key: str(shown) for key, (shown, _aliases) in COLUMNS.items()}
+    positions = header_positions(header, {key: {str(shown), chinese[key], *aliases}
+                                          for key, (shown, aliases) in COLUMNS.items()})
     missing = [str(shown) for key, (shown, _a) in COLUMNS.items() if key not in positions]
     if missing:
         raise ImportFileError(gettext("缺少必填列：%(columns)s。请使用导入模板。", columns=gettext("、").join(missing)))
@@ -232,7 +219,7 @@ def import_discharges(institution: Institution, filename: str, stream: IO[bytes]
                       today: date | None = None) -> DischargeImportReport:
     """Check every row of a discharge list, then store them all or none (re-sent references update)."""
     today = today or local_today()
-    rows = read_rows(filename, stream)
+    rows = read_table(filename, stream)
     header = next(rows, None)
     if header is None:
         raise ImportFileError(gettext("文件是空的。"))

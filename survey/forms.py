@@ -20,10 +20,9 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 
 from organisation.forms import int_or_none, valid_date
 from survey import alerts
-from survey.definitions import FREQ4, MULTI, SCALE5, SINGLE, TEXT, YESNO
+from survey.definitions import ITEM_TYPE_LABELS
 
-ITEM_TYPE_CHOICES = [(SCALE5, _l("5 级满意度（表情）")), (FREQ4, _l("4 级频度（从未如此…总是如此）")),
-                     (YESNO, _l("是/否")), (SINGLE, _l("单选")), (MULTI, _l("多选")), (TEXT, _l("文本"))]
+ITEM_TYPE_CHOICES = list(ITEM_TYPE_LABELS.items())
 TEMPLATE_CODE = Regexp(r"^[A-Z][A-Z0-9_]{1,39}$", message=_l("编码只能用大写字母、数字和下划线，以字母开头。"))
 
 
@@ -49,8 +48,21 @@ class CopyTemplateForm(FlaskForm):
     submit = SubmitField(_l("复制为本院问卷"))
 
 
-class OptionsField(TextAreaField):
-    """Options as lines of "value|label|score", with "|na" at the end for a not-applicable answer."""
+class OptionRowForm(Form):
+    """One answer option of an item: its stored value, the text shown, its score (0-100), or "not applicable"."""
+
+    value = StringField(_l("选项值"), validators=[Optional(), Length(max=40)])
+    label = StringField(_l("选项文字"), validators=[Optional(), Length(max=200)])
+    score = StringField(_l("分数"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"})
+    na = BooleanField(_l("不适用"))
+
+
+class DimensionRowForm(Form):
+    """One dimension: its code, its name and its weight in the headline score."""
+
+    code = StringField(_l("维度编码"), validators=[Optional(), Length(max=40)])
+    name = StringField(_l("维度名称"), validators=[Optional(), Length(max=80)])
+    weight = StringField(_l("权重"), validators=[Optional(), Length(max=20)], render_kw={"inputmode": "decimal"})
 
 
 class ItemForm(Form):
@@ -61,8 +73,7 @@ class ItemForm(Form):
     dimension = StringField(_l("维度编码"), validators=[Optional(), Length(max=40)])
     role = SelectField(_l("作用"), choices=[("", _l("普通")), ("overall", _l("总体满意度")),
                                           ("recommend", _l("推荐意愿"))], validators=[Optional()])
-    options = OptionsField(_l("选项"), validators=[Optional()], render_kw={"rows": 4},
-                           description=_l("每行一个：值|文字|分数；不适用选项在末尾加 |na"))
+    options = FieldList(FormField(OptionRowForm), min_entries=0, max_entries=80)
     alert_values = StringField(_l("触发提醒的选项值"), validators=[Optional(), Length(max=100)])
     contact = BooleanField(_l("联系意愿题"))
     max_length = IntegerField(_l("最多字数"), validators=[Optional(), NumberRange(min=10, max=2000)])
@@ -73,8 +84,7 @@ class ItemForm(Form):
 class DraftForm(FlaskForm):
     title = StringField(_l("问卷标题"), validators=[DataRequired(), Length(max=120)])
     intro = TextAreaField(_l("说明"), validators=[Optional(), Length(max=500)], render_kw={"rows": 2})
-    dimensions = TextAreaField(_l("维度"), validators=[Optional()], render_kw={"rows": 4},
-                               description=_l("每行一个：编码|名称|权重"))
+    dimensions = FieldList(FormField(DimensionRowForm), min_entries=0, max_entries=80)
     items = FieldList(FormField(ItemForm), min_entries=0)
     add_items = IntegerField(_l("新增空白题目数"), default=0, validators=[Optional(), NumberRange(min=0, max=10)])
     submit = SubmitField(_l("保存草稿"))

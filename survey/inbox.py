@@ -23,6 +23,7 @@ from werkzeug.datastructures import MultiDict
 from core.audit import record
 from core.extensions import db
 from core.tasks import job_logger
+from survey import alerts as alert_rules
 from survey import versioning
 from survey.models import (
     Channel,
@@ -261,15 +262,17 @@ def _store_batch(ratings: list[_Rating]) -> list[int]:
                 "not_applicable": a.not_applicable} for r in ratings for a in r.prepared.answers]
     if answers:
         db.session.execute(insert(SurveyAnswer.__table__), answers)
+    raising = _raising(ratings, [bool(row["excluded"]) for row in rows])
+    # A callback request goes with the alert that asks someone to call: none without one.
     contacts = [{"institution_id": r.context.institution_id, "response_id": ids[r.submission_id],
                  "phone": r.prepared.contact_phone or None}
-                for r in ratings if r.prepared.contact_phone is not None]
+                for r in raising if r.prepared.contact_phone is not None]
     if contacts:
         db.session.execute(insert(ContactRequest.__table__), contacts)
     alerts = [RecoveryAlert(institution_id=r.context.institution_id, response_id=ids[r.submission_id],
                             department_id=r.context.department_id, touchpoint_id=r.context.touchpoint_id,
                             reasons=r.prepared.alert_reasons)
-              for r in ratings if r.prepared.alert_reasons]
+              for r in raising]
     if alerts:
         db.session.add_all(alerts)
         db.session.flush()  # one batched INSERT for the alerts, then their audit entries
@@ -277,6 +280,17 @@ def _store_batch(ratings: list[_Rating]) -> list[int]:
             record("survey", "survey_alert.raise", alert, {"reasons": alert.reasons, "response_id": alert.response_id})
         db.session.flush()
     return [alert.id for alert in alerts]
+
+
+def _raising(ratings: list[_Rating], excluded: list[bool]) -> list[_Rating]:
+    """The ratings of the batch that raise an alert: not excluded, and not a repeat of an open one (one query)."""
+    candidates = [r for r, out in zip(ratings, excluded, strict=True)
+                  if alert_rules.raises_alert(r.prepared.alert_reasons, excluded=out)]
+    if not candidates:
+        return []
+    repeated = alert_rules.repeats([alert_rules.AlertCandidate(r.meta.touchpoint_id, r.context.device_hash,
+                                                               r.received_at) for r in candidates])
+    return [r for r, repeat in zip(candidates, repeated, strict=True) if not repeat]
 
 
 def _store_one_by_one(ratings: list[_Rating], failed: dict[int, str]) -> tuple[list[int], set[int]]:

@@ -8,6 +8,7 @@ retry of the same form (same submission id) shows the same thank-you page.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
@@ -21,6 +22,7 @@ from core.public import (
     client_hashes,
     device_key,
     new_submission_id,
+    public_page,
     render_notice,
     too_many_requests,
     valid_submission_id,
@@ -81,6 +83,30 @@ def after_commit(alert_id: int | None) -> None:
         tasks.notify_alerts([alert_id])
 
 
+@dataclass(frozen=True)
+class ComplaintContact:
+    """Where a patient turns with a complaint (templates/public/_contact.html): the institution's complaint form,
+    when the complaints feature is installed, and the complaint phone and address its admin set."""
+
+    institution_name: str
+    complaint_url: str | None
+    phone: str
+    dial: str
+    address: str
+
+
+def complaint_contact(institution_id: int) -> ComplaintContact | None:
+    institution = db.session.get(Institution, institution_id)
+    if institution is None:
+        return None
+    complaint_url = None
+    if institution.active and "complaints.intake" in current_app.view_functions:
+        complaint_url = url_for("complaints.intake", institution_id=institution.id)
+    return ComplaintContact(institution_name=institution.name, complaint_url=complaint_url,
+                            phone=institution.complaint_phone, dial=institution.complaint_phone_dial,
+                            address=institution.complaint_address)
+
+
 def institution_name(institution_id: int) -> str:
 
     return db.session.scalar(select(Institution.name).where(Institution.id == institution_id)) or ""
@@ -105,11 +131,14 @@ def touchpoint_survey(token: str):
     # The hot path of the product: one query finds the code, its touchpoint,
     # the live version and the settings; the definition comes from a cache.
     info, problem = qr.lookup(token)
-    if problem == "retired":
-        return render_notice(gettext("此二维码已更换"),
-                             gettext("请扫描服务点张贴的最新二维码进行评价。给您带来不便，敬请谅解。"), 410)
-    if problem == "inactive":
-        return render_notice(gettext("该服务点已停用"), gettext("该服务点目前不接受评价，感谢您的关注。"), 410)
+    if info is not None and problem == "retired":
+        return public_page("public/notice.html", 410, title=gettext("此二维码已更换"),
+                           message=gettext("请扫描服务点张贴的最新二维码进行评价。给您带来不便，敬请谅解。"),
+                           contact=complaint_contact(info.institution_id))
+    if info is not None and problem == "inactive":
+        return public_page("public/notice.html", 410, title=gettext("该服务点已停用"),
+                           message=gettext("该服务点目前不接受评价，感谢您的关注。"),
+                           contact=complaint_contact(info.institution_id))
     if info is None:
         return render_notice(gettext("二维码无法识别"),
                              gettext("请确认扫描的是本院张贴的评价二维码，或向工作人员求助。"), 404)

@@ -14,6 +14,7 @@ from core.clock import local_day_bounds, local_timezone
 from core.extensions import db
 from core.tabular import Sheet
 from organisation.models import Department, Institution, Touchpoint
+from survey.definitions import ITEM_TYPE_LABELS, MULTI, TEXT
 from survey.models import Channel, SurveyAnswer, SurveyResponse, SurveyTemplate, TemplateVersion
 
 FLAG_LABELS = {
@@ -114,30 +115,112 @@ def _round(value) -> float | None:
 
 
 # Exports ---------------------------------------------------------------
+#
+# The download is one row per response. Each item's column is headed by its code and its
+# wording, e.g. "WIN_OVERALL 您对本次窗口服务满意吗？": one header row, so that Excel shows what
+# the column asks and pandas.read_csv still reads a single header (the code is the header up
+# to its first space: df.columns.str.split(" ", n=1).str[0]). The XLSX adds a second sheet,
+# 题目说明 (a data dictionary): every column, the full wording, the item type, its dimension,
+# what each exported value means, and the questionnaire versions that asked it.
 
-def export_columns(institution: Institution, stmt: Select) -> list[str]:
-    """Item codes across every version the selected responses answered (union, in first-seen order)."""
+HEADER_TEXT = 40  # characters of an item's wording in its column header; the dictionary has all of it
+
+
+@dataclass
+class ExportItem:
+    """An item as the export shows it: the wording and options of the latest version that asked it."""
+
+    code: str
+    text: str
+    type: str
+    dimension: str
+    options: list[dict[str, Any]]
+    versions: list[str]
+
+    @property
+    def header(self) -> str:
+        text = " ".join(self.text.split())
+        if len(text) > HEADER_TEXT:
+            text = text[:HEADER_TEXT - 1] + "…"
+        return f"{self.code} {text}" if text else self.code
+
+
+def export_items(institution: Institution, stmt: Select) -> list[ExportItem]:
+    """Items across every version the selected responses answered (in first-seen order; the latest wording)."""
     version_ids = select(SurveyResponse.template_version_id).where(
         SurveyResponse.id.in_(stmt.with_only_columns(SurveyResponse.id).order_by(None))).distinct()
-    codes: list[str] = []
-    for definition in db.session.scalars(select(TemplateVersion.definition).where(TemplateVersion.id.in_(version_ids))
-                                         .order_by(TemplateVersion.id)):
-        for item in definition["items"]:
-            if item["code"] not in codes:
-                codes.append(item["code"])
-    return codes
+    items: dict[str, ExportItem] = {}
+    for number, definition, template_code in db.session.execute(
+            select(TemplateVersion.number, TemplateVersion.definition, SurveyTemplate.code)
+            .join(SurveyTemplate, SurveyTemplate.id == TemplateVersion.template_id)
+            .where(TemplateVersion.id.in_(version_ids)).order_by(TemplateVersion.id)):
+        dimensions = {d["code"]: d.get("name") or d["code"] for d in definition.get("dimensions", [])}
+        for raw in definition["items"]:
+            item = items.get(raw["code"])
+            if item is None:
+                item = items[raw["code"]] = ExportItem(raw["code"], "", raw["type"], "", [], [])
+            item.text, item.type = raw.get("text", ""), raw["type"]
+            item.dimension = dimensions.get(raw.get("dimension") or "", "")
+            item.options = list(raw.get("options") or [])
+            item.versions.append(f"{template_code} v{number}")
+    return list(items.values())
 
 
-def export_sheet(institution: Institution, stmt: Select, *, batch: int = 1000) -> Sheet:
+def export_sheets(institution: Institution, stmt: Select, *, batch: int = 1000) -> list[Sheet]:
+    """The responses (a CSV download writes this sheet alone) and the data dictionary (题目说明)."""
+    items = export_items(institution, stmt)
+    return [export_sheet(institution, stmt, items=items, batch=batch), dictionary_sheet(items)]
+
+
+def _fixed_columns() -> list[tuple[str, str]]:
+    """The columns before and after the items, with what they hold (for the data dictionary)."""
+    flags = gettext("；").join(f"{code}={label}" for code, label in FLAG_LABELS.items())
+    return [
+        (gettext("编号"), gettext("答卷编号，与系统中“评价明细”的编号一致")),
+        (gettext("提交时间"), gettext("北京时间")),
+        (gettext("问卷"), gettext("问卷编码")),
+        (gettext("版本"), gettext("问卷版本号")),
+        (gettext("渠道"), ""),
+        (gettext("科室"), ""),
+        (gettext("服务点"), ""),
+        (gettext("总体得分"), gettext("总体满意度题的得分，0–100 分")),
+        (gettext("填写秒数"), gettext("从打开问卷到提交的秒数")),
+        (gettext("异常标记"), gettext("多个以 ; 分隔：%(flags)s", flags=flags)),
+        (gettext("是否排除"), gettext("“是”：因异常标记不计入得分")),
+    ]
+
+
+def export_sheet(institution: Institution, stmt: Select, *, items: list[ExportItem] | None = None,
+                 batch: int = 1000) -> Sheet:
     """The selected responses as one table for core.tabular, one row per response read in batches. No personal data."""
-    codes = export_columns(institution, stmt)
-    header = ([gettext("编号"), gettext("提交时间"), gettext("问卷"), gettext("版本"), gettext("渠道"), gettext("科室"),
-               gettext("服务点"), gettext("总体得分"), gettext("填写秒数"), gettext("异常标记"), gettext("是否排除")]
-              + codes + [gettext("意见")])
-    return Sheet(gettext("评价明细"), header, _export_rows(institution, stmt, codes, batch))
+    if items is None:
+        items = export_items(institution, stmt)
+    header = [name for name, _about in _fixed_columns()] + [item.header for item in items] + [gettext("意见")]
+    return Sheet(gettext("评价明细"), header, _export_rows(institution, stmt, items, batch))
 
 
-def _export_rows(institution: Institution, stmt: Select, codes: list[str], batch: int) -> Iterator[list[Any]]:
+def dictionary_sheet(items: list[ExportItem]) -> Sheet:
+    """What each column of the responses sheet holds: the full wording of each item and what its values mean."""
+    header = [gettext("列名"), gettext("题目编码"), gettext("题目 / 说明"), gettext("题型"), gettext("维度"),
+              gettext("导出值的含义"), gettext("所在问卷版本")]
+    types = {code: str(label) for code, label in ITEM_TYPE_LABELS.items()}
+    rows: list[list[Any]] = [[name, "", about, "", "", "", ""] for name, about in _fixed_columns()]
+    for item in items:
+        kind = types.get(item.type, item.type)
+        if item.type == TEXT:
+            meaning = gettext("文字答案见“意见”列")
+        else:
+            meaning = gettext("；").join(f"{'NA' if o.get('na') else o['value']}={o['label']}" for o in item.options)
+            if item.type == MULTI:
+                meaning = gettext("多个答案以 ; 分隔。") + meaning
+        rows.append([item.header, item.code, item.text, kind, item.dimension, meaning,
+                     gettext("、").join(item.versions)])
+    rows.append([gettext("意见"), "", gettext("患者填写的文字意见（各文本题合并）"), "", "", "", ""])
+    return Sheet(gettext("题目说明"), header, rows)
+
+
+def _export_rows(institution: Institution, stmt: Select, items: list[ExportItem], batch: int
+                 ) -> Iterator[list[Any]]:
     departments = dict(db.session.execute(select(Department.id, Department.name)
                                           .where(Department.institution_id == institution.id)).all())
     touchpoints = dict(db.session.execute(select(Touchpoint.id, Touchpoint.name)
@@ -146,6 +229,8 @@ def _export_rows(institution: Institution, stmt: Select, codes: list[str], batch
         select(TemplateVersion, SurveyTemplate).join(SurveyTemplate))}
     tz = local_timezone()
     yes, no = gettext("是"), gettext("否")
+    # Free text goes in the comment column once (it may be long, and is read there).
+    codes = [(item.code, item.type == TEXT or item.code.endswith("_COMMENT")) for item in items]
     last_id = None
     base = stmt.order_by(None).order_by(SurveyResponse.id)
     while True:
@@ -165,16 +250,14 @@ def _export_rows(institution: Institution, stmt: Select, codes: list[str], batch
                     str(Channel(r.channel).label), departments.get(r.department_id, ""),
                     touchpoints.get(r.touchpoint_id, ""), r.overall_score, r.fill_seconds,
                     ";".join(r.flags or []), yes if r.excluded else no]
-                   + [_cell(by_code.get(c), c) for c in codes] + [r.comment])
+                   + [_cell(by_code.get(c), free_text) for c, free_text in codes] + [r.comment])
         last_id = ids[-1]
         db.session.expunge_all()
 
 
-def _cell(answer: SurveyAnswer | None, code: str) -> Any:
-    if answer is None:
+def _cell(answer: SurveyAnswer | None, free_text: bool) -> Any:
+    if answer is None or free_text:
         return ""
-    if code.endswith("_COMMENT"):
-        return ""  # free text goes in the comment column once
     if answer.not_applicable:
         return "NA"
     if isinstance(answer.value, list):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
@@ -19,9 +18,16 @@ from organisation.models import Department, Institution, Touchpoint
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
 from organisation.services import departments_for
 from survey import alerts as alert_service
-from survey import definitions, results, versioning
+from survey import definitions, editor, results, versioning
 from survey.blueprints import staff_bp as bp
-from survey.forms import AlertCloseForm, CopyTemplateForm, DraftForm, ResponseFilterForm, SettingsForm
+from survey.forms import (
+    ITEM_TYPE_CHOICES,
+    AlertCloseForm,
+    CopyTemplateForm,
+    DraftForm,
+    ResponseFilterForm,
+    SettingsForm,
+)
 from survey.models import AlertStatus, Channel, ContactRequest, RecoveryAlert, SurveyResponse, SurveyTemplate
 from survey.submission import settings_for
 
@@ -130,7 +136,7 @@ def export_responses(institution_id: int, fmt: str):
         abort(400)
     stmt = results.filtered(institution, _response_filter(form, scope))
     filename = f"survey-responses-{institution.id}-{today():%Y%m%d}.{fmt}"
-    return send_table(fmt, results.export_sheet(institution, stmt), filename=filename)
+    return send_table(fmt, results.export_sheets(institution, stmt), filename=filename)
 
 
 # Templates -------------------------------------------------------------
@@ -158,7 +164,7 @@ def template_detail(institution_id: int, template_id: int):
     copy_form = CopyTemplateForm(data={"code": f"{template.code}_{institution.id}",
                                        "name": gettext("%(name)s（本院）", name=template.name)})
     return render_template("survey/staff/template.html", institution=institution, template=template, shown=shown,
-                           copy_form=copy_form, confirm=ConfirmForm())
+                           copy_form=copy_form, confirm=ConfirmForm(), item_types=dict(ITEM_TYPE_CHOICES))
 
 
 @bp.post("/templates/<int:template_id>/copy")
@@ -177,77 +183,6 @@ def template_copy(institution_id: int, template_id: int):
                        template="organisation/form.html", title=gettext("复制问卷"), institution=institution)
 
 
-def definition_to_form(definition: dict[str, Any]) -> dict[str, Any]:
-    items = []
-    for item in definition["items"]:
-        standard = definitions.standard_options(item["type"])
-        options = [o for o in item["options"] if not (standard and not o.get("na"))]
-        items.append({
-            "code": item["code"], "type": item["type"], "text": item["text"], "required": item["required"],
-            "dimension": item.get("dimension") or "", "role": item.get("role") or "",
-            "options": "\n".join("|".join([o["value"], o["label"]] + (
-                [] if o.get("score") is None else [f"{o['score']:g}"]) + (["na"] if o.get("na") else []))
-                for o in options),
-            "alert_values": ",".join(item.get("alert_values") or []), "contact": item.get("contact", False),
-            "max_length": item.get("max_length"),
-            "show_if": ("" if not item.get("show_if")
-                        else f"{item['show_if']['item']}<={item['show_if']['max_score']:g}"),
-        })
-    return {"title": definition["title"], "intro": definition["intro"],
-            "dimensions": "\n".join(f"{d['code']}|{d['name']}|{d['weight']:g}" for d in definition["dimensions"]),
-            "items": items}
-
-
-def form_to_definition(form: DraftForm) -> dict[str, Any]:
-    """Turn the editor's fields into a raw definition; errors name the line."""
-    dimensions = []
-    for number, line in enumerate(filter(None, (form.dimensions.data or "").splitlines()), start=1):
-        parts = [p.strip() for p in line.split("|")]
-        if len(parts) < 2 or not parts[0]:
-            raise versioning.VersionError(gettext("维度第 %(n)d 行格式应为：编码|名称|权重", n=number))
-        try:
-            weight = float(parts[2]) if len(parts) > 2 and parts[2] else 1.0
-        except ValueError:
-            raise versioning.VersionError(gettext("维度第 %(n)d 行的权重不是数字。", n=number)) from None
-        dimensions.append({"code": parts[0], "name": parts[1], "weight": weight})
-    items = []
-    for entry in form.items.entries:
-        data = entry.form.data
-        if data["remove"] or not (data["code"] or data["text"]):
-            continue
-        options = []
-        for line in filter(None, (data["options"] or "").splitlines()):
-            parts = [p.strip() for p in line.split("|")]
-            na = parts[-1].lower() == "na" and len(parts) >= 3
-            if na:
-                parts = parts[:-1]
-            if len(parts) < 2:
-                raise versioning.VersionError(gettext("题目 %(code)s 的选项“%(line)s”格式应为：值|文字|分数",
-                                                      code=data["code"], line=line))
-            score = None
-            if len(parts) > 2 and parts[2] and not na:
-                try:
-                    score = float(parts[2])
-                except ValueError:
-                    raise versioning.VersionError(gettext("题目 %(code)s 的选项分数“%(s)s”不是数字。",
-                                                          code=data["code"], s=parts[2])) from None
-            options.append({"value": parts[0], "label": parts[1], "score": score, "na": na})
-        show_if = None
-        if data["show_if"]:
-            ref, _, limit = data["show_if"].partition("<=")
-            try:
-                show_if = {"item": ref, "max_score": float(limit or 100)}
-            except ValueError:
-                raise versioning.VersionError(gettext("题目 %(code)s 的显示条件格式应为：题目编码<=分数",
-                                                      code=data["code"])) from None
-        items.append({"code": data["code"].strip().upper(), "type": data["type"], "text": data["text"],
-                      "required": data["required"], "dimension": (data["dimension"] or "").strip() or None,
-                      "role": data["role"] or None, "options": options, "show_if": show_if,
-                      "alert_values": [v.strip() for v in (data["alert_values"] or "").split(",") if v.strip()],
-                      "contact": data["contact"], "max_length": data["max_length"] or 500})
-    return {"title": form.title.data, "intro": form.intro.data or "", "dimensions": dimensions, "items": items}
-
-
 @bp.route("/templates/<int:template_id>/edit", methods=["GET", "POST"])
 def template_edit(institution_id: int, template_id: int):
     institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
@@ -260,21 +195,28 @@ def template_edit(institution_id: int, template_id: int):
         if draft is None:
             draft = versioning.start_draft(template, actor=actor())
             db.session.commit()
-        form = DraftForm(data=definition_to_form(draft.definition))
+        form = DraftForm(data=editor.definition_to_form(draft.definition))
     else:
         form = DraftForm()
     status = 200
-    if form.validate_on_submit():
+    row_action = request.form.get(editor.ROW_BUTTON) if request.method == "POST" else None
+    if row_action is not None:
+        # A row button: the same form with one row added, removed or moved; nothing is saved yet.
         try:
-            versioning.save_draft(template, form_to_definition(form), actor=actor())
+            form = editor.apply_row_action(form, row_action)
+        except editor.RowActionError as exc:
+            form.form_errors.append(str(exc))
+            status = 400
+    elif form.validate_on_submit():
+        try:
+            versioning.save_draft(template, editor.form_to_definition(form), actor=actor())
         except versioning.VersionError as exc:
             db.session.rollback()
             form.form_errors.append(str(exc))
             status = 400
         else:
             db.session.commit()
-            for _ in range(form.add_items.data or 0):
-                form.items.append_entry()
+            editor.add_blank_items(form, form.add_items.data or 0)
             flash(gettext("草稿已保存。"), "success")
             if not form.add_items.data:
                 return redirect(url_for("survey_staff.template_detail", institution_id=institution.id,
@@ -282,7 +224,9 @@ def template_edit(institution_id: int, template_id: int):
     elif request.method == "POST":
         status = 400
     return render_template("survey/staff/template_edit.html", institution=institution, template=template,
-                           form=form), status
+                           form=form, row_button=editor.ROW_BUTTON,
+                           standard_types=[t for t in definitions.ITEM_TYPES if definitions.standard_options(t)],
+                           choice_types=definitions.CHOICE_TYPES), status
 
 
 @bp.post("/templates/<int:template_id>/publish")
@@ -349,7 +293,9 @@ def alert_detail(institution_id: int, alert_id: int):
             if can_handle else None
         return render_template("survey/staff/alert.html", institution=institution, alert=alert, form=form,
                                confirm=ConfirmForm(), contact=contact, definition=alert.response.version.definition,
-                               reason_label=alert_service.reason_label, can_handle=can_handle), status
+                               reason_label=alert_service.reason_label, can_handle=can_handle,
+                               same_device=alert_service.same_device_ratings(alert),
+                               flag_labels=results.FLAG_LABELS), status
 
     form = AlertCloseForm()
     return handle_form(form, lambda: alert_service.close_alert(alert, form.note.data, actor=actor()),

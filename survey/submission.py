@@ -208,10 +208,11 @@ def submit_response(context: Context, submission_id: str, get: Callable[[str], A
         if existing is None:
             raise
         return Stored(existing, False)
-    if prepared.contact_phone is not None:
+    alert = open_alert(response, prepared.alert_reasons)
+    if alert is not None and prepared.contact_phone is not None:
+        # A callback request goes with the alert that asks someone to call: none without one.
         db.session.add(ContactRequest(institution_id=context.institution_id, response_id=response.id,
                                       phone=prepared.contact_phone or None))
-    alert = open_alert(response, prepared.alert_reasons)
     if context.interviewer_id is not None:
         record(actor, "survey_response.record_phone", response, {"channel": response.channel})
     return Stored(response, True, alert.id if alert is not None else None)
@@ -373,8 +374,12 @@ def _newest_stored(device_since: dict[tuple[int, str], datetime],
 
 
 def open_alert(response: SurveyResponse, reasons: list[str]) -> RecoveryAlert | None:
-    """Open a service-recovery alert for the response's department when there are reasons to."""
-    if not reasons:
+    """Open a service-recovery alert for the response's department when there are reasons to, the response is
+    not excluded and its device has no alert open at the touchpoint that day (survey.alerts' rules)."""
+    if not alerts.raises_alert(reasons, excluded=bool(response.excluded)):
+        return None
+    candidate = alerts.AlertCandidate(response.touchpoint_id, response.device_hash or "", response.submitted_at)
+    if alerts.repeats([candidate])[0]:
         return None
     alert = RecoveryAlert(institution_id=response.institution_id, response_id=response.id,
                           department_id=response.department_id, touchpoint_id=response.touchpoint_id,

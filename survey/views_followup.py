@@ -21,9 +21,9 @@ from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.public import new_submission_id
+from core.table_reader import EXTENSIONS, ImportFileError
 from core.views import handle_form, send_table
 from organisation.forms import ConfirmForm
-from organisation.importer import ImportFileError
 from organisation.models import Institution
 from organisation.scope import Permission, can, department_scope, get_institution_or_404, get_owned_or_404
 from survey import api as api_service
@@ -43,9 +43,9 @@ def actor():
 # Forms -----------------------------------------------------------------
 
 class DischargeUploadForm(FlaskForm):
-    file = FileField(_l("出院名单（CSV 或 XLSX）"), validators=[
+    file = FileField(_l("出院名单（CSV、XLSX 或 XLS）"), validators=[
         FileRequired(message=_l("请选择要上传的文件。")),
-        FileAllowed(["csv", "xlsx"], message=_l("只支持 CSV 或 XLSX 文件。")),
+        FileAllowed(list(EXTENSIONS), message=_l("只支持 CSV、XLSX 或 XLS 文件。")),
     ])
     submit = SubmitField(_l("上传"))
 
@@ -302,7 +302,7 @@ def _render_tokens(institution: Institution, form: ApiTokenForm, *, clear: str |
     tokens = db.session.scalars(select(ApiToken).where(ApiToken.institution_id == institution.id)
                                 .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())).all()
     return render_template("survey/followup/api_tokens.html", institution=institution, form=form, tokens=tokens,
-                           clear=clear, confirm=ConfirmForm()), status
+                           clear=clear, confirm=ConfirmForm(), scope_labels=api_service.SCOPE_LABELS), status
 
 
 @bp.get("/api-tokens")

@@ -4,15 +4,17 @@ bench/complaints.py reuses the simulation for its 100,000 cases.
 
 Seed 004 asks for "一体化患者投诉服务中心 … 健全并落实患者投诉、接待、受理、处理、反馈制度，
 规范处理程序，建立医患矛盾纠纷事件台账管理制度"; the demo fills that office with plausible
-cases from every channel and category, in every status, with their timeline, departments,
-replies, feedback, rectifications (整改) and refunds, so that the queues, case pages, the
-ledger and the statistics have something true-looking to show.
+cases from every channel and category, in every status (a few duplicates merged into the case
+they repeat among them), with their timeline, departments, replies, feedback, rectifications
+(整改) and refunds, so that the queues, case pages, the ledger and the statistics have
+something true-looking to show.
 
 Cases are simulated one by one (receipt → acceptance → routing → reply draft → approval →
 sending → closing → feedback, each step at a plausible working-hour time) and cut at
 ``now``: whatever would happen later has not happened yet, so recent cases are still open and
-a few old ones are overdue. Deadlines are counted with complaints.deadlines (the official
-calendar, the day of receipt not counted).
+a few old ones are overdue, one of them never triaged. Deadlines are counted with
+complaints.deadlines (the official calendar, the day of receipt not counted) from the receipt,
+as the intake does: a case awaiting triage has its deadline too.
 
 They are written with bulk inserts, not through the services (which audit and notify per
 case): COPY on PostgreSQL, executemany elsewhere. Case numbers follow the intake's format
@@ -29,7 +31,15 @@ from sqlalchemy import select
 
 from complaints import calendar_data, feedback, tasks
 from complaints import categories as category_service
-from complaints.demo.simulation import ACTOR, HOLD_RECENT, office_for, pick_hold, received_times, simulate
+from complaints.demo.simulation import (
+    ACTOR,
+    HOLD_RECENT,
+    duplicate_of,
+    office_for,
+    pick_hold,
+    received_times,
+    simulate,
+)
 from complaints.demo.writing import number_cases, write_cases
 from complaints.models import Complaint, Reply, ReplyStatus, Status
 from core.db import utcnow
@@ -59,11 +69,20 @@ def seed_cases(n_per_institution: int = 300, seed: int = 2026, *, institutions: 
         for k, status in enumerate(HOLD_RECENT):
             if recent:
                 holds[recent[k * len(recent) // len(HOLD_RECENT)]] = status
+        # A case nobody triaged for weeks: its clock ran from receipt, so the queue counts it as overdue.
+        forgotten = [i for i, at in enumerate(times) if 16 <= (now - at).days <= 24]
+        if forgotten:
+            holds[forgotten[0]] = Status.REGISTERED.value
         older = [i for i, at in enumerate(times) if 20 <= (now - at).days <= 60]
         if older:
             holds[older[len(older) // 2]] = Status.REOPENED.value
         cases = [simulate(rng, office, at, now, phones=phones, hold=hold)
                  for at, hold in zip(times, holds, strict=True)]
+        # A few matters registered twice, the second merged into the first (已合并), among the recent open cases.
+        open_now = [c for c in cases if c.values["status"] in Status.values(Status.to_do())
+                    and (now - c.values["received_at"]).days <= 20]
+        twins = [duplicate_of(rng, office, c, now) for c in rng.sample(open_now, min(2, len(open_now)))]
+        cases += [c for c in twins if c is not None]
         number_cases(office, cases)
         total += write_cases(cases)
     return total

@@ -97,6 +97,7 @@ class Case:
     rectifications: list[dict[str, Any]] = field(default_factory=list)
     refunds: list[dict[str, Any]] = field(default_factory=list)
     pauses: list[dict[str, Any]] = field(default_factory=list)
+    merged_into: Case | None = None       # a duplicate: the case it was merged into (linked by write_cases)
 
 
 class _Later(Exception):
@@ -225,6 +226,11 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
 
     try:
         step(received_at, "registered", data={"channel": channel, "category": category})
+        # The clock starts at receipt (intake.register_complaint): the standard rule, whatever happens next.
+        values.update(_due(received_at, 5, DeadlineRule.STANDARD.value, trace=trace, now=now))
+        step(received_at, "deadline_set",
+             note=f"办理期限：{values['due_date'].isoformat()}（5 个工作日，自接到投诉次日起计算）",
+             data={"due_date": values["due_date"].isoformat(), "rule": DeadlineRule.STANDARD.value})
         kind = rng.random() if hold is None else 1.0
         if kind < 0.05:  # declined (不予受理): a legal reason and the notice
             reason = _weighted(rng, DECLINE_WEIGHTS)
@@ -249,9 +255,6 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
         days = 10 if complex_case else 5
         rule = (DeadlineRule.COMPLEX if complex_case else DeadlineRule.STANDARD).value
         accepted = step(later(received_at, 0.3, 20), "accept", Status.ACCEPTED.value)
-        values.update(_due(received_at, days, rule, trace=trace, now=now))
-        step(accepted, "deadline_set", note=f"办理期限：{values['due_date'].isoformat()}（{days} 个工作日）",
-             data={"due_date": values["due_date"].isoformat(), "rule": rule})
         assigned = later(accepted, 0.2, 12)
         wrong = None
         if rng.random() < 0.07 or hold == Status.TRANSFERRED.value:  # first routed elsewhere, then transferred
@@ -259,6 +262,12 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
         first = wrong or lead
         step(assigned, "assign", Status.IN_HANDLING.value, data={"department": first})
         values["lead_department_id"] = first
+        if complex_case:  # a co-handler at assignment: the 10-day rule, still counted from receipt (routing)
+            before = values["due_date"]
+            values.update(_due(received_at, days, rule, trace=trace, now=now))
+            step(assigned, "deadline_set",
+                 note=f"涉及多个科室，按 {days} 个工作日重新计算办理期限：{values['due_date'].isoformat()}。",
+                 data={"rule": rule, "from": before.isoformat(), "to": values["due_date"].isoformat()})
         case.departments.append({"department_id": first, "role": "lead", "assigned_at": assigned,
                                  "due_at": values["due_at"], "active": True})
         receipt_day = local_date(received_at)
@@ -338,6 +347,9 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
                     reopen_decided_at=reopened)
         values.update(reopened_count=1, closed_at=None, resolved=None)
         values.update(_due(reopened, days, rule, trace=trace, now=now))
+        # Counted from the reopening as from a new receipt, and kept so (deadlines.reopen_deadline): a recompute
+        # after a calendar edit must not count it from the first receipt again.
+        values["deadline_trace"] = {**values["deadline_trace"], "reopened_at": reopened.isoformat()}
         step(later(reopened, 0.2, 30), "resume", Status.IN_HANDLING.value,
              note=f"重新办理期限：{values['due_date'].isoformat()}")
         redrafted = step(later(reopened, 20, 90), "draft_reply", Status.REPLY_DRAFTED.value, actor=drafter)
@@ -351,6 +363,46 @@ def simulate(rng: random.Random, office: Office, received_at: datetime, now: dat
     except _Later:
         pass
     return _finish(case, state)
+
+
+def duplicate_of(rng: random.Random, office: Office, primary: Case, now: datetime) -> Case | None:
+    """The same matter registered again (a call after a QR form, or the other way round), merged into ``primary``
+    by the officer a few hours later; None if that would be after ``now``."""
+    received = primary.values["received_at"] + timedelta(hours=rng.uniform(2, 30))
+    if received > now:
+        return None  # the second registration has not happened yet
+    case = simulate(rng, office, received, now, hold=Status.REGISTERED.value)
+    merged_at = case.events[-1]["at"] + timedelta(hours=rng.uniform(0.5, 6))
+    if merged_at > now:
+        return None
+    channel = "phone" if primary.values["channel"] != "phone" else "self_service"
+    keep = ("subject", "description", "wish", "complainant_name", "complainant_phone", "complainant_relation",
+            "category_id", "touchpoint_id")
+    case.values.update({k: primary.values[k] for k in keep}, channel=channel, channel_ref="",
+                       first_contact_id=None if channel == "self_service" else office.officer[0],
+                       status=Status.MERGED.value, updated_at=merged_at, version=2)
+    case.events[0]["data"] = {"channel": channel}
+    case.concerned = list(primary.concerned[:1])
+    case.events.append({"at": merged_at, "actor_id": office.officer[0], "actor_label": office.officer[1],
+                        "action": "merge", "from_status": Status.REGISTERED.value, "to_status": Status.MERGED.value,
+                        "note": "", "data": {}})
+    case.merged_into = primary
+    return case
+
+
+def link_duplicate(case: Case) -> None:
+    """Once both have their numbers and ids: the duplicate's merged_into_id, and the two timelines naming each other."""
+    primary = case.merged_into
+    if primary is None:
+        return
+    case.values["merged_into_id"] = primary.values["id"]
+    merge = case.events[-1]
+    merge.update(note=f"已并入 {primary.values['case_number']}：同一事项重复登记",
+                 data={"case_id": primary.values["id"], "case_number": primary.values["case_number"]})
+    primary.events.append({"at": merge["at"], "actor_id": merge["actor_id"], "actor_label": merge["actor_label"],
+                           "action": "merged_in", "from_status": None, "to_status": None,
+                           "note": f"合并了 {case.values['case_number']}：同一事项重复登记",
+                           "data": {"case_id": case.values["id"], "case_number": case.values["case_number"]}})
 
 
 def _reply(number: int, body: str, status: str, drafter: tuple[int | None, str], at: datetime) -> dict[str, Any]:

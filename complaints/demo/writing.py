@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Table, func, select
 
-from complaints.demo.simulation import Case, Office
+from complaints.demo.simulation import Case, Office, link_duplicate
 from complaints.models import (
     CaseCounter,
     CaseDepartment,
@@ -110,6 +110,10 @@ def write_cases(cases: list[Case]) -> int:
     concerned = []
     for cid, case in zip(ids, cases, strict=True):
         case.values["id"] = cid
+    for case in cases:
+        link_duplicate(case)
+    for case in cases:
+        cid = case.values["id"]
         for model, rows in ((CaseDepartment, case.departments), (CaseEvent, case.events), (Reply, case.replies),
                             (Feedback, case.feedback), (Rectification, case.rectifications),
                             (Refund, case.refunds), (CasePause, case.pauses)):

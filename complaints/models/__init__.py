@@ -16,6 +16,7 @@ from complaints.models.cases import (
     Extension,
     ExtensionStatus,
     PauseReason,
+    PendingFile,
     Relation,
     RoutingRule,
     Satisfaction,
@@ -36,7 +37,7 @@ from complaints.models.outcomes import (
 __all__ = [
     "Attachment", "CalendarDay", "CalendarYear", "CaseCounter", "CaseDepartment", "CaseEvent", "CasePause", "CaseRole",
     "Category", "Channel", "Complaint", "ComplaintSettings", "DayKind", "DeadlineRule", "DeclineReason", "Extension",
-    "ExtensionStatus", "Feedback", "PauseReason", "Rectification", "RectificationStatus", "Refund", "RefundStatus",
-    "Relation", "ReopenStatus", "Reply", "ReplyStatus", "ReplyVia", "RoutingRule", "Satisfaction", "Status",
-    "YearStatus",
+    "ExtensionStatus", "Feedback", "PauseReason", "PendingFile", "Rectification", "RectificationStatus", "Refund",
+    "RefundStatus", "Relation", "ReopenStatus", "Reply", "ReplyStatus", "ReplyVia", "RoutingRule", "Satisfaction",
+    "Status", "YearStatus",
 ]

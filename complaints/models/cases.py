@@ -50,24 +50,33 @@ class Status(LabelledEnum):
     DECLINED = "declined", _l("不予受理")
     SETTLED = "settled", _l("当场办结")
     REOPENED = "reopened", _l("已重新处理")
+    # A duplicate merged into another case (merged_into_id), which answers for both (complaints.corrections).
+    MERGED = "merged", _l("已合并")
 
     # Groups of statuses: each is written here once, and used by name everywhere else.
 
     @classmethod
     def open_statuses(cls) -> frozenset[Status]:
-        """Statuses whose clock runs (the case is awaiting an answer to the complainant)."""
+        """Accepted and awaiting the answer to the complainant: the case is being handled (paused, extended …).
+
+        The answer clock runs from the receipt, so it also runs for a case awaiting triage: see to_do().
+        """
         return frozenset({cls.ACCEPTED, cls.IN_HANDLING, cls.TRANSFERRED, cls.REPLY_DRAFTED, cls.REPLY_APPROVED,
                           cls.REOPENED})
 
     @classmethod
     def to_do(cls) -> frozenset[Status]:
-        """What is still to do: the open statuses and the cases awaiting triage (the queues, the ledger's 'open')."""
+        """What is still to do: the open statuses and the cases awaiting triage (the queues, the ledger's 'open').
+
+        These are the statuses whose answer deadline runs (complaints.deadlines.past_due): the clock starts at
+        receipt (民法典 第二百零一条), not at acceptance.
+        """
         return cls.open_statuses() | {cls.REGISTERED}
 
     @classmethod
     def finished(cls) -> frozenset[Status]:
         """Nothing more happens to the case (a closed one may still be reopened)."""
-        return frozenset({cls.CLOSED, cls.DECLINED, cls.SETTLED})
+        return frozenset({cls.CLOSED, cls.DECLINED, cls.SETTLED, cls.MERGED})
 
     @classmethod
     def done(cls) -> frozenset[Status]:
@@ -76,8 +85,9 @@ class Status(LabelledEnum):
 
     @classmethod
     def no_deadline(cls) -> frozenset[Status]:
-        """No answer is owed, so no deadline can be missed: declined, or settled on the spot."""
-        return frozenset({cls.DECLINED, cls.SETTLED})
+        """No answer is owed, so no deadline can be missed: declined, settled on the spot, or merged into another case
+        (which owes the answer)."""
+        return frozenset({cls.DECLINED, cls.SETTLED, cls.MERGED})
 
     @classmethod
     def values(cls, statuses: Iterable[Status]) -> tuple[str, ...]:
@@ -119,7 +129,7 @@ class CaseRole(LabelledEnum):
 class ExtensionStatus(LabelledEnum):
     PENDING = "pending", _l("待审批")
     APPROVED = "approved", _l("已批准")
-    REJECTED = "rejected", _l("不批准")
+    REJECTED = "rejected", _l("未批准")  # a status; 不批准 is the button
 
 
 class Relation(LabelledEnum):
@@ -164,6 +174,8 @@ class Category(db.Model):
 OPEN_STATUS_SQL = "status IN (" + ", ".join(f"'{v}'" for v in Status.values(Status.open_statuses())) + ")"
 # Emergencies whose notice is still owed: what the minutely sweep looks for (complaints.tasks).
 EMERGENCY_UNNOTIFIED_SQL = "safety_emergency AND emergency_notified_at IS NULL"
+# Public quality-and-safety reports whose officer's review notice is still owed (complaints.tasks).
+SAFETY_REPORT_UNNOTIFIED_SQL = "safety_reported_at IS NOT NULL AND safety_report_notified_at IS NULL"
 
 
 class Complaint(InstitutionScoped, TimestampMixin, db.Model):
@@ -179,6 +191,8 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
               sqlite_where=text(OPEN_STATUS_SQL)),
         Index("ix_complaint_emergency_unnotified", "id", postgresql_where=text(EMERGENCY_UNNOTIFIED_SQL),
               sqlite_where=text(EMERGENCY_UNNOTIFIED_SQL)),
+        Index("ix_complaint_safety_report_unnotified", "institution_id",
+              postgresql_where=text(SAFETY_REPORT_UNNOTIFIED_SQL), sqlite_where=text(SAFETY_REPORT_UNNOTIFIED_SQL)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -199,15 +213,21 @@ class Complaint(InstitutionScoped, TimestampMixin, db.Model):
     description: Mapped[str] = mapped_column(Text)
     wish: Mapped[str] = mapped_column(Text, default="")            # 诉求
     staff_involved: Mapped[str] = mapped_column(String(200), default="")
-    # Complainant contact: the least needed to answer, masked in every list.
+    # Complainant contact: the least needed to answer, masked in every list, and purged once the case has been
+    # finished for the institution's retention period (complaints/retention.py), the rest of the case kept.
     complainant_name: Mapped[str | None] = mapped_column(String(40))
     complainant_phone: Mapped[str | None] = mapped_column(String(20))
+    contact_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     complainant_relation: Mapped[Relation] = mapped_column(EnumText(Relation, 16), default=Relation.SELF)
     status: Mapped[Status] = mapped_column(EnumText(Status, 20), default=Status.REGISTERED)
     lead_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     safety_emergency: Mapped[bool] = mapped_column(Boolean, default=False)
     # When the emergency notice went out; claimed by one conditional UPDATE so that it goes out once.
     emergency_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A complainant's own form chose a quality-and-safety category: the officers on duty are told to check
+    # it (grouped, complaints.tasks.notify_safety_reports); only an officer's flag pages leadership.
+    safety_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    safety_report_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decline_reason: Mapped[DeclineReason | None] = mapped_column(EnumText(DeclineReason, 20))
     decline_notice: Mapped[str] = mapped_column(Text, default="")
     settlement_note: Mapped[str] = mapped_column(Text, default="")
@@ -368,6 +388,22 @@ class Attachment(db.Model):
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
 
 
+class PendingFile(InstitutionScoped, db.Model):
+    """A file chosen on an intake form that came back with a mistake, kept (already checked and downscaled) for
+    that form's submission until it is sent, removed, or expires (complaints.attachments)."""
+
+    __tablename__ = "complaint_pending_file"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Keyed hash of the institution and the form's submission id (the id itself is never stored).
+    submission_hash: Mapped[str] = mapped_column(String(64), index=True)
+    filename: Mapped[str] = mapped_column(String(120))
+    content_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(db.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class RoutingRule(InstitutionScoped, db.Model):
     """Proposes the handling department: first matching rule by priority wins."""
 
@@ -384,10 +420,6 @@ class RoutingRule(InstitutionScoped, db.Model):
 
     target_department: Mapped[Department] = relationship(foreign_keys=[target_department_id])
 
-    @property
-    def audit_label(self) -> str:
-        return f"rule {self.id}"
-
 
 class ComplaintSettings(db.Model):
     """Per-institution targets, defaulting to the national rules."""
@@ -399,13 +431,16 @@ class ComplaintSettings(db.Model):
     complex_days: Mapped[int] = mapped_column(Integer, default=10)   # 涉及多个科室，需组织、协调
     reminder_days_before: Mapped[int] = mapped_column(Integer, default=1)
     escalate_after_days: Mapped[int] = mapped_column(Integer, default=0)  # working days overdue before 督办
+    # Working days after the day of receipt within which a registered case should be triaged (受理时限);
+    # 0 = the same day. A service target shown in the queue, not a legal deadline.
+    triage_days: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     case_prefix: Mapped[str] = mapped_column(String(8), default="TS")
     feedback_valid_days: Mapped[int] = mapped_column(Integer, default=7)
+    # Days after a case is finished before the complainant's name and phone are purged (complaints/retention.py);
+    # cases that are or may become a medical dispute (医疗纠纷) keep them for dispute_retention_days.
+    complainant_retention_days: Mapped[int] = mapped_column(Integer, default=365)
+    dispute_retention_days: Mapped[int] = mapped_column(Integer, default=1095)
 
     @property
     def id(self) -> int:
         return self.institution_id
-
-    @property
-    def audit_label(self) -> str:
-        return "complaint settings"

@@ -34,7 +34,7 @@ class ReopenStatus(LabelledEnum):
 
     REQUESTED = "requested", _l("重办申请待处理")
     ACCEPTED = "accepted", _l("已重新办理")
-    REFUSED = "refused", _l("不予重办")
+    REFUSED = "refused", _l("重办申请未获同意")  # a status; 不予重办 is the officer's action
 
 
 class Reply(db.Model):

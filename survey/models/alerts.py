@@ -43,7 +43,3 @@ class RecoveryAlert(InstitutionScoped, db.Model):
     touchpoint: Mapped[Touchpoint | None] = relationship()
     acknowledged_by: Mapped[StaffUser | None] = relationship(foreign_keys=[acknowledged_by_id])
     closed_by: Mapped[StaffUser | None] = relationship(foreign_keys=[closed_by_id])
-
-    @property
-    def audit_label(self) -> str:
-        return f"alert {self.id}"

@@ -58,10 +58,6 @@ class Discharge(InstitutionScoped, db.Model):
     touchpoint: Mapped[Touchpoint | None] = relationship()
     calls: Mapped[list[FollowupCall]] = relationship(back_populates="discharge", order_by="FollowupCall.id")
 
-    @property
-    def audit_label(self) -> str:
-        return f"discharge {self.id}"
-
 
 class FollowupCall(InstitutionScoped, db.Model):
     __tablename__ = "survey_followup_call"
@@ -75,10 +71,6 @@ class FollowupCall(InstitutionScoped, db.Model):
 
     discharge: Mapped[Discharge] = relationship(back_populates="calls")
     nurse: Mapped[StaffUser] = relationship()
-
-    @property
-    def audit_label(self) -> str:
-        return f"call {self.id}"
 
 
 class ApiToken(InstitutionScoped, db.Model):

@@ -59,10 +59,6 @@ class SurveyResponse(InstitutionScoped, db.Model):
     answers: Mapped[list[SurveyAnswer]] = relationship(back_populates="response", cascade="all, delete-orphan",
                                                          order_by="SurveyAnswer.id")
 
-    @property
-    def audit_label(self) -> str:
-        return f"response {self.id}"
-
     def answer(self, code: str) -> SurveyAnswer | None:
         return next((a for a in self.answers if a.item_code == code), None)
 

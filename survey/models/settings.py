@@ -32,10 +32,6 @@ class SurveySettings(db.Model):
         """Settings are keyed by institution; the audit trail points at that id."""
         return self.institution_id
 
-    @property
-    def audit_label(self) -> str:
-        return "survey settings"
-
     @classmethod
     def defaults(cls, institution_id: int) -> SurveySettings:
         """An unsaved row with the national defaults (a read never writes settings)."""

@@ -19,7 +19,8 @@ Fixtures:
   the one-time lookup code is on ``case.plain_lookup_code``;
 - ``outbox``: messages sent through core.notify while the test runs;
 - ``post_complaint(client, institution, ...)``: the public complaint form, opened and posted as a phone
-  would (``open_form`` and ``hidden_fields`` read a page's hidden inputs);
+  would (``open_form`` and ``hidden_fields`` read a page's hidden inputs); ``photo(kind, size, ...)``
+  makes a real JPG, PNG or HEIC image to attach;
 - ``october_ledger``: the C15 fixture, 20 cases of rmyy received in October 2026 (Beijing time) in
   every state that matters for the ledger and the statistics, plus two cases just outside the month
   and one of another hospital; its hand counts are in ``HAND``, and ``add_case``, ``at`` and
@@ -185,6 +186,37 @@ def open_form(client, path: str) -> dict[str, str]:
     return hidden_fields(page.get_data(as_text=True))
 
 
+def photo(kind: str = "jpg", size: tuple[int, int] = (64, 48), *, exif: dict | None = None, noise: bool = False,
+          mode: str = "RGB") -> bytes:
+    """A real image file made with Pillow ("jpg", "png" or "heic", through pillow-heif), for attachment tests.
+
+    ``exif`` maps EXIF tags to values (0x0112 orientation, 0x8825 a GPS IFD …); ``noise`` makes it as
+    hard to compress as a photo.
+    """
+    import io
+
+    from PIL import Image
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    if noise:
+        image = Image.merge("RGB", [Image.effect_noise(size, 80).convert("L") for _ in range(3)])
+    else:
+        image = Image.new("RGB", size, (200, 120, 40))
+        image.paste((20, 60, 160), (0, 0, size[0] // 2, size[1] // 2))  # a mark to tell which way is up
+    if mode != "RGB":
+        image = image.convert(mode)
+    options = {}
+    if exif:
+        tags = Image.Exif()
+        for tag, value in exif.items():
+            tags[tag] = value
+        options["exif"] = tags.tobytes()
+    buffer = io.BytesIO()
+    image.save(buffer, {"jpg": "JPEG", "png": "PNG", "heic": "HEIF"}[kind], **options)
+    return buffer.getvalue()
+
+
 def post_complaint(client, institution, *, fields: dict | None = None, files=(), query: str = ""):
     path = f"/c/{institution.id}/new{query}"
     hidden = open_form(client, path)
@@ -324,8 +356,9 @@ def october_ledger(rmyy, zyy, categories, calendar_2026) -> Ledger:
     return Ledger(rmyy, zyy, cases)
 
 
-def in_browser(fn, *, phone: bool = True, timeout: float = 180):
-    """Run ``fn(page)`` in chromium on a thread of its own: a 375 px touch phone in WeChat, or a 1280 px desktop."""
+def in_browser(fn, *, phone: bool = True, timeout: float = 180, width: int | None = None):
+    """Run ``fn(page)`` in chromium on a thread of its own: a 375 px touch phone in WeChat, or a 1280 px desktop
+    (``width`` another width)."""
     outcome: dict[str, BaseException] = {}
 
     def run():
@@ -337,12 +370,12 @@ def in_browser(fn, *, phone: bool = True, timeout: float = 180):
                                             args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
                 if phone:
                     context = browser.new_context(
-                        viewport={"width": 375, "height": 740}, device_scale_factor=2, is_mobile=True,
+                        viewport={"width": width or 375, "height": 740}, device_scale_factor=2, is_mobile=True,
                         has_touch=True, locale="zh-CN",
                         user_agent="Mozilla/5.0 (Linux; Android 12) AppleWebKit/537.36 (KHTML, like Gecko) "
                                    "Chrome/116.0 Mobile Safari/537.36 MicroMessenger/8.0.40")
                 else:
-                    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+                    context = browser.new_context(viewport={"width": width or 1280, "height": 800}, locale="zh-CN")
                 try:
                     fn(context.new_page())
                 finally:

@@ -350,16 +350,29 @@ def test_recompute_uses_pauses_and_approved_extensions_only(calendar, rmyy):
     assert case.deadline_trace["extra_days"] == 2
 
 
-def test_recompute_leaves_closed_cases_and_cases_without_a_clock_alone(calendar, rmyy):
+def test_recompute_leaves_closed_cases_alone_and_gives_a_case_awaiting_triage_its_deadline(calendar, rmyy):
     closed = open_case(rmyy, beijing("2026-09-30 17:00"), status=Status.CLOSED)
+    # Registered before the clock started at receipt (migration 0007_triage_clock): no deadline yet.
     registered = Complaint(institution_id=rmyy.id, case_number="DL-NOCLOCK", channel=Channel.PHONE,
                            received_at=beijing("2026-09-30 17:00"), subject="s", description="d",
                            status=Status.REGISTERED.value)
     db.session.add(registered)
     db.session.flush()
+    assert deadlines.cases_without_a_clock() == 1
     calendar_data.set_calendar_day(day("2026-10-09"), DayKind.HOLIDAY, "测试", actor="test")
-    assert recompute_open_deadlines(actor="test") == 0
-    assert closed.due_date == day("2026-10-13") and registered.due_date is None
+
+    assert recompute_open_deadlines(actor="test") == 1
+    assert closed.due_date == day("2026-10-13")
+    assert (registered.due_date, registered.deadline_rule, registered.working_days) == (
+        day("2026-10-14"), "standard", 5)                       # from its receipt, on the calendar as it is now
+    [started] = db.session.scalars(select(CaseEvent).where(CaseEvent.complaint_id == registered.id,
+                                                           CaseEvent.action == "deadline_set"))
+    assert "2026-10-14" in started.note and "自接到投诉次日起计算" in started.note
+    audit = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "complaint.deadline_set",
+                                                       AuditEntry.target_id == str(registered.id)))
+    assert audit.data["due_date"] == "2026-10-14" and audit.data["from_receipt"] is True
+    assert deadlines.cases_without_a_clock() == 0
+    assert recompute_open_deadlines(actor="test") == 0          # idempotent
 
 
 def test_an_edit_of_an_official_year_moves_open_deadlines(calendar, rmyy):

@@ -135,8 +135,8 @@ def test_a_phone_complaint_reaches_the_department_is_answered_closed_and_rated(
     no_sideways_scroll(phone)
     phone.get_by_text("收费价格", exact=True).tap()
     phone.get_by_label("请说说发生了什么").fill(DESCRIPTION)
-    phone.get_by_label("您希望我们怎么处理？（可不填）").fill(WISH)
-    phone.get_by_label("您的称呼（可不填）").fill("王女士")
+    phone.get_by_label("您希望我们怎么处理？").fill(WISH)
+    phone.get_by_label("您的称呼").fill("王女士")
     phone.get_by_label("联系电话（建议填写，便于答复您）").fill(PHONE_NUMBER)
     phone.screenshot(path=str(shots / "02-phone-complaint-form.png"), full_page=True)
     tap(phone, phone.get_by_role("button", name="提交投诉"))
@@ -157,7 +157,9 @@ def test_a_phone_complaint_reaches_the_department_is_answered_closed_and_rated(
     assert [d.code for d in case.concerned_departments] == ["CWK"]  # the window's department
     assert case.survey_response_id is not None
     assert (case.complainant_phone, case.complainant_name) == (PHONE_NUMBER, "王女士")
-    assert case.first_contact_id is None and case.lead_department_id is None and case.due_date is None
+    assert case.first_contact_id is None and case.lead_department_id is None
+    # The clock started at receipt: the receipt told the complainant the date a reply is due.
+    assert case.due_date is not None and case.due_date.isoformat() in phone.inner_text("dl.kv")
     assert routing.propose(case).rule.id == rule.id
 
     # The officer finds the case in the queue, accepts it and assigns the proposed department.
@@ -169,7 +171,7 @@ def test_a_phone_complaint_reaches_the_department_is_answered_closed_and_rated(
     case_page = desktop.url
     assert case_page.endswith(f"/i/{institution_id}/complaints/{case_id}")
     submit(desktop, desktop.locator("form[action$='/accept'] button[type=submit]"))
-    assert "已受理，办理期限已计算。" in desktop.content()
+    assert "已受理。办理期限自接到投诉次日起计算，不因受理而改变。" in desktop.content()
     case = fresh(Complaint, case_id)
     expected_due = deadlines.compute_deadline(case.received_at, 5, rule="standard")
     assert case.status == Status.ACCEPTED and case.first_contact_id == officer.id
@@ -341,9 +343,11 @@ def accepted_and_assigned(make_case, rmyy, received: str):
     officer = demo_user("rmyy-officer")
     case = make_case(received_at=beijing(received), category="charges", touchpoint="W-GH-01",
                      subject="挂号窗口重复收费", description=DESCRIPTION, wish=WISH)
-    assert case.due_date is None  # the clock starts with acceptance
+    registered_due = case.due_date
+    assert registered_due is not None  # the clock starts at receipt, not at acceptance
     triage.accept_complaint(case, actor=officer, expected_version=case.version)
     accepted_due = case.due_date
+    assert accepted_due == registered_due
     routing.assign_department(case, routing.propose(case).department or department(rmyy, "CWK"), actor=officer,
                               expected_version=case.version)
     assert case.lead_department.code == "CWK" and case.status == Status.IN_HANDLING

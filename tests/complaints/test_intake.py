@@ -13,7 +13,8 @@ from sqlalchemy import delete, func, select
 
 from complaints import case_page, intake, tasks, triage
 from complaints import categories as category_service
-from complaints.intake import IntakeError, Upload
+from complaints.attachments import Upload
+from complaints.intake import IntakeError
 from complaints.models import (
     Attachment,
     CaseCounter,
@@ -28,14 +29,22 @@ from core.audit import AuditEntry
 from core.extensions import db
 from core.privacy import mask_name, mask_phone
 from organisation.models import Notification
-from tests.complaints.conftest import department, hidden_fields, open_form, post_complaint, staff_login, touchpoint
+from tests.complaints.conftest import (
+    department,
+    hidden_fields,
+    open_form,
+    photo,
+    post_complaint,
+    staff_login,
+    touchpoint,
+)
 from tests.factories import demo_institution, demo_user
 from tests.survey.conftest import record_response
 
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+JPEG = photo("jpg")
+PNG = photo("png")
 PDF = b"%PDF-1.7\n" + b"\x00" * 200
-HEIC = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 200
+HEIC = photo("heic")
 
 
 def beijing(*args) -> datetime:
@@ -278,14 +287,16 @@ def test_attachments_are_checked_by_content_and_stored(make_case):
                               .order_by(Attachment.id)).all()
     assert [(r.filename, r.content_type) for r in rows] == [
         ("收据.JPG", "image/jpeg"), ("x.png", "image/png"), ("病历.pdf", "application/pdf"),
-        ("IMG_0001.HEIC", "image/heic")]
-    assert rows[0].data == JPEG and rows[0].size == len(JPEG)
+        ("IMG_0001.jpg", "image/jpeg")]  # an iPhone's HEIC is stored as a JPEG every PC opens
+    assert rows[0].data.startswith(b"\xff\xd8\xff") and rows[0].size == len(rows[0].data)
+    assert rows[2].data == PDF  # a PDF is stored as it came
 
 
 @pytest.mark.parametrize("uploads, message", [
     ([Upload("a.exe", b"MZ\x90\x00" + b"\x00" * 100, "image/jpeg")], "格式不支持"),
     ([Upload("fake.jpg", b"GIF89a" + b"\x00" * 100)], "格式不支持"),
-    ([Upload("big.jpg", b"\xff\xd8\xff" + b"\x00" * (5 * 1024 * 1024))], "超过 5 MB"),
+    ([Upload("big.jpg", b"\xff\xd8\xff" + b"\x00" * (20 * 1024 * 1024))], "超过 20 MB"),
+    ([Upload("broken.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 200)], "无法读取"),
     ([Upload(f"{i}.png", PNG) for i in range(6)], "最多上传 5 个"),
     ([Upload("empty.png", b"")], "是空的"),
 ])
@@ -315,9 +326,9 @@ def test_an_officer_downloads_an_attachment_and_handlers_only_their_departments(
 
 # Quality-and-safety emergencies ---------------------------------------------------------------
 
-def test_a_safety_category_flags_the_case_and_its_notice_alerts_officers_admins_and_leadership(rmyy, make_case,
-                                                                                               outbox):
-    case = make_case(category="quality_safety", touchpoint="B-XNK", complainant_name="王五",
+def test_the_officers_emergency_tick_flags_the_case_and_its_notice_alerts_officers_admins_and_leadership(
+        rmyy, make_case, outbox):
+    case = make_case(category="quality_safety", touchpoint="B-XNK", complainant_name="王五", safety_emergency=True,
                      complainant_phone="13800138000", description="输液时护士拿错了药，险些输错")
     assert case.safety_emergency
     assert outbox == []  # never sent inside the registering transaction
@@ -328,11 +339,18 @@ def test_a_safety_category_flags_the_case_and_its_notice_alerts_officers_admins_
     text = message.subject + message.body
     assert "王五" not in text and "13800138000" not in text and "拿错了药" not in text
     actions = [e.action for e in case.events]
-    assert actions[:2] == ["registered", "emergency"] and "emergency_alerted" in actions
+    assert actions[:3] == ["registered", "deadline_set", "emergency"] and "emergency_alerted" in actions
     for action in ("complaint.flag_emergency", "complaint.emergency_notice_sent"):
         assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == action,
                                                           AuditEntry.target_id == str(case.id))) is not None
     assert case.emergency_notified_at is not None
+
+
+def test_an_officer_registering_a_safety_category_without_the_tick_pages_nobody(make_case, outbox):
+    """The form's box says it: only the tick alerts leadership; the officer who registers it has seen it."""
+    case = make_case(category="quality_safety")
+    assert not case.safety_emergency and case.safety_reported_at is None
+    assert tasks.sweep_emergency_notices() == 0 and tasks.sweep_safety_reports() == 0 and outbox == []
 
 
 def test_flagging_twice_alerts_once_and_other_categories_do_not_alert(make_case, outbox):
@@ -355,7 +373,7 @@ def test_a_failing_notifier_does_not_lose_the_case_and_the_sweep_sends_the_notic
 
     monkeypatch.setitem(notify.BACKENDS, "broken", broken)
     monkeypatch.setitem(app.config, "NOTIFIER_BACKEND", "broken")
-    case = make_case(category="quality_safety")
+    case = make_case(category="quality_safety", safety_emergency=True)
     db.session.commit()  # as the registering page does before the notice is queued
     with pytest.raises(ConnectionError):
         tasks.notify_emergency(case.id)
@@ -391,8 +409,8 @@ def test_a_failed_enqueue_leaves_the_notice_to_the_sweep_which_sends_it_once(cli
 def test_the_sweep_leaves_finished_cases_and_cases_already_told_alone(rmyy, make_case, outbox):
     from complaints.models import Status
 
-    told = make_case(category="quality_safety")
-    finished = make_case(category="quality_safety")
+    told = make_case(category="quality_safety", safety_emergency=True)
+    finished = make_case(category="quality_safety", safety_emergency=True)
     tasks.notify_emergency(told.id)
     finished.status = Status.CLOSED.value
     db.session.flush()
@@ -420,7 +438,9 @@ def test_the_public_form_is_a_phone_page_in_one_request(client, rmyy, categories
     page = client.get(f"/c/{rmyy.id}/new")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "我要投诉" in html and rmyy.name in html
-    assert 'enctype="multipart/form-data"' in html and "<script" not in html
+    # The form works without JavaScript; one deferred script file only adds the character counters.
+    assert 'enctype="multipart/form-data"' in html
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/js/text_limits.js" defer>']
     assert "<link rel=\"stylesheet\"" not in html and 'rel="icon" href="data:,"' in html
     fields = hidden_fields(html)
     assert re.fullmatch(r"[0-9a-f]{32}", fields["submission_id"]) and fields["form_token"]
@@ -496,13 +516,14 @@ def test_on_a_fresh_install_the_first_form_seeds_categories_that_hold(client, rm
     assert response.status_code == 200 and cases_of(rmyy)[0].category_id == int(category_id)
 
 
-def test_too_much_upload_gets_a_friendly_413_page(client, rmyy, categories, monkeypatch):
-    from complaints import views_intake
+def test_a_body_too_large_to_read_gets_a_chinese_413_page_with_a_link_back(client, rmyy, categories, monkeypatch):
+    from complaints import uploads
 
-    monkeypatch.setattr(views_intake, "INTAKE_MAX_CONTENT_LENGTH", 4096)
+    monkeypatch.setattr(uploads, "READ_LIMIT", 4096)
     response, _ = post_complaint(client, rmyy, files=[file_field(JPEG * 40, "big.jpg")])
     html = response.get_data(as_text=True)
-    assert response.status_code == 413 and "文件太大" in html and "每个文件不超过 5 MB" in html
+    assert response.status_code == 413 and "文件太大" in html and "每个文件不超过 20 MB，最多 5 个" in html
+    assert f'href="/c/{rmyy.id}/new"' in html
     assert cases_of(rmyy) == []
 
 
@@ -823,7 +844,7 @@ def test_a_slow_emergency_notice_does_not_hold_up_the_next_registration_at_the_h
             login(client, db.session.merge(officer))
         form = {"submission_id": uuid.uuid4().hex, "channel": "walk_in", "received_at": f"{year}-06-01T11:30",
                 "category": str(categories[category]), "subject": "并发登记", "description": "并发登记测试。",
-                "relation": "self"}
+                "relation": "self", **({"emergency": "y"} if category == "quality_safety" else {})}
         response = client.post(f"/i/{institution_id}/complaints/new", data=form, content_type="multipart/form-data")
         assert response.status_code == 200, response.status_code
         return response

@@ -16,14 +16,15 @@ from sqlalchemy import event, select
 
 from complaints import deadlines, demo, ledger
 from complaints.demo.writing import write_rows
-from complaints.models import Complaint
+from complaints.models import CaseDepartment, Complaint, Reply
 from core.extensions import db
 from organisation.models import Institution
 from tests.complaints.conftest import HAND, PHONE, Ledger, add_case, department, staff_login
 from tests.factories import demo_user
 
-COLUMNS = ["案件编号", "状态", "投诉渠道", "首诉接待人", "主办科室", "投诉类别", "接收时间", "办理时限", "答复时间",
-           "办结时间", "是否按时答复", "不予受理原因", "满意度", "整改状态"]
+COLUMNS = ["案件编号", "状态", "投诉渠道", "首诉接待人", "主办科室", "协办科室", "投诉类别", "事由", "接收时间",
+           "办理时限", "答复时间", "办结时间", "是否按时答复", "处理结果", "不予受理原因", "满意度", "整改状态"]
+RECEIVED, DUE, ON_TIME = COLUMNS.index("接收时间"), COLUMNS.index("办理时限"), COLUMNS.index("是否按时答复")
 
 
 OCTOBER = ledger.LedgerFilter(date_from=date(2026, 10, 1), date_to=date(2026, 10, 31))
@@ -129,6 +130,66 @@ def test_rectification_and_satisfaction_columns_summarise_the_case(october_ledge
     assert rows[cases["A4"].case_number].satisfaction == "unsatisfied"  # from its feedback row
 
 
+@pytest.fixture
+def handled(october_ledger):
+    """The October ledger with replies sent (and one still a draft), a settlement note, a second co-handler."""
+    officer = demo_user("rmyy-officer")
+    cases = october_ledger.cases
+
+    def reply(key: str, number: int, body: str, status: str = "sent") -> None:
+        db.session.add(Reply(complaint_id=cases[key].id, number=number, body=body, status=status,
+                             drafted_by_id=officer.id, sent_at=cases[key].replied_at if status == "sent" else None))
+
+    reply("A1", 1, "经核实，挂号窗口工作人员解释不够耐心，已批评教育。")
+    reply("A1", 2, "经核实，已对当事人批评教育，并组织窗口服务培训。")
+    reply("A1", 3, "尚未审核的草稿", status="draft")
+    reply("A3", 1, "已组织医务科复盘，诊疗符合规范。")
+    reply("A6", 1, "已协调药剂科调整取药流程。")
+    cases["A11"].settlement_note = "现场解释收费项目，患者表示理解。"
+    db.session.add(CaseDepartment(complaint_id=cases["A14"].id, department_id=department(october_ledger.rmyy,
+                                                                                          "YWK").id, role="co"))
+    db.session.add(CaseDepartment(complaint_id=cases["A14"].id, department_id=department(october_ledger.rmyy,
+                                                                                          "GK").id, role="co",
+                                  active=False))
+    db.session.flush()
+    return october_ledger
+
+
+def test_subject_co_handlers_and_outcome_columns_say_what_happened(handled):
+    rows = {r.case_number: r for r in ledger.iter_rows(handled.rmyy, OCTOBER)}
+    row = {key: rows[c.case_number] for key, c in handled.cases.items()}
+
+    assert row["A1"].subject == "挂号窗口态度生硬"
+    assert row["A14"].co_departments == ["财务科", "医务科"]  # the inactive one left out, in the order added
+    assert row["A1"].co_departments == []
+    # The latest reply sent, not the draft.
+    assert row["A1"].outcome == "已解决：经核实，已对当事人批评教育，并组织窗口服务培训。"
+    assert row["A3"].outcome == "未解决：已组织医务科复盘，诊疗符合规范。"
+    assert row["A6"].outcome == "已协调药剂科调整取药流程。"  # replied, not closed yet: no verdict
+    assert row["A11"].outcome == "已解决：现场解释收费项目，患者表示理解。"
+    assert row["A12"].outcome == "已解决"  # settled on the spot without a note
+    assert row["D1"].outcome == "已向法院起诉。"  # the decline notice
+    assert row["A4"].outcome == "已解决" and row["A8"].outcome == "" and row["R1"].outcome == ""
+
+
+def test_the_new_columns_are_on_the_page_and_in_both_exports(client, handled):
+    staff_login(client, "rmyy-officer")
+    a1, a14 = handled.cases["A1"].case_number, handled.cases["A14"].case_number
+
+    page = client.get(ledger_url(handled, date_from="2026-10-01", date_to="2026-10-31")).get_data(as_text=True)
+    workbook = load_workbook(io.BytesIO(client.get(f"/i/{handled.rmyy.id}/complaints/ledger/export.xlsx").get_data()))
+    csv_text = client.get(f"/i/{handled.rmyy.id}/complaints/ledger/export.csv").get_data(as_text=True)
+
+    assert ">协办科室</th>" in page and ">事由</th>" in page and ">处理结果</th>" in page
+    assert "财务科、医务科" in page and "已解决：经核实，已对当事人批评教育" in page
+    for rows in ([list(r) for r in workbook.active.iter_rows(values_only=True)],
+                 list(csv.reader(io.StringIO(csv_text.lstrip("\ufeff"))))):
+        table = {r[0]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+        assert table[a14]["协办科室"] == "财务科、医务科" and table[a14]["事由"] == "挂号窗口态度生硬"
+        assert table[a1]["处理结果"] == "已解决：经核实，已对当事人批评教育，并组织窗口服务培训。"
+        assert not table[a1]["协办科室"]
+
+
 # Pages and exports -----------------------------------------------------------------------
 
 def ledger_url(data: Ledger, **args: Any) -> str:
@@ -185,9 +246,9 @@ def test_xlsx_export_opens_with_openpyxl_with_real_dates_and_no_personal_data(cl
     assert list(rows[0]) == COLUMNS
     assert len(rows) == 1 + HAND["rows"]
     a15 = next(r for r in rows if r[0] == october_ledger.cases["A15"].case_number)
-    assert a15[6] == datetime(2026, 10, 8, 10, 0)       # received, Beijing time, a real date
-    assert a15[7] == datetime(2026, 10, 12)             # due day
-    assert a15[10] == "是"
+    assert a15[RECEIVED] == datetime(2026, 10, 8, 10, 0)       # received, Beijing time, a real date
+    assert a15[DUE] == datetime(2026, 10, 12)                  # due day
+    assert a15[ON_TIME] == "是"
     text = repr(rows)
     assert "张三丰" not in text and "欧阳测试" not in text and "13912345678" not in text and "13800000000" not in text
 
@@ -203,7 +264,7 @@ def test_csv_export_has_a_bom_and_the_same_rows(client, october_ledger):
     rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
     assert rows[0] == COLUMNS
     assert {r[0] for r in rows[1:]} == keys(october_ledger, "A3", "A5", "A7", "A8", "A13", "A16")
-    assert all(r[10] == "否" for r in rows[1:])
+    assert all(r[ON_TIME] == "否" for r in rows[1:])
     assert "张三丰" not in body and PHONE not in body
 
 
@@ -223,8 +284,8 @@ def test_on_time_rate_equals_a_hand_count_of_the_exported_ledger(client, october
     response = client.get(f"/i/{october_ledger.rmyy.id}/complaints/ledger/export.xlsx"
                           "?date_from=2026-10-01&date_to=2026-10-31")
     rows = list(load_workbook(io.BytesIO(response.get_data()), read_only=True).active.iter_rows(values_only=True))
-    yes = sum(1 for r in rows[1:] if r[10] == "是")
-    no = sum(1 for r in rows[1:] if r[10] == "否")
+    yes = sum(1 for r in rows[1:] if r[ON_TIME] == "是")
+    no = sum(1 for r in rows[1:] if r[ON_TIME] == "否")
 
     rate = stats.summaries([october_ledger.rmyy.id], stats.parse_period("2026-10"))[october_ledger.rmyy.id].on_time
     assert (yes, yes + no) == (rate.numerator, rate.denominator) == HAND["on_time"]

@@ -275,15 +275,18 @@ def test_on_a_phone_a_complaint_is_filed_and_its_progress_looked_up(app, live_se
         default_categories(actor="test")
         institution_id = demo_institution("rmyy").id
         db.session.commit()
+    from tests.complaints.conftest import photo as make_photo
+
     photo = tmp_path / "收据.jpg"
-    photo.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 5000)
+    photo.write_bytes(make_photo("jpg", (1200, 1600), noise=True))
     seen: dict[str, str] = {}
 
     def file_a_complaint(phone):
         requests = []
         phone.on("request", lambda r: requests.append(r.url))
         phone.goto(f"{live_server}/c/{institution_id}/new")
-        assert len(requests) == 1 and phone.title().startswith("我要投诉")
+        assert phone.title().startswith("我要投诉")  # the page, and the script file of its character counters
+        assert [r.rsplit("/", 2)[-2:] for r in requests[1:]] == [["js", "text_limits.js"]], requests
         assert phone.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= 18
         _no_sideways_scroll(phone)
         _targets_are_big(phone, ".opt span")
@@ -291,7 +294,7 @@ def test_on_a_phone_a_complaint_is_filed_and_its_progress_looked_up(app, live_se
         phone.get_by_text("收费价格", exact=True).tap()
         phone.get_by_label("请说说发生了什么").fill("10月8日上午在门诊 2 号收费窗口缴费，被多收了 20 元检查费，"
                                                     "窗口说不归他们管。")
-        phone.get_by_label("您希望我们怎么处理？（可不填）").fill("退还多收的费用，并给个说法。")
+        phone.get_by_label("您希望我们怎么处理？").fill("退还多收的费用，并给个说法。")
         phone.set_input_files("input[type=file]", str(photo))
         phone.get_by_label("联系电话（建议填写，便于答复您）").fill("13912345678")
         phone.screenshot(path=str(shots / "complaint-form.png"), full_page=True)

@@ -76,9 +76,11 @@ def test_the_queue_filters(client, rmyy, cases, categories):
     assert rows(client.get(base, query_string={"q": "报告"}).get_data(as_text=True)) == ["检查报告迟迟未出"]
     assert rows(client.get(base, query_string={"q": "100%_"}).get_data(as_text=True)) == []
     assert rows(client.get(base, query_string={"status": "registered"}).get_data(as_text=True)) == ["挂号窗口排队混乱"]
+    # The clock runs from receipt: the case awaiting triage is due like the others.
     assert rows(client.get(base, query_string={"due_within": "20"}).get_data(as_text=True)) == [
-        "停车场收费不合理", "检查报告迟迟未出"]
-    assert rows(client.get(base, query_string={"due_within": "7"}).get_data(as_text=True)) == ["停车场收费不合理"]
+        "停车场收费不合理", "挂号窗口排队混乱", "检查报告迟迟未出"]
+    assert rows(client.get(base, query_string={"due_within": "7"}).get_data(as_text=True)) == [
+        "停车场收费不合理", "挂号窗口排队混乱"]
     assert rows(client.get(base, query_string={"category_id": categories["charges"].id}).get_data(as_text=True)) == []
     assert client.get(base, query_string={"due_within": "abc"}).status_code == 400
 
@@ -98,10 +100,10 @@ def test_the_status_groups_fit_together():
 
 def test_queue_counts_come_from_one_grouped_query(rmyy, cases):
     assert queues.queue_counts(rmyy) == {"open": 3, "overdue": 1, "near": 0, "emergency": 1, "paused": 0,
-                                           "registered": 1}
+                                           "registered": 1, "triage_late": 0}
     pauses.pause_clock(cases["later"], "mediation", actor=demo_user("rmyy-officer"))
     assert queues.queue_counts(rmyy, departments={department(rmyy, "ZWK").id}) == {
-        "open": 1, "overdue": 0, "near": 0, "emergency": 0, "paused": 1, "registered": 0}
+        "open": 1, "overdue": 0, "near": 0, "emergency": 0, "paused": 1, "registered": 0, "triage_late": 0}
 
 
 def test_the_queue_page_does_not_query_per_row(client, rmyy, cases, make_case, officer, app):

@@ -45,17 +45,21 @@ def events(case) -> list[str]:
 
 # Triage -----------------------------------------------------------------------------
 
-def test_accepting_starts_the_clock_from_the_day_after_receipt_across_national_day(c1_case, officer):
-    triage.accept_complaint(c1_case, actor=officer, expected_version=c1_case.version)
-
-    assert c1_case.status == Status.ACCEPTED
+def test_registering_starts_the_clock_from_the_day_after_receipt_across_national_day(c1_case, officer):
+    # The clock starts at receipt (民法典 第二百零一条), not when an officer gets round to accepting.
+    assert c1_case.status == Status.REGISTERED
     assert c1_case.due_date == date(2026, 10, 13)          # C1: Sat 10-10 is a make-up workday and counts
     assert c1_case.due_at == beijing(2026, 10, 14)          # the end (24:00) of the due day
     assert c1_case.deadline_rule == "standard" and c1_case.working_days == 5
     assert c1_case.deadline_provisional is False
     assert c1_case.deadline_trace["due_date"] == "2026-10-13"
+    assert events(c1_case) == ["registered", "deadline_set"]
+
+    triage.accept_complaint(c1_case, actor=officer, expected_version=c1_case.version)
+    assert c1_case.status == Status.ACCEPTED
+    assert (c1_case.due_date, c1_case.due_at, c1_case.working_days) == (date(2026, 10, 13), beijing(2026, 10, 14), 5)
     assert "complaint.accept" in audit_actions(c1_case)
-    assert events(c1_case)[-2:] == ["accept", "deadline_set"]
+    assert events(c1_case) == ["registered", "deadline_set", "accept"]  # accepting does not move the deadline
 
 
 def test_the_officer_who_triages_a_self_service_complaint_becomes_its_first_contact(make_case, officer):
@@ -78,7 +82,7 @@ def test_accepting_on_a_stale_page_changes_nothing(c1_case, officer):
 
     with pytest.raises(ConcurrentChange):
         triage.accept_complaint(c1_case, actor=officer, expected_version=stale)
-    assert c1_case.status == Status.REGISTERED and c1_case.due_date is None
+    assert c1_case.status == Status.REGISTERED and c1_case.first_contact.username == "rmyy-officer"
 
 
 def test_handlers_cannot_triage(c1_case, handler):

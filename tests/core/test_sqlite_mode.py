@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from core.extensions import db
 from organisation import demo
 from organisation.models import Department, Institution, StaffUser
+from tests.survey.conftest import aged_form_token
 
 CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
@@ -142,15 +143,24 @@ def test_embedded_mode_processes_a_batch_of_ratings_with_their_flags_and_alerts(
     for sid, value in zip(sids, ("5", "1", "4"), strict=True):
         posted = phone.post(path, data={"submission_id": sid, "q_WIN_OVERALL": value, "form_token": token})
         assert posted.status_code == 303
+    # Another phone, taking its time, rates low: the one rating here that raises an alert (flagged ones never do).
+    other = app.test_client()
+    other_page = other.get(path).get_data(as_text=True)
+    with app.test_request_context():
+        aged = aged_form_token(re.search(r'name="form_token" value="([^"]+)"', other_page).group(1), 30)
+    low = "4" * 32
+    assert other.post(path, data={"submission_id": low, "q_WIN_OVERALL": "1", "form_token": aged}).status_code == 303
 
     monkeypatch.setattr(submission, "_FEW_KEYS", 0)  # the scan for many phones (one rating's own path: above)
     with app.app_context():
-        assert survey_tasks.drain_inbox() == 3
+        assert survey_tasks.drain_inbox() == 4
         stored = {r.submission_id: r for r in db.session.scalars(
-            select(SurveyResponse).where(SurveyResponse.submission_id.in_(sids)))}
+            select(SurveyResponse).where(SurveyResponse.submission_id.in_([*sids, low])))}
         # One phone, one touchpoint: the second and third ratings are repeats (and posted at once: too fast).
         assert [sorted(set(stored[sid].flags) - {"too_fast"}) for sid in sids] == [[], ["repeat_device"],
                                                                                   ["repeat_device"]]
         assert [(a.item_code, a.score) for a in stored[sids[1]].answers] == [("WIN_OVERALL", 0.0)]
-        alert = db.session.scalar(select(RecoveryAlert).where(RecoveryAlert.response_id == stored[sids[1]].id))
+        assert db.session.scalar(select(RecoveryAlert).where(RecoveryAlert.response_id == stored[sids[1]].id)) is None
+        assert stored[low].flags == []
+        alert = db.session.scalar(select(RecoveryAlert).where(RecoveryAlert.response_id == stored[low].id))
         assert alert is not None and alert.notified_at is not None  # no Redis: notified inline after the commit

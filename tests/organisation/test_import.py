@@ -1,9 +1,10 @@
-"""Bulk import of departments, touchpoints and staff from CSV (UTF-8 or GB18030) and XLSX."""
+"""Bulk import of departments, touchpoints and staff from CSV (UTF-8 or GB18030), XLSX and XLS."""
 from __future__ import annotations
 
 import csv
 import io
 import re
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
@@ -11,12 +12,14 @@ from sqlalchemy import func, select
 
 from core.audit import AuditEntry
 from core.extensions import db
-from organisation.importer import MAX_BYTES, MAX_ROWS
+from core.table_reader import MAX_BYTES
+from organisation.importer import MAX_ROWS
 from organisation.models import Department, Role, StaffUser, Touchpoint
 from organisation.passwords import verify_password
 
 from .conftest import audit_entries, body
 
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 DEPARTMENT_HEADER = ["科室编码", "科室名称", "科室类型", "上级科室编码"]
 TOUCHPOINT_HEADER = ["服务点编码", "服务点名称", "类型", "所属科室编码", "位置"]
 STAFF_HEADER = ["用户名", "姓名", "角色", "负责科室编码"]
@@ -134,6 +137,28 @@ def test_xlsx_codes_typed_as_numbers_keep_their_digits(admin_client, tenant_a):
     assert response.status_code == 200, row_errors(response)
     found = departments_by_code(tenant_a)
     assert found["102"].parent_id == found["101"].id
+
+
+def test_xls_from_excel_97_2003_creates_departments(admin_client, tenant_a):
+    content = (FIXTURES / "departments.xls").read_bytes()  # codes typed as numbers, spaces in the header
+
+    response = upload(admin_client, tenant_a, "departments", content, "科室.xls")
+
+    assert response.status_code == 200, row_errors(response)
+    assert "新增 3" in body(response)
+    found = departments_by_code(tenant_a)
+    assert (found["701"].name, found["703"].name) == ("眼科", "病案室")
+    assert found["702"].parent_id == found["701"].id
+
+
+def test_headers_with_extra_and_full_width_spaces_are_recognised(admin_client, tenant_a):
+    header = [" 科室编码", "科室  名称 ", "科室\u3000类型", "上级科室编码\t"]
+    content = csv_bytes([header, ["SP-1", "空格科室", "临床", ""]])
+
+    response = upload(admin_client, tenant_a, "departments", content, "spaces.csv")
+
+    assert response.status_code == 200, body(response)
+    assert departments_by_code(tenant_a)["SP-1"].name == "空格科室"
 
 
 def test_english_header_aliases_are_accepted(admin_client, tenant_a):
@@ -277,12 +302,14 @@ def test_bad_staff_rows_are_reported_and_another_institutions_account_is_untouch
     (b"", "d.csv", "文件是空的。"),
     (csv_bytes([DEPARTMENT_HEADER]), "d.csv", "文件中没有数据行。"),
     (csv_bytes([DEPARTMENT_HEADER, [], ["", "", "", ""]]), "d.csv", "文件中没有数据行。"),
-    (csv_bytes([DEPARTMENT_HEADER, ["X", "Y", "临床", ""]]), "d.txt", "只支持 CSV 或 XLSX 文件。"),
-    (csv_bytes([DEPARTMENT_HEADER, ["X", "Y", "临床", ""]]), "d", "只支持 CSV 或 XLSX 文件。"),
+    (csv_bytes([DEPARTMENT_HEADER, ["X", "Y", "临床", ""]]), "d.txt", "只支持 CSV、XLSX 或 XLS 文件。"),
+    (csv_bytes([DEPARTMENT_HEADER, ["X", "Y", "临床", ""]]), "d", "只支持 CSV、XLSX 或 XLS 文件。"),
+    (b"<html><table><tr><td>x</td></tr></table></html>", "d.xls", "该文件是网页（HTML）或 XML 格式"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 this is not really a workbook", "d.xls", "无法读取该 XLS 文件"),
     (b"PK\x03\x04 this is not really a workbook", "d.xlsx", "无法读取该 XLSX 文件，请确认文件未损坏。"),
     (xlsx_bytes([["名称"], ["X"]]), "d.xlsx", "缺少必填列：科室编码、科室类型。请使用导入模板。"),
-], ids=["missing-column", "empty", "header-only", "blank-rows-only", "txt", "no-extension", "corrupt-xlsx",
-        "xlsx-missing-columns"])
+], ids=["missing-column", "empty", "header-only", "blank-rows-only", "txt", "no-extension", "html-as-xls",
+        "corrupt-xls", "corrupt-xlsx", "xlsx-missing-columns"])
 def test_unusable_file_is_refused_with_a_clear_400(admin_client, tenant_a, content, filename, message):
     before = count(Department, tenant_a)
     response = upload(admin_client, tenant_a, "departments", content, filename)

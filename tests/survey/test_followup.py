@@ -9,6 +9,7 @@ import json
 import logging
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -34,6 +35,7 @@ from survey.models import (
 )
 from tests.factories import demo_institution, demo_user, login
 
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 PHONE = "13912345678"
 OTHER_PHONE = "13698765432"
 NAME = "王秀兰"
@@ -176,6 +178,44 @@ def test_upload_accepts_xlsx_with_date_cells_and_numeric_phones(nurse_client, ho
     assert discharge.external_ref_hash == signing.hash_value("discharge-ref", "778899")
 
 
+def test_upload_reads_dates_as_excel_writes_them_under_headers_with_extra_spaces(nurse_client, hospital, today):
+    serial = (today - date(1899, 12, 30)).days
+    header = " 病区／科室编码 ,出院  日期,患者姓名\u3000,联系 电话,住院号\n"
+    written = [f"{today:%Y/%m/%d}", f"{today.year}.{today.month}.{today.day}",
+               f"{today.year}年{today.month}月{today.day}日", str(serial), f"{today:%Y%m%d}", f"{today} 14:30"]
+    text = header + "".join(f"B-XNK,{day},{NAME},{PHONE},D{n}\n" for n, day in enumerate(written))
+
+    response = upload(nurse_client, hospital, text)
+
+    assert response.status_code == 200, body(response)
+    assert [d.discharge_date for d in discharges_of(hospital)] == [today] * len(written)
+
+
+def test_an_xls_discharge_list_from_a_hospital_system_is_imported(ctx, hospital, nurse):
+    content = (FIXTURES / "discharges.xls").read_bytes()  # every date means 2026-12-05
+
+    report = discharges.import_discharges(hospital, "出院病人清单.xls", io.BytesIO(content), actor=nurse,
+                                          today=date(2026, 12, 6))
+
+    assert report.ok, report.errors
+    assert report.created == 6
+    rows = discharges_of(hospital)
+    assert {d.discharge_date for d in rows} == {date(2026, 12, 5)}
+    assert [d.phone for d in rows] == [PHONE, "02886123456", OTHER_PHONE, "13512345678", "13712345678",
+                                       "13812345678"]
+    assert rows[0].external_ref_hash == signing.hash_value("discharge-ref", "2026001")  # a number, no ".0"
+    assert rows[0].touchpoint_id == ward(hospital, "B-XNK").id and rows[1].department_id == department(hospital,
+                                                                                                      "GK").id
+
+
+def test_an_unreadable_date_names_the_value_and_the_formats(nurse_client, hospital, today):
+    response = upload(nurse_client, hospital, HEADER + f"B-XNK,12/05/2026,{NAME},{PHONE},U1\n")
+
+    assert response.status_code == 400
+    assert "无法识别的日期“12/05/2026”，请写成 2026-12-05 这样的日期" in body(response)
+    assert discharges_of(hospital) == []
+
+
 def test_upload_with_bad_rows_reports_each_row_and_column_and_writes_nothing(nurse_client, hospital, today):
     good = today.isoformat()
     text = HEADER + "\n".join([
@@ -208,7 +248,7 @@ def test_upload_refuses_a_file_that_is_not_a_discharge_list(nurse_client, hospit
     wrong_type = upload(nurse_client, hospital, HEADER, filename="list.txt")
 
     assert wrong_columns.status_code == 400 and "缺少必填列" in body(wrong_columns)
-    assert wrong_type.status_code == 400 and "只支持 CSV 或 XLSX 文件" in body(wrong_type)
+    assert wrong_type.status_code == 400 and "只支持 CSV、XLSX 或 XLS 文件" in body(wrong_type)
     assert discharges_of(hospital) == []
 
 
@@ -328,6 +368,16 @@ def test_api_accepts_a_list_and_a_resend_updates_the_same_discharge(client, hosp
     assert [d.phone for d in discharges_of(hospital)] == [OTHER_PHONE, PHONE]
 
 
+def test_api_reads_dates_with_the_same_parser_as_the_upload(client, hospital, api_token, today):
+    items = [api_item(today, ref="D-1", discharge_date=f"{today:%Y/%m/%d}"),
+             api_item(today, ref="D-2", discharge_date=f"{today.year}年{today.month}月{today.day}日")]
+
+    response = post_api(client, items, api_token)
+
+    assert response.status_code == 201, response.get_json()
+    assert [d.discharge_date for d in discharges_of(hospital)] == [today, today]
+
+
 def test_api_reports_every_bad_item_in_chinese_and_stores_none(client, hospital, api_token, today):
     items = [
         api_item(today, ref="OK-1"),
@@ -344,7 +394,7 @@ def test_api_reports_every_bad_item_in_chinese_and_stores_none(client, hospital,
     errors = {(e["index"], e["field"]): e["message"] for e in response.get_json()["errors"]}
     assert set(errors) == {(1, "ward"), (2, "discharge_date"), (2, "phone"), (3, "_item"), (4, "patient_name"),
                            (5, "ref")}
-    assert "不存在" in errors[(1, "ward")] and "YYYY-MM-DD" in errors[(2, "discharge_date")]
+    assert "不存在" in errors[(1, "ward")] and "请写成 2026-12-05 这样的日期" in errors[(2, "discharge_date")]
     assert "未保存任何记录" in response.get_json()["message"]
     assert discharges_of(hospital) == []
 

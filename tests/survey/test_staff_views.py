@@ -192,7 +192,7 @@ def test_csv_export_has_a_bom_a_version_column_and_one_column_per_code(client, r
     raw = export.get_data()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
-    header = rows[0]
+    header = [h.split(" ", 1)[0] for h in rows[0]]  # an item's column is "<code> <wording>"
     codes = ["WIN_OVERALL", "WIN_REASON", "WIN_COMMENT", "WIN_CONTACT", "WIN_AGAIN"]
     assert [h for h in header if h.startswith("WIN_")] == codes
     assert "版本" in header and "渠道" in header
@@ -213,9 +213,68 @@ def test_xlsx_export_opens_with_openpyxl_and_has_no_phone(client, rmyy, two_vers
     workbook = openpyxl.load_workbook(io.BytesIO(export.get_data()), read_only=True)
     rows = [list(r) for r in workbook.active.iter_rows(values_only=True)]
     header = rows[0]
-    assert "版本" in header and "WIN_AGAIN" in header
+    assert "版本" in header and "WIN_AGAIN 您还会来本窗口办理吗？" in header
     assert sorted(r[0] for r in rows[1:]) == sorted([first.id, second.id])
     assert all(PHONE not in str(cell) for row in rows for cell in row)
+
+
+def test_each_item_column_has_its_wording_beside_its_code_in_one_header_row(client, rmyy, two_versions):
+    template, first, second = two_versions
+    staff_login(client, "rmyy-admin")
+
+    export = client.get(f"{base(rmyy)}/responses/export.csv", query_string={"template_id": template.id})
+
+    rows = list(csv.reader(io.StringIO(export.get_data().decode("utf-8-sig"))))
+    header = rows[0]
+    assert [h for h in header if h.startswith("WIN_")] == [
+        "WIN_OVERALL 您对本次窗口服务满意吗？", "WIN_REASON 哪里需要改进？（可多选）",
+        "WIN_COMMENT 您还想告诉我们什么？（选填）", "WIN_CONTACT 需要我们联系您吗？",
+        "WIN_AGAIN 您还会来本窗口办理吗？"]
+    assert len(set(header)) == len(header)
+    assert rows[1][0].isdigit() and rows[2][0].isdigit()  # the second row is already a response, not more header
+    by_code = {row[0]: {h.split(" ", 1)[0]: v for h, v in zip(header, row, strict=True)} for row in rows[1:]}
+    assert by_code[str(second.id)]["WIN_OVERALL"] == "2" and by_code[str(second.id)]["WIN_AGAIN"] == "no"
+
+
+def test_the_latest_wording_heads_the_column_and_long_wording_is_cut_in_the_header(client, rmyy, two_versions,
+                                                                                 window_code, respond):
+    template, first, second = two_versions
+    long_text = "总的来说，" + "您对窗口工作人员的服务态度、办事效率、解释是否清楚以及等候时间" * 2 + "满意吗？"
+    definition = dict(second.version.definition)
+    definition["items"] = [dict(i, text=long_text) if i["code"] == "WIN_OVERALL" else i for i in definition["items"]]
+    v3 = versioning.publish_version(versioning.save_draft(template, definition, actor="test"), actor="test")
+    respond(window_code, version=v3, WIN_OVERALL="4")
+    staff_login(client, "rmyy-admin")
+
+    export = client.get(f"{base(rmyy)}/responses/export.xlsx", query_string={"template_id": template.id})
+
+    workbook = openpyxl.load_workbook(io.BytesIO(export.get_data()), read_only=True)
+    header = next(workbook.worksheets[0].iter_rows(values_only=True))
+    overall = next(h for h in header if h.startswith("WIN_OVERALL "))
+    assert overall == "WIN_OVERALL " + long_text[:39] + "…"
+    dictionary = {row[1]: row for row in workbook.worksheets[1].iter_rows(min_row=2, max_col=7, values_only=True)
+                  if row[1]}
+    assert dictionary["WIN_OVERALL"][0] == overall and dictionary["WIN_OVERALL"][2] == long_text
+
+
+def test_xlsx_has_a_data_dictionary_sheet_for_every_column(client, rmyy, two_versions):
+    template, first, second = two_versions
+    staff_login(client, "rmyy-admin")
+
+    export = client.get(f"{base(rmyy)}/responses/export.xlsx", query_string={"template_id": template.id})
+
+    workbook = openpyxl.load_workbook(io.BytesIO(export.get_data()), read_only=True)
+    assert workbook.sheetnames == ["评价明细", "题目说明"]
+    header = list(next(workbook.worksheets[0].iter_rows(values_only=True)))
+    rows = [list(r) for r in workbook.worksheets[1].iter_rows(max_col=7, values_only=True)]
+    assert rows[0] == ["列名", "题目编码", "题目 / 说明", "题型", "维度", "导出值的含义", "所在问卷版本"]
+    assert [r[0] for r in rows[1:]] == header  # one line per column, in the same order
+    items = {r[1]: r for r in rows[1:] if r[1]}
+    assert items["WIN_OVERALL"][3] == "5 级满意度（表情）"
+    assert items["WIN_OVERALL"][5].startswith("1=非常不满意；2=不满意；3=一般")
+    assert items["WIN_REASON"][5].startswith("多个答案以 ; 分隔。R_WAIT=等候时间长；")
+    assert items["WIN_COMMENT"][5] == "文字答案见“意见”列"
+    assert items["WIN_OVERALL"][6] == "WIN_OWN v1、WIN_OWN v2" and items["WIN_AGAIN"][6] == "WIN_OWN v2"
 
 
 def test_export_respects_the_filters(client, rmyy, seeded):
@@ -411,13 +470,15 @@ def test_the_complaint_officer_still_sees_the_phone_and_closes_the_alert(client,
 # Templates ---------------------------------------------------------------------------
 
 class _FormParser(HTMLParser):
-    """The name/value pairs a browser would submit for each POST form of a page (buttons left out)."""
+    """The name/value pairs a browser would submit for each POST form of a page (buttons left out, and the
+    inert content of <template> elements too)."""
 
     def __init__(self):
         super().__init__()
         self.forms: list[list[tuple[str, str]]] = []
         self.fields: list[tuple[str, str]] = []
         self._in_form = False
+        self._in_template = 0
         self._textarea: str | None = None
         self._text = ""
         self._select: str | None = None
@@ -427,6 +488,10 @@ class _FormParser(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if tag == "template":
+            self._in_template += 1
+        if self._in_template:
+            return
         if tag == "form" and (a.get("method") or "").lower() == "post":
             self._in_form = True
             self.fields = []
@@ -458,6 +523,10 @@ class _FormParser(HTMLParser):
             self._option["text"] += data
 
     def handle_endtag(self, tag):
+        if tag == "template":
+            self._in_template -= 1
+        if self._in_template:
+            return
         if tag == "form" and self._in_form:
             self._in_form = False
         elif tag == "textarea" and self._textarea is not None:
@@ -588,10 +657,10 @@ def test_changing_option_scores_in_the_editor_is_400_naming_the_code(client, rmy
     template = versioning.copy_template(builtin_templates["OPD"], rmyy, code="OPD_SCALE", name="门诊", actor="test")
     edit_url = f"{base(rmyy)}/templates/{template.id}/edit"
     editor = client.get(edit_url)
-    name = f"items-{item_index(editor, 'OPD_REG_EASE')}-options"
-    options = editor_fields(editor)[name]
-    assert "2|比较不方便|33.33" in options
-    page = client.post(edit_url, data=editor_fields(editor, **{name: options.replace("|33.33", "|25")}))
+    row = f"items-{item_index(editor, 'OPD_REG_EASE')}-options-1"
+    fields = editor_fields(editor)
+    assert (fields[f"{row}-value"], fields[f"{row}-label"], fields[f"{row}-score"]) == ("2", "比较不方便", "33.33")
+    page = client.post(edit_url, data=editor_fields(editor, **{f"{row}-score": "25"}))
     assert page.status_code == 400
     assert "OPD_REG_EASE" in text(page)
 
@@ -660,10 +729,15 @@ ONE_ITEM = {"title": "测试", "items-0-code": "Q1", "items-0-type": "scale5", "
 
 
 @pytest.mark.parametrize("fields", [
-    {"dimensions": "D|维度|nan", "items-0-dimension": "D"},
-    {"dimensions": "D|维度|1e999", "items-0-dimension": "D"},
-    {"items-0-type": "single", "items-0-options": "a|好|nan\nb|差|0"},
-    {"items-0-type": "single", "items-0-options": "a|好|inf\nb|差|0"},
+    {"dimensions-0-code": "D", "dimensions-0-name": "维度", "dimensions-0-weight": "nan", "items-0-dimension": "D"},
+    {"dimensions-0-code": "D", "dimensions-0-name": "维度", "dimensions-0-weight": "1e999",
+     "items-0-dimension": "D"},
+    {"items-0-type": "single", "items-0-options-0-value": "a", "items-0-options-0-label": "好",
+     "items-0-options-0-score": "nan", "items-0-options-1-value": "b", "items-0-options-1-label": "差",
+     "items-0-options-1-score": "0"},
+    {"items-0-type": "single", "items-0-options-0-value": "a", "items-0-options-0-label": "好",
+     "items-0-options-0-score": "inf", "items-0-options-1-value": "b", "items-0-options-1-label": "差",
+     "items-0-options-1-score": "0"},
     {"items-1-code": "Q2", "items-1-type": "text", "items-1-text": "原因", "items-1-show_if": "Q1<=abc"},
     {"items-1-code": "Q2", "items-1-type": "text", "items-1-text": "原因", "items-1-show_if": "Q1<=nan"},
 ])

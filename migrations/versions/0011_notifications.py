@@ -1,7 +1,7 @@
 """notifications
 
-Revision ID: 0007_notifications
-Revises: 0006
+Revision ID: 0011_notifications
+Revises: 0010_codes_and_complaint_contact
 Create Date: 2026-12-07 18:52:36
 
 Staff notices kept in the app (notification: one row per recipient, unique per item so a re-run job
@@ -14,8 +14,8 @@ from alembic import op
 
 import core.db
 
-revision = '0007_notifications'
-down_revision = '0006'
+revision = '0011_notifications'
+down_revision = '0010_codes_and_complaint_contact'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,58 @@
+"""How the audit log names what organisation records: regions, institutions, units, staff and sign-ins
+(core.audit.register_audit_labels; every action passed to core.audit.record here has its label)."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from organisation.models import (
+    DeliveryChannel,
+    DepartmentKind,
+    InstitutionCategory,
+    InstitutionGrade,
+    InstitutionLevel,
+    RegionLevel,
+    Role,
+    TouchpointKind,
+)
+
+ACTIONS = {
+    "region.create": _l("新建区域"), "region.update": _l("修改区域"),
+    "region.activate": _l("启用区域"), "region.deactivate": _l("停用区域"),
+    "institution.create": _l("新建机构"), "institution.update": _l("修改机构信息"),
+    "institution.activate": _l("启用机构"), "institution.deactivate": _l("停用机构"),
+    "department.create": _l("新建科室"), "department.update": _l("修改科室"),
+    "department.activate": _l("启用科室"), "department.deactivate": _l("停用科室"),
+    "touchpoint.create": _l("新建服务点"), "touchpoint.update": _l("修改服务点"),
+    "touchpoint.activate": _l("启用服务点"), "touchpoint.deactivate": _l("停用服务点"),
+    "staff.create": _l("新建人员账号"), "staff.update": _l("修改人员信息"),
+    "staff_user.activate": _l("启用人员账号"), "staff_user.deactivate": _l("停用人员账号"),
+    "staff.reset_password": _l("重置密码"), "staff.change_password": _l("修改密码"), "staff.unlock": _l("解除锁定"),
+    "staff.login": _l("登录"), "staff.logout": _l("退出登录"), "staff.login_failed": _l("登录失败"),
+    "staff.locked": _l("账号被锁定"), "staff.login_refused_locked": _l("账号锁定期间尝试登录"),
+    "notifier.update": _l("修改消息推送设置"), "notifier.test": _l("发送测试消息"),
+}
+
+TARGETS = {"region": _l("行政区域"), "institution": _l("医疗机构"), "department": _l("科室"),
+           "touchpoint": _l("服务点"), "staff_user": _l("人员账号")}
+
+KEYS = {
+    "code": _l("编码"), "name": _l("名称"), "kind": _l("类型"),
+    ("region", "code"): _l("行政区划代码"), ("region", "level"): _l("层级"),
+    ("institution", "name"): _l("机构名称"), "short_name": _l("简称"), "registration_code": _l("登记号"),
+    ("institution", "level"): _l("等级"), "grade": _l("等次"), ("institution", "category"): _l("类别"),
+    "region_id": _l("所属区域"),
+    ("department", "parent_id"): _l("上级科室"), "department_id": _l("所属科室"), "location": _l("位置"),
+    "display_name": _l("姓名"), "roles": _l("角色"), "departments": _l("负责科室"),
+    "failed_logins": _l("连续登录失败次数"), "locked_until": _l("锁定至"),
+    ("institution", "changed"): _l("修改的项目"), ("institution", "channel"): _l("渠道"),
+}
+
+VALUES = {
+    ("region", "level"): RegionLevel, ("institution", "level"): InstitutionLevel, "grade": InstitutionGrade,
+    ("institution", "category"): InstitutionCategory, ("department", "kind"): DepartmentKind,
+    ("touchpoint", "kind"): TouchpointKind, "roles": Role,
+    ("institution", "channel"): DeliveryChannel,
+}
+
+# Actors that are not staff members: the demo loader, and a failed sign-in (no one is signed in yet).
+ACTORS = {"seed-demo": _l("演示数据"), "login": _l("登录页")}
