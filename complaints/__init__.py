@@ -19,9 +19,11 @@ def init_app(app: Flask) -> None:
         views_queues,
         views_remedies,
         views_settings,
+        views_todo,
     )
     from complaints.blueprints import admin_bp, public_bp, staff_bp
     from complaints.workflow import actor_name
+    from core import notify
     from core.audit import register_audit_labels
     from core.enums import register_label_enums
     from core.extensions import csrf
@@ -36,12 +38,13 @@ def init_app(app: Flask) -> None:
                          models.YearStatus, models.CaseRole, models.ExtensionStatus, models.Relation,
                          models.Satisfaction, models.ReopenStatus, models.ReplyVia, models.DeadlineRule)
     app.jinja_env.globals["complaint_actor_name"] = actor_name
+    notify.register_kinds(app, tasks.NOTICE_KINDS)
     register_audit_labels(app, actions=audit_labels.ACTIONS, targets=audit_labels.TARGETS, keys=audit_labels.KEYS,
                           values=audit_labels.VALUES, actors=audit_labels.ACTORS)
     app.extensions.setdefault("demo_seeders", []).append(demo.seed_demo)  # flask seed-demo
     # Each view module adds its navigation entries and case-page sections (views_cases has routes only).
     for module in (views_calendar, views_intake, views_queues, views_outcomes, views_remedies, views_ledger,
-                   views_settings):
+                   views_settings, views_todo):
         module.init_app(app)
 
     # Periodic jobs (flask scheduler enqueues them; cron strings are Beijing time, see core.config).

@@ -85,6 +85,7 @@ KEYS = {
     "reopened_count": _l("重办次数"), "due_date": _l("办理期限"), "reason": _l("原因"),
     "extension": _l("延期申请单"), "extra_days": _l("延长工作日数"), "rectification": _l("整改"), "owner": _l("责任人"),
     "refund": _l("退费单"), "amount": _l("金额"), "approved": _l("批准"), "reply": _l("答复版本号"),
+    "delivered": _l("已由网关发出"),
     "length": _l("字数"), "drafted_by": _l("起草人"), "resolved": _l("问题已解决"),
     "recipients": _l("通知人数"), "overdue_working_days": _l("超期工作日数"),
     ("complaint_category", "name"): _l("类别名称"), "safety": _l("涉及医疗质量安全"), "charges": _l("涉及收费"),

@@ -34,7 +34,7 @@ from core.db import utcnow
 from core.extensions import db
 from core.public import public_url
 from core.services import clean_text
-from organisation.models import StaffUser
+from organisation.models import Institution, StaffUser
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
@@ -110,6 +110,14 @@ def feedback_for(complaint: Complaint) -> list[Feedback]:
 
 
 # Answering ------------------------------------------------------------------------------
+
+def reopen_requests(institution: Institution) -> list[tuple[Feedback, Complaint]]:
+    """The institution's 重办 requests still waiting for an officer's decision, oldest first (the workbench)."""
+    return list(db.session.execute(
+        select(Feedback, Complaint).join(Complaint, Complaint.id == Feedback.complaint_id)
+        .where(Complaint.institution_id == institution.id, Feedback.reopen_status == ReopenStatus.REQUESTED)
+        .order_by(Feedback.answered_at, Feedback.id)).tuples())
+
 
 def answer_feedback(feedback: Feedback, answer: str, comment: str = "", new_facts: bool = False, *,
                     actor: StaffUser | str = "complainant", now: datetime | None = None) -> Feedback:

@@ -518,7 +518,8 @@ def emergency_message(complaint: Complaint) -> notify.Message:
                           body=body,
                           link=notify.link("complaints_staff.case", institution_id=complaint.institution_id,
                                            case_id=complaint.id),
-                          meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id})
+                          meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id},
+                          key=f"complaint:{complaint.id}:emergency")
 
 
 def safety_report_recipients(institution_id: int) -> list[StaffUser]:
@@ -549,7 +550,8 @@ def safety_report_message(institution_id: int, complaints: Sequence[Complaint]) 
     return notify.Message(recipients=recipients, kind="complaint_safety_report",
                           subject=gettext("【待核实】%(n)d 件网上投诉涉及医疗质量安全", n=len(complaints)),
                           body=body, link=link,
-                          meta={"institution_id": institution_id, "complaint_ids": [c.id for c in complaints]})
+                          meta={"institution_id": institution_id, "complaint_ids": [c.id for c in complaints]},
+                          key=f"complaint:{complaints[0].id}:safety_report")  # each case is claimed once
 
 
 # Survey alerts (through survey's public alert API) -----------------------------------------

@@ -34,7 +34,7 @@ from core.audit import record
 from core.db import utcnow
 from core.extensions import db
 from core.services import ServiceError, clean_text
-from organisation.models import StaffUser
+from organisation.models import Institution, StaffUser
 
 MAX_EXTENSION_DAYS = 20
 
@@ -100,6 +100,17 @@ def resume_clock(complaint: Complaint, *, actor: StaffUser, expected_version: in
 def pending_extension(complaint: Complaint) -> Extension | None:
     return db.session.scalar(select(Extension).where(Extension.complaint_id == complaint.id,
                                                      Extension.status == ExtensionStatus.PENDING))
+
+
+def pending_extensions(institution: Institution, *, not_requested_by: int | None = None
+                       ) -> list[tuple[Extension, Complaint]]:
+    """Extension requests of the institution waiting for a decision (leaving out one person's own), oldest first."""
+    stmt = (select(Extension, Complaint).join(Complaint, Complaint.id == Extension.complaint_id)
+            .where(Complaint.institution_id == institution.id, Extension.status == ExtensionStatus.PENDING)
+            .order_by(Extension.requested_at, Extension.id))
+    if not_requested_by is not None:
+        stmt = stmt.where(Extension.requested_by_id != not_requested_by)
+    return list(db.session.execute(stmt).tuples())
 
 
 def request_extension(complaint: Complaint, extra_days: int, reason: str, *, actor: StaffUser,

@@ -152,3 +152,36 @@ def urgency(complaint: Complaint, *, now: datetime, near: date) -> str:
     if complaint.due_date <= near:
         return "near"
     return "ok"
+
+
+# What waits on one person (the home page's to-do list, complaints.views_queues.todo) ----------------
+
+def status_counts(institution: Institution, statuses: Iterable[Status], *,
+                  led_by: set[int] | None = None) -> dict[Status, int]:
+    """How many cases of the institution stand in each of ``statuses`` (led by one of ``led_by``, if given)."""
+    wanted = list(statuses)
+    stmt = (select(Complaint.status, func.count()).where(Complaint.institution_id == institution.id,
+                                                          status_in(Status.values(wanted)))
+            .group_by(Complaint.status))
+    if led_by is not None:
+        stmt = stmt.where(Complaint.lead_department_id.in_(led_by or {-1}))
+    found = {Status(status): n for status, n in db.session.execute(stmt)}
+    return {status: found.get(status, 0) for status in wanted}
+
+
+def led_cases(institution: Institution, departments: set[int], status: Status, *, limit: int = 5) -> list[Complaint]:
+    """Cases in ``status`` that one of ``departments`` leads, the one due first first."""
+    return list(db.session.scalars(
+        select(Complaint).where(Complaint.institution_id == institution.id, status_in([status.value]),
+                                Complaint.lead_department_id.in_(departments or {-1}))
+        .order_by(Complaint.due_at.asc().nulls_last(), Complaint.id).limit(limit)))
+
+
+def co_answers_missing(institution: Institution, departments: set[int]) -> list[tuple[CaseDepartment, Complaint]]:
+    """Open cases on which one of ``departments`` co-handles and has neither answered nor been waived."""
+    return list(db.session.execute(
+        select(CaseDepartment, Complaint).join(Complaint, Complaint.id == CaseDepartment.complaint_id)
+        .where(Complaint.institution_id == institution.id, status_in(OPEN_VALUES),
+               CaseDepartment.department_id.in_(departments or {-1}), CaseDepartment.role == literal_column("'co'"),
+               CaseDepartment.active, CaseDepartment.answered_at.is_(None), CaseDepartment.waived_at.is_(None))
+        .order_by(CaseDepartment.due_at.asc().nulls_last(), Complaint.id)).tuples())

@@ -292,8 +292,15 @@ def send_reply(complaint: Complaint, *, actor: StaffUser, via: str | None = None
         address = (email or "").strip()
         if "@" not in address or len(address) > 254 or any(ch.isspace() for ch in address):
             raise ReplyError(gettext("请填写有效的电子邮件地址。"), "email")
-    transition(complaint, Action.SEND_REPLY, actor=actor, expected_version=expected_version,
-               data={"reply": reply.number, "via": chosen.value})
+    # Without a gateway (core.notify.delivers) a text or e-mail only reaches the log: the reply is recorded
+    # as answered that way, and the timeline says it did not leave, so someone phones or posts it.
+    data: dict[str, Any] = {"reply": reply.number, "via": chosen.value}
+    note = ""
+    if chosen != ReplyVia.LETTER and not notify.delivers(chosen.value):
+        data["delivered"] = False
+        note = (gettext("系统未配置短信网关，短信没有发出：请电话告知投诉人或寄送书面答复。") if chosen == ReplyVia.SMS
+                else gettext("系统未配置邮件网关，电子邮件没有发出：请寄送书面答复或另行发送。"))
+    transition(complaint, Action.SEND_REPLY, actor=actor, expected_version=expected_version, note=note, data=data)
     with force_locale("zh_Hans"):
         subject = gettext("投诉处理答复（编号 %(n)s）", n=complaint.case_number)
     kind = "complaint_reply"
@@ -317,7 +324,7 @@ def send_reply(complaint: Complaint, *, actor: StaffUser, via: str | None = None
     complaint.replied_at = now
     if complaint.first_response_at is None:
         complaint.first_response_at = now
-    record(actor, "complaint.reply.send", complaint, {"reply": reply.number, "via": chosen.value})
+    record(actor, "complaint.reply.send", complaint, data)
     return reply
 
 

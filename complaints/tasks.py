@@ -25,13 +25,23 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from flask_babel import force_locale, gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 
 from complaints import attachments, intake, retention, workdays
 from complaints import feedback as feedback_service
 from complaints.cohandling import missing_co_answers
 from complaints.deadlines import due_threshold, overdue_sql, recompute_open_deadlines
-from complaints.models import Complaint, ComplaintSettings, Feedback, ReopenStatus, Status
+from complaints.models import (
+    CaseEvent,
+    Complaint,
+    ComplaintSettings,
+    Feedback,
+    ReopenStatus,
+    Reply,
+    ReplyStatus,
+    Status,
+)
 from complaints.queues import QUEUE_VALUES, status_in
 from complaints.settings import complaint_settings
 from complaints.workflow import log_event, text_complainant
@@ -50,6 +60,14 @@ if TYPE_CHECKING:
 
 log = job_logger(__name__)
 SYSTEM = "complaint-deadlines"
+
+# The kinds of staff notice these jobs send, as the in-app list labels them (core.notify.register_kinds).
+NOTICE_KINDS = {
+    "complaint_assigned": _l("分派"), "complaint_co": _l("协办"), "complaint_transferred": _l("转办"),
+    "complaint_reminder": _l("到期提醒"), "complaint_escalation": _l("督办"), "complaint_emergency": _l("紧急预警"),
+    "complaint_reopen_request": _l("重办申请"), "complaint_reply_review": _l("答复待审核"),
+    "complaint_reply_returned": _l("答复退回"), "complaint_safety_report": _l("安全投诉待核实"),
+}
 
 
 def _at(now: str | datetime | None) -> datetime:
@@ -77,8 +95,10 @@ def _unique(users) -> list[str]:
     return list(dict.fromkeys(u.username for u in users))
 
 
-def _case_link(complaint: Complaint) -> str | None:
-    return notify.link("complaints_staff.case", institution_id=complaint.institution_id, case_id=complaint.id)
+def _case_link(complaint: Complaint, anchor: str | None = None) -> str:
+    values = {"_anchor": anchor} if anchor else {}
+    return notify.link("complaints_staff.case", institution_id=complaint.institution_id, case_id=complaint.id,
+                       **values)
 
 
 def _claim(column, complaint: Complaint) -> bool:
@@ -133,7 +153,8 @@ def remind_case(complaint_id: int, now: str | None = None) -> bool:
                            date=due)
         note = gettext("到期提醒已发送（%(n)d 人）。", n=len(recipients))
     notify.send(notify.Message(recipients=_unique(recipients), subject=subject, body=body, kind="complaint_reminder",
-                 link=_case_link(complaint), meta={"complaint_id": complaint.id, "due_date": due}))
+                 link=_case_link(complaint), meta={"complaint_id": complaint.id, "due_date": due},
+                 key=f"complaint:{complaint.id}:reminder:{due}"))
     data = {"due_date": due, "recipients": len(recipients)}
     log_event(complaint, "remind", actor=SYSTEM, note=note, data=data)
     record(SYSTEM, "complaint.remind", complaint, data)
@@ -175,7 +196,8 @@ def escalate_case(complaint_id: int, now: str | None = None) -> bool:
         note = gettext("超期 %(n)d 个工作日，已督办：通知首诉负责人、院领导及主办科室（%(count)d 人）。",
                        n=overdue_days, count=len(recipients))
     notify.send(notify.Message(recipients=recipients, subject=subject, body=body, kind="complaint_escalation",
-                 link=_case_link(complaint), meta={"complaint_id": complaint.id, "due_date": due}))
+                 link=_case_link(complaint), meta={"complaint_id": complaint.id, "due_date": due},
+                 key=f"complaint:{complaint.id}:escalation:{due}"))
     data = {"due_date": due, "overdue_working_days": overdue_days, "recipients": len(recipients)}
     log_event(complaint, "supervise", actor=SYSTEM, note=note, data=data)
     record(SYSTEM, "complaint.supervise", complaint, data)
@@ -383,15 +405,20 @@ def send_decline_notice(complaint_id: int) -> bool:
 
 # How a case reached a department, for notify_department (the message kind is "complaint_<this>").
 ASSIGNED, CO_HANDLING, TRANSFERRED = "assigned", "co", "transferred"
+# The timeline events that route a case: the newest names the routing a notice is about.
+ROUTING_EVENTS = ("assign", "transfer", "co_added")
 
 
 def notify_department(complaint_id: int, department_id: int, kind: str = ASSIGNED) -> int:
-    """Tell a department's handlers that a case was routed to them (lead, co-handler or transfer)."""
+    """Tell a department's handlers that a case was routed to them (lead, co-handler or transfer), once per
+    routing: a re-run of the job tells nobody again, a later transfer back to them does."""
     complaint = db.session.get(Complaint, complaint_id)
     department = db.session.get(Department, department_id)
     if complaint is None or department is None or department.institution_id != complaint.institution_id:
         return 0
     handlers = department_handlers(complaint.institution_id, {department.id})
+    routing = db.session.scalar(select(func.max(CaseEvent.id)).where(CaseEvent.complaint_id == complaint.id,
+                                                                     CaseEvent.action.in_(ROUTING_EVENTS)))
     due = complaint.due_date.isoformat() if complaint.due_date else "—"
     with force_locale("zh_Hans"):
         subjects = {
@@ -402,7 +429,9 @@ def notify_department(complaint_id: int, department_id: int, kind: str = ASSIGNE
         subject = subjects.get(kind, subjects[ASSIGNED]) % {"number": complaint.case_number, "dept": department.name}
         body = gettext("办理期限：%(date)s。请在“本科室投诉”中查看。", date=due)
     notify.send(notify.Message(recipients=_unique(handlers), subject=subject, body=body, kind=f"complaint_{kind}",
-                 link=_case_link(complaint), meta={"complaint_id": complaint.id, "department_id": department.id}))
+                 link=_case_link(complaint), meta={"complaint_id": complaint.id, "department_id": department.id},
+                 key=f"complaint:{complaint.id}:{kind}:{department.id}:{routing or 0}"))
+    db.session.commit()
     return len(handlers)
 
 
@@ -459,9 +488,52 @@ def notify_reopen_request(feedback_id: int) -> bool:
         subject = gettext("重办申请：投诉 %(n)s 的投诉人对处理结果不满意", n=complaint.case_number)
         body = gettext("请在案件页面决定是否重新办理。")
     notify.send(notify.Message(recipients=recipients, subject=subject, body=body, kind="complaint_reopen_request",
-                               link=_case_link(complaint), meta={"complaint_id": complaint.id,
-                                                                "feedback": feedback.id}))
+                               link=_case_link(complaint, "feedback"), meta={"complaint_id": complaint.id,
+                                                                             "feedback": feedback.id},
+                               key=f"feedback:{feedback.id}:reopen_request"))
+    db.session.commit()
     return True
+
+
+# Replies waiting for review, and returned ------------------------------------------------------
+
+def notify_reply_review(reply_id: int) -> int:
+    """Tell the case's officers (all but the drafter, who may not approve it) that a reply waits for review."""
+    reply = db.session.get(Reply, reply_id)
+    if reply is None or reply.status != ReplyStatus.SUBMITTED:
+        return 0
+    complaint = db.session.get_one(Complaint, reply.complaint_id)
+    reviewers = [u for u in staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER, Role.INSTITUTION_ADMIN)
+                 if u.id != reply.drafted_by_id]
+    with force_locale("zh_Hans"):
+        subject = gettext("答复待审核：投诉 %(n)s 的答复第 %(v)d 版", n=complaint.case_number, v=reply.number)
+        body = gettext("答复须由起草人以外的投诉管理人员审核后才能发送给投诉人。")
+    notify.send(notify.Message(recipients=_unique(reviewers), subject=subject, body=body, kind="complaint_reply_review",
+                               link=_case_link(complaint, "replies"),
+                               meta={"complaint_id": complaint.id, "reply": reply.number},
+                               key=f"reply:{reply.id}:review"))
+    db.session.commit()
+    return len(reviewers)
+
+
+def notify_reply_returned(reply_id: int) -> int:
+    """Tell the drafter that their reply was returned for rework, with the reviewer's note on the case page."""
+    reply = db.session.get(Reply, reply_id)
+    if reply is None or reply.status != ReplyStatus.RETURNED:
+        return 0
+    complaint = db.session.get_one(Complaint, reply.complaint_id)
+    drafter = db.session.get(StaffUser, reply.drafted_by_id)
+    if drafter is None or not drafter.active:
+        return 0
+    with force_locale("zh_Hans"):
+        subject = gettext("答复被退回：投诉 %(n)s 的答复第 %(v)d 版", n=complaint.case_number, v=reply.number)
+        body = gettext("请按退回意见修改后重新提交审核。")
+    notify.send(notify.Message(recipients=[drafter.username], subject=subject, body=body,
+                               kind="complaint_reply_returned", link=_case_link(complaint, "replies"),
+                               meta={"complaint_id": complaint.id, "reply": reply.number},
+                               key=f"reply:{reply.id}:returned"))
+    db.session.commit()
+    return 1
 
 
 def notify_reopen_refused(feedback_id: int) -> bool:

@@ -43,12 +43,13 @@ from complaints.models import (
 )
 from complaints.views_cases import render_case
 from complaints.workflow import Action, may
+from core import notify
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.privacy import mask_phone
 from core.public import render_notice
-from core.tasks import try_enqueue
+from core.tasks import enqueue, try_enqueue
 from core.views import handle_form
 from organisation.models import Institution, StaffUser
 from organisation.scope import Permission, get_institution_or_404, get_owned_or_404
@@ -132,6 +133,7 @@ class Outcomes:
     is_officer: bool = False
     can_handle: bool = False
     names: dict[int, str] = field(default_factory=dict)
+    undelivered: set[int] = field(default_factory=set)  # replies recorded as texted or e-mailed with no gateway
 
     def name(self, user_id: int | None) -> str:
         return self.names.get(user_id, "—") if user_id else "—"
@@ -168,6 +170,8 @@ def _read_outcomes(complaint: Complaint) -> Outcomes:
     o.can_review = may(user, complaint, Action.APPROVE_REPLY)
     o.can_send = may(user, complaint, Action.SEND_REPLY)
     o.can_close = may(user, complaint, Action.CLOSE)
+    o.undelivered = {e.data.get("reply") for e in complaint.events
+                     if e.action == Action.SEND_REPLY.value and (e.data or {}).get("delivered") is False}
     ids = {r.drafted_by_id for r in replies} | {r.reviewed_by_id for r in replies} | \
           {r.owner_id for r in o.rectifications} | {r.verified_by_id for r in o.rectifications} | \
           {r.done_by_id for r in o.rectifications} | {r.requested_by_id for r in o.refunds} | \
@@ -208,6 +212,7 @@ def draft_reply(institution_id: int, case_id: int):
     return handle_form(form, lambda: reply_service.draft_reply(complaint, form.body.data, actor=actor(),
                                                             expected_version=form_version(form)),
                     success=gettext("答复已提交审核。"), next_url=lambda r: case_url(complaint, "replies"),
+                    after=lambda r: enqueue(tasks.notify_reply_review, r.id),
                     template="complaints/outcomes/reply_draft.html", institution=institution, complaint=complaint,
                     templates=templates, o=case_outcomes(complaint))
 
@@ -238,6 +243,7 @@ def return_reply(institution_id: int, case_id: int, reply_id: int):
     return handle_form(form, lambda: reply_service.return_reply(reply, form.note.data, actor=actor(),
                                                              expected_version=form_version(form)),
                     success=gettext("答复已退回起草人修改。"), next_url=lambda r: case_url(complaint, "replies"),
+                    after=lambda r: enqueue(tasks.notify_reply_returned, r.id),
                     template="complaints/outcomes/reply.html", institution=institution, complaint=complaint,
                     reply=reply, approve_form=version_form(CaseVersionForm, complaint),
                     o=case_outcomes(complaint))
@@ -257,12 +263,22 @@ def send_reply(institution_id: int, case_id: int):
         del form.email  # no e-mail channel: the address field would only confuse
     if request.method == "GET":
         form.via.data = reply_service.default_via(complaint).value
+    gateways = {via.value: notify.delivers(via.value) for via in vias if via != reply_service.ReplyVia.LETTER}
+    success, warning = gettext("答复已发送并记录。"), None
+    if gateways.get(form.via.data) is False:  # the officer must not think the complainant has it
+        if form.via.data == reply_service.ReplyVia.SMS.value:
+            success = gettext("答复已记录，但短信没有发出。")
+            warning = gettext("系统未配置短信网关：请电话告知投诉人答复内容，或打印答复函寄送。")
+        else:
+            success = gettext("答复已记录，但电子邮件没有发出。")
+            warning = gettext("系统未配置邮件网关：请打印答复函寄送，或用医院邮箱另行发送。")
     return handle_form(form, lambda: reply_service.send_reply(complaint, actor=actor(), via=form.via.data,
                                                            email=form.email.data if "email" in form else None,
                                                            expected_version=form_version(form)),
-                    success=gettext("答复已发送并记录。"), next_url=lambda r: case_url(complaint, "replies"),
+                    success=success, next_url=lambda r: case_url(complaint, None if warning else "replies"),
+                    after=(lambda _r: flash(warning, "warning")) if warning else None,  # at the top, seen
                     template="complaints/outcomes/reply_send.html", institution=institution, complaint=complaint,
-                    reply=reply, phone=mask_phone(complaint.complainant_phone))
+                    reply=reply, phone=mask_phone(complaint.complainant_phone), gateways=gateways)
 
 
 @staff_bp.route("/<int:case_id>/replies/<int:reply_id>/print", methods=["GET"])

@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from complaints import case_page, deadlines, queues, routing
+from complaints import case_page, deadlines, feedback, queues, routing
 from complaints.blueprints import staff_bp as bp
 from complaints.forms_cases import (
     QueueFilterForm,
@@ -151,7 +151,10 @@ def queue(institution_id: int):
         triage = list(db.session.scalars(queues.queue_statement(
             institution, queues.QueueFilter(status=Status.REGISTERED.value)).limit(5)))
     status = 400 if context["form"].errors else 200
-    return render_template("complaints/cases/queue.html", triage=triage, officer=True, **context), status
+    # A 重办 request waits on a closed case, which no longer stands in the queue: listed here on its own.
+    reopen = feedback.reopen_requests(institution)
+    return render_template("complaints/cases/queue.html", triage=triage, officer=True, reopen=reopen,
+                           **context), status
 
 
 @bp.get("/department")

@@ -54,7 +54,7 @@ def configure_logging(app: Flask) -> None:
 
 
 def configure_extensions(app: Flask) -> None:
-    from core import ratelimit
+    from core import ratelimit, tasks
     from core.extensions import babel, csrf, db, login_manager, migrate, redis
     from core.i18n import select_locale
 
@@ -65,6 +65,7 @@ def configure_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, default_translation_directories=str(ROOT / "translations"))
     redis.init_app(app)
     ratelimit.init_app(app)
+    tasks.init_app(app)
 
 
 def configure_web(app: Flask) -> None:

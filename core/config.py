@@ -62,6 +62,19 @@ class Config:
     PUBLIC_BASE_URL: str | None = None
     # Outbound notifications: "log", "memory", or a dotted path to a send(message) callable.
     NOTIFIER_BACKEND = "log"
+    # Whether texts and e-mails to complainants really leave the app (core.notify.delivers); None: unless
+    # NOTIFIER_BACKEND is "log".
+    SMS_GATEWAY: bool | None = None
+    EMAIL_GATEWAY: bool | None = None
+    # The staff site's address, e.g. "https://tingjian.example-hospital.cn", for links in WeCom, DingTalk and
+    # e-mail notices sent by workers (default: the request's host, or SERVER_NAME).
+    STAFF_BASE_URL: str | None = None
+    # Hosts an institution admin may point a group-robot webhook at (a JSON list in the environment): the
+    # official WeCom and DingTalk APIs; add a privately deployed WeCom's host. Nothing else, so the setting
+    # cannot make the server post to an internal address.
+    WEBHOOK_HOSTS = ("qyapi.weixin.qq.com", "oapi.dingtalk.com")
+    # Seconds a WeCom / DingTalk webhook or an SMTP server may take before a delivery counts as failed.
+    NOTIFY_CHANNEL_TIMEOUT = 10
     # Run jobs inside the request even when Redis is configured (tests, one-off scripts).
     JOBS_INLINE = False
     # Key for signed patient links and QR codes. Printed posters carry these

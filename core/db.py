@@ -6,7 +6,8 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, TypeDecorator
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -84,3 +85,17 @@ class InstitutionScoped:
     @declared_attr
     def institution_id(cls) -> Mapped[int]:
         return mapped_column(Integer, ForeignKey("institution.id"), index=True)
+
+
+def insert_unless_present(session: Session, model: type, conflict_columns: list[str], values: dict[str, Any]) -> bool:
+    """INSERT one row, or nothing when a row with the same ``conflict_columns`` (a unique constraint) exists;
+    True when the row was inserted. One statement (ON CONFLICT DO NOTHING), so two workers racing on the same
+    row never fail: the database's one dialect-specific statement, kept here."""
+    table = model.__table__  # type: ignore[attr-defined]
+    if session.get_bind().dialect.name == "postgresql":
+        statement: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing(
+            index_elements=conflict_columns)
+    else:
+        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
+    # RETURNING, not the row count: with an implicit RETURNING the count is not reported on PostgreSQL.
+    return session.execute(statement.returning(*table.primary_key.columns)).first() is not None

@@ -17,8 +17,11 @@ from typing import Any
 from flask import Flask, current_app
 from redis.exceptions import RedisError
 from rq import Queue, get_current_job
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from core.db import utcnow
+from core.extensions import db
 
 QUEUE_HIGH = "high"
 QUEUE_DEFAULT = "default"
@@ -65,12 +68,18 @@ class InlineResult:
         return self.exc_info is not None
 
 
+def _queue_connection():
+    """The Redis connection jobs go to, or None when they run inline (embedded mode, JOBS_INLINE)."""
+    conn = current_app.extensions.get("redis")
+    return None if current_app.config.get("JOBS_INLINE") else conn
+
+
 def enqueue(func: Callable[..., Any], *args: Any, queue: str = QUEUE_DEFAULT, **kwargs: Any):
     """Run ``func(*args, **kwargs)`` as a job; call it after the commit it depends on."""
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
-    conn = current_app.extensions.get("redis")
-    if conn is not None and not current_app.config.get("JOBS_INLINE"):
+    conn = _queue_connection()
+    if conn is not None:
         try:
             return Queue(queue, connection=conn).enqueue(func, *args, **kwargs)
         except RedisError:
@@ -95,7 +104,10 @@ def try_enqueue(func: Callable[..., Any], *args: Any, queue: str = QUEUE_DEFAULT
 
 
 def run_inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> InlineResult:
-    """Run a job in this process and app context, stamped with an inline job id; never raises."""
+    """Run a job in this process and app context, stamped with an inline job id; never raises.
+
+    Then run the jobs it queued with ``enqueue_after_commit`` whose transaction committed.
+    """
     job = InlineResult(id=f"inline-{uuid.uuid4().hex[:12]}")
     token = _inline_job_id.set(job.id)
     log = job_logger(__name__)
@@ -107,7 +119,77 @@ def run_inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> InlineRes
         log.exception("inline job %s failed", getattr(func, "__name__", func))
     finally:
         _inline_job_id.reset(token)
+    run_committed_jobs()
     return job
+
+
+# Jobs that wait for a commit -------------------------------------------------------------------
+
+_PENDING = "tingjian_after_commit"      # queued in the open transaction
+_COMMITTED = "tingjian_committed_jobs"  # their transaction committed; to run inline
+
+
+@dataclass
+class _Deferred:
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    queue: str
+
+
+def enqueue_after_commit(func: Callable[..., Any], *args: Any, queue: str = QUEUE_DEFAULT) -> None:
+    """Queue ``func(*args)`` for when the current transaction commits; nothing happens if it rolls back.
+
+    For code deep inside a job or service that cannot know when its caller commits (a notice's outbound
+    delivery). With Redis the job is queued the moment the commit succeeds; inline (embedded mode, tests)
+    it runs when the enclosing inline job returns, or at ``run_committed_jobs``. A job queued this way
+    must be re-driven by a sweep: Redis may be away at that moment.
+    """
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    session = db.session()
+    if not session.in_transaction():  # a transaction to wait for, whose rollback drops the job
+        session.begin()
+    session.info.setdefault(_PENDING, []).append(_Deferred(func, args, queue))
+
+
+def run_committed_jobs() -> int:
+    """Run, inline, the jobs whose transaction committed (``enqueue_after_commit`` without Redis)."""
+    ran = 0
+    session = db.session()
+    while session.info.get(_COMMITTED):
+        deferred: _Deferred = session.info[_COMMITTED].pop(0)
+        run_inline(deferred.func, *deferred.args)
+        ran += 1
+    return ran
+
+
+def _after_commit(session: Session) -> None:
+    pending: list[_Deferred] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    conn = _queue_connection()
+    for deferred in pending:
+        if conn is not None:
+            try:  # no SQL here: the session is between transactions
+                Queue(deferred.queue, connection=conn).enqueue(deferred.func, *deferred.args)
+                continue
+            except RedisError:
+                job_logger(__name__).warning("Redis unavailable: %s waits for its sweep",
+                                             getattr(deferred.func, "__name__", deferred.func))
+                continue
+        session.info.setdefault(_COMMITTED, []).append(deferred)
+
+
+def _after_soft_rollback(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:  # the whole transaction, not a savepoint inside it
+        session.info.pop(_PENDING, None)
+
+
+def init_app(app: Flask) -> None:
+    """Watch the session's commits for ``enqueue_after_commit`` (once: the scoped session is shared by apps)."""
+    if not event.contains(db.session, "after_commit", _after_commit):
+        event.listen(db.session, "after_commit", _after_commit)
+        event.listen(db.session, "after_soft_rollback", _after_soft_rollback)
 
 
 @dataclass

@@ -10,8 +10,22 @@ from organisation.models import Role
 
 
 def init_app(app: Flask) -> None:
+    from flask_babel import lazy_gettext as _l
+
+    from core import notify
     from core.extensions import login_manager
-    from organisation import auth, cli, services, views, views_audit, views_staff, views_units  # noqa: F401 - routes
+    from core.tasks import QUEUE_HIGH, register_periodic
+    from organisation import (  # noqa: F401 - routes
+        auth,
+        cli,
+        services,
+        tasks,
+        views,
+        views_audit,
+        views_notify,
+        views_staff,
+        views_units,
+    )
     from organisation.nav import nav_context, register_core_nav
 
     login_manager.user_loader(services.load_user)
@@ -27,7 +41,13 @@ def init_app(app: Flask) -> None:
     from organisation import models
 
     register_label_enums(app, models.RegionLevel, models.InstitutionLevel, models.InstitutionGrade,
-                         models.InstitutionCategory, models.DepartmentKind, models.TouchpointKind, models.Role)
+                         models.InstitutionCategory, models.DepartmentKind, models.TouchpointKind, models.Role,
+                         models.SmtpSecurity, models.DeliveryChannel)
+    # Every staff notice of every feature is kept in the recipients' in-app lists and delivered to the
+    # institution's WeCom / DingTalk / e-mail channels by these jobs (organisation.notifications).
+    notify.register_recorder(app, tasks.record_notice)
+    notify.register_kinds(app, {"test": _l("测试消息")})
+    register_periodic(app, tasks.sweep_deliveries, name="notify-deliveries", cron="* * * * *", queue=QUEUE_HIGH)
     app.jinja_env.filters["role_label"] = lambda value: Role(value).label
     register_audit_labels(app, actions=audit_labels.ACTIONS, targets=audit_labels.TARGETS, keys=audit_labels.KEYS,
                           values=audit_labels.VALUES, actors=audit_labels.ACTORS)

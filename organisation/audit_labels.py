@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from organisation.models import (
+    DeliveryChannel,
     DepartmentKind,
     InstitutionCategory,
     InstitutionGrade,
@@ -29,6 +30,7 @@ ACTIONS = {
     "staff.reset_password": _l("重置密码"), "staff.change_password": _l("修改密码"), "staff.unlock": _l("解除锁定"),
     "staff.login": _l("登录"), "staff.logout": _l("退出登录"), "staff.login_failed": _l("登录失败"),
     "staff.locked": _l("账号被锁定"), "staff.login_refused_locked": _l("账号锁定期间尝试登录"),
+    "notifier.update": _l("修改消息推送设置"), "notifier.test": _l("发送测试消息"),
 }
 
 TARGETS = {"region": _l("行政区域"), "institution": _l("医疗机构"), "department": _l("科室"),
@@ -44,12 +46,14 @@ KEYS = {
     ("department", "parent_id"): _l("上级科室"), "department_id": _l("所属科室"), "location": _l("位置"),
     "display_name": _l("姓名"), "roles": _l("角色"), "departments": _l("负责科室"),
     "failed_logins": _l("连续登录失败次数"), "locked_until": _l("锁定至"),
+    ("institution", "changed"): _l("修改的项目"), ("institution", "channel"): _l("渠道"),
 }
 
 VALUES = {
     ("region", "level"): RegionLevel, ("institution", "level"): InstitutionLevel, "grade": InstitutionGrade,
     ("institution", "category"): InstitutionCategory, ("department", "kind"): DepartmentKind,
     ("touchpoint", "kind"): TouchpointKind, "roles": Role,
+    ("institution", "channel"): DeliveryChannel,
 }
 
 # Actors that are not staff members: the demo loader, and a failed sign-in (no one is signed in yet).

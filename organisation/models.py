@@ -7,7 +7,7 @@ from datetime import datetime
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint, func
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import EnumText, InstitutionScoped, TimestampMixin, UTCDateTime
@@ -252,3 +252,91 @@ class StaffUser(UserMixin, TimestampMixin, db.Model):
     @property
     def department_ids(self) -> set[int]:
         return {d.id for d in self.departments}
+
+
+# Notifications --------------------------------------------------------------------------------------
+
+class Notification(db.Model):
+    """One notice in one staff member's in-app list (core.notify.send records it, organisation.notifications
+    keeps it). ``key`` names the item the notice is about, so a job that runs twice tells nobody twice."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        UniqueConstraint("user_id", "key"),
+        Index("ix_notification_user_created", "user_id", "created_at"),
+        # The header's unread count on every staff page reads only this.
+        Index("ix_notification_unread", "user_id", postgresql_where=text("read_at IS NULL"),
+              sqlite_where=text("read_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"))
+    institution_id: Mapped[int | None] = mapped_column(ForeignKey("institution.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str | None] = mapped_column(String(120))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(String(500), default="")
+    link: Mapped[str | None] = mapped_column(String(300))        # a path on this site
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SmtpSecurity(LabelledEnum):
+    STARTTLS = "starttls", _l("STARTTLS（端口 587）")
+    SSL = "ssl", _l("SSL/TLS（端口 465）")
+    NONE = "none", _l("不加密（仅限院内邮件服务器）")
+
+
+class NotifierSettings(TimestampMixin, db.Model):
+    """An institution's outbound channels for staff notices: group robots and an e-mail relay.
+
+    The webhook addresses carry the robots' keys and are secrets like the passwords: never shown back
+    in full, never logged, never in the audit trail.
+    """
+
+    __tablename__ = "notifier_settings"
+
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), primary_key=True)
+    wecom_webhook: Mapped[str] = mapped_column(String(500), default="")
+    dingtalk_webhook: Mapped[str] = mapped_column(String(500), default="")
+    dingtalk_secret: Mapped[str] = mapped_column(String(200), default="")
+    smtp_host: Mapped[str] = mapped_column(String(200), default="")
+    smtp_port: Mapped[int] = mapped_column(Integer, default=587)
+    smtp_security: Mapped[SmtpSecurity] = mapped_column(EnumText(SmtpSecurity, 12), default=SmtpSecurity.STARTTLS)
+    smtp_username: Mapped[str] = mapped_column(String(200), default="")
+    smtp_password: Mapped[str] = mapped_column(String(200), default="")
+    smtp_sender: Mapped[str] = mapped_column(String(254), default="")
+    smtp_recipients: Mapped[str] = mapped_column(String(1000), default="")   # mailboxes, comma-separated
+
+
+class DeliveryChannel(LabelledEnum):
+    WECOM = "wecom", _l("企业微信群机器人")
+    DINGTALK = "dingtalk", _l("钉钉群机器人")
+    EMAIL = "email", _l("电子邮件")
+
+
+class NotifierDelivery(db.Model):
+    """A staff notice waiting for (or done with) one outbound channel of an institution: the outbox the
+    delivery job and its sweep work through, with retries."""
+
+    __tablename__ = "notifier_delivery"
+    __table_args__ = (
+        Index("ix_notifier_delivery_waiting", "next_attempt_at",
+              postgresql_where=text("sent_at IS NULL AND gave_up_at IS NULL"),
+              sqlite_where=text("sent_at IS NULL AND gave_up_at IS NULL")),
+        Index("ix_notifier_delivery_recent", "institution_id", "channel", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"))
+    channel: Mapped[DeliveryChannel] = mapped_column(EnumText(DeliveryChannel, 12))
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(String(2000), default="")
+    link: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(String(200), default="")

@@ -15,6 +15,7 @@ from flask_login import current_user
 
 from core.extensions import db
 from organisation.models import Institution, Role
+from organisation.notifications import unread_count
 from organisation.scope import Permission, can, can_see_institution
 
 
@@ -50,7 +51,7 @@ def current_institution() -> Institution | None:
 
 def nav_context() -> dict[str, Any]:
     if not current_user.is_authenticated:
-        return {"nav": [], "current_institution": None, "can": can, "Permission": Permission}
+        return {"nav": [], "current_institution": None, "can": can, "Permission": Permission, "unread_notifications": 0}
     institution = current_institution()
     items = []
     for entry in current_app.extensions.get("nav_entries", []):
@@ -64,7 +65,8 @@ def nav_context() -> dict[str, Any]:
         # ending in "/" (an overview) is active only on itself.
         active = request.path == url or (not url.endswith("/") and request.path.startswith(url + "/"))
         items.append({"label": entry.label, "url": url, "active": active})
-    return {"nav": items, "current_institution": institution, "can": can, "Permission": Permission}
+    return {"nav": items, "current_institution": institution, "can": can, "Permission": Permission,
+            "unread_notifications": unread_count(current_user)}
 
 
 def register_core_nav(app: Flask) -> None:
@@ -78,6 +80,7 @@ def register_core_nav(app: Flask) -> None:
     register_nav(app, _l("人员"), "org.staff", sees(Permission.VIEW_ORG), order=62)
     register_nav(app, _l("批量导入"), "org.import_rows", sees(Permission.MANAGE_ORG), order=63)
     register_nav(app, _l("机构设置"), "org.institution_settings", sees(Permission.MANAGE_ORG), order=64)
+    register_nav(app, _l("消息推送"), "org.notifier_settings", sees(Permission.MANAGE_ORG), order=65)
     register_nav(app, _l("审计日志"), "org.audit", sees(Permission.VIEW_AUDIT), order=90)
     register_nav(app, _l("机构"), "org.institutions",
                  lambda u, i: u.has_role(Role.PLATFORM_ADMIN, Role.REGIONAL_ADMIN), per_institution=False, order=1)

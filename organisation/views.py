@@ -13,8 +13,9 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, or_, select
 
 from core.extensions import db
+from core.notify import kind_label
 from core.views import handle_form, paginate
-from organisation import services
+from organisation import notifications, services
 from organisation.forms import (
     ComplaintContactForm,
     ConfirmForm,
@@ -29,6 +30,7 @@ from organisation.scope import (
     require,
     scoped,
 )
+from organisation.todo import todo_for
 
 bp = Blueprint("org", __name__)
 
@@ -214,7 +216,12 @@ def institution_overview(institution_id: int):
         "staff": db.session.scalar(select(func.count()).select_from(StaffUser)
                                    .where(StaffUser.institution_id == institution.id)),
     }
-    return render_template("organisation/overview.html", institution=institution, counts=counts)
+    user = actor()
+    # The staff member's home: what waits on them here, and their latest notices (only at their own hospital).
+    own = user.institution_id == institution.id
+    return render_template("organisation/overview.html", institution=institution, counts=counts,
+                           todo=todo_for(user, institution),
+                           latest=notifications.latest_notifications(user) if own else None, kind_label=kind_label)
 
 
 def _is_own_institution(institution_id: int) -> bool:

@@ -8,6 +8,9 @@ from flask.cli import with_appcontext
 
 def init_app(app: Flask) -> None:
     """Blueprints (the view modules add their routes to them), label enums, demo data, commands, periodic jobs."""
+    from flask_babel import lazy_gettext as _l
+
+    from core import notify
     from core.audit import register_audit_labels
     from core.enums import register_label_enums
     from core.extensions import csrf
@@ -25,6 +28,7 @@ def init_app(app: Flask) -> None:
         views_codes,
         views_followup,
         views_staff_survey,
+        views_todo,
     )
     from survey.blueprints import staff_bp
 
@@ -42,6 +46,8 @@ def init_app(app: Flask) -> None:
     app.extensions.setdefault("demo_seeders", []).append(seed_demo)
     app.cli.add_command(install_templates_command)
     register_survey_nav(app)
+    views_todo.init_app(app)
+    notify.register_kinds(app, {"survey_alert": _l("服务补救")})
 
     # Periodic jobs (flask scheduler enqueues them; cron strings are Beijing time, see core.config).
     register_periodic(app, tasks.drain_inbox, name="survey-inbox", interval=10, queue=QUEUE_HIGH)

@@ -13,13 +13,14 @@ from typing import Any
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 
 from core.audit import record
 from core.clock import local_date, local_day_bounds, local_midnight
 from core.db import utcnow
 from core.extensions import db
 from core.services import ServiceError, clean_text
+from organisation.models import Institution
 from survey import definitions, versioning
 from survey.models import (
     AlertStatus,
@@ -132,6 +133,22 @@ def reason_label(reason: str) -> str:
     if reason.startswith("flagged_answer:"):
         return gettext("敏感回答：%(code)s", code=reason.split(":", 1)[1])
     return str(REASON_LABELS.get(reason, reason))
+
+
+def alerts_statement(institution: Institution, scope: set[int] | None, status: str | None):
+    """The institution's alerts (within ``scope``'s departments unless None; of one status if given), newest first."""
+    stmt = select(RecoveryAlert).where(RecoveryAlert.institution_id == institution.id)
+    if scope is not None:
+        stmt = stmt.where(RecoveryAlert.department_id.in_(scope or {-1}))
+    if status in {s.value for s in AlertStatus}:
+        stmt = stmt.where(RecoveryAlert.status == status)
+    return stmt.order_by(RecoveryAlert.created_at.desc())
+
+
+def open_alert_count(institution: Institution, scope: set[int] | None) -> int:
+    """Alerts nobody has taken up yet (待处理; an acknowledged one is being worked)."""
+    return db.session.scalar(alerts_statement(institution, scope, AlertStatus.OPEN.value)
+                             .with_only_columns(func.count()).order_by(None)) or 0
 
 
 def acknowledge_alert(alert: RecoveryAlert, *, actor: Any) -> RecoveryAlert:

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core import privacy
 from core.audit import record
@@ -69,10 +69,8 @@ class DueCall:
     days_left: int
 
 
-def due_list(institution: Institution, *, today: date, department_ids: Iterable[int] | None = None) -> list[DueCall]:
-    """Discharges whose call is due: discharged within the last followup_days days, not finally
-    resolved, not purged; oldest discharge first."""
-    settings = followup_settings(institution.id)
+def _due_statement(institution: Institution, settings: SurveySettings, today: date,
+                   department_ids: Iterable[int] | None):
     earliest = today - timedelta(days=settings.followup_days)
     final = [o.value for o in FollowupOutcome if o.is_final]
     stmt = (select(Discharge)
@@ -82,6 +80,20 @@ def due_list(institution: Institution, *, today: date, department_ids: Iterable[
             .order_by(Discharge.discharge_date, Discharge.id))
     if department_ids is not None:
         stmt = stmt.where(Discharge.department_id.in_(list(department_ids)))
+    return stmt
+
+
+def due_count(institution: Institution, *, today: date, department_ids: Iterable[int] | None = None) -> int:
+    """How many calls are due (the nurse's to-do list): the call list's rows, counted."""
+    stmt = _due_statement(institution, followup_settings(institution.id), today, department_ids)
+    return db.session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0
+
+
+def due_list(institution: Institution, *, today: date, department_ids: Iterable[int] | None = None) -> list[DueCall]:
+    """Discharges whose call is due: discharged within the last followup_days days, not finally
+    resolved, not purged; oldest discharge first."""
+    settings = followup_settings(institution.id)
+    stmt = _due_statement(institution, settings, today, department_ids)
     calls = []
     for discharge in db.session.scalars(stmt):
         due_by = discharge.discharge_date + timedelta(days=settings.followup_days)

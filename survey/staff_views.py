@@ -47,8 +47,7 @@ def overview(institution_id: int):
     institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
     scope = department_scope(actor(), institution)
     summaries = results.touchpoint_summaries(institution, today=today(), departments=scope)
-    open_alerts = db.session.scalar(_alerts_query(institution, scope, "open").with_only_columns(
-        db.func.count()).order_by(None))
+    open_alerts = alert_service.open_alert_count(institution, scope)
     return render_template("survey/staff/overview.html", institution=institution, summaries=summaries,
                            open_alerts=open_alerts, today=today())
 
@@ -264,20 +263,11 @@ def template_preview(institution_id: int, template_id: int, version_id: int):
 
 # Alerts ----------------------------------------------------------------
 
-def _alerts_query(institution: Institution, scope: set[int] | None, status: str | None):
-    stmt = select(RecoveryAlert).where(RecoveryAlert.institution_id == institution.id)
-    if scope is not None:
-        stmt = stmt.where(RecoveryAlert.department_id.in_(scope or {-1}))
-    if status in {s.value for s in AlertStatus}:
-        stmt = stmt.where(RecoveryAlert.status == status)
-    return stmt.order_by(RecoveryAlert.created_at.desc())
-
-
 @bp.get("/alerts")
 def alerts(institution_id: int):
     institution = get_institution_or_404(institution_id, Permission.VIEW_SURVEYS)
     status = request.args.get("status", "open")
-    page = paginate(_alerts_query(institution, department_scope(actor(), institution), status))
+    page = paginate(alert_service.alerts_statement(institution, department_scope(actor(), institution), status))
     return render_template("survey/staff/alerts.html", institution=institution, page=page, status=status,
                            statuses=AlertStatus, reason_label=alert_service.reason_label)
 

@@ -74,7 +74,7 @@ def notify_alert(alert_id: int) -> bool:
     link = _alert_link(alert)
     try:
         send(Message(recipients=[u.username for u in recipients], subject=subject, body=body, kind="survey_alert",
-                     link=link, meta={"alert_id": alert.id}))
+                     link=link, meta={"alert_id": alert.id}, key=f"alert:{alert.id}"))
     except Exception:
         db.session.rollback()  # unclaimed again: a retry or the sweep sends it
         raise
@@ -83,7 +83,7 @@ def notify_alert(alert_id: int) -> bool:
     return True
 
 
-def _alert_link(alert: RecoveryAlert) -> str | None:
+def _alert_link(alert: RecoveryAlert) -> str:
     return notify.link("survey_staff.alert_detail", institution_id=alert.institution_id, alert_id=alert.id)
 
 

@@ -29,7 +29,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from complaints import calendar_data
+from complaints import calendar_data, feedback, tasks
 from complaints import categories as category_service
 from complaints.demo.simulation import (
     ACTOR,
@@ -41,7 +41,7 @@ from complaints.demo.simulation import (
     simulate,
 )
 from complaints.demo.writing import number_cases, write_cases
-from complaints.models import Status
+from complaints.models import Complaint, Reply, ReplyStatus, Status
 from core.db import utcnow
 from core.extensions import db
 from organisation.models import Institution
@@ -88,8 +88,38 @@ def seed_cases(n_per_institution: int = 300, seed: int = 2026, *, institutions: 
     return total
 
 
+def send_demo_notices(per_department: int = 3) -> int:
+    """The notices a working office has in its staff's lists, sent by the jobs that send them: each lead
+    department's newest open cases, the 重办 requests and the replies waiting for review. Returns how many.
+
+    The bulk-written cases notified nobody; without this a handler trying the demo finds an empty list.
+    The jobs commit as they go, so this runs last.
+    """
+    sent = 0
+    for institution in db.session.scalars(select(Institution).where(Institution.active.is_(True))
+                                          .order_by(Institution.id)).all():
+        newest = db.session.execute(
+            select(Complaint.id, Complaint.lead_department_id).where(
+                Complaint.institution_id == institution.id, Complaint.lead_department_id.is_not(None),
+                Complaint.status.in_([Status.IN_HANDLING.value, Status.TRANSFERRED.value]))
+            .order_by(Complaint.received_at.desc())).all()
+        per_lead: dict[int, int] = {}
+        for complaint_id, lead_id in newest:
+            if per_lead.get(lead_id, 0) < per_department:
+                per_lead[lead_id] = per_lead.get(lead_id, 0) + 1
+                sent += bool(tasks.notify_department(complaint_id, lead_id))
+        for fb, _case in feedback.reopen_requests(institution):
+            sent += tasks.notify_reopen_request(fb.id)
+        for reply_id in db.session.scalars(select(Reply.id).join(Complaint, Complaint.id == Reply.complaint_id).where(
+                Complaint.institution_id == institution.id, Reply.status == ReplyStatus.SUBMITTED)):
+            sent += bool(tasks.notify_reply_review(reply_id))
+    return sent
+
+
 def seed_demo() -> None:
-    """`flask seed-demo`: the working-day calendar, the national categories, a few hundred cases per hospital."""
+    """`flask seed-demo`: the working-day calendar, the national categories, a few hundred cases per hospital,
+    and the notices their staff would have been sent."""
     calendar_data.seed_from_chinesecalendar(actor="demo")
     category_service.default_categories(actor=ACTOR)
     seed_cases()
+    send_demo_notices()

@@ -28,6 +28,7 @@ from complaints.models import (
 from core.audit import AuditEntry
 from core.extensions import db
 from core.privacy import mask_name, mask_phone
+from organisation.models import Notification
 from tests.complaints.conftest import (
     department,
     hidden_fields,
@@ -877,6 +878,8 @@ def test_a_slow_emergency_notice_does_not_hold_up_the_next_registration_at_the_h
                 Complaint.case_number.like(f"TS{year}-%")))]
             db.session.execute(delete(AuditEntry).where(AuditEntry.target_type == "complaint",
                                                         AuditEntry.target_id.in_(ids)))
+            db.session.execute(delete(Notification).where(Notification.key.in_(
+                [f"complaint:{i}:emergency" for i in ids])))
             db.session.execute(delete(Complaint).where(Complaint.case_number.like(f"TS{year}-%")))
             db.session.execute(delete(CaseCounter).where(CaseCounter.year == year))
             if not had_categories:

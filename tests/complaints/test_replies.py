@@ -296,7 +296,8 @@ def test_draft_review_send_and_close_through_the_pages(make_case, rmyy, new_clie
     assert closed.status_code in (302, 303)
     db.session.refresh(case)
     assert case.status == Status.CLOSED
-    assert [m.kind for m in outbox] == ["complaint_reply", "complaint_feedback"]  # the link went out after commit
+    # the officers were told a reply waited for them; then the reply and, after the commit, the link went out
+    assert [m.kind for m in outbox] == ["complaint_reply_review", "complaint_reply", "complaint_feedback"]
 
 
 def test_reply_pages_of_another_hospital_are_not_found(make_case, rmyy, handler, client):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from core.extensions import db
-from core.tasks import current_job_id, job_logger
+from core.tasks import current_job_id, enqueue_after_commit, job_logger
 from organisation.models import Region
 
 log = job_logger(__name__)
@@ -27,3 +27,19 @@ def own_job_id() -> str | None:
 def fail(message: str):
     raise RuntimeError(message)
 
+
+
+RAN: list = []
+
+
+def remember(value):
+    """Records that it ran (enqueue_after_commit's tests)."""
+    RAN.append(value)
+    return value
+
+
+def remember_after_commit(value):
+    """A job that queues another for when its own transaction commits, then commits."""
+    enqueue_after_commit(remember, value)
+    db.session.commit()
+    return value

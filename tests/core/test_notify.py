@@ -31,3 +31,65 @@ def test_the_log_backend_writes_the_address_masked_and_never_the_body(app, ctx, 
 def test_no_address_is_an_error_not_a_silent_drop(ctx):
     with pytest.raises(ValueError):
         notify.send_to_person("", "主题", "正文", kind="test", channel="sms")
+
+
+# Staff notices: the recorder, item keys, links ------------------------------------------------------
+
+def test_a_staff_notice_is_recorded_first_and_only_new_recipients_reach_the_backend(app, ctx, outbox):
+    seen = []
+
+    def recorder(message):
+        seen.append(list(message.recipients))
+        return notify.only_to(message, [r for r in message.recipients if r != "told-before"])
+
+    previous = app.extensions.get("notify_recorder")
+    notify.register_recorder(app, recorder)
+    try:
+        notify.send(notify.Message(recipients=["told-before", "new-one"], subject="s", body="b", key="item:1"))
+        notify.send(notify.Message(recipients=["told-before"], subject="s", body="b", key="item:1"))
+    finally:
+        app.extensions["notify_recorder"] = previous
+    assert seen == [["told-before", "new-one"], ["told-before"]]
+    assert [m.recipients for m in outbox] == [["new-one"]]  # a message nobody new is to get is not sent
+
+
+def test_a_text_to_a_person_never_passes_the_staff_recorder(app, ctx, outbox):
+    previous = app.extensions.get("notify_recorder")
+    notify.register_recorder(app, lambda message: pytest.fail("the recorder saw a complainant's number"))
+    try:
+        notify.send_to_person("13912345678", "主题", "正文", kind="test", channel="sms")
+    finally:
+        app.extensions["notify_recorder"] = previous
+    assert [m.recipients for m in outbox] == [["13912345678"]]
+
+
+@pytest.mark.parametrize("backend, sms_setting, delivers", [
+    ("log", None, False), ("memory", None, True), ("hospital_gateway.send", None, True),
+    ("log", True, True), ("hospital_gateway.send", False, False),
+])
+def test_whether_texts_reach_complainants_follows_the_backend_unless_set(app, monkeypatch, backend, sms_setting,
+                                                                         delivers):
+    monkeypatch.setitem(app.config, "NOTIFIER_BACKEND", backend)
+    monkeypatch.setitem(app.config, "SMS_GATEWAY", sms_setting)
+    with app.app_context():
+        assert notify.delivers("sms") is delivers
+
+
+def test_a_link_built_in_a_job_without_an_address_is_the_path(app, monkeypatch):
+    monkeypatch.setitem(app.config, "SERVER_NAME", None)
+    with app.app_context():  # a worker: no request, no SERVER_NAME
+        assert notify.link("org.notifications_list") == "/notifications"
+        assert notify.link("org.institution_overview", institution_id=3, _anchor="x") == "/i/3/#x"
+        monkeypatch.setitem(app.config, "STAFF_BASE_URL", "https://tingjian.example.cn/")
+        assert notify.link("org.notifications_list") == "https://tingjian.example.cn/notifications"
+
+
+@pytest.mark.parametrize("address, path", [
+    ("http://tingjian.test/i/1/complaints/5#feedback", "/i/1/complaints/5#feedback"),
+    ("/i/1/survey/alerts/3", "/i/1/survey/alerts/3"),
+    ("https://elsewhere.example/x?y=1", "/x?y=1"),
+    ("//evil.example/x", "/x"),  # only ever the path: a link never leads off the site
+    (None, None),
+])
+def test_the_in_app_list_keeps_a_link_as_a_path_on_this_site(address, path):
+    assert notify.local_path(address) == path

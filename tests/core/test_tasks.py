@@ -13,7 +13,17 @@ from sqlalchemy import delete
 from core import worker as worker_module
 from core.audit import AuditEntry
 from core.extensions import db
-from core.tasks import HEARTBEAT_KEY, QUEUES, current_job_id, enqueue, heartbeat, periodic_jobs, register_periodic
+from core.tasks import (
+    HEARTBEAT_KEY,
+    QUEUES,
+    current_job_id,
+    enqueue,
+    enqueue_after_commit,
+    heartbeat,
+    periodic_jobs,
+    register_periodic,
+    run_committed_jobs,
+)
 from core.worker import FlaskWorker
 from organisation.models import Region
 from tests import factories
@@ -251,3 +261,44 @@ def test_try_enqueue_queues_like_enqueue_and_turns_a_queueing_failure_into_a_log
         with caplog.at_level(logging.ERROR):
             assert tasks.try_enqueue(jobs.echo, "lost") is None
     assert "could not queue echo" in caplog.text
+
+
+# Jobs that wait for the commit --------------------------------------------------------------------
+
+@pytest.fixture
+def ran():
+    jobs.RAN.clear()
+    yield jobs.RAN
+    jobs.RAN.clear()
+
+
+def test_a_job_queued_for_after_the_commit_runs_only_once_the_transaction_commits(app, ctx, ran):
+    enqueue_after_commit(jobs.remember, "kept")
+    assert run_committed_jobs() == 0 and ran == []  # not committed yet
+    db.session.commit()
+    assert run_committed_jobs() == 1 and ran == ["kept"]
+
+
+def test_a_job_queued_for_after_the_commit_is_dropped_when_the_transaction_rolls_back(app, ctx, ran):
+    enqueue_after_commit(jobs.remember, "dropped")
+    db.session.rollback()
+    db.session.commit()
+    assert run_committed_jobs() == 0 and ran == []
+
+
+def test_an_inline_job_runs_what_it_queued_for_after_its_commit_when_it_returns(app, ctx, ran):
+    result = enqueue(jobs.remember_after_commit, "follow-up")
+    assert result.is_finished and ran == ["follow-up"]
+
+
+def test_with_redis_a_job_queued_for_after_the_commit_goes_to_rq_at_the_commit(rq_app):
+    queue = Queue("default", connection=rq_app.extensions["redis"])
+    with rq_app.app_context():
+        enqueue_after_commit(jobs.echo, "later")
+        assert queue.count == 0
+        db.session.commit()
+        assert queue.count == 1
+        enqueue_after_commit(jobs.echo, "never")
+        db.session.rollback()
+        db.session.commit()
+    assert queue.count == 1 and queue.jobs[0].args == ("later",)

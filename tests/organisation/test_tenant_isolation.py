@@ -15,10 +15,12 @@ from flask import url_for
 from sqlalchemy import func, select
 
 from core.audit import AuditEntry, record
+from core.db import utcnow
 from core.extensions import db
 from organisation.models import (
     Department,
     Institution,
+    Notification,
     Region,
     Role,
     StaffRole,
@@ -41,7 +43,7 @@ from .conftest import Tenant, body, table_body
 
 # URL arguments other than institution_id, and which object of the target tenant they name.
 OBJECT_ARGS = {"department_id": "department", "touchpoint_id": "touchpoint", "staff_id": "staff"}
-FIXED_ARGS = {"kind": "departments"}
+FIXED_ARGS = {"kind": "departments", "channel": "wecom"}
 
 ALL = set(Role)
 VIEW = {Role.INSTITUTION_ADMIN, Role.COMPLAINT_OFFICER, Role.LEADERSHIP, Role.REGIONAL_ADMIN, Role.PLATFORM_ADMIN}
@@ -73,6 +75,8 @@ INSTITUTION_ACCESS = {
     "org.import_template": MANAGE,
     "org.institution_settings": MANAGE,
     "org.audit": AUDIT,
+    "org.notifier_settings": MANAGE,
+    "org.notifier_test": MANAGE,
 }
 
 # The allow-list: routes with no institution in the URL, who may use them, and the success status of a GET.
@@ -90,6 +94,11 @@ NON_INSTITUTION_ACCESS = {
     "org.platform_staff_toggle": (PLATFORM, None),
     "org.audit_all": (INSTITUTION_RECORD, 200),
     "auth.change_password": (ALL, 200),
+    # Each user's own notifications (another user's are 404: tests/organisation/test_notifications.py).
+    "org.notifications_list": (ALL, 200),
+    "org.notification_open": (ALL, 302),
+    "org.notification_read": (ALL, None),
+    "org.notifications_read_all": (ALL, None),
 }
 
 # Routes the enumeration must find; guards against a matrix that silently checks nothing.
@@ -323,13 +332,19 @@ def test_every_route_without_an_institution_is_classified(app):
 def test_routes_without_an_institution_admit_only_their_roles(app, client, tenant_a, tenant_b, city_admin,
                                                               platform_admin, role):
     target_admin = make_staff([Role.REGIONAL_ADMIN], region=make_region())
-    login(client, _user_for(role, tenant_a, city_admin, platform_admin))
+    user = _user_for(role, tenant_a, city_admin, platform_admin)
+    login(client, user)
+    own_notice = Notification(user_id=user.id, kind="test", key=unique("notice"), subject="通知", body="",
+                              created_at=utcnow())
+    db.session.add(own_notice)
+    db.session.flush()
     before = table_counts()
     failures = []
     for rule in staff_rules(app, with_institution=False):
         allowed_roles, ok_status = NON_INSTITUTION_ACCESS[rule.endpoint]
         allowed = role in allowed_roles
-        args = {"region_id": tenant_b.institution.region_id, "staff_id": target_admin.id}
+        args = {"region_id": tenant_b.institution.region_id, "staff_id": target_admin.id,
+                "notification_id": own_notice.id}
         url = url_for(rule.endpoint, **{name: args[name] for name in rule.arguments})
         if "GET" in rule.methods:
             response = client.get(url)

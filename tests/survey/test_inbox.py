@@ -13,6 +13,7 @@ from werkzeug.datastructures import MultiDict
 from core.audit import AuditEntry
 from core.db import utcnow
 from core.extensions import db
+from organisation.models import Notification
 from survey import inbox, qr, submission, versioning
 from survey import tasks as survey_tasks
 from survey.models import (
@@ -409,6 +410,7 @@ def _remove(submission_ids):
         RecoveryAlert.response_id.in_(response_ids)))]
     db.session.execute(delete(AuditEntry).where(AuditEntry.target_type == "survey_recovery_alert",
                                                 AuditEntry.target_id.in_(alert_ids)))
+    db.session.execute(delete(Notification).where(Notification.key.in_([f"alert:{a}" for a in alert_ids])))
     for model in (RecoveryAlert, ContactRequest, SurveyAnswer):
         db.session.execute(delete(model).where(model.response_id.in_(response_ids)))
     db.session.execute(delete(SurveyResponse).where(SurveyResponse.submission_id.in_(submission_ids)))
