@@ -15,6 +15,7 @@ def init_app(app: Flask) -> None:
         views_cases,  # noqa: F401 - its routes
         views_intake,
         views_ledger,
+        views_lookup,  # noqa: F401 - its routes
         views_outcomes,
         views_queues,
         views_remedies,

@@ -280,7 +280,7 @@ def build(user: StaffUser, institution: Institution, complaint: Complaint, *,
                   | {cd.answered_by_id for cd in co_rows} | {cd.waived_by_id for cd in co_rows}
                   | {e.actor_id for e in events}) - {None}
     # The intake section's buttons: what its endpoints allow (MANAGE_COMPLAINTS; not on a merged case, and
-    # no emergency on a case already flagged or finished, as intake.flag_emergency refuses).
+    # no emergency on a case already flagged or finished, as emergency.flag_emergency refuses).
     may_reissue = can(user, Permission.MANAGE_COMPLAINTS, institution) and complaint.merged_into_id is None
     ready_problem = None
     if co_rows and complaint.is_open:

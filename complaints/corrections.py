@@ -120,7 +120,7 @@ def correct_case(complaint: Complaint, *, subject: str, category: Category | Non
     ``lead`` (None: unchanged) names another lead department: that is a transfer, made by
     complaints.routing.transfer_complaint with ``reason`` as its reason, in the transfer's own rules.
     A category of quality and safety pages nobody by itself, as at registration: the officer flags the
-    emergency on the case page (intake.flag_emergency) when it is one.
+    emergency on the case page (emergency.flag_emergency) when it is one.
     """
     check_version(complaint, expected_version)
     if not is_officer(actor, complaint):

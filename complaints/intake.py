@@ -16,7 +16,6 @@ name or phone number.
 from __future__ import annotations
 
 import hmac
-import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,12 +35,13 @@ from complaints.attachments import (
     take_pending,
     too_many,
 )
-from complaints.categories import categories_for, category_label
+from complaints.categories import categories_for
 from complaints.deadlines import start_clock
-from complaints.models import Attachment, CaseCounter, Category, Channel, Complaint, Relation, Status
+from complaints.emergency import flag_emergency, report_safety
+from complaints.models import Attachment, CaseCounter, Category, Channel, Complaint, Relation
 from complaints.settings import complaint_settings
+from complaints.subjects import derive_subject
 from complaints.workflow import log_event
-from core import notify
 from core.audit import record
 from core.clock import local_date
 from core.db import utcnow
@@ -50,8 +50,7 @@ from core.phone import InvalidPhone, normalise_phone
 from core.public import new_submission_id, valid_submission_id
 from core.services import ServiceError, clean_text
 from core.signing import hash_value
-from organisation.models import Department, Institution, Role, StaffUser, Touchpoint
-from organisation.services import staff_with_roles
+from organisation.models import Department, Institution, StaffUser, Touchpoint
 from survey import alerts
 
 STAFF_CHANNELS = (Channel.WALK_IN, Channel.PHONE, Channel.LETTER, Channel.EMAIL, Channel.HOTLINE_12345)
@@ -189,83 +188,6 @@ class _Refusals:
 def _clean_text(value: str | None, field: str, *, required: bool = False, label: str = "") -> str:
     return clean_text(value, field=field, label=label, limit=LIMITS[field], error=IntakeError,
                       required=gettext("请填写%(what)s。", what=label) if required else None)
-
-
-SUBJECT_LIMIT = 30  # characters: what a list, a reply letter and a report line can quote whole
-
-# What a patient's first sentence opens with that a subject does not need: when it happened, a greeting.
-# Each is stripped from the front in turn ("12月7日上午9点左右，…" → "…"); see derive_subject.
-_DAY_PART = r"(?:凌晨|清晨|早上|早晨|上午|中午|下午|傍晚|晚上|夜间|夜里|半夜)"
-_LEADING_TIME = [re.compile(p) for p in (
-    r"^(?:您好|你好|领导好|领导您好)(?=[，,！!。：:\s])",
-    r"^(?:\d{2,4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*[日号](?:左右)?",
-    r"^\d{4}\s*[-/.]\s*\d{1,2}\s*[-/.]\s*\d{1,2}",
-    # "7号" alone is also a window's number: a day only when a time of day follows.
-    r"^\d{1,2}\s*[日号](?=\s*(?:" + _DAY_PART + r"|\d))",
-    r"^(?:今天|昨天|前天|今日|昨日|当天|当日|上周|本周|这周)",
-    r"^(?:上|本|这)?(?:周|星期|礼拜)[一二三四五六日天]",
-    r"^" + _DAY_PART,
-    r"^\d{1,2}\s*[:：]\s*\d{2}(?:左右)?",
-    r"^\d{1,2}\s*[点时](?:\s*\d{1,2}\s*分|半|多|整)?(?:左右)?",
-)]
-# A Chinese-numeral hour ("九点半") only right after a time of day: "一点都不…" is not a time.
-_HOUR_IN_WORDS = re.compile(r"^[一二三四五六七八九十两]{1,3}\s*点"
-                            r"(?:半|多|整|\s*[一二三四五六七八九十]{1,3}\s*分)?(?:左右)?")
-_AFTER_TIME = re.compile(r"^[\s，,、:：!！。]+")
-_SENTENCE_END = re.compile(r"[。！？!?；;\n]|……|\.\.\.")
-_CLAUSE_BREAK = re.compile(r"[，,、：:]")
-# Never cut inside a number or a Latin word, nor right after a numeral ("只开一|个").
-_UNBREAKABLE = re.compile(r"[0-9A-Za-z.%％０-９]")
-_NUMERAL = re.compile(r"[0-9０-９一二三四五六七八九十百千万两几半]")
-
-
-def _strip_leading_time(text: str) -> str:
-    """The text without the date, time of day or greeting it opens with (all of them, in any order)."""
-    after_day_part = False
-    while True:
-        for pattern in _LEADING_TIME + ([_HOUR_IN_WORDS] if after_day_part else []):
-            match = pattern.match(text)
-            if match and match.end():
-                after_day_part = bool(re.fullmatch(_DAY_PART, match.group(0)))
-                text = _AFTER_TIME.sub("", text[match.end():], count=1)
-                break
-        else:
-            return text
-
-
-def _cut(text: str, limit: int) -> str:
-    """``text`` shortened to at most ``limit`` characters, not inside a number or a word, ending in "…"."""
-    cut = limit - 1
-    while cut > 0 and (_NUMERAL.match(text[cut - 1])
-                       or (_UNBREAKABLE.match(text[cut - 1]) and _UNBREAKABLE.match(text[cut]))):
-        cut -= 1
-    head = text[:cut] if cut > limit // 3 else text[:limit - 1]
-    return head.rstrip("，,、：:；; ") + "…"
-
-
-def derive_subject(description: str, category: Category | None = None, *, limit: int = SUBJECT_LIMIT) -> str:
-    """A readable subject from the complaint's text, for a form that did not ask for one (or left it empty).
-
-    The first sentence, without the date, time or greeting it opens with; if that is longer than
-    ``limit`` characters, its first clauses up to a natural break (，、：), else a cut that does not
-    split a number or a word; "…" only when shortened. Without any text: the category's name.
-    """
-    text = " ".join((description or "").split("\n", 1)[0].split())
-    stripped = _strip_leading_time(text)
-    text = stripped if stripped.strip("，,、：:。！？!?；; ") else text
-    sentence = _SENTENCE_END.split(text, maxsplit=1)[0].strip().rstrip("，,、：:")
-    if not sentence:
-        return category_label(category)
-    if len(sentence) <= limit:
-        return sentence
-    head, end = "", 0
-    for match in _CLAUSE_BREAK.finditer(sentence):
-        if match.start() > limit - 1:
-            break
-        head, end = sentence[:match.start()], match.start()
-    if end >= 8:
-        return head + "…"
-    return _cut(sentence, limit)
 
 
 def _check_category(institution: Institution, category: Category | None) -> Category:
@@ -455,103 +377,6 @@ def register_complaint(institution: Institution, *, channel: Channel | str, rece
     elif category.safety and first_contact is None:
         report_safety(complaint, actor=actor)
     return complaint, code
-
-
-# Quality-and-safety emergencies ---------------------------------------------------------
-
-def report_safety(complaint: Complaint, *, actor: Any) -> None:
-    """A complainant's own form chose a quality-and-safety category: the officers on duty are to check it.
-
-    Nothing is sent here (see flag_emergency for why): the caller commits, then queues
-    ``complaints.tasks.notify_safety_reports``, which sends the officers one notice for every report not
-    yet told, at most one notice per institution every SAFETY_REPORT_WINDOW; the minutely sweep sends the
-    rest. The officer who finds a real emergency flags it on the case page (flag_emergency), which pages
-    leadership. A form is no pager: one person, or a script, must not be able to wake a hospital's leaders.
-    """
-    complaint.safety_reported_at = utcnow()
-    log_event(complaint, "safety_reported", actor=actor)
-    db.session.flush()
-    record(actor, "complaint.safety_report", complaint)
-
-
-def emergency_recipients(institution_id: int) -> list[StaffUser]:
-    """Who is alerted at once: the institution's complaint officers, admins and leadership."""
-    return staff_with_roles(institution_id, Role.COMPLAINT_OFFICER, Role.INSTITUTION_ADMIN, Role.LEADERSHIP)
-
-
-def flag_emergency(complaint: Complaint, *, actor: Any, note: str = "") -> bool:
-    """Mark a case as a quality-and-safety emergency whose officers, admins and leadership are to be alerted now.
-
-    "涉及医疗质量安全、可能危及患者健康的，应当立即采取积极措施" (医疗机构投诉管理办法). The
-    notice is not sent here: at registration this runs under the lock of the
-    case-number counter, and a slow SMS gateway would hold up every other
-    registration at the hospital. The caller commits, then queues
-    ``complaints.tasks.notify_emergency`` on the high queue; a minutely sweep
-    sends any notice still owed. Returns False if the case was already flagged.
-    """
-    if complaint.safety_emergency:
-        return False
-    if Status(complaint.status) in Status.finished():
-        # A finished case is reopened first; an alarm about it would send people to nothing.
-        raise IntakeError(gettext("案件已结束，请先重新处理后再标记紧急。"))
-    complaint.safety_emergency = True
-    log_event(complaint, "emergency", actor=actor, note=(note or "")[:500])
-    db.session.flush()
-    record(actor, "complaint.flag_emergency", complaint)
-    return True
-
-
-def emergency_message(complaint: Complaint) -> notify.Message:
-    """The emergency notice of a case, to its institution's officers, admins and leadership."""
-    recipients = [u.username for u in emergency_recipients(complaint.institution_id)]
-    category = db.session.get(Category, complaint.category_id) if complaint.category_id else None
-    place = complaint.touchpoint.name if complaint.touchpoint is not None else ""
-    departments = "、".join(d.name for d in complaint.concerned_departments)
-    # No complainant name, phone or description: the message may travel by SMS or e-mail.
-    body = gettext("案件 %(number)s（%(category)s）涉及医疗质量安全，可能危及患者健康，请立即处理。",
-                   number=complaint.case_number, category=category_label(category))
-    where = "；".join(filter(None, [place, departments]))
-    if where:
-        body += " " + gettext("涉及：%(where)s。", where=where)
-    return notify.Message(recipients=recipients, kind="complaint_emergency",
-                          subject=gettext("【紧急】医疗质量安全投诉 %(number)s", number=complaint.case_number),
-                          body=body,
-                          link=notify.link("complaints_staff.case", institution_id=complaint.institution_id,
-                                           case_id=complaint.id),
-                          meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id},
-                          key=f"complaint:{complaint.id}:emergency")
-
-
-def safety_report_recipients(institution_id: int) -> list[StaffUser]:
-    """Who checks a public safety report: the institution's complaint officers (its admins if it has none)."""
-    return (staff_with_roles(institution_id, Role.COMPLAINT_OFFICER)
-            or staff_with_roles(institution_id, Role.INSTITUTION_ADMIN))
-
-
-SAFETY_REPORT_LISTED = 20  # a notice names this many cases at most, and counts the rest
-
-
-def safety_report_message(institution_id: int, complaints: Sequence[Complaint]) -> notify.Message:
-    """One notice to the officers on duty listing public safety reports to check (no personal data)."""
-    recipients = [u.username for u in safety_report_recipients(institution_id)]
-    lines = []
-    for complaint in complaints[:SAFETY_REPORT_LISTED]:
-        where = "；".join(filter(None, [complaint.touchpoint.name if complaint.touchpoint is not None else "",
-                                       "、".join(d.name for d in complaint.concerned_departments)]))
-        lines.append(f"{complaint.case_number}（{where}）" if where else complaint.case_number)
-    if len(complaints) > SAFETY_REPORT_LISTED:
-        lines.append(gettext("另有 %(n)d 件，见投诉工作台。", n=len(complaints) - SAFETY_REPORT_LISTED))
-    body = gettext("投诉人在网上投诉时选择了“医疗质量安全”。请尽快核实：确属可能危及患者健康的，请在案件页点击"
-                   "“标记为医疗质量安全紧急投诉，立即预警”，系统会立即通知院领导。") + "\n" + "\n".join(lines)
-    if len(complaints) == 1:
-        link = notify.link("complaints_staff.case", institution_id=institution_id, case_id=complaints[0].id)
-    else:
-        link = notify.link("complaints_staff.queue", institution_id=institution_id)
-    return notify.Message(recipients=recipients, kind="complaint_safety_report",
-                          subject=gettext("【待核实】%(n)d 件网上投诉涉及医疗质量安全", n=len(complaints)),
-                          body=body, link=link,
-                          meta={"institution_id": institution_id, "complaint_ids": [c.id for c in complaints]},
-                          key=f"complaint:{complaints[0].id}:safety_report")  # each case is claimed once
 
 
 # Survey alerts (through survey's public alert API) -----------------------------------------

@@ -28,7 +28,7 @@ from flask_babel import force_locale, gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 
-from complaints import attachments, intake, retention, workdays
+from complaints import attachments, emergency, intake, retention, workdays
 from complaints import feedback as feedback_service
 from complaints.cohandling import missing_co_answers
 from complaints.deadlines import due_threshold, overdue_sql, recompute_open_deadlines
@@ -233,55 +233,11 @@ def sweep_deadlines(now: str | None = None) -> dict[str, int]:
     return {"reminded": reminded, "escalated": escalated}
 
 
-# Quality-and-safety emergencies ------------------------------------------------------------------
-
-EMERGENCY = "complaint-emergency"
-
+# Quality-and-safety emergencies and public safety reports (complaints.emergency sends them) --------------
 
 def notify_emergency(complaint_id: int) -> bool:
-    """Send a case's quality-and-safety emergency notice once; a second run, or a sweep after it, sends nothing.
-
-    Queued on the high queue after the commit that flagged the case, never
-    sent inside it (intake.flag_emergency). The notice is claimed with a
-    conditional UPDATE of emergency_notified_at, as survey alerts are: a queued
-    job and the sweep running at once send one notice, and a failed send rolls
-    the claim back for the sweep and raises, so that the job shows as failed.
-    """
-    complaint = db.session.get(Complaint, complaint_id)
-    if complaint is None or not complaint.safety_emergency or complaint.emergency_notified_at is not None \
-            or Status(complaint.status) in Status.finished():
-        return False
-    table = Complaint.__table__
-    # A plain UPDATE: it does not bump the case's optimistic-lock version (an officer's open page stays valid).
-    claimed = cast("CursorResult[Any]", db.session.execute(update(table).where(  # an UPDATE's result has a row count
-        table.c.id == complaint.id, table.c.safety_emergency.is_(True), table.c.emergency_notified_at.is_(None))
-        .values(emergency_notified_at=utcnow()))).rowcount
-    if claimed != 1:
-        db.session.rollback()
-        return False
-    db.session.expire(complaint, ["emergency_notified_at"])
-    with force_locale("zh_Hans"):
-        message = intake.emergency_message(complaint)
-    try:
-        notify.send(message)
-    except Exception:
-        db.session.rollback()  # unclaimed again: the sweep tries again
-        _note_failed_emergency_notice(complaint_id)
-        raise
-    data = {"recipients": len(message.recipients)}
-    log_event(complaint, "emergency_alerted", actor="system", data=data)
-    record(EMERGENCY, "complaint.emergency_notice_sent", complaint, data)
-    db.session.commit()
-    log.info("complaint %s: emergency notice sent to %d staff", complaint.id, len(message.recipients))
-    return True
-
-
-def _note_failed_emergency_notice(complaint_id: int) -> None:
-    """Put the failure on the case's timeline, once: the sweep keeps trying every minute."""
-    complaint = db.session.get(Complaint, complaint_id)
-    if complaint is not None and not any(e.action == "emergency_alert_failed" for e in complaint.events):
-        log_event(complaint, "emergency_alert_failed", actor="system")
-        db.session.commit()
+    """Send a case's quality-and-safety emergency notice once (high queue, after the commit that flagged it)."""
+    return emergency.send_emergency_notice(complaint_id)
 
 
 def sweep_emergency_notices() -> int:
@@ -301,56 +257,9 @@ def sweep_emergency_notices() -> int:
     return sent
 
 
-# Public safety reports: the officers on duty check them ----------------------------------------
-
-# At most one notice per institution in this window: a burst of reports (a flood among them) is one notice.
-SAFETY_REPORT_WINDOW = timedelta(minutes=10)
-
-
 def notify_safety_reports(institution_id: int, now: str | None = None) -> int:
-    """Tell the officers on duty, in one notice, about every safety report of the institution not yet told.
-
-    A complainant's own form in a quality-and-safety category is a report to check
-    (intake.report_safety), not a page to leadership. Queued after the commit that
-    registered a report: the first report of a quiet spell is told at once, and
-    reports within SAFETY_REPORT_WINDOW of the last notice wait for the minutely
-    sweep, which sends them together once the window has passed. The reports are
-    claimed with one conditional UPDATE (a queued job and the sweep at once send one
-    notice); a failed send rolls the claim back and raises. Returns how many cases
-    the notice listed (0: nothing owed, or the window is not over).
-    """
-    at = _at(now)
-    last = db.session.scalar(select(func.max(Complaint.safety_report_notified_at))
-                             .where(Complaint.institution_id == institution_id))
-    if last is not None and at - last < SAFETY_REPORT_WINDOW:
-        db.session.commit()  # end the read
-        return 0
-    table = Complaint.__table__
-    claimed = list(db.session.scalars(update(table).where(
-        table.c.institution_id == institution_id, table.c.safety_reported_at.is_not(None),
-        table.c.safety_report_notified_at.is_(None)).values(safety_report_notified_at=at).returning(table.c.id)))
-    # Cases flagged or finished meanwhile need no check: claimed, not listed.
-    cases = [c for c in db.session.scalars(select(Complaint).where(Complaint.id.in_(claimed))
-                                           .execution_options(populate_existing=True).order_by(Complaint.id))
-             if not c.safety_emergency and Status(c.status) not in Status.finished()] if claimed else []
-    if not cases:
-        db.session.commit()
-        return 0
-    with force_locale("zh_Hans"):
-        message = intake.safety_report_message(institution_id, cases)
-    try:
-        notify.send(message)
-    except Exception:
-        db.session.rollback()  # unclaimed again: the sweep tries again
-        raise
-    data = {"listed": len(cases), "recipients": len(message.recipients)}
-    for complaint in cases:
-        log_event(complaint, "safety_report_notified", actor="system", data=data)
-        record(EMERGENCY, "complaint.safety_report_notice_sent", complaint, data)
-    db.session.commit()
-    log.info("institution %s: %d safety reports told to %d officers", institution_id, len(cases),
-             len(message.recipients))
-    return len(cases)
+    """Tell the officers on duty, in one notice, about the institution's safety reports not yet told."""
+    return emergency.send_safety_report_notice(institution_id, _at(now))
 
 
 def sweep_safety_reports(now: str | None = None) -> int:

@@ -22,8 +22,9 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from complaints import access, attachments, case_section, intake, lookup
+from complaints import access, attachments, case_section, intake
 from complaints import categories as category_service
+from complaints import emergency as emergency_service
 from complaints import tasks as complaint_tasks
 from complaints.blueprints import case_url, public_bp, staff_bp
 from complaints.form_submission import (
@@ -36,18 +37,17 @@ from complaints.form_submission import (
 )
 from complaints.forms_intake import (
     FromAlertForm,
-    LookupForm,
     OfficerComplaintForm,
     PublicComplaintForm,
 )
 from complaints.models import Attachment, Complaint
+from complaints.subjects import derive_subject
 from complaints.uploads import read_intake_body
 from core import signing
 from core.clock import local_timezone
 from core.extensions import db
 from core.public import (
     device_key,
-    ip_prefix,
     new_submission_id,
     public_page,
     render_notice,
@@ -255,60 +255,6 @@ def intake_form(institution_id: int):
     return _public_form_page(institution, form, submission.status, submission)
 
 
-def _lookup_institutions() -> list[tuple[int, str]]:
-    return [(i.id, i.name) for i in db.session.scalars(
-        select(Institution).where(Institution.active.is_(True)).order_by(Institution.name))]
-
-
-@public_bp.route("/lookup", methods=["GET", "POST"], endpoint="lookup")
-@limited(("COMPLAINT_LOOKUP_IP_LIMIT", client_address))
-def lookup_page():
-    """The complainant's progress lookup by case number and code (check C9)."""
-    form = LookupForm()
-    fixed = request.values.get("i", type=int)
-    institution = db.session.get(Institution, fixed) if fixed else None
-    if institution is not None and not institution.active:
-        institution = None
-    choices = _lookup_institutions()
-    form.institution.choices = [(None, gettext("请选择"))] + choices
-    if institution is None and len(choices) == 1:
-        institution = db.session.get(Institution, choices[0][0])
-    if request.method == "GET":
-        if institution is not None:
-            form.institution.data = institution.id
-        form.case_number.data = lookup.normalise_case_number(request.args.get("n", ""))[:40] if request.args.get(
-            "n") else ""
-        return public_page("complaints/public/lookup.html", form=form, institution=institution, steps=lookup.STEPS)
-
-    status_code = 400
-    result = None
-    not_found = locked = False
-    if form.validate():
-        institution_id = form.institution.data
-        keys = lookup.lockout_keys(institution_id, form.case_number.data, device_key(), "n:" + ip_prefix())
-        if lookup.locked(keys):
-            locked, status_code = True, 429
-        else:
-            complaint = lookup.find_case(institution_id, form.case_number.data, form.code.data)
-            if complaint is None:
-                lookup.record_failure(keys)
-                not_found, status_code = True, 404
-            else:
-                lookup.clear(keys[0][0])
-                result, status_code = lookup.public_status(complaint), 200
-                if institution is None:
-                    institution = db.session.get(Institution, institution_id)
-    if not_found or locked:  # the code is never echoed back
-        form.code.raw_data, form.code.data = [], ""
-    response = public_page("complaints/public/lookup.html", status_code, form=form, institution=institution,
-                             result=result, not_found=not_found, locked=locked, steps=lookup.STEPS,
-                             lockout_minutes=lookup.LOCKOUT_SECONDS // 60)
-    response.headers["Cache-Control"] = "no-store"
-    if locked:
-        response.headers["Retry-After"] = str(lookup.LOCKOUT_SECONDS)
-    return response
-
-
 # The officer's registration form (首诉负责) ----------------------------------------------------
 
 def _local_now_text() -> str:
@@ -340,7 +286,7 @@ def _propose_subject(form: OfficerComplaintForm) -> str | None:
     """With the subject left empty: the one derived from the description, shown as the field's placeholder."""
     if (form.subject.data or "").strip() or not (form.description.data or "").strip():
         return None
-    proposed = intake.derive_subject(form.description.data)
+    proposed = derive_subject(form.description.data)
     form.subject_proposed.data = proposed
     form.subject.render_kw = {**(form.subject.render_kw or {}), "placeholder": proposed}
     return proposed
@@ -497,8 +443,8 @@ def emergency(institution_id: int, complaint_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        flagged = intake.flag_emergency(complaint, actor=actor())
-    except intake.IntakeError as exc:
+        flagged = emergency_service.flag_emergency(complaint, actor=actor())
+    except emergency_service.EmergencyError as exc:
         flash(str(exc), "error")
     else:
         if flagged:

@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from complaints import categories as category_service
 from complaints import corrections, intake, ledger, lookup, pauses, routing, stats, triage
-from complaints.intake import derive_subject
 from complaints.models import (
     Attachment,
     CaseEvent,
@@ -29,6 +28,7 @@ from complaints.replies import (
     fill_template,
     unfilled_blanks,
 )
+from complaints.subjects import SUBJECT_LIMIT, derive_subject
 from complaints.workflow import ConcurrentChange, NotAllowed
 from core.audit import AuditEntry
 from core.extensions import db
@@ -51,7 +51,7 @@ def test_the_subject_skips_the_date_and_stops_at_a_natural_break_not_inside_a_wo
     subject = derive_subject(text)
     # Before: "12月7日上午9点到门诊挂号，挂号窗口只开一个，排队的人…" and worse, cut wherever the 30th character fell.
     assert subject == "到门诊挂号，挂号窗口只开一个，排队的人很多…"
-    assert len(subject) <= intake.SUBJECT_LIMIT
+    assert len(subject) <= SUBJECT_LIMIT
 
 
 @pytest.mark.parametrize(("text", "subject"), [
@@ -75,7 +75,7 @@ def test_a_long_clause_is_cut_outside_numbers_and_words_with_an_ellipsis():
     assert subject == "门诊二楼彩超室预约检查的时间一直排到三个月以后…"
     text = "收费处工作人员说这次检查要另外交钱然后只开一个窗口办理退费手续让人排队"
     subject = derive_subject(text)
-    assert subject.endswith("…") and len(subject) <= intake.SUBJECT_LIMIT
+    assert subject.endswith("…") and len(subject) <= SUBJECT_LIMIT
     assert not re.search(r"[一二三四五六七八九十两几]…$", subject)                 # never "只开一…"
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, func, select
 
-from complaints import case_page, intake, tasks, triage
+from complaints import case_page, emergency, intake, tasks, triage
 from complaints import categories as category_service
 from complaints.attachments import Upload
 from complaints.intake import IntakeError
@@ -356,8 +356,8 @@ def test_an_officer_registering_a_safety_category_without_the_tick_pages_nobody(
 def test_flagging_twice_alerts_once_and_other_categories_do_not_alert(make_case, outbox):
     case = make_case(category="attitude")
     assert not case.safety_emergency and outbox == []
-    assert intake.flag_emergency(case, actor=demo_user("rmyy-officer")) is True
-    assert intake.flag_emergency(case, actor=demo_user("rmyy-officer")) is False
+    assert emergency.flag_emergency(case, actor=demo_user("rmyy-officer")) is True
+    assert emergency.flag_emergency(case, actor=demo_user("rmyy-officer")) is False
     assert tasks.notify_emergency(case.id) is True
     assert tasks.notify_emergency(case.id) is False  # a retry, or the sweep, sends nothing more
     assert tasks.sweep_emergency_notices() == 0
@@ -781,7 +781,7 @@ def test_the_case_page_model_decides_the_intake_sections_buttons(app, rmyy, make
         assert (page.may_reissue_code, page.may_flag_emergency) == (False, False)
         page = case_page.build(officer, rmyy, done)            # declined: finished, no alarm any more
         assert (page.may_reissue_code, page.may_flag_emergency) == (True, False)
-        intake.flag_emergency(case, actor=officer)
+        emergency.flag_emergency(case, actor=officer)
         page = case_page.build(officer, rmyy, case)            # flagged once is enough
         assert (page.may_reissue_code, page.may_flag_emergency) == (True, False)
         case.merged_into_id = done.id
@@ -807,7 +807,7 @@ def test_a_finished_case_cannot_raise_an_emergency_alarm(client, rmyy, make_case
     case.status = Status.CLOSED.value
     db.session.flush()
     with pytest.raises(IntakeError):
-        intake.flag_emergency(case, actor=demo_user("rmyy-officer"))
+        emergency.flag_emergency(case, actor=demo_user("rmyy-officer"))
     assert not case.safety_emergency and outbox == []
 
 

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from complaints import attachments, intake, tasks
+from complaints import attachments, emergency, intake, tasks
 from complaints import categories as category_service
 from complaints.attachments import Upload
 from complaints.models import Attachment, CaseEvent, Complaint, PendingFile
@@ -340,7 +340,7 @@ def test_the_flood_is_stopped_and_an_honest_complainant_on_the_same_wifi_gets_th
     response, _ = post_complaint(honest, rmyy, fields={"category": safety})
     assert response.status_code == 200 and "投诉已提交" in response.get_data(as_text=True)
     assert len(cases_of(rmyy)) == 2 and len(outbox) == 1  # its notice waits for the window, then is grouped
-    later = datetime.now(UTC) + tasks.SAFETY_REPORT_WINDOW + timedelta(minutes=1)
+    later = datetime.now(UTC) + emergency.SAFETY_REPORT_WINDOW + timedelta(minutes=1)
     assert tasks.sweep_safety_reports(later.isoformat()) == 1
     assert [m.kind for m in outbox] == ["complaint_safety_report"] * 2
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from complaints import routing, tasks, triage
+from complaints.emergency import flag_emergency
 from complaints.feedback import answer_feedback
-from complaints.intake import flag_emergency
 from complaints.models import CaseEvent, Channel, Status
 from complaints.replies import approve_reply, draft_reply, return_reply
 from core.extensions import db
