@@ -65,11 +65,13 @@ CHINESE_PAGE_IDENTIFIERS = {
     "hyphenated code": re.compile(r"(?<![\w.-])[a-z][a-z0-9]*(?:-[a-z0-9]+)+(?![\w-])"),
     "lower-case word": re.compile(r"(?<![\w.@/-])[a-z]{3,}(?![\w@/-])"),
 }
-# Looks like an identifier, is English: "e.g." in a hint.
-ALLOWED_WORDS = {"e.g", "i.e"}
+# Looks like an identifier, is English: "e.g." in a hint; product names as their makers write them.
+ALLOWED_WORDS = {"e.g", "i.e", "WeCom", "DingTalk"}
 # Full-width punctuation belongs to Chinese sentences: in English, a label's "：" or "（…）" is untranslated.
 CHINESE_PUNCTUATION = re.compile(r"[（），：；、。！？【】「」《》]")
-EMAIL_OR_URL = re.compile(r"\S+@\S+\.\w+|https?://\S+|(?<![\w-])/[\w/.?=&%-]*")
+# Addresses are data: e-mail, URLs, paths, and host names such as an example SMTP server's.
+EMAIL_OR_URL = re.compile(r"\S+@\S+\.\w+|https?://\S+|(?<![\w-])/[\w/.?=&%-]*"
+                          r"|\b[a-z0-9-]+(?:\.[a-z0-9-]+)+\.(?:cn|com|net|org)\b")
 
 
 def _read(path: Path):

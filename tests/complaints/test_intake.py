@@ -806,7 +806,7 @@ def test_a_finished_case_cannot_raise_an_emergency_alarm(client, rmyy, make_case
     case = make_case()
     case.status = Status.CLOSED.value
     db.session.flush()
-    with pytest.raises(IntakeError):
+    with pytest.raises(emergency.EmergencyError):
         emergency.flag_emergency(case, actor=demo_user("rmyy-officer"))
     assert not case.safety_emergency and outbox == []
 
