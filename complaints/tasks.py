@@ -21,7 +21,7 @@ ids and an optional ISO ``now`` (for tests and re-runs), and commit their own wo
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from flask_babel import force_locale, gettext
@@ -51,7 +51,7 @@ from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.signing import forget_used_form_tokens
-from core.tasks import job_logger
+from core.tasks import job_logger, job_now
 from organisation.models import Department, Role, StaffUser
 from organisation.services import staff_with_roles
 
@@ -69,11 +69,6 @@ NOTICE_KINDS = {
     "complaint_reply_returned": _l("答复退回"), "complaint_safety_report": _l("安全投诉待核实"),
 }
 
-
-def _at(now: str | datetime | None) -> datetime:
-    if now is None:
-        return utcnow()
-    return now if isinstance(now, datetime) else datetime.fromisoformat(now)
 
 
 # Who is told ------------------------------------------------------------------------
@@ -127,7 +122,7 @@ def _clock_runs(complaint: Complaint) -> bool:
 
 def remind_case(complaint_id: int, now: str | None = None) -> bool:
     """Remind the lead department once per due date, reminder_days_before working days ahead of it."""
-    at = _at(now)
+    at = job_now(now)
     complaint = db.session.get(Complaint, complaint_id)
     if complaint is None or not _clock_runs(complaint) \
             or complaint.due_at is None or complaint.due_date is None or at >= complaint.due_at:
@@ -172,7 +167,7 @@ def escalation_day(due_date: date, escalate_after_days: int) -> date:
 
 def escalate_case(complaint_id: int, now: str | None = None) -> bool:
     """督办 an overdue case once per due date: tell the first-contact officer and leadership, log it."""
-    at = _at(now)
+    at = job_now(now)
     complaint = db.session.get(Complaint, complaint_id)
     if complaint is None or not _clock_runs(complaint) \
             or complaint.due_at is None or complaint.due_date is None or at < complaint.due_at:
@@ -210,7 +205,7 @@ def escalate_case(complaint_id: int, now: str | None = None) -> bool:
 
 def sweep_deadlines(now: str | None = None) -> dict[str, int]:
     """Remind and escalate every case whose turn it is (periodic; only on working days; safe to run twice)."""
-    at = _at(now)
+    at = job_now(now)
     today = local_today(at)
     working, _provisional = workdays.is_working_day(today)
     if not working:
@@ -259,7 +254,7 @@ def sweep_emergency_notices() -> int:
 
 def notify_safety_reports(institution_id: int, now: str | None = None) -> int:
     """Tell the officers on duty, in one notice, about the institution's safety reports not yet told."""
-    return emergency.send_safety_report_notice(institution_id, _at(now))
+    return emergency.send_safety_report_notice(institution_id, job_now(now))
 
 
 def sweep_safety_reports(now: str | None = None) -> int:
@@ -280,7 +275,7 @@ def sweep_safety_reports(now: str | None = None) -> int:
 
 def clean_intake(now: str | None = None) -> dict[str, int]:
     """Periodic and idempotent: delete expired pending files and the records of expired used form tokens."""
-    at = _at(now)
+    at = job_now(now)
     files = attachments.purge_pending(at)
     tokens = forget_used_form_tokens(intake.FORM_TOKEN_MAX_AGE, at)
     if files:
@@ -477,7 +472,7 @@ def purge_complainant_contacts_job(now: str | None = None) -> dict[str, int]:
 
     Idempotent (a purged case is stamped and skipped); the log line and the audit entry carry counts only.
     """
-    result = retention.purge_complainant_contacts(now=_at(now))
+    result = retention.purge_complainant_contacts(now=job_now(now))
     db.session.commit()
     log.info("complainant contact purge: %(cases)d cases, %(disputes)d of them disputes", result)
     return result

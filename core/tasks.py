@@ -12,6 +12,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app
@@ -88,6 +89,14 @@ def enqueue(func: Callable[..., Any], *args: Any, queue: str = QUEUE_DEFAULT, **
             job_logger(__name__).warning("Redis unavailable: running %s inline",
                                          getattr(func, "__name__", func))
     return run_inline(func, *args, **kwargs)
+
+
+def job_now(now: str | datetime | None) -> datetime:
+    """The moment a job acts as: now, or the moment its caller passed (an ISO string when queued: RQ pickles
+    arguments, and a test or a re-run names the moment it replays)."""
+    if now is None:
+        return utcnow()
+    return now if isinstance(now, datetime) else datetime.fromisoformat(now)
 
 
 def try_enqueue(func: Callable[..., Any], *args: Any, queue: str = QUEUE_DEFAULT, **kwargs: Any):

@@ -7,23 +7,17 @@ committed; ``sweep_deliveries`` (every minute) sends what Redis could not queue 
 from __future__ import annotations
 
 import traceback
-from datetime import datetime
 
 from core.channels import ChannelError
 from core.db import utcnow
 from core.extensions import db
 from core.notify import Message
-from core.tasks import QUEUE_HIGH, enqueue_after_commit, job_logger
+from core.tasks import QUEUE_HIGH, enqueue_after_commit, job_logger, job_now
 from organisation import notifications
 
 log = job_logger(__name__)
 SWEEP_BATCH = 50
 
-
-def _at(now: str | datetime | None) -> datetime:
-    if now is None:
-        return utcnow()
-    return now if isinstance(now, datetime) else datetime.fromisoformat(now)
 
 
 def record_notice(message: Message) -> Message:
@@ -42,7 +36,7 @@ def deliver(delivery_id: int, now: str | None = None) -> bool:
     leaves it alone meanwhile; the log line of a failure names the row, the channel and what went wrong,
     never the message or the channel's address.
     """
-    delivery = notifications.claim(delivery_id, _at(now))
+    delivery = notifications.claim(delivery_id, job_now(now))
     if delivery is None:
         db.session.rollback()
         return False
@@ -67,7 +61,7 @@ def deliver(delivery_id: int, now: str | None = None) -> bool:
 
 def sweep_deliveries(now: str | None = None) -> int:
     """Periodic: send the outbox rows that are due (never queued, or waiting for a retry); returns how many went."""
-    at = _at(now)
+    at = job_now(now)
     ids = notifications.waiting_deliveries(at, SWEEP_BATCH)
     db.session.commit()  # end the read: each row is claimed (and committed) on its own
     sent = sum(1 for delivery_id in ids if deliver(delivery_id, at.isoformat()))
