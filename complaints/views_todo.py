@@ -39,9 +39,13 @@ def _due_note(complaint: Complaint, today: date) -> tuple[str, bool]:
     return gettext("剩 %(n)d 个工作日", n=left), False
 
 
+def _case_label(complaint: Complaint) -> str:
+    return f"{complaint.case_number} {complaint.subject[:30]}"
+
+
 def _case_row(complaint: Complaint, today: date, anchor: str | None = None) -> TodoRow:
     note, urgent = _due_note(complaint, today)
-    return TodoRow(f"{complaint.case_number} {complaint.subject[:30]}", case_url(complaint, anchor), note, urgent)
+    return TodoRow(_case_label(complaint), case_url(complaint, anchor), note, urgent)
 
 
 def _count(stmt) -> int:
@@ -67,7 +71,7 @@ def officer_todo(user: StaffUser, institution: Institution) -> list[TodoItem]:
                  url_for(queue, institution_id=institution.id, status=Status.REGISTERED.value), order=10),
         TodoItem(gettext("重办申请待决定"), len(reopen),
                  url_for(queue, institution_id=institution.id, _anchor="reopen"),
-                 rows=[TodoRow(f"{c.case_number} {c.subject[:30]}", case_url(c, "feedback"),
+                 rows=[TodoRow(_case_label(c), case_url(c, "feedback"),
                                gettext("有新情况或证据") if fb.new_facts else "", fb.new_facts)
                        for fb, c in reopen[:ROWS]], order=11),
         TodoItem(gettext("答复待审核"), by_status[Status.REPLY_DRAFTED],
