@@ -338,10 +338,11 @@ def register(institution_id: int):
     values = staff_values(form)
     submission.check(lambda: intake.check_complaint(institution, **values, attachments=submission.files,
                                                     kept_files=submission.kept_count()))
-    question = _subject_question(form) if valid and submission.ok and values["received_at"] is not None else None
+    ready = valid and submission.ok and values["received_at"] is not None
+    question = _subject_question(form) if ready else None  # proposes the subject when it asks
     if question:
         submission.refuse(question, "subject", status=200)
-    elif valid and submission.ok and values["received_at"] is not None:
+    elif ready:
         values["subject"] = values["subject"] or form.subject_proposed.data or ""
         try:
             complaint, code = intake.register_complaint(
@@ -354,7 +355,8 @@ def register(institution_id: int):
             db.session.commit()
             queue_emergency_notice(complaint)
             return _staff_receipt(institution, complaint, code, heading=gettext("投诉已登记"))
-    _propose_subject(form)
+    if not question:
+        _propose_subject(form)
     submission.come_back()
     return _register_page(institution, form, submission.status)
 
