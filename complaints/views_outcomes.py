@@ -309,13 +309,8 @@ def close_case(institution_id: int, case_id: int):
                         template="complaints/outcomes/close.html", institution=institution, complaint=complaint,
                         o=case_outcomes(complaint), phone=mask_phone(complaint.complainant_phone))
     if "feedback" in result and getattr(response, "status_code", 0) in (302, 303):
-        _after_commit(tasks.send_feedback_link, result["feedback"].id)
+        try_enqueue(tasks.send_feedback_link, result["feedback"].id)
     return response
-
-
-def _after_commit(job: Callable[[int], Any], row_id: int) -> None:
-    """Queue a message job; if that fails the periodic sweep sends it later."""
-    try_enqueue(job, row_id)
 
 
 # Feedback and 重办 (staff side) --------------------------------------------------------------
@@ -339,7 +334,7 @@ def refuse_reopen(institution_id: int, case_id: int, feedback_id: int):
                         template="complaints/outcomes/reopen_refuse.html", institution=institution,
                         complaint=complaint, fb=fb)
     if getattr(response, "status_code", 0) in (302, 303):
-        _after_commit(tasks.notify_reopen_refused, fb.id)
+        try_enqueue(tasks.notify_reopen_refused, fb.id)
     return response
 
 
@@ -397,7 +392,7 @@ def feedback(token: str):
             else:
                 db.session.commit()  # stored before the complainant is told it was received
                 if fb.reopen_status == feedback_service.ReopenStatus.REQUESTED:
-                    _after_commit(tasks.notify_reopen_request, fb.id)
+                    try_enqueue(tasks.notify_reopen_request, fb.id)
                 return redirect(url_for("complaints.feedback", token=token), code=303)
         status = 400
     reply = reply_service.visible_reply(complaint)
