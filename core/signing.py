@@ -16,10 +16,9 @@ from typing import Any
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import String, delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import UTCDateTime, utcnow
+from core.db import UTCDateTime, insert_unless_present, utcnow
 from core.extensions import Model, db
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: codes get typed from posters
@@ -140,14 +139,9 @@ def use_form_token(token: str) -> bool:
 
     The row commits with what the form stored, so a refused or failed submission leaves the
     token usable; two submissions of one token at once meet on the primary key, and the
-    second waits for the first and then gets False.
+    second waits for the first and then gets False (core.db.insert_unless_present).
     """
-    try:
-        with db.session.begin_nested():
-            db.session.add(UsedFormToken(token_hash=_used_hash(token)))
-    except IntegrityError:
-        return False
-    return True
+    return insert_unless_present(db.session(), UsedFormToken, ["token_hash"], {"token_hash": _used_hash(token)})
 
 
 def forget_used_form_tokens(max_age: int, now: datetime | None = None) -> int:
