@@ -63,9 +63,10 @@ def seed_cases(n_per_institution: int = 300, seed: int = 2026, *, institutions: 
         # A third arrived in the last month: the demo office has work in hand, not only an archive.
         times = received_times(rng, n, days=days, now=now, recent_share=0.33)
         holds = [pick_hold(rng, at, now) for at in times]
-        # Every status on show: the most recent cases stop at each open status once, an older one is reopened.
-        # (old enough to have got there: a week covers the 5 working days of a reply)
-        recent = [i for i, at in enumerate(times) if 7 <= (now - at).days <= 12]
+        # Every status on show: recent cases stop at each open status once (old enough to get there: three
+        # days cover a reply drafted soon; a case waiting to be accepted is the newest of them).
+        recent = [i for i, at in enumerate(times) if 1 <= (now - at).days <= 4]
+        recent.sort(key=lambda i: times[i], reverse=True)
         for k, status in enumerate(HOLD_RECENT):
             if recent:
                 holds[recent[k * len(recent) // len(HOLD_RECENT)]] = status
@@ -73,7 +74,7 @@ def seed_cases(n_per_institution: int = 300, seed: int = 2026, *, institutions: 
         forgotten = [i for i, at in enumerate(times) if 16 <= (now - at).days <= 24]
         if forgotten:
             holds[forgotten[0]] = Status.REGISTERED.value
-        older = [i for i, at in enumerate(times) if 20 <= (now - at).days <= 60]
+        older = [i for i, at in enumerate(times) if 14 <= (now - at).days <= 24]
         if older:
             holds[older[len(older) // 2]] = Status.REOPENED.value
         cases = [simulate(rng, office, at, now, phones=phones, hold=hold)

@@ -150,11 +150,16 @@ HOLD_RECENT = (Status.REGISTERED.value, Status.ACCEPTED.value, Status.IN_HANDLIN
 
 
 def pick_hold(rng: random.Random, received_at: datetime, now: datetime) -> str | None:
-    """Some cases stop at a given status (the desk's work in hand): recent ones anywhere, older ones reopened."""
+    """Some cases stop at a given status (the desk's work in hand): mostly the last few days' cases, a few older
+    ones (the overdue cases a real office has), and now and then a reopened case from a few weeks ago.
+    A case waits to be accepted (待受理) only for a day or two, as in an office that triages daily."""
     age = (now - received_at).days
-    if age <= 12 and rng.random() < 0.45:
-        return rng.choice(HOLD_RECENT)
-    if 20 <= age <= 60 and rng.random() < 0.03:
+    if (age <= 5 and rng.random() < 0.45) or (6 <= age <= 12 and rng.random() < 0.06):
+        status = rng.choice(HOLD_RECENT)
+        if status == Status.REGISTERED.value and age > 2:
+            status = rng.choice(HOLD_RECENT[1:])
+        return status
+    if 14 <= age <= 24 and rng.random() < 0.04:
         return Status.REOPENED.value
     return None
 
