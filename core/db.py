@@ -1,11 +1,13 @@
 """Declarative base, naming convention and shared mixins."""
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, TypeDecorator, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapped_column
 
@@ -99,3 +101,22 @@ def insert_unless_present(session: Session, model: type, conflict_columns: list[
         statement = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
     # RETURNING, not the row count: with an implicit RETURNING the count is not reported on PostgreSQL.
     return session.execute(statement.returning(*table.primary_key.columns)).first() is not None
+
+
+def lock_for_transaction(session: Session, namespace: str, keys: Iterable[str]) -> None:
+    """Serialise a check-then-insert across workers: hold a transaction-scoped lock on each key (PostgreSQL
+    advisory locks, taken in sorted order so two workers never deadlock) until the caller commits or rolls back.
+    A second worker asking for the same key waits, then sees what the first one committed. SQLite has a single
+    writer, so there is nothing to take."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    numbers = sorted({advisory_key(namespace, key) for key in keys})
+    if numbers:  # one statement, the locks taken in the array's (sorted) order
+        session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) "
+                             "WITH ORDINALITY AS t(k, i) ORDER BY i"), {"keys": numbers})
+
+
+def advisory_key(namespace: str, key: str) -> int:
+    """A stable signed 64-bit number for a lock's name (the same in every process, unlike hash())."""
+    digest = hashlib.blake2b(f"{namespace}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, tuple_
 
 from core.audit import record
 from core.clock import local_date, local_day_bounds, local_midnight
-from core.db import utcnow
+from core.db import lock_for_transaction, utcnow
 from core.extensions import db
 from core.services import ServiceError, clean_text
 from organisation.models import Institution
@@ -97,6 +97,9 @@ def repeats(candidates: Sequence[AlertCandidate]) -> list[bool]:
     seen: set[tuple[int | None, str, date]] = set()
     wanted = {(k[0], k[1]) for k in keyed if k is not None}
     if wanted:
+        # Two workers storing ratings of one device at once would each find no open alert: the second waits
+        # here until the first commits, then finds its alert.
+        lock_for_transaction(db.session(), "survey-alert", (f"{tp}:{device}" for tp, device in wanted))
         days = [k[2] for k in keyed if k is not None]
         r = SurveyResponse
         rows = db.session.execute(

@@ -73,16 +73,17 @@ class DischargeInput:
 
 @dataclass
 class Units:
-    """An institution's departments and ward touchpoints by code, loaded once per batch."""
+    """An institution's departments and ward touchpoints by code, loaded once per batch. Codes are unique
+    regardless of case (organisation's rule), so a file's "icu" finds the ward coded "ICU"."""
 
     departments: dict[str, Department]
     wards: dict[str, Touchpoint]
 
     @classmethod
     def load(cls, institution: Institution) -> Units:
-        departments = {d.code: d for d in db.session.scalars(
+        departments = {d.code.casefold(): d for d in db.session.scalars(
             select(Department).where(Department.institution_id == institution.id))}
-        wards = {t.code: t for t in db.session.scalars(
+        wards = {t.code.casefold(): t for t in db.session.scalars(
             select(Touchpoint).where(Touchpoint.institution_id == institution.id,
                                      Touchpoint.kind == TouchpointKind.WARD.value))}
         return cls(departments, wards)
@@ -98,8 +99,9 @@ def check_discharge(raw: dict[str, str], units: Units, settings: SurveySettings,
             errors.append((key, gettext("不能为空。")))
     department = touchpoint = None
     if values["unit"]:
-        touchpoint = units.wards.get(values["unit"])
-        department = touchpoint.department if touchpoint is not None else units.departments.get(values["unit"])
+        code = values["unit"].casefold()
+        touchpoint = units.wards.get(code)
+        department = touchpoint.department if touchpoint is not None else units.departments.get(code)
         if department is None:
             errors.append(("unit", gettext("病区或科室编码 %(code)s 不存在。", code=values["unit"])))
         elif not department.active or (touchpoint is not None and not touchpoint.active):

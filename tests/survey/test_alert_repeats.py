@@ -175,3 +175,26 @@ def test_the_batch_takes_as_many_statements_for_many_low_ratings_as_for_few(wind
         return len(seen)
 
     assert statements_for(10) == statements_for(40)  # (up to 8 devices, history_flags searches per device)
+
+
+def test_the_repeat_check_holds_a_lock_a_second_worker_waits_on(ctx, database_url, window_code):
+    """Two workers storing ratings of one device at one touchpoint at once: the first holds a lock on the
+    (touchpoint, device) pair until it commits, so the second cannot find "no open alert" before it does."""
+    from sqlalchemy import create_engine, text
+
+    from core.db import advisory_key
+    from survey import alerts
+
+    device = uuid.uuid4().hex
+    candidate = alerts.AlertCandidate(window_code.touchpoint_id, device, local_midnight(local_today()))
+    other = create_engine(database_url)
+    key = advisory_key("survey-alert", f"{window_code.touchpoint_id}:{device}")
+    try:
+        with other.connect() as conn:
+            assert conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar() is True
+            conn.rollback()  # free again: the control shows the probe can take the lock
+            assert alerts.repeats([candidate]) == [False]
+            assert conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar() is False
+            conn.rollback()
+    finally:
+        other.dispose()

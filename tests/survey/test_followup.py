@@ -158,6 +158,19 @@ def test_upload_stores_discharges_by_ward_or_department_and_only_a_hash_of_the_r
     assert first.link_expires_at > utcnow()
 
 
+def test_upload_finds_ward_and_department_codes_whatever_their_case(nurse_client, hospital, today):
+    """Codes are unique regardless of case, so a hospital system's lower-case export finds its wards."""
+    day = (today - timedelta(days=1)).isoformat()
+    text = HEADER + f"b-xnk,{day},{NAME},{PHONE},ZY2026011\ngk ,{day},李四,13800001111,ZY2026012\n"
+
+    response = upload(nurse_client, hospital, text)
+
+    assert response.status_code == 200, body(response)
+    first, second = discharges_of(hospital)
+    assert first.touchpoint_id == ward(hospital, "B-XNK").id
+    assert second.department_id == department(hospital, "GK").id
+
+
 def test_upload_accepts_xlsx_with_date_cells_and_numeric_phones(nurse_client, hospital, today):
     from openpyxl import Workbook
 
