@@ -102,8 +102,9 @@ def send_demo_notices(per_department: int = 3) -> int:
         newest = db.session.execute(
             select(Complaint.id, Complaint.lead_department_id).where(
                 Complaint.institution_id == institution.id, Complaint.lead_department_id.is_not(None),
-                Complaint.status.in_([Status.IN_HANDLING.value, Status.TRANSFERRED.value,
-                                                     Status.REOPENED.value]))
+                # (a reopened case's department was told by the 重办 notice, not as a new case)
+                Complaint.status.in_([Status.IN_HANDLING.value, Status.TRANSFERRED.value]),
+                Complaint.reopened_count == 0)
             .order_by(Complaint.received_at.desc())).all()
         per_lead: dict[int, int] = {}
         for complaint_id, lead_id in newest:
