@@ -63,9 +63,12 @@ def seed_cases(n_per_institution: int = 300, seed: int = 2026, *, institutions: 
         # A third arrived in the last month: the demo office has work in hand, not only an archive.
         times = received_times(rng, n, days=days, now=now, recent_share=0.33)
         holds = [pick_hold(rng, at, now) for at in times]
-        # Every status on show: recent cases stop at each open status once (old enough to get there: three
+        # Every status on show: recent cases stop at each open status once (the older the case, the later its status: three
         # days cover a reply drafted soon; a case waiting to be accepted is the newest of them).
-        recent = [i for i, at in enumerate(times) if 1 <= (now - at).days <= 4]
+        # A small office may have fewer than one case a day: look further back until each status has a case.
+        recent = [i for i, at in enumerate(times) if 1 <= (now - at).days <= 5]
+        if len(recent) < len(HOLD_RECENT):
+            recent = [i for i, at in enumerate(times) if 1 <= (now - at).days <= 14]
         recent.sort(key=lambda i: times[i], reverse=True)
         for k, status in enumerate(HOLD_RECENT):
             if recent:
