@@ -60,8 +60,9 @@ lint: $(VENV)/.dev
 # No fuzzy matching: `make translations` compiles with -f, so a fuzzy guess would ship as the
 # translation (and a guessed %(placeholder)s that the new id lacks crashes at runtime). A changed
 # string comes back empty and its old translation stays in the .po as an obsolete #~ entry.
+# notice_text (core.notify) marks the message ids of staff notices, shown in each reader's language.
 extract-messages: $(VENV)/.runtime
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs=".venv tests bench migrations" -o translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k notice_text --ignore-dirs=".venv tests bench migrations" -o translations/messages.pot .
 	$(BIN)/pybabel update --no-fuzzy-matching -i translations/messages.pot -d translations
 
 ## bench: the benchmark scripts against the local PostgreSQL and Redis (figures: docs/benchmarks.md)

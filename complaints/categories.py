@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
 from complaints.models import Category
+from core import notify
 from core.audit import record
 from core.extensions import db
 from core.services import ServiceError, clean_text
@@ -92,6 +93,17 @@ def category_label(category: Category | None) -> str:
     if category.institution_id is None and category.code in DEFAULT_LABELS:
         return str(DEFAULT_LABELS[category.code])
     return category.name
+
+
+def category_notice_text(category: Category | None) -> str:
+    """A category's name in a staff notice (core.notify.Text): a default's is shown in each reader's language,
+    an institution's own as typed."""
+    if category is not None and category.institution_id is None and category.code in DEFAULT_LABELS:
+        return notify.Text.message(_DEFAULT_NAMES[category.code])  # the msgid of its DEFAULT_LABELS entry
+    return category_label(category)
+
+
+_DEFAULT_NAMES = {code: name for code, name, *_rest in DEFAULT_CATEGORIES}
 
 
 def _clean_name(name: str) -> str:

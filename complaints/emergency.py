@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from flask_babel import force_locale, gettext
+from flask_babel import gettext
 from sqlalchemy import func, select, update
 
-from complaints.categories import category_label
+from complaints.categories import category_notice_text
 from complaints.models import Category, Complaint, Status
 from complaints.workflow import log_event
 from core import notify
@@ -84,14 +84,13 @@ def emergency_message(complaint: Complaint) -> notify.Message:
     place = complaint.touchpoint.name if complaint.touchpoint is not None else ""
     departments = "、".join(d.name for d in complaint.concerned_departments)
     # No complainant name, phone or description: the message may travel by SMS or e-mail.
-    body = gettext("案件 %(number)s（%(category)s）涉及医疗质量安全，可能危及患者健康，请立即处理。",
-                   number=complaint.case_number, category=category_label(category))
+    body = notify.notice_text("案件 %(number)s（%(category)s）涉及医疗质量安全，可能危及患者健康，请立即处理。",
+                              number=complaint.case_number, category=category_notice_text(category))
     where = "；".join(filter(None, [place, departments]))
     if where:
-        body += " " + gettext("涉及：%(where)s。", where=where)
-    return notify.Message(recipients=recipients, kind="complaint_emergency",
-                          subject=gettext("【紧急】医疗质量安全投诉 %(number)s", number=complaint.case_number),
-                          body=body,
+        body += " " + notify.notice_text("涉及：%(where)s。", where=where)
+    subject = notify.notice_text("【紧急】医疗质量安全投诉 %(number)s", number=complaint.case_number)
+    return notify.Message(recipients=recipients, kind="complaint_emergency", subject=subject, body=body,
                           link=notify.link("complaints_staff.case", institution_id=complaint.institution_id,
                                            case_id=complaint.id),
                           meta={"complaint_id": complaint.id, "institution_id": complaint.institution_id},
@@ -110,21 +109,21 @@ SAFETY_REPORT_LISTED = 20  # a notice names this many cases at most, and counts 
 def safety_report_message(institution_id: int, complaints: Sequence[Complaint]) -> notify.Message:
     """One notice to the officers on duty listing public safety reports to check (no personal data)."""
     recipients = [u.username for u in safety_report_recipients(institution_id)]
-    lines = []
+    body = notify.notice_text("投诉人在网上投诉时选择了“医疗质量安全”。请尽快核实：确属可能危及患者健康的，请在案件页"
+                              "点击“标记为医疗质量安全紧急投诉，立即预警”，系统会立即通知院领导。")
     for complaint in complaints[:SAFETY_REPORT_LISTED]:
         where = "；".join(filter(None, [complaint.touchpoint.name if complaint.touchpoint is not None else "",
                                        "、".join(d.name for d in complaint.concerned_departments)]))
-        lines.append(f"{complaint.case_number}（{where}）" if where else complaint.case_number)
+        body += "\n" + (notify.notice_text("%(number)s（%(where)s）", number=complaint.case_number, where=where)
+                        if where else complaint.case_number)
     if len(complaints) > SAFETY_REPORT_LISTED:
-        lines.append(gettext("另有 %(n)d 件，见投诉工作台。", n=len(complaints) - SAFETY_REPORT_LISTED))
-    body = gettext("投诉人在网上投诉时选择了“医疗质量安全”。请尽快核实：确属可能危及患者健康的，请在案件页点击"
-                   "“标记为医疗质量安全紧急投诉，立即预警”，系统会立即通知院领导。") + "\n" + "\n".join(lines)
+        body += "\n" + notify.notice_text("另有 %(n)d 件，见投诉工作台。", n=len(complaints) - SAFETY_REPORT_LISTED)
     if len(complaints) == 1:
         link = notify.link("complaints_staff.case", institution_id=institution_id, case_id=complaints[0].id)
     else:
         link = notify.link("complaints_staff.queue", institution_id=institution_id)
     return notify.Message(recipients=recipients, kind="complaint_safety_report",
-                          subject=gettext("【待核实】%(n)d 件网上投诉涉及医疗质量安全", n=len(complaints)),
+                          subject=notify.notice_text("【待核实】%(n)d 件网上投诉涉及医疗质量安全", n=len(complaints)),
                           body=body, link=link,
                           meta={"institution_id": institution_id, "complaint_ids": [c.id for c in complaints]},
                           key=f"complaint:{complaints[0].id}:safety_report")  # each case is claimed once
@@ -157,8 +156,7 @@ def send_emergency_notice(complaint_id: int) -> bool:
         db.session.rollback()
         return False
     db.session.expire(complaint, ["emergency_notified_at"])
-    with force_locale("zh_Hans"):
-        message = emergency_message(complaint)
+    message = emergency_message(complaint)
     try:
         notify.send(message)
     except Exception:
@@ -215,8 +213,7 @@ def send_safety_report_notice(institution_id: int, at: datetime) -> int:
     if not cases:
         db.session.commit()
         return 0
-    with force_locale("zh_Hans"):
-        message = safety_report_message(institution_id, cases)
+    message = safety_report_message(institution_id, cases)
     try:
         notify.send(message)
     except Exception:

@@ -138,14 +138,14 @@ def remind_case(complaint_id: int, now: str | None = None) -> bool:
     recipients = (department_handlers(complaint.institution_id, departments)
                   or staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER))
     due = complaint.due_date.isoformat()
+    subject = notify.notice_text("投诉 %(number)s 将于 %(date)s 到期", number=complaint.case_number, date=due)
+    if complaint.status == Status.REGISTERED:
+        body = notify.notice_text("该投诉尚未受理，办理期限（%(date)s 24:00）自接到投诉次日起已在计算，请尽快受理并"
+                                  "分派。", date=due)
+    else:
+        body = notify.notice_text("请在办理期限（%(date)s 24:00）前完成调查并提交答复草稿；协办科室请先提交协办意见。",
+                                  date=due)
     with force_locale("zh_Hans"):
-        subject = gettext("投诉 %(number)s 将于 %(date)s 到期", number=complaint.case_number, date=due)
-        if complaint.status == Status.REGISTERED:
-            body = gettext("该投诉尚未受理，办理期限（%(date)s 24:00）自接到投诉次日起已在计算，请尽快受理并分派。",
-                           date=due)
-        else:
-            body = gettext("请在办理期限（%(date)s 24:00）前完成调查并提交答复草稿；协办科室请先提交协办意见。",
-                           date=due)
         note = gettext("到期提醒已发送（%(n)d 人）。", n=len(recipients))
     notify.send(notify.Message(recipients=_unique(recipients), subject=subject, body=body, kind="complaint_reminder",
                  link=_case_link(complaint), meta={"complaint_id": complaint.id, "due_date": due},
@@ -184,10 +184,11 @@ def escalate_case(complaint_id: int, now: str | None = None) -> bool:
     handlers = department_handlers(complaint.institution_id, set() if lead_id is None else {lead_id})
     recipients = _unique(supervisors + handlers)
     due = complaint.due_date.isoformat()
+    subject = notify.notice_text("督办：投诉 %(number)s 已超期 %(n)d 个工作日", number=complaint.case_number,
+                                 n=overdue_days)
+    body = notify.notice_text("办理期限为 %(date)s，主办科室：%(dept)s。请督促尽快答复投诉人。", date=due,
+                              dept=lead.name if lead else notify.notice_text("未分派"))
     with force_locale("zh_Hans"):
-        subject = gettext("督办：投诉 %(number)s 已超期 %(n)d 个工作日", number=complaint.case_number, n=overdue_days)
-        body = gettext("办理期限为 %(date)s，主办科室：%(dept)s。请督促尽快答复投诉人。", date=due,
-                       dept=lead.name if lead else gettext("未分派"))
         note = gettext("超期 %(n)d 个工作日，已督办：通知首诉负责人、院领导及主办科室（%(count)d 人）。",
                        n=overdue_days, count=len(recipients))
     notify.send(notify.Message(recipients=recipients, subject=subject, body=body, kind="complaint_escalation",
@@ -324,14 +325,14 @@ def notify_department(complaint_id: int, department_id: int, kind: str = ASSIGNE
     routing = db.session.scalar(select(func.max(CaseEvent.id)).where(CaseEvent.complaint_id == complaint.id,
                                                                      CaseEvent.action.in_(ROUTING_EVENTS)))
     due = complaint.due_date.isoformat() if complaint.due_date else "—"
-    with force_locale("zh_Hans"):
-        subjects = {
-            ASSIGNED: gettext("新投诉 %(number)s 已分派至%(dept)s（主办）"),
-            CO_HANDLING: gettext("投诉 %(number)s 请%(dept)s协办"),
-            TRANSFERRED: gettext("投诉 %(number)s 已转办至%(dept)s，请接收"),
-        }
-        subject = subjects.get(kind, subjects[ASSIGNED]) % {"number": complaint.case_number, "dept": department.name}
-        body = gettext("办理期限：%(date)s。请在“本科室投诉”中查看。", date=due)
+    case = {"number": complaint.case_number, "dept": department.name}
+    if kind == CO_HANDLING:
+        subject = notify.notice_text("投诉 %(number)s 请%(dept)s协办", **case)
+    elif kind == TRANSFERRED:
+        subject = notify.notice_text("投诉 %(number)s 已转办至%(dept)s，请接收", **case)
+    else:
+        subject = notify.notice_text("新投诉 %(number)s 已分派至%(dept)s（主办）", **case)
+    body = notify.notice_text("办理期限：%(date)s。请在“本科室投诉”中查看。", date=due)
     notify.send(notify.Message(recipients=_unique(handlers), subject=subject, body=body, kind=f"complaint_{kind}",
                  link=_case_link(complaint), meta={"complaint_id": complaint.id, "department_id": department.id},
                  key=f"complaint:{complaint.id}:{kind}:{department.id}:{routing or 0}"))
@@ -388,9 +389,8 @@ def notify_reopen_request(feedback_id: int) -> bool:
     officers = staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER)
     recipients = sorted({u.username for u in officers} | (
         {complaint.first_contact.username} if complaint.first_contact is not None else set()))
-    with force_locale("zh_Hans"):
-        subject = gettext("重办申请：投诉 %(n)s 的投诉人对处理结果不满意", n=complaint.case_number)
-        body = gettext("请在案件页面决定是否重新办理。")
+    subject = notify.notice_text("重办申请：投诉 %(n)s 的投诉人对处理结果不满意", n=complaint.case_number)
+    body = notify.notice_text("请在案件页面决定是否重新办理。")
     notify.send(notify.Message(recipients=recipients, subject=subject, body=body, kind="complaint_reopen_request",
                                link=_case_link(complaint, "feedback"), meta={"complaint_id": complaint.id,
                                                                              "feedback": feedback.id},
@@ -409,9 +409,8 @@ def notify_reply_review(reply_id: int) -> int:
     complaint = db.session.get_one(Complaint, reply.complaint_id)
     reviewers = [u for u in staff_with_roles(complaint.institution_id, Role.COMPLAINT_OFFICER, Role.INSTITUTION_ADMIN)
                  if u.id != reply.drafted_by_id]
-    with force_locale("zh_Hans"):
-        subject = gettext("答复待审核：投诉 %(n)s 的答复第 %(v)d 版", n=complaint.case_number, v=reply.number)
-        body = gettext("答复须由起草人以外的投诉管理人员审核后才能发送给投诉人。")
+    subject = notify.notice_text("答复待审核：投诉 %(n)s 的答复第 %(v)d 版", n=complaint.case_number, v=reply.number)
+    body = notify.notice_text("答复须由起草人以外的投诉管理人员审核后才能发送给投诉人。")
     notify.send(notify.Message(recipients=_unique(reviewers), subject=subject, body=body, kind="complaint_reply_review",
                                link=_case_link(complaint, "replies"),
                                meta={"complaint_id": complaint.id, "reply": reply.number},
@@ -429,9 +428,8 @@ def notify_reply_returned(reply_id: int) -> int:
     drafter = db.session.get(StaffUser, reply.drafted_by_id)
     if drafter is None or not drafter.active:
         return 0
-    with force_locale("zh_Hans"):
-        subject = gettext("答复被退回：投诉 %(n)s 的答复第 %(v)d 版", n=complaint.case_number, v=reply.number)
-        body = gettext("请按退回意见修改后重新提交审核。")
+    subject = notify.notice_text("答复被退回：投诉 %(n)s 的答复第 %(v)d 版", n=complaint.case_number, v=reply.number)
+    body = notify.notice_text("请按退回意见修改后重新提交审核。")
     notify.send(notify.Message(recipients=[drafter.username], subject=subject, body=body,
                                kind="complaint_reply_returned", link=_case_link(complaint, "replies"),
                                meta={"complaint_id": complaint.id, "reply": reply.number},

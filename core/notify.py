@@ -12,28 +12,165 @@ had it already.
 bodies that might hold personal data), ``memory`` (keeps messages in the app, for tests and demos),
 or a dotted path to a callable ``send(message: Message) -> None`` for an SMS gateway or mail relay.
 ``send_to_person`` writes to a complainant or patient through the backend alone (no recorder).
+
+A staff notice's subject and body are ``Text``s, made by ``notice_text`` from a message id and its
+parameters: each is its words in Chinese (a ``str``, what the backend and the outbound channels send and
+what the in-app list stores), and keeps the message ids and parameters it was made of, so that the in-app
+list shows it again in each reader's language (``render_text``).
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from importlib import import_module
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, url_for
+from flask_babel import force_locale, gettext
 
 from core.privacy import mask_address
 
 log = logging.getLogger(__name__)
 
+# The language a notice is written in: what the outbound channels send and the in-app list stores.
+NOTICE_LOCALE = "zh_Hans"
 
+
+# Texts: a notice's words, in Chinese and again in each reader's language ---------------------------
+
+# A part of a text: literal words (a case number, a list of places), or a message id with its parameters.
+Part: TypeAlias = "str | tuple[str, dict[str, Any]]"
+
+
+class Text(str):
+    """A staff notice's subject or body: its words in Chinese (NOTICE_LOCALE), as a ``str``, and the ``parts``
+    they were made of, to render them again in another language.
+
+    Made by ``notice_text`` (one message) and by ``+``: a Text plus a ``str``, or a ``str`` plus a Text, is a
+    Text (``notice_text(...) + " " + place``). Anything else a ``str`` method makes of it is a plain ``str``.
+    """
+
+    __slots__ = ("parts",)
+    parts: tuple[Part, ...]
+
+    def __new__(cls, parts: Iterable[Part]) -> Text:
+        merged: list[Part] = []
+        for part in parts:
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += part
+            elif not isinstance(part, str) or part:
+                merged.append(part if isinstance(part, str) else (part[0], _checked(part[1])))
+        with force_locale(NOTICE_LOCALE):
+            words = _render(merged)
+        return _made(words, tuple(merged))
+
+    @classmethod
+    def message(cls, msgid: str, **params: Any) -> Text:
+        """A text of one message whose id Babel finds elsewhere (``notice_text`` for one it is to extract)."""
+        return cls([(msgid, params)])
+
+    def __add__(self, other: str) -> Text:
+        if not isinstance(other, str):
+            return NotImplemented
+        return Text(self.parts + _parts_of(other))
+
+    def __radd__(self, other: str) -> Text:
+        if not isinstance(other, str):
+            return NotImplemented
+        return Text(_parts_of(other) + self.parts)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copies and pickles keep the parts (and the Chinese words)
+        return _made, (str(self), self.parts)
+
+    def to_json(self) -> list[Any]:
+        """The parts as the in-app list stores them: literal words as strings, messages as [msgid, params], a
+        parameter that is a text as {"text": its parts}."""
+        return [part if isinstance(part, str) else [part[0], {name: {"text": value.to_json()}
+                                                              if isinstance(value, Text) else value
+                                                              for name, value in part[1].items()}]
+                for part in self.parts]
+
+
+def notice_text(msgid: str, **params: Any) -> Text:
+    """A notice's subject or body (or a part of one): ``notice_text("投诉 %(number)s 将于 %(date)s 到期",
+    number=..., date=...)``. Babel extracts the msgid (``-k notice_text``); the parameters are JSON values (a
+    date as its ISO string) or Texts (a word to translate too: ``dept=notice_text("未分派")``)."""
+    return Text.message(msgid, **params)
+
+
+def render_text(stored: Any) -> str:
+    """Stored parts (``Text.to_json``) in the current locale; raises ValueError when they are not parts, and
+    KeyError, TypeError or ValueError when a message and its parameters no longer fit (the caller falls back
+    on the words it stored)."""
+    return _render(_parts_from_json(stored))
+
+
+def _made(words: str, parts: tuple[Part, ...]) -> Text:
+    text = str.__new__(Text, words)
+    text.parts = parts
+    return text
+
+
+def _parts_of(words: str) -> tuple[Part, ...]:
+    return words.parts if isinstance(words, Text) else (str(words),)
+
+
+def _checked(params: dict[str, Any]) -> dict[str, Any]:
+    checked: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, Text) or value is None or isinstance(value, bool | int | float):
+            checked[name] = value
+        elif isinstance(value, str):
+            checked[name] = str(value)
+        else:  # a date, a lazy string, a row: the caller says how it reads
+            raise TypeError(f"a notice text's parameter {name!r} is a {type(value).__name__}, not a JSON value "
+                            "or a Text")
+    return checked
+
+
+def _render(parts: Iterable[Part]) -> str:
+    words = []
+    for part in parts:
+        if isinstance(part, str):
+            words.append(part)
+            continue
+        msgid, params = part
+        values = {name: _render(value.parts) if isinstance(value, Text) else value for name, value in params.items()}
+        words.append(gettext(msgid, **values))
+    return "".join(words)
+
+
+def _parts_from_json(stored: Any) -> list[Part]:
+    if not isinstance(stored, list):
+        raise ValueError("not a list of parts")
+    parts: list[Part] = []
+    for part in stored:
+        if isinstance(part, str):
+            parts.append(part)
+            continue
+        if not (isinstance(part, list) and len(part) == 2 and isinstance(part[0], str) and isinstance(part[1], dict)):
+            raise ValueError("a part is neither words nor [msgid, params]")
+        params: dict[str, Any] = {}
+        for name, value in part[1].items():
+            if isinstance(value, dict):
+                if set(value) != {"text"}:
+                    raise ValueError("a parameter is neither a JSON value nor a text")
+                value = _made("", tuple(_parts_from_json(value["text"])))
+            elif not (value is None or isinstance(value, str | bool | int | float)):
+                raise ValueError("a parameter is neither a JSON value nor a text")
+            params[name] = value
+        parts.append((part[0], params))
+    return parts
+
+
+# Messages -----------------------------------------------------------------------------------------
 
 @dataclass
 class Message:
     recipients: list[str]          # usernames, or addresses for external backends
-    subject: str
+    subject: str                   # a Text for a staff notice, shown in each reader's language
     body: str
     kind: str = "info"
     link: str | None = None        # the staff page it is about: absolute when the app knows its address, else a path

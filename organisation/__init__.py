@@ -18,6 +18,7 @@ def init_app(app: Flask) -> None:
     from organisation import (  # noqa: F401 - routes
         auth,
         cli,
+        notifications,
         services,
         tasks,
         views,
@@ -49,5 +50,7 @@ def init_app(app: Flask) -> None:
     notify.register_kinds(app, {"test": _l("测试消息")})
     register_periodic(app, tasks.sweep_deliveries, name="notify-deliveries", cron="* * * * *", queue=QUEUE_HIGH)
     app.jinja_env.filters["role_label"] = lambda value: Role(value).label
+    # A notice's subject and body in the reader's language, wherever a list of notices is shown.
+    app.jinja_env.globals["notice_shown"] = notifications.shown
     register_audit_labels(app, actions=audit_labels.ACTIONS, targets=audit_labels.TARGETS, keys=audit_labels.KEYS,
                           values=audit_labels.VALUES, actors=audit_labels.ACTORS)

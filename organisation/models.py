@@ -3,11 +3,24 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint, func, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import EnumText, InstitutionScoped, TimestampMixin, UTCDateTime
@@ -276,6 +289,9 @@ class Notification(db.Model):
     key: Mapped[str | None] = mapped_column(String(120))
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(String(500), default="")
+    # What subject and body were made of, to show them in the reader's language (organisation.notifications.shown):
+    # {"subject": parts, "body": parts} as core.notify.Text.to_json writes them; NULL for a notice of plain words.
+    texts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     link: Mapped[str | None] = mapped_column(String(300))        # a path on this site
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

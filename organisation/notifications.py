@@ -4,7 +4,9 @@ Every staff notice goes through ``core.notify.send``, which hands it to ``record
 core.notify's recorder by organisation.tasks) inside the transaction of the job that raised it:
 
 * one ``Notification`` row per recipient, unique per (user, key), so a job that runs again — a sweep, a
-  retry — tells nobody twice, and a job that rolls back tells nobody at all;
+  retry — tells nobody twice, and a job that rolls back tells nobody at all. It stores the subject and body
+  in Chinese and, when they are ``core.notify.Text``s, what they were made of: the list shows them in the
+  reader's language (``shown``);
 * for each institution of the new recipients whose admin configured channels (``NotifierSettings``:
   WeCom and DingTalk group robots, an SMTP relay), one ``NotifierDelivery`` per channel: the outbox.
   The delivery job (organisation.tasks.deliver), queued once the transaction commits, sends it; its
@@ -15,6 +17,7 @@ SMTP password) are stored for sending and never shown back in full, logged or au
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -30,7 +33,7 @@ from core import channels
 from core.audit import record as audit
 from core.db import insert_unless_present, utcnow
 from core.extensions import db
-from core.notify import Message, local_path, only_to
+from core.notify import Message, Text, local_path, only_to, render_text
 from core.services import ServiceError
 from organisation.models import (
     DeliveryChannel,
@@ -55,11 +58,21 @@ MAX_PAUSE_MINUTES = 60
 LEASE = timedelta(minutes=5)
 EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
+log = logging.getLogger(__name__)
+
 
 # Recording (core.notify's recorder) ------------------------------------------------------------------
 
 def _clip(text: str, limit: int) -> str:
+    text = str(text)  # the words of a Text
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _texts(message: Message) -> dict[str, Any] | None:
+    """What the message's subject and body were made of, for the list to show them in the reader's language."""
+    texts = {name: value.to_json() for name, value in (("subject", message.subject), ("body", message.body))
+             if isinstance(value, Text)}
+    return texts or None
 
 
 def record(message: Message) -> tuple[Message, list[int]]:
@@ -71,6 +84,7 @@ def record(message: Message) -> tuple[Message, list[int]]:
         .where(StaffUser.username.in_(usernames)))}
     now = utcnow()
     path = local_path(message.link)
+    texts = _texts(message)
     told: list[str] = []
     new_users: list[Any] = []
     for username in usernames:
@@ -82,7 +96,7 @@ def record(message: Message) -> tuple[Message, list[int]]:
             "user_id": user.id, "institution_id": user.institution_id, "kind": message.kind[:40],
             "key": message.key[:120] if message.key else None, "subject": _clip(message.subject, MAX_SUBJECT),
             "body": _clip(message.body, MAX_BODY), "link": path if path and len(path) <= 300 else None,
-            "created_at": now})
+            "created_at": now, **({"texts": texts} if texts else {})})  # none: SQL NULL, not JSON null
         if inserted:
             told.append(username)
             new_users.append(user)
@@ -132,6 +146,34 @@ def notifications_for(user: StaffUser, *, unread_only: bool = False):
 
 def latest_notifications(user: StaffUser, limit: int = 5) -> list[Notification]:
     return list(db.session.scalars(notifications_for(user).limit(limit)))
+
+
+@dataclass(frozen=True)
+class Shown:
+    subject: str
+    body: str
+
+
+def shown(notification: Notification) -> Shown:
+    """A notification's subject and body in the current locale (every page that lists notices shows them so).
+
+    Rendered again from what they were made of (``texts``); a notice without (recorded before, or of plain
+    words), or whose message ids and parameters no longer fit, is shown as stored, in Chinese.
+    """
+    texts = notification.texts if isinstance(notification.texts, dict) else {}
+    return Shown(subject=_shown(notification, texts, "subject", notification.subject, MAX_SUBJECT),
+                 body=_shown(notification, texts, "body", notification.body, MAX_BODY))
+
+
+def _shown(notification: Notification, texts: dict[str, Any], name: str, stored: str, limit: int) -> str:
+    if texts.get(name) is None:
+        return stored
+    try:
+        return _clip(render_text(texts[name]), limit)
+    except (LookupError, TypeError, ValueError) as exc:
+        log.warning("notification %s: its %s is shown as stored (%s: %s)", notification.id, name,
+                    type(exc).__name__, exc)
+        return stored
 
 
 def own_notification(user: StaffUser, notification_id: int) -> Notification | None:

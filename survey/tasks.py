@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from flask_babel import force_locale, gettext
 from sqlalchemy import select, update
 
 from core import notify
@@ -68,9 +67,8 @@ def notify_alert(alert_id: int) -> bool:
         return False
     recipients = alert_recipients(alert)
     where = alert.touchpoint.name if alert.touchpoint else (alert.department.name if alert.department else "")
-    with force_locale("zh_Hans"):
-        subject = gettext("服务补救提醒：%(where)s 收到一条需要跟进的评价", where=where)
-        body = gettext("请在“服务补救”中查看并处理。")
+    subject = notify.notice_text("服务补救提醒：%(where)s 收到一条需要跟进的评价", where=where)
+    body = notify.notice_text("请在“服务补救”中查看并处理。")
     link = _alert_link(alert)
     try:
         send(Message(recipients=[u.username for u in recipients], subject=subject, body=body, kind="survey_alert",

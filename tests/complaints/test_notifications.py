@@ -18,6 +18,7 @@ from core.extensions import db
 from organisation.models import Notification
 from tests.complaints.conftest import department, staff_login
 from tests.complaints.test_feedback import closed_case
+from tests.complaints.test_intake_safeguards import public_case
 from tests.complaints.test_replies import handling_case
 from tests.factories import demo_user, login
 
@@ -55,6 +56,47 @@ def test_a_handler_logging_in_sees_the_case_routed_to_them(make_case, rmyy, new_
     opened = handler.get(f"/notifications/{row.id}")
     assert opened.status_code == 302 and opened.headers["Location"] == base
     assert handler.get(base).status_code == 200
+
+
+def test_a_notice_reads_in_the_language_of_its_reader_and_goes_out_in_chinese(make_case, rmyy, officer, client,
+                                                                              outbox):
+    case = make_case()
+    triage.accept_complaint(case, actor=officer)
+    routing.assign_department(case, department(rmyy, "XNK"), actor=officer)
+    db.session.flush()
+    assert tasks.notify_department(case.id, department(rmyy, "XNK").id) == 1
+    due = case.due_date.isoformat()
+    chinese_subject = f"新投诉 {case.case_number} 已分派至心血管内科（主办）"
+    (sent,) = outbox  # the outbound channels, and the stored text, stay in Chinese
+    assert sent.subject == chinese_subject and sent.body.startswith(f"办理期限：{due}。")
+    assert notices("rmyy-handler")[0].subject == chinese_subject
+
+    staff_login(client, "rmyy-handler")
+    for path in ("/notifications", f"/i/{rmyy.id}/"):
+        assert chinese_subject in client.get(path).get_data(as_text=True)
+    client.get("/lang/en")
+    for path in ("/notifications", f"/i/{rmyy.id}/"):
+        html = client.get(path).get_data(as_text=True)
+        assert f"New complaint {case.case_number} assigned to 心血管内科 (lead)" in html, path
+        assert f"Deadline: {due}. See" in html and "已分派" not in html and "办理期限" not in html
+    client.get("/lang/zh_Hans")
+    assert chinese_subject in client.get("/notifications").get_data(as_text=True)
+
+
+def test_a_reminder_reads_in_english_for_an_english_reader(make_case, rmyy, calendar_2026, client, outbox):
+    officer = demo_user("rmyy-officer")
+    case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=UTC))
+    triage.accept_complaint(case, actor=officer)
+    routing.assign_department(case, department(rmyy, "XNK"), actor=officer)
+    db.session.flush()
+    tasks.sweep_deadlines(datetime(2026, 10, 12, 1, 0, tzinfo=UTC).isoformat())
+    tasks.sweep_deadlines(datetime(2026, 10, 15, 1, 0, tzinfo=UTC).isoformat())
+    staff_login(client, "rmyy-handler")
+    client.get("/lang/en")
+    html = client.get("/notifications").get_data(as_text=True)
+    assert f"Complaint {case.case_number} is due on 2026-10-13" in html
+    assert f"Escalation: complaint {case.case_number} is overdue" in html and "lead department: 心血管内科" in html
+    assert "督办" not in html and "将于" not in html
 
 
 def test_routing_notices_come_once_per_routing(make_case, rmyy, officer, outbox):
@@ -104,6 +146,28 @@ def test_an_emergency_reaches_officers_admins_and_leadership_and_a_failed_send_r
     for username in ("rmyy-officer", "rmyy-admin", "rmyy-leader"):
         (row,) = [n for n in notices(username, "complaint_emergency") if n.key == f"complaint:{case.id}:emergency"]
         assert row.subject.startswith("【紧急】") and row.link == f"/i/{case.institution_id}/complaints/{case.id}"
+
+
+def test_emergency_and_safety_report_notices_read_in_english_with_the_category_translated(make_case, rmyy, client,
+                                                                                        outbox):
+    reported = public_case(make_case, touchpoint="W-GH-01")
+    assert tasks.notify_safety_reports(rmyy.id) == 1
+    flagged = make_case(departments_concerned=["XNK"])
+    flag_emergency(flagged, actor=demo_user("rmyy-officer"))
+    db.session.commit()
+    assert tasks.notify_emergency(flagged.id) is True
+    report, alarm = outbox
+    assert report.subject == "【待核实】1 件网上投诉涉及医疗质量安全" and f"\n{reported.case_number}（" in report.body
+    assert alarm.body.startswith(f"案件 {flagged.case_number}（服务态度）涉及医疗质量安全")
+
+    staff_login(client, "rmyy-officer")
+    client.get("/lang/en")
+    html = client.get("/notifications").get_data(as_text=True)
+    assert "[To check] 1 online complaint(s) about medical quality and safety" in html
+    assert f"{reported.case_number} (" in html and "Complainants chose" in html
+    assert f"[URGENT] Medical quality and safety complaint {flagged.case_number}" in html
+    assert f"Case {flagged.case_number} (Staff attitude) concerns" in html and "Concerns: 心血管内科." in html
+    assert "医疗质量安全" not in html and "服务态度" not in html
 
 
 def test_a_reply_waiting_for_review_reaches_the_other_officers_and_a_returned_one_its_drafter(make_case, rmyy,

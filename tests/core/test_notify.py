@@ -1,9 +1,13 @@
 """Outbound messages: the one way to write to a member of the public keeps their address out of the logs."""
 from __future__ import annotations
 
+import copy
 import logging
+import pickle
+from datetime import date
 
 import pytest
+from flask_babel import force_locale
 
 from core import notify
 
@@ -93,3 +97,46 @@ def test_a_link_built_in_a_job_without_an_address_is_the_path(app, monkeypatch):
 ])
 def test_the_in_app_list_keeps_a_link_as_a_path_on_this_site(address, path):
     assert notify.local_path(address) == path
+
+
+# Texts: a notice's words, in Chinese for the channels and again in each reader's language ----------------
+
+def test_a_text_is_its_chinese_words_and_keeps_what_it_was_made_of(ctx):
+    subject = notify.notice_text("督办：投诉 %(number)s 已超期 %(n)d 个工作日", number="TS2026-00007", n=2)
+    body = notify.notice_text("办理期限为 %(date)s，主办科室：%(dept)s。请督促尽快答复投诉人。", date="2026-10-13",
+                              dept=notify.notice_text("未分派")) + "\n" + "TS2026-00008"
+    assert isinstance(body, notify.Text) and isinstance("〔" + body, notify.Text)
+    assert subject == "督办：投诉 TS2026-00007 已超期 2 个工作日"
+    assert body == "办理期限为 2026-10-13，主办科室：未分派。请督促尽快答复投诉人。\nTS2026-00008"
+    stored = body.to_json()
+    assert stored == [["办理期限为 %(date)s，主办科室：%(dept)s。请督促尽快答复投诉人。",
+                       {"date": "2026-10-13", "dept": {"text": [["未分派", {}]]}}], "\nTS2026-00008"]
+    with force_locale("en"):
+        english = "Escalation: complaint TS2026-00007 is overdue (working days: 2)"
+        assert notify.render_text(subject.to_json()) == english
+        assert notify.render_text(stored).startswith("The deadline was 2026-10-13; lead department: Not assigned.")
+        assert notify.render_text(stored).endswith("\nTS2026-00008")
+        assert str(subject) == "督办：投诉 TS2026-00007 已超期 2 个工作日"  # made once, in Chinese
+    with force_locale("zh_Hans"):
+        assert notify.render_text(stored) == body
+
+
+def test_a_text_takes_json_values_only(ctx):
+    with pytest.raises(TypeError):
+        notify.notice_text("办理期限：%(date)s。", date=date(2026, 10, 13))
+    assert notify.notice_text("办理期限：%(date)s。", date="2026-10-13") == "办理期限：2026-10-13。"
+
+
+@pytest.mark.parametrize("stored", [
+    "parts", [["办理期限：%(date)s。", {}, "extra"]], [["办理期限：%(date)s。", {"day": "x"}]], [[5, {}]],
+    [["%(n)d", {"n": "x"}]], [["%(dept)s", {"dept": {"text": "x"}}]], [["%(dept)s", {"dept": [1]}]],
+])
+def test_stored_parts_that_do_not_fit_raise_for_the_caller_to_fall_back(ctx, stored):
+    with pytest.raises((LookupError, TypeError, ValueError)):
+        notify.render_text(stored)
+
+
+def test_a_message_with_texts_survives_a_copy(ctx):
+    text = notify.notice_text("投诉 %(number)s 将于 %(date)s 到期", number="TS2026-00007", date="2026-10-13")
+    for clone in (copy.copy(text), copy.deepcopy(text), pickle.loads(pickle.dumps(text))):
+        assert clone == text and clone.to_json() == text.to_json()

@@ -166,6 +166,54 @@ def test_the_home_page_shows_the_latest_notifications(ctx, client, outbox):
     assert "最新通知" in html and "出院随访提醒（测试）" in html and "待办事项" in html
 
 
+# The reader's language ----------------------------------------------------------------------------------
+
+def test_a_notice_made_of_texts_is_shown_in_the_readers_language(ctx, client, outbox, officer_b):
+    notify.send(notice(officer_b.username, subject=notify.notice_text("投诉 %(number)s 将于 %(date)s 到期",
+                                                                      number="TS2026-00007", date="2026-10-13"),
+                       body=notify.notice_text("办理期限：%(date)s。", date="2026-10-13") + " 〔心内科〕"))
+    (row,) = rows_of(officer_b.username)
+    assert row.subject == "投诉 TS2026-00007 将于 2026-10-13 到期" and row.body == "办理期限：2026-10-13。 〔心内科〕"
+    login(client, officer_b)
+    assert "投诉 TS2026-00007 将于 2026-10-13 到期" in client.get("/notifications").get_data(as_text=True)
+    client.get("/lang/en")
+    html = client.get("/notifications").get_data(as_text=True)
+    assert "Complaint TS2026-00007 is due on 2026-10-13" in html and "Deadline: 2026-10-13. 〔心内科〕" in html
+
+
+def test_an_old_notice_without_texts_is_shown_as_stored(ctx, client, officer_b):
+    db.session.add(Notification(user_id=officer_b.id, kind="complaint_assigned", key="old", subject="旧通知的标题",
+                                body="旧通知的正文", created_at=utcnow()))
+    db.session.flush()
+    login(client, officer_b)
+    client.get("/lang/en")
+    response = client.get("/notifications")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "旧通知的标题" in html and "旧通知的正文" in html
+
+
+@pytest.mark.parametrize("texts", [
+    {"subject": [["投诉 %(number)s 将于 %(date)s 到期", {"number": "TS2026-00007"}]]},   # a parameter missing
+    {"subject": [["未分派 %(n)d", {"n": "many"}]], "body": [["%(x)s", {"y": 1}]]},        # a wrong type, a wrong name
+    {"subject": "not parts", "body": [[1, 2, 3]]},                                         # not what is stored
+    {"subject": [["督办：投诉 %(number)s 已超期 %(n)d 个工作日", {"number": {"text": 5}, "n": 1}]]},
+    ["neither", "subject", "nor", "body"],
+])
+def test_texts_that_no_longer_fit_fall_back_to_the_stored_words(ctx, client, officer_b, texts):
+    db.session.add(Notification(user_id=officer_b.id, kind="complaint_reminder", key="odd", subject="存下的标题",
+                                body="存下的正文", texts=texts, created_at=utcnow()))
+    db.session.flush()
+    login(client, officer_b)
+    for language in ("en", "zh_Hans"):
+        client.get(f"/lang/{language}")
+        for path in ("/notifications", f"/i/{officer_b.institution_id}/"):
+            response = client.get(path)
+            assert response.status_code == 200, (language, path)
+            html = response.get_data(as_text=True)
+            assert "存下的标题" in html and "存下的正文" in html, (language, path)
+
+
 # The institution's channels: the settings page ---------------------------------------------------------
 
 def test_an_institution_admin_saves_the_channels_and_never_sees_the_secrets_again(ctx, client, local_hosts):
