@@ -89,6 +89,7 @@ def seed_demo() -> None:
     for touchpoint in db.session.scalars(select(Touchpoint).where(Touchpoint.active.is_(True))):
         qr.ensure_code(touchpoint, actor="seed-demo")
     demo.seed_responses()
+    demo.send_demo_notices()
 
 
 @click.command("install-templates")

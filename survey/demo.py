@@ -12,8 +12,9 @@ from core.extensions import db
 from organisation.models import Touchpoint
 from survey import definitions
 from survey.alerts import alert_reasons
-from survey.models import Channel, SurveyAnswer, SurveyResponse, TouchpointCode
+from survey.models import AlertStatus, Channel, RecoveryAlert, SurveyAnswer, SurveyResponse, TouchpointCode
 from survey.submission import raise_alert_if_needed, settings_for
+from survey.tasks import notify_alert
 
 COMMENTS_GOOD = ["工作人员很耐心，谢谢！", "办事效率高，不用排队。", "态度很好，解释得很清楚。", "环境干净，指引清楚。"]
 COMMENTS_BAD = ["排队时间太长了，窗口开得太少。", "收费员态度不好，问两遍就不耐烦。", "流程不清楚，来回跑了好几趟。",
@@ -83,3 +84,16 @@ def _answers(rng: random.Random, definition) -> list[definitions.ParsedAnswer]:
         score = option["score"] if option and not option["na"] else None
         answers.append(definitions.ParsedAnswer(item["code"], value, score, bool(option and option["na"])))
     return answers
+
+
+def send_demo_notices(per_institution: int = 4) -> int:
+    """The service-recovery notices of each institution's newest open alerts, sent by the job that sends them
+    (the bulk-written alerts told nobody; a working office's officers and handlers would have been told)."""
+    db.session.commit()  # the alerts first: the notice job commits as it goes
+    sent = 0
+    for institution_id in db.session.scalars(select(RecoveryAlert.institution_id).distinct()).all():
+        newest = db.session.scalars(select(RecoveryAlert.id).where(
+            RecoveryAlert.institution_id == institution_id, RecoveryAlert.status == AlertStatus.OPEN)
+            .order_by(RecoveryAlert.created_at.desc(), RecoveryAlert.id.desc()).limit(per_institution)).all()
+        sent += sum(1 for alert_id in newest if notify_alert(alert_id))
+    return sent

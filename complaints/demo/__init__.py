@@ -63,8 +63,8 @@ def seed_cases(n_per_institution: int = 300, seed: int = 2026, *, institutions: 
         # A third arrived in the last month: the demo office has work in hand, not only an archive.
         times = received_times(rng, n, days=days, now=now, recent_share=0.33)
         holds = [pick_hold(rng, at, now) for at in times]
-        # Every status on show: recent cases stop at each open status once (the older the case, the later its status: three
-        # days cover a reply drafted soon; a case waiting to be accepted is the newest of them).
+        # Every status on show: recent cases stop at each open status once, the older the case the later its
+        # status (three days cover a reply drafted soon; a case waiting to be accepted is the newest of them).
         # A small office may have fewer than one case a day: look further back until each status has a case.
         recent = [i for i, at in enumerate(times) if 1 <= (now - at).days <= 5]
         if len(recent) < len(HOLD_RECENT):
@@ -119,6 +119,11 @@ def send_demo_notices(per_department: int = 3) -> int:
         for reply_id in db.session.scalars(select(Reply.id).join(Complaint, Complaint.id == Reply.complaint_id).where(
                 Complaint.institution_id == institution.id, Reply.status == ReplyStatus.SUBMITTED)):
             sent += bool(tasks.notify_reply_review(reply_id))
+        # The deadline sweep's reminders and 督办 (case by case: the demo may be loaded on a day it skips).
+        for complaint_id in db.session.scalars(select(Complaint.id).where(
+                Complaint.institution_id == institution.id, Complaint.status.in_(Status.values(Status.to_do())))
+                .order_by(Complaint.id)).all():
+            sent += tasks.escalate_case(complaint_id) or tasks.remind_case(complaint_id)
     return sent
 
 
