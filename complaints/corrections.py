@@ -16,6 +16,7 @@ count the matter once (complaints.stats leaves merged cases out).
 """
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -41,6 +42,7 @@ from complaints.workflow import (
     transition,
 )
 from core.audit import record
+from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
 from core.services import clean_text
@@ -178,7 +180,18 @@ def correct_case(complaint: Complaint, *, subject: str, category: Category | Non
 # Merging a duplicate --------------------------------------------------------------------------
 
 def find_case(institution_id: int, case_number: str) -> Complaint | None:
-    """The case of this institution with this number, however it was typed ("ts2026-42", full-width …)."""
+    """The case of this institution with this number, however it was typed ("ts2026-42", full-width …), or
+    by its sequence alone ("303", "00303": this year's case, else last year's)."""
+    text = unicodedata.normalize("NFKC", case_number or "").strip()
+    if text.isdigit() and len(text) <= 7:
+        this_year = local_today().year
+        for year in (this_year, this_year - 1):
+            found = db.session.scalars(select(Complaint).where(
+                Complaint.institution_id == institution_id,
+                Complaint.case_number.like(f"%{year}-{int(text):05d}")).limit(2)).all()
+            if len(found) == 1:
+                return found[0]
+        return None
     number = normalise_case_number(case_number)
     return db.session.scalar(select(Complaint).where(Complaint.institution_id == institution_id,
                                                      Complaint.case_number == number))

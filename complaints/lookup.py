@@ -86,11 +86,19 @@ class PublicStatus:
 
 def normalise_case_number(text: str) -> str:
     """"ts2026-42", "ＴＳ２０２６－００４２" and "TS 2026 00042" all mean TS2026-00042."""
+    number = parse_case_number(text)
+    if number is None:
+        return re.sub(r"[\s_—–－]+", "", unicodedata.normalize("NFKC", text or "").upper())[:40]
+    return number
+
+
+def parse_case_number(text: str) -> str | None:
+    """The case number ``text`` spells, however typed, or None when it is not one (a subject, a bare sequence)."""
     text = unicodedata.normalize("NFKC", text or "").upper()
     text = re.sub(r"[\s_—–－]+", "", text.replace("－", "-"))
     match = CASE_NUMBER_RE.match(text)
-    if match is None:
-        return text[:40]
+    if match is None or not match.group(1) and "-" not in text and len(text) <= 7:
+        return None
     prefix, year, seq = match.groups()
     return f"{prefix}{year}-{int(seq):05d}"
 

@@ -76,8 +76,9 @@ def queue_statement(institution: Institution, f: QueueFilter):
     else:
         if f.status in OPEN_VALUES or f.status == Status.REPLIED.value:
             stmt = stmt.where(status_in([f.status]))
-        elif f.overdue or f.due_within is not None:
-            # A deadline runs for the cases awaiting triage too: they are overdue or due soon like the others.
+        elif f.overdue or f.due_within is not None or (f.q or "").strip():
+            # A deadline runs for the cases awaiting triage too: they are overdue or due soon like the others;
+            # and a search finds a case however new it is.
             stmt = stmt.where(status_in(QUEUE_VALUES))
         else:
             # The same IN list as the partial index's predicate, so the planner may read it in due order.

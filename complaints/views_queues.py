@@ -10,12 +10,14 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from complaints import case_page, deadlines, feedback, queues, routing
+from complaints import case_page, corrections, deadlines, feedback, queues, routing
+from complaints.blueprints import case_url
 from complaints.blueprints import staff_bp as bp
 from complaints.forms_cases import (
     QueueFilterForm,
     RoutingRuleForm,
 )
+from complaints.lookup import parse_case_number
 from complaints.models import (
     CaseDepartment,
     CaseRole,
@@ -145,6 +147,10 @@ def _names(institution: Institution) -> dict[str, dict[int, str]]:
 def queue(institution_id: int):
     """The officer's queue: every open case of the institution, most urgent first."""
     institution = get_institution_or_404(institution_id, Permission.MANAGE_COMPLAINTS)
+    number = parse_case_number(request.args.get("q", ""))
+    found = corrections.find_case(institution.id, number) if number else None
+    if found is not None:  # a whole case number opens its case, whatever its status (closed ones too)
+        return redirect(case_url(found))
     context = _queue_context(institution, None, "complaints_staff.queue")
     triage = []
     if context["filter"].status is None and not context["filtered"]:

@@ -443,6 +443,19 @@ def test_the_complainants_lookup_of_the_duplicate_shows_the_case_it_joined(make_
     assert status.merged and status.case_number == duplicate.case_number and status.stage == "正在调查处理"
 
 
+def test_the_case_to_merge_into_may_be_named_by_its_sequence_alone(make_case, rmyy, officer):
+    primary = handling_case(make_case, rmyy)
+    duplicate = make_case(channel=Channel.SELF_SERVICE, first_contact=None, actor="self-service")
+    sequence = primary.case_number.split("-")[1]
+
+    assert corrections.find_case(rmyy.id, sequence) is primary
+    assert corrections.find_case(rmyy.id, str(int(sequence))) is primary
+    assert corrections.find_case(rmyy.id, "9999999") is None
+    joined = corrections.merge_case(duplicate, sequence, "同一事项重复登记", actor=officer,
+                                    expected_version=duplicate.version)
+    assert joined is primary
+
+
 def test_the_statistics_count_a_merged_matter_once(make_case, rmyy, officer):
     period = stats.parse_period(None)
     before = stats.summaries([rmyy.id], period)[rmyy.id]
