@@ -93,7 +93,7 @@ class CaseForms:
 def department_choices(institution: Institution, *, blank: str | None = None,
                        exclude: set[int] | frozenset[int] = frozenset()) -> list[tuple[Any, str]]:
     choices = [(d.id, d.name) for d in departments_for(institution, active_only=True) if d.id not in exclude]
-    return ([(None, blank)] if blank is not None else []) + choices
+    return ([("", blank)] if blank is not None else []) + choices
 
 
 def prepare_form(form: Any, institution: Institution, complaint: Complaint) -> None:

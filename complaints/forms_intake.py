@@ -127,7 +127,7 @@ class OfficerComplaintForm(FlaskForm):
     subject = StringField(_l("事由（最多 %(n)d 字）", n=LIMITS["subject"]),
                           validators=[Optional(), TextLimit("subject")],
                           render_kw=limited_text("subject", placeholder=_l("例如：挂号窗口只开一个，排队一个多小时")),
-                          description=_l("一句话概括，答复函和统计中会引用。不填时系统根据投诉内容拟一句，请您确认。"))
+                          description=_l("一句话概括，答复函和统计中会引用。不填时系统根据投诉内容拟一句，登记前请您确认或改写。"))
     # The subject the page proposed as the field's placeholder: left empty, the subject field then means "use it".
     subject_proposed = HiddenField()
     description = TextAreaField(_l("投诉内容（最多 %(n)d 字）", n=LIMITS["description"]),
@@ -164,8 +164,9 @@ class LookupForm(FlaskForm):
     class Meta:
         csrf = False
 
+    # DataRequired, not InputRequired: "请选择" is sent as an empty value, which is an input.
     institution = SelectField(_l("医院"), coerce=int_or_none,
-                              validators=[InputRequired(message=_l("请选择医院。"))])
+                              validators=[DataRequired(message=_l("请选择医院。"))])
     case_number = StringField(_l("案件编号"), filters=[nfkc],
                               validators=[DataRequired(message=_l("请填写案件编号。")), Length(max=40)],
                               render_kw={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"})

@@ -18,6 +18,9 @@ SUBJECT_LIMIT = 30  # characters: what a list, a reply letter and a report line 
 _DAY_PART = r"(?:凌晨|清晨|早上|早晨|上午|中午|下午|傍晚|晚上|夜间|夜里|半夜)"
 _LEADING_TIME = [re.compile(p) for p in (
     r"^(?:您好|你好|领导好|领导您好)(?=[，,！!。：:\s])",
+    # How an officer's note of a call or visit opens: "患者家属来电反映：…", "投诉人称…".
+    r"^(?:(?:患者|病人|病患|投诉人|来电人|来访人|市民|群众)(?:本人|家属|的家属)?|家属)"
+    r"(?:(?:来电|来访|来信|致电|电话|到院|现场)?(?:反映|反应|投诉|称|表示|诉说|诉)(?=\S)|(?:来电|来访|来信)(?=[，,：:]))",
     r"^(?:\d{2,4}\s*年\s*)?\d{1,2}\s*月\s*\d{1,2}\s*[日号](?:左右)?",
     r"^\d{4}\s*[-/.]\s*\d{1,2}\s*[-/.]\s*\d{1,2}",
     # "7号" alone is also a window's number: a day only when a time of day follows.

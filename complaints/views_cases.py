@@ -164,12 +164,22 @@ def assign(institution_id: int, case_id: int):
                                          expected_version=form.expected_version)
 
     def after(c, _result):
-        for cd in c.departments:
-            if cd.active:
-                enqueue(tasks.notify_department, c.id, cd.department_id,
-                        tasks.ASSIGNED if cd.role == CaseRole.LEAD else tasks.CO_HANDLING)
+        active = [cd for cd in c.departments if cd.active]
+        for cd in active:
+            enqueue(tasks.notify_department, c.id, cd.department_id,
+                    tasks.ASSIGNED if cd.role == CaseRole.LEAD else tasks.CO_HANDLING)
+        warn_unheard(c, {cd.department_id for cd in active})
 
     return act(institution_id, case_id, "assign", AssignForm, run, gettext("已分派。"), after=after)
+
+
+def warn_unheard(complaint: Complaint, department_ids: set[int]) -> None:
+    """Say so when a case was routed to a department with no handler account: no notice reaches it."""
+    heard = {d for u in tasks.department_handlers(complaint.institution_id, department_ids) for d in u.department_ids}
+    names = sorted(d.name for d in (db.session.get(Department, i) for i in department_ids - heard) if d is not None)
+    if names:
+        flash(gettext("注意：%(names)s 没有绑定科室处理人账号，系统无法通知该科室。请另行通知，或在“人员”中为其绑定处理人。",
+                      names="、".join(names)), "warning")
 
 
 @bp.post("/<int:case_id>/co")
@@ -178,8 +188,11 @@ def add_co(institution_id: int, case_id: int):
         return routing.add_co_department(c, _department(form.department), actor=actor(),
                                          expected_version=form.expected_version)
 
-    return act(institution_id, case_id, "add_co", AddCoForm, run, gettext("已增加协办科室。"),
-               after=lambda c, row: enqueue(tasks.notify_department, c.id, row.department_id, tasks.CO_HANDLING))
+    def after(c, row):
+        enqueue(tasks.notify_department, c.id, row.department_id, tasks.CO_HANDLING)
+        warn_unheard(c, {row.department_id})
+
+    return act(institution_id, case_id, "add_co", AddCoForm, run, gettext("已增加协办科室。"), after=after)
 
 
 @bp.post("/<int:case_id>/transfer")
@@ -188,9 +201,11 @@ def transfer(institution_id: int, case_id: int):
         return routing.transfer_complaint(c, _department(form.lead), form.reason.data, actor=actor(),
                                           expected_version=form.expected_version)
 
-    return act(institution_id, case_id, "transfer", TransferForm, run, gettext("已转办。"),
-               after=lambda c, _r: enqueue(tasks.notify_department, c.id, c.lead_department_id,
-                                               tasks.TRANSFERRED))
+    def after(c, _result):
+        enqueue(tasks.notify_department, c.id, c.lead_department_id, tasks.TRANSFERRED)
+        warn_unheard(c, {c.lead_department_id})
+
+    return act(institution_id, case_id, "transfer", TransferForm, run, gettext("已转办。"), after=after)
 
 
 @bp.post("/<int:case_id>/receive")
@@ -280,6 +295,7 @@ def edit_case(institution_id: int, case_id: int):
     def after(c, result):
         if result.transferred_to is not None:
             enqueue(tasks.notify_department, c.id, result.transferred_to.id, tasks.TRANSFERRED)
+            warn_unheard(c, {result.transferred_to.id})
 
     return act(institution_id, case_id, "edit", EditCaseForm, run, gettext("已保存更正。"), after=after)
 

@@ -148,7 +148,7 @@ def _public_choices(form: PublicComplaintForm, institution: Institution) -> None
     ensure_default_categories()
     form.category.choices = [(c.id, category_service.category_label(c))
                              for c in category_service.categories_for(institution)]
-    form.department.choices = [(None, gettext("不清楚 / 不选"))] + [
+    form.department.choices = [("", gettext("不清楚 / 不选"))] + [
         (d.id, d.name) for d in departments_for(institution, active_only=True)]
 
 
@@ -263,13 +263,13 @@ def _local_now_text() -> str:
 
 def _staff_choices(form: OfficerComplaintForm, institution: Institution) -> None:
     ensure_default_categories()
-    form.category.choices = [(None, gettext("请选择"))] + [
+    form.category.choices = [("", gettext("请选择"))] + [
         (c.id, category_service.category_label(c) + (gettext("（质量安全）") if c.safety else ""))
         for c in category_service.categories_for(institution)]
     touchpoints = db.session.scalars(select(Touchpoint).where(Touchpoint.institution_id == institution.id,
                                                               Touchpoint.active.is_(True))
                                      .order_by(Touchpoint.code)).all()
-    form.touchpoint.choices = [(None, gettext("（无）"))] + [(t.id, t.name) for t in touchpoints]
+    form.touchpoint.choices = [("", gettext("（无）"))] + [(t.id, t.name) for t in touchpoints]
     form.departments.choices = [(d.id, d.name) for d in departments_for(institution, active_only=True)]
 
 
@@ -369,7 +369,7 @@ def from_alert(institution_id: int, alert_id: int):
         abort(404)
     form = FromAlertForm()
     categories = category_service.categories_for(institution)
-    form.category.choices = [(None, "")] + [(c.id, c.name) for c in categories]
+    form.category.choices = [("", "")] + [(c.id, c.name) for c in categories]
     if not form.validate_on_submit():
         abort(400)
     category = next((c for c in categories if c.id == form.category.data), None)
@@ -392,7 +392,7 @@ def alert_button_context(institution: Institution, alert: Any) -> dict[str, Any]
         return {"can_convert": False}
     complaint = intake.complaint_for_alert(institution, alert.id)
     form = FromAlertForm()
-    form.category.choices = [(None, gettext("类别：默认“其他”"))] + [
+    form.category.choices = [("", gettext("类别：默认“其他”"))] + [
         (c.id, category_service.category_label(c)) for c in category_service.categories_for(institution)]
     return {"can_convert": True, "converted": complaint, "convert_form": form,
             "case_url": case_url(complaint) if complaint is not None else None,

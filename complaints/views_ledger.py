@@ -82,8 +82,8 @@ def _filter_form(institution: Institution, scope: set[int] | None) -> LedgerFilt
     categories = db.session.scalars(
         select(Category).where(Category.institution_id.in_([institution.id]) | Category.institution_id.is_(None))
         .order_by(Category.sort, Category.id)).all()
-    form.category_id.choices = [(None, gettext("全部"))] + [(c.id, c.name) for c in categories]
-    form.department_id.choices = [(None, gettext("全部"))] + [
+    form.category_id.choices = [("", gettext("全部"))] + [(c.id, c.name) for c in categories]
+    form.department_id.choices = [("", gettext("全部"))] + [
         (d.id, d.name) for d in departments_for(institution) if scope is None or d.id in scope]
     form.channel.choices = [("", gettext("全部"))] + Channel.choices()
     return form

@@ -33,7 +33,7 @@ def lookup_page():
     if institution is not None and not institution.active:
         institution = None
     choices = _lookup_institutions()
-    form.institution.choices = [(None, gettext("请选择"))] + choices
+    form.institution.choices = [("", gettext("请选择"))] + choices
     if institution is None and len(choices) == 1:
         institution = db.session.get(Institution, choices[0][0])
     if request.method == "GET":

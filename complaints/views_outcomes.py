@@ -134,6 +134,7 @@ class Outcomes:
     can_handle: bool = False
     names: dict[int, str] = field(default_factory=dict)
     undelivered: set[int] = field(default_factory=set)  # replies recorded as texted or e-mailed with no gateway
+    sms_delivers: bool = True  # an SMS gateway is configured: feedback links reach the complainant
 
     def name(self, user_id: int | None) -> str:
         return self.names.get(user_id, "—") if user_id else "—"
@@ -170,6 +171,7 @@ def _read_outcomes(complaint: Complaint) -> Outcomes:
     o.can_review = may(user, complaint, Action.APPROVE_REPLY)
     o.can_send = may(user, complaint, Action.SEND_REPLY)
     o.can_close = may(user, complaint, Action.CLOSE)
+    o.sms_delivers = notify.delivers("sms")
     o.undelivered = {e.data.get("reply") for e in complaint.events
                      if e.action == Action.SEND_REPLY.value and (e.data or {}).get("delivered") is False}
     ids = {r.drafted_by_id for r in replies} | {r.reviewed_by_id for r in replies} | \

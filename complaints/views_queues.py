@@ -59,9 +59,9 @@ def _filter_form(institution: Institution, departments: set[int] | None = None) 
     categories = db.session.scalars(select(Category).where(
         (Category.institution_id == institution.id) | Category.institution_id.is_(None), Category.active.is_(True))
         .order_by(Category.sort, Category.id)).all()
-    form.category_id.choices = [(None, gettext("全部"))] + [(c.id, c.name) for c in categories]
+    form.category_id.choices = [("", gettext("全部"))] + [(c.id, c.name) for c in categories]
     deps = [d for d in departments_for(institution) if departments is None or d.id in departments]
-    form.department_id.choices = [(None, gettext("全部"))] + [(d.id, d.name) for d in deps]
+    form.department_id.choices = [("", gettext("全部"))] + [(d.id, d.name) for d in deps]
     form.channel.choices = [("", gettext("全部"))] + Channel.choices()
     return form
 
@@ -181,11 +181,11 @@ def _rule_form(institution: Institution, rule: RoutingRule | None = None) -> Rou
     categories = db.session.scalars(select(Category).where(
         (Category.institution_id == institution.id) | Category.institution_id.is_(None))
         .order_by(Category.sort, Category.id)).all()
-    form.category_id.choices = [(None, gettext("（不限）"))] + [(c.id, c.name) for c in categories]
+    form.category_id.choices = [("", gettext("（不限）"))] + [(c.id, c.name) for c in categories]
     touchpoints = db.session.scalars(select(Touchpoint).where(Touchpoint.institution_id == institution.id)
                                      .order_by(Touchpoint.code)).all()
-    form.touchpoint_id.choices = [(None, gettext("（不限）"))] + [(t.id, t.name) for t in touchpoints]
-    form.department_id.choices = [(None, gettext("（不限）"))] + [(d.id, d.name) for d in departments_for(institution)]
+    form.touchpoint_id.choices = [("", gettext("（不限）"))] + [(t.id, t.name) for t in touchpoints]
+    form.department_id.choices = [("", gettext("（不限）"))] + [(d.id, d.name) for d in departments_for(institution)]
     form.target_department_id.choices = case_page.department_choices(institution, blank=gettext("请选择"))
     return form
 

@@ -41,8 +41,8 @@ def _rectification_form(institution: Institution, complaint: Complaint) -> Recti
     departments = db.session.scalars(select(Department).where(Department.institution_id == institution.id,
                                                               Department.active.is_(True))
                                      .order_by(Department.code)).all()
-    form.department_id.choices = [(None, gettext("（不指定）"))] + [(d.id, d.name) for d in departments]
-    form.owner_id.choices = [(None, gettext("请选择"))] + [
+    form.department_id.choices = [("", gettext("（不指定）"))] + [(d.id, d.name) for d in departments]
+    form.owner_id.choices = [("", gettext("请选择"))] + [
         (u.id, gettext("%(name)s（%(username)s）", name=u.display_name, username=u.username))
         for u in remedies.possible_owners(institution.id)]
     if request.method == "GET" and form.department_id.data is None:

@@ -81,7 +81,7 @@ def region_choices(include_blank: bool, user=None) -> list[tuple[Any, str]]:
         stmt = stmt.where(Region.path.startswith(user.region.path))
     regions = list(db.session.scalars(stmt))
     choices = [(r.id, "　" * r.depth + r.name) for r in regions]
-    return ([(None, gettext("（无）"))] if include_blank else []) + choices
+    return ([("", gettext("（无）"))] if include_blank else []) + choices
 
 
 @bp.get("/admin/regions")

@@ -29,7 +29,7 @@ def department_choices(institution: Institution, *, blank: str | None = None, ex
     """The institution's departments for a select box, after a first ``blank`` choice (no department) if given."""
     rows = services.departments_for(institution, active_only=False)
     choices = [(d.id, gettext("%(name)s（%(code)s）", name=d.name, code=d.code)) for d in rows if d.id != exclude]
-    return ([(None, blank)] if blank is not None else []) + choices
+    return ([("", blank)] if blank is not None else []) + choices
 
 
 @bp.get("/i/<int:institution_id>/departments")

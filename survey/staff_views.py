@@ -57,12 +57,12 @@ def overview(institution_id: int):
 def _filter_form(institution: Institution, scope: set[int] | None) -> ResponseFilterForm:
     form = ResponseFilterForm(request.args)
     departments = [d for d in departments_for(institution) if scope is None or d.id in scope]
-    form.department_id.choices = [(None, gettext("全部"))] + [(d.id, d.name) for d in departments]
+    form.department_id.choices = [("", gettext("全部"))] + [(d.id, d.name) for d in departments]
     tps = db.session.scalars(select(Touchpoint).where(Touchpoint.institution_id == institution.id)
                              .order_by(Touchpoint.code)).all()
-    form.touchpoint_id.choices = [(None, gettext("全部"))] + [
+    form.touchpoint_id.choices = [("", gettext("全部"))] + [
         (t.id, t.name) for t in tps if scope is None or t.department_id in scope]
-    form.template_id.choices = [(None, gettext("全部"))] + [
+    form.template_id.choices = [("", gettext("全部"))] + [
         (t.id, t.name) for t in versioning.templates_for(institution)]
     form.channel.choices = [("", gettext("全部"))] + [c for c in Channel.choices() if c[0] != Channel.STAFF_TOKEN]
     return form

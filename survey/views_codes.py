@@ -97,7 +97,7 @@ def codes(institution_id: int):
     scope = department_scope(actor(), institution)
     departments = [d for d in departments_for(institution) if scope is None or d.id in scope]
     form = DepartmentFilterForm(request.args)
-    form.department_id.choices = [(None, gettext("全部科室"))] + [(d.id, d.name) for d in departments]
+    form.department_id.choices = [("", gettext("全部科室"))] + [(d.id, d.name) for d in departments]
     if not form.validate():
         return render_error(400, gettext("所选科室无效。"))
     department = _department_or_404(institution, form.department_id.data) if form.department_id.data else None

@@ -133,7 +133,7 @@ def staff_batch_new(institution_id: int):
     form = BatchForm()
     departments = {d.id: d for d in departments_for(institution, active_only=True)}
     templates = {t.id: t for t in service.staff_templates(institution)}
-    form.department_id.choices = [(None, gettext("请选择"))] + [(d.id, d.name) for d in departments.values()]
+    form.department_id.choices = [("", gettext("请选择"))] + [(d.id, d.name) for d in departments.values()]
     form.template_id.choices = [(t.id, t.name) for t in templates.values()]
 
     def action():

@@ -64,6 +64,12 @@ def test_the_subject_skips_the_date_and_stops_at_a_natural_break_not_inside_a_wo
     ("一点都不负责任的医生", "一点都不负责任的医生"),                        # "一点" is not one o'clock here
     ("周医生态度很差", "周医生态度很差"),                                    # nor is Dr Zhou a weekday
     ("12月7日", "12月7日"),                                                  # nothing but a date: kept as it is
+    # How an officer's note of a call opens is not the matter either.
+    ("患者家属来电反映，12月7日上午9点门诊药房只开一个窗口。", "门诊药房只开一个窗口"),
+    ("投诉人称：收费处多收了挂号费", "收费处多收了挂号费"),
+    ("患者来电：医生态度不好", "医生态度不好"),
+    ("称重台坏了没人修", "称重台坏了没人修"),                                # a word, not "(患者)称"
+    ("家属陪护床太贵", "家属陪护床太贵"),
 ])
 def test_subjects_in_the_patients_words(text, subject):
     assert derive_subject(text) == subject

@@ -241,6 +241,10 @@ def test_bad_lookup_input_is_a_400_in_chinese(client, rmyy):
     assert response.status_code == 400 and "请填写案件编号" in html and "查询码是 6 位数字" in html
     missing_hospital = client.post("/c/lookup", data={"case_number": "TS2026-00001", "code": "123456"})
     assert missing_hospital.status_code == 400 and "请选择医院" in missing_hospital.get_data(as_text=True)
+    # The select's "请选择" sends an empty value: the hospital is asked for, the code is not blamed.
+    unchosen = client.post("/c/lookup", data={"institution": "", "case_number": "TS2026-00001", "code": "123456"})
+    html = unchosen.get_data(as_text=True)
+    assert unchosen.status_code == 400 and "请选择医院" in html and "没有查到" not in html
 
 
 def test_the_receipt_leads_to_a_working_lookup(client, rmyy, categories):

@@ -298,6 +298,24 @@ def test_with_an_sms_gateway_the_reply_is_sent(make_case, rmyy, client, app, mon
     assert "未配置网关" not in client.get(f"/i/{rmyy.id}/complaints/{case.id}").get_data(as_text=True)
 
 
+@pytest.mark.parametrize("gateway", [False, True])
+def test_closing_says_whether_the_feedback_link_is_texted(make_case, rmyy, client, app, monkeypatch, outbox, gateway):
+    """The close page and the case page agree with the send page: without a gateway nothing is texted."""
+    monkeypatch.setitem(app.config, "SMS_GATEWAY", gateway)
+    case = approved_case(make_case, rmyy)
+    staff_login(client, "rmyy-officer")
+    base = f"/i/{rmyy.id}/complaints/{case.id}"
+    client.post(f"{base}/replies/send", data={"via": "letter", "version": case.version})
+    db.session.refresh(case)
+    close_page = client.get(f"{base}/close").get_data(as_text=True)
+    assert ("本系统未配置短信网关" in close_page) is not gateway
+    assert ("发送一次性满意度回访链接" in close_page) is gateway
+    client.post(f"{base}/close", data={"resolved": "yes", "note": "", "version": case.version})
+    case_page = client.get(base).get_data(as_text=True)
+    assert ("短信已发送" in case_page) is gateway
+    assert ("未配置短信网关，短信未发出" in case_page) is not gateway
+
+
 def test_a_letter_needs_no_gateway(make_case, rmyy, client, app, monkeypatch, outbox):
     monkeypatch.setitem(app.config, "SMS_GATEWAY", False)
     case = approved_case(make_case, rmyy)

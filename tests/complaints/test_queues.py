@@ -229,6 +229,26 @@ def test_an_officer_accepts_and_assigns_through_the_case_page(client, rmyy, case
         "complaint_assigned", "complaint_co"]
 
 
+def test_routing_to_a_department_without_a_handler_account_says_nobody_was_told(client, rmyy, cases, officer):
+    """总务科 has no handler bound in the demo: the officer is told the notice reached nobody there."""
+    staff_login(client, "rmyy-officer")
+    routed = {}
+    for key, lead in (("new", "ZWK"), ("later", None)):
+        case = cases[key]
+        if lead:
+            triage.accept_complaint(case, actor=officer)
+            db.session.flush()
+            page = client.post(f"/i/{rmyy.id}/complaints/{case.id}/assign", data={
+                "assign-version": case.version, "assign-lead": department(rmyy, lead).id}, follow_redirects=True)
+        else:  # 停车场收费 went to 总务科 too; transferring it to 心血管内科 (which has a handler) warns nobody
+            page = client.post(f"/i/{rmyy.id}/complaints/{case.id}/transfer", data={
+                "transfer-version": case.version, "transfer-lead": department(rmyy, "XNK").id,
+                "transfer-reason": "属心内科"}, follow_redirects=True)
+        routed[key] = page.get_data(as_text=True)
+    assert "总务科 没有绑定科室处理人账号" in routed["new"]
+    assert "已转办。" in routed["later"] and "没有绑定科室处理人账号" not in routed["later"]
+
+
 def test_two_officers_acting_at_once_the_second_gets_a_clear_message_and_changes_nothing(new_client, rmyy, cases,
                                                                                          app):
     case = cases["new"]
