@@ -178,8 +178,9 @@ def warn_unheard(complaint: Complaint, department_ids: set[int]) -> None:
     heard = {d for u in tasks.department_handlers(complaint.institution_id, department_ids) for d in u.department_ids}
     names = sorted(d.name for d in (db.session.get(Department, i) for i in department_ids - heard) if d is not None)
     if names:
-        flash(gettext("注意：%(names)s 没有绑定科室处理人账号，系统无法通知该科室。请另行通知，或在“人员”中为其绑定处理人。",
-                      names="、".join(names)), "warning")
+        message = gettext("注意：%(names)s 没有绑定科室处理人账号，系统无法通知该科室。"
+                          "请另行通知，或在“人员”中为其绑定处理人。", names="、".join(names))
+        flash(message, "warning")
 
 
 @bp.post("/<int:case_id>/co")
