@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import force_locale, gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
 from core import channels
@@ -416,6 +417,33 @@ def transmit(delivery: NotifierDelivery) -> None:
 def _check_host(url: str) -> None:
     if (urlsplit(url).hostname or "") not in webhook_hosts():
         raise channels.ChannelError("webhook host not allowed (WEBHOOK_HOSTS)")
+
+
+# What a delivery's technical error means, for the admin reading the delivery list (the error itself is
+# kept and shown beside it for whoever has to fix the server).
+_ERROR_MEANINGS = (
+    (("gaierror", "Name or service not known", "nodename nor servname"),
+     _l("找不到该服务器：请核对网址，或检查本系统服务器能否解析域名")),
+    (("WEBHOOK_HOSTS",), _l("该网址的主机不在本系统允许的推送地址中，请联系系统管理员")),
+    (("timed out", "Timeout", "timeout"), _l("连接超时：服务器无响应或网络不通")),
+    (("Connection refused", "ConnectionRefused"), _l("连接被拒绝：地址或端口不对，或服务器未开启")),
+    (("SSL", "CERTIFICATE"), _l("安全连接失败：请检查证书或加密方式")),
+    (("HTTP 4", "errcode"), _l("推送地址拒绝了消息：请核对机器人地址、密钥或关键词设置")),
+    (("HTTP 5",), _l("推送服务暂时出错，将自动重试")),
+    (("SMTP 535", "SMTPAuthentication"), _l("邮件服务器拒绝登录：请核对用户名和密码（授权码）")),
+    (("SMTP",), _l("邮件服务器拒绝了这封邮件")),
+    (("no recipients",), _l("没有可接收邮件的人员：请为人员填写电子邮箱")),
+)
+
+
+def error_meaning(error: str) -> str:
+    """A delivery error in words an admin can act on ("" for none)."""
+    if not error:
+        return ""
+    for needles, meaning in _ERROR_MEANINGS:
+        if any(needle in error for needle in needles):
+            return str(meaning)
+    return gettext("发送失败")
 
 
 def finish(delivery: NotifierDelivery, error: str | None, now: datetime) -> None:

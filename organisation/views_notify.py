@@ -134,7 +134,7 @@ def notifier_settings(institution_id: int):
         template="organisation/notifier_settings.html", institution=institution, settings=settings,
         configured=notifications.configured_channels(settings), masked=notifications.masked,
         deliveries=notifications.recent_deliveries(institution), channels=DeliveryChannel, kind_label=kind_label,
-        test_form=ConfirmForm())
+        error_meaning=notifications.error_meaning, test_form=ConfirmForm())
 
 
 @bp.post("/i/<int:institution_id>/notifier/test/<channel>")

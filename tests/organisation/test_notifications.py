@@ -339,6 +339,22 @@ def test_a_delivery_that_keeps_failing_is_given_up_after_the_last_attempt(ctx, o
     assert tasks.sweep_deliveries((at + timedelta(days=1)).isoformat()) == 0
 
 
+@pytest.mark.parametrize(("error", "meaning"), [
+    ("gaierror: [Errno -2] Name or service not known", "找不到该服务器"),
+    ("webhook host not allowed (WEBHOOK_HOSTS)", "不在本系统允许的推送地址中"),
+    ("URLError: timed out", "连接超时"),
+    ("errcode 310000: keywords not in content", "推送地址拒绝了消息"),
+    ("HTTP 502", "将自动重试"),
+    ("SMTP 535", "邮件服务器拒绝登录"),
+    ("something new", "发送失败"),
+])
+def test_an_admin_reads_what_a_failed_delivery_means(app, error, meaning):
+    """The delivery list says in words what went wrong (the technical error stays beside it)."""
+    with app.test_request_context():
+        assert meaning in notifications.error_meaning(error)
+        assert notifications.error_meaning("") == ""
+
+
 def test_two_workers_never_send_one_delivery_twice(ctx, outbox, robot, local_hosts):
     configure(demo_institution("rmyy"), wecom_webhook=robot.url(WECOM_PATH))
     notify.send(notice("rmyy-handler"))
