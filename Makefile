@@ -45,7 +45,8 @@ run: $(VENV)/.runtime translations
 	$(BIN)/flask seed-demo
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
-## test: the whole suite against the local PostgreSQL and Redis
+## test: the whole suite against the local PostgreSQL (or a throw-away cluster when there is none) and a
+## throw-away redis-server (tests/throwaway.py)
 test: $(VENV)/.dev translations
 	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure for this project" >&2; fi; \

@@ -1,6 +1,8 @@
 """Test fixtures: a throw-away PostgreSQL database and a throw-away redis-server per run.
 
-Under pytest-xdist each worker is a run of its own: its own database, its own redis-server.
+The database is created in the machine's PostgreSQL, or in a throw-away cluster that the run starts
+when there is none (tests/throwaway.py). Under pytest-xdist each worker is a run of its own: its own
+database, its own redis-server.
 
 Each test runs inside one outer transaction that is rolled back afterwards;
 the app's session works on savepoints, so a view's commit and rollback behave
@@ -11,10 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
-import subprocess
 import threading
-import time
 import uuid
 
 import psycopg
@@ -25,46 +24,56 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from core.extensions import db
+from tests import throwaway
 
-ADMIN_DSN = os.environ.get("TINGJIAN_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
 # Set to share an existing Redis; by default each run starts a throw-away redis-server of its own,
 # so two runs on one machine never see (or flush) each other's counters and queues.
 REDIS_URL = os.environ.get("TINGJIAN_TEST_REDIS", "")
+# The run's own PostgreSQL cluster, when pytest_sessionstart had to start one (tests/throwaway.py).
+_cluster: throwaway.ThrowawayPostgres | None = None
+_pg_configured = os.environ.get("TINGJIAN_TEST_PG")
+_pg_reason = ""
 
 
 def _fail(message: str) -> None:
     pytest.exit(f"\n\n*** {message} ***\nThe test suite needs the real services; it never skips them.\n", returncode=3)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def pytest_sessionstart(session):
+    """Once per run, before pytest-xdist starts its workers: check that redis-server can be started and choose
+    the PostgreSQL (see tests/throwaway.py), starting a throw-away cluster when needed. The workers inherit
+    the choice through TINGJIAN_TEST_PG, and each creates its own database in it."""
+    global _cluster, _pg_reason
+    if hasattr(session.config, "workerinput"):
+        return
+    try:
+        if not REDIS_URL:
+            throwaway.redis_binary()
+        plan = throwaway.plan_postgres(_pg_configured)
+        if plan.dsn is None:
+            _cluster = throwaway.start_postgres()
+    except throwaway.ServiceUnavailable as exc:
+        _fail(str(exc))
+        return
+    _pg_reason = plan.reason
+    os.environ["TINGJIAN_TEST_PG"] = _cluster.dsn if _cluster else str(plan.dsn)
 
 
-def _start_redis_server(workdir: str) -> tuple[subprocess.Popen, str]:
-    """A redis-server on a free loopback port that keeps nothing on disk; fails the run if it cannot start."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        _fail("redis-server is not installed (apt-get install -y redis-server); the tests start one of their own")
-    for _attempt in range(5):
-        port = _free_port()
-        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                 "--dir", workdir, "--logfile", os.path.join(workdir, "redis.log")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"redis://127.0.0.1:{port}/0"
-        conn = redis_lib.Redis.from_url(url, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                conn.ping()
-                return proc, url
-            except redis_lib.RedisError:
-                time.sleep(0.05)
-        proc.kill()
-        proc.wait()
-    _fail("could not start a throw-away redis-server")
-    raise AssertionError  # unreachable: _fail exits
+def pytest_report_header(config):
+    if _cluster:
+        return [f"postgresql: {_pg_reason}, on port {_cluster.port} (stopped and removed at the end)"]
+    return [f"postgresql: {_pg_reason}"] if _pg_reason else []
+
+
+def pytest_unconfigure(config):
+    global _cluster
+    if _cluster:
+        _cluster.stop()
+        _cluster = None
+    if _pg_configured is None:
+        os.environ.pop("TINGJIAN_TEST_PG", None)
+    else:
+        os.environ["TINGJIAN_TEST_PG"] = _pg_configured
 
 
 def _shared_redis_url() -> str:
@@ -93,26 +102,31 @@ def redis_url(tmp_path_factory) -> str:
         yield url
         conn.flushdb()
         return
-    proc, url = _start_redis_server(str(tmp_path_factory.mktemp("redis")))
+    try:
+        proc, url = throwaway.start_redis(str(tmp_path_factory.mktemp("redis")))
+    except throwaway.ServiceUnavailable as exc:
+        _fail(str(exc))
     try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        throwaway.stop_process(proc)
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
+def admin_dsn() -> str:
+    """An admin connection to the run's PostgreSQL, as pytest_sessionstart chose it."""
+    return os.environ["TINGJIAN_TEST_PG"]
+
+
+@pytest.fixture(scope="session")
+def database_url(admin_dsn) -> str:
     name = f"tingjian_test_{uuid.uuid4().hex[:8]}"
     try:
-        admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5)
     except psycopg.Error as exc:
-        _fail(f"PostgreSQL is unreachable at {ADMIN_DSN}: {exc}")
+        _fail(f"PostgreSQL is unreachable at {admin_dsn}: {exc}")
     admin.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN_DSN.rsplit("/", 1)[0]
+    base = admin_dsn.rsplit("/", 1)[0]
     yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()

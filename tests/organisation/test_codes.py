@@ -14,7 +14,6 @@ from core import create_app
 from core.audit import AuditEntry
 from core.extensions import db
 from organisation.models import Department, Touchpoint
-from tests.conftest import ADMIN_DSN
 from tests.factories import make_department, make_touchpoint, unique
 
 from .conftest import body, fresh
@@ -125,16 +124,16 @@ DUPLICATES_SQL = [
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def old_database(request, tmp_path):
+def old_database(request, tmp_path, admin_dsn):
     """A database migrated to the revision before 0010 holding codes that differ only in case; yields its URL."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
     name = f"tingjian_mig_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(ADMIN_DSN, autocommit=True)
+    admin = psycopg.connect(admin_dsn, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+        yield f"{admin_dsn.rsplit('/', 1)[0]}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
