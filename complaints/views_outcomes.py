@@ -351,7 +351,7 @@ def record_phone_feedback(institution_id: int, case_id: int, feedback_id: int):
                                                                        form.new_facts.data, actor=actor()),
                         success=gettext("回访结果已记录。"), next_url=lambda r: case_url(complaint, "feedback"),
                         template="complaints/outcomes/feedback_record.html", institution=institution,
-                        complaint=complaint, fb=fb, phone=mask_phone(complaint.complainant_phone))
+                        complaint=complaint, fb=fb, phone=complaint.complainant_phone)  # officers only: to dial it
     return response
 
 

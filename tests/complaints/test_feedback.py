@@ -267,6 +267,13 @@ def test_an_officer_records_a_phone_follow_up_for_a_walk_in_without_a_phone(make
                                                                 "satisfied")
 
 
+def test_the_follow_up_call_page_shows_the_officer_the_number_to_dial(make_case, rmyy, client):
+    case, fb = closed_case(make_case, rmyy, complainant_phone="13912340000")
+    staff_login(client, "rmyy-officer")
+    page = client.get(f"/i/{rmyy.id}/complaints/{case.id}/feedback/{fb.id}/record").get_data(as_text=True)
+    assert 'href="tel:13912340000"' in page
+
+
 def test_a_handler_cannot_record_follow_ups(make_case, rmyy, client):
     case, fb = closed_case(make_case, rmyy)
     staff_login(client, "rmyy-handler")
