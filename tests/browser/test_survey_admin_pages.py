@@ -204,7 +204,7 @@ def test_the_new_touchpoint_form_asks_which_department(app, live_server, staff_p
     log_in(staff_page, live_server, "rmyy-admin")
     staff_page.get_by_role("link", name="服务点", exact=True).click()
     staff_page.get_by_role("link", name="新建服务点").click()
-    expect(staff_page.get_by_label("所属科室")).to_have_value("None")  # nothing chosen for the admin
+    expect(staff_page.get_by_label("所属科室")).to_have_value("")  # nothing chosen for the admin
     staff_page.get_by_label("服务点编码").fill("W-NEW-99")
     staff_page.get_by_label("服务点名称").fill("新开窗口")
     staff_page.get_by_role("button", name="保存").click()
