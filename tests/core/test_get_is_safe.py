@@ -20,7 +20,7 @@ from sqlalchemy import func, select, text
 from complaints import calendar_data, feedback, routing
 from complaints import categories as category_service
 from complaints.demo import seed_cases
-from complaints.models import Attachment, Category, Complaint, Feedback, Rectification, Refund, Reply, RoutingRule
+from complaints.models import Attachment, Category, Complaint, Rectification, Refund, Reply, RoutingRule
 from core import notify
 from core.audit import AuditEntry
 from core.clock import local_today
