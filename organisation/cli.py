@@ -10,7 +10,6 @@ from organisation import demo, services
 from organisation.models import Role
 from organisation.passwords import password_problems
 
-
 # Passwords published with the product (README): never an account's password on a production install.
 KNOWN_PASSWORDS = frozenset({demo.DEMO_PASSWORD.casefold()})
 
