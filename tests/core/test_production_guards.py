@@ -5,6 +5,8 @@ chosen class after every override, so the commands ask the app, not the environm
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -88,3 +90,63 @@ def test_create_admin_outside_production_still_takes_the_demo_password(app, ctx)
     """A developer's own machine: the guard is for production only."""
     result = app.test_cli_runner().invoke(args=["create-admin", "dev-admin", "--password", demo.DEMO_PASSWORD])
     assert result.exit_code == 0, result.output
+
+
+# The Server header -------------------------------------------------------------------------------------
+
+VERSION = re.compile(r"\d+\.\d+|werkzeug|python|flask|gunicorn/", re.IGNORECASE)
+
+
+def served_headers(app, request_handler=None) -> dict[str, list[str]]:
+    """The headers of /healthz and /login as a real HTTP server on a free port sends them."""
+    import http.client
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=False, request_handler=request_handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    seen: dict[str, list[str]] = {}
+    try:
+        for path in ("/healthz", "/login"):
+            conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+            conn.request("GET", path, headers={"Host": "tingjian.test"})
+            response = conn.getresponse()
+            response.read()
+            for name, value in response.getheaders():
+                seen.setdefault(name.lower(), []).append(value)
+            conn.close()
+    finally:
+        server.shutdown()
+        thread.join(5)
+    return seen
+
+
+@pytest.mark.real_engine
+def test_the_embedded_server_names_no_versions(app):
+    from core.devserver import RequestHandler
+
+    headers = served_headers(app, RequestHandler)
+    assert headers["server"] == ["tingjian", "tingjian"]
+    assert not [v for values in headers.values() for v in values if VERSION.search(v) and "max-age" not in v]
+
+
+@pytest.mark.real_engine
+def test_werkzeugs_own_handler_would_name_them(app):
+    """The control: the default development handler does send versions (what `flask run` shows)."""
+    headers = served_headers(app)
+    assert all(VERSION.search(v) for v in headers["server"])
+
+
+def test_the_apps_own_responses_set_no_server_or_powered_by_header(client, ctx):
+    for path in ("/healthz", "/login", "/c/lookup", "/api/v1/discharges"):
+        response = client.get(path)
+        assert "Server" not in response.headers and "X-Powered-By" not in response.headers, path
+
+
+def test_make_run_serves_through_flask_serve():
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert "flask serve --host 127.0.0.1 --port 5000" in makefile and "flask run" not in makefile
