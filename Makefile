@@ -43,7 +43,7 @@ run: $(VENV)/.runtime translations
 	$(BIN)/flask install-templates
 	$(BIN)/flask seed-calendar
 	$(BIN)/flask seed-demo
-	$(BIN)/flask run --host 127.0.0.1 --port 5000
+	$(BIN)/flask serve --host 127.0.0.1 --port 5000
 
 ## test: the whole suite against the local PostgreSQL (or a throw-away cluster when there is none) and a
 ## throw-away redis-server (tests/throwaway.py)

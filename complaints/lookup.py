@@ -10,9 +10,18 @@ Guessing is limited and gives nothing away: a wrong case number and a wrong
 code get the same answer, and five wrong tries for one case number, or from
 one client, lock further tries for 15 minutes, whether the case exists or not
 (acceptance check C9).
+
+A network (a hospital's shared Wi-Fi is one) is never locked: past twenty
+failures within 15 minutes it is slowed instead, each further failure doubling
+the pause between its tries (2 s, 4 s … at most a minute), so one guesser
+cannot shut a ward out of the page, and guessing across case numbers stays at
+about one try a minute. A phone that showed this case's receipt, or already
+looked the case up with its code, is not slowed for that case (issue 11,
+point 7).
 """
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -34,8 +43,12 @@ from core.signing import hash_value
 
 MAX_FAILURES = 5
 LOCKOUT_SECONDS = 15 * 60
-# Hospital Wi-Fi puts many patients behind one address: a network gets more tries than one phone.
+# Hospital Wi-Fi puts many patients behind one address: a network gets more tries than one phone, and is then
+# slowed, never locked.
 NETWORK_FAILURES = 20
+NETWORK_MAX_WAIT = 60  # seconds
+# How long a phone stays known for a case it showed the receipt of, or looked up with the right code.
+TRUST_SECONDS = 180 * 24 * 3600
 
 CASE_NUMBER_RE = re.compile(r"^([A-Z]{0,8})(\d{4})-?(\d{1,7})$")
 
@@ -162,11 +175,12 @@ def find_case(institution_id: int, case_number: str, code: str) -> Complaint | N
     return complaint if check_lookup_code(complaint, code) else None
 
 
-# Lockout --------------------------------------------------------------------------
+# Lockout and slow-down -----------------------------------------------------------------
 #
-# Each key counts failed tries; when it reaches its limit it is locked until
-# 15 minutes after the last failure. Counters live in Redis (shared by every
-# web process) or, in the embedded mode without Redis, in this process.
+# Each key counts failed tries. A case or client key that reaches its limit is
+# locked until 15 minutes after the last failure; the network key (no limit)
+# slows instead: see network_wait. Counters live in Redis (shared by every web
+# process) or, in the embedded mode without Redis, in this process.
 
 _local: dict[str, tuple[int, float]] = {}
 _lock = threading.Lock()
@@ -181,15 +195,24 @@ def _conn():
     return current_app.extensions.get("redis")
 
 
-def lockout_keys(institution_id: int, case_number: str, client: str, network: str) -> list[tuple[str, int]]:
-    """(key, allowed failures): the case number, the client (device or address) and its network."""
+def lockout_keys(institution_id: int, case_number: str, client: str, network: str) -> list[tuple[str, int | None]]:
+    """(key, allowed failures): the case number and the client (device or address), which lock, and the
+    client's network, which only slows (None)."""
 
     number = normalise_case_number(case_number)
     return [
         (f"tj:lookup:case:{hash_value('lookup-key', f'{institution_id}:{number}')[:32]}", MAX_FAILURES),
         (f"tj:lookup:client:{hash_value('lookup-key', client)[:32]}", MAX_FAILURES),
-        (f"tj:lookup:net:{hash_value('lookup-key', network)[:32]}", NETWORK_FAILURES),
+        (f"tj:lookup:net:{hash_value('lookup-key', network)[:32]}", None),
     ]
+
+
+def trust_key(institution_id: int, case_number: str, device: str) -> str | None:
+    """The key that marks a device (its cookie) as known for a case; None without a device cookie."""
+    if not device:
+        return None
+    number = normalise_case_number(case_number)
+    return f"tj:lookup:ok:{hash_value('lookup-key', f'{institution_id}:{number}:{device}')[:32]}"
 
 
 def _read(key: str) -> tuple[int, float]:
@@ -204,20 +227,65 @@ def _read(key: str) -> tuple[int, float]:
         return _local.get(key, (0, 0.0))
 
 
-def locked(keys: list[tuple[str, int]]) -> bool:
-    """Whether any key has used up its tries within the last 15 minutes."""
+def _recent(key: str, t: float) -> tuple[int, float]:
+    """The key's failures and the time of the last one; 15 quiet minutes are a fresh start."""
+    failures, last = _read(key)
+    if failures and t - last >= LOCKOUT_SECONDS:
+        clear(key)
+        return 0, 0.0
+    return failures, last
+
+
+def locked(keys: list[tuple[str, int | None]]) -> bool:
+    """Whether a key that locks has used up its tries within the last 15 minutes."""
     t = now()
+    return any(allowed is not None and _recent(key, t)[0] >= allowed for key, allowed in keys)
+
+
+def network_delay(failures: int) -> int:
+    """The pause a network owes after its ``failures``-th failure: none up to NETWORK_FAILURES - 1, then
+    2, 4, 8 … seconds, at most NETWORK_MAX_WAIT."""
+    over = failures - NETWORK_FAILURES
+    return 0 if over < 0 else min(2 ** min(over + 1, 16), NETWORK_MAX_WAIT)
+
+
+def network_wait(keys: list[tuple[str, int | None]]) -> int:
+    """Whole seconds the client's network must still wait before its next try is checked (0: go ahead)."""
+    t = now()
+    wait = 0.0
     for key, allowed in keys:
-        failures, last = _read(key)
-        if failures and t - last >= LOCKOUT_SECONDS:
-            clear(key)  # 15 quiet minutes: a fresh start
-            continue
-        if failures >= allowed:
-            return True
-    return False
+        if allowed is None:
+            failures, last = _recent(key, t)
+            wait = max(wait, last + network_delay(failures) - t) if failures else wait
+    return math.ceil(wait) if wait > 0 else 0
 
 
-def record_failure(keys: list[tuple[str, int]]) -> None:
+def is_trusted(key: str | None) -> bool:
+    """Whether the device showed this case's receipt or looked it up with its code (within TRUST_SECONDS)."""
+    if key is None:
+        return False
+    marked, at = _read(key)
+    return bool(marked) and now() - at < TRUST_SECONDS
+
+
+def trust(key: str | None) -> None:
+    """Remember that the device knows this case's code: a slowed network does not slow it for this case."""
+    if key is None:
+        return
+    t = now()
+    conn = _conn()
+    if conn is not None:
+        try:
+            conn.pipeline(transaction=False).hset(key, mapping={"n": 1, "last": repr(t)}) \
+                .expire(key, TRUST_SECONDS).execute()
+            return
+        except RedisError:
+            pass  # Redis down: remember in this process
+    with _lock:
+        _local[key] = (1, t)
+
+
+def record_failure(keys: list[tuple[str, int | None]]) -> None:
     t = now()
     conn = _conn()
     if conn is not None:
@@ -238,7 +306,8 @@ def record_failure(keys: list[tuple[str, int]]) -> None:
                 failures = 0
             _local[key] = (failures + 1, t)
         if len(_local) > 50000:
-            for stale in [k for k, (_n, last) in _local.items() if t - last >= LOCKOUT_SECONDS]:
+            for stale in [k for k, (_n, last) in _local.items()
+                          if t - last >= (TRUST_SECONDS if k.startswith("tj:lookup:ok:") else LOCKOUT_SECONDS)]:
                 del _local[stale]
 
 

@@ -22,7 +22,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from complaints import access, attachments, case_section, intake
+from complaints import access, attachments, case_section, intake, lookup
 from complaints import categories as category_service
 from complaints import emergency as emergency_service
 from complaints import tasks as complaint_tasks
@@ -47,6 +47,7 @@ from core import signing
 from core.clock import local_timezone
 from core.extensions import db
 from core.public import (
+    device_id,
     device_key,
     new_submission_id,
     public_page,
@@ -161,6 +162,8 @@ def _expected_reply(institution: Institution, complaint: Complaint) -> dict[str,
 
 
 def _receipt(institution: Institution, complaint: Complaint, code: str):
+    # The phone that shows the code may look the case up even while its network is slowed (complaints.lookup).
+    lookup.trust(lookup.trust_key(institution.id, complaint.case_number, device_id()))
     response = public_page(
         "complaints/public/receipt.html", institution=institution, case_number=complaint.case_number, code=code,
         emergency=complaint.safety_emergency, safety_report=complaint.safety_reported_at is not None,

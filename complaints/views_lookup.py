@@ -1,7 +1,8 @@
 """The complainant's progress lookup (查询办理进度): case number and code, no login (check C9).
 
-Failed tries count per case, device and network and lock the lookup for a while (complaints.lookup);
-the code is never echoed back, and the page is never cached.
+Failed tries count per case, device and network: too many for a case or a device lock the lookup for a
+while, too many from a network slow it down (complaints.lookup); the code is never echoed back, and the
+page is never cached.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from complaints import lookup
 from complaints.blueprints import public_bp
 from complaints.forms_intake import LookupForm
 from core.extensions import db
-from core.public import device_key, ip_prefix, public_page
+from core.public import device_id, device_key, ip_prefix, public_page
 from core.ratelimit import client_address, limited
 from organisation.models import Institution
 
@@ -46,11 +47,15 @@ def lookup_page():
     status_code = 400
     result = None
     not_found = locked = False
+    wait = 0
     if form.validate():
         institution_id = form.institution.data
         keys = lookup.lockout_keys(institution_id, form.case_number.data, device_key(), "n:" + ip_prefix())
+        known = lookup.trust_key(institution_id, form.case_number.data, device_id())
         if lookup.locked(keys):
             locked, status_code = True, 429
+        elif not lookup.is_trusted(known) and (wait := lookup.network_wait(keys)):
+            status_code = 429  # the network is slowed: this try is not checked, and not counted
         else:
             complaint = lookup.find_case(institution_id, form.case_number.data, form.code.data)
             if complaint is None:
@@ -58,15 +63,16 @@ def lookup_page():
                 not_found, status_code = True, 404
             else:
                 lookup.clear(keys[0][0])
+                lookup.trust(known)
                 result, status_code = lookup.public_status(complaint), 200
                 if institution is None:
                     institution = db.session.get(Institution, institution_id)
-    if not_found or locked:  # the code is never echoed back
+    if not_found or locked or wait:  # the code is never echoed back
         form.code.raw_data, form.code.data = [], ""
     response = public_page("complaints/public/lookup.html", status_code, form=form, institution=institution,
-                             result=result, not_found=not_found, locked=locked, steps=lookup.STEPS,
+                             result=result, not_found=not_found, locked=locked, wait=wait, steps=lookup.STEPS,
                              lockout_minutes=lookup.LOCKOUT_SECONDS // 60)
     response.headers["Cache-Control"] = "no-store"
-    if locked:
-        response.headers["Retry-After"] = str(lookup.LOCKOUT_SECONDS)
+    if locked or wait:
+        response.headers["Retry-After"] = str(wait or lookup.LOCKOUT_SECONDS)
     return response

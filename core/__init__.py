@@ -44,6 +44,8 @@ def configure(app: Flask, config) -> None:
     app.config.update(overrides)
     app.config["INSTANCE_PATH"] = app.instance_path
     app.config["CONFIG_NAME"] = cls.__name__
+    # Set last, from the class: no environment variable or override can say a production install is not one.
+    app.config["IS_PRODUCTION"] = issubclass(cls, config_module.Production)
     cls.finalise(app.config)
 
 

@@ -1,4 +1,4 @@
-"""flask worker / flask scheduler. Features add their own commands."""
+"""flask worker / flask scheduler (and flask serve, core.devserver). Features add their own commands."""
 from __future__ import annotations
 
 import os
@@ -63,6 +63,9 @@ def scheduler_command(list_only: bool) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from core import devserver
+
+    devserver.init_app(app)
     app.cli.add_command(worker_command)
     app.cli.add_command(scheduler_command)
     register_periodic(app, heartbeat, name="heartbeat", interval=60)

@@ -10,12 +10,33 @@ from organisation import demo, services
 from organisation.models import Role
 from organisation.passwords import password_problems
 
+# Passwords published with the product (README): never an account's password on a production install.
+KNOWN_PASSWORDS = frozenset({demo.DEMO_PASSWORD.casefold()})
+
+
+def is_known_password(password: str | None) -> bool:
+    return bool(password) and password.casefold() in KNOWN_PASSWORDS
+
 
 @click.command("seed-demo")
 @click.option("--password", default=None, help="Password for every demo account (default: a fixed demo password).")
+@click.option("--allow-production", is_flag=True,
+              help="Load the demo under the production configuration (a public demo site); needs --password.")
 @with_appcontext
-def seed_demo_command(password: str | None) -> None:
+def seed_demo_command(password: str | None, allow_production: bool) -> None:
     """Load a demo region, institutions, departments, touchpoints and staff (once)."""
+    if current_app.config.get("IS_PRODUCTION"):
+        if not allow_production:
+            raise click.ClickException(
+                "Refusing to load the demo under the production configuration (TINGJIAN_CONFIG=production): it "
+                "adds a fictional region and 17 accounts with a published password. For a public demo site, pass "
+                "--allow-production with --password set to a password of your own.")
+        if not password or is_known_password(password):
+            raise click.ClickException("--allow-production needs --password with a password of your own, "
+                                       "not the published demo password.")
+        problems = password_problems(password)
+        if problems:
+            raise click.ClickException(" ".join(problems))
     if demo.is_loaded():
         click.echo("The demo data is already loaded; nothing to do.")
         return
@@ -35,6 +56,9 @@ def seed_demo_command(password: str | None) -> None:
 @with_appcontext
 def create_admin_command(username: str, display_name: str, password: str) -> None:
     """Create a platform admin who must change the password at first login."""
+    if password and current_app.config.get("IS_PRODUCTION") and is_known_password(password):
+        raise click.ClickException("Refusing a published password (the demo password) under the production "
+                                   "configuration: choose another, or press Enter twice to have one generated.")
     if password:
         problems = password_problems(password, username=username)
         if problems:

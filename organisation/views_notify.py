@@ -40,10 +40,12 @@ def _own_or_404(notification_id: int):
     return notification
 
 
-@bp.get("/notifications/<int:notification_id>")
+@bp.post("/notifications/<int:notification_id>")
 def notification_open(notification_id: int):
-    """Follow a notification to its item, marking it read on the way."""
+    """Follow a notification to its item, marking it read on the way (a POST: a GET never changes data)."""
     notification = _own_or_404(notification_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
     if notifications.mark_read(notification):
         db.session.commit()
     target = safe_redirect_target(notification.link) if notification.link else None

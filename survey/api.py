@@ -1,14 +1,15 @@
 """JSON API for hospital systems: push discharges with a bearer token.
 
 Tokens are issued per institution by a survey manager, shown once, stored as
-their SHA-256 only, and can be revoked. Every answer is JSON with Chinese
-messages; bad input is a 400 naming each bad item and field, never a 500.
+their SHA-256 only, expire when chosen at issue (a year by default), and can be
+revoked. Every answer is JSON with Chinese messages; bad input is a 400 naming
+each bad item and field, never a 500.
 """
 from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
@@ -17,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core.audit import record
-from core.clock import local_today
+from core.clock import local_date, local_today
 from core.db import utcnow
 from core.extensions import db
 from core.ratelimit import client_address, limited
@@ -34,6 +35,8 @@ SCOPES = (SCOPE_DISCHARGES,)
 SCOPE_LABELS = {SCOPE_DISCHARGES: _l("推送出院名单")}
 MAX_ITEMS = 1000
 TOKEN_NAME_LIMIT = 80
+DEFAULT_VALID_DAYS = 365
+MAX_VALID_DAYS = 3 * 365
 # JSON field -> the upload's column key; "ward" and "department" both name the unit.
 FIELDS = {"ward": "unit", "department": "unit", "unit": "unit", "discharge_date": "discharge_date",
           "patient_name": "patient_name", "phone": "phone", "ref": "ref"}
@@ -48,19 +51,25 @@ def hash_token(token: str) -> str:
 
 
 def create_api_token(institution: Institution, *, name: str, scopes: list[str] | None = None,
-                     actor: StaffUser) -> tuple[ApiToken, str]:
-    """Issue a bearer token for the institution; the clear token is returned once and never stored."""
+                     valid_days: int | None = DEFAULT_VALID_DAYS, actor: StaffUser) -> tuple[ApiToken, str]:
+    """Issue a bearer token for the institution, valid ``valid_days`` from now (None: no expiry); the clear
+    token is returned once and never stored."""
     name = clean_text(name, field="name", label=gettext("令牌名称"), limit=TOKEN_NAME_LIMIT,
                       required=gettext("请填写令牌名称。"), error=followup.FollowupError)
     scopes = list(scopes or [SCOPE_DISCHARGES])
     if any(scope not in SCOPES for scope in scopes):
         raise followup.FollowupError(gettext("未知的令牌权限。"))
+    if valid_days is not None and not 1 <= valid_days <= MAX_VALID_DAYS:
+        raise followup.FollowupError(gettext("有效期须在 1 到 %(n)d 天之间。", n=MAX_VALID_DAYS), "valid_days")
     clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
     token = ApiToken(institution_id=institution.id, name=name, prefix=clear[:10], token_hash=hash_token(clear),
-                     scopes=scopes, created_by_id=actor.id, created_at=utcnow())
+                     scopes=scopes, created_by_id=actor.id, created_at=now,
+                     expires_at=now + timedelta(days=valid_days) if valid_days is not None else None)
     db.session.add(token)
     db.session.flush()
-    record(actor, "api_token.create", token, {"scopes": scopes})
+    record(actor, "api_token.create", token,
+           {"scopes": scopes, "expires_at": token.expires_at.isoformat() if token.expires_at else None})
     return token, clear
 
 
@@ -72,8 +81,9 @@ def revoke_api_token(token: ApiToken, *, actor: StaffUser) -> ApiToken:
     return token
 
 
-def authenticate(header: str | None, scope: str) -> tuple[ApiToken | None, int]:
-    """The live token named by an Authorization header and its HTTP status (200, 401 or 403)."""
+def authenticate(header: str | None, scope: str, *, now: datetime | None = None) -> tuple[ApiToken | None, int]:
+    """The live token named by an Authorization header and its HTTP status (200, 401 or 403). A 401 comes
+    with no token, except for a real token past its expiry, so that the caller can say when it expired."""
     kind, _, value = (header or "").partition(" ")
     value = value.strip()
     if kind.lower() != "bearer" or not value.startswith(TOKEN_PREFIX) or len(value) > 200:
@@ -81,6 +91,8 @@ def authenticate(header: str | None, scope: str) -> tuple[ApiToken | None, int]:
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(value)))
     if token is None or token.revoked_at is not None:
         return None, 401
+    if token.expired(now or utcnow()):
+        return token, 401
     institution = db.session.get(Institution, token.institution_id)
     if institution is None or not institution.active:
         return None, 401
@@ -100,6 +112,14 @@ def error(status: int, message: str, **extra: Any):
 
 def require_token(scope: str):
     token, status = authenticate(request.headers.get("Authorization"), scope)
+    if status == 401 and token is not None and token.expires_at is not None:
+        message = gettext("该访问令牌已于 %(day)s 过期。请医院管理员在“接口令牌”页面生成新令牌，并更新调用方的配置。",
+                          day=local_date(token.expires_at).isoformat())
+        expired = error(401, message, reason="token_expired")
+        # RFC 6750 section 3: a client library can tell an expired token from a wrong one.
+        expired.headers["WWW-Authenticate"] = ('Bearer realm="tingjian", error="invalid_token", '
+                                               'error_description="The access token expired"')
+        return expired
     if status == 401:
         return error(401, gettext("缺少或无效的访问令牌。请在请求头中提供 Authorization: Bearer <令牌>。"))
     if status == 403:

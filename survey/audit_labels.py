@@ -42,7 +42,7 @@ KEYS = {
     "discharge_date": _l("出院日期"), "source": _l("来源"), "rows": _l("行数"), "created": _l("新增"),
     "updated": _l("更新"), "outcome": _l("回访结果"), "attempt": _l("第几次拨打"),
     "discharges": _l("出院记录数"), "contact_requests": _l("联系请求数"), "retention_days": _l("保留天数"),
-    "size": _l("份数"), "scopes": _l("权限"),
+    "size": _l("份数"), "scopes": _l("权限"), ("api_token", "expires_at"): _l("有效期至"),
     "alert_threshold": _l("预警分数线（0–100）"), "followup_days": _l("出院回访时限（天）"),
     "contact_retention_days": _l("姓名电话保留天数"), "link_valid_days": _l("出院/职工问卷链接有效天数"),
     "min_fill_seconds": _l("最短填写秒数"), "repeat_window_minutes": _l("重复评价判定时间（分钟）"),

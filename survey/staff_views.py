@@ -183,6 +183,22 @@ def template_copy(institution_id: int, template_id: int):
                        template="organisation/form.html", title=gettext("复制问卷"), institution=institution)
 
 
+@bp.post("/templates/<int:template_id>/draft")
+def template_start_draft(institution_id: int, template_id: int):
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
+    template = _template_or_404(institution, template_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        versioning.start_draft(template, actor=actor())
+    except versioning.VersionError as exc:
+        db.session.rollback()
+        flash(str(exc), "warning")
+        return redirect(url_for("survey_staff.template_detail", institution_id=institution.id, template_id=template.id))
+    db.session.commit()
+    return redirect(url_for("survey_staff.template_edit", institution_id=institution.id, template_id=template.id))
+
+
 @bp.route("/templates/<int:template_id>/edit", methods=["GET", "POST"])
 def template_edit(institution_id: int, template_id: int):
     institution = get_institution_or_404(institution_id, Permission.MANAGE_SURVEYS)
@@ -193,8 +209,10 @@ def template_edit(institution_id: int, template_id: int):
     if request.method == "GET":
         draft = template.draft
         if draft is None:
-            draft = versioning.start_draft(template, actor=actor())
-            db.session.commit()
+            # Looking changes nothing: the published version is shown to read, with the button that starts a draft.
+            return render_template("survey/staff/template_readonly.html", institution=institution, template=template,
+                                   shown=template.published, confirm=ConfirmForm(),
+                                   item_types=dict(ITEM_TYPE_CHOICES))
         form = DraftForm(data=editor.definition_to_form(draft.definition))
     else:
         form = DraftForm()

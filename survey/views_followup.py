@@ -63,11 +63,21 @@ class MonthForm(FlaskForm):
         r"^(19|2\d)\d{2}-(0[1-9]|1[0-2])$", message=_l("月份格式为 YYYY-MM。"))], render_kw={"type": "month"})
 
 
+NO_EXPIRY = "never"
+
+
 class ApiTokenForm(FlaskForm):
     name = StringField(_l("令牌名称"), description=_l("例如：HIS 出院接口"),
                        validators=[DataRequired(message=_l("请填写令牌名称。")),
                                    Length(max=api_service.TOKEN_NAME_LIMIT)])
+    valid_days = SelectField(_l("有效期"), default=str(api_service.DEFAULT_VALID_DAYS),
+                             choices=[("30", _l("30 天")), ("90", _l("90 天")), ("180", _l("180 天")),
+                                      ("365", _l("1 年")), ("730", _l("2 年")), (NO_EXPIRY, _l("永不过期"))],
+                             description=_l("到期后令牌不能再调用接口，需生成新令牌并更新调用方的配置。"))
     submit = SubmitField(_l("生成令牌"))
+
+    def days(self) -> int | None:
+        return None if self.valid_days.data == NO_EXPIRY else int(self.valid_days.data)
 
 
 def phone_answers_form(definition: dict[str, Any]) -> FlaskForm:
@@ -302,7 +312,8 @@ def _render_tokens(institution: Institution, form: ApiTokenForm, *, clear: str |
     tokens = db.session.scalars(select(ApiToken).where(ApiToken.institution_id == institution.id)
                                 .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())).all()
     return render_template("survey/followup/api_tokens.html", institution=institution, form=form, tokens=tokens,
-                           clear=clear, confirm=ConfirmForm(), scope_labels=api_service.SCOPE_LABELS), status
+                           clear=clear, confirm=ConfirmForm(), scope_labels=api_service.SCOPE_LABELS,
+                           now=utcnow()), status
 
 
 @bp.get("/api-tokens")
@@ -318,7 +329,8 @@ def api_token_create(institution_id: int):
     if not form.validate_on_submit():
         return _render_tokens(institution, form, status=400)
     try:
-        _token, clear = api_service.create_api_token(institution, name=form.name.data, actor=actor())
+        _token, clear = api_service.create_api_token(institution, name=form.name.data, valid_days=form.days(),
+                                                     actor=actor())
     except followup.FollowupError as exc:
         db.session.rollback()
         form.name.errors.append(str(exc))

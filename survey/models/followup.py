@@ -87,7 +87,12 @@ class ApiToken(InstitutionScoped, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Chosen at creation (a year by default); None: never expires (tokens issued before expiry existed).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def audit_label(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at

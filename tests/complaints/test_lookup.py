@@ -104,18 +104,118 @@ def test_the_lookup_counts_a_client_by_the_rate_limits_device_key(new_client, rm
     assert seen == ["d:10.250.9.9"]  # core.public.device_key, as the intake form's device limit
 
 
-def test_many_phones_on_one_network_are_limited_together(new_client, rmyy, make_case):
+@pytest.fixture
+def clock(monkeypatch):
+    """The lockout's clock, moved by the test."""
+    now = [1_000_000.0]
+    monkeypatch.setattr(lookup, "now", lambda: now[0])
+    return now
+
+
+def guess_from_network(new_client, rmyy, tries: int, clock: list[float], *, first: int = 0) -> None:
+    """``tries`` wrong look-ups from phones on one network (10.250.3.x), four per phone (under each phone's own
+    limit), each waiting out the network's pause first."""
+    phone = None
+    for n in range(first, first + tries):
+        if n % 4 == 0 or phone is None:
+            phone = new_client(f"10.250.3.{n // 4 + 1}")
+            phone.get("/c/lookup")
+        response = ask(phone, rmyy, f"TS2026-{80000 + n}", "123456")
+        if response.status_code == 429:
+            clock[0] += int(response.headers["Retry-After"])
+            response = ask(phone, rmyy, f"TS2026-{80000 + n}", "123456")
+        assert response.status_code == 404
+
+
+def test_a_busy_network_is_slowed_not_locked_and_the_right_code_gets_through(new_client, rmyy, make_case, clock):
     case = make_case()
-    for device in range(5):
-        phone = new_client(f"10.250.3.{device + 1}")
-        phone.get("/c/lookup")
-        for n in range(4):  # under each phone's own limit
-            assert ask(phone, rmyy, f"TS2026-{80000 + device * 10 + n}", "123456").status_code == 404
+    guess_from_network(new_client, rmyy, 20, clock)  # twenty failures: the old lock, now a two-second pause
     latecomer = new_client("10.250.3.99")
     latecomer.get("/c/lookup")
-    assert ask(latecomer, rmyy, case.case_number, case.plain_lookup_code).status_code == 429
-    elsewhere = new_client("10.251.3.99")
+    slowed = ask(latecomer, rmyy, case.case_number, case.plain_lookup_code)
+    html = slowed.get_data(as_text=True)
+    assert slowed.status_code == 429 and slowed.headers["Retry-After"] == "2"
+    assert "请 2 秒后再点“查询”" in html and "不会锁定" in html and "已收到" not in html
+    assert case.plain_lookup_code not in html  # the code is never echoed back
+    clock[0] += 2
+    through = ask(latecomer, rmyy, case.case_number, case.plain_lookup_code)
+    assert through.status_code == 200 and "已收到，等待受理" in through.get_data(as_text=True)
+    elsewhere = new_client("10.251.3.99")  # another network was never slowed
     assert ask(elsewhere, rmyy, case.case_number, case.plain_lookup_code).status_code == 200
+
+
+def test_each_further_failure_doubles_the_pause_up_to_a_minute(new_client, rmyy, clock):
+    guess_from_network(new_client, rmyy, 20, clock)
+    waits = []
+    for n in range(8):
+        phone = new_client(f"10.250.3.{100 + n}")
+        phone.get("/c/lookup")
+        refused = ask(phone, rmyy, "TS2026-90000", "123456")
+        assert refused.status_code == 429
+        wait = int(refused.headers["Retry-After"])
+        waits.append(wait)
+        clock[0] += wait
+        assert ask(phone, rmyy, f"TS2026-{90001 + n}", "123456").status_code == 404  # checked, and wrong
+    assert waits == [2, 4, 8, 16, 32, 60, 60, 60]
+
+
+def test_a_try_during_the_pause_is_neither_checked_nor_counted(new_client, rmyy, make_case, clock):
+    case = make_case()
+    guess_from_network(new_client, rmyy, 20, clock)
+    phone = new_client("10.250.3.120")
+    for _ in range(10):  # hammering during the pause does not lengthen it, nor count against the case
+        assert ask(phone, rmyy, case.case_number, wrong(case.plain_lookup_code)).status_code == 429
+    keys = lookup.lockout_keys(rmyy.id, case.case_number, "x", "n:10.250.3")
+    assert lookup._read(keys[0][0])[0] == 0 and lookup._read(keys[2][0])[0] == 20
+    clock[0] += 2
+    assert ask(phone, rmyy, case.case_number, case.plain_lookup_code).status_code == 200
+
+
+def test_fifteen_quiet_minutes_give_the_network_a_fresh_start(new_client, rmyy, make_case, clock):
+    case = make_case()
+    guess_from_network(new_client, rmyy, 25, clock)
+    phone = new_client("10.250.3.130")
+    assert ask(phone, rmyy, case.case_number, case.plain_lookup_code).headers["Retry-After"] == "60"
+    clock[0] += 15 * 60
+    guess_from_network(new_client, rmyy, 19, clock, first=200)  # counted afresh: nineteen more do not slow it yet
+    assert ask(phone, rmyy, case.case_number, case.plain_lookup_code).status_code == 200
+
+
+def test_a_phone_that_looked_its_case_up_before_is_not_slowed_for_that_case(new_client, rmyy, make_case, clock):
+    case, other = make_case(), make_case()
+    mine = new_client("10.250.3.140")
+    mine.get("/c/lookup")
+    assert ask(mine, rmyy, case.case_number, case.plain_lookup_code).status_code == 200
+    guess_from_network(new_client, rmyy, 30, clock)  # then the ward's Wi-Fi is slowed to a try a minute
+    for _ in range(3):
+        assert ask(mine, rmyy, case.case_number, case.plain_lookup_code).status_code == 200
+    assert ask(mine, rmyy, other.case_number, other.plain_lookup_code).status_code == 429  # not for another case
+    stranger = new_client("10.250.3.141")  # another phone with the right code waits like everyone else
+    stranger.get("/c/lookup")
+    assert ask(stranger, rmyy, case.case_number, case.plain_lookup_code).status_code == 429
+
+
+def test_the_phone_that_filed_the_complaint_gets_through_a_slowed_network(new_client, rmyy, categories, clock):
+    phone = new_client("10.250.3.150")
+    receipt, _ = post_complaint(phone, rmyy)
+    html = receipt.get_data(as_text=True)
+    number = re.search(r'<dd class="code">([^<]+)<', html).group(1)
+    code = re.search(r'class="code pin">(\d{6})<', html).group(1)
+    guess_from_network(new_client, rmyy, 30, clock)
+    assert ask(phone, rmyy, number, code).status_code == 200
+    other_phone = new_client("10.250.3.151")
+    other_phone.get("/c/lookup")
+    assert ask(other_phone, rmyy, number, code).status_code == 429
+
+
+def test_the_case_lockout_holds_even_for_a_known_phone(new_client, rmyy, make_case, clock):
+    case = make_case()
+    mine = new_client("10.250.3.160")
+    mine.get("/c/lookup")
+    assert ask(mine, rmyy, case.case_number, case.plain_lookup_code).status_code == 200
+    for _ in range(5):
+        assert ask(new_client(), rmyy, case.case_number, wrong(case.plain_lookup_code)).status_code == 404
+    assert ask(mine, rmyy, case.case_number, case.plain_lookup_code).status_code == 429
 
 
 def test_a_locked_number_that_does_not_exist_looks_the_same_as_one_that_does(new_client, rmyy, make_case):

@@ -49,11 +49,11 @@ def test_a_handler_logging_in_sees_the_case_routed_to_them(make_case, rmyy, new_
     assert row.subject == subject and row.link == base
     # The header's badge, the home page's latest notices and its to-do list.
     assert '<span class="badge"><span class="visually-hidden">未读</span>1</span>' in home
-    assert subject in home and f'href="/notifications/{row.id}"' in home
+    assert subject in home and f'action="/notifications/{row.id}"' in home
     assert "本科室主办、待起草答复的投诉" in home and f"{case.case_number} 候诊时间过长" in home
     listed = handler.get("/notifications").get_data(as_text=True)
     assert subject in listed and "办理期限" in listed
-    opened = handler.get(f"/notifications/{row.id}")
+    opened = handler.post(f"/notifications/{row.id}")
     assert opened.status_code == 302 and opened.headers["Location"] == base
     assert handler.get(base).status_code == 200
 

@@ -43,7 +43,7 @@ def test_the_handler_sees_the_routed_case_in_the_header_home_and_list(app, live_
         submit(page, bell)
         assert page.url == f"{live_server}/notifications"
         page.screenshot(path=str(shots / "notify-list.png"), full_page=True)
-        submit(page, page.get_by_role("link", name=f"新投诉 {number} 已分派至心血管内科（主办）"))
+        submit(page, page.get_by_role("button", name=f"新投诉 {number} 已分派至心血管内科（主办）"))
         assert page.url == live_server + case_path
         assert page.locator(".badge").count() == 0
     finally:

@@ -23,7 +23,7 @@ from babel.messages.pofile import read_po
 from sqlalchemy import select
 
 from core.extensions import db
-from organisation.models import Department, Institution, Region, StaffUser, Touchpoint
+from organisation.models import Department, Institution, Notification, Region, StaffUser, Touchpoint
 from tests.factories import demo_institution, demo_user, login
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,7 +163,8 @@ def _data_strings() -> list[str]:
     texts: set[str] = set()
     for column in (Institution.name, Institution.short_name, Region.name, Department.name, Touchpoint.name,
                    Touchpoint.location, StaffUser.display_name, SurveyTemplate.name, SurveyResponse.comment,
-                   RecoveryAlert.note, Category.name, Complaint.subject, Complaint.channel_ref):
+                   RecoveryAlert.note, Category.name, Complaint.subject, Complaint.channel_ref,
+                   Notification.subject):  # a notice's subject is its opening button's text
         texts.update(v for v in db.session.scalars(select(column)) if v)
     for definition in db.session.scalars(select(TemplateVersion.definition)):
         texts.update(filter(None, (definition.get("title"), definition.get("intro"))))

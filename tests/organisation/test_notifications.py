@@ -98,7 +98,7 @@ def test_the_header_shows_the_unread_count_and_the_list_links_to_each_item(ctx, 
     assert re.search(badge, html)
     assert html.index("第二条通知") < html.index("第一条通知")  # newest first
     first, second = rows_of(officer_b.username)
-    assert f'href="/notifications/{first.id}"' in html and "分派" in html  # the kind's label
+    assert f'action="/notifications/{first.id}"' in html and "分派" in html  # the kind's label
 
 
 def test_no_badge_without_unread_notifications(ctx, client, officer_b):
@@ -111,7 +111,10 @@ def test_opening_a_notification_marks_it_read_and_goes_to_the_item(ctx, client, 
     notify.send(notice("rmyy-handler", link="http://tingjian.test/i/1/complaints/9#replies"))
     (row,) = rows_of("rmyy-handler")
     login(client, demo_user("rmyy-handler"))
-    response = client.get(f"/notifications/{row.id}")
+    assert client.get(f"/notifications/{row.id}").status_code == 405  # looking changes nothing: a GET never marks
+    db.session.refresh(row)
+    assert row.read_at is None
+    response = client.post(f"/notifications/{row.id}")
     assert response.status_code == 302 and response.headers["Location"] == "/i/1/complaints/9#replies"
     db.session.refresh(row)
     assert row.read_at is not None
@@ -137,7 +140,7 @@ def test_someone_elses_notification_is_not_found(ctx, client, outbox):
     notify.send(notice("rmyy-handler"))
     (row,) = rows_of("rmyy-handler")
     login(client, demo_user("zyy-handler"))
-    assert client.get(f"/notifications/{row.id}").status_code == 404
+    assert client.post(f"/notifications/{row.id}").status_code == 404
     assert client.post(f"/notifications/{row.id}/read").status_code == 404
     client.post("/notifications/read-all")
     db.session.refresh(row)
@@ -155,7 +158,7 @@ def test_a_stored_link_off_the_site_is_never_followed(ctx, client):
     db.session.add(row)
     db.session.flush()
     login(client, user)
-    response = client.get(f"/notifications/{row.id}")
+    response = client.post(f"/notifications/{row.id}")
     assert response.headers["Location"] == "/notifications?show=all"
 
 

@@ -96,7 +96,7 @@ NON_INSTITUTION_ACCESS = {
     "auth.change_password": (ALL, 200),
     # Each user's own notifications (another user's are 404: tests/organisation/test_notifications.py).
     "org.notifications_list": (ALL, 200),
-    "org.notification_open": (ALL, 302),
+    "org.notification_open": (ALL, None),
     "org.notification_read": (ALL, None),
     "org.notifications_read_all": (ALL, None),
 }

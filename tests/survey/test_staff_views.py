@@ -671,6 +671,7 @@ def test_editing_a_published_template_opens_a_new_draft_and_keeps_the_old(client
     v1 = versioning.publish_version(template.draft, actor="test")
     v1_hash, v1_definition = v1.content_hash, v1.definition
     edit_url = f"{base(rmyy)}/templates/{template.id}/edit"
+    assert client.post(f"{base(rmyy)}/templates/{template.id}/draft").headers["Location"].endswith(edit_url)
     editor = client.get(edit_url)
     assert editor.status_code == 200
     saved = client.post(edit_url, data=editor_fields(editor, **{"items-0-text": "第二版题干"}))
