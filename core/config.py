@@ -28,7 +28,10 @@ class Config:
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # A staff session ends this many seconds after sign-in, however busy (the absolute lifetime), and after
+    # SESSION_IDLE_TIMEOUT seconds without a request (shared ward PCs); both are checked on the server.
     PERMANENT_SESSION_LIFETIME = 8 * 3600
+    SESSION_IDLE_TIMEOUT = 30 * 60
     WTF_CSRF_TIME_LIMIT = 8 * 3600
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
     HSTS = False

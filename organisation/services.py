@@ -19,6 +19,7 @@ from core.audit import record
 from core.db import utcnow
 from core.extensions import db
 from core.services import ServiceError
+from organisation import sessions
 from organisation.models import (
     Department,
     Institution,
@@ -130,8 +131,8 @@ def set_active(obj: Any, active: bool, *, actor: Any) -> Any:
     """Deactivate or reactivate a row; history keeps pointing at it, nothing is deleted."""
     if obj.active != active:
         obj.active = active
-        if isinstance(obj, StaffUser):
-            obj.session_version += 1
+        if isinstance(obj, StaffUser) and not active:
+            sessions.end_user_sessions(obj, sessions.DEACTIVATED)
         record(actor, f"{obj.__tablename__}.{'activate' if active else 'deactivate'}", obj)
     return obj
 
@@ -281,7 +282,8 @@ def update_staff(user: StaffUser, *, display_name: str, roles: Iterable[Role],
         user.role_rows = [row for row in user.role_rows if row.role in after_roles] + [
             StaffRole(role=r) for r in after_roles if r not in before_roles]
         changed["roles"] = [before_roles, after_roles]
-        user.session_version += 1  # a changed role takes effect on the next request
+        # Signed in again, the user gets the new role's pages; nothing is left to a page opened with the old one.
+        sessions.end_user_sessions(user, sessions.ROLES_CHANGED)
     after_departments = sorted(d.id for d in departments)
     if after_departments != before_departments:
         user.departments = list(departments)
@@ -296,9 +298,7 @@ def reset_password(user: StaffUser, *, actor: Any) -> str:
     initial = generate_initial_password()
     user.password_hash = hash_password(initial)
     user.must_change_password = True
-    user.failed_logins = 0
-    user.locked_until = None
-    user.session_version += 1
+    sessions.end_user_sessions(user, sessions.PASSWORD_RESET)
     record(actor, "staff.reset_password", user)
     return initial
 
@@ -323,7 +323,8 @@ def change_password(user: StaffUser, *, current: str, new: str) -> StaffUser:
     user.password_hash = hash_password(new)
     user.must_change_password = False
     user.password_changed_at = utcnow()
-    user.session_version += 1
+    # Every session ends, this one too: the view signs this browser in again with a new token.
+    sessions.end_user_sessions(user, sessions.PASSWORD_CHANGED)
     record(user, "staff.change_password", user)
     return user
 
@@ -362,20 +363,6 @@ def authenticate(username: str, password: str) -> LoginResult:
     user.last_login_at = now
     record(user, "staff.login", user)
     return LoginResult(user)
-
-
-def load_user(user_id: str) -> StaffUser | None:
-    """Flask-Login loader: the id carries the session version, so old sessions die."""
-    try:
-        raw_id, version = user_id.split(":", 1)
-        user = db.session.get(StaffUser, int(raw_id))
-    except (ValueError, TypeError):
-        return None
-    if user is None or str(user.session_version) != version:
-        return None
-    if user.institution is not None and not user.institution.active:
-        return None  # a deactivated institution's staff lose access at once
-    return user
 
 
 def staff_with_roles(institution_id: int, *roles: Role, departments: Iterable[int] | None = None) -> list[StaffUser]:
