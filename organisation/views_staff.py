@@ -56,12 +56,16 @@ def _chosen_departments(form: StaffForm, institution: Institution) -> list[Depar
     return [get_owned_or_404(Department, dep_id, institution) for dep_id in (form.departments.data or [])]
 
 
-def _show_initial_password(user: StaffUser, password: str) -> str:
-    """Flash a one-time initial password; it is never stored in clear or logged."""
-    flash(gettext("账号 %(name)s 的初始密码：%(pw)s（仅显示一次，请当面或安全渠道告知本人，首次登录须修改）",
-                  name=user.username, pw=password), "secret")
+def _staff_list_url(user: StaffUser) -> str:
     return url_for("org.staff", institution_id=user.institution_id) if user.institution_id \
         else url_for("org.platform_staff")
+
+
+def _show_initial_password(user: StaffUser, password: str, *, heading: str):
+    """The one-time initial password, on this response only: never flashed (Flask's flash travels in the
+    signed but readable session cookie), never stored in clear, never logged."""
+    return render_template("organisation/initial_password.html", user=user, password=password, heading=heading,
+                           back=_staff_list_url(user))
 
 
 @bp.route("/i/<int:institution_id>/staff/new", methods=["GET", "POST"])
@@ -74,7 +78,8 @@ def staff_new(institution_id: int):
                                      roles=form.roles.data, institution=institution,
                                      departments=_chosen_departments(form, institution), actor=actor())
 
-    return handle_form(form, action, success=gettext("人员已创建。"), next_url=lambda r: _show_initial_password(*r),
+    return handle_form(form, action, success=gettext("人员已创建。"), next_url=lambda r: _staff_list_url(r[0]),
+                       page=lambda r: _show_initial_password(*r, heading=gettext("人员已创建")),
                        template="organisation/form.html", title=gettext("新建人员"), institution=institution)
 
 
@@ -113,7 +118,7 @@ def staff_reset_password(institution_id: int, staff_id: int):
         abort(400)
     password = services.reset_password(user, actor=actor())
     db.session.commit()
-    return redirect(_show_initial_password(user, password))
+    return _show_initial_password(user, password, heading=gettext("密码已重置"))
 
 
 @bp.post("/i/<int:institution_id>/staff/<int:staff_id>/unlock")
@@ -148,7 +153,8 @@ def platform_staff_new():
         return services.create_staff(username=form.username.data, display_name=form.display_name.data.strip(),
                                      roles=form.roles.data, region=region, actor=actor())
 
-    return handle_form(form, action, success=gettext("人员已创建。"), next_url=lambda r: _show_initial_password(*r),
+    return handle_form(form, action, success=gettext("人员已创建。"), next_url=lambda r: _staff_list_url(r[0]),
+                       page=lambda r: _show_initial_password(*r, heading=gettext("人员已创建")),
                        template="organisation/form.html", title=gettext("新建区域或平台管理员"))
 
 
