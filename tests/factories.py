@@ -88,6 +88,7 @@ def login(client, user: StaffUser) -> None:
     from organisation.sessions import start_session
 
     token = start_session(user)
+    db.session.commit()  # as the login page does (in the per-test transaction: rolled back after the test)
     with client.session_transaction() as session:
         session["_user_id"] = user.get_id()
         session["_fresh"] = True
