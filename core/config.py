@@ -35,9 +35,13 @@ class Config:
     WTF_CSRF_TIME_LIMIT = 8 * 3600
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
     HSTS = False
-    # Staff login protection.
-    LOGIN_MAX_FAILURES = 5
-    LOGIN_LOCKOUT_MINUTES = 15
+    # Staff login protection (organisation/throttle.py): no account is ever locked. Past LOGIN_FREE_FAILURES failed
+    # sign-ins in a row for a username (LOGIN_FREE_FAILURES_PER_ADDRESS for a client address), each try waits
+    # LOGIN_FIRST_DELAY seconds, doubled after every further failure, up to LOGIN_MAX_DELAY.
+    LOGIN_FREE_FAILURES = 5
+    LOGIN_FREE_FAILURES_PER_ADDRESS = 50
+    LOGIN_FIRST_DELAY = 5
+    LOGIN_MAX_DELAY = 900
     LOGIN_RATE_LIMIT = "20 per minute"
     # Number of reverse proxies in front of the app whose X-Forwarded-* headers
     # are trusted (0: none). Rate limits key on the client address, so set this

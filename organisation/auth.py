@@ -1,14 +1,19 @@
 """Staff login, logout and password change. Patients never log in."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
-from flask_babel import format_datetime, gettext
+import secrets
+from datetime import timedelta
+
+from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_required, login_user, logout_user
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from core.audit import record
 from core.extensions import db
 from core.ratelimit import client_address, limited
 from core.security import safe_redirect_target
+from core.signing import hash_value
 from organisation import services, sessions
 from organisation.forms import ChangePasswordForm, LoginForm
 from organisation.models import StaffUser
@@ -76,20 +81,67 @@ def login():
         return redirect(url_for("org.home"))
     form = LoginForm()
     if form.validate_on_submit():
-        result = services.authenticate(form.username.data, form.password.data)
+        username = form.username.data
+        result = services.authenticate(username, form.password.data, address=client_address(),
+                                       device=known_device(username))
         db.session.commit()
         if result.user is not None:
             sign_in(result.user)
             db.session.commit()
-            return redirect(_safe_next(request.args.get("next")) or url_for("org.home"))
-        if result.locked_until is not None:
-            form.password.errors.append(gettext(
-                "登录失败次数过多，账号已锁定至 %(time)s。如需提前解锁，请联系管理员。",
-                time=format_datetime(result.locked_until, "HH:mm")))
-        else:
-            form.password.errors.append(gettext("用户名或密码不正确。"))
+            response = redirect(_safe_next(request.args.get("next")) or url_for("org.home"))
+            return remember_device(response, username)
+        if result.wait:
+            form.password.errors.append(gettext("登录尝试过于频繁，请在 %(n)d 秒后再试。", n=result.wait))
+            return render_template("organisation/login.html", form=form), 429, {"Retry-After": str(result.wait)}
+        form.password.errors.append(gettext("用户名或密码不正确。"))
         return render_template("organisation/login.html", form=form), 401
     return render_template("organisation/login.html", form=form), 400 if request.method == "POST" else 200
+
+
+# Known devices: a browser where a username signed in before is slowed down only by its own failures
+# (organisation.throttle), so no stranger can keep that user out. The cookie is signed, holds a random device id
+# and keyed hashes of the usernames that signed in here, and nothing else.
+KNOWN_DEVICE_COOKIE = "tj_known"
+KNOWN_DEVICE_AGE = timedelta(days=365)
+KNOWN_DEVICE_USERS = 10
+
+
+def _device_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="tingjian-known-device")
+
+
+def _username_mark(username: str) -> str:
+    return hash_value("known-device", (username or "").strip().lower())[:16]
+
+
+def _known_devices() -> dict | None:
+    raw = request.cookies.get(KNOWN_DEVICE_COOKIE)
+    if not raw:
+        return None
+    try:
+        data = _device_serializer().loads(raw)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("d"), str) or not isinstance(data.get("u"), list):
+        return None
+    return data
+
+
+def known_device(username: str) -> str | None:
+    """This browser's device id if ``username`` signed in on it before, else None."""
+    data = _known_devices()
+    return data["d"] if data is not None and _username_mark(username) in data["u"] else None
+
+
+def remember_device(response: Response, username: str) -> Response:
+    """Mark this browser as one where ``username`` signed in (kept a year, for the last ten usernames)."""
+    data = _known_devices() or {"d": secrets.token_hex(12), "u": []}
+    mark = _username_mark(username)
+    data["u"] = [m for m in data["u"] if m != mark][-(KNOWN_DEVICE_USERS - 1):] + [mark]
+    response.set_cookie(KNOWN_DEVICE_COOKIE, _device_serializer().dumps(data),
+                        max_age=int(KNOWN_DEVICE_AGE.total_seconds()), httponly=True, samesite="Lax",
+                        secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
+    return response
 
 
 @bp.post("/logout")
@@ -112,6 +164,7 @@ def change_password():
                                      new=form.new_password.data)
         except services.ServiceError as exc:
             getattr(form, exc.field or "new_password").errors.append(str(exc))
+            return render_template("organisation/change_password.html", form=form), exc.status
         else:
             sign_in(current_user._get_current_object())  # the change ended every session: start this one anew
             db.session.commit()

@@ -36,7 +36,7 @@ def seed_demo_command(password: str | None) -> None:
 def create_admin_command(username: str, display_name: str, password: str) -> None:
     """Create a platform admin who must change the password at first login."""
     if password:
-        problems = password_problems(password, username=username)
+        problems = password_problems(password, username=username, display_name=display_name)
         if problems:
             raise click.ClickException(" ".join(problems))
     try:

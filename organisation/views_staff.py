@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from core.extensions import db
 from core.views import handle_form, paginate
-from organisation import services
+from organisation import services, throttle
 from organisation.forms import (
     ConfirmForm,
     StaffForm,
@@ -32,8 +32,7 @@ def staff(institution_id: int):
     stmt = select(StaffUser).where(StaffUser.institution_id == institution.id).order_by(StaffUser.username)
     page = paginate(search_filter(stmt, q, StaffUser.username, StaffUser.display_name))
     return render_template("organisation/staff.html", institution=institution, page=page, q=q,
-                           toggle=ConfirmForm(), can_manage=can(actor(), Permission.MANAGE_ORG, institution),
-                           now=services.utcnow())
+                           toggle=ConfirmForm(), can_manage=can(actor(), Permission.MANAGE_ORG, institution))
 
 
 def _staff_form(institution: Institution | None, obj: StaffUser | None = None) -> StaffForm:
@@ -97,7 +96,8 @@ def staff_edit(institution_id: int, staff_id: int):
     return handle_form(form, action, success=gettext("人员信息已保存。"),
                        next_url=lambda u: url_for("org.staff", institution_id=institution.id),
                        template="organisation/staff_form.html", title=gettext("编辑人员：%(name)s", name=user.username),
-                       institution=institution, user=user, confirm=ConfirmForm())
+                       institution=institution, user=user, confirm=ConfirmForm(),
+                       login_wait=throttle.username_wait(user.username))
 
 
 @bp.post("/i/<int:institution_id>/staff/<int:staff_id>/toggle")
@@ -127,9 +127,9 @@ def staff_unlock(institution_id: int, staff_id: int):
     user = get_owned_or_404(StaffUser, staff_id, institution)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    services.unlock_staff(user, actor=actor())
+    services.lift_login_delay(user, actor=actor())
     db.session.commit()
-    flash(gettext("账号已解锁。"), "success")
+    flash(gettext("已解除登录限制，该账号可以立即重新登录。"), "success")
     return redirect(url_for("org.staff", institution_id=institution.id))
 
 

@@ -7,7 +7,8 @@ Create Date: 2026-12-10 09:00:00
 Staff sessions kept on the server (staff_session: the hash of the token the session cookie carries,
 when it was created and last used, when and why it ended), so that logout, a password change, a role
 change and a deactivation end sessions at once and idle sessions expire. They replace the per-user
-session_version.
+session_version. Failed sign-ins no longer lock an account (growing delays in Redis instead,
+organisation/throttle.py): failed_logins and locked_until go.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -40,10 +41,14 @@ def upgrade():
 
     with op.batch_alter_table('staff_user', schema=None) as batch_op:
         batch_op.drop_column('session_version')
+        batch_op.drop_column('failed_logins')
+        batch_op.drop_column('locked_until')
 
 
 def downgrade():
     with op.batch_alter_table('staff_user', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('locked_until', core.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('failed_logins', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('session_version', sa.Integer(), nullable=False, server_default='1'))
 
     with op.batch_alter_table('staff_session', schema=None) as batch_op:
