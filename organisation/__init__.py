@@ -20,7 +20,9 @@ def init_app(app: Flask) -> None:
         cli,
         services,
         tasks,
+        totp,
         views,
+        views_account,
         views_audit,
         views_notify,
         views_staff,
@@ -51,5 +53,6 @@ def init_app(app: Flask) -> None:
     register_periodic(app, tasks.sweep_deliveries, name="notify-deliveries", cron="* * * * *", queue=QUEUE_HIGH)
     register_periodic(app, tasks.purge_sessions, name="staff-sessions-purge", cron="35 3 * * *")
     app.jinja_env.filters["role_label"] = lambda value: Role(value).label
+    app.jinja_env.globals["may_enrol_two_factor"] = totp.may_enrol
     register_audit_labels(app, actions=audit_labels.ACTIONS, targets=audit_labels.TARGETS, keys=audit_labels.KEYS,
                           values=audit_labels.VALUES, actors=audit_labels.ACTORS)

@@ -29,6 +29,9 @@ ACTIONS = {
     "staff_user.activate": _l("启用人员账号"), "staff_user.deactivate": _l("停用人员账号"),
     "staff.reset_password": _l("重置密码"), "staff.change_password": _l("修改密码"), "staff.unlock": _l("解除登录限制"),
     "staff.login": _l("登录"), "staff.logout": _l("退出登录"), "staff.login_failed": _l("登录失败"),
+    "staff.login_second_factor_failed": _l("两步验证码错误"), "staff.totp_setup": _l("开始设置两步验证"),
+    "staff.totp_enable": _l("开启两步验证"), "staff.totp_disable": _l("关闭两步验证"),
+    "staff.totp_reset": _l("重置两步验证"),
     "staff.session_expired": _l("登录会话超时结束"), "staff_session.purge": _l("清理过期的登录会话记录"),
     "notifier.update": _l("修改消息推送设置"), "notifier.test": _l("发送测试消息"),
 }

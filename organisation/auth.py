@@ -14,22 +14,24 @@ from core.extensions import db
 from core.ratelimit import client_address, limited
 from core.security import safe_redirect_target
 from core.signing import hash_value
-from organisation import services, sessions
-from organisation.forms import ChangePasswordForm, LoginForm
+from organisation import services, sessions, throttle, totp
+from organisation.forms import ChangePasswordForm, LoginForm, TotpCodeForm
 from organisation.models import StaffUser
 
 bp = Blueprint("auth", __name__)
 
 # Endpoints a user who must change the password may still reach.
-OPEN_ENDPOINTS = {"auth.login", "auth.logout", "auth.change_password", "static", "health.healthz",
-                  "i18n.switch_language"}
+OPEN_ENDPOINTS = {"auth.login", "auth.second_factor", "auth.logout", "auth.change_password", "static",
+                  "health.healthz", "i18n.switch_language"}
 
 
 # Blueprints whose visitors are never staff (patients, machine clients).
 PUBLIC_BLUEPRINTS = {"patient", "api"}
 
-# The key of the Flask session that holds the server-side session's token (organisation.sessions).
+# The key of the Flask session that holds the server-side session's token (organisation.sessions); while the
+# two-factor code is awaited, the token of the pending session and the page to go to afterwards.
 SESSION_TOKEN = "_sid"
+PENDING_TOKEN, PENDING_NEXT = "_sid_pending", "_next_pending"
 
 
 def load_user(user_id: str) -> StaffUser | None:
@@ -86,16 +88,55 @@ def login():
                                        device=known_device(username))
         db.session.commit()
         if result.user is not None:
+            next_url = _safe_next(request.args.get("next")) or url_for("org.home")
+            if totp.enabled(result.user):
+                # The password was right; the session counts once the code is right too (second_factor).
+                session[PENDING_TOKEN] = sessions.start_session(result.user, second_factor_due=True)
+                session[PENDING_NEXT] = next_url
+                db.session.commit()
+                return redirect(url_for("auth.second_factor"))
+            services.complete_sign_in(result.user)
             sign_in(result.user)
             db.session.commit()
-            response = redirect(_safe_next(request.args.get("next")) or url_for("org.home"))
-            return remember_device(response, username)
+            return remember_device(redirect(next_url), username)
         if result.wait:
             form.password.errors.append(gettext("登录尝试过于频繁，请在 %(n)d 秒后再试。", n=result.wait))
             return render_template("organisation/login.html", form=form), 429, {"Retry-After": str(result.wait)}
         form.password.errors.append(gettext("用户名或密码不正确。"))
         return render_template("organisation/login.html", form=form), 401
     return render_template("organisation/login.html", form=form), 400 if request.method == "POST" else 200
+
+
+@bp.route("/login/two-factor", methods=["GET", "POST"])
+@limited(("LOGIN_RATE_LIMIT", client_address))
+def second_factor():
+    """The second step of an enrolled administrator's sign-in: the authenticator app's code."""
+    pending = sessions.pending_second_factor(session.get(PENDING_TOKEN))
+    if pending is None:
+        session.pop(PENDING_TOKEN, None)
+        flash(gettext("请重新输入用户名和密码。"), "info")
+        return redirect(url_for("auth.login"))
+    user = pending.user
+    form = TotpCodeForm()
+    if form.validate_on_submit():
+        wait = throttle.check_wait(throttle.SECOND_FACTOR, user.id)
+        if wait:
+            form.code.errors.append(gettext("验证码输错次数过多，请在 %(n)d 秒后再试。", n=wait))
+            return render_template("organisation/second_factor.html", form=form), 429, {"Retry-After": str(wait)}
+        if totp.check_code(user, form.code.data):
+            throttle.check_passed(throttle.SECOND_FACTOR, user.id)
+            sessions.complete_second_factor(pending)
+            login_user(user)
+            session[SESSION_TOKEN] = session.pop(PENDING_TOKEN)
+            services.complete_sign_in(user)
+            db.session.commit()
+            return remember_device(redirect(session.pop(PENDING_NEXT, None) or url_for("org.home")), user.username)
+        throttle.check_failed(throttle.SECOND_FACTOR, user.id)
+        record("login", "staff.login_second_factor_failed", user)
+        db.session.commit()
+        form.code.errors.append(gettext("验证码不正确或已使用过，请输入身份验证器上的最新验证码。"))
+        return render_template("organisation/second_factor.html", form=form), 401
+    return render_template("organisation/second_factor.html", form=form), 400 if request.method == "POST" else 200
 
 
 # Known devices: a browser where a username signed in before is slowed down only by its own failures

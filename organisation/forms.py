@@ -69,6 +69,13 @@ class ChangePasswordForm(FlaskForm):
     submit = SubmitField(_l("修改密码"))
 
 
+class TotpCodeForm(FlaskForm):
+    code = StringField(_l("验证码"), validators=[DataRequired(), Length(max=12)],
+                       description=_l("身份验证器应用上显示的 6 位数字"),
+                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True})
+    submit = SubmitField(_l("确认"))
+
+
 class RegionForm(FlaskForm):
     code = StringField(_l("行政区划代码"), validators=[DataRequired(), Length(max=12),
                                                    Regexp(r"^\d{2,12}$", message=_l("请输入数字代码。"))])

@@ -220,6 +220,11 @@ class StaffUser(UserMixin, TimestampMixin, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Two-factor sign-in (organisation.totp): the shared secret, set when enrolment starts and confirmed by the
+    # first right code (totp_enabled_at); the time step of the last code accepted, so that none is used twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
 
     institution: Mapped[Institution | None] = relationship()
     region: Mapped[Region | None] = relationship()

@@ -339,7 +339,7 @@ class LoginResult:
 
 
 def authenticate(username: str, password: str, *, address: str, device: str | None = None) -> LoginResult:
-    """Check a sign-in. Real and unknown usernames get the same answer in the same time: one password hash is
+    """Check a sign-in's password. Real and unknown usernames get the same answer in the same time: one password hash is
     computed either way, and the growing delays after failures count both alike (organisation.throttle)."""
     username = (username or "").strip().lower()
     wait = throttle.login_wait(username, address, device)
@@ -353,9 +353,14 @@ def authenticate(username: str, password: str, *, address: str, device: str | No
             record("login", "staff.login_failed", user)
         return LoginResult(None)
     throttle.login_succeeded(username, device)
+    return LoginResult(user)
+
+
+def complete_sign_in(user: StaffUser) -> StaffUser:
+    """The user is signed in (after the password, and the two-factor code where enrolled)."""
     user.last_login_at = utcnow()
     record(user, "staff.login", user)
-    return LoginResult(user)
+    return user
 
 
 def staff_with_roles(institution_id: int, *roles: Role, departments: Iterable[int] | None = None) -> list[StaffUser]:

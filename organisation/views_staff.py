@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from core.extensions import db
 from core.views import handle_form, paginate
-from organisation import services, throttle
+from organisation import services, throttle, totp
 from organisation.forms import (
     ConfirmForm,
     StaffForm,
@@ -121,6 +121,23 @@ def staff_reset_password(institution_id: int, staff_id: int):
     return _show_initial_password(user, password, heading=gettext("密码已重置"))
 
 
+@bp.post("/i/<int:institution_id>/staff/<int:staff_id>/reset-two-factor")
+def staff_reset_two_factor(institution_id: int, staff_id: int):
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_ORG)
+    user = get_owned_or_404(StaffUser, staff_id, institution)
+    return _reset_two_factor(user, url_for("org.staff_edit", institution_id=institution.id, staff_id=user.id))
+
+
+def _reset_two_factor(user: StaffUser, next_url: str):
+    """Remove a user's second factor (a lost phone); they sign in with the password alone and may enrol again."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    totp.reset(user, actor=actor())
+    db.session.commit()
+    flash(gettext("已重置 %(name)s 的两步验证，其所有登录会话已结束。", name=user.username), "success")
+    return redirect(next_url)
+
+
 @bp.post("/i/<int:institution_id>/staff/<int:staff_id>/unlock")
 def staff_unlock(institution_id: int, staff_id: int):
     institution = get_institution_or_404(institution_id, Permission.MANAGE_ORG)
@@ -187,3 +204,12 @@ def platform_staff_toggle(staff_id: int):
         flash(gettext("不能停用自己的账号。"), "error")
         return redirect(url_for("org.platform_staff"))
     return toggle_active(user, url_for("org.platform_staff"))
+
+
+@bp.post("/admin/staff/<int:staff_id>/reset-two-factor")
+@require(Permission.MANAGE_REGIONS)
+def platform_staff_reset_two_factor(staff_id: int):
+    user = db.session.get(StaffUser, staff_id)
+    if user is None or user.institution_id is not None:
+        abort(404)
+    return _reset_two_factor(user, url_for("org.platform_staff"))

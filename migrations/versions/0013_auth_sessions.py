@@ -8,7 +8,8 @@ Staff sessions kept on the server (staff_session: the hash of the token the sess
 when it was created and last used, when and why it ended), so that logout, a password change, a role
 change and a deactivation end sessions at once and idle sessions expire. They replace the per-user
 session_version. Failed sign-ins no longer lock an account (growing delays in Redis instead,
-organisation/throttle.py): failed_logins and locked_until go.
+organisation/throttle.py): failed_logins and locked_until go. Administrators may add a second
+factor (totp_secret, totp_enabled_at, totp_last_step on staff_user).
 """
 import sqlalchemy as sa
 from alembic import op
@@ -43,10 +44,16 @@ def upgrade():
         batch_op.drop_column('session_version')
         batch_op.drop_column('failed_logins')
         batch_op.drop_column('locked_until')
+        batch_op.add_column(sa.Column('totp_secret', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('totp_enabled_at', core.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('totp_last_step', sa.Integer(), nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table('staff_user', schema=None) as batch_op:
+        batch_op.drop_column('totp_last_step')
+        batch_op.drop_column('totp_enabled_at')
+        batch_op.drop_column('totp_secret')
         batch_op.add_column(sa.Column('locked_until', core.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('failed_logins', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('session_version', sa.Integer(), nullable=False, server_default='1'))

@@ -71,6 +71,7 @@ INSTITUTION_ACCESS = {
     "org.staff_toggle": MANAGE,
     "org.staff_reset_password": MANAGE,
     "org.staff_unlock": MANAGE,
+    "org.staff_reset_two_factor": MANAGE,
     "org.import_rows": MANAGE,
     "org.import_template": MANAGE,
     "org.institution_settings": MANAGE,
@@ -92,6 +93,7 @@ NON_INSTITUTION_ACCESS = {
     "org.platform_staff_new": (PLATFORM, 200),
     "org.platform_staff_edit": (PLATFORM, 200),
     "org.platform_staff_toggle": (PLATFORM, None),
+    "org.platform_staff_reset_two_factor": (PLATFORM, None),
     "org.audit_all": (INSTITUTION_RECORD, 200),
     "auth.change_password": (ALL, 200),
     # Each user's own notifications (another user's are 404: tests/organisation/test_notifications.py).
