@@ -28,13 +28,20 @@ class Config:
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # A staff session ends this many seconds after sign-in, however busy (the absolute lifetime), and after
+    # SESSION_IDLE_TIMEOUT seconds without a request (shared ward PCs); both are checked on the server.
     PERMANENT_SESSION_LIFETIME = 8 * 3600
+    SESSION_IDLE_TIMEOUT = 30 * 60
     WTF_CSRF_TIME_LIMIT = 8 * 3600
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
     HSTS = False
-    # Staff login protection.
-    LOGIN_MAX_FAILURES = 5
-    LOGIN_LOCKOUT_MINUTES = 15
+    # Staff login protection (organisation/throttle.py): no account is ever locked. Past LOGIN_FREE_FAILURES failed
+    # sign-ins in a row for a username (LOGIN_FREE_FAILURES_PER_ADDRESS for a client address), each try waits
+    # LOGIN_FIRST_DELAY seconds, doubled after every further failure, up to LOGIN_MAX_DELAY.
+    LOGIN_FREE_FAILURES = 5
+    LOGIN_FREE_FAILURES_PER_ADDRESS = 50
+    LOGIN_FIRST_DELAY = 5
+    LOGIN_MAX_DELAY = 900
     LOGIN_RATE_LIMIT = "20 per minute"
     # Number of reverse proxies in front of the app whose X-Forwarded-* headers
     # are trusted (0: none). Rate limits key on the client address, so set this

@@ -106,9 +106,24 @@ def retry_after(checks: list[tuple[str, str]]) -> int | None:
     return max(1, *waits) if waits else None
 
 
-def _count_in_redis(windows) -> list[int] | None:
+def counter_redis() -> redis_lib.Redis | None:
+    """The counters' Redis client (short timeouts), or None without Redis or for a few seconds after it failed."""
     state = current_app.extensions["tingjian.ratelimit"]
     if state["redis"] is None or time.monotonic() < state["down_until"]:
+        return None
+    return state["redis"]
+
+
+def counters_failed() -> None:
+    """Redis failed a counter's command: count in the process for a few seconds before trying it again."""
+    current_app.extensions["tingjian.ratelimit"]["down_until"] = time.monotonic() + REDIS_RETRY_SECONDS
+    current_app.logger.warning("rate-limit counters unavailable in Redis; counting in the process for %d s",
+                               REDIS_RETRY_SECONDS)
+
+
+def _count_in_redis(windows) -> list[int] | None:
+    state = current_app.extensions["tingjian.ratelimit"]
+    if counter_redis() is None:
         return None
     if state["script"] is None:
         state["script"] = state["redis"].register_script(_SCRIPT)
@@ -116,9 +131,7 @@ def _count_in_redis(windows) -> list[int] | None:
         return state["script"](keys=[w[0] for w in windows], args=[w[2] for w in windows])
     except RedisError:
         # Redis down or hanging must not turn a patient's rating or a login into an error.
-        state["down_until"] = time.monotonic() + REDIS_RETRY_SECONDS
-        current_app.logger.warning("rate-limit counters unavailable in Redis; counting in the process for %d s",
-                                   REDIS_RETRY_SECONDS)
+        counters_failed()
         return None
 
 

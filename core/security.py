@@ -1,9 +1,9 @@
-"""Security headers on every response."""
+"""Security headers on every response, and no caching of anything but static files."""
 from __future__ import annotations
 
 import secrets
 
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -72,4 +72,9 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         if hsts:
             response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        if request.endpoint != "static":
+            # Staff pages show patients' names and phones, and patient pages carry form tokens and, after a
+            # lookup, a complaint's progress: no browser (a shared ward PC's) or proxy may keep a copy. This
+            # overrides a view's own weaker header (send_file's "no-cache"). Static files keep their caching.
+            response.headers["Cache-Control"] = "no-store"
         return response

@@ -25,6 +25,12 @@ class Refused(ServiceError):
     status = 403
 
 
+class TooManyTries(ServiceError):
+    """Too many wrong passwords or codes in a row: try again after the wait the message names (429)."""
+
+    status = 429
+
+
 class Conflict(ServiceError):
     """The page the user acted on is older than the row: someone else changed it meanwhile (409)."""
 

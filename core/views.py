@@ -21,7 +21,8 @@ MAX_PAGE = 100_000
 
 def handle_form(form: FlaskForm, action: Callable[[], Any], *, success: str, next_url: Callable[[Any], str],
                 template: str | None = None, render: Callable[[FlaskForm, int], Any] | None = None,
-                after: Callable[[Any], None] | None = None, redirect_code: int = 302, **context: Any):
+                after: Callable[[Any], None] | None = None, redirect_code: int = 302,
+                page: Callable[[Any], Any] | None = None, **context: Any):
     """Validate, run the service, commit once, flash and redirect; otherwise re-render the form.
 
     A refusal (core.services.ServiceError) rolls back everything the action did, puts its message
@@ -30,6 +31,8 @@ def handle_form(form: FlaskForm, action: Callable[[], Any], *, success: str, nex
     commit (queue jobs there: they must see the committed rows). ``render(form, status)`` replaces
     the default ``render_template(template, form=form, **context)``. ``redirect_code`` 303 says
     "GET the next page" where a 302 could be read as "repeat the POST" (the case page's buttons).
+    ``page(result)`` answers with a page instead of the flash and the redirect: the one way to show a
+    one-time secret (a generated password), which must never travel through flash or the session cookie.
     """
     status = 200
     if form.validate_on_submit():
@@ -41,9 +44,11 @@ def handle_form(form: FlaskForm, action: Callable[[], Any], *, success: str, nex
             status = exc.status
         else:
             db.session.commit()
-            flash(success, "success")
             if after is not None:
                 after(result)
+            if page is not None:
+                return page(result)
+            flash(success, "success")
             return redirect(next_url(result), code=redirect_code)
     elif request.method == "POST":
         status = 400

@@ -21,7 +21,9 @@ def init_app(app: Flask) -> None:
         notifications,
         services,
         tasks,
+        totp,
         views,
+        views_account,
         views_audit,
         views_notify,
         views_staff,
@@ -29,12 +31,13 @@ def init_app(app: Flask) -> None:
     )
     from organisation.nav import nav_context, register_core_nav
 
-    login_manager.user_loader(services.load_user)
+    login_manager.user_loader(auth.load_user)
     login_manager.unauthorized_handler(auth.unauthorized)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "basic"
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
+    app.before_request(auth.check_session)
     app.before_request(auth.enforce_password_change)
     app.context_processor(nav_context)
     register_core_nav(app)
@@ -49,8 +52,10 @@ def init_app(app: Flask) -> None:
     notify.register_recorder(app, tasks.record_notice)
     notify.register_kinds(app, {"test": _l("测试消息")})
     register_periodic(app, tasks.sweep_deliveries, name="notify-deliveries", cron="* * * * *", queue=QUEUE_HIGH)
+    register_periodic(app, tasks.purge_sessions, name="staff-sessions-purge", cron="35 3 * * *")
     app.jinja_env.filters["role_label"] = lambda value: Role(value).label
     # A notice's subject and body in the reader's language, wherever a list of notices is shown.
     app.jinja_env.globals["notice_shown"] = notifications.shown
+    app.jinja_env.globals["may_enrol_two_factor"] = totp.may_enrol
     register_audit_labels(app, actions=audit_labels.ACTIONS, targets=audit_labels.TARGETS, keys=audit_labels.KEYS,
                           values=audit_labels.VALUES, actors=audit_labels.ACTORS)

@@ -27,9 +27,12 @@ ACTIONS = {
     "touchpoint.activate": _l("启用服务点"), "touchpoint.deactivate": _l("停用服务点"),
     "staff.create": _l("新建人员账号"), "staff.update": _l("修改人员信息"),
     "staff_user.activate": _l("启用人员账号"), "staff_user.deactivate": _l("停用人员账号"),
-    "staff.reset_password": _l("重置密码"), "staff.change_password": _l("修改密码"), "staff.unlock": _l("解除锁定"),
+    "staff.reset_password": _l("重置密码"), "staff.change_password": _l("修改密码"), "staff.unlock": _l("解除登录限制"),
     "staff.login": _l("登录"), "staff.logout": _l("退出登录"), "staff.login_failed": _l("登录失败"),
-    "staff.locked": _l("账号被锁定"), "staff.login_refused_locked": _l("账号锁定期间尝试登录"),
+    "staff.login_second_factor_failed": _l("两步验证码错误"), "staff.totp_setup": _l("开始设置两步验证"),
+    "staff.totp_enable": _l("开启两步验证"), "staff.totp_disable": _l("关闭两步验证"),
+    "staff.totp_reset": _l("重置两步验证"),
+    "staff.session_expired": _l("登录会话超时结束"), "staff_session.purge": _l("清理过期的登录会话记录"),
     "notifier.update": _l("修改消息推送设置"), "notifier.test": _l("发送测试消息"),
 }
 
@@ -45,8 +48,8 @@ KEYS = {
     "region_id": _l("所属区域"),
     ("department", "parent_id"): _l("上级科室"), "department_id": _l("所属科室"), "location": _l("位置"),
     "display_name": _l("姓名"), "roles": _l("角色"), "departments": _l("负责科室"),
-    "failed_logins": _l("连续登录失败次数"), "locked_until": _l("锁定至"),
     ("institution", "changed"): _l("修改的项目"), ("institution", "channel"): _l("渠道"),
+    ("staff_user", "reason"): _l("原因"), ("system", "count"): _l("数量"),
 }
 
 VALUES = {
@@ -54,7 +57,8 @@ VALUES = {
     ("institution", "category"): InstitutionCategory, ("department", "kind"): DepartmentKind,
     ("touchpoint", "kind"): TouchpointKind, "roles": Role,
     ("institution", "channel"): DeliveryChannel,
+    ("staff_user", "reason"): {"idle": _l("长时间未操作"), "lifetime": _l("超过登录时限")},
 }
 
 # Actors that are not staff members: the demo loader, and a failed sign-in (no one is signed in yet).
-ACTORS = {"seed-demo": _l("演示数据"), "login": _l("登录页")}
+ACTORS = {"seed-demo": _l("演示数据"), "login": _l("登录页"), "session": _l("登录会话管理")}

@@ -60,7 +60,7 @@ def create_admin_command(username: str, display_name: str, password: str) -> Non
         raise click.ClickException("Refusing a published password (the demo password) under the production "
                                    "configuration: choose another, or press Enter twice to have one generated.")
     if password:
-        problems = password_problems(password, username=username)
+        problems = password_problems(password, username=username, display_name=display_name)
         if problems:
             raise click.ClickException(" ".join(problems))
     try:

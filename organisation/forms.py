@@ -19,6 +19,7 @@ from organisation.models import (
     RegionLevel,
     TouchpointKind,
 )
+from organisation.passwords import MIN_LENGTH
 
 CODE = Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", message=_l("编码只能包含字母、数字、下划线、点和短横线。"))
 USERNAME = Regexp(r"^[a-z0-9][a-z0-9_.-]{2,63}$",
@@ -59,12 +60,20 @@ class ChangePasswordForm(FlaskForm):
     current_password = PasswordField(_l("当前密码"), validators=[DataRequired()],
                                      render_kw={"autocomplete": "current-password"})
     new_password = PasswordField(_l("新密码"), validators=[DataRequired(), Length(max=200)],
-                                 description=_l("至少 10 个字符，同时包含字母和数字。"),
+                                 description=_l("至少 %(n)d 个字符；不要用常见密码，不要包含用户名或姓名。",
+                                                n=MIN_LENGTH),
                                  render_kw={"autocomplete": "new-password"})
     confirm = PasswordField(_l("确认新密码"),
                             validators=[DataRequired(), EqualTo("new_password", message=_l("两次输入的密码不一致。"))],
                             render_kw={"autocomplete": "new-password"})
     submit = SubmitField(_l("修改密码"))
+
+
+class TotpCodeForm(FlaskForm):
+    code = StringField(_l("验证码"), validators=[DataRequired(), Length(max=12)],
+                       description=_l("身份验证器应用上显示的 6 位数字"),
+                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True})
+    submit = SubmitField(_l("确认"))
 
 
 class RegionForm(FlaskForm):

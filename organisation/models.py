@@ -230,14 +230,14 @@ class StaffUser(UserMixin, TimestampMixin, db.Model):
     region_id: Mapped[int | None] = mapped_column(ForeignKey("region.id"), index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # Bumped when the password changes or the account is deactivated, which
-    # invalidates every existing session (Flask-Login's alternative id).
-    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Two-factor sign-in (organisation.totp): the shared secret, set when enrolment starts and confirmed by the
+    # first right code (totp_enabled_at); the time step of the last code accepted, so that none is used twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
 
     institution: Mapped[Institution | None] = relationship()
     region: Mapped[Region | None] = relationship()
@@ -260,11 +260,31 @@ class StaffUser(UserMixin, TimestampMixin, db.Model):
         return bool(self.active)
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        # The session itself is checked against its server-side row (organisation.sessions).
+        return str(self.id)
 
     @property
     def department_ids(self) -> set[int]:
         return {d.id for d in self.departments}
+
+
+class StaffSession(db.Model):
+    """One signed-in browser of a staff member. Its cookie carries a random token, this row the token's hash;
+    the session holds only while the row is open (organisation.sessions)."""
+
+    __tablename__ = "staff_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The password was right and the two-factor code is still awaited: not signed in yet.
+    second_factor_due: Mapped[bool] = mapped_column(Boolean, default=False)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    end_reason: Mapped[str] = mapped_column(String(20), default="")
+
+    user: Mapped[StaffUser] = relationship()
 
 
 # Notifications --------------------------------------------------------------------------------------

@@ -8,17 +8,17 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import func, select
 
 from core.audit import record
 from core.db import utcnow
 from core.extensions import db
-from core.services import ServiceError
+from core.services import ServiceError, TooManyTries
+from organisation import sessions, throttle
 from organisation.models import (
     Department,
     Institution,
@@ -130,8 +130,8 @@ def set_active(obj: Any, active: bool, *, actor: Any) -> Any:
     """Deactivate or reactivate a row; history keeps pointing at it, nothing is deleted."""
     if obj.active != active:
         obj.active = active
-        if isinstance(obj, StaffUser):
-            obj.session_version += 1
+        if isinstance(obj, StaffUser) and not active:
+            sessions.end_user_sessions(obj, sessions.DEACTIVATED)
         record(actor, f"{obj.__tablename__}.{'activate' if active else 'deactivate'}", obj)
     return obj
 
@@ -281,7 +281,8 @@ def update_staff(user: StaffUser, *, display_name: str, roles: Iterable[Role],
         user.role_rows = [row for row in user.role_rows if row.role in after_roles] + [
             StaffRole(role=r) for r in after_roles if r not in before_roles]
         changed["roles"] = [before_roles, after_roles]
-        user.session_version += 1  # a changed role takes effect on the next request
+        # Signed in again, the user gets the new role's pages; nothing is left to a page opened with the old one.
+        sessions.end_user_sessions(user, sessions.ROLES_CHANGED)
     after_departments = sorted(d.id for d in departments)
     if after_departments != before_departments:
         user.departments = list(departments)
@@ -296,34 +297,37 @@ def reset_password(user: StaffUser, *, actor: Any) -> str:
     initial = generate_initial_password()
     user.password_hash = hash_password(initial)
     user.must_change_password = True
-    user.failed_logins = 0
-    user.locked_until = None
-    user.session_version += 1
+    sessions.end_user_sessions(user, sessions.PASSWORD_RESET)
     record(actor, "staff.reset_password", user)
     return initial
 
 
-def unlock_staff(user: StaffUser, *, actor: Any) -> StaffUser:
-    """Lift a lockout caused by failed logins."""
-    user.failed_logins = 0
-    user.locked_until = None
+def lift_login_delay(user: StaffUser, *, actor: Any) -> StaffUser:
+    """Let a user whose sign-ins are being slowed down (organisation.throttle) try again at once."""
+    throttle.lift_username_delay(user.username)
     record(actor, "staff.unlock", user)
     return user
 
 
 def change_password(user: StaffUser, *, current: str, new: str) -> StaffUser:
-    """Change one's own password after checking the current one and the policy."""
+    """Change one's own password after checking the current one (slowed down after failures) and the policy."""
+    wait = throttle.check_wait(throttle.PASSWORD_CHECK, user.id)
+    if wait:
+        raise TooManyTries(gettext("当前密码输错次数过多，请在 %(n)d 秒后再试。", n=wait), "current_password")
     if not verify_password(user.password_hash, current):
+        throttle.check_failed(throttle.PASSWORD_CHECK, user.id)
         raise ServiceError(gettext("当前密码不正确。"), "current_password")
+    throttle.check_passed(throttle.PASSWORD_CHECK, user.id)
     if current == new:
         raise ServiceError(gettext("新密码不能与当前密码相同。"), "new_password")
-    problems = password_problems(new, username=user.username)
+    problems = password_problems(new, username=user.username, display_name=user.display_name)
     if problems:
         raise ServiceError(" ".join(problems), "new_password")
     user.password_hash = hash_password(new)
     user.must_change_password = False
     user.password_changed_at = utcnow()
-    user.session_version += 1
+    # Every session ends, this one too: the view signs this browser in again with a new token.
+    sessions.end_user_sessions(user, sessions.PASSWORD_CHANGED)
     record(user, "staff.change_password", user)
     return user
 
@@ -331,50 +335,31 @@ def change_password(user: StaffUser, *, current: str, new: str) -> StaffUser:
 @dataclass
 class LoginResult:
     user: StaffUser | None
-    locked_until: datetime | None = None
+    wait: int = 0  # seconds to wait before trying again (the password was not looked at)
 
 
-def authenticate(username: str, password: str) -> LoginResult:
-    """Check a login; lock the account for a while after repeated failures."""
+def authenticate(username: str, password: str, *, address: str, device: str | None = None) -> LoginResult:
+    """Check a sign-in's password. Real and unknown usernames get the same answer in the same time: one password hash is
+    computed either way, and the growing delays after failures count both alike (organisation.throttle)."""
     username = (username or "").strip().lower()
+    wait = throttle.login_wait(username, address, device)
+    if wait:
+        return LoginResult(None, wait)
     user = db.session.scalar(select(StaffUser).where(StaffUser.username == username))
-    now = utcnow()
-    if user is None:
-        verify_password(None, password)
+    right = verify_password(user.password_hash if user is not None else None, password)
+    if user is None or not right or not user.active or (user.institution is not None and not user.institution.active):
+        throttle.login_failed(username, address, device)
+        if user is not None:
+            record("login", "staff.login_failed", user)
         return LoginResult(None)
-    if user.locked_until is not None and user.locked_until > now:
-        record("login", "staff.login_refused_locked", user)
-        return LoginResult(None, user.locked_until)
-    institution_closed = user.institution is not None and not user.institution.active
-    if not user.active or institution_closed or not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        data = {"failed_logins": user.failed_logins}
-        if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-            user.locked_until = now + timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
-            user.failed_logins = 0
-            data["locked_until"] = user.locked_until.isoformat()
-            record("login", "staff.locked", user, data)
-            return LoginResult(None, user.locked_until)
-        record("login", "staff.login_failed", user, data)
-        return LoginResult(None)
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
-    record(user, "staff.login", user)
+    throttle.login_succeeded(username, device)
     return LoginResult(user)
 
 
-def load_user(user_id: str) -> StaffUser | None:
-    """Flask-Login loader: the id carries the session version, so old sessions die."""
-    try:
-        raw_id, version = user_id.split(":", 1)
-        user = db.session.get(StaffUser, int(raw_id))
-    except (ValueError, TypeError):
-        return None
-    if user is None or str(user.session_version) != version:
-        return None
-    if user.institution is not None and not user.institution.active:
-        return None  # a deactivated institution's staff lose access at once
+def complete_sign_in(user: StaffUser) -> StaffUser:
+    """The user is signed in (after the password, and the two-factor code where enrolled)."""
+    user.last_login_at = utcnow()
+    record(user, "staff.login", user)
     return user
 
 

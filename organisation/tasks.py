@@ -3,17 +3,19 @@
 ``record_notice`` is core.notify's recorder: every staff notice of every feature passes through it inside
 the job that raised it. ``deliver`` sends one outbox row (WeCom, DingTalk, e-mail) once that job has
 committed; ``sweep_deliveries`` (every minute) sends what Redis could not queue and retries failures.
+``purge_sessions`` (daily) drops the rows of staff sessions that ended long ago.
 """
 from __future__ import annotations
 
 import traceback
 
+from core.audit import record
 from core.channels import ChannelError
 from core.db import utcnow
 from core.extensions import db
 from core.notify import Message
 from core.tasks import QUEUE_HIGH, enqueue_after_commit, job_logger, job_now
-from organisation import notifications
+from organisation import notifications, sessions
 
 log = job_logger(__name__)
 SWEEP_BATCH = 50
@@ -68,3 +70,12 @@ def sweep_deliveries(now: str | None = None) -> int:
     if ids:
         log.info("delivery sweep: %d of %d sent", sent, len(ids))
     return sent
+
+
+def purge_sessions(now: str | None = None) -> int:
+    """Periodic: delete staff session rows that ended, or expired, more than a month ago; returns how many."""
+    count = sessions.purge_sessions(job_now(now))
+    if count:
+        record("session", "staff_session.purge", None, {"count": count})
+    db.session.commit()
+    return count

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from core.extensions import db
 from core.views import handle_form, paginate
-from organisation import services
+from organisation import services, throttle, totp
 from organisation.forms import (
     ConfirmForm,
     StaffForm,
@@ -32,8 +32,7 @@ def staff(institution_id: int):
     stmt = select(StaffUser).where(StaffUser.institution_id == institution.id).order_by(StaffUser.username)
     page = paginate(search_filter(stmt, q, StaffUser.username, StaffUser.display_name))
     return render_template("organisation/staff.html", institution=institution, page=page, q=q,
-                           toggle=ConfirmForm(), can_manage=can(actor(), Permission.MANAGE_ORG, institution),
-                           now=services.utcnow())
+                           toggle=ConfirmForm(), can_manage=can(actor(), Permission.MANAGE_ORG, institution))
 
 
 def _staff_form(institution: Institution | None, obj: StaffUser | None = None) -> StaffForm:
@@ -56,12 +55,16 @@ def _chosen_departments(form: StaffForm, institution: Institution) -> list[Depar
     return [get_owned_or_404(Department, dep_id, institution) for dep_id in (form.departments.data or [])]
 
 
-def _show_initial_password(user: StaffUser, password: str) -> str:
-    """Flash a one-time initial password; it is never stored in clear or logged."""
-    flash(gettext("账号 %(name)s 的初始密码：%(pw)s（仅显示一次，请当面或安全渠道告知本人，首次登录须修改）",
-                  name=user.username, pw=password), "secret")
+def _staff_list_url(user: StaffUser) -> str:
     return url_for("org.staff", institution_id=user.institution_id) if user.institution_id \
         else url_for("org.platform_staff")
+
+
+def _show_initial_password(user: StaffUser, password: str, *, heading: str):
+    """The one-time initial password, on this response only: never flashed (Flask's flash travels in the
+    signed but readable session cookie), never stored in clear, never logged."""
+    return render_template("organisation/initial_password.html", user=user, password=password, heading=heading,
+                           back=_staff_list_url(user))
 
 
 @bp.route("/i/<int:institution_id>/staff/new", methods=["GET", "POST"])
@@ -74,7 +77,8 @@ def staff_new(institution_id: int):
                                      roles=form.roles.data, institution=institution,
                                      departments=_chosen_departments(form, institution), actor=actor())
 
-    return handle_form(form, action, success=gettext("人员已创建。"), next_url=lambda r: _show_initial_password(*r),
+    return handle_form(form, action, success=gettext("人员已创建。"), next_url=lambda r: _staff_list_url(r[0]),
+                       page=lambda r: _show_initial_password(*r, heading=gettext("人员已创建")),
                        template="organisation/form.html", title=gettext("新建人员"), institution=institution)
 
 
@@ -92,7 +96,8 @@ def staff_edit(institution_id: int, staff_id: int):
     return handle_form(form, action, success=gettext("人员信息已保存。"),
                        next_url=lambda u: url_for("org.staff", institution_id=institution.id),
                        template="organisation/staff_form.html", title=gettext("编辑人员：%(name)s", name=user.username),
-                       institution=institution, user=user, confirm=ConfirmForm())
+                       institution=institution, user=user, confirm=ConfirmForm(),
+                       login_wait=throttle.username_wait(user.username))
 
 
 @bp.post("/i/<int:institution_id>/staff/<int:staff_id>/toggle")
@@ -113,7 +118,24 @@ def staff_reset_password(institution_id: int, staff_id: int):
         abort(400)
     password = services.reset_password(user, actor=actor())
     db.session.commit()
-    return redirect(_show_initial_password(user, password))
+    return _show_initial_password(user, password, heading=gettext("密码已重置"))
+
+
+@bp.post("/i/<int:institution_id>/staff/<int:staff_id>/reset-two-factor")
+def staff_reset_two_factor(institution_id: int, staff_id: int):
+    institution = get_institution_or_404(institution_id, Permission.MANAGE_ORG)
+    user = get_owned_or_404(StaffUser, staff_id, institution)
+    return _reset_two_factor(user, url_for("org.staff_edit", institution_id=institution.id, staff_id=user.id))
+
+
+def _reset_two_factor(user: StaffUser, next_url: str):
+    """Remove a user's second factor (a lost phone); they sign in with the password alone and may enrol again."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    totp.reset(user, actor=actor())
+    db.session.commit()
+    flash(gettext("已重置 %(name)s 的两步验证，其所有登录会话已结束。", name=user.username), "success")
+    return redirect(next_url)
 
 
 @bp.post("/i/<int:institution_id>/staff/<int:staff_id>/unlock")
@@ -122,9 +144,9 @@ def staff_unlock(institution_id: int, staff_id: int):
     user = get_owned_or_404(StaffUser, staff_id, institution)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    services.unlock_staff(user, actor=actor())
+    services.lift_login_delay(user, actor=actor())
     db.session.commit()
-    flash(gettext("账号已解锁。"), "success")
+    flash(gettext("已解除登录限制，该账号可以立即重新登录。"), "success")
     return redirect(url_for("org.staff", institution_id=institution.id))
 
 
@@ -148,7 +170,8 @@ def platform_staff_new():
         return services.create_staff(username=form.username.data, display_name=form.display_name.data.strip(),
                                      roles=form.roles.data, region=region, actor=actor())
 
-    return handle_form(form, action, success=gettext("人员已创建。"), next_url=lambda r: _show_initial_password(*r),
+    return handle_form(form, action, success=gettext("人员已创建。"), next_url=lambda r: _staff_list_url(r[0]),
+                       page=lambda r: _show_initial_password(*r, heading=gettext("人员已创建")),
                        template="organisation/form.html", title=gettext("新建区域或平台管理员"))
 
 
@@ -181,3 +204,12 @@ def platform_staff_toggle(staff_id: int):
         flash(gettext("不能停用自己的账号。"), "error")
         return redirect(url_for("org.platform_staff"))
     return toggle_active(user, url_for("org.platform_staff"))
+
+
+@bp.post("/admin/staff/<int:staff_id>/reset-two-factor")
+@require(Permission.MANAGE_REGIONS)
+def platform_staff_reset_two_factor(staff_id: int):
+    user = db.session.get(StaffUser, staff_id)
+    if user is None or user.institution_id is not None:
+        abort(404)
+    return _reset_two_factor(user, url_for("org.platform_staff"))

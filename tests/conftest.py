@@ -156,7 +156,7 @@ def app(database_url, redis_url):
 def _fresh_rate_limits(redis_url, monkeypatch):
     """Each test starts with no rate-limit counts (they live in Redis, or in the process when it is away),
     and all its requests fall in one window: a minute that turned over mid-test would reset the counts."""
-    from core import ratelimit
+    from core import backoff, ratelimit
 
     frozen = ratelimit._clock()
     monkeypatch.setattr(ratelimit, "_clock", lambda: frozen)
@@ -167,6 +167,7 @@ def _fresh_rate_limits(redis_url, monkeypatch):
         conn.delete(*keys)
     conn.close()
     ratelimit.reset_local()
+    backoff.reset_local()
 
 
 @pytest.fixture(autouse=True)

@@ -82,7 +82,14 @@ def make_staff(roles: Iterable[Role], institution: Institution | None = None, *,
 
 
 def login(client, user: StaffUser) -> None:
-    """Log a client in by session cookie, as Flask-Login would after a password check."""
+    """Log a client in by session cookie, as the login page would after a password check: a server-side
+    session (organisation.sessions) and its token in the cookie."""
+    from organisation.auth import SESSION_TOKEN
+    from organisation.sessions import start_session
+
+    token = start_session(user)
+    db.session.commit()  # as the login page does (in the per-test transaction: rolled back after the test)
     with client.session_transaction() as session:
         session["_user_id"] = user.get_id()
         session["_fresh"] = True
+        session[SESSION_TOKEN] = token

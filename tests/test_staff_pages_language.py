@@ -281,7 +281,7 @@ def world(ctx):
                           roles=["followup_nurse", "leadership"], departments=[], actor=admin)
     services.update_staff(demo_user("rmyy-nurse"), display_name=demo_user("rmyy-nurse").display_name,
                           roles=["followup_nurse"], departments=[], actor=admin)
-    services.authenticate("rmyy-officer", "wrong password")
+    services.authenticate("rmyy-officer", "wrong password", address="127.0.0.1")
     db.session.flush()
 
     def first(stmt):

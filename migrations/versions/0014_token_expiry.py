@@ -14,7 +14,7 @@ from alembic import op
 import core.db
 
 revision = '0014_token_expiry'
-down_revision = '0012_notification_texts'
+down_revision = '0013_auth_sessions'
 branch_labels = None
 depends_on = None
 

@@ -51,7 +51,7 @@ def test_create_admin_rejects_a_weak_password(app, ctx):
     before = staff_count()
     result = app.test_cli_runner().invoke(args=["create-admin", "weak-admin", "--password", "short1"])
     assert result.exit_code == 1
-    assert "密码至少需要 10 个字符。" in result.output
+    assert "密码至少需要 12 个字符。" in result.output
     assert find_user("weak-admin") is None
     assert staff_count() == before
 

@@ -37,19 +37,19 @@ def test_tingjian_prefixed_environment_variables_override_settings(clean_env, ma
     clean_env.setenv("TINGJIAN_CONFIG", "production")
     clean_env.setenv("TINGJIAN_SECRET_KEY", "from-the-environment")
     clean_env.setenv("TINGJIAN_DATABASE_URL", database_url)
-    clean_env.setenv("TINGJIAN_LOGIN_MAX_FAILURES", "3")  # parsed as JSON: an int
+    clean_env.setenv("TINGJIAN_LOGIN_FREE_FAILURES", "3")  # parsed as JSON: an int
     clean_env.setenv("TINGJIAN_SCHEDULER_TIMEZONE", "Asia/Urumqi")
     app = make_app(None)
     assert app.config["CONFIG_NAME"] == "Production"
     assert app.secret_key == "from-the-environment"
-    assert app.config["LOGIN_MAX_FAILURES"] == 3
+    assert app.config["LOGIN_FREE_FAILURES"] == 3
     assert app.config["SCHEDULER_TIMEZONE"] == "Asia/Urumqi"
 
 
 def test_explicit_overrides_win_over_the_environment(clean_env, make_app, database_url):
-    clean_env.setenv("TINGJIAN_LOGIN_MAX_FAILURES", "3")
-    app = make_app(DATABASE_URL=database_url, LOGIN_MAX_FAILURES=7)
-    assert app.config["LOGIN_MAX_FAILURES"] == 7
+    clean_env.setenv("TINGJIAN_LOGIN_FREE_FAILURES", "3")
+    app = make_app(DATABASE_URL=database_url, LOGIN_FREE_FAILURES=7)
+    assert app.config["LOGIN_FREE_FAILURES"] == 7
 
 
 @pytest.mark.parametrize("scheme", ["postgresql://", "postgres://"])

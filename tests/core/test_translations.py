@@ -248,7 +248,7 @@ INSTITUTION_PAGES = [
     "/i/{i}/survey/settings", "/i/{i}/survey/codes", "/i/{i}/survey/followup", "/i/{i}/survey/followup/discharges",
     "/i/{i}/survey/followup/upload", "/i/{i}/survey/followup-rates", "/i/{i}/survey/api-tokens",
     "/i/{i}/survey/staff-survey", "/i/{i}/survey/staff-survey/batches", "/i/{i}/survey/staff-survey/batches/new",
-    "/account/password",
+    "/account/password", "/account/two-factor",
 ]
 
 

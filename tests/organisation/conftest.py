@@ -116,4 +116,7 @@ def fresh(obj):
     return obj
 
 
-FLASH_SECRET = re.compile(r'class="flash flash-secret"[^>]*>([^<]*)<')
+def initial_password(response) -> str:
+    """The generated password a create or reset page shows once (organisation/initial_password.html)."""
+    [password] = re.findall(r'<code id="initial-password">([^<]+)</code>', body(response))
+    return password

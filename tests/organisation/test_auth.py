@@ -1,23 +1,20 @@
 """Staff login, lockout, forced password change, sessions and redirects."""
 from __future__ import annotations
 
-from datetime import timedelta
 from urllib.parse import unquote, urlencode
 
 import pytest
 from sqlalchemy import select
 
-from core.db import utcnow
 from core.extensions import db
 from organisation.models import Department, Role, StaffUser
 from organisation.passwords import verify_password
 from tests.factories import PASSWORD, login, make_staff
 
-from .conftest import FLASH_SECRET, audit_entries, body, fresh
+from .conftest import audit_entries, body, fresh, initial_password
 
 WRONG = "Wrong-password-2026"
 BAD_CREDENTIALS = "用户名或密码不正确"
-LOCKED = "登录失败次数过多，账号已锁定至"
 
 
 @pytest.fixture
@@ -60,9 +57,8 @@ def test_wrong_password_gets_401_with_a_chinese_message(client, staff, tenant_a)
     assert response.status_code == 401
     assert BAD_CREDENTIALS in body(response)
     assert not is_logged_in(client, tenant_a)
-    assert fresh(staff).failed_logins == 1
     [entry] = audit_entries(action="staff.login_failed", target_id=str(staff.id))
-    assert entry.data == {"failed_logins": 1}
+    assert entry.actor_label == "login"
 
 
 def test_unknown_username_gets_the_same_answer_as_a_wrong_password(client):
@@ -74,7 +70,7 @@ def test_unknown_username_gets_the_same_answer_as_a_wrong_password(client):
 def test_login_form_without_a_password_is_rejected_with_400(client, staff):
     response = client.post("/login", data={"username": staff.username, "password": ""})
     assert response.status_code == 400
-    assert fresh(staff).failed_logins == 0
+    assert not audit_entries(action="staff.login_failed", target_id=str(staff.id))
 
 
 def test_inactive_user_cannot_log_in_even_with_the_right_password(client, staff, tenant_a):
@@ -89,50 +85,6 @@ def test_logged_in_user_visiting_login_is_sent_home(client, staff):
     login(client, staff)
     response = client.get("/login")
     assert response.status_code == 302 and response.headers["Location"] == "/"
-
-
-# Lockout ---------------------------------------------------------------
-
-def test_account_locks_after_the_configured_number_of_failures(app, client, staff, tenant_a):
-    limit = app.config["LOGIN_MAX_FAILURES"]
-    for attempt in range(1, limit):
-        response = post_login(client, staff.username, WRONG)
-        assert response.status_code == 401 and BAD_CREDENTIALS in body(response), attempt
-    response = post_login(client, staff.username, WRONG)
-    assert response.status_code == 401
-    assert LOCKED in body(response)
-    locked_until = fresh(staff).locked_until
-    expected = utcnow() + timedelta(minutes=app.config["LOGIN_LOCKOUT_MINUTES"])
-    assert abs(locked_until - expected) < timedelta(minutes=1)
-    assert audit_entries(action="staff.locked", target_id=str(staff.id))
-
-    response = post_login(client, staff.username, PASSWORD)  # the right password no longer helps
-    assert response.status_code == 401
-    assert LOCKED in body(response)
-    assert not is_logged_in(client, tenant_a)
-    assert audit_entries(action="staff.login_refused_locked", target_id=str(staff.id))
-
-
-def test_lock_ends_when_locked_until_has_passed(client, staff, tenant_a):
-    staff.locked_until = utcnow() + timedelta(minutes=10)
-    assert post_login(client, staff.username, PASSWORD).status_code == 401
-    staff.locked_until = utcnow() - timedelta(seconds=1)
-    assert post_login(client, staff.username, PASSWORD).status_code == 302
-    assert is_logged_in(client, tenant_a)
-    assert fresh(staff).locked_until is None
-
-
-def test_admin_unlock_lets_a_locked_user_log_in_again(admin_client, new_client, staff, tenant_a):
-    staff.locked_until = utcnow() + timedelta(minutes=10)
-    staff.failed_logins = 0
-    assert "已锁定" in body(admin_client.get(f"/i/{tenant_a.id}/staff?q={staff.username}"))
-    response = admin_client.post(f"/i/{tenant_a.id}/staff/{staff.id}/unlock")
-    assert response.status_code == 302
-    [entry] = audit_entries(action="staff.unlock", target_id=str(staff.id))
-    assert entry.actor_id == tenant_a.role_user(Role.INSTITUTION_ADMIN).id
-    user_client = new_client()
-    assert post_login(user_client, staff.username, PASSWORD).status_code == 302
-    assert is_logged_in(user_client, tenant_a)
 
 
 # Forced password change ------------------------------------------------
@@ -166,11 +118,14 @@ def test_after_changing_the_password_the_user_can_work(client, tenant_a):
 
 
 @pytest.mark.parametrize(("current", "new", "confirm", "message"), [
-    (PASSWORD, "Short1x", "Short1x", "密码至少需要 10 个字符"),
-    (PASSWORD, "onlyletters-here", "onlyletters-here", "密码需同时包含字母和数字"),
-    (PASSWORD, "1234567890123", "1234567890123", "密码需同时包含字母和数字"),
-    (PASSWORD, "a1a1a1a1a1a1", "a1a1a1a1a1a1", "密码过于简单"),
+    (PASSWORD, "Short1x", "Short1x", "密码至少需要 12 个字符"),
+    (PASSWORD, "Eleven-char", "Eleven-char", "密码至少需要 12 个字符"),
+    (PASSWORD, "1234567890123", "1234567890123", "这是常见密码"),
+    (PASSWORD, "Password2026!", "Password2026!", "这是常见密码"),
+    (PASSWORD, "woaini5201314", "woaini5201314", "这是常见密码"),
+    (PASSWORD, "zzzzzzzzzzzzz", "zzzzzzzzzzzzz", "密码过于简单"),
     (PASSWORD, "{username}-2026", "{username}-2026", "密码不能包含用户名"),
+    (PASSWORD, "测试人员的新密码2026", "测试人员的新密码2026", "密码不能包含您的姓名"),
     (PASSWORD, PASSWORD, PASSWORD, "新密码不能与当前密码相同"),
     ("Not-my-password-1", "Brand-new-2026x", "Brand-new-2026x", "当前密码不正确"),
     (PASSWORD, "Brand-new-2026x", "Brand-new-2026y", "两次输入的密码不一致"),
@@ -193,15 +148,14 @@ def test_password_reset_by_an_admin_ends_the_users_existing_session(admin_client
     assert post_login(user_client, staff.username, PASSWORD).status_code == 302
     assert is_logged_in(user_client, tenant_a)
 
-    response = admin_client.post(f"/i/{tenant_a.id}/staff/{staff.id}/reset-password", follow_redirects=True)
+    response = admin_client.post(f"/i/{tenant_a.id}/staff/{staff.id}/reset-password")
     assert response.status_code == 200
-    [flashed] = FLASH_SECRET.findall(body(response))
-    assert staff.username in flashed
+    assert staff.username in body(response)
+    initial = initial_password(response)
     assert audit_entries(action="staff.reset_password", target_id=str(staff.id))
 
     assert not is_logged_in(user_client, tenant_a)  # the old cookie no longer authenticates
     assert post_login(user_client, staff.username, PASSWORD).status_code == 401
-    initial = flashed.split("初始密码：", 1)[1].split("（", 1)[0]
     assert post_login(user_client, staff.username, initial).status_code == 302
     assert user_client.get(f"/i/{tenant_a.id}/").headers["Location"] == "/account/password"
 
