@@ -42,13 +42,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_redis_server(workdir: str) -> tuple[subprocess.Popen, str]:
-    """A redis-server on a free loopback port that keeps nothing on disk; fails the run if it cannot start."""
+def _start_redis_server(workdir: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """A redis-server on a free loopback port (or ``port``, to start one again after an outage) that keeps nothing
+    on disk; fails the run if it cannot start."""
     binary = shutil.which("redis-server")
     if binary is None:
         _fail("redis-server is not installed (apt-get install -y redis-server); the tests start one of their own")
+    wanted = port
     for _attempt in range(5):
-        port = _free_port()
+        port = wanted or _free_port()
         proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                                  "--dir", workdir, "--logfile", os.path.join(workdir, "redis.log")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -43,3 +43,30 @@ def remember_after_commit(value):
     enqueue_after_commit(remember, value)
     db.session.commit()
     return value
+
+
+def tick() -> str:
+    """A periodic job for the scheduler's outage test: it only has to be queued."""
+    return "tick"
+
+
+def touch(path: str, seconds: float = 0.0) -> str:
+    """Writes ``path`` + ".started", waits ``seconds``, then writes ``path``: a worker's proof that it ran."""
+    import time
+    from pathlib import Path
+
+    Path(path + ".started").write_text("started")
+    time.sleep(seconds)
+    Path(path).write_text("done")
+    return path
+
+
+def outage_app():
+    """The app `flask worker` and `flask scheduler` load in the Redis outage tests
+    (FLASK_APP=tests.core.jobs:outage_app), configured by the environment, with a periodic job every second."""
+    from core import create_app
+    from core.tasks import QUEUE_DEFAULT, register_periodic
+
+    app = create_app()
+    register_periodic(app, tick, name="tick", interval=1, queue=QUEUE_DEFAULT)
+    return app
