@@ -80,6 +80,8 @@ class Config:
     NOTIFY_CHANNEL_TIMEOUT = 10
     # Run jobs inside the request even when Redis is configured (tests, one-off scripts).
     JOBS_INLINE = False
+    # Seconds of idleness after which a worker runs the features' watchdogs (core.tasks.register_watchdog).
+    WORKER_WATCHDOG_SECONDS = 30
     # Key for signed patient links and QR codes. Printed posters carry these
     # signatures, so this must outlive SECRET_KEY rotations; defaults to SECRET_KEY.
     LINK_SIGNING_KEY: str | None = None

@@ -67,7 +67,7 @@ class Outage:
 
 
 class FlaskWorker(Worker):
-    """Pushes an app context around every job; a fresh session per job."""
+    """Pushes an app context around every job; a fresh session per job. When idle, runs the watchdogs."""
 
     max_connection_wait_time = 30.0  # RQ's own pause while waiting for a job, as Outage's longest
 
@@ -79,6 +79,32 @@ class FlaskWorker(Worker):
     def request_stop(self, signum, frame):
         self.stop_requested = True  # SIGTERM or SIGINT: the loop ended because it was asked to
         super().request_stop(signum, frame)
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        """Wait for a job as RQ does, but after each WORKER_WATCHDOG_SECONDS without one, run the watchdogs."""
+        from core.tasks import watchdogs
+
+        app = get_app()
+        if timeout is None or max_idle_time is not None or not watchdogs(app):  # burst mode, or the caller's limit
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        while True:
+            result = super().dequeue_job_and_maintain_ttl(timeout, int(app.config["WORKER_WATCHDOG_SECONDS"]))
+            if result is not None:
+                return result
+            self.run_watchdogs()
+
+    def run_watchdogs(self) -> None:
+        from core.extensions import db
+        from core.tasks import watchdogs
+
+        app = get_app()
+        with app.app_context():
+            for name, func in watchdogs(app):
+                try:
+                    func()
+                except Exception:  # the next idle spell tries again; a job must not wait for a broken check
+                    log.exception("watchdog %s failed", name)
+                    db.session.rollback()
 
     def perform_job(self, job, queue, *args, **kwargs):
         app = get_app()

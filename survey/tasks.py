@@ -59,6 +59,14 @@ def drain_inbox() -> int:
     return total
 
 
+def drain_if_stalled() -> int:
+    """Watchdog of idle workers: drain the inbox when its job is not run (the scheduler is gone); returns the rows."""
+    if not inbox.stalled():
+        db.session.rollback()  # end the look-up's transaction: the worker keeps this session while idle
+        return 0
+    return drain_inbox()
+
+
 def notify_alerts(alert_ids: list[int]) -> None:
     """Queue the notice of each alert just committed (high queue: service recovery is urgent); the alert sweep
     re-drives any that could not be queued."""

@@ -61,12 +61,22 @@ def touch(path: str, seconds: float = 0.0) -> str:
     return path
 
 
+def watched() -> None:
+    """A watchdog for the worker's test: writes the file named by TINGJIAN_TEST_WATCHDOG_FILE each time it runs."""
+    import os
+    from pathlib import Path
+
+    with Path(os.environ["TINGJIAN_TEST_WATCHDOG_FILE"]).open("a") as out:
+        out.write("ran\n")
+
+
 def outage_app():
-    """The app `flask worker` and `flask scheduler` load in the Redis outage tests
-    (FLASK_APP=tests.core.jobs:outage_app), configured by the environment, with a periodic job every second."""
+    """The app `flask worker` and `flask scheduler` load in these tests (FLASK_APP=tests.core.jobs:outage_app),
+    configured by the environment, with a periodic job every second and a watchdog."""
     from core import create_app
-    from core.tasks import QUEUE_DEFAULT, register_periodic
+    from core.tasks import QUEUE_DEFAULT, register_periodic, register_watchdog
 
     app = create_app()
     register_periodic(app, tick, name="tick", interval=1, queue=QUEUE_DEFAULT)
+    register_watchdog(app, watched, name="watched")
     return app

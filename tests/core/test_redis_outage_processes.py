@@ -1,4 +1,5 @@
-"""`flask scheduler` and `flask worker` ride out a Redis outage and carry on by themselves when it returns.
+"""`flask scheduler` and `flask worker` ride out a Redis outage and carry on by themselves when it returns;
+an idle worker runs the watchdogs (work the scheduler should have queued, in case it is gone).
 
 Each test runs the real command in a process of its own against a private redis-server that it stops
 and starts again on the same port (empty again: it keeps nothing on disk), as bench/faults.py does to
@@ -54,11 +55,12 @@ def flask_command(database_url, private_redis, tmp_path):
     """Start ``flask <command>`` as production runs it, on the private Redis; (process, its log file)."""
     started: list[subprocess.Popen] = []
 
-    def run(command: str) -> tuple[subprocess.Popen, Path]:
+    def run(command: str, **settings: str) -> tuple[subprocess.Popen, Path]:
         env = {name: value for name, value in os.environ.items() if not name.startswith("TINGJIAN_")}
         env.update(TINGJIAN_CONFIG="production", TINGJIAN_SECRET_KEY="outage-test-only",
                    TINGJIAN_DATABASE_URL=database_url, TINGJIAN_REDIS_URL=private_redis.url,
-                   FLASK_APP="tests.core.jobs:outage_app")
+                   TINGJIAN_TEST_WATCHDOG_FILE=str(tmp_path / "watchdog"), FLASK_APP="tests.core.jobs:outage_app",
+                   **settings)
         log = tmp_path / f"{command}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen([sys.executable, "-m", "flask", command], cwd=ROOT, env=env, stdout=out,
@@ -124,4 +126,14 @@ def test_the_worker_carries_on_after_redis_went_away_while_it_ran_a_job(private_
 
     wait_until(second.exists, 30, "the worker ran a job queued after Redis came back", log)
     assert proc.poll() is None, log.read_text()
+    assert stops_cleanly(proc) == 0, log.read_text()
+
+
+def test_an_idle_worker_runs_the_watchdogs_every_few_seconds(flask_command, tmp_path):
+    proc, log = flask_command("worker", TINGJIAN_WORKER_WATCHDOG_SECONDS="1")
+    ran = tmp_path / "watchdog"
+
+    wait_until(lambda: ran.exists() and ran.read_text().count("ran") >= 2, 30, "the watchdog ran twice", log)
+
+    assert proc.poll() is None
     assert stops_cleanly(proc) == 0, log.read_text()

@@ -2,7 +2,8 @@
 
 The scheduler queues the inbox job every 10 seconds. When the oldest rating has waited longer than
 SURVEY_INBOX_STALL_SECONDS, the web process that accepts a rating processes it itself, with a batch of
-the backlog, so no single process is needed for a rating ever to become a response.
+the backlog, and an idle worker drains the inbox itself, so no single process is needed for a rating
+ever to become a response.
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from sqlalchemy import func, select, update
 
 from core.db import utcnow
 from core.extensions import db
+from core.tasks import watchdogs
 from survey import inbox
+from survey import tasks as survey_tasks
 from survey.models import SurveyInbox, SurveyResponse
 from tests.survey.conftest import stored, submission_id_of, submit
 
@@ -75,3 +78,24 @@ def test_a_rating_the_job_gave_up_on_does_not_count_as_a_stall(app, client, new_
 
     assert db.session.scalar(select(SurveyResponse.id).where(
         SurveyResponse.submission_id == submission_id_of(posted))) is None
+
+
+def test_an_idle_workers_watchdog_drains_a_stalled_inbox(app, client, window_code, with_a_worker):
+    """Without a scheduler the job is never queued, and without new ratings no web process takes over."""
+    stuck = waiting_since(client, window_code, app.config["SURVEY_INBOX_STALL_SECONDS"] + 30)
+    app.extensions.pop(inbox.STALL_STATE, None)
+
+    assert survey_tasks.drain_if_stalled() == 1
+    assert stored(stuck) is not None
+
+
+def test_the_watchdog_leaves_a_healthy_inbox_to_the_scheduled_job(app, client, window_code, with_a_worker):
+    recent = waiting_since(client, window_code, 5)
+    app.extensions.pop(inbox.STALL_STATE, None)
+
+    assert survey_tasks.drain_if_stalled() == 0
+    assert inbox.pending(recent) is not None
+
+
+def test_workers_watch_the_inbox(app):
+    assert ("survey-inbox", survey_tasks.drain_if_stalled) in watchdogs(app)
