@@ -113,6 +113,8 @@ class Client:
     ratings: dict[str, bool] = field(default_factory=dict)      # acknowledged: submission id -> low
     complaints: dict[str, str] = field(default_factory=dict)    # acknowledged: submission id -> case number
     given_up: Counter = field(default_factory=Counter)
+    started: Counter = field(default_factory=Counter)       # submissions begun (a page opened or tried)
+    retried: Counter = field(default_factory=Counter)       # acknowledged only after an error answer
     skipped: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -147,6 +149,9 @@ class Client:
         while True:
             status, head, text = self.request(kind, "POST", path, headers, body)
             if status is not None and status < 500:
+                if time.monotonic() - first > RETRY_EVERY / 2:
+                    with self.lock:
+                        self.retried[kind] += 1
                 return status, head, text
             if time.monotonic() - first > RETRY_FOR:
                 with self.lock:
@@ -157,6 +162,8 @@ class Client:
     def rating(self, n: int) -> None:
         low = n % 3 == 0
         forwarded = {"X-Forwarded-For": f"10.{(n >> 8) & 255}.{n & 255}.7"}
+        with self.lock:
+            self.started["rating"] += 1
         status, head, text = self.request("rating page", "GET", self.rating_path, forwarded)
         if status != 200:
             return
@@ -177,6 +184,8 @@ class Client:
 
     def complaint(self, n: int) -> None:
         forwarded = {"X-Forwarded-For": f"172.{16 + ((n >> 8) & 15)}.{n & 255}.9"}
+        with self.lock:
+            self.started["complaint"] += 1
         status, head, text = self.request("complaint page", "GET", self.complaint_path, forwarded)
         if status != 200:
             return
@@ -379,6 +388,10 @@ def report(args, client: Client, monitor: Monitor, redis_down: Window, pg_down: 
     print(f"  while PostgreSQL was down (and 2 s after): {len(in_pg)} answers, {statuses(in_pg)}")
     print(f"  503 pages: {len(unavailable)} ({len(unavailable) - len(plain_503)} the Chinese page); "
           f"other 5xx: {len(errors_500)}; no answer: {len(unanswered)}; stack traces shown: {len(traces)}")
+    for kind, page in (("rating", "rating page"), ("complaint", "complaint page")):
+        unopened = sum(1 for a in answers if a.kind == page and a.status != 200)
+        print(f"{kind}s begun: {client.started[kind]}; page not served: {unopened}; acknowledged only after "
+              f"posting again: {client.retried[kind]}")
     print(f"ratings acknowledged: {len(client.ratings)} ({low} low); responses stored: {result.responses}; "
           f"still in the inbox: {result.in_inbox}; lost: {lost}; duplicated: {result.duplicate_responses}; "
           f"given up after {RETRY_FOR:.0f} s of retries: {client.given_up['rating']}")
