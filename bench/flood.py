@@ -53,12 +53,12 @@ def hidden_fields(page: str) -> dict[str, str]:
     return fields
 
 
-def safety_category(page: str) -> str:
-    """The radio value of the 医疗质量安全 category on the form."""
+def safety_category(page: str, *, safety: bool = True) -> str:
+    """The radio value of the 医疗质量安全 category on the form (``safety=False``: of the first other category)."""
     for option in re.findall(r'<label class="opt">(.*?)</label>', page, re.S):
-        if "医疗质量安全" in option:
-            return re.search(r'value="(\d+)"', option).group(1)
-    raise SystemExit("the form has no 医疗质量安全 category")
+        if ("医疗质量安全" in option) == safety and (found := re.search(r'name="category"[^>]*value="(\d+)"', option)):
+            return found.group(1)
+    raise SystemExit(f"the form has no {'' if safety else 'other than the '}医疗质量安全 category")
 
 
 def multipart(fields: dict[str, str]) -> tuple[bytes, str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,10 +35,17 @@ def wait_for(port: int, path: str, timeout: float = 60) -> None:
     raise SystemExit(f"server on port {port} did not come up")
 
 
-def start(cmd: list[str], env: dict) -> subprocess.Popen:
-    """Start a server in its own process group (so stop() takes its workers too)."""
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+def start(cmd: list[str], env: dict, log: Path | None = None) -> subprocess.Popen:
+    """Start a server in its own process group (so stop() takes its workers too).
+
+    With ``log``, its output and errors are appended to that file (a process that logs every job would
+    fill an unread pipe and stall).
+    """
+    if log is None:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -113,3 +121,109 @@ def summary(latencies: list[float], errors: int, elapsed: float) -> dict:
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 2 else [0.0] * 99
     return {"requests": len(latencies), "errors": errors, "rps": len(latencies) / elapsed if elapsed else 0.0,
             "p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000}
+
+
+# Services of the bench's own: never the machine's PostgreSQL on 5432 or Redis on 6379 ---------------------
+
+def _wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not come up within {timeout:.0f} s")
+
+
+class LocalRedis:
+    """A redis-server on a free loopback port that keeps nothing on disk; stop() and start() again for an outage
+    (the same port, and empty again: what a Redis without persistence is after a restart)."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not installed (Debian package redis-server)")
+        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.workdir),
+                                      "--logfile", str(self.workdir / "redis.log")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        conn = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+
+        def answers() -> bool:
+            try:
+                return bool(conn.ping())
+            except redis.RedisError:
+                return False
+
+        _wait_until(answers, 20, f"redis-server on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class LocalPostgres:
+    """A PostgreSQL cluster of its own under ``workdir`` (initdb and pg_ctl from Debian's postgresql package), on a
+    free loopback port. As root, its commands run as the ``postgres`` system user: initdb refuses root."""
+
+    USER = "bench"
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.data = workdir / "pgdata"
+        self.port = free_port()
+        self.bin = self._find_bin()
+
+    @staticmethod
+    def _find_bin() -> Path:
+        override = os.environ.get("BENCH_PG_BIN")
+        if override:
+            return Path(override)
+        versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+        if versions:
+            return versions[-1].parent
+        found = shutil.which("initdb")
+        if found is None:
+            raise SystemExit("initdb not found: install Debian's postgresql package (or set BENCH_PG_BIN)")
+        return Path(found).parent
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bin / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        result = subprocess.run(cmd, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"{args[0]} failed:\n{result.stdout}")
+
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", self.USER, "-A", "trust", "-E", "UTF8", "--locale=C")
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
+                       f"unix_socket_directories = '{self.workdir}'\nmax_connections = 60\n")
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.workdir / "postgres.log"), "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.USER}@127.0.0.1:{self.port}/{database}"

@@ -25,21 +25,20 @@ def _redis_or_exit():
 @click.option("--with-scheduler", is_flag=True, help="Also run RQ's delayed-job scheduler.")
 @with_appcontext
 def worker_command(queues: tuple[str, ...], burst: bool, with_scheduler: bool) -> None:
-    """Run an RQ worker with an app context around every job."""
-    from core.worker import FlaskWorker, use_app
+    """Run an RQ worker with an app context around every job; it waits out a Redis outage."""
+    from core.worker import run_worker, use_app
 
     conn = _redis_or_exit()
     # Flask types the current_app proxy as Flask itself, so mypy does not know the proxy's own method.
     use_app(current_app._get_current_object())  # type: ignore[attr-defined]
-    worker = FlaskWorker(list(queues or QUEUES), connection=conn)
-    worker.work(burst=burst, with_scheduler=with_scheduler)
+    run_worker(list(queues or QUEUES), conn, burst=burst, with_scheduler=with_scheduler)
 
 
 @click.command("scheduler")
 @click.option("--list", "list_only", is_flag=True, help="Print the periodic jobs and exit.")
 @with_appcontext
 def scheduler_command(list_only: bool) -> None:
-    """Enqueue periodic jobs on their schedule (run exactly one of these)."""
+    """Enqueue periodic jobs on their schedule (run exactly one of these); it waits out a Redis outage."""
     jobs = periodic_jobs(current_app)
     for job in jobs:
         when = job.cron or f"every {job.interval}s"
@@ -47,7 +46,7 @@ def scheduler_command(list_only: bool) -> None:
     if list_only:
         return
     conn = _redis_or_exit()  # before touching the process's time zone
-    from rq.cron import CronScheduler
+    from core.worker import ResilientScheduler
 
     # Cron strings use the process's local time: hospitals work on Beijing time.
     os.environ["TZ"] = current_app.config["SCHEDULER_TIMEZONE"]
@@ -55,7 +54,7 @@ def scheduler_command(list_only: bool) -> None:
         time.tzset()
     except AttributeError:  # pragma: no cover - not on Windows
         pass
-    scheduler = CronScheduler(connection=conn)
+    scheduler = ResilientScheduler(connection=conn)
     for job in jobs:
         scheduler.register(job.func, queue_name=job.queue, cron=job.cron, interval=job.interval,
                            kwargs=job.kwargs, name=job.name)

@@ -51,6 +51,9 @@ class Config:
     SURVEY_IP_LIMIT = "300 per minute"
     SURVEY_DEVICE_LIMIT = "20 per minute"
     SURVEY_CODE_CACHE_SECONDS = 5
+    # A rating waiting longer than this means nothing drains the inbox (no scheduler, no worker, or Redis down;
+    # the job runs every 10 s): web processes then process the ratings they accept themselves (survey/inbox.py).
+    SURVEY_INBOX_STALL_SECONDS = 60
     # Public complaint pages and the discharge API.
     COMPLAINT_INTAKE_IP_LIMIT = "120 per minute"
     COMPLAINT_INTAKE_DEVICE_LIMIT = "10 per minute;60 per day"
@@ -84,6 +87,8 @@ class Config:
     NOTIFY_CHANNEL_TIMEOUT = 10
     # Run jobs inside the request even when Redis is configured (tests, one-off scripts).
     JOBS_INLINE = False
+    # Seconds of idleness after which a worker runs the features' watchdogs (core.tasks.register_watchdog).
+    WORKER_WATCHDOG_SECONDS = 30
     # Key for signed patient links and QR codes. Printed posters carry these
     # signatures, so this must outlive SECRET_KEY rotations; defaults to SECRET_KEY.
     LINK_SIGNING_KEY: str | None = None

@@ -8,6 +8,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from core.extensions import db
@@ -24,6 +25,9 @@ MESSAGES = {
     500: (_l("服务器出错了"), _l("我们已记录此问题，请稍后再试。您已提交的内容不会丢失。")),
     503: (_l("服务暂不可用"), _l("请稍后再试。")),
 }
+UNAVAILABLE_MESSAGE = _l("系统暂时无法处理您的请求，请过一两分钟再试。如果您刚才提交了内容而没有看到成功的提示，"
+                         "请稍后再提交一次。")
+RETRY_AFTER_SECONDS = 30
 
 
 def wants_json() -> bool:
@@ -46,6 +50,25 @@ def render_error(code: int, detail: str | None = None):
         return body, code, {"Content-Type": "text/html; charset=utf-8"}
 
 
+def database_unavailable(error: Exception) -> bool:
+    """Whether a database error means the database cannot be reached now (down, restarting, the connection lost):
+    nobody's fault and over in a while, unlike a bug or bad data."""
+    return isinstance(error, OperationalError | InterfaceError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated)
+
+
+def render_unavailable():
+    """The 503 page of a database outage: it needs nothing from the database (no user, no layout with a menu)."""
+    title = MESSAGES[503][0]
+    if wants_json():
+        response = make_response(jsonify(error=str(title), message=str(UNAVAILABLE_MESSAGE)), 503)
+    else:
+        response = make_response(render_template("public/notice.html", title=title, message=UNAVAILABLE_MESSAGE), 503)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
@@ -58,6 +81,18 @@ def init_app(app: Flask) -> None:
             if name.lower() != "content-type":
                 response.headers[name] = value
         return response
+
+    @app.errorhandler(DBAPIError)
+    def database_error(error: DBAPIError):
+        if not database_unavailable(error):
+            return unhandled(error)
+        # One line, no traceback: during an outage every request fails the same way.
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, type(error.orig).__name__)
+        try:
+            db.session.rollback()
+        except Exception:  # pragma: no cover - the connection is gone already
+            pass
+        return render_unavailable()
 
     @app.errorhandler(Exception)
     def unhandled(error: Exception):

@@ -225,6 +225,17 @@ def periodic_jobs(app: Flask) -> list[PeriodicJob]:
     return list(app.extensions.get("periodic_jobs", []))
 
 
+def register_watchdog(app: Flask, func: Callable[[], Any], *, name: str) -> None:
+    """Declare a check that every idle worker runs itself (every WORKER_WATCHDOG_SECONDS of idleness), so that
+    work the scheduler queues is done even when the scheduler is gone. It must cost next to nothing when all is
+    well, and commit what it does."""
+    app.extensions.setdefault("watchdogs", []).append((name, func))
+
+
+def watchdogs(app: Flask) -> list[tuple[str, Callable[[], Any]]]:
+    return list(app.extensions.get("watchdogs", []))
+
+
 HEARTBEAT_KEY = "tingjian:scheduler:heartbeat"
 
 

@@ -14,7 +14,7 @@ def init_app(app: Flask) -> None:
     from core.audit import register_audit_labels
     from core.enums import register_label_enums
     from core.extensions import csrf
-    from core.tasks import QUEUE_HIGH, register_periodic
+    from core.tasks import QUEUE_HIGH, register_periodic, register_watchdog
 
     # The staff view modules are imported for the routes they add to staff_bp and patient.bp.
     from survey import (  # noqa: F401
@@ -53,6 +53,8 @@ def init_app(app: Flask) -> None:
     register_periodic(app, tasks.drain_inbox, name="survey-inbox", interval=10, queue=QUEUE_HIGH)
     register_periodic(app, tasks.sweep_unnotified_alerts, name="survey-alert-sweep", cron="* * * * *")
     register_periodic(app, tasks.purge_contact_data_job, name="survey-contact-purge", cron="30 2 * * *")
+    # Ratings must not depend on the scheduler alone (survey/inbox.py, "When nothing drains the inbox").
+    register_watchdog(app, tasks.drain_if_stalled, name="survey-inbox")
 
 
 def register_survey_nav(app: Flask) -> None:

@@ -10,6 +10,7 @@ with SKIP LOCKED where the database has it).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from core.audit import record
+from core.db import utcnow
 from core.extensions import db
 from core.tasks import job_logger
 from survey import alerts as alert_rules
@@ -314,3 +316,35 @@ def _store_one_by_one(ratings: list[_Rating], failed: dict[int, str]) -> tuple[l
 def processes_inline() -> bool:
     """Whether ratings are processed within the request (no Redis, or JOBS_INLINE)."""
     return current_app.extensions.get("redis") is None or bool(current_app.config.get("JOBS_INLINE"))
+
+
+# When nothing drains the inbox ------------------------------------------------------------------
+# The scheduler queues the inbox job and a worker runs it, both through Redis. So that no single one of
+# them is needed for a rating ever to be processed, the web process that accepts a rating looks (one
+# indexed query, at most every STALL_CHECK_SECONDS per process) whether the oldest rating not yet tried
+# has waited longer than SURVEY_INBOX_STALL_SECONDS; while it has, that process turns the rating it
+# accepted into a response itself, with a batch of the backlog. It needs only the database, which the
+# rating needed anyway; the usual path, and its throughput, are unchanged.
+
+STALL_STATE = "survey_inbox_stall"
+STALL_CHECK_SECONDS = 5.0
+STALL_BATCH = 100
+
+
+def stalled() -> bool:
+    """Whether nothing drains the inbox: its oldest untried rating waited longer than SURVEY_INBOX_STALL_SECONDS."""
+    state = current_app.extensions.setdefault(STALL_STATE, {"checked": None, "stalled": False})
+    now = time.monotonic()
+    if state["checked"] is not None and now - state["checked"] < STALL_CHECK_SECONDS:
+        return state["stalled"]
+    oldest = db.session.scalar(select(SurveyInbox.received_at).where(SurveyInbox.attempts == 0)
+                               .order_by(SurveyInbox.id).limit(1))
+    waited = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+    was, state["stalled"], state["checked"] = state["stalled"], waited > current_app.config[
+        "SURVEY_INBOX_STALL_SECONDS"], now
+    if state["stalled"] and not was:
+        log.warning("inbox stalled: the oldest rating waited %.0f s; this process now processes the ratings it "
+                    "accepts (is the scheduler, a worker or Redis down?)", waited)
+    elif was and not state["stalled"]:
+        log.warning("inbox drained again: ratings are left to the inbox job")
+    return state["stalled"]

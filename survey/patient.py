@@ -170,6 +170,8 @@ def accept(info: qr.CodeInfo, definition: dict[str, Any], context_key: str, toke
     db.session.commit()  # the row is durable before the patient is told it was received (see inbox._store)
     if inbox.processes_inline():
         tasks.process_ratings(submission_id=submission_id)
+    elif inbox.stalled():
+        tasks.process_while_stalled(submission_id)
     return redirect(url_for("patient.thanks", submission_id=submission_id), code=303)
 
 

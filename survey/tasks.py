@@ -37,12 +37,33 @@ def process_ratings(limit: int = inbox.BATCH, *, submission_id: str | None = Non
     return processed.taken
 
 
+def process_while_stalled(submission_id: str) -> int:
+    """While nothing drains the inbox (inbox.stalled): this rating, then a batch of the backlog; never raises.
+
+    For the request that accepted the rating, after its commit: a failure here must not turn "received" into an
+    error page (the rating waits in the inbox for the next try)."""
+    try:
+        return process_ratings(submission_id=submission_id) + process_ratings(inbox.STALL_BATCH)
+    except Exception:
+        log.exception("could not process ratings in the request; they wait in the inbox")
+        db.session.rollback()
+        return 0
+
+
 def drain_inbox() -> int:
     """Periodic job: process every rating waiting in the inbox, batch by batch; returns the rows taken."""
     total = 0
     while taken := process_ratings():
         total += taken
     return total
+
+
+def drain_if_stalled() -> int:
+    """Watchdog of idle workers: drain the inbox when its job is not run (the scheduler is gone); returns the rows."""
+    if not inbox.stalled():
+        db.session.rollback()  # end the look-up's transaction: the worker keeps this session while idle
+        return 0
+    return drain_inbox()
 
 
 def notify_alerts(alert_ids: list[int]) -> None:

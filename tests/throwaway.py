@@ -231,11 +231,13 @@ def redis_binary() -> str:
     return binary
 
 
-def start_redis(workdir: str) -> tuple[subprocess.Popen, str]:
-    """A redis-server on a free loopback port that keeps nothing on disk."""
+def start_redis(workdir: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """A redis-server on a free loopback port (or ``port``, to start one again after an outage) that keeps
+    nothing on disk."""
     binary = redis_binary()
+    wanted = port
     for _attempt in range(5):
-        port = free_port()
+        port = wanted or free_port()
         proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                                  "--dir", workdir, "--logfile", os.path.join(workdir, "redis.log")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
