@@ -132,7 +132,7 @@ def build_world(key: str, shared: dict[str, Any] | None = None) -> World:
                                        target_department_id=department.id, actor=officer)
     def case(status: Status) -> Complaint:
         """A case of the handler's department, put straight into ``status`` (the matrix does not walk the workflow)."""
-        complaint, _code = register_complaint(
+        complaint, code = register_complaint(
             institution, channel=Channel.WALK_IN, received_at=datetime.now(UTC), subject="矩阵投诉",
             description="矩阵探测用的投诉。", wish="无", category=shared["categories"]["charges"],
             complainant_name="矩阵", complainant_phone="13912345678", first_contact=officer,
@@ -142,8 +142,10 @@ def build_world(key: str, shared: dict[str, Any] | None = None) -> World:
             routing.assign_department(complaint, department, co=[other_department], actor=officer)
             complaint.status = status
         db.session.flush()
+        lookup_codes[complaint.case_number] = code
         return complaint
 
+    lookup_codes: dict[str, str] = {}
     main = case(Status.IN_HANDLING)
     cases = {"registered": case(Status.REGISTERED), "reply_drafted": case(Status.REPLY_DRAFTED),
              "reply_approved": case(Status.REPLY_APPROVED), "closed": case(Status.CLOSED)}
@@ -212,6 +214,7 @@ def build_world(key: str, shared: dict[str, Any] | None = None) -> World:
         "staff_survey": staff_survey.token_path(batch.tokens[0]),
         "feedback": feedback_token(unanswered),
         "thanks": response.submission_id,
+        "case_number": main.case_number, "lookup_code": lookup_codes[main.case_number],
     }
     return world
 

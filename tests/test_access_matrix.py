@@ -475,6 +475,7 @@ def test_access_matrix(app, client, _transaction, worlds, name):
         _probe_own(prober, app, own)
     if name != "anonymous":
         _probe_other(prober, app, own, other)
+    print(f"\n{name}: {prober.count} probes")
     assert prober.count > 150, prober.count
     assert not prober.failures, f"{len(prober.failures)} of {prober.count} probes broke the table:\n" + "\n".join(
         prober.failures)
