@@ -11,7 +11,8 @@ a regional admin of another province, and an anonymous visitor) one test probes,
 
 1. **own** — every rule with rmyy's ids: an allowed role reaches it (GET: its success status; POST: anything
    but 401/403/404/405/5xx: the form may still refuse empty input), a role without the grant gets 403 or 404
-   and changes nothing, an anonymous visitor is sent to the login page;
+   and changes nothing, an anonymous visitor is sent to the login page, and the method a rule does not take
+   is 405 for everyone;
 2. **other tenant** — every rule with an institution or object id, filled with zyy's ids: 404 (403 for a role
    that lacks the permission anyway), and zyy's data unchanged;
 3. **own institution, foreign objects** — rmyy's institution id with zyy's object ids: 404 for every role
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import text
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from core.extensions import db
 from organisation.models import Role, StaffUser
@@ -377,6 +379,8 @@ class Prober:
             problem = "server error"
         elif expect == "login":
             problem = "" if status == 302 and location == "/login" else "not sent to the login page"
+        elif expect == "405":  # the method the rule does not take: refused by the routing, for everyone
+            problem = "" if status == 405 else "not 405"
         elif expect == BEARER:
             problem = "" if status == 401 else "answered without a bearer token"
         elif expect == "deny":
@@ -407,14 +411,57 @@ def test_every_endpoint_is_classified(app):
     assert not stale, f"ACCESS names endpoints the app no longer has; remove them: {stale}"
 
 
+# The worlds are built once per module (a second or more each) in an outer transaction of the module's own;
+# each test then runs in a savepoint of it, rolled back, instead of tests/conftest.py's fresh transaction.
+
+@pytest.fixture(scope="module")
+def _module_connection(app):
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        conn = engine.connect()
+        outer = conn.begin()
+        engines[None] = conn
+        db.session.remove()
+        db.session.configure(join_transaction_mode="create_savepoint")
+    try:
+        yield conn
+    finally:
+        with app.app_context():
+            db.session.remove()
+            engines[None] = engine
+        outer.rollback()
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def _module_worlds(app, _module_connection) -> tuple[World, World, int]:
+    with app.test_request_context():
+        shared = _shared_reference_data()
+        own, other = build_world("rmyy", shared), build_world("zyy", shared)
+        outsider = outsider_admin(outsider_region())
+        db.session.commit()
+        worlds = own, other, outsider.id
+        db.session.remove()
+    return worlds
+
+
 @pytest.fixture
-def worlds(ctx):
-    shared = _shared_reference_data()
-    own, other = build_world("rmyy", shared), build_world("zyy", shared)
-    region = outsider_region()
-    outsider = outsider_admin(region)
-    db.session.commit()
-    return own, other, outsider
+def _transaction(app, _module_connection, _module_worlds):
+    """Overrides tests/conftest.py's: a savepoint of the module's transaction, rolled back after the test."""
+    savepoint = _module_connection.begin_nested()
+    try:
+        yield _module_connection
+    finally:
+        with app.app_context():
+            db.session.remove()
+        savepoint.rollback()
+
+
+@pytest.fixture
+def worlds(ctx, _transaction, _module_worlds) -> tuple[World, World, StaffUser]:
+    own, other, outsider_id = _module_worlds
+    return own, other, db.session.get_one(StaffUser, outsider_id)
 
 
 def _probe_own(prober: Prober, app, own: World) -> None:
@@ -422,15 +469,28 @@ def _probe_own(prober: Prober, app, own: World) -> None:
     subject = prober.subject
     planned = [(rule, method, expectation(rule.endpoint, method, subject)) for rule in rules(app)
                for method in methods(rule)]
+    planned += [(rule, method, "405") for rule in rules(app) for method in ("GET", "POST")
+                if method not in rule.methods and not _taken_elsewhere(app, fill(rule, own, subject.user), method)]
     before = fingerprint()
     for rule, method, expect in planned:
-        if expect in ("deny", "login", BEARER):
+        if expect in ("deny", "login", BEARER, "405"):
             prober.check("own", rule.endpoint, method, fill(rule, own, subject.user), expect)
     if (tables := changed(before)):
         prober.failures.append(f"[own] refused probes of {subject.name} changed {tables}")
     for rule, method, expect in planned:
         if expect in ("allow", PUBLIC):
             prober.check("own", rule.endpoint, method, fill(rule, own, subject.user), expect, ACCESS[rule.endpoint].ok)
+
+
+def _taken_elsewhere(app, path: str, method: str) -> bool:
+    """Whether another rule answers ``method`` on ``path`` (/s/done is also /s/<token>): probed as that rule."""
+    try:
+        app.url_map.bind("tingjian.test").match(path, method=method)
+    except MethodNotAllowed:
+        return False
+    except NotFound:  # pragma: no cover - the path was built from a rule
+        return False
+    return True
 
 
 def _tenant_rules(app) -> Iterable:
