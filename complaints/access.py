@@ -11,10 +11,12 @@ when they may see the hospital but hold no complaint permission at all.
 """
 from __future__ import annotations
 
-from flask import abort
+from flask import abort, make_response
+from flask_babel import gettext
 from flask_login import current_user
 
 from complaints.models import Complaint
+from core.errors import render_error
 from core.extensions import db
 from organisation.models import Institution, Role, StaffUser
 from organisation.scope import GRANTS, Permission, can, can_see_institution, get_owned_or_404
@@ -117,3 +119,10 @@ def load_case_or_404(institution_id: int, case_id: int, *, work: bool = False) -
     if not allowed(current_user, complaint):
         abort(404)
     return institution, complaint
+
+
+def require_officer(complaint: Complaint, message: str | None = None) -> None:
+    """A step only officers take: anyone else is refused (403, with ``message``) before the step's form is
+    read, so that its validation tells them nothing about the case."""
+    if not is_officer(current_user, complaint):
+        abort(make_response(render_error(403, message or gettext("只有投诉管理人员可以执行此操作。"))))

@@ -18,7 +18,6 @@ from typing import Any
 
 from flask import current_app, g, request
 from flask_babel import gettext, ngettext
-from flask_wtf import FlaskForm
 
 from complaints import attachments
 from complaints.forms_intake import OfficerComplaintForm, PublicComplaintForm, parse_local_datetime
@@ -26,6 +25,7 @@ from complaints.models import Category, Channel
 from complaints.uploads import uploads_of
 from core.clock import local_timezone
 from core.extensions import db
+from core.forms import FlaskForm
 from core.inputs import DB_INT_MAX
 from core.public import ip_prefix
 from core.ratelimit import retry_after

@@ -7,12 +7,12 @@ one page without their fields colliding.
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, IntegerField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from complaints.models import DeclineReason, PauseReason
 from complaints.pauses import MAX_EXTENSION_DAYS
+from core.forms import FlaskForm
 from organisation.forms import MultiCheckboxField, int_or_none
 
 

@@ -6,7 +6,6 @@ from datetime import datetime
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import (
     BooleanField,
@@ -23,6 +22,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from complaints.attachments import MAX_ATTACHMENTS
 from complaints.intake import LIMITS, STAFF_CHANNELS
 from complaints.models import Relation
+from core.forms import FlaskForm
 from organisation.forms import MultiCheckboxField, int_or_none
 
 PHONE_HINT = _l("手机 11 位，或带区号的座机号码")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
@@ -10,6 +9,7 @@ from complaints.feedback import MAX_COMMENT
 from complaints.models import Satisfaction
 from complaints.rectification import RemedyError, parse_amount
 from complaints.replies import MAX_BODY, MAX_NOTE
+from core.forms import FlaskForm
 from organisation.forms import int_or_none, valid_date
 
 ANSWERS = [a.value for a in Satisfaction]

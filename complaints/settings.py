@@ -14,13 +14,13 @@ from typing import Any
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, NumberRange, Regexp
 
 from complaints.models import ComplaintSettings
 from core.audit import record
 from core.extensions import db
+from core.forms import FlaskForm
 from core.services import ServiceError
 
 FIELDS = ("triage_days", "standard_days", "complex_days", "reminder_days_before", "escalate_after_days",

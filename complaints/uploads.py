@@ -22,10 +22,10 @@ from typing import IO, Any
 from flask import g, request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.formparser import FormDataParser
 from werkzeug.wsgi import get_input_stream
 
 from complaints.attachments import MAX_ATTACHMENTS, MAX_UPLOAD_BYTES, Upload
+from core.inputs import FormParser
 
 BODY_LIMIT = MAX_ATTACHMENTS * MAX_UPLOAD_BYTES + 1024 * 1024
 READ_LIMIT = 4 * BODY_LIMIT
@@ -70,7 +70,7 @@ def read_intake_body() -> None:
                        content_length: Any = None) -> Any:
         return CappedFile(cap)
 
-    parser = FormDataParser(stream_factory=stream_factory, max_form_memory_size=req.max_form_memory_size,
+    parser = FormParser(stream_factory=stream_factory, max_form_memory_size=req.max_form_memory_size,
                             max_content_length=READ_LIMIT, max_form_parts=req.max_form_parts,
                             cls=req.parameter_storage_class)
     stream, form, files = parser.parse(get_input_stream(req.environ, max_content_length=READ_LIMIT),

@@ -15,7 +15,6 @@ from flask import Flask, abort, flash, has_request_context, make_response, redir
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from wtforms import IntegerField, SelectField, StringField, SubmitField
@@ -27,6 +26,7 @@ from complaints.models import CalendarDay, CalendarYear, DayKind
 from core.clock import local_timezone, local_today
 from core.errors import render_error
 from core.extensions import db
+from core.forms import FlaskForm
 from core.i18n import format_local_datetime
 from core.tasks import InlineResult, enqueue
 from organisation.forms import ConfirmForm, valid_date

@@ -76,21 +76,23 @@ def case(institution_id: int, case_id: int):
 # Acting on a case ---------------------------------------------------------------------
 
 def act(institution_id: int, case_id: int, name: str, form_class, run: Callable[[Any, Complaint], Any],
-        success: str, *, after: Callable[[Complaint, Any], None] | None = None, prefix: str | None = None,
-        guard: Callable[[StaffUser, Institution, Complaint], bool] | None = None):
+        success: str, *, who: Callable[[StaffUser, Complaint], bool],
+        after: Callable[[Complaint, Any], None] | None = None, prefix: str | None = None):
     """An action form on the case page: core.views.handle_form, then follow-up jobs and back to the case.
 
-    A stale page is 409 with the case as it is now; a refused action 403; bad input 400 with the form kept.
+    ``who`` (a complaints.access rule) says who may take the step: anyone else is refused (403) before the
+    form is read, so that a refused user never learns from its validation. A stale page is 409 with the case
+    as it is now; a refusal of the service (a second person, the case's status) 403; bad input 400 with the
+    form kept.
     """
     institution, complaint = load_case(institution_id, case_id)
     user = actor()
     prefix = prefix or name
+    if not who(user, complaint):
+        return refuse(institution, complaint)
     if complaint.merged_into_id is not None:
         flash(gettext("该案件已合并，只能查看。"), "error")
         return render_case(institution, complaint, status=409)
-    if guard is not None and not guard(user, institution, complaint):
-        flash(gettext("您不能对该案件执行此操作，或案件状态已变化。"), "error")
-        return render_case(institution, complaint, status=403)
     form = form_class(prefix=prefix)
     case_page.prepare_form(form, institution, complaint)
 
@@ -111,6 +113,12 @@ def act(institution_id: int, case_id: int, name: str, form_class, run: Callable[
                        after=(lambda result: after(complaint, result)) if after is not None else None)
 
 
+def refuse(institution: Institution, complaint: Complaint):
+    """A step the user may not take: the case as it is, with why (403)."""
+    flash(gettext("您不能对该案件执行此操作，或案件状态已变化。"), "error")
+    return render_case(institution, complaint, status=403)
+
+
 def _department(form_field) -> Department | None:
     return db.session.get(Department, form_field.data) if form_field.data else None
 
@@ -119,7 +127,7 @@ def _department(form_field) -> Department | None:
 def accept(institution_id: int, case_id: int):
     return act(institution_id, case_id, "accept", AcceptForm,
                lambda form, c: triage.accept_complaint(c, actor=actor(), expected_version=form.expected_version),
-               gettext("已受理。办理期限自接到投诉次日起计算，不因受理而改变。"))
+               gettext("已受理。办理期限自接到投诉次日起计算，不因受理而改变。"), who=access.is_officer)
 
 
 @bp.post("/<int:case_id>/settle")
@@ -127,7 +135,7 @@ def settle(institution_id: int, case_id: int):
     return act(institution_id, case_id, "settle", SettleForm,
                lambda form, c: triage.settle_on_the_spot(c, form.note.data, actor=actor(),
                                                           expected_version=form.expected_version),
-               gettext("已登记为当场办结。"))
+               gettext("已登记为当场办结。"), who=access.is_officer)
 
 
 @bp.route("/<int:case_id>/decline", methods=["GET", "POST"])
@@ -135,6 +143,8 @@ def decline(institution_id: int, case_id: int):
     """Step two of declining: the notice for the chosen reason, editable, then confirm."""
     institution, complaint = load_case(institution_id, case_id)
     if request.method == "GET":
+        if not access.is_officer(actor(), complaint):
+            return refuse(institution, complaint)
         if "decline" not in case_page.available_forms(actor(), complaint):
             flash(gettext("该案件当前不能执行“不予受理”。"), "error")
             return redirect(case_url(complaint))
@@ -153,7 +163,8 @@ def decline(institution_id: int, case_id: int):
         if c.complainant_phone:
             enqueue(tasks.send_decline_notice, c.id, queue=QUEUE_HIGH)
 
-    return act(institution_id, case_id, "decline", DeclineForm, run, gettext("已登记为不予受理。"), after=after)
+    return act(institution_id, case_id, "decline", DeclineForm, run, gettext("已登记为不予受理。"), after=after,
+               who=access.is_officer)
 
 
 @bp.post("/<int:case_id>/assign")
@@ -170,7 +181,8 @@ def assign(institution_id: int, case_id: int):
                     tasks.ASSIGNED if cd.role == CaseRole.LEAD else tasks.CO_HANDLING)
         warn_unheard(c, {cd.department_id for cd in active})
 
-    return act(institution_id, case_id, "assign", AssignForm, run, gettext("已分派。"), after=after)
+    return act(institution_id, case_id, "assign", AssignForm, run, gettext("已分派。"), after=after,
+               who=access.is_officer)
 
 
 def warn_unheard(complaint: Complaint, department_ids: set[int]) -> None:
@@ -193,7 +205,8 @@ def add_co(institution_id: int, case_id: int):
         enqueue(tasks.notify_department, c.id, row.department_id, tasks.CO_HANDLING)
         warn_unheard(c, {row.department_id})
 
-    return act(institution_id, case_id, "add_co", AddCoForm, run, gettext("已增加协办科室。"), after=after)
+    return act(institution_id, case_id, "add_co", AddCoForm, run, gettext("已增加协办科室。"), after=after,
+               who=access.is_officer)
 
 
 @bp.post("/<int:case_id>/transfer")
@@ -206,14 +219,15 @@ def transfer(institution_id: int, case_id: int):
         enqueue(tasks.notify_department, c.id, c.lead_department_id, tasks.TRANSFERRED)
         warn_unheard(c, {c.lead_department_id})
 
-    return act(institution_id, case_id, "transfer", TransferForm, run, gettext("已转办。"), after=after)
+    return act(institution_id, case_id, "transfer", TransferForm, run, gettext("已转办。"), after=after,
+               who=access.may_draft)
 
 
 @bp.post("/<int:case_id>/receive")
 def receive(institution_id: int, case_id: int):
     return act(institution_id, case_id, "receive", ReceiveForm,
                lambda form, c: routing.receive_transfer(c, actor=actor(), expected_version=form.expected_version),
-               gettext("已接收转办。"))
+               gettext("已接收转办。"), who=access.may_draft)
 
 
 @bp.post("/<int:case_id>/pause")
@@ -221,14 +235,14 @@ def pause(institution_id: int, case_id: int):
     return act(institution_id, case_id, "pause", PauseForm,
                lambda form, c: pauses.pause_clock(c, PauseReason(form.reason.data), actor=actor(),
                                                     expected_version=form.expected_version, note=form.note.data or ""),
-               gettext("已暂停计时。"))
+               gettext("已暂停计时。"), who=access.is_officer)
 
 
 @bp.post("/<int:case_id>/resume")
 def resume(institution_id: int, case_id: int):
     return act(institution_id, case_id, "resume", ResumeForm,
                lambda form, c: pauses.resume_clock(c, actor=actor(), expected_version=form.expected_version),
-               gettext("已恢复计时，办理期限已重新计算。"))
+               gettext("已恢复计时，办理期限已重新计算。"), who=access.is_officer)
 
 
 @bp.post("/<int:case_id>/extensions")
@@ -236,7 +250,7 @@ def request_extension(institution_id: int, case_id: int):
     return act(institution_id, case_id, "extension", ExtensionForm,
                lambda form, c: pauses.request_extension(c, form.extra_days.data, form.reason.data, actor=actor(),
                                                           expected_version=form.expected_version),
-               gettext("延期申请已提交，待其他投诉管理人员审批。"))
+               gettext("延期申请已提交，待其他投诉管理人员审批。"), who=access.may_draft)
 
 
 @bp.post("/<int:case_id>/extensions/<int:extension_id>")
@@ -251,7 +265,7 @@ def decide_extension(institution_id: int, case_id: int, extension_id: int):
                                          expected_version=form.expected_version)
 
     return act(institution_id, case_id, "decide", ExtensionDecisionForm, run, gettext("已审批延期申请。"),
-               prefix=f"decide{extension_id}")
+               prefix=f"decide{extension_id}", who=access.is_officer)
 
 
 def _co_row(complaint: Complaint, row_id: int) -> CaseDepartment:
@@ -268,7 +282,8 @@ def co_answer(institution_id: int, case_id: int, row_id: int):
     return act(institution_id, case_id, "co_answer", CoAnswerForm,
                lambda form, c: cohandling.record_co_answer(c, row, form.answer.data, actor=actor(),
                                                          expected_version=form.expected_version),
-               gettext("协办意见已提交。"), prefix=f"co{row_id}")
+               gettext("协办意见已提交。"), prefix=f"co{row_id}",
+               who=lambda user, c: access.is_officer(user, c) or access.handles_department(user, c, row.department_id))
 
 
 @bp.post("/<int:case_id>/co/<int:row_id>/waive")
@@ -278,7 +293,7 @@ def co_waive(institution_id: int, case_id: int, row_id: int):
     return act(institution_id, case_id, "co_waive", WaiveForm,
                lambda form, c: cohandling.waive_co_answer(c, row, form.reason.data, actor=actor(),
                                                         expected_version=form.expected_version),
-               gettext("已放行，主办科室可先行起草答复。"), prefix=f"waive{row_id}")
+               gettext("已放行，主办科室可先行起草答复。"), prefix=f"waive{row_id}", who=access.is_officer)
 
 
 # Corrections: the registration's facts, and merging a duplicate (complaints.corrections) --------------
@@ -298,7 +313,8 @@ def edit_case(institution_id: int, case_id: int):
             enqueue(tasks.notify_department, c.id, result.transferred_to.id, tasks.TRANSFERRED)
             warn_unheard(c, {result.transferred_to.id})
 
-    return act(institution_id, case_id, "edit", EditCaseForm, run, gettext("已保存更正。"), after=after)
+    return act(institution_id, case_id, "edit", EditCaseForm, run, gettext("已保存更正。"), after=after,
+               who=access.is_officer)
 
 
 @bp.post("/<int:case_id>/merge")
@@ -306,7 +322,7 @@ def merge_case(institution_id: int, case_id: int):
     return act(institution_id, case_id, "merge", MergeForm,
                lambda form, c: corrections.merge_case(c, form.primary.data, form.reason.data, actor=actor(),
                                                       expected_version=form.expected_version),
-               gettext("已合并：本案已并入另一案件，由该案件统一办理和答复。"))
+               gettext("已合并：本案已并入另一案件，由该案件统一办理和答复。"), who=access.is_officer)
 
 
 # Wiring ---------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from flask import Flask, abort, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import SelectField, StringField
 from wtforms.validators import Optional, ValidationError
@@ -19,6 +18,7 @@ from core import tabular
 from core.clock import local_today
 from core.errors import render_error
 from core.extensions import db
+from core.forms import FlaskForm
 from core.views import send_table
 from organisation.forms import int_or_none, valid_date
 from organisation.models import Institution, Region, Role

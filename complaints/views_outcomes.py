@@ -66,6 +66,13 @@ def working_case(institution_id: int, case_id: int) -> tuple[Institution, Compla
     return access.load_case_or_404(institution_id, case_id, work=True)
 
 
+def officer_case(institution_id: int, case_id: int) -> tuple[Institution, Complaint]:
+    """A case, for a step only officers take (review, send, close, 重办): anyone else who works it gets 403."""
+    institution, complaint = working_case(institution_id, case_id)
+    access.require_officer(complaint)
+    return institution, complaint
+
+
 def _child(model: type, row_id: int, complaint: Complaint):
     row = db.session.get(model, row_id)
     if row is None or row.complaint_id != complaint.id:
@@ -231,7 +238,7 @@ def reply_detail(institution_id: int, case_id: int, reply_id: int):
 
 @staff_bp.route("/<int:case_id>/replies/<int:reply_id>/approve", methods=["POST"])
 def approve_reply(institution_id: int, case_id: int, reply_id: int):
-    _institution, complaint = working_case(institution_id, case_id)
+    _institution, complaint = officer_case(institution_id, case_id)
     reply = _child(Reply, reply_id, complaint)
     return post_action(complaint, lambda v: reply_service.approve_reply(reply, actor=actor(), expected_version=v),
                         gettext("答复已审核通过，可以发送给投诉人。"), "replies")
@@ -239,7 +246,7 @@ def approve_reply(institution_id: int, case_id: int, reply_id: int):
 
 @staff_bp.route("/<int:case_id>/replies/<int:reply_id>/return", methods=["POST"])
 def return_reply(institution_id: int, case_id: int, reply_id: int):
-    institution, complaint = working_case(institution_id, case_id)
+    institution, complaint = officer_case(institution_id, case_id)
     reply = _child(Reply, reply_id, complaint)
     form = ReplyReturnForm()
     return handle_form(form, lambda: reply_service.return_reply(reply, form.note.data, actor=actor(),
@@ -253,7 +260,7 @@ def return_reply(institution_id: int, case_id: int, reply_id: int):
 
 @staff_bp.route("/<int:case_id>/replies/send", methods=["GET", "POST"])
 def send_reply(institution_id: int, case_id: int):
-    institution, complaint = working_case(institution_id, case_id)
+    institution, complaint = officer_case(institution_id, case_id)
     reply = reply_service.latest_reply(complaint)
     if reply is None or reply.status != ReplyStatus.APPROVED:
         flash(gettext("没有已审核的答复可以发送。"), "error")
@@ -298,7 +305,7 @@ def print_reply(institution_id: int, case_id: int, reply_id: int):
 
 @staff_bp.route("/<int:case_id>/close", methods=["GET", "POST"])
 def close_case(institution_id: int, case_id: int):
-    institution, complaint = working_case(institution_id, case_id)
+    institution, complaint = officer_case(institution_id, case_id)
     form = version_form(CloseForm, complaint)
     result: dict[str, Feedback] = {}
 
@@ -319,7 +326,7 @@ def close_case(institution_id: int, case_id: int):
 
 @staff_bp.route("/<int:case_id>/feedback/<int:feedback_id>/accept", methods=["POST"])
 def accept_reopen(institution_id: int, case_id: int, feedback_id: int):
-    _institution, complaint = working_case(institution_id, case_id)
+    _institution, complaint = officer_case(institution_id, case_id)
     fb = _child(Feedback, feedback_id, complaint)
     return post_action(complaint, lambda v: feedback_service.accept_reopen(fb, actor=actor(), expected_version=v),
                         gettext("已重新办理，新的办理期限已计算。"), "feedback")
@@ -327,7 +334,7 @@ def accept_reopen(institution_id: int, case_id: int, feedback_id: int):
 
 @staff_bp.route("/<int:case_id>/feedback/<int:feedback_id>/refuse", methods=["GET", "POST"])
 def refuse_reopen(institution_id: int, case_id: int, feedback_id: int):
-    institution, complaint = working_case(institution_id, case_id)
+    institution, complaint = officer_case(institution_id, case_id)
     fb = _child(Feedback, feedback_id, complaint)
     form = version_form(RefuseReopenForm, complaint)
     response = handle_form(form, lambda: feedback_service.refuse_reopen(fb, form.reason.data, actor=actor(),
@@ -342,10 +349,8 @@ def refuse_reopen(institution_id: int, case_id: int, feedback_id: int):
 
 @staff_bp.route("/<int:case_id>/feedback/<int:feedback_id>/record", methods=["GET", "POST"])
 def record_phone_feedback(institution_id: int, case_id: int, feedback_id: int):
-    institution, complaint = working_case(institution_id, case_id)
+    institution, complaint = officer_case(institution_id, case_id)
     fb = _child(Feedback, feedback_id, complaint)
-    if not access.is_officer(actor(), complaint):
-        abort(403)
     form = version_form(PhoneFeedbackForm, complaint)
     response = handle_form(form, lambda: feedback_service.answer_feedback(fb, form.answer.data, form.comment.data,
                                                                        form.new_facts.data, actor=actor()),

@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
-from complaints import case_section
+from complaints import access, case_section
 from complaints import rectification as remedies
 from complaints.blueprints import case_url, staff_bp
 from complaints.forms_outcomes import (
@@ -82,6 +82,7 @@ def complete_rectification(institution_id: int, rectification_id: int):
 @staff_bp.route("/rectifications/<int:rectification_id>/verify", methods=["POST"])
 def verify_rectification(institution_id: int, rectification_id: int):
     _institution, complaint, r = scoped_row(Rectification, institution_id, rectification_id)
+    access.require_officer(complaint, gettext("只有投诉管理人员可以验证整改。"))
     return post_action(complaint, lambda v: remedies.verify_rectification(r, actor=actor()),
                         gettext("整改已验证销号。"), "rectifications")
 
@@ -89,6 +90,7 @@ def verify_rectification(institution_id: int, rectification_id: int):
 @staff_bp.route("/rectifications/<int:rectification_id>/return", methods=["GET", "POST"])
 def return_rectification(institution_id: int, rectification_id: int):
     institution, complaint, r = scoped_row(Rectification, institution_id, rectification_id)
+    access.require_officer(complaint, gettext("只有投诉管理人员可以验证整改。"))
     form = RectificationReturnForm()
     return handle_form(form, lambda: remedies.return_rectification(r, form.note.data, actor=actor()),
                     success=gettext("已退回责任人继续整改。"), next_url=lambda x: _back(complaint, "rectifications"),
@@ -145,6 +147,7 @@ def request_refund(institution_id: int, case_id: int):
 @staff_bp.route("/refunds/<int:refund_id>/decide", methods=["GET", "POST"])
 def decide_refund(institution_id: int, refund_id: int):
     institution, complaint, refund = scoped_row(Refund, institution_id, refund_id)
+    access.require_officer(complaint, gettext("只有投诉管理人员可以审批退费。"))
     form = RefundDecisionForm()
     return handle_form(form, lambda: remedies.decide_refund(refund, form.decision.data == "approve", form.note.data,
                                                          actor=actor()),

@@ -8,11 +8,11 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Response, flash, redirect, render_template, request, stream_with_context
-from flask_wtf import FlaskForm
 from werkzeug.wsgi import wrap_file
 
 from core import tabular
 from core.extensions import db
+from core.forms import FlaskForm
 from core.services import ServiceError
 
 PAGE_SIZE = 50

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.validators import Length, NumberRange, Optional
 
 from core.extensions import db
+from core.forms import FlaskForm
 from core.notify import kind_label
 from core.security import safe_redirect_target
 from core.services import ServiceError

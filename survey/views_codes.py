@@ -7,13 +7,13 @@ from flask import abort, flash, make_response, redirect, render_template, reques
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import SelectField, SubmitField
 from wtforms.validators import InputRequired
 
 from core.errors import render_error
 from core.extensions import db
+from core.forms import FlaskForm
 from core.views import handle_form
 from organisation.forms import ConfirmForm, int_or_none
 from organisation.models import Department, Institution, Touchpoint

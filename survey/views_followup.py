@@ -10,7 +10,6 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from sqlalchemy import select
 from wtforms import HiddenField, RadioField, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
@@ -20,6 +19,7 @@ from core import public
 from core.clock import local_today
 from core.db import utcnow
 from core.extensions import db
+from core.forms import FlaskForm
 from core.public import new_submission_id
 from core.table_reader import EXTENSIONS, ImportFileError
 from core.views import handle_form, send_table

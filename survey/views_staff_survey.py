@@ -7,7 +7,6 @@ from flask import redirect, render_template, request, send_file, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
@@ -18,6 +17,7 @@ from core.clock import local_today
 from core.db import utcnow
 from core.errors import render_error
 from core.extensions import db
+from core.forms import FlaskForm
 from core.views import handle_form, send_table
 from organisation.forms import int_or_none
 from organisation.models import Institution

@@ -56,3 +56,48 @@ def test_the_case_page_answers_by_the_same_rules(client, rmyy, routed, username,
     _mine, other = routed
     staff_login(client, username)
     assert client.get(f"/i/{rmyy.id}/complaints/{other.id}").status_code == status
+
+
+# Found by tests/test_access_matrix.py: these steps validated the form before asking who may take them, so a
+# handler or leader posting an empty form got "fill in this field" (400) and the officer-only pages opened.
+OFFICER_STEPS = [("POST", "accept"), ("POST", "assign"), ("POST", "pause"), ("POST", "resume"), ("POST", "edit"),
+                 ("POST", "merge"), ("POST", "co"), ("GET", "close"), ("POST", "close"), ("GET", "decline"),
+                 ("POST", "decline"), ("GET", "replies/send"), ("POST", "replies/send")]
+LEAD_STEPS = [("POST", "transfer"), ("POST", "receive"), ("POST", "extensions")]
+
+
+@pytest.mark.parametrize(("method", "step"), OFFICER_STEPS + LEAD_STEPS)
+def test_a_leader_is_refused_a_step_before_its_form_is_read(client, rmyy, routed, method, step):
+    mine, _other = routed
+    staff_login(client, "rmyy-leader")
+    response = client.open(f"/i/{rmyy.id}/complaints/{mine.id}/{step}", method=method, data={})
+    assert response.status_code == 403, response.status_code
+
+
+@pytest.mark.parametrize(("method", "step"), OFFICER_STEPS)
+def test_a_handler_of_the_lead_department_is_refused_an_officer_step_before_its_form_is_read(
+        client, rmyy, routed, method, step):
+    mine, _other = routed
+    staff_login(client, "rmyy-handler")
+    response = client.open(f"/i/{rmyy.id}/complaints/{mine.id}/{step}", method=method, data={})
+    assert response.status_code == 403, response.status_code
+
+
+@pytest.mark.parametrize("path", ["refunds/{refund}/decide", "rectifications/{rectification}/return"])
+def test_a_handler_cannot_open_the_officers_decision_pages_of_remedies(client, rmyy, routed, handler, path):
+    from datetime import date
+    from decimal import Decimal
+
+    from complaints.models.outcomes import Rectification, Refund
+
+    mine, _other = routed
+    refund = Refund(complaint_id=mine.id, institution_id=rmyy.id, amount=Decimal("5"), reason="多收",
+                    requested_by_id=handler.id)
+    rectification = Rectification(complaint_id=mine.id, institution_id=rmyy.id, action="培训", owner_id=handler.id,
+                                  due_date=date.today(), status="done", done_by_id=handler.id)
+    db.session.add_all([refund, rectification])
+    db.session.flush()
+    staff_login(client, "rmyy-handler")
+    url = f"/i/{rmyy.id}/complaints/" + path.format(refund=refund.id, rectification=rectification.id)
+    assert client.get(url).status_code == 403
+    assert client.post(url, data={}).status_code == 403

@@ -88,3 +88,44 @@ def test_messages_translate_in_jobs_and_commands_outside_any_request(app):
 
     with app.app_context():
         assert gettext("请求无效") == "请求无效"
+
+
+# Found by tests/test_public_fuzz.py -------------------------------------------------------------
+
+UNNAMED_PART = (b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n"
+                b"--b\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nrmyy-nurse\r\n--b--\r\n")
+
+
+@pytest.mark.parametrize("path", ["/login", "/c/lookup"])
+def test_a_multipart_part_without_a_name_is_ignored_not_a_500(app, client, monkeypatch, path):
+    monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)  # the CSRF check read the unnamed part too
+    response = client.post(path, data=UNNAMED_PART, content_type="multipart/form-data; boundary=b")
+    assert response.status_code == 400
+    assert "请" in response.get_data(as_text=True) or "页面已过期" in response.get_data(as_text=True)
+
+
+def test_a_file_posted_under_a_text_fields_name_is_a_form_error_not_a_500(client):
+    import io
+
+    response = client.post("/c/lookup", data={"case_number": (io.BytesIO(b"TS2026-00001"), "n.txt"), "code": "1"},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert "案件编号" in response.get_data(as_text=True)
+
+
+def test_a_json_body_is_not_read_as_a_form(app, client, rmyy_id):
+    response = client.post(f"/c/{rmyy_id}/new", json={"submission_id": 12345, "description": [1, {"a": None}]})
+    assert response.status_code == 400
+
+
+def test_every_form_is_built_on_core_forms():
+    """core.forms.FlaskForm keeps files out of text fields and JSON out of forms; Flask-WTF's own does not."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = [str(path.relative_to(root)) for package in ("core", "organisation", "survey", "complaints")
+                 for path in (root / package).rglob("*.py")
+                 if path.name != "forms.py" or path.parent.name != "core"
+                 if "from flask_wtf import FlaskForm" in path.read_text(encoding="utf-8")
+                 or "flask_wtf.FlaskForm" in path.read_text(encoding="utf-8")]
+    assert not offenders, f"import FlaskForm from core.forms, not flask_wtf: {offenders}"
