@@ -205,7 +205,7 @@ def build_world(key: str, shared: dict[str, Any] | None = None) -> World:
     world = World(key=key, args=args, api_token=clear_token,
                   per_endpoint={endpoint: step[state] for endpoint, state in STEP_STATE.items()})
     # The platform's account pages list platform and regional admins, not a hospital's staff.
-    for endpoint in ("org.platform_staff_edit", "org.platform_staff_toggle"):
+    for endpoint in ("org.platform_staff_edit", "org.platform_staff_toggle", "org.platform_staff_reset_two_factor"):
         world.per_endpoint[endpoint] = {"staff_id": spare_admin.id}
     world.notices = {user_id: notice.id for user_id, notice in notices.items()}
     world.public = {
