@@ -8,14 +8,7 @@ from flask.cli import with_appcontext
 from core.extensions import db
 from organisation import demo, services
 from organisation.models import Role
-from organisation.passwords import password_problems
-
-# Passwords published with the product (README): never an account's password on a production install.
-KNOWN_PASSWORDS = frozenset({demo.DEMO_PASSWORD.casefold()})
-
-
-def is_known_password(password: str | None) -> bool:
-    return bool(password) and password.casefold() in KNOWN_PASSWORDS
+from organisation.passwords import is_published, password_problems
 
 
 @click.command("seed-demo")
@@ -31,7 +24,7 @@ def seed_demo_command(password: str | None, allow_production: bool) -> None:
                 "Refusing to load the demo under the production configuration (TINGJIAN_CONFIG=production): it "
                 "adds a fictional region and 17 accounts with a published password. For a public demo site, pass "
                 "--allow-production with --password set to a password of your own.")
-        if not password or is_known_password(password):
+        if not password or is_published(password):
             raise click.ClickException("--allow-production needs --password with a password of your own, "
                                        "not the published demo password.")
         problems = password_problems(password)
@@ -56,7 +49,7 @@ def seed_demo_command(password: str | None, allow_production: bool) -> None:
 @with_appcontext
 def create_admin_command(username: str, display_name: str, password: str) -> None:
     """Create a platform admin who must change the password at first login."""
-    if password and current_app.config.get("IS_PRODUCTION") and is_known_password(password):
+    if password and current_app.config.get("IS_PRODUCTION") and is_published(password):
         raise click.ClickException("Refusing a published password (the demo password) under the production "
                                    "configuration: choose another, or press Enter twice to have one generated.")
     if password:

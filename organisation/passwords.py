@@ -14,8 +14,17 @@ from pathlib import Path
 
 from flask_babel import gettext
 from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn import zxcvbn
 
 MIN_LENGTH = 12
+# zxcvbn's score (0–4): 3 means about 10^8 guesses or more, out of reach of an online guesser who is slowed down
+# (organisation/throttle.py) and costly offline against scrypt. It catches what a list cannot: repeats
+# ("passwordpassword"), keyboard walks ("q1w2e3r4t5y6"), sequences and dates.
+MIN_STRENGTH = 3
+# Words of this product that a guesser tries with a hospital's accounts.
+PRODUCT_WORDS = ("tingjian", "听见", "demo", "yiyuan", "hospital")
+# Passwords published with the product (README): never a password anyone chooses.
+PUBLISHED_PASSWORDS = frozenset({"demo2026tingjian"})
 COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
 # A precomputed hash so that unknown usernames cost as much as known ones.
 _DUMMY_HASH = None
@@ -56,6 +65,36 @@ def is_common(password: str) -> bool:
     return any(len(c) >= 4 and c in known for c in candidates)
 
 
+def is_published(password: str | None) -> bool:
+    """The demo's password, or one a character or digit away from it ("Demo2027tingjian")."""
+    if not password:
+        return False
+    folded = re.sub(r"\d+", "#", password.strip().casefold().rstrip("!.?~*#@"))
+    return any(folded == re.sub(r"\d+", "#", known) for known in PUBLISHED_PASSWORDS)
+
+
+def made_of_common_pieces(password: str) -> bool:
+    """Two or three common passwords run together, with at most a few characters besides
+    ("woaini1314woaini", "zhangsan123456"): as easy to guess as one of them."""
+    text = re.sub(r"\s+", "", password.lower())
+    known = common_passwords()
+    pieces = 0
+    while text and pieces < 4:
+        found = max((text[i:j] for i in range(len(text)) for j in range(i + 5, min(len(text), i + 24) + 1)
+                     if text[i:j] in known), key=len, default="")
+        if not found:
+            break
+        text = text.replace(found, "", 1)
+        pieces += 1
+    return 2 <= pieces <= 3 and len(text) < 4
+
+
+def too_easy_to_guess(password: str, user_words: list[str]) -> bool:
+    """Under MIN_STRENGTH by zxcvbn's estimate, with the user's names and the product's words as known words."""
+    words = [w for w in user_words if w] + list(PRODUCT_WORDS)
+    return zxcvbn(password[:100], user_inputs=words)["score"] < MIN_STRENGTH
+
+
 def password_problems(password: str, *, username: str = "", display_name: str = "") -> list[str]:
     """Why a new password is too weak; empty when it is acceptable."""
     problems = []
@@ -63,8 +102,12 @@ def password_problems(password: str, *, username: str = "", display_name: str = 
     # Runs of spaces count as one (ASVS 2.1.1): "a  b" is no longer than "a b".
     if len(re.sub(r"\s+", " ", password)) < MIN_LENGTH:
         problems.append(gettext("密码至少需要 %(n)d 个字符。", n=MIN_LENGTH))
-    if is_common(password):
+    if is_published(password):
+        problems.append(gettext("这是随软件公开的演示密码（或其变形），任何人都知道，请换一个。"))
+    elif is_common(password) or made_of_common_pieces(password):
         problems.append(gettext("这是常见密码或其简单变形，很容易被猜中，请换一个。"))
+    elif len(password) >= MIN_LENGTH and too_easy_to_guess(password, [username, display_name]):
+        problems.append(gettext("密码太容易被猜中（重复、键盘顺序、连续字符、日期或常见词加数字），请换一个更随意的。"))
     if username and username.strip().lower() in lowered:
         problems.append(gettext("密码不能包含用户名。"))
     name = re.sub(r"\s+", "", display_name or "").lower()

@@ -8,7 +8,8 @@ counted exactly like real ones, so the answers tell nothing about which exist.
 
 A stranger failing on purpose could keep a username waiting for ever; so a browser where that
 username signed in before (it carries a signed "known device" cookie, see organisation.auth) is
-counted on a key of its own, which only its own failures slow down. The address's count forgets
+counted on a key of its own, which only its own failures slow down, and the address's count does not slow it
+either (a stranger at the hospital's shared address). The address's count forgets
 after an hour, the username's after a day; a success clears the username's.
 
 The current-password check of the change-password page and the two-factor code are guarded the
@@ -44,8 +45,13 @@ def _login_checks(username: str, address: str, device: str | None) -> list[tuple
 
 
 def login_wait(username: str, address: str, device: str | None) -> int:
-    """Seconds this sign-in attempt must wait before its password is even looked at; 0: look now."""
-    return backoff.wait_seconds(_login_checks(username, address, device))
+    """Seconds this sign-in attempt must wait before its password is even looked at; 0: look now.
+
+    A browser where this username signed in before waits only for its own failures: a stranger at the same
+    address (a hospital's staff share one behind NAT) neither slows it by the username's count nor by the
+    address's. Its failures still count against the address."""
+    checks = _login_checks(username, address, device)
+    return backoff.wait_seconds(checks[:1] if device else checks)
 
 
 def login_failed(username: str, address: str, device: str | None) -> None:

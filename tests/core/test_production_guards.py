@@ -86,10 +86,13 @@ def test_create_admin_under_production_takes_an_own_or_a_generated_password(prod
     assert generated.exit_code == 0 and "Initial password" in generated.output
 
 
-def test_create_admin_outside_production_still_takes_the_demo_password(app, ctx):
-    """A developer's own machine: the guard is for production only."""
+def test_create_admin_refuses_the_published_password_everywhere(app, ctx):
+    """The password policy refuses the published demo password wherever a person chooses a password (the demo
+    accounts have it because seed-demo sets it, not because anyone may choose it)."""
     result = app.test_cli_runner().invoke(args=["create-admin", "dev-admin", "--password", demo.DEMO_PASSWORD])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code != 0 and "演示密码" in result.output
+    chosen = app.test_cli_runner().invoke(args=["create-admin", "dev-admin", "--password", "Kp4x9Tq2Lm7v-ward"])
+    assert chosen.exit_code == 0, chosen.output
 
 
 # The Server header -------------------------------------------------------------------------------------

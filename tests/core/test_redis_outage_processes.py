@@ -104,6 +104,8 @@ def test_the_scheduler_rides_out_a_redis_outage_and_queues_again_when_it_returns
     private_redis.start()  # empty again
 
     wait_until(lambda: queued() >= 1, 20, "the scheduler queued a tick after Redis came back", log)
+    # The line is written once the whole tick went through (queued, then the heartbeat): wait for it too.
+    wait_until(lambda: "Redis is back" in log.read_text(), 10, "the scheduler said Redis is back", log)
     assert proc.poll() is None
     text = log.read_text()
     assert text.count("Redis unreachable") == 1, text  # one line per outage, not one per attempt

@@ -133,6 +133,22 @@ def test_a_stranger_cannot_keep_the_user_out_of_a_browser_they_signed_in_on(app,
     assert signed_in(ward_pc, tenant_a)
 
 
+def test_a_stranger_at_the_hospitals_shared_address_cannot_keep_a_known_browser_out(app, new_client, staff,
+                                                                                      tenant_a, monkeypatch):
+    """Behind the hospital's NAT every PC has one address: a stranger there spraying usernames and flooding the
+    form slows the address down, but not a browser where the user signed in before."""
+    monkeypatch.setitem(app.config, "LOGIN_FREE_FAILURES_PER_ADDRESS", 4)
+    monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "6 per minute")
+    ward_pc = new_client("10.20.0.1")
+    assert post_login(ward_pc, staff.username, PASSWORD).status_code == 302
+    ward_pc.post("/logout")
+    answers = [post_login(new_client("10.20.0.1"), f"sprayed-{n}", WRONG).status_code for n in range(8)]
+    assert 429 in answers  # the address is slowed down (by the delay, then by the request limit)
+    assert post_login(new_client("10.20.0.1"), "another-stranger", WRONG).status_code == 429
+    assert post_login(ward_pc, staff.username, PASSWORD).status_code == 302
+    assert signed_in(ward_pc, tenant_a)
+
+
 def test_a_known_browser_is_slowed_down_by_its_own_failures(app, new_client, staff):
     ward_pc = new_client()
     assert post_login(ward_pc, staff.username, PASSWORD).status_code == 302
