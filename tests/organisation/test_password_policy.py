@@ -53,7 +53,9 @@ def test_common_passwords_run_together_are_refused(ctx, password):
     assert any(COMMON in problem for problem in password_problems(password))
 
 
-@pytest.mark.parametrize("password", ["q1w2e3r4t5y6", "qwertyuiopasdf", "rmyy-leader2026x!", "201212072012", "abcdefghijklmn"])
+@pytest.mark.parametrize("password", [
+    "q1w2e3r4t5y6", "qwertyuiopasdf", "rmyy-leader2026x!", "201212072012", "abcdefghijklmn",
+])
 def test_keyboard_walks_sequences_dates_and_the_username_are_too_easy(ctx, password):
     assert password_problems(password, username="rmyy-leader", display_name="院领导")
 
