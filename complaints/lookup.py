@@ -7,17 +7,17 @@ sent (or the notice telling them why the case was not accepted). Never a
 staff name, never an internal note.
 
 Guessing is limited and gives nothing away: a wrong case number and a wrong
-code get the same answer, and five wrong tries for one case number, or from
-one client, lock further tries for 15 minutes, whether the case exists or not
-(acceptance check C9).
+code get the same answer, and five wrong tries from one client lock further
+tries from it for 15 minutes, whether the case exists or not (acceptance
+check C9).
 
-A network (a hospital's shared Wi-Fi is one) is never locked: past twenty
-failures within 15 minutes it is slowed instead, each further failure doubling
-the pause between its tries (2 s, 4 s … at most a minute), so one guesser
-cannot shut a ward out of the page, and guessing across case numbers stays at
-about one try a minute. A phone that showed this case's receipt, or already
-looked the case up with its code, is not slowed for that case (issue 11,
-point 7).
+Nothing a stranger can set off locks the complainant out. Past five failures
+for one case number its tries are slowed instead (each further failure doubles
+the pause: 2 s, 4 s … at most three minutes, so a guesser gets about twenty
+tries an hour at one case, as under a 15-minute lock); a network (a hospital's
+shared Wi-Fi) is slowed the same way past twenty failures, at most a minute
+between tries. A phone that showed this case's receipt, or already looked the
+case up with its code, is slowed by neither for that case (issue 11, point 7).
 """
 from __future__ import annotations
 
@@ -43,10 +43,22 @@ from core.signing import hash_value
 
 MAX_FAILURES = 5
 LOCKOUT_SECONDS = 15 * 60
-# Hospital Wi-Fi puts many patients behind one address: a network gets more tries than one phone, and is then
-# slowed, never locked.
-NETWORK_FAILURES = 20
-NETWORK_MAX_WAIT = 60  # seconds
+
+
+@dataclass(frozen=True)
+class Slow:
+    """A key that slows instead of locking: ``free`` failures, then a pause doubling from 2 s up to ``cap``."""
+
+    free: int
+    cap: int
+
+
+# One case number: the complainant must never be locked out by a stranger who knows the number; a three-minute
+# cap keeps a guesser at about twenty tries an hour, as the old 15-minute lock did.
+CASE_SLOW = Slow(free=MAX_FAILURES, cap=180)
+# Hospital Wi-Fi puts many patients behind one address: a network gets more tries than one phone.
+NETWORK_SLOW = Slow(free=20, cap=60)
+Limit = int | Slow  # a lock after so many failures, or a slow-down
 # How long a phone stays known for a case it showed the receipt of, or looked up with the right code.
 TRUST_SECONDS = 180 * 24 * 3600
 
@@ -177,9 +189,9 @@ def find_case(institution_id: int, case_number: str, code: str) -> Complaint | N
 
 # Lockout and slow-down -----------------------------------------------------------------
 #
-# Each key counts failed tries. A case or client key that reaches its limit is
-# locked until 15 minutes after the last failure; the network key (no limit)
-# slows instead: see network_wait. Counters live in Redis (shared by every web
+# Each key counts failed tries. The client key, at its limit, is locked until
+# 15 minutes after the last failure; the case and network keys slow instead
+# (see slow_wait). Counters live in Redis (shared by every web
 # process) or, in the embedded mode without Redis, in this process.
 
 _local: dict[str, tuple[int, float]] = {}
@@ -195,15 +207,15 @@ def _conn():
     return current_app.extensions.get("redis")
 
 
-def lockout_keys(institution_id: int, case_number: str, client: str, network: str) -> list[tuple[str, int | None]]:
-    """(key, allowed failures): the case number and the client (device or address), which lock, and the
-    client's network, which only slows (None)."""
+def lockout_keys(institution_id: int, case_number: str, client: str, network: str) -> list[tuple[str, Limit]]:
+    """(key, limit): the case number, which slows; the client (device or address), which locks; the client's
+    network, which slows."""
 
     number = normalise_case_number(case_number)
     return [
-        (f"tj:lookup:case:{hash_value('lookup-key', f'{institution_id}:{number}')[:32]}", MAX_FAILURES),
+        (f"tj:lookup:case:{hash_value('lookup-key', f'{institution_id}:{number}')[:32]}", CASE_SLOW),
         (f"tj:lookup:client:{hash_value('lookup-key', client)[:32]}", MAX_FAILURES),
-        (f"tj:lookup:net:{hash_value('lookup-key', network)[:32]}", None),
+        (f"tj:lookup:net:{hash_value('lookup-key', network)[:32]}", NETWORK_SLOW),
     ]
 
 
@@ -236,27 +248,27 @@ def _recent(key: str, t: float) -> tuple[int, float]:
     return failures, last
 
 
-def locked(keys: list[tuple[str, int | None]]) -> bool:
+def locked(keys: list[tuple[str, Limit]]) -> bool:
     """Whether a key that locks has used up its tries within the last 15 minutes."""
     t = now()
-    return any(allowed is not None and _recent(key, t)[0] >= allowed for key, allowed in keys)
+    return any(isinstance(limit, int) and _recent(key, t)[0] >= limit for key, limit in keys)
 
 
-def network_delay(failures: int) -> int:
-    """The pause a network owes after its ``failures``-th failure: none up to NETWORK_FAILURES - 1, then
-    2, 4, 8 … seconds, at most NETWORK_MAX_WAIT."""
-    over = failures - NETWORK_FAILURES
-    return 0 if over < 0 else min(2 ** min(over + 1, 16), NETWORK_MAX_WAIT)
+def slow_delay(failures: int, slow: Slow = NETWORK_SLOW) -> int:
+    """The pause owed after the ``failures``-th failure: none up to ``slow.free`` - 1, then 2, 4, 8 … seconds,
+    at most ``slow.cap``."""
+    over = failures - slow.free
+    return 0 if over < 0 else min(2 ** min(over + 1, 16), slow.cap)
 
 
-def network_wait(keys: list[tuple[str, int | None]]) -> int:
-    """Whole seconds the client's network must still wait before its next try is checked (0: go ahead)."""
+def slow_wait(keys: list[tuple[str, Limit]]) -> int:
+    """Whole seconds to wait before the next try is checked (0: go ahead): the longest of the slowing keys."""
     t = now()
     wait = 0.0
-    for key, allowed in keys:
-        if allowed is None:
+    for key, limit in keys:
+        if isinstance(limit, Slow):
             failures, last = _recent(key, t)
-            wait = max(wait, last + network_delay(failures) - t) if failures else wait
+            wait = max(wait, last + slow_delay(failures, limit) - t) if failures else wait
     return math.ceil(wait) if wait > 0 else 0
 
 
@@ -285,7 +297,7 @@ def trust(key: str | None) -> None:
         _local[key] = (1, t)
 
 
-def record_failure(keys: list[tuple[str, int | None]]) -> None:
+def record_failure(keys: list[tuple[str, Limit]]) -> None:
     t = now()
     conn = _conn()
     if conn is not None:

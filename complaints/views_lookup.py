@@ -54,8 +54,8 @@ def lookup_page():
         known = lookup.trust_key(institution_id, form.case_number.data, device_id())
         if lookup.locked(keys):
             locked, status_code = True, 429
-        elif not lookup.is_trusted(known) and (wait := lookup.network_wait(keys)):
-            status_code = 429  # the network is slowed: this try is not checked, and not counted
+        elif not lookup.is_trusted(known) and (wait := lookup.slow_wait(keys)):
+            status_code = 429  # the case or the network is slowed: this try is not checked, and not counted
         else:
             complaint = lookup.find_case(institution_id, form.case_number.data, form.code.data)
             if complaint is None:
