@@ -10,6 +10,7 @@ as in production but leave nothing behind.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -170,14 +171,10 @@ def _fresh_rate_limits(redis_url, monkeypatch):
     backoff.reset_local()
 
 
-@pytest.fixture(autouse=True)
-def _transaction(request, app):
-    """Wrap each test in a transaction that is rolled back (see module docstring)."""
-    from core.extensions import db
-
-    if request.node.get_closest_marker("real_engine"):
-        yield None
-        return
+@contextlib.contextmanager
+def rolled_back_connection(app):
+    """The app's sessions bound to one connection in an outer transaction, rolled back at the end; a session's
+    own commits become savepoints (see module docstring)."""
     with app.app_context():
         engines = db.engines
         engine = engines[None]
@@ -194,6 +191,16 @@ def _transaction(request, app):
             engines[None] = engine
         outer.rollback()
         conn.close()
+
+
+@pytest.fixture(autouse=True)
+def _transaction(request, app):
+    """Wrap each test in a transaction that is rolled back (see module docstring)."""
+    if request.node.get_closest_marker("real_engine"):
+        yield None
+        return
+    with rolled_back_connection(app) as conn:
+        yield conn
 
 
 @pytest.fixture

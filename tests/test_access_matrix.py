@@ -44,6 +44,7 @@ from tests.access_world import (
     outsider_admin,
     outsider_region,
 )
+from tests.conftest import rolled_back_connection
 from tests.factories import demo_user, login
 
 P = Permission
@@ -443,22 +444,8 @@ def test_every_endpoint_is_classified(app):
 
 @pytest.fixture(scope="module")
 def _module_connection(app):
-    with app.app_context():
-        engines = db.engines
-        engine = engines[None]
-        conn = engine.connect()
-        outer = conn.begin()
-        engines[None] = conn
-        db.session.remove()
-        db.session.configure(join_transaction_mode="create_savepoint")
-    try:
+    with rolled_back_connection(app) as conn:
         yield conn
-    finally:
-        with app.app_context():
-            db.session.remove()
-            engines[None] = engine
-        outer.rollback()
-        conn.close()
 
 
 @pytest.fixture(scope="module")
