@@ -1,0 +1,1 @@
+"""Analytics: what patients write, scored (sentiment.py); aspects, rollups and dashboards come later."""
