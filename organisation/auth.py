@@ -76,8 +76,15 @@ def _safe_next(target: str | None) -> str | None:
     return safe_redirect_target(target)
 
 
+def login_client() -> str:
+    """Whom the login form's request limit counts: a browser where someone signed in before by its own id, so
+    that a stranger flooding the form from the hospital's shared address does not slow it; others by address."""
+    data = _known_devices()
+    return f"d:{data['d']}" if data is not None else f"a:{client_address()}"
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limited(("LOGIN_RATE_LIMIT", lambda: login_client()))
+@limited(("LOGIN_RATE_LIMIT", login_client))
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("org.home"))
@@ -166,13 +173,6 @@ def _known_devices() -> dict | None:
     if not isinstance(data, dict) or not isinstance(data.get("d"), str) or not isinstance(data.get("u"), list):
         return None
     return data
-
-
-def login_client() -> str:
-    """Whom the login form's request limit counts: a browser where someone signed in before by its own id, so
-    that a stranger flooding the form from the hospital's shared address does not slow it; others by address."""
-    data = _known_devices()
-    return f"d:{data['d']}" if data is not None else f"a:{client_address()}"
 
 
 def known_device(username: str) -> str | None:

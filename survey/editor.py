@@ -74,19 +74,23 @@ def _finite(field, *, low: float, high: float | None, message: str) -> float | N
     return value
 
 
+def _required(field, message: str) -> str:
+    """A row's text box, stripped; ``message`` on the box when it is empty."""
+    text = (field.data or "").strip()
+    if not text:
+        field.errors = [*field.errors, message]
+    return text
+
+
 def _dimensions(form: DraftForm) -> tuple[list[dict[str, Any]], bool]:
     rows, ok = [], True
     for entry in form.dimensions.entries:
         row = entry.form
         if _blank(row):
             continue
-        code, name = (row.code.data or "").strip(), (row.name.data or "").strip()
-        if not code:
-            row.code.errors = [*row.code.errors, gettext("请填写维度编码。")]
-            ok = False
-        if not name:
-            row.name.errors = [*row.name.errors, gettext("请填写维度名称。")]
-            ok = False
+        code = _required(row.code, gettext("请填写维度编码。"))
+        name = _required(row.name, gettext("请填写维度名称。"))
+        ok = ok and bool(code) and bool(name)
         weight = 1.0
         if (row.weight.data or "").strip():
             parsed = _finite(row.weight, low=0, high=None, message=gettext("权重须为不小于 0 的数字。"))
@@ -109,13 +113,9 @@ def _options(item: ItemForm, standard: bool) -> tuple[list[dict[str, Any]], bool
                                                            "请勾选“不适用”或删除此行。")]
             ok = False
             continue
-        value, label = (row.value.data or "").strip(), (row.label.data or "").strip()
-        if not value:
-            row.value.errors = [*row.value.errors, gettext("请填写选项值。")]
-            ok = False
-        if not label:
-            row.label.errors = [*row.label.errors, gettext("请填写选项文字。")]
-            ok = False
+        value = _required(row.value, gettext("请填写选项值。"))
+        label = _required(row.label, gettext("请填写选项文字。"))
+        ok = ok and bool(value) and bool(label)
         score = None
         if (row.score.data or "").strip() and not na:
             score = _finite(row.score, low=0, high=100, message=gettext("分数须为 0 到 100 之间的数字。"))
