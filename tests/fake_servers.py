@@ -9,6 +9,7 @@ import socketserver
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 OK = {"errcode": 0, "errmsg": "ok"}
@@ -21,7 +22,24 @@ class RobotRequest:
     payload: dict
 
 
-class FakeRobot:
+class _Served:
+    """A fake server run on its own thread for a ``with`` block (``self.server``, ``self.thread`` set up by the
+    subclass)."""
+
+    server: socketserver.BaseServer
+    thread: threading.Thread
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class FakeRobot(_Served):
     """A WeCom / DingTalk robot API: every POST is recorded; answers are taken from ``answers`` (status, body)
     in turn, then {"errcode": 0} with 200."""
 
@@ -50,14 +68,6 @@ class FakeRobot:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> FakeRobot:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
     def url(self, path_and_query: str) -> str:
         return f"http://127.0.0.1:{self.server.server_port}{path_and_query}"
@@ -78,7 +88,7 @@ class SmtpState:
     reject_auth: bool = False
 
 
-class FakeSmtp:
+class FakeSmtp(_Served):
     """Enough of SMTP for smtplib: EHLO (AUTH PLAIN), AUTH, MAIL, RCPT, DATA, RSET, NOOP, QUIT. No TLS."""
 
     def __init__(self) -> None:
@@ -146,11 +156,3 @@ class FakeSmtp:
     def port(self) -> int:
         return self.server.server_address[1]
 
-    def __enter__(self) -> FakeSmtp:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)

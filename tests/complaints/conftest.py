@@ -45,6 +45,7 @@ import pytest
 from sqlalchemy import select
 
 from complaints import categories as category_service
+from complaints import lookup
 from complaints.models import CaseDepartment, Complaint, Feedback, Rectification
 from core.extensions import db
 from organisation.models import Department, Institution, StaffUser, Touchpoint
@@ -52,6 +53,17 @@ from tests.conftest import CHROMIUM  # live_server and shots are fixtures of tes
 from tests.factories import demo_institution, demo_user, login
 
 # Tenants and users ---------------------------------------------------------------
+
+@pytest.fixture
+def fresh_lockouts(app):
+    """The progress lookup's lockout counters cleared (they live in Redis or the process and outlive the
+    rolled-back rows, while case numbers repeat between tests)."""
+    conn = app.extensions.get("redis")
+    if conn is not None:
+        for key in conn.scan_iter("tj:lookup:*"):
+            conn.delete(key)
+    lookup._local.clear()
+
 
 @pytest.fixture
 def officer(ctx) -> StaffUser:

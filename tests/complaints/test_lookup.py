@@ -16,15 +16,8 @@ from tests.factories import demo_user
 NONCE = re.compile(r'nonce="[^"]*"')
 
 
-@pytest.fixture(autouse=True)
-def _fresh_lockouts(app):
-    """Lockout counters outlive the rolled-back rows (case numbers repeat between tests): start clean."""
-    conn = app.extensions.get("redis")
-    if conn is not None:
-        for key in conn.scan_iter("tj:lookup:*"):
-            conn.delete(key)
-    lookup._local.clear()
-    yield
+# Lockout counters outlive the rolled-back rows (case numbers repeat between tests): each test starts clean.
+pytestmark = pytest.mark.usefixtures("fresh_lockouts")
 
 
 def ask(client, institution, number: str, code: str):

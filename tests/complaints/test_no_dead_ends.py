@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select, update
 
 from complaints import feedback as feedback_service
-from complaints import lookup
 from complaints.feedback import answer_feedback
 from complaints.models import Feedback
 from core.db import utcnow
@@ -24,14 +23,7 @@ from tests.complaints.test_lookup import ask, wrong
 from tests.factories import demo_institution
 from tests.survey.conftest import submission_id_of, submit
 
-
-@pytest.fixture(autouse=True)
-def _fresh_lockouts(app):
-    conn = app.extensions.get("redis")
-    if conn is not None:
-        for key in conn.scan_iter("tj:lookup:*"):
-            conn.delete(key)
-    lookup._local.clear()
+pytestmark = pytest.mark.usefixtures("fresh_lockouts")
 
 
 def html(response) -> str:

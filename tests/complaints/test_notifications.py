@@ -83,7 +83,9 @@ def test_a_notice_reads_in_the_language_of_its_reader_and_goes_out_in_chinese(ma
     assert chinese_subject in client.get("/notifications").get_data(as_text=True)
 
 
-def test_a_reminder_reads_in_english_for_an_english_reader(make_case, rmyy, calendar_2026, client, outbox):
+def reminded_and_escalated(make_case, rmyy):
+    """A case led by 心血管内科, due 2026-10-13, through the deadline sweep the day before (the reminder) and
+    after it (督办)."""
     officer = demo_user("rmyy-officer")
     case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=UTC))
     triage.accept_complaint(case, actor=officer)
@@ -91,6 +93,11 @@ def test_a_reminder_reads_in_english_for_an_english_reader(make_case, rmyy, cale
     db.session.flush()
     tasks.sweep_deadlines(datetime(2026, 10, 12, 1, 0, tzinfo=UTC).isoformat())
     tasks.sweep_deadlines(datetime(2026, 10, 15, 1, 0, tzinfo=UTC).isoformat())
+    return case
+
+
+def test_a_reminder_reads_in_english_for_an_english_reader(make_case, rmyy, calendar_2026, client, outbox):
+    case = reminded_and_escalated(make_case, rmyy)
     staff_login(client, "rmyy-handler")
     client.get("/lang/en")
     html = client.get("/notifications").get_data(as_text=True)
@@ -119,13 +126,7 @@ def test_routing_notices_come_once_per_routing(make_case, rmyy, officer, outbox)
 # Every other notice reaches the list too ---------------------------------------------------------------
 
 def test_reminders_and_escalations_reach_the_lists(make_case, rmyy, calendar_2026, outbox):
-    officer = demo_user("rmyy-officer")
-    case = make_case(received_at=datetime(2026, 9, 30, 9, 0, tzinfo=UTC))
-    triage.accept_complaint(case, actor=officer)
-    routing.assign_department(case, department(rmyy, "XNK"), actor=officer)
-    db.session.flush()
-    tasks.sweep_deadlines(datetime(2026, 10, 12, 1, 0, tzinfo=UTC).isoformat())
-    tasks.sweep_deadlines(datetime(2026, 10, 15, 1, 0, tzinfo=UTC).isoformat())
+    case = reminded_and_escalated(make_case, rmyy)
     (reminder,) = notices("rmyy-handler", "complaint_reminder")
     assert reminder.key == f"complaint:{case.id}:reminder:2026-10-13" and "2026-10-13" in reminder.subject
     assert notices("rmyy-leader", "complaint_escalation")[0].subject.startswith("督办：")
