@@ -23,9 +23,15 @@ from core import ratelimit
 
 PREFIX = "tj:rl:bo:"  # under the rate limits' prefix: cleared with them
 
-# KEYS: the keys that failed; ARGV: now, then each key's forget time. Returns nothing.
+# KEYS: the keys that failed; ARGV: now, then each key's forget time. Returns nothing. A key quiet for its forget
+# time starts again here too, judged by the callers' clock (the same one that judges the waits), not only when
+# Redis's own expiry removes it.
 _FAIL = """
 for i, key in ipairs(KEYS) do
+  local last = tonumber(redis.call('HGET', key, 'last') or '0')
+  if last > 0 and tonumber(ARGV[1]) - last >= tonumber(ARGV[i + 1]) then
+    redis.call('DEL', key)
+  end
   redis.call('HINCRBY', key, 'n', 1)
   redis.call('HSET', key, 'last', ARGV[1])
   redis.call('EXPIRE', key, ARGV[i + 1])
@@ -77,8 +83,8 @@ def wait_seconds(checks: list[tuple[Policy, str]]) -> int:
     now = _clock()
     waits = []
     for (policy, _key), (failures, last) in zip(checks, _read([key for _policy, key in checks]), strict=True):
-        if last and now - last > policy.forget:
-            continue  # forgotten locally (Redis lets the key expire)
+        if last and now - last >= policy.forget:
+            continue  # forgotten: quiet for ``forget`` seconds (Redis lets the key expire then too)
         waits.append(last + policy.delay(failures) - now)
     longest = max(waits, default=0.0)
     return math.ceil(longest) if longest > 0 else 0
@@ -102,7 +108,7 @@ def record_failure(checks: list[tuple[Policy, str]]) -> None:
             _local.clear()
         for policy, key in checks:
             failures, last = _local.get(key, (0, 0.0))
-            if last and now - last > policy.forget:
+            if last and now - last >= policy.forget:
                 failures = 0
             _local[key] = (failures + 1, now)
 
