@@ -21,7 +21,6 @@ case up with its code, is slowed by neither for that case (issue 11, point 7).
 """
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
@@ -37,6 +36,7 @@ from sqlalchemy import select
 from complaints import feedback
 from complaints.intake import check_lookup_code, hash_lookup_code
 from complaints.models import Complaint, PauseReason, Reply, ReplyStatus, Satisfaction, Status
+from core import backoff
 from core.clock import local_date
 from core.extensions import db
 from core.signing import hash_value
@@ -45,20 +45,13 @@ MAX_FAILURES = 5
 LOCKOUT_SECONDS = 15 * 60
 
 
-@dataclass(frozen=True)
-class Slow:
-    """A key that slows instead of locking: ``free`` failures, then a pause doubling from 2 s up to ``cap``."""
-
-    free: int
-    cap: int
-
-
-# One case number: the complainant must never be locked out by a stranger who knows the number; a three-minute
-# cap keeps a guesser at about twenty tries an hour, as the old 15-minute lock did.
-CASE_SLOW = Slow(free=MAX_FAILURES, cap=180)
+# The keys that slow instead of locking are core.backoff's growing delays (2 s, doubling), forgotten after
+# 15 quiet minutes. One case number: the complainant must never be locked out by a stranger who knows the
+# number; a three-minute cap keeps a guesser at about twenty tries an hour, as the old 15-minute lock did.
+CASE_SLOW = backoff.Policy(free=MAX_FAILURES, first=2, cap=180, forget=LOCKOUT_SECONDS)
 # Hospital Wi-Fi puts many patients behind one address: a network gets more tries than one phone.
-NETWORK_SLOW = Slow(free=20, cap=60)
-Limit = int | Slow  # a lock after so many failures, or a slow-down
+NETWORK_SLOW = backoff.Policy(free=20, first=2, cap=60, forget=LOCKOUT_SECONDS)
+Limit = int | backoff.Policy  # a lock after so many failures, or a slow-down
 # How long a phone stays known for a case it showed the receipt of, or looked up with the right code.
 TRUST_SECONDS = 180 * 24 * 3600
 
@@ -190,8 +183,8 @@ def find_case(institution_id: int, case_number: str, code: str) -> Complaint | N
 # Lockout and slow-down -----------------------------------------------------------------
 #
 # Each key counts failed tries. The client key, at its limit, is locked until
-# 15 minutes after the last failure; the case and network keys slow instead
-# (see slow_wait). Counters live in Redis (shared by every web
+# 15 minutes after the last failure (counted here); the case and network keys
+# slow instead (core.backoff, see slow_wait). Counters live in Redis (shared by every web
 # process) or, in the embedded mode without Redis, in this process.
 
 _local: dict[str, tuple[int, float]] = {}
@@ -213,9 +206,9 @@ def lockout_keys(institution_id: int, case_number: str, client: str, network: st
 
     number = normalise_case_number(case_number)
     return [
-        (f"tj:lookup:case:{hash_value('lookup-key', f'{institution_id}:{number}')[:32]}", CASE_SLOW),
+        (f"lookup:case:{hash_value('lookup-key', f'{institution_id}:{number}')[:32]}", CASE_SLOW),
         (f"tj:lookup:client:{hash_value('lookup-key', client)[:32]}", MAX_FAILURES),
-        (f"tj:lookup:net:{hash_value('lookup-key', network)[:32]}", NETWORK_SLOW),
+        (f"lookup:net:{hash_value('lookup-key', network)[:32]}", NETWORK_SLOW),
     ]
 
 
@@ -254,22 +247,13 @@ def locked(keys: list[tuple[str, Limit]]) -> bool:
     return any(isinstance(limit, int) and _recent(key, t)[0] >= limit for key, limit in keys)
 
 
-def slow_delay(failures: int, slow: Slow = NETWORK_SLOW) -> int:
-    """The pause owed after the ``failures``-th failure: none up to ``slow.free`` - 1, then 2, 4, 8 … seconds,
-    at most ``slow.cap``."""
-    over = failures - slow.free
-    return 0 if over < 0 else min(2 ** min(over + 1, 16), slow.cap)
-
-
 def slow_wait(keys: list[tuple[str, Limit]]) -> int:
     """Whole seconds to wait before the next try is checked (0: go ahead): the longest of the slowing keys."""
-    t = now()
-    wait = 0.0
-    for key, limit in keys:
-        if isinstance(limit, Slow):
-            failures, last = _recent(key, t)
-            wait = max(wait, last + slow_delay(failures, limit) - t) if failures else wait
-    return math.ceil(wait) if wait > 0 else 0
+    return backoff.wait_seconds(_slowing(keys))
+
+
+def _slowing(keys: list[tuple[str, Limit]]) -> list[tuple[backoff.Policy, str]]:
+    return [(limit, key) for key, limit in keys if isinstance(limit, backoff.Policy)]
 
 
 def is_trusted(key: str | None) -> bool:
@@ -298,12 +282,14 @@ def trust(key: str | None) -> None:
 
 
 def record_failure(keys: list[tuple[str, Limit]]) -> None:
+    backoff.record_failure(_slowing(keys))
+    locking = [key for key, limit in keys if isinstance(limit, int)]
     t = now()
     conn = _conn()
     if conn is not None:
         try:
             pipe = conn.pipeline(transaction=False)
-            for key, _allowed in keys:
+            for key in locking:
                 pipe.hincrby(key, "n", 1)
                 pipe.hset(key, "last", repr(t))
                 pipe.expire(key, LOCKOUT_SECONDS + 60)
@@ -312,7 +298,7 @@ def record_failure(keys: list[tuple[str, Limit]]) -> None:
         except RedisError:
             pass  # Redis down: count in this process
     with _lock:
-        for key, _allowed in keys:
+        for key in locking:
             failures, last = _local.get(key, (0, 0.0))
             if failures and t - last >= LOCKOUT_SECONDS:
                 failures = 0
@@ -321,6 +307,11 @@ def record_failure(keys: list[tuple[str, Limit]]) -> None:
             for stale in [k for k, (_n, last) in _local.items()
                           if t - last >= (TRUST_SECONDS if k.startswith("tj:lookup:ok:") else LOCKOUT_SECONDS)]:
                 del _local[stale]
+
+
+def succeeded(keys: list[tuple[str, Limit]]) -> None:
+    """A right code: the case number's count starts again (``keys`` as lockout_keys gives them)."""
+    backoff.clear(keys[0][0])
 
 
 def clear(key: str) -> None:

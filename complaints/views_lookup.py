@@ -62,7 +62,7 @@ def lookup_page():
                 lookup.record_failure(keys)
                 not_found, status_code = True, 404
             else:
-                lookup.clear(keys[0][0])
+                lookup.succeeded(keys)
                 lookup.trust(known)
                 result, status_code = lookup.public_status(complaint), 200
                 if institution is None:

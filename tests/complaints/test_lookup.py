@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from complaints import lookup
 from complaints.models import CaseEvent, Reply, Status
+from core import backoff
 from core.extensions import db
 from tests.complaints.conftest import post_complaint
 from tests.factories import demo_user
@@ -18,6 +19,11 @@ NONCE = re.compile(r'nonce="[^"]*"')
 
 # Lockout counters outlive the rolled-back rows (case numbers repeat between tests): each test starts clean.
 pytestmark = pytest.mark.usefixtures("fresh_lockouts")
+
+
+def failures(key: str) -> int:
+    """The failures counted on a slowing key (core.backoff)."""
+    return backoff._read([key])[0][0]
 
 
 def ask(client, institution, number: str, code: str):
@@ -63,6 +69,7 @@ def test_c9_five_wrong_codes_slow_the_case_number_down_and_never_lock_it(client,
     case = make_case()
     clock = [1_000_000.0]
     monkeypatch.setattr(lookup, "now", lambda: clock[0])
+    monkeypatch.setattr(backoff, "_clock", lambda: clock[0])  # the case's slow-down
     strangers = [new_client(f"10.77.{n}.9") for n in range(8)]  # a phone and a network each
     for stranger in strangers[:5]:
         assert ask(stranger, rmyy, case.case_number, wrong(case.plain_lookup_code)).status_code == 404
@@ -78,7 +85,7 @@ def test_c9_five_wrong_codes_slow_the_case_number_down_and_never_lock_it(client,
         response = ask(stranger, rmyy, case.case_number, wrong(case.plain_lookup_code))
         clock[0] += int(response.headers.get("Retry-After", 0))
         assert ask(stranger, rmyy, case.case_number, wrong(case.plain_lookup_code)).status_code in (404, 429)
-    waits = [lookup.slow_delay(n, lookup.CASE_SLOW) for n in range(5, 20)]
+    waits = [lookup.CASE_SLOW.delay(n) for n in range(5, 20)]
     assert waits[0] == 2 and max(waits) == 180
 
 
@@ -104,6 +111,7 @@ def clock(monkeypatch):
     """The lockout's clock, moved by the test."""
     now = [1_000_000.0]
     monkeypatch.setattr(lookup, "now", lambda: now[0])
+    monkeypatch.setattr(backoff, "_clock", lambda: now[0])  # the case's and the network's slow-down
     return now
 
 
@@ -161,7 +169,7 @@ def test_a_try_during_the_pause_is_neither_checked_nor_counted(new_client, rmyy,
     for _ in range(10):  # hammering during the pause does not lengthen it, nor count against the case
         assert ask(phone, rmyy, case.case_number, wrong(case.plain_lookup_code)).status_code == 429
     keys = lookup.lockout_keys(rmyy.id, case.case_number, "x", "n:10.250.3")
-    assert lookup._read(keys[0][0])[0] == 0 and lookup._read(keys[2][0])[0] == 20
+    assert failures(keys[0][0]) == 0 and failures(keys[2][0]) == 20
     clock[0] += 2
     assert ask(phone, rmyy, case.case_number, case.plain_lookup_code).status_code == 200
 
@@ -237,7 +245,7 @@ def test_a_right_answer_clears_the_case_numbers_count(client, rmyy, make_case):
         ask(client, rmyy, case.case_number, wrong(case.plain_lookup_code))
     assert ask(client, rmyy, case.case_number, case.plain_lookup_code).status_code == 200
     keys = lookup.lockout_keys(rmyy.id, case.case_number, "x", "y")
-    assert lookup._read(keys[0][0])[0] == 0
+    assert failures(keys[0][0]) == 0
 
 
 def test_another_hospitals_case_is_not_found_with_this_hospital(client, rmyy, zyy, make_case):
